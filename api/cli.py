@@ -1,0 +1,168 @@
+"""The ``smartvend`` command: serve, migrate, and what operators need."""
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+
+from api import migrations
+from api.errors import SmartVendError
+from api.runtime import open_runtime
+from api.services.machines import NewMachine
+from api.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env(os.environ)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    migrations.upgrade(settings, args.revision)
+    print(f"database at {args.revision}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.serve import serve
+
+    return serve(_settings(), host=args.host, port=args.port)
+
+
+def cmd_machine_add(args: argparse.Namespace) -> int:
+    async def run() -> str:
+        async with open_runtime(_settings()) as rt:
+            _, key = await rt.services.machines.register(
+                NewMachine(
+                    machine_id=args.machine_id,
+                    name=args.name or args.machine_id,
+                    price_amount=args.price,
+                    capacity=args.capacity or max(args.stock, 1),
+                    stock=args.stock,
+                    location=args.location,
+                )
+            )
+            return key
+
+    key = asyncio.run(run())
+    print(f"machine {args.machine_id} registered")
+    print(f"api key (shown once, keep it for the machine's config): {key}")
+    return 0
+
+
+def cmd_machine_rotate_key(args: argparse.Namespace) -> int:
+    async def run() -> str:
+        async with open_runtime(_settings()) as rt:
+            return await rt.services.machines.rotate_key(args.machine_id)
+
+    key = asyncio.run(run())
+    print(f"new api key for {args.machine_id} (shown once): {key}")
+    return 0
+
+
+def cmd_machine_list(_args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from schema.models import Machine
+
+    async def run() -> list[Machine]:
+        async with open_runtime(_settings()) as rt, rt.services.ctx.db.begin() as s:
+            return list((await s.scalars(select(Machine).order_by(Machine.id))).all())
+
+    rows = asyncio.run(run())
+    print(f"{'machine':<20} {'name':<24} {'online':<7} {'stock':>9} {'price':>9}")
+    for m in rows:
+        print(
+            f"{m.id:<20} {m.name[:24]:<24} {'yes' if m.online else 'no':<7} "
+            f"{m.stock:>4}/{m.capacity:<4} {m.price_amount / 100:>9.2f}"
+        )
+    return 0
+
+
+def _read_password(prompt: str) -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass(prompt)
+        if first != getpass.getpass("again: "):
+            raise SmartVendError("the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+def cmd_admin_create(args: argparse.Namespace) -> int:
+    password = _read_password(f"password for {args.username}: ")
+
+    async def run() -> None:
+        async with open_runtime(_settings()) as rt:
+            await rt.services.admins.create(args.username, password)
+
+    asyncio.run(run())
+    print(f"admin {args.username} created")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    # The fleet simulator is a device program: it runs in its own process.
+    argv = [sys.executable, "-m", "device.simulate", *args.rest]
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module
+    return 0  # pragma: no cover
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smartvend", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the API, pages and (unless MQTT_URL) the broker")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("migrate", help="bring the database schema up to date")
+    s.add_argument("--revision", default="head")
+    s.set_defaults(func=cmd_migrate)
+
+    machine = sub.add_parser("machine", help="manage machines").add_subparsers(
+        dest="action", required=True
+    )
+    s = machine.add_parser("add", help="register a machine; prints its API key once")
+    s.add_argument("machine_id")
+    s.add_argument("--name")
+    s.add_argument("--price", type=int, required=True, help="unit price in paise")
+    s.add_argument("--stock", type=int, default=0)
+    s.add_argument("--capacity", type=int)
+    s.add_argument("--location")
+    s.set_defaults(func=cmd_machine_add)
+    s = machine.add_parser("rotate-key", help="issue a new API key; the old one stops working")
+    s.add_argument("machine_id")
+    s.set_defaults(func=cmd_machine_rotate_key)
+    s = machine.add_parser("list", help="list machines")
+    s.set_defaults(func=cmd_machine_list)
+
+    admin = sub.add_parser("admin", help="manage admin accounts").add_subparsers(
+        dest="action", required=True
+    )
+    s = admin.add_parser("create", help="create an admin; password from a prompt or stdin")
+    s.add_argument("username")
+    s.set_defaults(func=cmd_admin_create)
+
+    s = sub.add_parser("simulate", help="run virtual machines (see --help of device.simulate)")
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_simulate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:  # its options belong to the simulator
+        return cmd_simulate(argparse.Namespace(rest=argv[1:]))
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SmartVendError as exc:
+        print(f"smartvend: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""SmartVend's one exception tree.
+
+Services raise these; foreign errors (database, gateway SDK, broker) are
+translated at the seam where they occur.  ``api.http`` maps each class to an
+HTTP status with one table, so a route never chooses a status code itself.
+"""
+
+
+class SmartVendError(Exception):
+    """Base of every error SmartVend raises on purpose."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str = "", *, retry_after: int | None = None) -> None:
+        super().__init__(message or self.code.replace("_", " "))
+        self.message = message or self.code.replace("_", " ")
+        self.retry_after = retry_after
+
+
+class InvalidRequest(SmartVendError):
+    code = "invalid_request"
+
+
+class PayloadTooLarge(InvalidRequest):
+    code = "payload_too_large"
+
+
+class NotFound(SmartVendError):
+    code = "not_found"
+
+
+class MachineNotFound(NotFound):
+    code = "machine_not_found"
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+
+class Conflict(SmartVendError):
+    code = "conflict"
+
+
+class MachineTaken(Conflict):
+    code = "machine_exists"
+
+
+class MachineBusy(Conflict):
+    code = "machine_busy"
+
+
+class InsufficientStock(Conflict):
+    code = "insufficient_stock"
+
+
+class VendInProgress(Conflict):
+    code = "vend_in_progress"
+
+
+class InvalidCode(SmartVendError):
+    code = "invalid_code"
+
+
+class MachineOffline(SmartVendError):
+    code = "machine_offline"
+
+
+class MachineOutOfService(MachineOffline):
+    code = "machine_out_of_service"
+
+
+class RateLimited(SmartVendError):
+    code = "rate_limited"
+
+
+class NotLockOwner(SmartVendError):
+    code = "not_lock_owner"
+
+
+class SessionExpired(SmartVendError):
+    code = "session_expired"
+
+
+class InvalidSignature(SmartVendError):
+    code = "invalid_signature"
+
+
+class PaymentRequired(SmartVendError):
+    code = "payment_required"
+
+
+class Unauthorized(SmartVendError):
+    code = "unauthorized"
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+
+
+class Forbidden(SmartVendError):
+    code = "forbidden"
+
+
+class GatewayError(SmartVendError):
+    """The payment gateway failed or answered something we cannot use."""
+
+    code = "gateway_error"
+
+
+class ConfigurationError(SmartVendError):
+    """Settings that cannot work; raised at start, before anything listens."""
+
+    code = "configuration_error"

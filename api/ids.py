@@ -1,0 +1,20 @@
+"""Identifiers and secrets SmartVend hands out."""
+
+import secrets
+import string
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str, length: int = 20) -> str:
+    """``prefix_`` and random letters/digits; safe in MQTT topics and URLs."""
+    return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def new_display_code() -> str:
+    """Six random digits, leading zeros allowed."""
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def new_api_key() -> str:
+    return "svk_" + secrets.token_urlsafe(32)

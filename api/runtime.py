@@ -1,0 +1,66 @@
+"""Building the running pieces from settings: engine, gateway, services.
+
+Nothing here runs at import; ``open_runtime`` is used by the app's lifespan
+and by the CLI alike, so both wire SmartVend the same way.
+"""
+
+import contextlib
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.clock import Clock, SystemClock
+from api.db import create_engine, session_factory
+from api.payments.base import PaymentGateway
+from api.payments.razorpay_gateway import RazorpayGateway
+from api.payments.test_gateway import TestGateway
+from api.services.container import Services
+from api.services.policy import VendPolicy
+from api.settings import Settings
+
+
+def derive_secret(settings: Settings, purpose: str) -> str:
+    """A stable secret for one purpose, derived from SECRET_KEY."""
+    key = str(settings.secret_key).encode()
+    return hmac.new(key, purpose.encode(), hashlib.sha256).hexdigest()
+
+
+def build_gateway(settings: Settings) -> PaymentGateway:
+    if settings.payments_live:
+        assert settings.razorpay_key_id and settings.razorpay_key_secret
+        webhook = settings.razorpay_webhook_secret
+        return RazorpayGateway(
+            settings.razorpay_key_id,
+            str(settings.razorpay_key_secret),
+            str(webhook) if webhook else None,
+            base_url=settings.razorpay_base_url,
+        )
+    return TestGateway(derive_secret(settings, "test-gateway"))
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    services: Services
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings, *, clock: Clock | None = None, gateway: PaymentGateway | None = None
+) -> AsyncIterator[Runtime]:
+    settings = settings.with_dev_secret()
+    engine = create_engine(settings.async_database_url)
+    try:
+        services = Services.build(
+            session_factory(engine),
+            clock or SystemClock(),
+            VendPolicy.from_settings(settings),
+            gateway or build_gateway(settings),
+        )
+        yield Runtime(settings=settings, engine=engine, services=services)
+    finally:
+        await engine.dispose()

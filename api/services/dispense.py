@@ -1,0 +1,184 @@
+"""One dispense command per paid order, and what the machine says about it.
+
+Results may arrive twice, late or out of order: a final status is final, a
+progress report never moves a command backwards, and silence past the
+command's deadline counts as ``unknown``.  Whatever did not come out is
+refunded at the order's unit price.
+"""
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.ids import new_id
+from api.services import outbox
+from api.services.context import Context
+from api.services.locks import end_session
+from api.services.refunds import open_refund
+from schema.models import FINAL_COMMAND_STATES, Command, Machine, Order, Payment, VendSession
+
+log = logging.getLogger(__name__)
+PROGRESS = ("accepted", "running")
+
+
+async def dispatch(
+    s: AsyncSession, ctx: Context, order: Order, session: VendSession, now: int
+) -> Command:
+    """Issue the order's one command (the caller holds the order's row lock)."""
+    existing = await s.scalar(select(Command).where(Command.order_id == order.id))
+    if existing is not None:
+        return existing
+    expires_at = now + ctx.policy.command_ttl_s
+    command = Command(
+        id=new_id("cmd"),
+        order_id=order.id,
+        machine_id=order.machine_id,
+        quantity=order.quantity,
+        status="pending",
+        dispensed=0,
+        issued_at=now,
+        expires_at=expires_at,
+        deadline=ctx.policy.command_deadline(expires_at, order.quantity),
+    )
+    s.add(command)
+    # The lock lasts until the vend ends, however long the machine takes.
+    session.expires_at = max(session.expires_at, command.deadline)
+    await s.flush()
+    await outbox.send_command(s, command, now)
+    machine = await s.get(Machine, order.machine_id, with_for_update=True)
+    assert machine is not None
+    await outbox.machine_changed(s, machine, now)
+    return command
+
+
+async def finish(
+    s: AsyncSession,
+    ctx: Context,
+    command: Command,
+    status: str,
+    dispensed: int,
+    now: int,
+    error: str | None = None,
+) -> None:
+    """Close a command: stock, sale, refund of the rest, clear it, end the lock."""
+    command.status = status
+    command.dispensed = dispensed
+    command.finished_at = now
+    command.error = error[:512] if error else command.error
+    order = await s.get(Order, command.order_id, with_for_update=True)
+    machine = await s.get(Machine, command.machine_id, with_for_update=True)
+    assert order is not None and machine is not None
+    order.dispensed = dispensed
+    order.updated_at = now
+    _take_stock(machine, dispensed)
+    if dispensed > 0:
+        await outbox.sale(
+            s, machine.id, order.id, dispensed, dispensed * order.unit_amount, order.currency, now
+        )
+    if dispensed < order.quantity:
+        payment = await s.scalar(
+            select(Payment).where(Payment.order_id == order.id, Payment.disposition == "counted")
+        )
+        assert payment is not None, "a dispatched order always has its payment"
+        await open_refund(
+            s,
+            order,
+            payment,
+            (order.quantity - dispensed) * order.unit_amount,
+            f"dispense_{status}",
+            now,
+        )
+    else:
+        order.status = "dispensed"
+    await outbox.clear_command(s, command, now)
+    session = await s.get(VendSession, order.session_id, with_for_update=True)
+    if session is not None and session.status == "active":
+        await end_session(s, ctx, session, "vend_finished", now)
+    else:
+        await outbox.machine_changed(s, machine, now)
+
+
+def _take_stock(machine: Machine, dispensed: int) -> None:
+    if dispensed > machine.stock:
+        # The machine held more than we were told: book the difference as a
+        # correction so stock == restocked - dispensed still adds up.
+        log.warning(
+            "machine %s dispensed %d with %d in stock", machine.id, dispensed, machine.stock
+        )
+        machine.restocked_total += dispensed - machine.stock
+        machine.stock = dispensed
+    machine.stock -= dispensed
+    machine.dispensed_total += dispensed
+
+
+class Dispense:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def apply_result(
+        self, machine_id: str, cmd_id: str, status: str, dispensed: int, error: str | None = None
+    ) -> bool:
+        """Apply a device's report; False when it changed nothing (unknown, duplicate, late)."""
+        now = self.ctx.clock.now()
+        async with self.ctx.db.begin() as s:
+            command = await s.get(Command, cmd_id, with_for_update=True)
+            if command is None or command.machine_id != machine_id:
+                return False
+            if command.status in FINAL_COMMAND_STATES:
+                return False
+            count = min(max(command.dispensed, dispensed), command.quantity)
+            if status in PROGRESS:
+                return await self._progress(s, command, status, count, now)
+            if status not in FINAL_COMMAND_STATES:
+                return False
+            await finish(s, self.ctx, command, status, count, now, error)
+            return True
+
+    async def _progress(
+        self, s: AsyncSession, command: Command, status: str, count: int, now: int
+    ) -> bool:
+        moved = command.status == "pending" or (status == "running" and command.status != status)
+        if not moved and count == command.dispensed:
+            return False
+        if moved:
+            command.status = status
+            command.accepted_at = command.accepted_at or now
+        command.dispensed = count
+        order = await s.get(Order, command.order_id, with_for_update=True)
+        assert order is not None
+        if order.status == "paid":
+            order.status = "dispensing"
+        order.dispensed = count
+        order.updated_at = now
+        return True
+
+    async def time_out(self, now: int) -> int:
+        """Commands past their deadline with no final word end ``unknown``."""
+        async with self.ctx.db.begin() as s:
+            overdue = (
+                await s.scalars(
+                    select(Command)
+                    .where(Command.status.not_in(FINAL_COMMAND_STATES), Command.deadline <= now)
+                    .with_for_update()
+                )
+            ).all()
+            for command in overdue:
+                await finish(
+                    s,
+                    self.ctx,
+                    command,
+                    "unknown",
+                    command.dispensed,
+                    now,
+                    "no final result before the deadline",
+                )
+        return len(overdue)
+
+    async def unfinished(self) -> list[Command]:
+        """Commands the broker must (re)deliver, e.g. after a broker restart."""
+        async with self.ctx.db.begin() as s:
+            rows = await s.scalars(
+                select(Command).where(Command.status.not_in(FINAL_COMMAND_STATES))
+            )
+            return list(rows.all())

@@ -1,0 +1,206 @@
+"""Locking a machine with the code on its display, and letting it go.
+
+A code is single use: the winning lock clears it with a compare-and-set
+UPDATE, so of many shoppers typing the same code exactly one gets the
+machine; the partial unique index on active sessions backs that up.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import (
+    InsufficientStock,
+    InvalidCode,
+    InvalidRequest,
+    MachineBusy,
+    MachineNotFound,
+    MachineOffline,
+    MachineOutOfService,
+    NotLockOwner,
+    SmartVendError,
+    VendInProgress,
+)
+from api.ids import new_id
+from api.services import outbox
+from api.services.codes import rotate_code
+from api.services.context import Context
+from api.services.ratelimit import FailureLimiter
+from schema.models import Machine, Order, VendSession
+
+CODE_LENGTH = 6
+MAX_CLIENT_ID = 64
+
+
+@dataclass(frozen=True)
+class Lock:
+    machine_id: str
+    session_id: str
+    expires_at: int
+    price: dict[str, int | str]
+    max_quantity: int
+
+
+def valid_client_id(client_id: str) -> bool:
+    return 8 <= len(client_id) <= MAX_CLIENT_ID and client_id.isprintable()
+
+
+async def end_session(
+    s: AsyncSession, ctx: Context, session: VendSession, reason: str, now: int
+) -> None:
+    """End a lock: unpaid orders expire, the machine shows a new code."""
+    session.status = "expired" if reason == "expired" else "ended"
+    session.ended_at = now
+    session.end_reason = reason
+    await s.execute(
+        update(Order)
+        .where(Order.session_id == session.id, Order.status == "created")
+        .values(status="expired", updated_at=now)
+    )
+    await s.flush()
+    machine = await s.get(Machine, session.machine_id, with_for_update=True)
+    assert machine is not None
+    await rotate_code(s, machine, now, ctx.policy.display_code_ttl_s)
+    await outbox.machine_changed(s, machine, now)
+
+
+class Locks:
+    def __init__(self, ctx: Context, limiter: FailureLimiter) -> None:
+        self.ctx = ctx
+        self.limiter = limiter
+
+    @classmethod
+    def limiter_for(cls, ctx: Context) -> FailureLimiter:
+        p = ctx.policy
+        return FailureLimiter(
+            window_s=p.failure_window_s,
+            limits={"client": p.client_failure_limit, "source": p.source_failure_limit},
+        )
+
+    async def lock_by_code(
+        self, code: str, client_id: str, machine_id: str | None = None, source: str = ""
+    ) -> Lock:
+        if not valid_client_id(client_id):
+            raise InvalidRequest("client_id must be 8 to 64 printable characters")
+        now = self.ctx.clock.now()
+        keys = {"client": client_id, "source": source or "unknown"}
+        self.limiter.check(keys, now)
+        try:
+            return await self._lock(code, client_id, machine_id, source, now)
+        except InvalidCode:
+            self.limiter.fail(keys, now)
+            raise
+
+    async def _lock(
+        self, code: str, client_id: str, machine_id: str | None, source: str, now: int
+    ) -> Lock:
+        well_formed = len(code) == CODE_LENGTH and code.isdigit() and code.isascii()
+        refusal: SmartVendError | None = None
+        async with self.ctx.db.begin() as s:
+            if machine_id is not None:
+                machine = await s.get(Machine, machine_id)
+                if machine is None:
+                    raise MachineNotFound(f"no machine {machine_id}")
+            elif well_formed:
+                machine = await s.scalar(select(Machine).where(Machine.display_code == code))
+            else:
+                machine = None
+            if machine is None:
+                raise InvalidCode("that code is not on any machine's display")
+            current = await outbox.active_session(s, machine.id)
+            if current is not None and current.expires_at > now:
+                if current.client_id == client_id:
+                    return self._lock_of(machine, current)
+                raise MachineBusy("someone else is using this machine right now")
+            if current is not None:
+                # A lock that ran out but was not swept yet: end it now; its
+                # shopper's code is gone and the machine shows a fresh one.
+                await end_session(s, self.ctx, current, "expired", now)
+                refusal = InvalidCode("the code has changed; read the new one on the display")
+            elif (
+                not well_formed
+                or machine.display_code != code
+                or (machine.display_code_expires_at or 0) <= now
+            ):
+                await self._count_machine_failure(s, machine, now)
+                refusal = InvalidCode("wrong or expired code; check the machine's display")
+            else:
+                self._check_available(machine)
+                return await self._take(s, machine, code, client_id, source, now)
+        assert refusal is not None
+        raise refusal
+
+    async def _take(
+        self, s: AsyncSession, machine: Machine, code: str, client_id: str, source: str, now: int
+    ) -> Lock:
+        taken = await s.execute(
+            update(Machine)
+            .where(Machine.id == machine.id, Machine.display_code == code)
+            .values(display_code=None, display_code_expires_at=None, code_failures=0)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise MachineBusy("someone else took this machine a moment ago")
+        await s.refresh(machine)
+        session = VendSession(
+            id=new_id("ses"),
+            machine_id=machine.id,
+            client_id=client_id,
+            source=source[:64] or None,
+            status="active",
+            created_at=now,
+            expires_at=now + self.ctx.policy.lock_ttl_s,
+        )
+        s.add(session)
+        try:
+            await s.flush()
+        except IntegrityError as exc:
+            raise MachineBusy("someone else took this machine a moment ago") from exc
+        await outbox.machine_changed(s, machine, now)
+        return self._lock_of(machine, session)
+
+    def _lock_of(self, machine: Machine, session: VendSession) -> Lock:
+        return Lock(
+            machine_id=machine.id,
+            session_id=session.id,
+            expires_at=session.expires_at,
+            price={"amount": machine.price_amount, "currency": machine.currency},
+            max_quantity=min(self.ctx.policy.max_quantity, machine.stock),
+        )
+
+    def _check_available(self, machine: Machine) -> None:
+        if machine.mode != "in_service":
+            raise MachineOutOfService("this machine is out of service")
+        if not machine.online:
+            raise MachineOffline("this machine is offline")
+        if machine.stock < 1:
+            raise InsufficientStock("this machine is empty")
+
+    async def _count_machine_failure(self, s: AsyncSession, machine: Machine, now: int) -> None:
+        """Spend the machine's failure budget; when it runs out the code changes."""
+        machine.code_failures += 1
+        if machine.code_failures >= self.ctx.policy.code_failure_budget and machine.display_code:
+            await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
+            await outbox.machine_changed(s, machine, now)
+
+    async def unlock(self, machine_id: str, client_id: str, session_id: str) -> None:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.begin() as s:
+            session = await s.get(VendSession, session_id, with_for_update=True)
+            if (
+                session is None
+                or session.machine_id != machine_id
+                or session.client_id != client_id
+                or session.status != "active"
+            ):
+                raise NotLockOwner("this lock is not yours")
+            busy = await s.scalar(
+                select(Order.id).where(
+                    Order.session_id == session.id,
+                    Order.status.in_(("paid", "dispensing")),
+                )
+            )
+            if busy is not None:
+                raise VendInProgress("your items are being dispensed")
+            await end_session(s, self.ctx, session, "unlocked", now)

@@ -1,0 +1,212 @@
+"""The fleet: registration, credentials, stock, price, mode and presence."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from api.errors import InvalidRequest, MachineNotFound, MachineTaken
+from api.ids import new_api_key
+from api.services import outbox
+from api.services.codes import rotate_code
+from api.services.context import Context
+from broker.passwords import hash_secret
+from schema import topics
+from schema.models import DeviceEvent, Machine, Telemetry
+
+MIN_PRICE = 100  # one rupee: the smallest amount a payment gateway takes
+MAX_PRICE = 10_000_000
+
+
+def check_price(amount: int) -> None:
+    if not MIN_PRICE <= amount <= MAX_PRICE:
+        raise InvalidRequest(f"price must be {MIN_PRICE} to {MAX_PRICE} paise")
+
+
+@dataclass(frozen=True)
+class NewMachine:
+    machine_id: str
+    name: str
+    price_amount: int
+    capacity: int
+    stock: int = 0
+    currency: str = "INR"
+    location: str | None = None
+
+    def validate(self) -> None:
+        if not topics.is_machine_id(self.machine_id):
+            raise InvalidRequest("machine_id must match [A-Za-z0-9_-]{1,32}")
+        if not 1 <= len(self.name.strip()) <= 100:
+            raise InvalidRequest("name must be 1 to 100 characters")
+        if self.location is not None and len(self.location) > 200:
+            raise InvalidRequest("location must be at most 200 characters")
+        if self.currency != "INR":
+            raise InvalidRequest("only INR is supported")
+        check_price(self.price_amount)
+        if not 1 <= self.capacity <= 10_000:
+            raise InvalidRequest("capacity must be 1 to 10,000")
+        if not 0 <= self.stock <= self.capacity:
+            raise InvalidRequest("stock must be between 0 and capacity")
+
+
+class Machines:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def register(self, new: NewMachine) -> tuple[Machine, str]:
+        """Create a machine; the API key is returned here once and stored only hashed."""
+        new.validate()
+        now = self.ctx.clock.now()
+        api_key = new_api_key()
+        try:
+            async with self.ctx.db.begin() as s:
+                if await s.get(Machine, new.machine_id) is not None:
+                    raise MachineTaken(f"machine {new.machine_id} is already registered")
+                machine = Machine(
+                    id=new.machine_id,
+                    name=new.name.strip(),
+                    location=new.location,
+                    api_key_hash=hash_secret(api_key),
+                    key_revoked=False,
+                    price_amount=new.price_amount,
+                    currency=new.currency,
+                    capacity=new.capacity,
+                    stock=new.stock,
+                    restocked_total=0,
+                    dispensed_total=0,
+                    mode="in_service",
+                    code_failures=0,
+                    desired_version=0,
+                    online=False,
+                    boot=0,
+                    low_stock_alerted=False,
+                    offline_alerted=False,
+                    created_at=now,
+                )
+                s.add(machine)
+                await s.flush()
+                await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
+                await outbox.machine_changed(s, machine, now)
+        except IntegrityError as exc:
+            raise MachineTaken(f"machine {new.machine_id} is already registered") from exc
+        return machine, api_key
+
+    async def rotate_key(self, machine_id: str) -> str:
+        api_key = new_api_key()
+        async with self.ctx.db.begin() as s:
+            machine = await self._get(s, machine_id)
+            machine.api_key_hash = hash_secret(api_key)
+            machine.key_revoked = False
+        return api_key
+
+    async def revoke_key(self, machine_id: str) -> None:
+        async with self.ctx.db.begin() as s:
+            machine = await self._get(s, machine_id)
+            machine.key_revoked = True
+
+    async def set_stock(self, machine_id: str, stock: int) -> Machine:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.begin() as s:
+            machine = await self._get(s, machine_id, lock=True)
+            if not 0 <= stock <= machine.capacity:
+                raise InvalidRequest(f"stock must be between 0 and {machine.capacity}")
+            machine.restocked_total += stock - machine.stock
+            machine.stock = stock
+            if stock > self.threshold(machine):
+                machine.low_stock_alerted = False
+            await outbox.machine_changed(s, machine, now)
+        return machine
+
+    async def set_price(self, machine_id: str, amount: int) -> Machine:
+        check_price(amount)
+        now = self.ctx.clock.now()
+        async with self.ctx.db.begin() as s:
+            machine = await self._get(s, machine_id, lock=True)
+            machine.price_amount = amount
+            await outbox.machine_changed(s, machine, now)
+        return machine
+
+    async def set_mode(self, machine_id: str, mode: str) -> Machine:
+        if mode not in ("in_service", "out_of_service"):
+            raise InvalidRequest("mode must be in_service or out_of_service")
+        now = self.ctx.clock.now()
+        async with self.ctx.db.begin() as s:
+            machine = await self._get(s, machine_id, lock=True)
+            machine.mode = mode
+            await outbox.machine_changed(s, machine, now)
+        return machine
+
+    def threshold(self, machine: Machine) -> int:
+        if machine.low_stock_threshold is not None:
+            return machine.low_stock_threshold
+        return self.ctx.policy.low_stock_threshold
+
+    async def apply_status(self, machine_id: str, msg: dict[str, Any]) -> bool:
+        """Presence from ``status``; a will of an older ``boot`` never wins. True if applied."""
+        now = self.ctx.clock.now()
+        async with self.ctx.db.begin() as s:
+            machine = await s.get(Machine, machine_id, with_for_update=True)
+            if machine is None:
+                return False
+            boot = int(msg["boot"])
+            online = msg["state"] == "online"
+            if boot < machine.boot or (boot == machine.boot and online == machine.online):
+                if online:
+                    machine.last_seen = now
+                return False
+            machine.boot = boot
+            machine.online = online
+            if online:
+                machine.last_seen = now
+                machine.offline_alerted = False
+                machine.fw = msg.get("fw") or machine.fw
+            await outbox.machine_changed(s, machine, now, desired=False)
+        return True
+
+    async def apply_reported(self, machine_id: str, msg: dict[str, Any]) -> None:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.begin() as s:
+            machine = await s.get(Machine, machine_id, with_for_update=True)
+            if machine is None:
+                return
+            changed = machine.reported_mode != msg["mode"]
+            machine.reported_version = msg["desired_version"]
+            machine.reported_mode = msg["mode"]
+            machine.reported_stock = msg["stock"]
+            machine.last_seen = now
+            if changed:
+                await outbox.machine_changed(s, machine, now, desired=False)
+
+    async def record_event(self, machine_id: str, msg: dict[str, Any]) -> None:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.begin() as s:
+            machine = await s.get(Machine, machine_id)
+            if machine is None:
+                return
+            machine.last_seen = now
+            s.add(
+                DeviceEvent(
+                    machine_id=machine_id,
+                    type=msg["type"],
+                    code=msg["code"],
+                    detail=msg["detail"],
+                    ts=msg["ts"],
+                    received_at=now,
+                )
+            )
+
+    async def record_telemetry(self, machine_id: str, msg: dict[str, Any]) -> None:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.begin() as s:
+            machine = await s.get(Machine, machine_id)
+            if machine is None:
+                return
+            machine.last_seen = now
+            data = {k: v for k, v in msg.items() if k != "ts"}
+            s.add(Telemetry(machine_id=machine_id, ts=msg["ts"], data=data))
+
+    async def _get(self, s: Any, machine_id: str, *, lock: bool = False) -> Machine:
+        machine = await s.get(Machine, machine_id, with_for_update=lock)
+        if machine is None:
+            raise MachineNotFound(f"no machine {machine_id}")
+        return machine  # type: ignore[no-any-return]

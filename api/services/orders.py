@@ -1,0 +1,243 @@
+"""Orders and payments: price from the server, payment counted once, then dispatch.
+
+A payment counts when it is verified, by the browser's ``verify-payment`` or a
+signed webhook, whichever comes first; the same payment id is a no-op the
+second time.  A payment for an order whose lock has ended, of the wrong
+amount, or for an order already paid is refunded in full and never dispensed.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import (
+    GatewayError,
+    InsufficientStock,
+    InvalidRequest,
+    InvalidSignature,
+    NotLockOwner,
+    OrderNotFound,
+    PaymentRequired,
+    SessionExpired,
+    VendInProgress,
+)
+from api.ids import new_id
+from api.payments.base import GatewayPayment, PaymentGateway
+from api.services import outbox
+from api.services.context import Context
+from api.services.dispense import dispatch
+from api.services.refunds import open_refund
+from schema.models import Command, Machine, Order, Payment, Refund, VendSession
+
+log = logging.getLogger(__name__)
+PAYABLE = ("captured", "authorized")
+COUNTED = ("paid", "dispensing", "dispensed", "refund_pending", "refunded")
+
+
+@dataclass(frozen=True)
+class CreatedOrder:
+    order_id: str
+    gateway_order_id: str
+    amount: int
+    currency: str
+    key_id: str
+    gateway: str
+
+
+class Orders:
+    def __init__(self, ctx: Context, gateway: PaymentGateway) -> None:
+        self.ctx = ctx
+        self.gateway = gateway
+
+    async def create(self, session_id: str, client_id: str, quantity: int) -> CreatedOrder:
+        if not 1 <= quantity <= self.ctx.policy.max_quantity:
+            raise InvalidRequest(f"quantity must be 1 to {self.ctx.policy.max_quantity}")
+        now = self.ctx.clock.now()
+        async with self.ctx.db.begin() as s:
+            session = await s.get(VendSession, session_id, with_for_update=True)
+            if session is None or session.client_id != client_id:
+                raise NotLockOwner("this session is not yours")
+            if session.status != "active" or session.expires_at <= now:
+                raise SessionExpired("your session has ended; enter the code again")
+            machine = await s.get(Machine, session.machine_id, with_for_update=True)
+            assert machine is not None
+            if quantity > machine.stock:
+                raise InsufficientStock(f"only {machine.stock} left in this machine")
+            busy = await s.scalar(
+                select(Order.id).where(
+                    Order.session_id == session.id, Order.status.in_(("paid", "dispensing"))
+                )
+            )
+            if busy is not None:
+                raise VendInProgress("your earlier order is being dispensed")
+            await s.execute(  # a new order replaces an unpaid one
+                update(Order)
+                .where(Order.session_id == session.id, Order.status == "created")
+                .values(status="expired", updated_at=now)
+            )
+            order = Order(
+                id=new_id("ord"),
+                machine_id=machine.id,
+                session_id=session.id,
+                client_id=client_id,
+                quantity=quantity,
+                unit_amount=machine.price_amount,
+                amount=machine.price_amount * quantity,
+                currency=machine.currency,
+                status="created",
+                dispensed=0,
+                gateway=self.gateway.name,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(order)
+            session.expires_at = max(session.expires_at, now + self.ctx.policy.lock_ttl_s)
+            await outbox.machine_changed(s, machine, now)
+        try:
+            remote = await self.gateway.create_order(
+                amount=order.amount,
+                currency=order.currency,
+                receipt=order.id,
+                notes={"machine": order.machine_id, "session": order.session_id},
+            )
+        except GatewayError:
+            await self._set(order.id, status="failed")
+            raise
+        await self._set(order.id, gateway_order_id=remote.id)
+        return CreatedOrder(
+            order.id,
+            remote.id,
+            order.amount,
+            order.currency,
+            self.gateway.key_id,
+            self.gateway.name,
+        )
+
+    async def _set(self, order_id: str, **values: Any) -> None:
+        async with self.ctx.db.begin() as s:
+            await s.execute(update(Order).where(Order.id == order_id).values(**values))
+
+    async def verify(self, gateway_order_id: str, payment_id: str, signature: str) -> Order:
+        """The browser's proof of payment, checked against the gateway itself."""
+        if not self.gateway.verify_payment_signature(
+            order_id=gateway_order_id, payment_id=payment_id, signature=signature
+        ):
+            raise InvalidSignature("the payment signature does not match")
+        payment = await self.gateway.fetch_payment(payment_id)
+        if payment.order_id != gateway_order_id:
+            raise InvalidSignature("the payment belongs to another order")
+        if payment.status not in PAYABLE:
+            raise PaymentRequired(f"the payment is {payment.status}, not captured")
+        return await self.record_payment(payment, via="verify")
+
+    async def record_payment(self, payment: GatewayPayment, *, via: str) -> Order:
+        """Count a verified payment once; dispatch, or refund it in full."""
+        now = self.ctx.clock.now()
+        try:
+            async with self.ctx.db.begin() as s:
+                order = await s.scalar(
+                    select(Order)
+                    .where(Order.gateway_order_id == payment.order_id)
+                    .with_for_update()
+                )
+                if order is None:
+                    raise OrderNotFound("no order for this payment")
+                known = await s.scalar(
+                    select(Payment.id).where(Payment.gateway_payment_id == payment.id)
+                )
+                if known is None:
+                    await self._count(s, order, payment, via, now)
+                return order
+        except IntegrityError:
+            # The same payment counted concurrently by the webhook and the browser.
+            return await self.get_order(order_id=None, gateway_order_id=payment.order_id)
+
+    async def _count(
+        self, s: AsyncSession, order: Order, remote: GatewayPayment, via: str, now: int
+    ) -> None:
+        session = await s.get(VendSession, order.session_id, with_for_update=True)
+        assert session is not None
+        first = order.status not in COUNTED
+        right = remote.amount == order.amount and remote.currency == order.currency
+        payment = Payment(
+            id=new_id("pay"),
+            order_id=order.id,
+            gateway_payment_id=remote.id,
+            amount=remote.amount,
+            currency=remote.currency,
+            disposition="counted" if first else "extra",
+            verified_via=via,
+            created_at=now,
+        )
+        s.add(payment)
+        await s.flush()
+        if not first:
+            await open_refund(s, order, payment, payment.amount, "duplicate_payment", now)
+            return
+        order.paid_at = now
+        order.updated_at = now
+        order.status = "paid"
+        if not right:
+            log.warning(
+                "order %s paid %d %s, expected %d",
+                order.id,
+                remote.amount,
+                remote.currency,
+                order.amount,
+            )
+            await open_refund(s, order, payment, payment.amount, "wrong_amount", now)
+        elif session.status != "active" or session.expires_at <= now or order.status == "expired":
+            await open_refund(s, order, payment, payment.amount, "late_payment", now)
+        else:
+            await dispatch(s, self.ctx, order, session, now)
+
+    async def trigger(self, machine_id: str, order_id: str, client_id: str) -> Order:
+        """Older clients ask to dispense; only a counted payment has a command."""
+        async with self.ctx.db.begin() as s:
+            order = await s.get(Order, order_id)
+            if order is None or order.machine_id != machine_id or order.client_id != client_id:
+                raise PaymentRequired("no paid order of yours on this machine")
+            command = await s.scalar(select(Command.id).where(Command.order_id == order.id))
+            if command is None:
+                raise PaymentRequired("this order is not paid")
+            return order
+
+    async def get_order(self, order_id: str | None, gateway_order_id: str | None = None) -> Order:
+        async with self.ctx.db.begin() as s:
+            if order_id is not None:
+                order = await s.get(Order, order_id)
+            else:
+                order = await s.scalar(
+                    select(Order).where(Order.gateway_order_id == gateway_order_id)
+                )
+            if order is None:
+                raise OrderNotFound("no such order")
+            return order
+
+    async def view(self, order_id: str) -> dict[str, Any]:
+        """The order as the shopper sees it, with its refund if any."""
+        async with self.ctx.db.begin() as s:
+            order = await s.get(Order, order_id)
+            if order is None:
+                raise OrderNotFound("no such order")
+            refund = await s.scalar(
+                select(Refund)
+                .join(Payment, Payment.id == Refund.payment_id)
+                .where(Refund.order_id == order.id, Payment.disposition == "counted")
+            )
+        return {
+            "order_id": order.id,
+            "machine_id": order.machine_id,
+            "status": order.status,
+            "quantity": order.quantity,
+            "dispensed": order.dispensed,
+            "amount": order.amount,
+            "currency": order.currency,
+            "refund": None
+            if refund is None
+            else {"amount": refund.amount, "status": refund.status},
+        }

@@ -1,0 +1,232 @@
+"""SmartVend settings: one frozen object, read once at start.
+
+Every variable takes the ``SMARTVEND_`` prefix; the older unprefixed names
+(``RAZORPAY_KEY_ID``, ``ADMIN_PASSWORD``, ``DISPLAY_CODE_TTL_MINUTES``,
+``FRONTEND_URL``, ``SMTP_*`` ...) are accepted as aliases.  Secrets are
+``starlette.datastructures.Secret`` so they never show in logs or reprs.
+"""
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.config import Config
+from starlette.datastructures import Secret
+
+from api.errors import ConfigurationError
+
+PREFIX = "SMARTVEND_"
+DEV_SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+# Unprefixed names accepted for compatibility: alias -> canonical name.
+ALIASES = {
+    "RAZORPAY_KEY_ID": "RAZORPAY_KEY_ID",
+    "RAZORPAY_KEY_SECRET": "RAZORPAY_KEY_SECRET",
+    "RAZORPAY_WEBHOOK_SECRET": "RAZORPAY_WEBHOOK_SECRET",
+    "ADMIN_PASSWORD": "ADMIN_PASSWORD",
+    "FRONTEND_URL": "FRONTEND_URL",
+    "ALERT_EMAIL": "ALERT_EMAIL",
+    "LOW_STOCK_THRESHOLD": "LOW_STOCK_THRESHOLD",
+    "SMTP_HOST": "SMTP_HOST",
+    "SMTP_PORT": "SMTP_PORT",
+    "SMTP_USER": "SMTP_USERNAME",
+    "SMTP_USERNAME": "SMTP_USERNAME",
+    "SMTP_PASSWORD": "SMTP_PASSWORD",
+    "SMTP_FROM": "SMTP_FROM",
+    "SMTP_TLS": "SMTP_TLS",
+}
+
+
+def async_database_url(url: str) -> str:
+    """Map ``sqlite:///`` and ``postgresql://`` URLs to their async drivers."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigurationError(f"DATABASE_URL is not a URL: {url!r}")
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        return "sqlite+aiosqlite://" + rest
+    if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
+        return "postgresql+asyncpg://" + rest
+    raise ConfigurationError(
+        f"DATABASE_URL scheme {scheme!r} is not supported (use sqlite:/// or postgresql://)"
+    )
+
+
+def _bool(value: str) -> bool:
+    lowered = str(value).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _optional(cast: Callable[[str], Any]) -> Callable[[str | None], Any]:
+    def convert(value: str | None) -> Any:
+        return None if value in (None, "") else cast(value)
+
+    return convert
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "dev"
+    database_url: str = "sqlite:///./var/smartvend.db"
+    var_dir: Path = Path("var")
+    mqtt_url: str | None = None
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_ws_port: int | None = None
+    mqtt_keepalive_s: int = 30
+    http_host: str = "127.0.0.1"
+    http_port: int = 8002
+    secret_key: Secret = field(default_factory=lambda: Secret(""))
+    admin_password: Secret | None = None
+    razorpay_key_id: str | None = None
+    razorpay_key_secret: Secret | None = None
+    razorpay_webhook_secret: Secret | None = None
+    razorpay_base_url: str | None = None
+    display_code_ttl_s: int = 600
+    lock_ttl_s: int = 300
+    command_ttl_s: int = 60
+    unit_run_s: int = 10
+    max_quantity: int = 5
+    code_failure_budget: int = 20
+    client_failure_limit: int = 5
+    source_failure_limit: int = 60
+    failure_window_s: int = 300
+    max_body_bytes: int = 16384
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: Secret | None = None
+    smtp_from: str = "smartvend@localhost"
+    smtp_tls: bool = False
+    alert_email: str | None = None
+    low_stock_threshold: int = 3
+    offline_alert_minutes: int = 10
+    frontend_url: str | None = None
+    demo_machines: int = 0
+
+    @property
+    def dev(self) -> bool:
+        return self.env == "dev"
+
+    @property
+    def async_database_url(self) -> str:
+        return async_database_url(self.database_url)
+
+    @property
+    def payments_live(self) -> bool:
+        """True when Razorpay keys are set; otherwise the built-in test gateway runs."""
+        return bool(self.razorpay_key_id and self.razorpay_key_secret)
+
+    def __repr__(self) -> str:  # secrets are Secret already; keep reprs short
+        return f"Settings(env={self.env!r}, database_url=<set>, mqtt_url={bool(self.mqtt_url)})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "Settings":
+        """Read every setting from ``environ``; raise ConfigurationError when one is wrong."""
+        merged = {
+            f"{PREFIX}{canon}": environ[alias]
+            for alias, canon in ALIASES.items()
+            if alias in environ and f"{PREFIX}{canon}" not in environ
+        }
+        if "DISPLAY_CODE_TTL_MINUTES" in environ and f"{PREFIX}DISPLAY_CODE_TTL_S" not in environ:
+            minutes = environ["DISPLAY_CODE_TTL_MINUTES"]
+            try:
+                merged[f"{PREFIX}DISPLAY_CODE_TTL_S"] = str(int(float(minutes) * 60))
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"DISPLAY_CODE_TTL_MINUTES is not a number: {minutes!r}"
+                ) from exc
+        config = Config(environ={**environ, **merged}, env_prefix=PREFIX)
+        defaults = cls()
+        values: dict[str, Any] = {}
+        casts: dict[str, Callable[[Any], Any]] = {
+            "mqtt_port": int,
+            "mqtt_ws_port": _optional(int),
+            "mqtt_keepalive_s": int,
+            "http_port": int,
+            "display_code_ttl_s": int,
+            "lock_ttl_s": int,
+            "command_ttl_s": int,
+            "unit_run_s": int,
+            "max_quantity": int,
+            "code_failure_budget": int,
+            "client_failure_limit": int,
+            "source_failure_limit": int,
+            "failure_window_s": int,
+            "max_body_bytes": int,
+            "smtp_port": int,
+            "smtp_tls": _bool,
+            "low_stock_threshold": int,
+            "offline_alert_minutes": int,
+            "demo_machines": int,
+            "var_dir": Path,
+            "secret_key": Secret,
+            "admin_password": _optional(Secret),
+            "razorpay_key_secret": _optional(Secret),
+            "razorpay_webhook_secret": _optional(Secret),
+            "smtp_password": _optional(Secret),
+        }
+        for name in cls.__dataclass_fields__:
+            cast = casts.get(name, _optional(str) if getattr(defaults, name) is None else str)
+            key = name.upper()
+            try:
+                if key not in config.environ and f"{PREFIX}{key}" not in config.environ:
+                    continue
+                values[name] = config.get(key, cast=cast)
+            except (ValueError, KeyError) as exc:
+                raise ConfigurationError(f"{PREFIX}{key} is invalid: {exc}") from exc
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.env not in ("dev", "production", "test"):
+            raise ConfigurationError(
+                f"{PREFIX}ENV must be dev, test or production, not {self.env!r}"
+            )
+        async_database_url(self.database_url)
+        if self.mqtt_url is not None:
+            parts = urlsplit(self.mqtt_url)
+            if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+                raise ConfigurationError(
+                    f"{PREFIX}MQTT_URL must look like mqtt://user:pass@host:port"
+                )
+        for name in (
+            "display_code_ttl_s",
+            "lock_ttl_s",
+            "command_ttl_s",
+            "unit_run_s",
+            "max_quantity",
+            "max_body_bytes",
+            "mqtt_keepalive_s",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{PREFIX}{name.upper()} must be at least 1")
+        if not self.dev:
+            if not str(self.secret_key):
+                raise ConfigurationError(
+                    f"{PREFIX}SECRET_KEY is required outside dev mode ({PREFIX}ENV={self.env})"
+                )
+            if len(str(self.secret_key)) < 32:
+                raise ConfigurationError(f"{PREFIX}SECRET_KEY must be at least 32 characters")
+        if bool(self.razorpay_key_id) != bool(self.razorpay_key_secret):
+            raise ConfigurationError("set both RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET, or neither")
+
+    def with_dev_secret(self) -> "Settings":
+        """In dev mode, a missing SECRET_KEY is generated once and kept under var/."""
+        if str(self.secret_key) or not self.dev:
+            return self
+        path = self.var_dir / DEV_SECRET_FILE
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            self.var_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            path.write_text(key + "\n")
+            path.chmod(0o600)
+        return replace(self, secret_key=Secret(key))

@@ -1,0 +1,303 @@
+"""SmartVend's database tables: typed SQLAlchemy 2 models with named constraints.
+
+The database holds the truth and enforces the invariants the vend rules rely on:
+one active lock per machine, 0 <= stock <= capacity, one dispense command per
+order, one refund per payment, unique gateway and webhook-event ids.
+"""
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+MACHINE_MODES = ("in_service", "out_of_service")
+SESSION_STATES = ("active", "ended", "expired")
+ORDER_STATES = (
+    "created",
+    "paid",
+    "dispensing",
+    "dispensed",
+    "failed",
+    "refund_pending",
+    "refunded",
+    "expired",
+)
+COMMAND_STATES = (
+    "pending",
+    "accepted",
+    "running",
+    "succeeded",
+    "failed",
+    "rejected",
+    "expired",
+    "unknown",
+)
+FINAL_COMMAND_STATES = ("succeeded", "failed", "rejected", "expired", "unknown")
+REFUND_STATES = ("pending", "processed", "failed")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Machine(Base):
+    __tablename__ = "machines"
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint("stock <= capacity", name="stock_within_capacity"),
+        CheckConstraint("capacity >= 1", name="capacity_positive"),
+        CheckConstraint("price_amount >= 0", name="price_not_negative"),
+        CheckConstraint(_one_of("mode", MACHINE_MODES), name="mode_known"),
+        Index("ix_machines_display_code", "display_code", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    location: Mapped[str | None] = mapped_column(String(200))
+    api_key_hash: Mapped[str] = mapped_column(String(200))
+    key_revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    price_amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3), default="INR")
+    capacity: Mapped[int] = mapped_column(Integer)
+    stock: Mapped[int] = mapped_column(Integer, default=0)
+    restocked_total: Mapped[int] = mapped_column(Integer, default=0)
+    dispensed_total: Mapped[int] = mapped_column(Integer, default=0)
+    mode: Mapped[str] = mapped_column(String(20), default="in_service")
+    display_code: Mapped[str | None] = mapped_column(String(6))
+    display_code_expires_at: Mapped[int | None] = mapped_column(Integer)
+    code_failures: Mapped[int] = mapped_column(Integer, default=0)
+    desired_version: Mapped[int] = mapped_column(Integer, default=0)
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    boot: Mapped[int] = mapped_column(Integer, default=0)
+    last_seen: Mapped[int | None] = mapped_column(Integer)
+    fw: Mapped[str | None] = mapped_column(String(32))
+    reported_version: Mapped[int | None] = mapped_column(Integer)
+    reported_mode: Mapped[str | None] = mapped_column(String(20))
+    reported_stock: Mapped[int | None] = mapped_column(Integer)
+    low_stock_threshold: Mapped[int | None] = mapped_column(Integer)
+    low_stock_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
+    offline_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(Integer)
+
+
+class VendSession(Base):
+    """A shopper's lock on a machine."""
+
+    __tablename__ = "vend_sessions"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", SESSION_STATES), name="status_known"),
+        Index(
+            "uq_vend_sessions_one_active_per_machine",
+            "machine_id",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id"), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[int] = mapped_column(Integer)
+    ended_at: Mapped[int | None] = mapped_column(Integer)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+        CheckConstraint("dispensed >= 0 AND dispensed <= quantity", name="dispensed_in_range"),
+        CheckConstraint("amount = unit_amount * quantity", name="amount_matches"),
+        CheckConstraint(_one_of("status", ORDER_STATES), name="status_known"),
+        UniqueConstraint("gateway_order_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id"), index=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("vend_sessions.id"), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_amount: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default="created", index=True)
+    dispensed: Mapped[int] = mapped_column(Integer, default=0)
+    gateway: Mapped[str] = mapped_column(String(16))
+    gateway_order_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(Integer, index=True)
+    paid_at: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[int] = mapped_column(Integer)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        UniqueConstraint("gateway_payment_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    gateway_payment_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    # counted: this payment pays for its order; extra: paid twice or too late/wrong.
+    disposition: Mapped[str] = mapped_column(String(16))
+    verified_via: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(Integer)
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(_one_of("status", REFUND_STATES), name="status_known"),
+        UniqueConstraint("payment_id"),
+        UniqueConstraint("gateway_refund_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"))
+    amount: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    gateway_refund_id: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[int] = mapped_column(Integer)
+
+
+class Command(Base):
+    """The one dispense command of a paid order."""
+
+    __tablename__ = "commands"
+    __table_args__ = (
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+        CheckConstraint("dispensed >= 0 AND dispensed <= quantity", name="dispensed_in_range"),
+        CheckConstraint(_one_of("status", COMMAND_STATES), name="status_known"),
+        UniqueConstraint("order_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    dispensed: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(512))
+    issued_at: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[int] = mapped_column(Integer)
+    deadline: Mapped[int] = mapped_column(Integer)
+    accepted_at: Mapped[int | None] = mapped_column(Integer)
+    finished_at: Mapped[int | None] = mapped_column(Integer)
+
+
+class DeviceEvent(Base):
+    __tablename__ = "device_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(String(512))
+    ts: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class Telemetry(Base):
+    __tablename__ = "telemetry"
+    __table_args__ = (Index("ix_telemetry_machine_ts", "machine_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id"))
+    ts: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, float]] = mapped_column(JSON)
+
+
+class AdminUser(Base):
+    __tablename__ = "admin_users"
+    __table_args__ = (UniqueConstraint("username"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(Integer)
+
+
+class Integrator(Base):
+    """A read-only MQTT account for reports built outside SmartVend."""
+
+    __tablename__ = "integrators"
+    __table_args__ = (UniqueConstraint("username"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(200))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(Integer)
+
+
+class WebhookEvent(Base):
+    """Webhook deliveries already processed; a repeated id is a no-op."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[int] = mapped_column(Integer)
+
+
+class OutboxMessage(Base):
+    """An MQTT message to publish, written in the same transaction as its cause."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    retain: Mapped[bool] = mapped_column(Boolean)
+    qos: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(Integer)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    machine_id: Mapped[str | None] = mapped_column(ForeignKey("machines.id"), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(Integer, index=True)
+    sent_at: Mapped[int | None] = mapped_column(Integer)
+    send_error: Mapped[str | None] = mapped_column(String(300))
