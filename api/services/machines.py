@@ -3,16 +3,17 @@
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api.errors import InvalidRequest, MachineNotFound, MachineTaken
+from api.errors import InvalidRequest, MachineNotFound, MachineTaken, VendInProgress
 from api.ids import new_api_key
 from api.services import outbox
 from api.services.codes import rotate_code
 from api.services.context import Context
 from broker.passwords import hash_secret
 from schema import topics
-from schema.models import DeviceEvent, Machine, Telemetry
+from schema.models import FINAL_COMMAND_STATES, Command, DeviceEvent, Machine, Telemetry
 
 MIN_PRICE = 100  # one rupee: the smallest amount a payment gateway takes
 MAX_PRICE = 10_000_000
@@ -110,6 +111,12 @@ class Machines:
             machine = await self._get(s, machine_id, lock=True)
             if not 0 <= stock <= machine.capacity:
                 raise InvalidRequest(f"stock must be between 0 and {machine.capacity}")
+            in_flight = await s.scalar(
+                select(Command.id).where(Command.machine_id == machine.id,
+                                         Command.status.not_in(FINAL_COMMAND_STATES))
+            )
+            if in_flight is not None:
+                raise VendInProgress("a vend is running on this machine; restock after it ends")
             machine.restocked_total += stock - machine.stock
             machine.stock = stock
             if stock > self.threshold(machine):

@@ -162,6 +162,7 @@ class Orders:
         session = await s.get(VendSession, order.session_id, with_for_update=True)
         assert session is not None
         first = order.status not in COUNTED
+        superseded = order.status == "expired"
         right = remote.amount == order.amount and remote.currency == order.currency
         payment = Payment(
             id=new_id("pay"),
@@ -190,10 +191,15 @@ class Orders:
                 order.amount,
             )
             await open_refund(s, order, payment, payment.amount, "wrong_amount", now)
-        elif session.status != "active" or session.expires_at <= now or order.status == "expired":
+        elif session.status != "active" or session.expires_at <= now or superseded:
             await open_refund(s, order, payment, payment.amount, "late_payment", now)
         else:
-            await dispatch(s, self.ctx, order, session, now)
+            machine = await s.get(Machine, order.machine_id, with_for_update=True)
+            assert machine is not None
+            if machine.stock < order.quantity:  # restocked down since the order was made
+                await open_refund(s, order, payment, payment.amount, "insufficient_stock", now)
+            else:
+                await dispatch(s, self.ctx, order, session, now)
 
     async def trigger(self, machine_id: str, order_id: str, client_id: str) -> Order:
         """Older clients ask to dispense; only a counted payment has a command."""

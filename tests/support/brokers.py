@@ -23,6 +23,7 @@ from tests.support.ports import free_port
 
 MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 START_TIMEOUT = 10.0
+_RELOADED = "Reloading config"
 
 
 @contextlib.asynccontextmanager
@@ -30,7 +31,9 @@ async def running_embedded(
     authenticator: Authenticator, *, keepalive_grace: float = 1.5
 ) -> AsyncIterator[EmbeddedBroker]:
     """A started :class:`EmbeddedBroker` on a free port (for tests that need its methods)."""
-    broker = EmbeddedBroker("127.0.0.1", free_port(), authenticator, keepalive_grace=keepalive_grace)
+    broker = EmbeddedBroker(
+        "127.0.0.1", free_port(), authenticator, keepalive_grace=keepalive_grace
+    )
     await broker.start()
     try:
         yield broker
@@ -134,11 +137,20 @@ class MosquittoProcess:
     async def reload(self, accounts: Iterable[mosquitto.Account]) -> None:
         """Rewrite the password and ACL files and make mosquitto reread them (SIGHUP).
 
-        Mosquitto rereads them asynchronously: wait for the effect you need.
+        Returns once mosquitto has logged the reload; mosquitto is single-threaded,
+        so every CONNECT it reads afterwards sees the new accounts.
         """
         self._write_accounts(list(accounts))
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.send_signal(signal.SIGHUP)
+        if self._proc is None or self._proc.returncode is not None:
+            raise RuntimeError("mosquitto is not running")
+        before = self.log_text().count(_RELOADED)
+        self._proc.send_signal(signal.SIGHUP)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT
+        while self.log_text().count(_RELOADED) <= before:
+            if loop.time() > deadline:
+                raise RuntimeError(f"mosquitto did not reload:\n{self.log_text()}")
+            await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
         proc, self._proc = self._proc, None

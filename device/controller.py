@@ -1,0 +1,497 @@
+"""The vending machine's brain: events in, actions out, no I/O of its own.
+
+``Controller(machine_id, config, storage).handle(event, now) -> [action, ...]``
+is shared by the ESP32 firmware (device/firmware/main.py) and the simulator.
+``now`` is Unix time in seconds (int or float). The only side effect is the
+storage port (flash, see device/storage.py), written *before* ``handle``
+returns, so anything the actions do happens after the state is safe.
+
+Events (tuples):
+
+=============================== ===============================================
+``("boot",)``                   first event after power-up: recovers a command a
+                                reboot interrupted (reported ``unknown``)
+``("connecting",)``             about to connect: bumps the boot counter in
+                                flash and answers with a ``will`` action
+``("connected",)``              MQTT session up (CONNACK received)
+``("disconnected",)``           MQTT session lost
+``("message", topic, payload)`` an MQTT message (payload bytes)
+``("tick",)`` / ``("tick", m)`` about once a second; ``m`` is a dict of extra
+                                telemetry numbers (``rssi``, ``free_mem`` ...)
+``("motor_done", run)``         the motor run ``run`` (from a ``motor``
+                                action) finished, settle time included
+``("drop",)``                   the IR drop sensor saw an item fall
+``("jam",)``                    the motor stalled (driver-detected)
+``("door", is_open)``           service door opened / closed; closing it
+                                clears an ``error`` (the operator fixed it)
+=============================== ===============================================
+
+Actions (tuples), to perform in order:
+
+======================================================= =============================
+``("will", topic, payload, retain, qos)``               configure the last will,
+                                                        then connect
+``("subscribe", topic_filter, qos)``                    subscribe
+``("publish", topic, payload, retain, qos)``            publish (payload bytes)
+``("motor", run, run_ms, settle_ms)``                   run the motor for one unit
+                                                        for ``run_ms``, stop it, wait
+                                                        ``settle_ms``, then send
+                                                        ``("motor_done", run)``
+``("motor_stop",)``                                     stop the motor now; no
+                                                        ``motor_done`` is expected
+``("lcd", line1, line2)``                               show two lines (<= 16 chars)
+======================================================= =============================
+
+Flash keys: ``boot`` (int), ``desired`` (last applied desired dict),
+``version``, ``stock``, ``fault``, ``ledger`` (see device/ledger.py) and
+``inflight`` (``{"cmd_id", "quantity", "dispensed"}`` written before every
+motor run and after every counted unit; cleared in the same write that records
+the final result).
+
+Config keys (all optional): ``motor_ms`` (motor on-time per unit, 800),
+``drop_sensor`` (bool: a unit counts only when the IR beam sees it fall),
+``settle_ms`` (wait after the motor stops for the item to cross the beam, 600
+with a sensor, 0 without), ``telemetry_s`` (60), ``max_quantity`` (10),
+``message_s`` (seconds a thanks/failure message stays, 4), ``queue`` (commands
+waiting behind a running one, 4), ``fw`` (firmware version string).
+
+Portable: runs under CPython and MicroPython (no typing, dataclasses or enum).
+"""
+
+from device import screen
+from device.ledger import Ledger
+from schema import messages, topics
+from schema.errors import SchemaError
+
+FW_VERSION = "1.0.0"
+# Before NTP has set the clock, "now" is near 1970 (or 2000): command expiry
+# cannot be judged, so commands are rejected rather than risk running stale ones.
+MIN_VALID_TIME = 1600000000
+
+IDLE = "idle"
+LOCKED = "locked"
+DISPENSING = "dispensing"
+ERROR = "error"
+OUT_OF_SERVICE = "out_of_service"
+
+DEFAULTS = {
+    "motor_ms": 800,
+    "drop_sensor": False,
+    "settle_ms": None,
+    "telemetry_s": 60,
+    "max_quantity": 10,
+    "message_s": 4,
+    "queue": 4,
+    "fw": FW_VERSION,
+}
+
+
+class Controller:
+    def __init__(self, machine_id: str, config: dict | None = None, storage: object = None) -> None:
+        if not topics.is_machine_id(machine_id):
+            raise SchemaError("invalid machine id")
+        if storage is None:
+            from device.storage import MemoryStorage
+
+            storage = MemoryStorage()
+        cfg = dict(DEFAULTS)
+        for key in config or {}:
+            cfg[key] = config[key]
+        if cfg["settle_ms"] is None:
+            cfg["settle_ms"] = 600 if cfg["drop_sensor"] else 0
+        self.machine_id = machine_id
+        self.config = cfg
+        self.storage = storage
+        self.ledger = Ledger(storage)
+        self.boot = storage.get("boot", 0)
+        self.desired = storage.get("desired")
+        self.version = storage.get("version", 0)
+        self.stock = storage.get("stock")
+        self.fault = storage.get("fault")
+        self.booted = False
+        self.connected = False
+        self.will_ready = False
+        self.server_online = True
+        self.door_open = False
+        self.job = None  # the running command: dict
+        self.queue = []  # decoded commands waiting to start
+        self.unsent = []  # cmd_ids whose final result still has to be published
+        self.runs = 0  # motor run counter (the ``run`` of motor actions)
+        self.message = None  # (line1, line2, until)
+        self.started_at = None
+        self.next_telemetry = 0
+        self.last_lcd = None
+        self.last_reported = None
+
+    # -- the one entry point --
+
+    def handle(self, event: tuple, now: float) -> list:
+        out = []
+        kind = event[0] if event else None
+        if not self.booted and kind != "boot":
+            self._boot(now, out)
+        method = getattr(self, "_on_" + str(kind), None)
+        if method is not None:
+            method(event, now, out)
+        self._start_next(now, out)
+        self._report(now, out)
+        self._refresh_lcd(now, out)
+        return out
+
+    # -- state, as the outside world sees it --
+
+    def mode(self) -> str:
+        if self.job is not None:
+            return DISPENSING
+        if self.fault:
+            return ERROR
+        desired = self.desired
+        if desired is None:
+            return IDLE
+        if desired["mode"] == "out_of_service":
+            return OUT_OF_SERVICE
+        if desired.get("lock"):
+            return LOCKED
+        return IDLE
+
+    def view(self, now: float) -> dict:
+        desired = self.desired or {}
+        code = None
+        display = desired.get("display")
+        if display and display["expires_at"] > now:
+            code = display["code"]
+        message = None
+        if self.message is not None and self.message[2] > now:
+            message = (self.message[0], self.message[1])
+        view = {
+            "mode": self.mode(),
+            "ready": self.desired is not None,
+            "connected": self.connected,
+            "server_online": self.server_online,
+            "code": code,
+            "price": desired.get("price"),
+            "stock": self.stock,
+            "message": message,
+            "fault": self.fault,
+        }
+        if self.job is not None:
+            view["unit"] = min(self.job["unit"] + 1, self.job["quantity"])
+            view["quantity"] = self.job["quantity"]
+        return view
+
+    def will(self) -> tuple:
+        """The last will for the current boot number: (topic, payload, retain, qos)."""
+        return (topics.status(self.machine_id), messages.status_lost(self.boot), True, 1)
+
+    # -- connection --
+
+    def _boot(self, now: float, out: list) -> None:
+        self.booted = True
+        self.started_at = now
+        inflight = self.storage.get("inflight")
+        if inflight:
+            result = _result(inflight["cmd_id"], "unknown", inflight["dispensed"], now, "rebooted")
+            self.ledger.add(result, {"inflight": None})
+            self.unsent.append(inflight["cmd_id"])
+
+    def _on_boot(self, event: tuple, now: float, out: list) -> None:
+        if not self.booted:
+            self._boot(now, out)
+
+    def _on_connecting(self, event: tuple, now: float, out: list) -> None:
+        self.boot += 1
+        self.storage.put("boot", self.boot)
+        self.will_ready = True
+        topic, payload, retain, qos = self.will()
+        out.append(("will", topic, payload, retain, qos))
+
+    def _on_connected(self, event: tuple, now: float, out: list) -> None:
+        if not self.will_ready:  # connected without announcing it: still a new boot number
+            self.boot += 1
+            self.storage.put("boot", self.boot)
+        self.will_ready = False
+        self.connected = True
+        mid = self.machine_id
+        status = messages.status_online(self.boot, self.config["fw"], int(now))
+        out.append(("publish", topics.status(mid), status, True, 1))
+        out.append(("subscribe", topics.desired(mid), 1))
+        out.append(("subscribe", topics.machine_filter("cmd", mid), 1))
+        out.append(("subscribe", topics.SERVER_STATUS, 1))
+        self.last_reported = None  # re-announce after every reconnect
+        for cmd_id in self.unsent:
+            result = self.ledger.get(cmd_id)
+            if result is not None:
+                self._publish_result(result, out)
+        self.unsent = []
+
+    def _on_disconnected(self, event: tuple, now: float, out: list) -> None:
+        self.connected = False
+        self.will_ready = False
+
+    # -- messages from the cloud --
+
+    def _on_message(self, event: tuple, now: float, out: list) -> None:
+        topic, payload = event[1], event[2]
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        try:
+            kind, mid, cmd_id = topics.parse(topic)
+        except SchemaError:
+            return
+        if kind == "server_status":
+            if payload:
+                try:  # noqa: SIM105 (no contextlib on MicroPython)
+                    self.server_online = messages.decode(kind, payload)["state"] == "online"
+                except SchemaError:
+                    pass
+            return
+        if mid != self.machine_id:
+            return
+        if kind == "desired":
+            self._desired(payload, now, out)
+        elif kind == "cmd":
+            self._command(cmd_id, payload, now, out)
+
+    def _desired(self, payload: bytes, now: float, out: list) -> None:
+        if not payload:
+            return
+        try:
+            desired = messages.decode("desired", payload)
+        except SchemaError as exc:
+            self._event(out, now, "error", "bad_desired", str(exc))
+            return
+        if desired["version"] <= self.version:
+            return
+        self.desired = desired
+        self.version = desired["version"]
+        self.stock = desired["stock"]
+        self.storage.update({"desired": desired, "version": self.version, "stock": self.stock})
+
+    def _command(self, cmd_id: str, payload: bytes, now: float, out: list) -> None:
+        if not payload:
+            return  # the server cleared a finished command's retained message
+        known = self.ledger.get(cmd_id)
+        if known is not None:
+            self._publish_result(known, out)
+            return
+        job = self.job
+        if job is not None and job["cmd_id"] == cmd_id:
+            running = _result(cmd_id, "running", job["dispensed"], now)
+            self._publish_result(running, out)
+            return
+        for waiting in self.queue:
+            if waiting["cmd_id"] == cmd_id:
+                return
+        try:
+            cmd = messages.decode("cmd", payload)
+        except SchemaError as exc:
+            self._final(_result(cmd_id, "rejected", 0, now, "invalid: " + str(exc)), now, out)
+            return
+        if cmd["cmd_id"] != cmd_id:
+            self._final(_result(cmd_id, "rejected", 0, now, "cmd_id_mismatch"), now, out)
+            return
+        if len(self.queue) >= self.config["queue"]:
+            self._final(_result(cmd_id, "rejected", 0, now, "busy"), now, out)
+            return
+        self.queue.append(cmd)
+
+    # -- commands --
+
+    def _refusal(self, cmd: dict, now: float) -> tuple | None:
+        quantity = cmd["quantity"]
+        if quantity < 1 or quantity > self.config["max_quantity"]:
+            return ("rejected", "invalid_quantity")
+        if now < MIN_VALID_TIME:
+            return ("rejected", "clock_not_set")
+        if now > cmd["expires_at"]:
+            return ("expired", "expired")
+        mode = self.mode()
+        if mode == ERROR:
+            return ("rejected", "machine_error")
+        if mode == OUT_OF_SERVICE:
+            return ("rejected", "out_of_service")
+        if self.door_open:
+            return ("rejected", "door_open")
+        if self.stock is not None and quantity > self.stock:
+            return ("rejected", "insufficient_stock")
+        return None
+
+    def _start_next(self, now: float, out: list) -> None:
+        while self.job is None and self.queue:
+            cmd = self.queue.pop(0)
+            if cmd["cmd_id"] in self.ledger:
+                continue
+            refusal = self._refusal(cmd, now)
+            if refusal is not None:
+                status, error = refusal
+                self._final(_result(cmd["cmd_id"], status, 0, now, error), now, out)
+                continue
+            self.job = {
+                "cmd_id": cmd["cmd_id"],
+                "quantity": cmd["quantity"],
+                "dispensed": 0,
+                "unit": 0,
+                "run": None,
+            }
+            self.message = None
+            self._publish_result(_result(cmd["cmd_id"], "accepted", 0, now), out)
+            self._run_unit(out)
+
+    def _save_inflight(self) -> None:
+        job = self.job
+        inflight = {
+            "cmd_id": job["cmd_id"],
+            "quantity": job["quantity"],
+            "dispensed": job["dispensed"],
+        }
+        self.storage.update({"inflight": inflight, "stock": self.stock})
+
+    def _run_unit(self, out: list) -> None:
+        self._save_inflight()
+        self.runs += 1
+        self.job["run"] = self.runs
+        out.append(("motor", self.runs, self.config["motor_ms"], self.config["settle_ms"]))
+
+    def _count(self, units: int) -> None:
+        job = self.job
+        units = min(units, job["quantity"] - job["dispensed"])
+        if units <= 0:
+            return
+        job["dispensed"] += units
+        if self.stock is not None:
+            self.stock = max(0, self.stock - units)
+        self._save_inflight()
+
+    def _on_motor_done(self, event: tuple, now: float, out: list) -> None:
+        job = self.job
+        if job is None or event[1] != job["run"]:
+            return  # a stale run (stopped by a jam, or from before a reboot)
+        if not self.config["drop_sensor"]:
+            self._count(1)
+        elif job["dispensed"] < job["unit"] + 1:
+            self._event(out, now, "error", "not_dropped", "unit " + str(job["unit"] + 1))
+            self._finish("failed", now, out, "not_dropped")
+            return
+        if job["dispensed"] >= job["quantity"]:
+            self._finish("succeeded", now, out)
+            return
+        job["unit"] += 1
+        self._run_unit(out)
+
+    def _on_drop(self, event: tuple, now: float, out: list) -> None:
+        if self.job is None or not self.config["drop_sensor"]:
+            self._event(out, now, "error", "unexpected_drop", "item fell while idle")
+            return
+        self._count(1)
+
+    def _on_jam(self, event: tuple, now: float, out: list) -> None:
+        self._event(out, now, "jam", "motor_jam", "motor stalled")
+        self.fault = "jam"
+        self.storage.put("fault", self.fault)
+        if self.job is not None:
+            out.append(("motor_stop",))
+            self._finish("failed", now, out, "jam")
+
+    def _finish(self, status: str, now: float, out: list, error: str | None = None) -> None:
+        job = self.job
+        result = _result(job["cmd_id"], status, job["dispensed"], now, error)
+        self.ledger.add(result, {"inflight": None, "stock": self.stock})
+        self.job = None
+        if status == "succeeded":
+            self._show(screen.thanks(), now)
+        else:
+            self._show(screen.failure(job["dispensed"], job["quantity"]), now)
+        self._send_final(result, out)
+
+    def _final(self, result: dict, now: float, out: list) -> None:
+        """Record and publish a result for a command that never ran."""
+        self.ledger.add(result)
+        if result["status"] == "expired":
+            self._show(screen.expired(), now)
+        else:
+            self._show(screen.rejected(result.get("error", "")), now)
+        self._send_final(result, out)
+
+    def _send_final(self, result: dict, out: list) -> None:
+        if self.connected:
+            self._publish_result(result, out)
+        elif result["cmd_id"] not in self.unsent:
+            self.unsent.append(result["cmd_id"])
+
+    def _publish_result(self, result: dict, out: list) -> None:
+        if not self.connected:
+            return
+        topic = topics.result(self.machine_id, result["cmd_id"])
+        out.append(("publish", topic, messages.encode("results", result), False, 1))
+
+    # -- hardware and time --
+
+    def _on_door(self, event: tuple, now: float, out: list) -> None:
+        is_open = bool(event[1])
+        if is_open == self.door_open:
+            return
+        self.door_open = is_open
+        if is_open:
+            self._event(out, now, "door_open", "door", "service door opened")
+            return
+        self._event(out, now, "door_closed", "door", "service door closed")
+        if self.fault:
+            self.fault = None
+            self.storage.put("fault", None)
+
+    def _on_tick(self, event: tuple, now: float, out: list) -> None:
+        if not self.connected or now < self.next_telemetry:
+            return
+        self.next_telemetry = now + self.config["telemetry_s"]
+        data = {"ts": int(now), "uptime_s": int(now - (self.started_at or now))}
+        extra = event[1] if len(event) > 1 and isinstance(event[1], dict) else {}
+        for key in extra:
+            data[key] = extra[key]
+        try:
+            payload = messages.encode("telemetry", data)
+        except SchemaError:
+            payload = messages.encode("telemetry", {"ts": int(now), "uptime_s": data["uptime_s"]})
+        out.append(("publish", topics.telemetry(self.machine_id), payload, False, 0))
+
+    def _event(self, out: list, now: float, kind: str, code: str, detail: str) -> None:
+        if not self.connected:
+            return
+        obj = {"type": kind, "code": code, "detail": detail[:512], "ts": int(now)}
+        out.append(
+            ("publish", topics.events(self.machine_id), messages.encode("events", obj), False, 1)
+        )
+
+    def _show(self, pair: tuple, now: float) -> None:
+        self.message = (pair[0], pair[1], now + self.config["message_s"])
+
+    # -- after every event --
+
+    def _report(self, now: float, out: list) -> None:
+        if not self.connected:
+            return
+        current = (self.mode(), self.version, self.stock)
+        if current == self.last_reported:
+            return
+        self.last_reported = current
+        obj = {
+            "desired_version": self.version,
+            "mode": current[0],
+            "stock": self.stock,
+            "ts": int(now),
+        }
+        out.append(
+            ("publish", topics.reported(self.machine_id), messages.encode("reported", obj), True, 1)
+        )
+
+    def _refresh_lcd(self, now: float, out: list) -> None:
+        pair = screen.lines(self.view(now))
+        if pair != self.last_lcd:
+            self.last_lcd = pair
+            out.append(("lcd", pair[0], pair[1]))
+
+
+def _result(cmd_id: str, status: str, dispensed: int, now: float, error: str | None = None) -> dict:
+    result = {"cmd_id": cmd_id, "status": status, "dispensed": dispensed, "ts": int(now)}
+    if error is not None:
+        result["error"] = error[:512]
+    return result

@@ -1,0 +1,93 @@
+"""What the 16x2 LCD says, decided from a small view of the machine's state.
+
+``lines(view)`` is a pure function: the controller builds ``view`` (a dict) and
+emits an ``("lcd", line1, line2)`` action whenever the result changes. Lines are
+plain ASCII (an HD44780 has no rupee sign) and at most 16 characters.
+
+View keys (all optional except ``mode``):
+
+* ``mode``: ``idle``, ``locked``, ``dispensing``, ``error``, ``out_of_service``
+* ``ready``: a ``desired`` has been applied at least once
+* ``connected``: the MQTT session is up; ``server_online``: the server said so
+* ``code``: the display code to show (already checked for expiry) or None
+* ``price``: ``{"amount": paise, "currency": "INR"}`` or None
+* ``stock``: units left or None when unknown
+* ``unit``, ``quantity``: dispense progress (1-based unit)
+* ``message``: ``(line1, line2)`` shown for a few seconds after a vend
+* ``fault``: the error code while in ``error``
+
+Portable: runs under CPython and MicroPython (no str.ljust/center there).
+"""
+
+WIDTH = 16
+
+_SYMBOLS = {"INR": "Rs", "USD": "$", "EUR": "EUR", "GBP": "GBP"}
+
+
+def fit(text: str) -> str:
+    """Cut to the display width and drop characters the LCD cannot draw."""
+    out = ""
+    for ch in str(text):
+        out += ch if 32 <= ord(ch) < 127 else "?"
+    return out[:WIDTH]
+
+
+def price_text(price: dict | None) -> str:
+    """``{"amount": 2500, "currency": "INR"}`` -> ``"Rs 25.00"``."""
+    if not price:
+        return ""
+    amount = int(price.get("amount", 0))
+    currency = price.get("currency", "")
+    symbol = _SYMBOLS.get(currency, currency)
+    whole = amount // 100
+    cents = amount % 100
+    return symbol + " " + str(whole) + "." + ("0" if cents < 10 else "") + str(cents)
+
+
+def thanks() -> tuple:
+    return ("Thank you!", "Enjoy!")
+
+
+def failure(dispensed: int, quantity: int) -> tuple:
+    if dispensed > 0:
+        return ("Only " + str(dispensed) + "/" + str(quantity) + " given", "Refund for rest")
+    return ("Sorry, failed", "Refund on way")
+
+
+def expired() -> tuple:
+    return ("Order expired", "Refund on way")
+
+
+def rejected(error: str) -> tuple:
+    if error == "insufficient_stock":
+        return ("Not enough stock", "Refund on way")
+    return ("Cannot vend now", "Refund on way")
+
+
+def lines(view: dict) -> tuple:
+    """The two LCD lines for this view, each at most 16 characters."""
+    mode = view.get("mode")
+    if mode == "dispensing":
+        progress = str(view.get("unit", 1)) + "/" + str(view.get("quantity", 1))
+        pair = ("Dispensing " + progress, "Please wait")
+    elif view.get("message"):
+        pair = view["message"]
+    elif mode == "error":
+        pair = ("Out of order", "Call operator")
+    elif mode == "out_of_service":
+        pair = ("Out of service", "Sorry")
+    elif not view.get("connected"):
+        pair = ("Offline", "Reconnecting...")
+    elif not view.get("ready"):
+        pair = ("SmartVend", "Starting...")
+    elif mode == "locked":
+        pair = ("In use", "Pay on phone")
+    elif view.get("stock") == 0:
+        pair = ("Out of stock", "Sorry")
+    elif not view.get("server_online", True):
+        pair = ("Service paused", "Please wait")
+    elif view.get("code"):
+        pair = ("Code " + view["code"], price_text(view.get("price")))
+    else:
+        pair = ("Please wait", price_text(view.get("price")))
+    return (fit(pair[0]), fit(pair[1]))

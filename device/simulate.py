@@ -1,0 +1,112 @@
+"""Run a fleet of virtual machines from the command line.
+
+    python -m device.simulate --machines 100 --mqtt-url mqtt://127.0.0.1:1883 \\
+        --credentials machines.json --fail-rate 0.05 --jam-rate 0.01
+
+``--credentials`` is a JSON file ``{"machines": [{"machine_id": ..., "api_key": ...}]}``
+(the first ``--machines`` entries are used; all of them when ``--machines`` is
+omitted). Without it, machines are named ``sim-0001`` ... and connect without a
+password (only a broker that allows that will accept them).
+A one-line summary is printed every second; Ctrl-C stops.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import ssl
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from device.simulator import Fleet
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
+    """``mqtt://host:port`` or ``mqtts://host:port`` -> (host, port, tls)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ValueError("MQTT URL must start with mqtt:// or mqtts://")
+    tls = parts.scheme in ("mqtts", "ssl")
+    return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
+
+
+def load_credentials(path: str) -> list[tuple[str, str | None]]:
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    entries = data.get("machines") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(path + ': expected {"machines": [{"machine_id", "api_key"}, ...]}')
+    return [(str(e["machine_id"]), e.get("api_key")) for e in entries]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m device.simulate", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--machines", type=int, default=None, help="how many machines to run")
+    p.add_argument("--mqtt-url", default="mqtt://127.0.0.1:1883")
+    p.add_argument("--credentials", help="JSON file with machine ids and API keys")
+    p.add_argument("--fail-rate", type=float, default=0.0, help="chance a unit does not fall")
+    p.add_argument("--jam-rate", type=float, default=0.0, help="chance a unit jams the motor")
+    p.add_argument("--drop-connection-rate", type=float, default=0.0, help="per machine per second")
+    p.add_argument("--reboot-rate", type=float, default=0.0, help="per machine per second")
+    p.add_argument("--clock-skew", type=float, default=0.0, help="max clock error, seconds")
+    p.add_argument("--motor-ms", type=int, default=300, help="motor on-time per unit")
+    p.add_argument("--service-s", type=float, default=5.0, help="operator visit after a jam")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--insecure", action="store_true", help="TLS without certificate checks")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    return p
+
+
+def machines_from(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    if args.credentials:
+        machines = load_credentials(args.credentials)
+        return machines if args.machines is None else machines[: args.machines]
+    count = 10 if args.machines is None else args.machines
+    return [(f"sim-{i:04d}", None) for i in range(1, count + 1)]
+
+
+async def run(args: argparse.Namespace) -> None:
+    host, port, tls = parse_mqtt_url(args.mqtt_url)
+    context = None
+    if tls:
+        context = ssl.create_default_context()
+        if args.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    fleet = Fleet(
+        machines_from(args),
+        host,
+        port,
+        fail_rate=args.fail_rate,
+        jam_rate=args.jam_rate,
+        drop_connection_rate=args.drop_connection_rate,
+        reboot_rate=args.reboot_rate,
+        clock_skew=args.clock_skew,
+        motor_ms=args.motor_ms,
+        service_s=args.service_s,
+        seed=args.seed,
+        tls_context=context,
+    )
+    live = sys.stdout.isatty()
+    async with fleet:
+        loop = asyncio.get_running_loop()
+        end = None if args.duration is None else loop.time() + args.duration
+        while end is None or loop.time() < end:
+            await asyncio.sleep(1.0)
+            print(fleet.summary_line(), end="\r" if live else "\n", flush=True)
+    print()
+    print(json.dumps(fleet.summary()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""A fleet of virtual vending machines speaking the SmartVend MQTT contract.
+
+Each :class:`VirtualMachine` runs the same :class:`~device.controller.Controller`
+as the ESP32 firmware, with in-memory flash, a simulated motor, IR drop sensor
+and LCD, over its own aiomqtt connection (client id = username = machine id,
+password = API key, TCP_NODELAY). Faults can be injected:
+
+* ``fail_rate``: chance per unit that the item does not fall (``failed``)
+* ``jam_rate``: chance per unit that the motor jams (``failed``, machine in
+  ``error`` until a simulated operator opens and closes the door ``service_s`` later)
+* ``drop_connection_rate``: chance per machine per second that the TCP link is cut
+  (no DISCONNECT: the broker publishes the will)
+* ``reboot_rate``: chance per machine per second of a power cut (a command
+  interrupted mid-run is reported ``unknown`` after the reboot)
+* ``clock_skew``: each machine's clock is off by up to this many seconds
+
+Used by ``python -m device.simulate``, by tests and by the server's demo mode::
+
+    async with Fleet(machines=[("VM-1", key)], host="127.0.0.1", port=1883) as fleet:
+        await fleet.wait_online()
+        fleet.machine("VM-1").lcd
+"""
+
+import asyncio
+import random
+import ssl
+import time
+from collections.abc import Iterable
+
+from device.virtual import Faults, VirtualMachine
+
+__all__ = ["Faults", "Fleet", "VirtualMachine"]
+
+
+class Fleet:
+    """Many virtual machines in one event loop, with a shared summary."""
+
+    def __init__(
+        self,
+        machines: Iterable[tuple[str, str | None]],
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        *,
+        fail_rate: float = 0.0,
+        jam_rate: float = 0.0,
+        drop_connection_rate: float = 0.0,
+        reboot_rate: float = 0.0,
+        clock_skew: float = 0.0,
+        service_s: float = 5.0,
+        motor_ms: int = 300,
+        settle_ms: int = 50,
+        seed: int | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        connect_spread_s: float | None = None,
+    ) -> None:
+        faults = Faults(
+            fail_rate, jam_rate, drop_connection_rate, reboot_rate, clock_skew, service_s
+        )
+        rng = random.Random(seed)
+        self.machines: dict[str, VirtualMachine] = {}
+        for machine_id, api_key in machines:
+            self.machines[machine_id] = VirtualMachine(
+                machine_id,
+                api_key,
+                host,
+                port,
+                faults=faults,
+                motor_ms=motor_ms,
+                settle_ms=settle_ms,
+                rng=random.Random(rng.random()),
+                tls_context=tls_context,
+            )
+        count = len(self.machines)
+        self.connect_spread_s = (
+            min(5.0, count / 200) if connect_spread_s is None else connect_spread_s
+        )
+        self.started = time.monotonic()
+
+    async def __aenter__(self) -> "Fleet":
+        self.started = time.monotonic()
+        for index, vm in enumerate(self.machines.values()):
+            vm.start(self.connect_spread_s * index / max(1, len(self.machines)))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.gather(*(vm.stop() for vm in self.machines.values()))
+
+    def machine(self, machine_id: str) -> VirtualMachine:
+        return self.machines[machine_id]
+
+    async def wait_online(self, within: float = 30.0) -> None:
+        """Wait until every machine is connected and subscribed."""
+        async with asyncio.timeout(within):
+            for vm in self.machines.values():
+                await vm.wait_for(vm.is_online, within)
+
+    def summary(self) -> dict[str, int]:
+        vms = self.machines.values()
+        return {
+            "machines": len(self.machines),
+            "connected": sum(vm.connected for vm in vms),
+            "online": sum(vm.online for vm in vms),
+            "commands": sum(vm.stats.commands for vm in vms),
+            "vends_ok": sum(vm.stats.vends_ok for vm in vms),
+            "vends_failed": sum(vm.stats.vends_failed for vm in vms),
+            "refused": sum(vm.stats.refused for vm in vms),
+            "motor_runs": sum(vm.motor_runs for vm in vms),
+            "reboots": sum(vm.stats.reboots for vm in vms),
+            "errors": sum(vm.state == "error" for vm in vms),
+        }
+
+    def summary_line(self) -> str:
+        s = self.summary()
+        elapsed = time.monotonic() - self.started
+        return (
+            f"{elapsed:7.1f}s machines {s['machines']} connected {s['connected']} "
+            f"online {s['online']} | commands {s['commands']} vends ok {s['vends_ok']} "
+            f"failed {s['vends_failed']} refused {s['refused']} | "
+            f"in error {s['errors']} reboots {s['reboots']}"
+        )

@@ -1,0 +1,131 @@
+"""The machine's flash: a tiny key-value store behind one narrow port.
+
+A storage object has three methods, and that is all the controller uses:
+
+* ``get(key, default=None)`` -> a JSON value (a copy: changing it changes nothing)
+* ``put(key, value)`` -> stores one value, durably, before it returns
+* ``update(mapping)`` -> stores several values in one write (all or nothing)
+
+:class:`JsonFileStorage` keeps everything in one JSON file and replaces it
+atomically-ish (write ``path.tmp``, then rename over ``path``), so a power cut
+leaves either the old or the new file. :class:`MemoryStorage` is the in-memory
+fake (the simulator's "flash"): values are stored as JSON text so callers can
+never share mutable state with it, exactly as with a real file.
+
+Portable: runs under CPython and MicroPython (only ``json`` and ``os``).
+"""
+
+import json
+import os
+
+
+class MemoryStorage:
+    """Flash that lives in RAM; survives a controller "reboot", not the process."""
+
+    def __init__(self, initial: dict | None = None) -> None:
+        self._data = {}
+        if initial:
+            self.update(initial)
+
+    def get(self, key: str, default: object = None) -> object:
+        text = self._data.get(key)
+        if text is None:
+            return default
+        return json.loads(text)
+
+    def put(self, key: str, value: object) -> None:
+        self._data[key] = json.dumps(value)
+
+    def update(self, mapping: dict) -> None:
+        encoded = {}
+        for key in mapping:
+            encoded[key] = json.dumps(mapping[key])
+        for key in encoded:
+            self._data[key] = encoded[key]
+
+    def snapshot(self) -> dict:
+        """Every stored value (for tests and diagnostics)."""
+        out = {}
+        for key in self._data:
+            out[key] = json.loads(self._data[key])
+        return out
+
+
+def _exists(path: str) -> bool:
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _read_json(path: str) -> object:
+    with open(path) as f:
+        return json.loads(f.read())
+
+
+class JsonFileStorage:
+    """Flash as one JSON file (``/state.json`` on the board, a temp file on a PC)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._tmp = path + ".tmp"
+        self._data = self._load()
+
+    def _load(self) -> dict:
+        # A finished ``.tmp`` next to a missing or broken main file means the
+        # power went between the write and the rename: the ``.tmp`` is newer.
+        for candidate in (self.path, self._tmp):
+            if not _exists(candidate):
+                continue
+            try:
+                data = _read_json(candidate)
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                return data
+        return {}
+
+    def get(self, key: str, default: object = None) -> object:
+        if key not in self._data:
+            return default
+        # A deep copy through JSON, like reading the file again.
+        return json.loads(json.dumps(self._data[key]))
+
+    def put(self, key: str, value: object) -> None:
+        self.update({key: value})
+
+    def update(self, mapping: dict) -> None:
+        data = dict(self._data)
+        for key in mapping:
+            data[key] = json.loads(json.dumps(mapping[key]))
+        self._write(json.dumps(data))
+        self._data = data
+
+    def snapshot(self) -> dict:
+        return json.loads(json.dumps(self._data))
+
+    def _write(self, text: str) -> None:
+        with open(self._tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            synced = False
+            fsync = getattr(os, "fsync", None)
+            if fsync is not None:
+                try:
+                    fsync(f.fileno())
+                    synced = True
+                except (AttributeError, OSError):
+                    pass
+        try:
+            os.rename(self._tmp, self.path)
+        except OSError:
+            # FAT (and some older VFS) refuse to rename over an existing file.
+            try:  # noqa: SIM105 (no contextlib on MicroPython)
+                os.remove(self.path)
+            except OSError:
+                pass
+            os.rename(self._tmp, self.path)
+        sync = getattr(os, "sync", None)
+        if not synced and sync is not None:
+            sync()  # MicroPython: flush the filesystem's caches to flash
