@@ -37,6 +37,10 @@ class OrderNotFound(NotFound):
     code = "order_not_found"
 
 
+class CommandNotFound(NotFound):
+    code = "command_not_found"
+
+
 class Conflict(SmartVendError):
     code = "conflict"
 

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.clock import Clock
 from api.payments.base import PaymentGateway
 from api.services.admins import Admins
+from api.services.alerts import Alerts
 from api.services.context import Context
 from api.services.dispense import Dispense
 from api.services.locks import Locks
@@ -15,18 +16,23 @@ from api.services.orders import Orders
 from api.services.policy import VendPolicy
 from api.services.refunds import Refunds
 from api.services.sweeper import Sweeper
+from api.services.views import Views
+from api.services.webhooks import Webhooks
 
 
 @dataclass(frozen=True)
 class Services:
     ctx: Context
     admins: Admins
+    alerts: Alerts
     machines: Machines
     locks: Locks
     orders: Orders
     dispense: Dispense
     refunds: Refunds
     sweeper: Sweeper
+    views: Views
+    webhooks: Webhooks
     gateway: PaymentGateway
 
     @classmethod
@@ -39,14 +45,19 @@ class Services:
     ) -> "Services":
         ctx = Context(db=db, clock=clock, policy=policy)
         dispense = Dispense(ctx)
+        orders = Orders(ctx, gateway)
+        refunds = Refunds(ctx, gateway)
         return cls(
             ctx=ctx,
             admins=Admins(ctx),
+            alerts=Alerts(ctx),
             machines=Machines(ctx),
             locks=Locks(ctx, Locks.limiter_for(ctx)),
-            orders=Orders(ctx, gateway),
+            orders=orders,
             dispense=dispense,
-            refunds=Refunds(ctx, gateway),
+            refunds=refunds,
             sweeper=Sweeper(ctx, dispense),
+            views=Views(ctx),
+            webhooks=Webhooks(ctx, orders, refunds, gateway),
             gateway=gateway,
         )

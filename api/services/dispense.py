@@ -11,6 +11,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.errors import CommandNotFound
 from api.ids import new_id
 from api.services import outbox
 from api.services.context import Context
@@ -152,6 +153,16 @@ class Dispense:
         order.dispensed = count
         order.updated_at = now
         return True
+
+    async def confirm(self, machine_id: str, cmd_id: str, dispensed: int) -> bool:
+        """The HTTP fallback's final word: all units out is success, fewer is failure."""
+        async with self.ctx.db.begin() as s:
+            command = await s.get(Command, cmd_id)
+            if command is None or command.machine_id != machine_id:
+                raise CommandNotFound("no such command on this machine")
+            quantity = command.quantity
+        status = "succeeded" if dispensed >= quantity else "failed"
+        return await self.apply_result(machine_id, cmd_id, status, dispensed)
 
     async def time_out(self, now: int) -> int:
         """Commands past their deadline with no final word end ``unknown``."""

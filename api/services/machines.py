@@ -11,7 +11,7 @@ from api.ids import new_api_key
 from api.services import outbox
 from api.services.codes import rotate_code
 from api.services.context import Context
-from broker.passwords import hash_secret
+from broker.passwords import hash_secret, verify_secret
 from schema import topics
 from schema.models import FINAL_COMMAND_STATES, Command, DeviceEvent, Machine, Telemetry
 
@@ -100,6 +100,14 @@ class Machines:
             machine.key_revoked = False
         return api_key
 
+    async def authenticate(self, machine_id: str, api_key: str) -> bool:
+        """True when ``api_key`` is the machine's current, unrevoked key."""
+        async with self.ctx.db.begin() as s:
+            machine = await s.get(Machine, machine_id)
+        if machine is None or machine.key_revoked:
+            return False
+        return verify_secret(api_key, machine.api_key_hash)
+
     async def revoke_key(self, machine_id: str) -> None:
         async with self.ctx.db.begin() as s:
             machine = await self._get(s, machine_id)
@@ -112,14 +120,16 @@ class Machines:
             if not 0 <= stock <= machine.capacity:
                 raise InvalidRequest(f"stock must be between 0 and {machine.capacity}")
             in_flight = await s.scalar(
-                select(Command.id).where(Command.machine_id == machine.id,
-                                         Command.status.not_in(FINAL_COMMAND_STATES))
+                select(Command.id).where(
+                    Command.machine_id == machine.id, Command.status.not_in(FINAL_COMMAND_STATES)
+                )
             )
             if in_flight is not None:
                 raise VendInProgress("a vend is running on this machine; restock after it ends")
             machine.restocked_total += stock - machine.stock
             machine.stock = stock
-            if stock > self.threshold(machine):
+            limit = machine.low_stock_threshold
+            if stock > (self.ctx.policy.low_stock_threshold if limit is None else limit):
                 machine.low_stock_alerted = False
             await outbox.machine_changed(s, machine, now)
         return machine
@@ -142,11 +152,6 @@ class Machines:
             machine.mode = mode
             await outbox.machine_changed(s, machine, now)
         return machine
-
-    def threshold(self, machine: Machine) -> int:
-        if machine.low_stock_threshold is not None:
-            return machine.low_stock_threshold
-        return self.ctx.policy.low_stock_threshold
 
     async def apply_status(self, machine_id: str, msg: dict[str, Any]) -> bool:
         """Presence from ``status``; a will of an older ``boot`` never wins. True if applied."""

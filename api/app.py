@@ -1,0 +1,100 @@
+"""The composition root: ``create_app(settings)`` and its lifespan.
+
+Nothing is wired at import.  The lifespan opens the database, builds the
+services, starts the embedded broker (unless ``MQTT_URL`` names another), the
+MQTT bridge and the periodic work, and stops them in reverse order.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from api import background
+from api.clock import Clock
+from api.errors import SmartVendError
+from api.http import admin, device, shopper
+from api.http.auth import AdminTokens
+from api.http.errors import http_error, smartvend_error, unexpected_error
+from api.http.openapi import openapi_document
+from api.payments.base import PaymentGateway
+from api.runtime import derive_secret, open_runtime
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def health(request: Request) -> Response:
+    mqtt = getattr(request.app.state, "mqtt", None)
+    return JSONResponse({"status": "ok", "mqtt_connected": bool(mqtt and mqtt.connected)})
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+def create_app(
+    settings: Settings,
+    *,
+    routes: Sequence[BaseRoute] = (),
+    middleware: Sequence[Middleware] = (),
+    clock: Clock | None = None,
+    gateway: PaymentGateway | None = None,
+    mqtt: bool = True,
+) -> Starlette:
+    """The whole server; ``routes`` adds pages (see ``web.app``)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_runtime(settings, clock=clock, gateway=gateway) as rt:
+            app.state.settings = rt.settings
+            app.state.services = rt.services
+            app.state.tokens = AdminTokens(derive_secret(rt.settings, "admin-tokens"))
+            if rt.settings.admin_password is not None and await rt.services.admins.ensure(
+                "admin", str(rt.settings.admin_password)
+            ):
+                log.info("created admin user 'admin' from ADMIN_PASSWORD")
+            async with contextlib.AsyncExitStack() as stack:
+                if mqtt:
+                    from api.mqtt_runtime import start_mqtt  # only servers that speak MQTT
+
+                    app.state.mqtt = await stack.enter_async_context(start_mqtt(rt))
+                tasks = [
+                    asyncio.create_task(
+                        background.every(1.0, "deadlines", rt.services.sweeper.tick)
+                    ),
+                    asyncio.create_task(
+                        background.every(5.0, "refunds", rt.services.refunds.process_pending)
+                    ),
+                ]
+                try:
+                    yield
+                finally:
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", health, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            *shopper.routes,
+            *device.routes,
+            *admin.routes,
+            *routes,
+        ],
+        middleware=list(middleware),
+        exception_handlers={
+            SmartVendError: smartvend_error,
+            HTTPException: http_error,
+            Exception: unexpected_error,
+        },
+        lifespan=lifespan,
+    )

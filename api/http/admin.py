@@ -1,0 +1,70 @@
+"""The admin API for scripts: bearer tokens from /api/admin/login."""
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api.http import body as b
+from api.http.deps import require_admin, services, tokens
+from api.http.shopper import machine_id
+from api.services.machines import NewMachine
+
+
+async def login(request: Request) -> Response:
+    body = await b.json_object(request)
+    user = await services(request).admins.authenticate(
+        b.text(body, "username", max_len=64), b.text(body, "password", max_len=256)
+    )
+    issuer = tokens(request)
+    return JSONResponse({"token": issuer.issue(user.username), "expires_in": issuer.ttl_s})
+
+
+async def verify(request: Request) -> Response:
+    return JSONResponse({"username": require_admin(request), "valid": True})
+
+
+async def register(request: Request) -> Response:
+    require_admin(request)
+    body = await b.json_object(request)
+    price = body.get("price")
+    if not isinstance(price, dict):
+        price = {}
+    capacity = b.integer(body, "capacity", low=1, high=10_000)
+    machine, api_key = await services(request).machines.register(
+        NewMachine(
+            machine_id=b.text(body, "machine_id", max_len=32),
+            name=b.text(body, "name", max_len=100),
+            location=b.optional_text(body, "location", max_len=200),
+            price_amount=b.integer(price, "amount", low=0, high=10_000_000),
+            currency=b.text(price, "currency", max_len=3, min_len=3),
+            capacity=capacity,
+            stock=b.integer(body, "stock", low=0, high=capacity, default=0),
+        )
+    )
+    return JSONResponse({"machine_id": machine.id, "api_key": api_key}, status_code=201)
+
+
+async def update_stock(request: Request) -> Response:
+    require_admin(request)
+    body = await b.json_object(request)
+    machine = await services(request).machines.set_stock(
+        machine_id(request), b.integer(body, "stock", low=0, high=10_000)
+    )
+    return JSONResponse(
+        {"machine_id": machine.id, "stock": machine.stock, "capacity": machine.capacity}
+    )
+
+
+async def low_stock_alert(request: Request) -> Response:
+    require_admin(request)
+    raised = await services(request).alerts.check_low_stock()
+    return JSONResponse({"alerts": raised})
+
+
+routes = [
+    Route("/api/admin/login", login, methods=["POST"]),
+    Route("/api/admin/verify", verify, methods=["GET"]),
+    Route("/api/machine/register", register, methods=["POST"]),
+    Route("/api/machine/{mid}/update-stock", update_stock, methods=["POST"]),
+    Route("/low-stock-alert", low_stock_alert, methods=["POST"]),
+]

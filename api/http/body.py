@@ -1,0 +1,75 @@
+"""Reading request bodies: size-limited JSON objects and typed fields."""
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from api.errors import InvalidRequest, PayloadTooLarge
+
+DEFAULT_LIMIT = 16384
+
+
+async def read_body(request: Request, limit: int = DEFAULT_LIMIT) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidRequest("bad Content-Length")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"request body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def json_object(request: Request, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
+    raw = await read_body(request, limit)
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InvalidRequest("the body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return data
+
+
+def text(
+    body: dict[str, Any], name: str, *, max_len: int = 128, required: bool = True, min_len: int = 1
+) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name} must be a string")
+    if not min_len <= len(value) <= max_len:
+        raise InvalidRequest(f"{name} must be {min_len} to {max_len} characters")
+    return value
+
+
+def optional_text(body: dict[str, Any], name: str, *, max_len: int = 128) -> str | None:
+    if body.get(name) is None:
+        return None
+    return text(body, name, max_len=max_len)
+
+
+def integer(
+    body: dict[str, Any], name: str, *, low: int, high: int, default: int | None = None
+) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{name} must be an integer")
+    if not low <= value <= high:
+        raise InvalidRequest(f"{name} must be {low} to {high}")
+    return value
+
+
+def query_text(request: Request, name: str, *, max_len: int = 128) -> str:
+    value = request.query_params.get(name, "")
+    if len(value) > max_len:
+        raise InvalidRequest(f"{name} must be at most {max_len} characters")
+    return value

@@ -1,0 +1,77 @@
+"""One table from SmartVend's errors to HTTP answers."""
+
+import logging
+from collections.abc import Mapping
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api import errors as e
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[e.SmartVendError], int] = {
+    e.PayloadTooLarge: 413,
+    e.InvalidRequest: 400,
+    e.InvalidCode: 400,
+    e.InvalidSignature: 400,
+    e.InvalidCredentials: 401,
+    e.Unauthorized: 401,
+    e.PaymentRequired: 402,
+    e.NotLockOwner: 403,
+    e.Forbidden: 403,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.SessionExpired: 410,
+    e.RateLimited: 429,
+    e.GatewayError: 502,
+    e.MachineOffline: 503,
+}
+
+
+def status_of(exc: e.SmartVendError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+async def smartvend_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, e.SmartVendError)
+    status = status_of(exc)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    if status >= 500:
+        log.warning("%s: %s", exc.code, exc.message)
+    return error_response(status, exc.code, exc.message, headers)
+
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    400: "invalid_request",
+    413: "payload_too_large",
+    401: "unauthorized",
+    403: "forbidden",
+}
+
+
+async def http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+async def unexpected_error(_request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error", exc_info=exc)
+    return error_response(500, "internal_error", "something went wrong on our side")

@@ -1,0 +1,348 @@
+"""The OpenAPI 3.1 description of SmartVend's HTTP API, served at /openapi.json."""
+
+from typing import Any
+
+JSON = "application/json"
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": props,
+        "required": list(props) if required is None else required,
+    }
+
+
+def _str(max_len: int = 128, min_len: int = 1, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_len, "maxLength": max_len, **extra}
+
+
+def _int(minimum: int = 0, maximum: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "minimum": minimum}
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return schema
+
+
+NULLABLE_INT = {"type": ["integer", "null"]}
+PRICE = _obj({"amount": _int(), "currency": _str(3, 3)})
+ERROR = _obj({"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}})})
+MID = {
+    "name": "mid",
+    "in": "path",
+    "required": True,
+    "schema": _str(32, pattern="^[A-Za-z0-9_-]{1,32}$"),
+}
+ORDER_ID = {"name": "order_id", "in": "path", "required": True, "schema": _str(40)}
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+ORDER = _obj(
+    {
+        "order_id": {"type": "string"},
+        "machine_id": {"type": "string"},
+        "status": {
+            "enum": [
+                "created",
+                "paid",
+                "dispensing",
+                "dispensed",
+                "failed",
+                "refund_pending",
+                "refunded",
+                "expired",
+            ]
+        },
+        "quantity": _int(1),
+        "dispensed": _int(),
+        "amount": _int(),
+        "currency": {"type": "string"},
+        "refund": {
+            "oneOf": [
+                {"type": "null"},
+                _obj({"amount": _int(), "status": {"enum": ["pending", "processed", "failed"]}}),
+            ]
+        },
+    }
+)
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {
+        str(code): {"description": "error", "content": {JSON: {"schema": ERROR}}} for code in codes
+    }
+
+
+def _op(
+    summary: str,
+    ok: dict[str, Any] | None,
+    *,
+    body: dict[str, Any] | None = None,
+    errors: tuple[int, ...] = (),
+    params: list[dict[str, Any]] | None = None,
+    auth: bool = False,
+    status: int = 200,
+    tag: str = "shopper",
+    media: str = JSON,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "tags": [tag],
+        "responses": {
+            str(status): {
+                "description": "success",
+                "content": {media: {"schema": ok or {"type": "object"}}},
+            },
+            **(_errors(400, 413, *errors) if body is not None else _errors(*errors)),
+        },
+    }
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+    if auth:
+        op["security"] = BEARER
+        op["responses"].update(_errors(401))
+    return op
+
+
+def _paths() -> dict[str, Any]:
+    client = _str(64, 8)
+    lock = _obj(
+        {
+            "machine_id": {"type": "string"},
+            "session_id": {"type": "string"},
+            "expires_at": _int(),
+            "price": PRICE,
+            "max_quantity": _int(),
+        }
+    )
+    public = _obj(
+        {
+            "machine_id": {"type": "string"},
+            "name": {"type": "string"},
+            "online": {"type": "boolean"},
+            "mode": {"type": "string"},
+            "stock": _int(),
+            "price": PRICE,
+            "locked": {"type": "boolean"},
+            "locked_by_you": {"type": "boolean"},
+            "lock_expires_at": NULLABLE_INT,
+        }
+    )
+    created = _obj(
+        {
+            "order_id": {"type": "string"},
+            "gateway_order_id": {"type": "string"},
+            "amount": _int(),
+            "currency": {"type": "string"},
+            "key_id": {"type": "string"},
+            "gateway": {"enum": ["razorpay", "test"]},
+        }
+    )
+    return {
+        "/api/machines": {
+            "get": _op(
+                "Machines a shopper can find",
+                _obj({"machines": {"type": "array", "items": {"type": "object"}}}),
+            )
+        },
+        "/api/machine/{mid}/public-status": {
+            "get": _op(
+                "A machine as a shopper sees it",
+                public,
+                errors=(400, 404),
+                params=[
+                    MID,
+                    {"name": "client_id", "in": "query", "required": False, "schema": _str(64, 0)},
+                ],
+            )
+        },
+        "/api/lock-by-code": {
+            "post": _op(
+                "Lock a machine with the code on its display",
+                lock,
+                body=_obj(
+                    {
+                        "code": _str(16),
+                        "client_id": client,
+                        "machine_id": _str(32, pattern="^[A-Za-z0-9_-]{1,32}$"),
+                    },
+                    ["code", "client_id"],
+                ),
+                errors=(404, 409, 429, 503),
+            )
+        },
+        "/api/machine/{mid}/unlock": {
+            "post": _op(
+                "Release your lock",
+                _obj({"unlocked": {"type": "boolean"}}),
+                params=[MID],
+                body=_obj({"client_id": client, "session_id": _str(40)}),
+                errors=(403, 409),
+            )
+        },
+        "/create-order": {
+            "post": _op(
+                "Create an order for the locked machine",
+                created,
+                body=_obj({"session_id": _str(40), "client_id": client, "quantity": _int(1, 1000)}),
+                errors=(403, 409, 410, 502),
+            )
+        },
+        "/verify-payment": {
+            "post": _op(
+                "Prove a payment (Razorpay Checkout's handler result)",
+                _obj({"order_id": {"type": "string"}, "status": {"type": "string"}}),
+                body=_obj(
+                    {
+                        "razorpay_order_id": _str(64),
+                        "razorpay_payment_id": _str(64),
+                        "razorpay_signature": _str(256),
+                    }
+                ),
+                errors=(402, 404, 502),
+            )
+        },
+        "/api/orders/{order_id}": {
+            "get": _op("An order's status", ORDER, params=[ORDER_ID], errors=(404,))
+        },
+        "/api/orders/{order_id}/events": {
+            "get": _op(
+                "Server-Sent Events: the order on every change",
+                {"type": "string"},
+                params=[ORDER_ID],
+                errors=(404,),
+                media="text/event-stream",
+            )
+        },
+        "/api/webhooks/razorpay": {
+            "post": _op(
+                "Razorpay webhook (raw body, X-Razorpay-Signature)",
+                _obj({"status": {"enum": ["processed", "duplicate"]}}),
+                body={"type": "object"},
+                errors=(502,),
+                tag="gateway",
+            )
+        },
+        "/api/machine/{mid}/trigger-dispense": {
+            "post": _op(
+                "Older clients: dispense a verified, paid order (once)",
+                _obj({"order_id": {"type": "string"}, "status": {"type": "string"}}),
+                params=[MID],
+                body=_obj({"order_id": _str(40), "client_id": client}),
+                errors=(402,),
+            )
+        },
+        "/api/test-gateway/checkout": {
+            "post": _op(
+                "Test mode only: complete a payment at the built-in gateway",
+                {"type": "object", "additionalProperties": {"type": "string"}},
+                body=_obj({"gateway_order_id": _str(64), "outcome": {"enum": ["pay", "fail"]}}),
+                tag="test mode",
+            )
+        },
+        "/api/machine/{mid}/status": {
+            "get": _op(
+                "Device fallback: desired state and open commands",
+                _obj({"desired": {"type": "object"}, "commands": {"type": "array"}}),
+                params=[MID],
+                auth=True,
+                errors=(400, 404),
+                tag="device",
+            )
+        },
+        "/api/machine/{mid}/confirm": {
+            "post": _op(
+                "Device fallback: report a command's units out (idempotent)",
+                _obj({"cmd_id": {"type": "string"}, "applied": {"type": "boolean"}}),
+                params=[MID],
+                body=_obj({"cmd_id": _str(64), "dispensed": _int(0, 1000)}),
+                auth=True,
+                errors=(404,),
+                tag="device",
+            )
+        },
+        "/api/machine/{mid}/report-error": {
+            "post": _op(
+                "Device fallback: report an error",
+                _obj({"recorded": {"type": "boolean"}}),
+                params=[MID],
+                body=_obj({"code": _str(128), "detail": _str(512, 0)}, ["code"]),
+                auth=True,
+                errors=(404,),
+                tag="device",
+            )
+        },
+        "/api/admin/login": {
+            "post": _op(
+                "Admin token for scripts (valid one hour)",
+                _obj({"token": {"type": "string"}, "expires_in": {"const": 3600}}),
+                body=_obj({"username": _str(64), "password": _str(256)}),
+                errors=(401,),
+                tag="admin",
+            )
+        },
+        "/api/admin/verify": {
+            "get": _op(
+                "Check an admin token",
+                _obj({"username": {"type": "string"}, "valid": {"type": "boolean"}}),
+                auth=True,
+                tag="admin",
+            )
+        },
+        "/api/machine/register": {
+            "post": _op(
+                "Register a machine; the API key is shown once",
+                _obj({"machine_id": {"type": "string"}, "api_key": {"type": "string"}}),
+                body=_obj(
+                    {
+                        "machine_id": _str(32, pattern="^[A-Za-z0-9_-]{1,32}$"),
+                        "name": _str(100),
+                        "location": _str(200, 0),
+                        "price": PRICE,
+                        "capacity": _int(1, 10000),
+                        "stock": _int(0, 10000),
+                    },
+                    ["machine_id", "name", "price", "capacity"],
+                ),
+                auth=True,
+                status=201,
+                errors=(409,),
+                tag="admin",
+            )
+        },
+        "/api/machine/{mid}/update-stock": {
+            "post": _op(
+                "Set a machine's stock (restock)",
+                _obj({"machine_id": {"type": "string"}, "stock": _int(), "capacity": _int()}),
+                params=[MID],
+                body=_obj({"stock": _int(0, 10000)}),
+                auth=True,
+                errors=(404, 409),
+                tag="admin",
+            )
+        },
+        "/low-stock-alert": {
+            "post": _op(
+                "Run the low-stock check now",
+                _obj({"alerts": {"type": "array"}}),
+                auth=True,
+                tag="admin",
+            )
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "SmartVend API",
+            "version": "1.0.0",
+            "description": "Shoppers lock a machine by its display code, pay online and "
+            "the machine dispenses. Errors are "
+            '{"error": {"code", "message"}} with a real status.',
+        },
+        "paths": _paths(),
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }

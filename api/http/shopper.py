@@ -1,0 +1,179 @@
+"""The shopper's API (CONTRACT section 2): decode, call one service, encode."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from api.errors import InvalidRequest
+from api.http import body as b
+from api.http.deps import services, source_address
+from api.payments.test_gateway import TestGateway
+from schema import topics
+
+TERMINAL = ("dispensed", "refunded", "expired", "failed")
+
+
+def machine_id(request: Request) -> str:
+    mid = request.path_params["mid"]
+    if not topics.is_machine_id(mid):
+        raise InvalidRequest("machine id must match [A-Za-z0-9_-]{1,32}")
+    return str(mid)
+
+
+async def public_status(request: Request) -> Response:
+    client_id = b.query_text(request, "client_id", max_len=64)
+    return JSONResponse(await services(request).views.public_status(machine_id(request), client_id))
+
+
+async def machines(request: Request) -> Response:
+    return JSONResponse({"machines": await services(request).views.fleet()})
+
+
+async def lock_by_code(request: Request) -> Response:
+    body = await b.json_object(request)
+    lock = await services(request).locks.lock_by_code(
+        b.text(body, "code", max_len=16),
+        b.text(body, "client_id", max_len=64),
+        b.optional_text(body, "machine_id", max_len=32),
+        source=source_address(request),
+    )
+    return JSONResponse(
+        {
+            "machine_id": lock.machine_id,
+            "session_id": lock.session_id,
+            "expires_at": lock.expires_at,
+            "price": lock.price,
+            "max_quantity": lock.max_quantity,
+        }
+    )
+
+
+async def unlock(request: Request) -> Response:
+    body = await b.json_object(request)
+    await services(request).locks.unlock(
+        machine_id(request),
+        b.text(body, "client_id", max_len=64),
+        b.text(body, "session_id", max_len=40),
+    )
+    return JSONResponse({"unlocked": True})
+
+
+async def create_order(request: Request) -> Response:
+    body = await b.json_object(request)
+    created = await services(request).orders.create(
+        b.text(body, "session_id", max_len=40),
+        b.text(body, "client_id", max_len=64),
+        b.integer(body, "quantity", low=1, high=1000),
+    )
+    return JSONResponse(
+        {
+            "order_id": created.order_id,
+            "gateway_order_id": created.gateway_order_id,
+            "amount": created.amount,
+            "currency": created.currency,
+            "key_id": created.key_id,
+            "gateway": created.gateway,
+        }
+    )
+
+
+async def verify_payment(request: Request) -> Response:
+    body = await b.json_object(request)
+    order = await services(request).orders.verify(
+        b.text(body, "razorpay_order_id", max_len=64),
+        b.text(body, "razorpay_payment_id", max_len=64),
+        b.text(body, "razorpay_signature", max_len=256),
+    )
+    return JSONResponse({"order_id": order.id, "status": order.status})
+
+
+async def order_status(request: Request) -> Response:
+    return JSONResponse(await services(request).orders.view(str(request.path_params["order_id"])))
+
+
+async def order_events(request: Request) -> Response:
+    """Server-Sent Events: the order each time it changes, until it ends."""
+    orders = services(request).orders
+    order_id = str(request.path_params["order_id"])
+    first = await orders.view(order_id)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[str]:
+        last, view, idle = None, first, 0.0
+        while True:
+            if view != last:
+                yield f"event: order\ndata: {json.dumps(view)}\n\n"
+                last, idle = view, 0.0
+                if view["status"] in TERMINAL and (
+                    view["refund"] is None or view["refund"]["status"] != "pending"
+                ):
+                    return
+            elif idle >= 15:
+                yield ": keep-alive\n\n"
+                idle = 0.0
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(0.25)
+            idle += 0.25
+            view = await orders.view(order_id)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def razorpay_webhook(request: Request) -> Response:
+    raw = await b.read_body(request, 1 << 20)
+    svc = services(request)
+    event = svc.gateway.parse_webhook(
+        raw,
+        request.headers.get("x-razorpay-signature", ""),
+        event_id=request.headers.get("x-razorpay-event-id"),
+    )
+    acted = await svc.webhooks.handle(event)
+    return JSONResponse({"status": "processed" if acted else "duplicate"})
+
+
+async def trigger_dispense(request: Request) -> Response:
+    body = await b.json_object(request)
+    order = await services(request).orders.trigger(
+        machine_id(request),
+        b.text(body, "order_id", max_len=40),
+        b.text(body, "client_id", max_len=64),
+    )
+    return JSONResponse({"order_id": order.id, "status": order.status})
+
+
+async def test_checkout(request: Request) -> Response:
+    """The built-in test gateway's checkout: the shopper chooses to pay or fail."""
+    gateway = services(request).gateway
+    if not isinstance(gateway, TestGateway):
+        raise InvalidRequest("test checkout is off: live payments are configured")
+    body = await b.json_object(request)
+    outcome = b.text(body, "outcome", max_len=8)
+    if outcome not in ("pay", "fail"):
+        raise InvalidRequest("outcome must be pay or fail")
+    proof = gateway.complete_payment(
+        b.text(body, "gateway_order_id", max_len=64), succeed=outcome == "pay"
+    )
+    return JSONResponse(proof)
+
+
+routes = [
+    Route("/api/machines", machines, methods=["GET"]),
+    Route("/api/machine/{mid}/public-status", public_status, methods=["GET"]),
+    Route("/api/lock-by-code", lock_by_code, methods=["POST"]),
+    Route("/api/machine/{mid}/unlock", unlock, methods=["POST"]),
+    Route("/create-order", create_order, methods=["POST"]),
+    Route("/verify-payment", verify_payment, methods=["POST"]),
+    Route("/api/orders/{order_id}", order_status, methods=["GET"]),
+    Route("/api/orders/{order_id}/events", order_events, methods=["GET"]),
+    Route("/api/webhooks/razorpay", razorpay_webhook, methods=["POST"]),
+    Route("/api/machine/{mid}/trigger-dispense", trigger_dispense, methods=["POST"]),
+    Route("/api/test-gateway/checkout", test_checkout, methods=["POST"]),
+]

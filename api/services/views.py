@@ -1,0 +1,74 @@
+"""Read models: what shoppers and devices are shown. No writes here."""
+
+from typing import Any
+
+from sqlalchemy import select
+
+from api.errors import MachineNotFound
+from api.services import outbox
+from api.services.context import Context
+from schema.models import FINAL_COMMAND_STATES, Command, Machine
+
+
+class Views:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def public_status(self, machine_id: str, client_id: str) -> dict[str, Any]:
+        async with self.ctx.db.begin() as s:
+            machine = await s.get(Machine, machine_id)
+            if machine is None:
+                raise MachineNotFound(f"no machine {machine_id}")
+            lock = await outbox.active_session(s, machine_id)
+        now = self.ctx.clock.now()
+        live = lock is not None and lock.expires_at > now
+        return {
+            "machine_id": machine.id,
+            "name": machine.name,
+            "online": machine.online,
+            "mode": outbox.state_payload(machine, live)["mode"],
+            "stock": machine.stock,
+            "price": outbox.price_of(machine),
+            "locked": live,
+            "locked_by_you": bool(live and client_id and lock and lock.client_id == client_id),
+            "lock_expires_at": lock.expires_at if live and lock else None,
+        }
+
+    async def fleet(self) -> list[dict[str, Any]]:
+        """Every machine as a shopper's machine finder lists it."""
+        async with self.ctx.db.begin() as s:
+            machines = (await s.scalars(select(Machine).order_by(Machine.name))).all()
+        return [
+            {
+                "machine_id": m.id,
+                "name": m.name,
+                "location": m.location,
+                "online": m.online,
+                "in_service": m.mode == "in_service",
+                "stock": m.stock,
+                "price": outbox.price_of(m),
+            }
+            for m in machines
+        ]
+
+    async def device_status(self, machine_id: str) -> dict[str, Any]:
+        """The HTTP fallback's view for a device: its desired state and open commands."""
+        async with self.ctx.db.begin() as s:
+            machine = await s.get(Machine, machine_id)
+            if machine is None:
+                raise MachineNotFound(f"no machine {machine_id}")
+            lock = await outbox.active_session(s, machine_id)
+            commands = (
+                await s.scalars(
+                    select(Command)
+                    .where(
+                        Command.machine_id == machine_id,
+                        Command.status.not_in(FINAL_COMMAND_STATES),
+                    )
+                    .order_by(Command.issued_at)
+                )
+            ).all()
+        return {
+            "desired": outbox.desired_payload(machine, lock),
+            "commands": [outbox.command_payload(c) for c in commands],
+        }

@@ -1,0 +1,65 @@
+"""The whole server under a real uvicorn on free ports, over a fresh database."""
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.applications import Starlette
+
+from api.services.container import Services
+from api.settings import Settings
+from schema.models import Base
+from tests.support.ports import free_port
+from tests.support.uvicorn_server import serve
+
+ADMIN_PASSWORD = "correct-horse-battery"
+SECRET = "test-secret-key-" + "x" * 32
+
+
+@dataclass
+class Stack:
+    url: str
+    app: Starlette
+    settings: Settings
+
+    @property
+    def services(self) -> Services:
+        found: Services = self.app.state.services
+        return found
+
+
+def test_settings(tmp: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": "test",
+        "database_url": f"sqlite:///{tmp / 'smartvend.db'}",
+        "var_dir": tmp / "var",
+        "mqtt_port": free_port(),
+        "secret_key": SECRET,
+        "admin_password": ADMIN_PASSWORD,
+    }
+    values.update(overrides)
+    environ = {f"SMARTVEND_{k.upper()}": str(v) for k, v in values.items()}
+    return Settings.from_env(environ)
+
+
+async def create_schema(settings: Settings) -> None:
+    engine = create_async_engine(settings.async_database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def running_stack(tmp: Path, *, mqtt: bool = True, **kwargs: Any) -> AsyncIterator[Stack]:
+    """``kwargs`` go to ``web.app.create_app`` (clock, gateway) or are settings overrides."""
+    from web.app import create_app
+
+    app_kwargs = {k: kwargs.pop(k) for k in ("clock", "gateway") if k in kwargs}
+    settings = test_settings(tmp, **kwargs)
+    await create_schema(settings)
+    app = create_app(settings, mqtt=mqtt, **app_kwargs)
+    async with serve(app) as url:
+        yield Stack(url=url, app=app, settings=settings)
