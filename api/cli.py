@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from api import migrations
 from api.errors import SmartVendError
+from api.provision import mqtt_url_for_devices, provision
 from api.runtime import open_runtime
 from api.services.machines import NewMachine
 from api.settings import Settings
@@ -103,8 +104,23 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    # The fleet simulator is a device program: it runs in its own process.
-    argv = [sys.executable, "-m", "device.simulate", *args.rest]
+    """Provision simulated machines (unless --credentials is given) and run them.
+
+    The fleet simulator is a device program: it runs in its own process.
+    """
+    rest = list(args.rest)
+    if "--credentials" not in rest:
+        count = 3
+        if "--machines" in rest:
+            count = int(rest[rest.index("--machines") + 1])
+        settings = _settings().with_dev_secret()
+        path = settings.var_dir / "sim-machines.json"
+        asyncio.run(provision(settings, count, "sim", path))
+        rest += ["--credentials", str(path)]
+        if "--mqtt-url" not in rest:
+            rest += ["--mqtt-url", mqtt_url_for_devices(settings)]
+        print(f"{count} simulated machines sim-1..sim-{count} (keys in {path})", flush=True)
+    argv = [sys.executable, "-m", "device.simulate", *rest]
     os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module
     return 0  # pragma: no cover
 
