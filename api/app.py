@@ -8,7 +8,7 @@ MQTT bridge and the periodic work, and stops them in reverse order.
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -66,13 +66,14 @@ def create_app(
                     from api.mqtt_runtime import start_mqtt  # only servers that speak MQTT
 
                     app.state.mqtt = await stack.enter_async_context(start_mqtt(rt))
+                periodic: list[tuple[float, str, Callable[[], Awaitable[object]]]] = [
+                    (1.0, "deadlines", rt.services.sweeper.tick),
+                    (5.0, "refunds", rt.services.refunds.process_pending),
+                    (30.0, "reconcile", rt.services.reconciler.run_once),
+                ]
                 tasks = [
-                    asyncio.create_task(
-                        background.every(1.0, "deadlines", rt.services.sweeper.tick)
-                    ),
-                    asyncio.create_task(
-                        background.every(5.0, "refunds", rt.services.refunds.process_pending)
-                    ),
+                    asyncio.create_task(background.every(interval, name, work))
+                    for interval, name, work in periodic
                 ]
                 try:
                     yield

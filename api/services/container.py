@@ -14,6 +14,7 @@ from api.services.locks import Locks
 from api.services.machines import Machines
 from api.services.orders import Orders
 from api.services.policy import VendPolicy
+from api.services.reconcile import Reconciler
 from api.services.refunds import Refunds
 from api.services.sweeper import Sweeper
 from api.services.views import Views
@@ -33,6 +34,7 @@ class Services:
     sweeper: Sweeper
     views: Views
     webhooks: Webhooks
+    reconciler: Reconciler
     gateway: PaymentGateway
 
     @classmethod
@@ -59,5 +61,6 @@ class Services:
             sweeper=Sweeper(ctx, dispense),
             views=Views(ctx),
             webhooks=Webhooks(ctx, orders, refunds, gateway),
+            reconciler=Reconciler(ctx, orders, refunds, gateway),
             gateway=gateway,
         )
