@@ -36,7 +36,7 @@ migrate: $(STAMP)
 	$(BIN)/smartvend migrate
 
 run: $(STAMP) migrate
-	@$(BIN)/python -m api.devrun
+	@$(BIN)/python -m web.devrun
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest

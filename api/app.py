@@ -26,6 +26,8 @@ from api.http.errors import http_error, smartvend_error, unexpected_error
 from api.http.openapi import openapi_document
 from api.payments.base import PaymentGateway
 from api.runtime import derive_secret, open_runtime
+from api.services.alert_sender import AlertSender
+from api.services.mailer import SmtpMailer
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,11 +68,18 @@ def create_app(
                     from api.mqtt_runtime import start_mqtt  # only servers that speak MQTT
 
                     app.state.mqtt = await stack.enter_async_context(start_mqtt(rt))
+                sender = AlertSender(
+                    rt.services.ctx, SmtpMailer.from_settings(rt.settings), rt.settings
+                )
+                app.state.alert_sender = sender
                 periodic: list[tuple[float, str, Callable[[], Awaitable[object]]]] = [
                     (1.0, "deadlines", rt.services.sweeper.tick),
                     (5.0, "refunds", rt.services.refunds.process_pending),
                     (30.0, "reconcile", rt.services.reconciler.run_once),
                 ]
+                if rt.settings.alert_interval_s > 0:
+                    periodic.append((float(rt.settings.alert_interval_s), "alerts",
+                                     sender.run_once))
                 tasks = [
                     asyncio.create_task(background.every(interval, name, work))
                     for interval, name, work in periodic

@@ -2,21 +2,32 @@
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from api import migrations
 from api.errors import SmartVendError
 from api.provision import mqtt_url_for_devices, provision
-from api.runtime import open_runtime
+from api.runtime import Runtime, open_runtime
 from api.services.machines import NewMachine
 from api.settings import Settings
 
 
 def _settings() -> Settings:
     return Settings.from_env(os.environ)
+
+
+@contextlib.asynccontextmanager
+async def _runtime() -> AsyncIterator[Runtime]:
+    """The wired services, on a database that is migrated to the newest revision."""
+    async with open_runtime(_settings()) as rt:
+        await migrations.require_head(rt.engine)
+        yield rt
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -26,15 +37,70 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+AppFactory = Callable[[Settings], Any]
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    from api.app import create_app
     from api.serve import serve
 
-    return serve(_settings(), host=args.host, port=args.port)
+    settings = _settings()
+    factory: AppFactory = args.app_factory or create_app
+    return serve(factory(settings), settings, host=args.host, port=args.port)
+
+
+def cmd_mosquitto_config(args: argparse.Namespace) -> int:
+    from api.accounts import server_credentials
+    from api.mosquitto_setup import write_mosquitto_config
+
+    settings = _settings().with_dev_secret()
+    creds = server_credentials(settings)
+
+    async def run() -> list[Path]:
+        async with _runtime() as rt:
+            return await write_mosquitto_config(
+                rt.services.ctx.db, Path(args.out), port=args.port or settings.mqtt_port,
+                host=args.host or settings.mqtt_host, server_username=creds.username,
+                server_password=creds.password,
+            )
+
+    for path in asyncio.run(run()):
+        print(f"wrote {path}")
+    print("run: mosquitto -c", Path(args.out) / "mosquitto.conf",
+          "  (send it SIGHUP after re-running this when accounts change)")
+    return 0
+
+
+def cmd_integrator_add(args: argparse.Namespace) -> int:
+    from api.accounts import create_integrator
+
+    async def run() -> str:
+        async with _runtime() as rt:
+            _, password = await create_integrator(rt.services.ctx.db, rt.services.ctx.clock,
+                                                  args.username, args.description)
+            return password
+
+    password = asyncio.run(run())
+    print(f"integrator {args.username} created (read-only MQTT)")
+    print(f"password (shown once): {password}")
+    return 0
+
+
+def cmd_integrator_revoke(args: argparse.Namespace) -> int:
+    from api.accounts import revoke_integrator
+
+    async def run() -> None:
+        async with _runtime() as rt:
+            await revoke_integrator(rt.services.ctx.db, args.username)
+
+    asyncio.run(run())
+    print(f"integrator {args.username} revoked")
+    return 0
 
 
 def cmd_machine_add(args: argparse.Namespace) -> int:
     async def run() -> str:
-        async with open_runtime(_settings()) as rt:
+        async with _runtime() as rt:
             _, key = await rt.services.machines.register(
                 NewMachine(
                     machine_id=args.machine_id,
@@ -55,7 +121,7 @@ def cmd_machine_add(args: argparse.Namespace) -> int:
 
 def cmd_machine_rotate_key(args: argparse.Namespace) -> int:
     async def run() -> str:
-        async with open_runtime(_settings()) as rt:
+        async with _runtime() as rt:
             return await rt.services.machines.rotate_key(args.machine_id)
 
     key = asyncio.run(run())
@@ -69,7 +135,7 @@ def cmd_machine_list(_args: argparse.Namespace) -> int:
     from schema.models import Machine
 
     async def run() -> list[Machine]:
-        async with open_runtime(_settings()) as rt, rt.services.ctx.db.begin() as s:
+        async with _runtime() as rt, rt.services.ctx.db.begin() as s:
             return list((await s.scalars(select(Machine).order_by(Machine.id))).all())
 
     rows = asyncio.run(run())
@@ -95,7 +161,7 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
     password = _read_password(f"password for {args.username}: ")
 
     async def run() -> None:
-        async with open_runtime(_settings()) as rt:
+        async with _runtime() as rt:
             await rt.services.admins.create(args.username, password)
 
     asyncio.run(run())
@@ -134,6 +200,23 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int)
     s.set_defaults(func=cmd_serve)
 
+    s = sub.add_parser("mosquitto-config",
+                       help="write Mosquitto passwd, acl and conf files from the database")
+    s.add_argument("--out", default="var/mosquitto")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.set_defaults(func=cmd_mosquitto_config)
+
+    integrator = sub.add_parser("integrator", help="read-only MQTT accounts").add_subparsers(
+        dest="action", required=True)
+    s = integrator.add_parser("add", help="create an account; prints its password once")
+    s.add_argument("username")
+    s.add_argument("--description")
+    s.set_defaults(func=cmd_integrator_add)
+    s = integrator.add_parser("revoke", help="revoke an account")
+    s.add_argument("username")
+    s.set_defaults(func=cmd_integrator_revoke)
+
     s = sub.add_parser("migrate", help="bring the database schema up to date")
     s.add_argument("--revision", default="head")
     s.set_defaults(func=cmd_migrate)
@@ -168,15 +251,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, app_factory: AppFactory | None = None) -> int:
+    """Run one command; ``app_factory`` builds what ``serve`` serves (``web`` adds pages)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["simulate"]:  # its options belong to the simulator
-        return cmd_simulate(argparse.Namespace(rest=argv[1:]))
-    args = parser().parse_args(argv)
     try:
+        if argv[:1] == ["simulate"]:  # its options belong to the simulator
+            return cmd_simulate(argparse.Namespace(rest=argv[1:]))
+        args = parser().parse_args(argv)
+        args.app_factory = app_factory
         return int(args.func(args))
     except SmartVendError as exc:
         print(f"smartvend: {exc.message}", file=sys.stderr)
+        return 2
+    except (ValueError, IndexError) as exc:
+        print(f"smartvend: {exc}", file=sys.stderr)
         return 2
 
 

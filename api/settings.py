@@ -6,7 +6,10 @@ Every variable takes the ``SMARTVEND_`` prefix; the older unprefixed names
 ``starlette.datastructures.Secret`` so they never show in logs or reprs.
 """
 
+import contextlib
+import os
 import secrets
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -106,6 +109,7 @@ class Settings:
     alert_email: str | None = None
     low_stock_threshold: int = 3
     offline_alert_minutes: int = 10
+    alert_interval_s: int = 30
     frontend_url: str | None = None
     demo_machines: int = 0
 
@@ -128,19 +132,23 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Settings":
         """Read every setting from ``environ``; raise ConfigurationError when one is wrong."""
-        merged = {
-            f"{PREFIX}{canon}": environ[alias]
-            for alias, canon in ALIASES.items()
-            if alias in environ and f"{PREFIX}{canon}" not in environ
-        }
+        merged: dict[str, str] = {}
+        origin: dict[str, str] = {}  # canonical name -> the alias its value came from
+        for alias, canon in ALIASES.items():
+            if alias in environ and f"{PREFIX}{canon}" not in environ:
+                merged[f"{PREFIX}{canon}"] = environ[alias]
+                origin[canon] = alias
         if "DISPLAY_CODE_TTL_MINUTES" in environ and f"{PREFIX}DISPLAY_CODE_TTL_S" not in environ:
             minutes = environ["DISPLAY_CODE_TTL_MINUTES"]
             try:
                 merged[f"{PREFIX}DISPLAY_CODE_TTL_S"] = str(int(float(minutes) * 60))
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:
                 raise ConfigurationError(
                     f"DISPLAY_CODE_TTL_MINUTES is not a number: {minutes!r}"
                 ) from exc
+            origin["DISPLAY_CODE_TTL_S"] = "DISPLAY_CODE_TTL_MINUTES"
+        # Only prefixed names (and the aliases above) are read: an unrelated
+        # DATABASE_URL or ENV in the environment belongs to something else.
         config = Config(environ={**environ, **merged}, env_prefix=PREFIX)
         defaults = cls()
         values: dict[str, Any] = {}
@@ -163,6 +171,7 @@ class Settings:
             "smtp_tls": _bool,
             "low_stock_threshold": int,
             "offline_alert_minutes": int,
+            "alert_interval_s": int,
             "demo_machines": int,
             "var_dir": Path,
             "secret_key": Secret,
@@ -174,12 +183,13 @@ class Settings:
         for name in cls.__dataclass_fields__:
             cast = casts.get(name, _optional(str) if getattr(defaults, name) is None else str)
             key = name.upper()
+            if f"{PREFIX}{key}" not in config.environ:
+                continue
             try:
-                if key not in config.environ and f"{PREFIX}{key}" not in config.environ:
-                    continue
                 values[name] = config.get(key, cast=cast)
-            except (ValueError, KeyError) as exc:
-                raise ConfigurationError(f"{PREFIX}{key} is invalid: {exc}") from exc
+            except ValueError as exc:
+                source = origin.get(key, f"{PREFIX}{key}")
+                raise ConfigurationError(f"{source} is invalid: {exc}") from exc
         settings = cls(**values)
         settings.validate()
         return settings
@@ -207,6 +217,10 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{PREFIX}{name.upper()} must be at least 1")
+        for name in ("http_port", "mqtt_port", "mqtt_ws_port", "smtp_port"):
+            port = getattr(self, name)
+            if port is not None and not 0 <= port <= 65535:
+                raise ConfigurationError(f"{PREFIX}{name.upper()} must be a port, 0 to 65535")
         if not self.dev:
             if not str(self.secret_key):
                 raise ConfigurationError(
@@ -222,11 +236,19 @@ class Settings:
         if str(self.secret_key) or not self.dev:
             return self
         path = self.var_dir / DEV_SECRET_FILE
-        if path.exists():
-            key = path.read_text().strip()
-        else:
+        if not path.exists():
             self.var_dir.mkdir(parents=True, exist_ok=True)
-            key = secrets.token_urlsafe(48)
-            path.write_text(key + "\n")
-            path.chmod(0o600)
+            # Written owner-only (mkstemp) and linked into place whole: a reader
+            # never sees a partial key, and of two first starts one key wins.
+            fd, tmp = tempfile.mkstemp(dir=self.var_dir, prefix=".secret-")
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_urlsafe(48) + "\n")
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+            finally:
+                os.unlink(tmp)
+        key = path.read_text().strip()
+        if not key:
+            raise ConfigurationError(f"{path} is empty: delete it or set {PREFIX}SECRET_KEY")
         return replace(self, secret_key=Secret(key))

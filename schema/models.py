@@ -7,6 +7,7 @@ order, one refund per payment, unique gateway and webhook-event ids.
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -87,12 +88,12 @@ class Machine(Base):
     dispensed_total: Mapped[int] = mapped_column(Integer, default=0)
     mode: Mapped[str] = mapped_column(String(20), default="in_service")
     display_code: Mapped[str | None] = mapped_column(String(6))
-    display_code_expires_at: Mapped[int | None] = mapped_column(Integer)
+    display_code_expires_at: Mapped[int | None] = mapped_column(BigInteger)
     code_failures: Mapped[int] = mapped_column(Integer, default=0)
     desired_version: Mapped[int] = mapped_column(Integer, default=0)
     online: Mapped[bool] = mapped_column(Boolean, default=False)
-    boot: Mapped[int] = mapped_column(Integer, default=0)
-    last_seen: Mapped[int | None] = mapped_column(Integer)
+    boot: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_seen: Mapped[int | None] = mapped_column(BigInteger)
     fw: Mapped[str | None] = mapped_column(String(32))
     reported_version: Mapped[int | None] = mapped_column(Integer)
     reported_mode: Mapped[str | None] = mapped_column(String(20))
@@ -100,7 +101,7 @@ class Machine(Base):
     low_stock_threshold: Mapped[int | None] = mapped_column(Integer)
     low_stock_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
     offline_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class VendSession(Base):
@@ -123,9 +124,9 @@ class VendSession(Base):
     client_id: Mapped[str] = mapped_column(String(64))
     source: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="active")
-    created_at: Mapped[int] = mapped_column(Integer)
-    expires_at: Mapped[int] = mapped_column(Integer)
-    ended_at: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger)
     end_reason: Mapped[str | None] = mapped_column(String(32))
 
 
@@ -151,9 +152,9 @@ class Order(Base):
     dispensed: Mapped[int] = mapped_column(Integer, default=0)
     gateway: Mapped[str] = mapped_column(String(16))
     gateway_order_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[int] = mapped_column(Integer, index=True)
-    paid_at: Mapped[int | None] = mapped_column(Integer)
-    updated_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    paid_at: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class Payment(Base):
@@ -171,7 +172,7 @@ class Payment(Base):
     # counted: this payment pays for its order; extra: paid twice or too late/wrong.
     disposition: Mapped[str] = mapped_column(String(16))
     verified_via: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class Refund(Base):
@@ -192,8 +193,8 @@ class Refund(Base):
     gateway_refund_id: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(300))
-    created_at: Mapped[int] = mapped_column(Integer)
-    updated_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class Command(Base):
@@ -214,11 +215,11 @@ class Command(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     dispensed: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(512))
-    issued_at: Mapped[int] = mapped_column(Integer)
-    expires_at: Mapped[int] = mapped_column(Integer)
-    deadline: Mapped[int] = mapped_column(Integer)
-    accepted_at: Mapped[int | None] = mapped_column(Integer)
-    finished_at: Mapped[int | None] = mapped_column(Integer)
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    deadline: Mapped[int] = mapped_column(BigInteger)
+    accepted_at: Mapped[int | None] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DeviceEvent(Base):
@@ -229,8 +230,8 @@ class DeviceEvent(Base):
     type: Mapped[str] = mapped_column(String(32))
     code: Mapped[str] = mapped_column(String(128))
     detail: Mapped[str] = mapped_column(String(512))
-    ts: Mapped[int] = mapped_column(Integer)
-    received_at: Mapped[int] = mapped_column(Integer, index=True)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class Telemetry(Base):
@@ -239,7 +240,7 @@ class Telemetry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id"))
-    ts: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[dict[str, float]] = mapped_column(JSON)
 
 
@@ -251,7 +252,7 @@ class AdminUser(Base):
     username: Mapped[str] = mapped_column(String(64))
     password_hash: Mapped[str] = mapped_column(String(200))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class Integrator(Base):
@@ -265,7 +266,7 @@ class Integrator(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(String(200))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class WebhookEvent(Base):
@@ -275,7 +276,7 @@ class WebhookEvent(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     event: Mapped[str] = mapped_column(String(64))
-    received_at: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class OutboxMessage(Base):
@@ -288,7 +289,7 @@ class OutboxMessage(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     retain: Mapped[bool] = mapped_column(Boolean)
     qos: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class Alert(Base):
@@ -298,6 +299,6 @@ class Alert(Base):
     kind: Mapped[str] = mapped_column(String(32), index=True)
     machine_id: Mapped[str | None] = mapped_column(ForeignKey("machines.id"), index=True)
     message: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[int] = mapped_column(Integer, index=True)
-    sent_at: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    sent_at: Mapped[int | None] = mapped_column(BigInteger)
     send_error: Mapped[str | None] = mapped_column(String(300))

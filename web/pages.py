@@ -1,23 +1,16 @@
 """Shopper and admin pages (Jinja2), mounted beside the API."""
 
-from pathlib import Path
-
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
-HERE = Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
-
-
-async def home(request: Request) -> Response:
-    return templates.TemplateResponse(request, "home.html", {})
+from web import shop
+from web.admin import routes as admin_routes
+from web.templating import STATIC
 
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/", home, methods=["GET"]),
-        Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+        *shop.routes(),
+        *admin_routes.routes(),
+        Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 01:46:41.174415
+Create Date: 2026-11-24 02:43:29.454143
 """
 
 from collections.abc import Sequence
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("username", sa.String(length=64), nullable=False),
         sa.Column("password_hash", sa.String(length=200), nullable=False),
         sa.Column("disabled", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_users")),
         sa.UniqueConstraint("username", name=op.f("uq_admin_users_username")),
     )
@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=200), nullable=False),
         sa.Column("description", sa.String(length=200), nullable=True),
         sa.Column("revoked", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_integrators")),
         sa.UniqueConstraint("username", name=op.f("uq_integrators_username")),
     )
@@ -55,12 +55,12 @@ def upgrade() -> None:
         sa.Column("dispensed_total", sa.Integer(), nullable=False),
         sa.Column("mode", sa.String(length=20), nullable=False),
         sa.Column("display_code", sa.String(length=6), nullable=True),
-        sa.Column("display_code_expires_at", sa.Integer(), nullable=True),
+        sa.Column("display_code_expires_at", sa.BigInteger(), nullable=True),
         sa.Column("code_failures", sa.Integer(), nullable=False),
         sa.Column("desired_version", sa.Integer(), nullable=False),
         sa.Column("online", sa.Boolean(), nullable=False),
-        sa.Column("boot", sa.Integer(), nullable=False),
-        sa.Column("last_seen", sa.Integer(), nullable=True),
+        sa.Column("boot", sa.BigInteger(), nullable=False),
+        sa.Column("last_seen", sa.BigInteger(), nullable=True),
         sa.Column("fw", sa.String(length=32), nullable=True),
         sa.Column("reported_version", sa.Integer(), nullable=True),
         sa.Column("reported_mode", sa.String(length=20), nullable=True),
@@ -68,7 +68,7 @@ def upgrade() -> None:
         sa.Column("low_stock_threshold", sa.Integer(), nullable=True),
         sa.Column("low_stock_alerted", sa.Boolean(), nullable=False),
         sa.Column("offline_alerted", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.CheckConstraint(
             "mode IN ('in_service', 'out_of_service')", name=op.f("ck_machines_mode_known")
         ),
@@ -88,14 +88,14 @@ def upgrade() -> None:
         sa.Column("payload", sa.LargeBinary(), nullable=False),
         sa.Column("retain", sa.Boolean(), nullable=False),
         sa.Column("qos", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
     )
     op.create_table(
         "webhook_events",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("event", sa.String(length=64), nullable=False),
-        sa.Column("received_at", sa.Integer(), nullable=False),
+        sa.Column("received_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_events")),
     )
     op.create_table(
@@ -104,8 +104,8 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("machine_id", sa.String(length=32), nullable=True),
         sa.Column("message", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.Integer(), nullable=False),
-        sa.Column("sent_at", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("sent_at", sa.BigInteger(), nullable=True),
         sa.Column("send_error", sa.String(length=300), nullable=True),
         sa.ForeignKeyConstraint(
             ["machine_id"], ["machines.id"], name=op.f("fk_alerts_machine_id_machines")
@@ -124,8 +124,8 @@ def upgrade() -> None:
         sa.Column("type", sa.String(length=32), nullable=False),
         sa.Column("code", sa.String(length=128), nullable=False),
         sa.Column("detail", sa.String(length=512), nullable=False),
-        sa.Column("ts", sa.Integer(), nullable=False),
-        sa.Column("received_at", sa.Integer(), nullable=False),
+        sa.Column("ts", sa.BigInteger(), nullable=False),
+        sa.Column("received_at", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["machine_id"], ["machines.id"], name=op.f("fk_device_events_machine_id_machines")
         ),
@@ -143,7 +143,7 @@ def upgrade() -> None:
         "telemetry",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("machine_id", sa.String(length=32), nullable=False),
-        sa.Column("ts", sa.Integer(), nullable=False),
+        sa.Column("ts", sa.BigInteger(), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
             ["machine_id"], ["machines.id"], name=op.f("fk_telemetry_machine_id_machines")
@@ -160,9 +160,9 @@ def upgrade() -> None:
         sa.Column("client_id", sa.String(length=64), nullable=False),
         sa.Column("source", sa.String(length=64), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("created_at", sa.Integer(), nullable=False),
-        sa.Column("expires_at", sa.Integer(), nullable=False),
-        sa.Column("ended_at", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("expires_at", sa.BigInteger(), nullable=False),
+        sa.Column("ended_at", sa.BigInteger(), nullable=True),
         sa.Column("end_reason", sa.String(length=32), nullable=True),
         sa.CheckConstraint(
             "status IN ('active', 'ended', 'expired')", name=op.f("ck_vend_sessions_status_known")
@@ -198,9 +198,9 @@ def upgrade() -> None:
         sa.Column("dispensed", sa.Integer(), nullable=False),
         sa.Column("gateway", sa.String(length=16), nullable=False),
         sa.Column("gateway_order_id", sa.String(length=64), nullable=True),
-        sa.Column("created_at", sa.Integer(), nullable=False),
-        sa.Column("paid_at", sa.Integer(), nullable=True),
-        sa.Column("updated_at", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("paid_at", sa.BigInteger(), nullable=True),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.CheckConstraint(
             "status IN ('created', 'paid', 'dispensing', 'dispensed', 'failed', 'refund_pending', 'refunded', 'expired')",
             name=op.f("ck_orders_status_known"),
@@ -236,11 +236,11 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("dispensed", sa.Integer(), nullable=False),
         sa.Column("error", sa.String(length=512), nullable=True),
-        sa.Column("issued_at", sa.Integer(), nullable=False),
-        sa.Column("expires_at", sa.Integer(), nullable=False),
-        sa.Column("deadline", sa.Integer(), nullable=False),
-        sa.Column("accepted_at", sa.Integer(), nullable=True),
-        sa.Column("finished_at", sa.Integer(), nullable=True),
+        sa.Column("issued_at", sa.BigInteger(), nullable=False),
+        sa.Column("expires_at", sa.BigInteger(), nullable=False),
+        sa.Column("deadline", sa.BigInteger(), nullable=False),
+        sa.Column("accepted_at", sa.BigInteger(), nullable=True),
+        sa.Column("finished_at", sa.BigInteger(), nullable=True),
         sa.CheckConstraint(
             "status IN ('pending', 'accepted', 'running', 'succeeded', 'failed', 'rejected', 'expired', 'unknown')",
             name=op.f("ck_commands_status_known"),
@@ -271,7 +271,7 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("disposition", sa.String(length=16), nullable=False),
         sa.Column("verified_via", sa.String(length=16), nullable=False),
-        sa.Column("created_at", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.CheckConstraint("amount >= 0", name=op.f("ck_payments_amount_not_negative")),
         sa.ForeignKeyConstraint(
             ["order_id"], ["orders.id"], name=op.f("fk_payments_order_id_orders")
@@ -293,8 +293,8 @@ def upgrade() -> None:
         sa.Column("gateway_refund_id", sa.String(length=64), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.String(length=300), nullable=True),
-        sa.Column("created_at", sa.Integer(), nullable=False),
-        sa.Column("updated_at", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.CheckConstraint(
             "status IN ('pending', 'processed', 'failed')", name=op.f("ck_refunds_status_known")
         ),

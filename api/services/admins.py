@@ -10,8 +10,16 @@ from api.services.context import Context
 from schema.models import AdminUser
 
 _hasher = PasswordHasher()
-# Verifying against this keeps a wrong username as slow as a wrong password.
-_DUMMY_HASH = _hasher.hash("smartvend-no-such-user")
+_dummy_hash: str | None = None
+
+
+def _dummy() -> str:
+    """A hash to verify against for unknown users, so they take as long as known ones."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash("smartvend-no-such-user")
+    return _dummy_hash
+
 MIN_PASSWORD = 10
 
 
@@ -57,7 +65,7 @@ class Admins:
     async def authenticate(self, username: str, password: str) -> AdminUser:
         async with self.ctx.db.begin() as s:
             user = await s.scalar(select(AdminUser).where(AdminUser.username == username))
-        stored = user.password_hash if user is not None else _DUMMY_HASH
+        stored = user.password_hash if user is not None else _dummy()
         try:
             _hasher.verify(stored, password)
         except (VerificationError, InvalidHashError) as exc:

@@ -13,8 +13,16 @@ from api.services.codes import rotate_code
 from api.services.context import Context
 from broker.passwords import hash_secret, verify_secret
 from schema import topics
-from schema.models import FINAL_COMMAND_STATES, Command, DeviceEvent, Machine, Telemetry
+from schema.models import (
+    FINAL_COMMAND_STATES,
+    Command,
+    DeviceEvent,
+    Integrator,
+    Machine,
+    Telemetry,
+)
 
+RESERVED_IDS = frozenset({"smartvend-server", "server", "admin"})
 MIN_PRICE = 100  # one rupee: the smallest amount a payment gateway takes
 MAX_PRICE = 10_000_000
 
@@ -37,6 +45,8 @@ class NewMachine:
     def validate(self) -> None:
         if not topics.is_machine_id(self.machine_id):
             raise InvalidRequest("machine_id must match [A-Za-z0-9_-]{1,32}")
+        if self.machine_id in RESERVED_IDS:
+            raise InvalidRequest(f"machine_id {self.machine_id!r} is reserved")
         if not 1 <= len(self.name.strip()) <= 100:
             raise InvalidRequest("name must be 1 to 100 characters")
         if self.location is not None and len(self.location) > 200:
@@ -63,6 +73,9 @@ class Machines:
             async with self.ctx.db.begin() as s:
                 if await s.get(Machine, new.machine_id) is not None:
                     raise MachineTaken(f"machine {new.machine_id} is already registered")
+                if await s.scalar(select(Integrator.id).where(
+                        Integrator.username == new.machine_id)) is not None:
+                    raise MachineTaken(f"{new.machine_id} is an integrator account's name")
                 machine = Machine(
                     id=new.machine_id,
                     name=new.name.strip(),

@@ -19,6 +19,9 @@ from schema.models import Order, Payment, Refund
 
 log = logging.getLogger(__name__)
 LOOK_BACK_S = 24 * 3600
+# The browser and the webhook usually report a payment within seconds; ask the
+# gateway only about orders older than this.
+GRACE_S = 60
 BATCH = 50
 
 
@@ -36,7 +39,8 @@ class Reconciler:
         return await self._orders() + await self._refunds()
 
     async def _orders(self) -> int:
-        since = self.ctx.clock.now() - LOOK_BACK_S
+        now = self.ctx.clock.now()
+        since = now - LOOK_BACK_S
         async with self.ctx.db.begin() as s:
             unpaid = (
                 await s.scalars(
@@ -45,6 +49,7 @@ class Reconciler:
                         Order.status.in_(("created", "expired")),
                         Order.gateway_order_id.is_not(None),
                         Order.created_at >= since,
+                        Order.created_at <= now - GRACE_S,
                     )
                     .order_by(Order.created_at.desc())
                     .limit(BATCH)

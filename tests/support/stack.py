@@ -39,6 +39,7 @@ def test_settings(tmp: Path, **overrides: Any) -> Settings:
         "mqtt_port": free_port(),
         "secret_key": SECRET,
         "admin_password": ADMIN_PASSWORD,
+        "alert_interval_s": 0,  # tests run the alert sender themselves
     }
     values.update(overrides)
     environ = {f"SMARTVEND_{k.upper()}": str(v) for k, v in values.items()}

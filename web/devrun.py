@@ -96,7 +96,7 @@ def main() -> int:
         asyncio.run(provision(settings, count, "demo", credentials))
     settings = Settings.from_env(env)
     base = f"http://{settings.http_host}:{settings.http_port}"
-    server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], env=env)
+    server = subprocess.Popen([sys.executable, "-m", "web.cli", "serve"], env=env)
     children = [server]
     try:
         wait_healthy(base, server)

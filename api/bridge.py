@@ -1,0 +1,229 @@
+"""The server's MQTT side: one connection that feeds the services and drains the outbox.
+
+``Bridge.run()`` keeps a connection to the broker (embedded or external) until
+cancelled, reconnecting with capped exponential backoff.  On every connect it
+
+1. registers ``server/status`` offline as its will and publishes ``online``;
+2. subscribes to every machine's ``status``, ``reported``, ``telemetry``,
+   ``events`` and ``results/+`` (handled by :class:`api.bridge_ingest.Ingest`);
+3. publishes the outbox backlog, then republishes from the database every
+   machine's ``desired`` and ``state`` and every unfinished ``cmd``: a broker
+   may have restarted and lost its retained messages;
+4. drains the outbox whenever ``kick()`` is called, and every ``poll_s`` anyway.
+
+Cancelling ``run()`` publishes ``server/status`` offline (with a time) first.
+"""
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+
+import aiomqtt
+
+from api.accounts import server_credentials
+from api.bridge_ingest import DEFAULT_SHARDS, Ingest
+from api.outbox_drain import Outgoing, Publish, drain, publish_in_order, retained_snapshot
+from api.services.container import Services
+from api.settings import Settings
+from schema import messages, topics
+
+log = logging.getLogger(__name__)
+
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+MQTT_TIMEOUT = 10.0
+GOODBYE_TIMEOUT = 2.0
+
+
+def _refused(code: object) -> bool:
+    """A SUBACK failure (0x80), as an int (MQTT 3.1.1) or a ReasonCode."""
+    failure = getattr(code, "is_failure", None)
+    return bool(failure) if failure is not None else code == 0x80
+
+
+class Bridge:
+    """Connects the services to the broker; see the module docstring."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        tls: bool = False,
+        keepalive: int = 30,
+        client_id: str = "smartvend-server",
+        shards: int = DEFAULT_SHARDS,
+        poll_s: float = 0.5,
+        min_backoff: float = 0.5,
+        max_backoff: float = 10.0,
+    ) -> None:
+        self.services = services
+        self.host = host
+        self.port = port
+        self._username = username
+        self._password = password
+        self._tls = tls
+        self._keepalive = keepalive
+        self._client_id = client_id
+        self._poll_s = poll_s
+        self._min_backoff = min_backoff
+        self._max_backoff = max_backoff
+        self.ingest = Ingest(services, on_change=self.kick, shards=shards)
+        # Set while connected and the retained state has been republished.
+        self.connected = asyncio.Event()
+        self.connections = 0  # successful connects so far
+        self._wake = asyncio.Event()
+        self._passes = asyncio.Condition()
+        self._passes_started = 0
+        self._passes_done = 0
+
+    @classmethod
+    def from_settings(cls, services: Services, settings: Settings) -> "Bridge":
+        """A bridge to ``MQTT_URL``, or to the embedded broker with the derived server key."""
+        creds = server_credentials(settings)
+        return cls(
+            services,
+            host=creds.host,
+            port=creds.port,
+            username=creds.username,
+            password=creds.password,
+            tls=creds.tls,
+            keepalive=settings.mqtt_keepalive_s,
+            client_id=creds.username,
+        )
+
+    # -- public ---------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Wake the outbox drain (call after a service committed outbox rows)."""
+        self._wake.set()
+
+    async def wait_drained(self) -> None:
+        """Wait until a drain pass that started after this call has finished.
+
+        Everything committed to the outbox before the call has then been
+        published and acknowledged. Waits through reconnects: bound it with
+        ``asyncio.timeout``.
+        """
+        target = self._passes_started + 1
+        self.kick()
+        async with self._passes:
+            await self._passes.wait_for(lambda: self._passes_done >= target)
+
+    async def run(self) -> None:
+        """Serve until cancelled; never returns otherwise."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.ingest.run())
+            tg.create_task(self._connection_loop())
+
+    # -- connection -----------------------------------------------------------
+
+    def _client(self) -> aiomqtt.Client:
+        return aiomqtt.Client(
+            self.host,
+            self.port,
+            username=self._username,
+            password=self._password,
+            identifier=self._client_id,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            clean_session=True,
+            keepalive=self._keepalive,
+            will=aiomqtt.Will(topics.SERVER_STATUS, messages.server_offline(), qos=1, retain=True),
+            socket_options=NODELAY,
+            tls_context=ssl.create_default_context() if self._tls else None,
+            timeout=MQTT_TIMEOUT,
+        )
+
+    async def _connection_loop(self) -> None:
+        delay = self._min_backoff
+        while True:
+            try:
+                async with self._client() as client:
+                    delay = self._min_backoff
+                    self.connections += 1
+                    log.info("connected to the MQTT broker at %s:%d", self.host, self.port)
+                    try:
+                        await self._serve(client)
+                    except asyncio.CancelledError:
+                        await self._goodbye(client)
+                        raise
+            except* aiomqtt.MqttError as group:
+                log.warning(
+                    "MQTT connection to %s:%d failed or lost (%s); retrying in %.1f s",
+                    self.host,
+                    self.port,
+                    group.exceptions[0],
+                    delay,
+                )
+            except* Exception:
+                log.exception("MQTT bridge error; reconnecting in %.1f s", delay)
+            finally:
+                self.connected.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._max_backoff)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._receive(client))
+            tg.create_task(self._publish_side(client))
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            if isinstance(payload, str):
+                payload = payload.encode()
+            data = bytes(payload) if isinstance(payload, (bytes, bytearray)) else b""
+            await self.ingest.put(message.topic.value, data)
+
+    async def _publish_side(self, client: aiomqtt.Client) -> None:
+        async def publish(message: Outgoing) -> None:
+            await client.publish(
+                message.topic, message.payload, qos=message.qos, retain=message.retain
+            )
+
+        now = self.services.ctx.clock.now()
+        await publish(Outgoing(topics.SERVER_STATUS, messages.server_online(now)))
+        filters = [(topics.machine_filter(kind), 1) for kind in topics.DEVICE_KINDS]
+        granted = await client.subscribe(filters)
+        refused = [f for (f, _), code in zip(filters, granted, strict=False) if _refused(code)]
+        if refused:
+            log.error("the broker refused the server's subscriptions %s", refused)
+        await self._drain_pass(publish)
+        snapshot = await retained_snapshot(self.services.ctx.db)
+        await publish_in_order(publish, snapshot)
+        log.info("republished %d retained messages", len(snapshot))
+        self.connected.set()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+            await self._drain_pass(publish)
+
+    async def _drain_pass(self, publish: Publish) -> None:
+        self._wake.clear()
+        self._passes_started += 1
+        number = self._passes_started
+        try:
+            await drain(self.services.ctx.db, publish)
+        except aiomqtt.MqttError:
+            raise
+        except Exception:  # the database, most likely: the next pass retries
+            log.exception("draining the outbox failed; retrying")
+            return
+        async with self._passes:
+            self._passes_done = number
+            self._passes.notify_all()
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        """An orderly ``offline`` before a clean disconnect (which fires no will)."""
+        payload = messages.server_offline(self.services.ctx.clock.now())
+        try:
+            await asyncio.wait_for(
+                client.publish(topics.SERVER_STATUS, payload, qos=1, retain=True),
+                GOODBYE_TIMEOUT,
+            )
+        except (aiomqtt.MqttError, TimeoutError):
+            log.info("could not publish the server's offline status")

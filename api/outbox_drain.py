@@ -1,0 +1,122 @@
+"""Messages out: the outbox in commit order, and the retained state from the database.
+
+Services write outbox rows in the transaction that caused them; :func:`drain`
+publishes them in id order and deletes them only once the broker acknowledged
+them, so a crash or a lost connection re-sends instead of losing.
+:func:`retained_snapshot` rebuilds every retained message the server owns
+(``desired``, ``state``, unfinished ``cmd``) for a broker that lost them.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.services import outbox
+from schema import messages, topics
+from schema.errors import SchemaError
+from schema.models import FINAL_COMMAND_STATES, Command, Machine, OutboxMessage, VendSession
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+# Publishes one message and returns once the broker acknowledged it (QoS 1).
+Publish = Callable[[Outgoing], Awaitable[None]]
+
+
+async def publish_in_order(publish: Publish, batch: list[Outgoing]) -> None:
+    """Publish ``batch`` pipelined: sent in list order, all acknowledged on return.
+
+    A message the client refuses outright (``ValueError``: a topic or payload no
+    broker accepts) is logged and dropped so it cannot block what follows.
+    """
+
+    async def one(message: Outgoing) -> None:
+        try:
+            await publish(message)
+        except ValueError:
+            log.error("dropped an unpublishable message on %r", message.topic[:200])
+
+    # Tasks start in creation order, so the client sends the messages in order.
+    tasks = [asyncio.ensure_future(one(message)) for message in batch]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:  # connection lost or cancelled: stop waiting for the others
+        for task in tasks:
+            task.cancel()
+        raise
+
+
+async def drain(
+    db: async_sessionmaker[AsyncSession], publish: Publish, *, batch: int = BATCH
+) -> int:
+    """Publish every outbox row in id order; delete each batch once acknowledged."""
+    total = 0
+    while True:
+        async with db() as s:
+            rows = (
+                await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id).limit(batch))
+            ).all()
+        if not rows:
+            return total
+        await publish_in_order(
+            publish,
+            [Outgoing(row.topic, bytes(row.payload), row.qos, row.retain) for row in rows],
+        )
+        async with db.begin() as s:
+            await s.execute(
+                delete(OutboxMessage).where(OutboxMessage.id.in_([row.id for row in rows]))
+            )
+        total += len(rows)
+
+
+async def retained_snapshot(db: async_sessionmaker[AsyncSession]) -> list[Outgoing]:
+    """Every machine's current ``desired`` (its version, not bumped) and ``state``,
+    and the ``cmd`` of every unfinished command."""
+    async with db() as s:
+        machines = (await s.scalars(select(Machine).order_by(Machine.id))).all()
+        locks = {
+            lock.machine_id: lock
+            for lock in (
+                await s.scalars(select(VendSession).where(VendSession.status == "active"))
+            ).all()
+        }
+        commands = (
+            await s.scalars(
+                select(Command)
+                .where(Command.status.not_in(FINAL_COMMAND_STATES))
+                .order_by(Command.issued_at, Command.id)
+            )
+        ).all()
+    out: list[Outgoing] = []
+    for machine in machines:
+        lock = locks.get(machine.id)
+        try:
+            desired = messages.encode("desired", outbox.desired_payload(machine, lock))
+            state = messages.encode("state", outbox.state_payload(machine, lock is not None))
+        except SchemaError as exc:
+            log.error("cannot republish machine %s: %s", machine.id, exc)
+            continue
+        out.append(Outgoing(topics.desired(machine.id), desired))
+        out.append(Outgoing(topics.state(machine.id), state))
+    for command in commands:
+        try:
+            payload = messages.encode("cmd", outbox.command_payload(command))
+        except SchemaError as exc:
+            log.error("cannot republish command %s: %s", command.id, exc)
+            continue
+        out.append(Outgoing(topics.cmd(command.machine_id, command.id), payload))
+    return out

@@ -1,0 +1,175 @@
+"""Read models for the operator's dashboard: the fleet and one machine. No writes here.
+
+Days are UTC days; "today's sales" are the units a machine reported out since
+midnight UTC, at each order's unit price.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from api.errors import MachineNotFound
+from api.services.alerts import Alerts
+from api.services.context import Context
+from schema.models import AdminUser, Command, DeviceEvent, Machine, Order, Telemetry, VendSession
+
+DAY_S = 86400
+FAILED_STATES = ("failed", "rejected", "expired", "unknown")
+
+
+def day_start(ts: int) -> int:
+    return ts - ts % DAY_S
+
+
+@dataclass(frozen=True)
+class FleetRow:
+    machine_id: str
+    name: str
+    location: str | None
+    online: bool
+    last_seen: int | None
+    stock: int
+    capacity: int
+    threshold: int
+    price_amount: int
+    currency: str
+    mode: str
+    reported_mode: str | None
+    busy: bool
+    fw: str | None
+    desired_version: int
+    reported_version: int | None
+    key_revoked: bool
+    units_today: int
+    sales_today: int
+
+    @property
+    def low_stock(self) -> bool:
+        return self.stock <= self.threshold
+
+    @property
+    def applied(self) -> bool:
+        return self.reported_version == self.desired_version
+
+
+class AdminViews:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def admin_active(self, username: str) -> bool:
+        """True while ``username`` exists and is not disabled (a cookie outlives neither)."""
+        async with self.ctx.db() as s:
+            disabled = await s.scalar(
+                select(AdminUser.disabled).where(AdminUser.username == username)
+            )
+        return disabled is False
+
+    async def fleet(self, machine_id: str | None = None) -> list[FleetRow]:
+        now = self.ctx.clock.now()
+        alerts = Alerts(self.ctx)
+        async with self.ctx.db() as s:
+            query = select(Machine).order_by(Machine.name, Machine.id)
+            if machine_id is not None:
+                query = query.where(Machine.id == machine_id)
+            machines = (await s.scalars(query)).all()
+            busy = set(
+                (
+                    await s.scalars(
+                        select(VendSession.machine_id).where(
+                            VendSession.status == "active", VendSession.expires_at > now
+                        )
+                    )
+                ).all()
+            )
+            sales_query = (
+                select(
+                    Command.machine_id,
+                    func.sum(Command.dispensed),
+                    func.sum(Command.dispensed * Order.unit_amount),
+                )
+                .join(Order, Order.id == Command.order_id)
+                .where(Command.finished_at >= day_start(now), Command.dispensed > 0)
+                .group_by(Command.machine_id)
+            )
+            sales = {mid: (int(u or 0), int(a or 0)) for mid, u, a in await s.execute(sales_query)}
+        return [
+            FleetRow(
+                machine_id=m.id,
+                name=m.name,
+                location=m.location,
+                online=m.online,
+                last_seen=m.last_seen,
+                stock=m.stock,
+                capacity=m.capacity,
+                threshold=alerts.threshold(m),
+                price_amount=m.price_amount,
+                currency=m.currency,
+                mode=m.mode,
+                reported_mode=m.reported_mode,
+                busy=m.id in busy,
+                fw=m.fw,
+                desired_version=m.desired_version,
+                reported_version=m.reported_version,
+                key_revoked=m.key_revoked,
+                units_today=sales.get(m.id, (0, 0))[0],
+                sales_today=sales.get(m.id, (0, 0))[1],
+            )
+            for m in machines
+        ]
+
+    async def machine(self, machine_id: str) -> FleetRow:
+        rows = await self.fleet(machine_id)
+        if not rows:
+            raise MachineNotFound(f"no machine {machine_id}")
+        return rows[0]
+
+    async def events(self, machine_id: str, limit: int = 30) -> list[DeviceEvent]:
+        async with self.ctx.db() as s:
+            rows = await s.scalars(
+                select(DeviceEvent)
+                .where(DeviceEvent.machine_id == machine_id)
+                .order_by(DeviceEvent.id.desc())
+                .limit(limit)
+            )
+            return list(rows.all())
+
+    async def failed_commands(self, machine_id: str, limit: int = 10) -> list[Command]:
+        async with self.ctx.db() as s:
+            rows = await s.scalars(
+                select(Command)
+                .where(Command.machine_id == machine_id, Command.status.in_(FAILED_STATES))
+                .order_by(Command.issued_at.desc())
+                .limit(limit)
+            )
+            return list(rows.all())
+
+    async def telemetry(
+        self, machine_id: str, since: int, max_points: int = 240
+    ) -> dict[str, list[tuple[int, float]]]:
+        """Each numeric telemetry field as (ts, value) points, thinned to ``max_points``."""
+        async with self.ctx.db() as s:
+            rows = (
+                await s.execute(
+                    select(Telemetry.ts, Telemetry.data)
+                    .where(Telemetry.machine_id == machine_id, Telemetry.ts >= since)
+                    .order_by(Telemetry.ts)
+                    .limit(20_000)
+                )
+            ).all()
+        step = max(1, len(rows) // max_points)
+        series: dict[str, list[tuple[int, float]]] = {}
+        for ts, data in rows[::step]:
+            for key, value in _numbers(data):
+                series.setdefault(key, []).append((ts, value))
+        return dict(sorted(series.items()))
+
+
+def _numbers(data: Any) -> list[tuple[str, float]]:
+    if not isinstance(data, dict):
+        return []
+    return [
+        (str(k), float(v))
+        for k, v in data.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    ]

@@ -1,0 +1,268 @@
+"""Orders as the operator sees them: filtered lists, CSV rows and one order's timeline."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import Select, and_, select
+from sqlalchemy.orm import aliased
+
+from api.errors import InvalidRequest, OrderNotFound
+from api.services.context import Context
+from schema import topics
+from schema.models import (
+    FINAL_COMMAND_STATES,
+    ORDER_STATES,
+    Command,
+    Order,
+    Payment,
+    Refund,
+    VendSession,
+)
+
+MAX_PAGE = 200
+STATUSES = ORDER_STATES  # for filter forms
+RowsQuery = Select[Order, int, str]
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    machine_id: str | None = None
+    status: str | None = None
+    start: int | None = None  # created_at >= start
+    end: int | None = None  # created_at < end
+
+    def validate(self) -> None:
+        if self.machine_id is not None and not topics.is_machine_id(self.machine_id):
+            raise InvalidRequest("machine must match [A-Za-z0-9_-]{1,32}")
+        if self.status is not None and self.status not in ORDER_STATES:
+            raise InvalidRequest(f"status must be one of {', '.join(ORDER_STATES)}")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise InvalidRequest("the end date must come after the start date")
+
+    def apply(self, query: RowsQuery) -> RowsQuery:
+        self.validate()
+        if self.machine_id is not None:
+            query = query.where(Order.machine_id == self.machine_id)
+        if self.status is not None:
+            query = query.where(Order.status == self.status)
+        if self.start is not None:
+            query = query.where(Order.created_at >= self.start)
+        if self.end is not None:
+            query = query.where(Order.created_at < self.end)
+        return query
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    order_id: str
+    machine_id: str
+    created_at: int
+    paid_at: int | None
+    status: str
+    quantity: int
+    dispensed: int
+    amount: int
+    currency: str
+    gateway: str
+    gateway_order_id: str | None
+    refund_amount: int | None
+    refund_status: str | None
+
+
+@dataclass(frozen=True)
+class Step:
+    ts: int
+    title: str
+    detail: str = ""
+    tone: str = "info"  # info, good, bad
+
+
+@dataclass
+class OrderDetail:
+    order: Order
+    session: VendSession | None
+    payments: list[Payment]
+    command: Command | None
+    refunds: list[Refund]
+    timeline: list[Step] = field(default_factory=list)
+
+    @property
+    def counted_payment(self) -> Payment | None:
+        return next((p for p in self.payments if p.disposition == "counted"), None)
+
+    @property
+    def undispensed_amount(self) -> int:
+        return (self.order.quantity - self.order.dispensed) * self.order.unit_amount
+
+    @property
+    def refundable(self) -> bool:
+        """True when an admin may refund: paid, vend over, no refund of the payment yet."""
+        payment = self.counted_payment
+        if payment is None or any(r.payment_id == payment.id for r in self.refunds):
+            return False
+        return self.command is None or self.command.status in FINAL_COMMAND_STATES
+
+
+def _rows_query() -> RowsQuery:
+    counted = aliased(Payment)
+    return (
+        select(Order, Refund.amount, Refund.status)
+        .outerjoin(counted, and_(counted.order_id == Order.id, counted.disposition == "counted"))
+        .outerjoin(Refund, Refund.payment_id == counted.id)
+        .order_by(Order.created_at.desc(), Order.id.desc())
+    )
+
+
+def _row(order: Order, refund_amount: int | None, refund_status: str | None) -> OrderRow:
+    return OrderRow(
+        order_id=order.id,
+        machine_id=order.machine_id,
+        created_at=order.created_at,
+        paid_at=order.paid_at,
+        status=order.status,
+        quantity=order.quantity,
+        dispensed=order.dispensed,
+        amount=order.amount,
+        currency=order.currency,
+        gateway=order.gateway,
+        gateway_order_id=order.gateway_order_id,
+        refund_amount=refund_amount,
+        refund_status=refund_status,
+    )
+
+
+class OrderViews:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def page(self, where: OrderFilter, *, limit: int = 50, offset: int = 0) -> list[OrderRow]:
+        limit = max(1, min(limit, MAX_PAGE))
+        async with self.ctx.db() as s:
+            result = await s.execute(where.apply(_rows_query()).limit(limit).offset(max(0, offset)))
+            return [_row(*r) for r in result.all()]
+
+    async def export(self, where: OrderFilter, batch: int = 500) -> AsyncIterator[OrderRow]:
+        """Every matching order, newest first, read in batches."""
+        offset = 0
+        while True:
+            rows = await self.page(where, limit=min(batch, MAX_PAGE), offset=offset)
+            for row in rows:
+                yield row
+            if len(rows) < min(batch, MAX_PAGE):
+                return
+            offset += len(rows)
+
+    async def detail(self, order_id: str) -> OrderDetail:
+        async with self.ctx.db() as s:
+            order = await s.get(Order, order_id)
+            if order is None:
+                raise OrderNotFound(f"no order {order_id}")
+            detail = OrderDetail(
+                order=order,
+                session=await s.get(VendSession, order.session_id),
+                payments=list(
+                    (
+                        await s.scalars(
+                            select(Payment)
+                            .where(Payment.order_id == order.id)
+                            .order_by(Payment.created_at)
+                        )
+                    ).all()
+                ),
+                command=await s.scalar(select(Command).where(Command.order_id == order.id)),
+                refunds=list(
+                    (
+                        await s.scalars(
+                            select(Refund)
+                            .where(Refund.order_id == order.id)
+                            .order_by(Refund.created_at)
+                        )
+                    ).all()
+                ),
+            )
+        detail.timeline = timeline(detail)
+        return detail
+
+
+def _money(amount: int, currency: str) -> str:
+    return f"{amount / 100:,.2f} {currency}"
+
+
+def timeline(d: OrderDetail) -> list[Step]:
+    """What happened to an order, oldest first."""
+    o = d.order
+    steps: list[Step] = []
+    if d.session is not None:
+        steps.append(
+            Step(
+                d.session.created_at,
+                "Machine locked",
+                f"session {d.session.id} by shopper {d.session.client_id}",
+            )
+        )
+    steps.append(
+        Step(
+            o.created_at,
+            "Order created",
+            f"{o.quantity} x {_money(o.unit_amount, o.currency)} = "
+            f"{_money(o.amount, o.currency)} via {o.gateway}"
+            + (f", gateway order {o.gateway_order_id}" if o.gateway_order_id else ""),
+        )
+    )
+    for p in d.payments:
+        counted = p.disposition == "counted"
+        steps.append(
+            Step(
+                p.created_at,
+                "Payment verified" if counted else "Extra payment",
+                f"{p.gateway_payment_id}: {_money(p.amount, p.currency)} "
+                f"(verified by {p.verified_via})",
+                "good" if counted else "bad",
+            )
+        )
+    c = d.command
+    if c is not None:
+        steps.append(
+            Step(
+                c.issued_at,
+                "Dispense command sent",
+                f"{c.id}: {c.quantity} unit(s), to start within {c.expires_at - c.issued_at} s",
+            )
+        )
+        if c.accepted_at is not None:
+            steps.append(Step(c.accepted_at, "Machine accepted the command"))
+        if c.finished_at is not None:
+            ok = c.status == "succeeded"
+            steps.append(
+                Step(
+                    c.finished_at,
+                    f"Vend {c.status}",
+                    f"{c.dispensed} of {c.quantity} dispensed"
+                    + (f"; {c.error}" if c.error else ""),
+                    "good" if ok else "bad",
+                )
+            )
+    for r in d.refunds:
+        steps.append(
+            Step(
+                r.created_at,
+                "Refund opened",
+                f"{r.id}: {_money(r.amount, o.currency)}, reason {r.reason}",
+            )
+        )
+        if r.status != "pending" or r.last_error:
+            tone = {"processed": "good", "failed": "bad"}.get(r.status, "info")
+            steps.append(
+                Step(
+                    r.updated_at,
+                    f"Refund {r.status}",
+                    f"{r.attempts} attempt(s)"
+                    + (f"; last error: {r.last_error}" if r.last_error else ""),
+                    tone,
+                )
+            )
+    if d.session is not None and d.session.ended_at is not None:
+        steps.append(
+            Step(d.session.ended_at, "Lock released", d.session.end_reason or d.session.status)
+        )
+    return sorted(steps, key=lambda st: st.ts)

@@ -1,0 +1,177 @@
+"""The dashboard's services and helpers over an in-memory database and a fake clock."""
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from api.clock import FakeClock
+from api.db import create_engine, session_factory
+from api.errors import Conflict, InvalidRequest, PaymentRequired, VendInProgress
+from api.payments.test_gateway import TestGateway
+from api.services.admin_views import DAY_S, AdminViews
+from api.services.container import Services
+from api.services.fleet_stats import SLOT_S, FleetStats
+from api.services.manual_refund import ManualRefunds
+from api.services.order_views import OrderFilter, OrderViews
+from api.services.policy import VendPolicy
+from schema.models import Base, Machine, Telemetry
+from tests.admin.support import register, vend
+from web.admin import charts
+from web.admin.device_config import HARDWARE_DEFAULTS
+from web.admin.order_pages import _cell
+
+START = 1_800_000_000 - 1_800_000_000 % DAY_S + 10 * 3600  # 10:00 UTC
+
+
+@pytest.fixture
+async def services() -> AsyncIterator[Services]:
+    engine = create_engine("sqlite+aiosqlite:///:memory:")
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    yield Services.build(
+        session_factory(engine), FakeClock(START), VendPolicy(), TestGateway("secret")
+    )
+    await engine.dispose()
+
+
+def clock(services: Services) -> FakeClock:
+    found = services.ctx.clock
+    assert isinstance(found, FakeClock)
+    return found
+
+
+async def test_fleet_rows_count_todays_sales_and_busy_machines(services: Services) -> None:
+    await register(services, "a", stock=8)
+    await register(services, "b", stock=2, online=False)
+    await vend(services, "a", 2)
+    clock(services).advance(DAY_S)  # yesterday's sale no longer counts as today's
+    await services.machines.apply_status("a", {"state": "online", "boot": 2})
+    await vend(services, "a", 1, dispensed=0)
+    await vend(services, "a", 3, client_id="client-00009")
+    rows = {r.machine_id: r for r in await AdminViews(services.ctx).fleet()}
+    assert (rows["a"].units_today, rows["a"].sales_today) == (3, 7500)
+    assert rows["a"].stock == 3 and rows["a"].low_stock and not rows["a"].busy
+    assert rows["b"].low_stock and not rows["b"].online and rows["b"].sales_today == 0
+    failed = await AdminViews(services.ctx).failed_commands("a")
+    assert [c.status for c in failed] == ["failed"]
+
+
+async def test_order_filters_and_timeline(services: Services) -> None:
+    await register(services, "a", stock=9)
+    await register(services, "b", stock=9)
+    first = await vend(services, "a", 1)
+    clock(services).advance(DAY_S)
+    await services.machines.apply_status("a", {"state": "online", "boot": 2})
+    await services.machines.apply_status("b", {"state": "online", "boot": 2})
+    second = await vend(services, "b", 2, dispensed=1)
+    views = OrderViews(services.ctx)
+    assert [r.order_id for r in await views.page(OrderFilter())] == [second, first]
+    assert [r.order_id for r in await views.page(OrderFilter(machine_id="a"))] == [first]
+    assert [r.order_id for r in await views.page(OrderFilter(status="refund_pending"))] == [second]
+    today = START + DAY_S - (START + DAY_S) % DAY_S
+    assert [r.order_id for r in await views.page(OrderFilter(start=today))] == [second]
+    assert [r.order_id for r in await views.page(OrderFilter(end=today))] == [first]
+    with pytest.raises(InvalidRequest):
+        await views.page(OrderFilter(status="bogus"))
+    with pytest.raises(InvalidRequest):
+        await views.page(OrderFilter(machine_id="a b"))
+    row = (await views.page(OrderFilter(machine_id="b")))[0]
+    assert (row.refund_amount, row.refund_status) == (2500, "pending")
+    detail = await views.detail(second)
+    titles = [step.title for step in detail.timeline]
+    assert titles == [
+        "Machine locked",
+        "Order created",
+        "Payment verified",
+        "Dispense command sent",
+        "Vend failed",
+        "Refund opened",
+        "Lock released",
+    ]
+    assert not detail.refundable  # the vend's own refund already covers the payment
+    assert [r.order_id async for r in views.export(OrderFilter(), batch=1)] == [second, first]
+
+
+async def test_manual_refund_rules(services: Services) -> None:
+    await register(services, "a", stock=9)
+    done = await vend(services, "a", 2)
+    refunds = ManualRefunds(services.ctx)
+    with pytest.raises(InvalidRequest):  # everything came out: nothing undispensed
+        await refunds.refund(done)
+    with pytest.raises(InvalidRequest):
+        await refunds.refund(done, 999_999)
+    refund = await refunds.refund(done, 5000, by="admin")
+    assert (refund.amount, refund.reason, refund.status) == (5000, "manual", "pending")
+    with pytest.raises(Conflict):
+        await refunds.refund(done, 100)
+    assert await services.refunds.process_pending() == 1
+    assert (await services.orders.view(done))["status"] == "refunded"
+    # An order whose vend is still running cannot be refunded by hand.
+    assert (await AdminViews(services.ctx).machine("a")).stock == 7
+    async with services.ctx.db.begin() as s:
+        machine = await s.get(Machine, "a")
+        assert machine is not None and machine.display_code is not None
+        code = machine.display_code
+    lock = await services.locks.lock_by_code(code, "client-00005")
+    created = await services.orders.create(lock.session_id, "client-00005", 1)
+    with pytest.raises(PaymentRequired):
+        await refunds.refund(created.order_id)
+    gateway = services.gateway
+    assert isinstance(gateway, TestGateway)
+    proof = gateway.complete_payment(created.gateway_order_id)
+    await services.orders.verify(*proof.values())
+    with pytest.raises(VendInProgress):
+        await refunds.refund(created.order_id)
+
+
+async def test_sales_per_day_and_uptime(services: Services) -> None:
+    await register(services, "a", stock=9)
+    await vend(services, "a", 2)
+    stats = FleetStats(services.ctx)
+    amounts, units = await stats.sales_per_day(3)
+    today = START - START % DAY_S
+    assert amounts.days == [today - 2 * DAY_S, today - DAY_S, today]
+    assert amounts.value("a", today) == 5000 and units.value("a", today) == 2
+    assert amounts.value("a", today - DAY_S) is None
+    async with services.ctx.db.begin() as s:  # telemetry in 3 of the 6 slots of the last hour
+        for ts in (START, START + 60, START + 2 * SLOT_S, START + 4 * SLOT_S):
+            s.add(Telemetry(machine_id="a", ts=ts, data={"rssi": -60}))
+    clock(services).advance(SLOT_S * 6 - 1)
+    uptime = await stats.uptime(2)
+    assert uptime.value("a", today) == pytest.approx(50.0)
+    assert uptime.value("a", today - DAY_S) is None  # not registered yet
+    series = await AdminViews(services.ctx).telemetry("a", START)
+    assert series == {
+        "rssi": [
+            (START, -60.0),
+            (START + 60, -60.0),
+            (START + 2 * SLOT_S, -60.0),
+            (START + 4 * SLOT_S, -60.0),
+        ]
+    }
+
+
+def test_charts_escape_text_and_describe_themselves() -> None:
+    svg = charts.stacked_bars("<b>sales</b>", ["<1>", "2"], [("<script>", [1.0, 2.0])], str)
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "&lt;b&gt;" in svg
+    assert svg.startswith('<svg class="chart" role="img"') and "<desc" in svg
+    line = charts.line("rssi", [(0, -60.0), (60, -70.0)], lambda v: f"{v:g}", str)
+    assert "polyline" in line and "lowest -70" in line
+    assert "No data" in charts.line("empty", [], str, str)
+
+
+def test_csv_cells_never_start_a_formula() -> None:
+    assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert _cell("-5") == "'-5" and _cell(None) == "" and _cell("ord_1") == "ord_1"
+
+
+def test_firmware_config_has_the_example_fields() -> None:
+    example = json.loads(
+        (
+            Path(__file__).resolve().parents[2] / "device" / "firmware" / "config.example.json"
+        ).read_text()
+    )
+    for key, value in HARDWARE_DEFAULTS.items():
+        assert example[key] == value, key

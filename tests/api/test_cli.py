@@ -1,0 +1,164 @@
+"""The installed ``smartvend`` console script, run as a subprocess on a temporary SQLite file."""
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from api.errors import InvalidCredentials
+from api.runtime import open_runtime
+from api.settings import ALIASES, Settings
+from schema.models import Base
+from tests.support.databases import migrate, sqlite_url
+
+SMARTVEND = Path(sys.executable).parent / "smartvend"
+API_KEY = re.compile(r"\bsvk_[A-Za-z0-9_-]+")
+PASSWORD = "correct horse battery"
+
+
+class Cli:
+    """Runs ``smartvend`` in ``workdir`` with only its own SMARTVEND_ variables set."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.url = sqlite_url(workdir)
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("SMARTVEND_")
+            and k not in ALIASES
+            and k != "DISPLAY_CODE_TTL_MINUTES"
+        }
+        self.env = {
+            **inherited,
+            "SMARTVEND_DATABASE_URL": self.url,
+            "SMARTVEND_VAR_DIR": str(workdir / "var"),
+        }
+
+    def __call__(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SMARTVEND), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=self.workdir,
+            env=self.env,
+            timeout=60,
+            check=False,
+        )
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(database_url=self.url, var_dir=self.workdir / "var")
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    assert SMARTVEND.exists(), f"{SMARTVEND} is missing: pip install -e . installs it"
+    return Cli(tmp_path)
+
+
+def table_names(settings: Settings) -> set[str]:
+    async def run() -> set[str]:
+        async with open_runtime(settings) as rt, rt.engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+
+    return asyncio.run(run())
+
+
+def test_migrate_add_machine_once_and_list(cli: Cli) -> None:
+    migrated = cli("migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert set(Base.metadata.tables) <= table_names(cli.settings)
+
+    added = cli("machine", "add", "m-1", "--name", "Lobby", "--price", "2500", "--stock", "5",
+                "--capacity", "10")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    keys = API_KEY.findall(added.stdout)
+    assert len(keys) == 1, added.stdout
+    assert keys[0] not in added.stderr
+
+    async def key_works(key: str) -> bool:
+        async with open_runtime(cli.settings) as rt:
+            return await rt.services.machines.authenticate("m-1", key)
+
+    assert asyncio.run(key_works(keys[0]))
+    assert not asyncio.run(key_works(keys[0] + "x"))
+
+    again = cli("machine", "add", "m-1", "--name", "Other", "--price", "100", "--stock", "1")
+    assert again.returncode == 2
+    assert "m-1" in again.stderr and "already registered" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert API_KEY.search(again.stdout + again.stderr) is None
+
+    listed = cli("machine", "list")
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.splitlines() if line.startswith("m-1")]
+    assert len(rows) == 1
+    assert rows[0][:2] == ["m-1", "Lobby"]
+    assert "5/10" in rows[0] and "25.00" in rows[0]
+    assert "Other" not in listed.stdout
+
+
+def test_admin_create_reads_the_password_from_stdin(cli: Cli) -> None:
+    migrate(cli.url)
+
+    created = cli("admin", "create", "alice", stdin=PASSWORD + "\n")
+    assert created.returncode == 0, created.stderr
+    assert "alice" in created.stdout
+    assert PASSWORD not in created.stdout + created.stderr
+
+    async def login(password: str) -> str:
+        async with open_runtime(cli.settings) as rt:
+            user = await rt.services.admins.authenticate("alice", password)
+            return user.username
+
+    assert asyncio.run(login(PASSWORD)) == "alice"
+    with pytest.raises(InvalidCredentials):
+        asyncio.run(login(PASSWORD + "!"))
+
+    twice = cli("admin", "create", "alice", stdin=PASSWORD + "\n")
+    assert twice.returncode == 2
+    assert "already exists" in twice.stderr
+
+
+def test_admin_create_refuses_a_short_password(cli: Cli) -> None:
+    migrate(cli.url)
+    password = "short"
+    refused = cli("admin", "create", "bob", stdin=password + "\n")
+    assert refused.returncode == 2
+    assert "at least 10 characters" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    async def login() -> None:
+        async with open_runtime(cli.settings) as rt:
+            await rt.services.admins.authenticate("bob", password)
+
+    with pytest.raises(InvalidCredentials):
+        asyncio.run(login())
+
+
+def test_commands_on_an_unmigrated_database_say_to_migrate(cli: Cli) -> None:
+    done = cli("machine", "add", "m-1", "--price", "2500")
+    assert done.returncode == 2
+    assert "smartvend migrate" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert API_KEY.search(done.stdout) is None
+
+
+def test_bad_input_and_bad_settings_fail_clearly(cli: Cli) -> None:
+    migrate(cli.url)
+    cheap = cli("machine", "add", "m-1", "--price", "5", "--stock", "1")
+    assert cheap.returncode == 2
+    assert "price" in cheap.stderr and "Traceback" not in cheap.stderr
+
+    cli.env["SMARTVEND_HTTP_PORT"] = "eighty"
+    misconfigured = cli("machine", "list")
+    assert misconfigured.returncode == 2
+    assert "SMARTVEND_HTTP_PORT" in misconfigured.stderr
+    assert "Traceback" not in misconfigured.stderr

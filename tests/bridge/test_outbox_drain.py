@@ -1,0 +1,101 @@
+"""The outbox drain: commit order, delete after acknowledgement, nothing lost on failure."""
+
+import aiomqtt
+import pytest
+from sqlalchemy import select
+
+from api.clock import FakeClock
+from api.outbox_drain import Outgoing, drain, retained_snapshot
+from api.services import outbox
+from api.services.container import Services
+from schema import messages, topics
+from schema.models import Machine, OutboxMessage
+from tests.bridge.test_vend import register
+
+
+async def add_rows(services: Services, n: int) -> None:
+    async with services.ctx.db.begin() as s:
+        for i in range(n):
+            await outbox.enqueue(
+                s, f"smartvend/v1/test/{i}", str(i).encode(), retain=i % 2 == 0, qos=i % 2, now=1
+            )
+
+
+async def rows(services: Services) -> list[OutboxMessage]:
+    async with services.ctx.db() as s:
+        return list((await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all())
+
+
+async def test_drain_publishes_in_order_and_deletes(services: Services) -> None:
+    await add_rows(services, 250)
+    sent: list[Outgoing] = []
+
+    async def publish(message: Outgoing) -> None:
+        sent.append(message)
+
+    assert await drain(services.ctx.db, publish, batch=40) == 250
+    assert [m.payload for m in sent] == [str(i).encode() for i in range(250)]
+    assert [(m.qos, m.retain) for m in sent[:2]] == [(0, True), (1, False)]
+    assert await rows(services) == []
+    assert await drain(services.ctx.db, publish) == 0
+
+
+async def test_a_lost_connection_keeps_the_unacknowledged_batch(services: Services) -> None:
+    await add_rows(services, 30)
+    acked: list[bytes] = []
+
+    async def flaky(message: Outgoing) -> None:
+        if message.payload == b"15":
+            raise aiomqtt.MqttError("connection lost")
+        acked.append(message.payload)
+
+    with pytest.raises(aiomqtt.MqttError):
+        await drain(services.ctx.db, flaky, batch=10)
+    left = await rows(services)
+    assert [r.payload for r in left] == [str(i).encode() for i in range(10, 30)]
+    sent: list[bytes] = []
+
+    async def publish(message: Outgoing) -> None:
+        sent.append(message.payload)
+
+    assert await drain(services.ctx.db, publish) == 20
+    assert sent[0] == b"10"
+
+
+async def test_an_unpublishable_row_does_not_block_the_rest(services: Services) -> None:
+    await add_rows(services, 3)
+    sent: list[bytes] = []
+
+    async def publish(message: Outgoing) -> None:
+        if message.payload == b"1":
+            raise ValueError("Invalid topic.")
+        sent.append(message.payload)
+
+    assert await drain(services.ctx.db, publish) == 3
+    assert sent == [b"0", b"2"] and await rows(services) == []
+
+
+async def test_snapshot_is_the_current_state_without_a_version_bump(
+    services: Services, clock: FakeClock
+) -> None:
+    await register(services, "vm-1")
+    await register(services, "vm-2")
+    await services.machines.apply_status("vm-1", {"state": "online", "boot": 3})
+    async with services.ctx.db() as s:
+        versions = {m.id: m.desired_version for m in (await s.scalars(select(Machine))).all()}
+    snapshot = {m.topic: m for m in await retained_snapshot(services.ctx.db)}
+    assert set(snapshot) == {
+        topics.desired("vm-1"),
+        topics.state("vm-1"),
+        topics.desired("vm-2"),
+        topics.state("vm-2"),
+    }
+    assert all(m.qos == 1 and m.retain for m in snapshot.values())
+    desired = messages.decode("desired", snapshot[topics.desired("vm-1")].payload)
+    assert desired["version"] == versions["vm-1"]
+    state = messages.decode("state", snapshot[topics.state("vm-1")].payload)
+    assert state["online"] is True and state["last_seen"] == clock.now()
+    assert messages.decode("state", snapshot[topics.state("vm-2")].payload)["online"] is False
+    async with services.ctx.db() as s:
+        after = {m.id: m.desired_version for m in (await s.scalars(select(Machine))).all()}
+    assert after == versions

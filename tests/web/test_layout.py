@@ -1,0 +1,70 @@
+"""Small phones and keyboards: no sideways scrolling at 360 px, a sensible tab order."""
+
+from playwright.async_api import Browser, Page, expect
+
+from tests.support.stack import Stack
+from tests.web.browser import WEB
+from tests.web.machines import Provision
+
+pytestmark = WEB
+
+NARROW = {"width": 360, "height": 740}
+
+
+async def overflow(page: Page) -> int:
+    width: int = await page.evaluate("document.documentElement.scrollWidth - innerWidth")
+    return width
+
+
+async def test_every_page_fits_360_px(stack: Stack, provision: Provision, browser: Browser) -> None:
+    machine = await provision("lobby-1", name="A rather long machine name, third floor pantry")
+    client = "layout-client-1"
+    lock = await stack.services.locks.lock_by_code(
+        await machine.display_code(), client, machine.machine_id
+    )
+    created = await stack.services.orders.create(lock.session_id, client, 2)
+    context = await browser.new_context(viewport=NARROW)
+    page = await context.new_page()
+    try:
+        for path in (
+            "/",
+            f"/m/{machine.machine_id}",
+            "/m/unknown",
+            f"/checkout/test/{created.gateway_order_id}",
+            f"/orders/{created.order_id}",
+        ):
+            await page.goto(stack.url + path)
+            await expect(page.locator("h1")).to_be_visible()
+            assert await overflow(page) <= 0, f"{path} scrolls sideways at 360 px"
+            for button in await page.get_by_role("button").all():
+                if await button.is_visible():
+                    box = await button.bounding_box()
+                    assert box is not None and box["height"] >= 44, f"small target on {path}"
+    finally:
+        await context.close()
+
+
+async def test_the_machine_page_tab_order(stack: Stack, provision: Provision, page: Page) -> None:
+    machine = await provision("lobby-1")
+    await page.goto(f"{stack.url}/m/{machine.machine_id}")
+    await expect(page.locator("#machine-online")).to_contain_text("Online")
+    order = []
+    for _ in range(4):
+        await page.keyboard.press("Tab")
+        order.append(
+            await page.evaluate(
+                "document.activeElement.id || document.activeElement.textContent.trim()"
+            )
+        )
+    assert order == ["Skip to content", "SmartVend", "code", "unlock"]
+
+    await page.keyboard.press("Shift+Tab")
+    await page.keyboard.type(await machine.display_code())
+    await page.keyboard.press("Enter")
+    heading = page.get_by_role("heading", name="The machine is yours")
+    await expect(heading).to_be_focused()  # focus follows the shopper to the next step
+    order = []
+    for _ in range(4):
+        await page.keyboard.press("Tab")
+        order.append(await page.evaluate("document.activeElement.id"))
+    assert order == ["quantity", "more", "pay", "cancel"]  # "fewer" is disabled at 1

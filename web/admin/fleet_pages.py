@@ -1,0 +1,117 @@
+"""The fleet at a glance, kept live by Server-Sent Events."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from api.http.deps import services
+from api.services.admin_views import AdminViews, FleetRow
+from web.admin import session
+from web.admin.guard import admin_page
+from web.admin.templating import SECURITY_HEADERS, money, render, when
+
+FILTERS = {"": "All machines", "online": "Online", "offline": "Offline", "low": "Low stock"}
+SORTS = {"name": "Name", "stock": "Stock", "sales": "Today's sales", "seen": "Last seen"}
+POLL_S = 1.0
+KEEPALIVE_S = 15.0
+STREAM_LIFETIME_S = 300.0  # the browser reconnects by itself; a stream never outlives this
+
+
+def row_view(row: FleetRow) -> dict[str, Any]:
+    """A fleet row as the page shows it; the same dict feeds the live updates."""
+    return {
+        "id": row.machine_id,
+        "name": row.name,
+        "location": row.location or "",
+        "online": row.online,
+        "status": "online" if row.online else "offline",
+        "last_seen": when(row.last_seen),
+        "stock": row.stock,
+        "capacity": row.capacity,
+        "threshold": row.threshold,
+        "low": row.low_stock,
+        "price": money(row.price_amount, row.currency),
+        "mode": row.mode.replace("_", " "),
+        "reported_mode": row.reported_mode or "nothing yet",
+        "busy": row.busy,
+        "fw": row.fw or "-",
+        "applied": row.applied,
+        "sales": money(row.sales_today, row.currency),
+        "units": row.units_today,
+    }
+
+
+def select_rows(rows: list[FleetRow], show: str, sort: str) -> list[FleetRow]:
+    if show == "online":
+        rows = [r for r in rows if r.online]
+    elif show == "offline":
+        rows = [r for r in rows if not r.online]
+    elif show == "low":
+        rows = [r for r in rows if r.low_stock]
+    if sort == "stock":
+        return sorted(rows, key=lambda r: (r.stock / r.capacity, r.name))
+    if sort == "sales":
+        return sorted(rows, key=lambda r: (-r.sales_today, r.name))
+    if sort == "seen":
+        return sorted(rows, key=lambda r: (-(r.last_seen or 0), r.name))
+    return rows
+
+
+def _choice(request: Request) -> tuple[str, str]:
+    show = request.query_params.get("show", "")
+    sort = request.query_params.get("sort", "name")
+    return (show if show in FILTERS else ""), (sort if sort in SORTS else "name")
+
+
+async def _rows(request: Request, show: str, sort: str) -> list[dict[str, Any]]:
+    rows = await AdminViews(services(request).ctx).fleet()
+    return [row_view(r) for r in select_rows(rows, show, sort)]
+
+
+@admin_page
+async def fleet(request: Request) -> Response:
+    show, sort = _choice(request)
+    rows = await _rows(request, show, sort)
+    return render(
+        request,
+        "admin/fleet.html",
+        {
+            "rows": rows,
+            "show": show,
+            "sort": sort,
+            "filters": FILTERS,
+            "sorts": SORTS,
+            "events_url": str(
+                request.url_for("admin_events").include_query_params(show=show, sort=sort)
+            ),
+        },
+    )
+
+
+@admin_page
+async def events(request: Request) -> Response:
+    show, sort = _choice(request)
+    loop = asyncio.get_running_loop()
+
+    async def stream() -> AsyncIterator[str]:
+        started = last_sent = loop.time()
+        previous = ""
+        yield "retry: 2000\n\n"
+        while loop.time() - started < STREAM_LIFETIME_S:
+            if await request.is_disconnected() or session.admin_of(request) is None:
+                return
+            data = json.dumps(await _rows(request, show, sort), separators=(",", ":"))
+            if data != previous:
+                previous, last_sent = data, loop.time()
+                yield f"event: fleet\ndata: {data}\n\n"
+            elif loop.time() - last_sent > KEEPALIVE_S:
+                last_sent = loop.time()
+                yield ": keepalive\n\n"
+            await asyncio.sleep(POLL_S)
+
+    headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

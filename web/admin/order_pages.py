@@ -1,0 +1,152 @@
+"""Orders: filtered lists, one order's timeline, a manual refund, CSV export."""
+
+import csv
+import datetime as dt
+import io
+from collections.abc import AsyncIterator
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from api.errors import InvalidRequest
+from api.http.deps import services
+from api.services.admin_views import DAY_S
+from api.services.manual_refund import ManualRefunds
+from api.services.order_views import STATUSES, OrderFilter, OrderRow, OrderViews
+from web.admin.guard import admin_page, field
+from web.admin.machine_pages import rupees
+from web.admin.templating import SECURITY_HEADERS, render, when
+
+PAGE = 50
+CSV_COLUMNS = (
+    "order_id",
+    "machine_id",
+    "created_at",
+    "created_utc",
+    "paid_at",
+    "status",
+    "quantity",
+    "dispensed",
+    "amount",
+    "currency",
+    "gateway",
+    "gateway_order_id",
+    "refund_amount",
+    "refund_status",
+)
+
+
+def _date(text: str, name: str) -> int | None:
+    if not text:
+        return None
+    try:
+        parsed = dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name} must be a date like 2026-11-02") from exc
+    return int(dt.datetime(parsed.year, parsed.month, parsed.day, tzinfo=dt.UTC).timestamp())
+
+
+def filters(request: Request) -> tuple[OrderFilter, dict[str, str]]:
+    q = {k: request.query_params.get(k, "")[:40] for k in ("machine", "status", "from", "to")}
+    end = _date(q["to"], "to")
+    where = OrderFilter(
+        machine_id=q["machine"] or None,
+        status=q["status"] or None,
+        start=_date(q["from"], "from"),
+        end=None if end is None else end + DAY_S,
+    )
+    where.validate()
+    return where, q
+
+
+@admin_page
+async def order_list(request: Request) -> Response:
+    where, q = filters(request)
+    page = request.query_params.get("page", "1")
+    number = int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1
+    rows = await OrderViews(services(request).ctx).page(
+        where, limit=PAGE + 1, offset=(number - 1) * PAGE
+    )
+    query = urlencode({k: v for k, v in q.items() if v})
+    return render(
+        request,
+        "admin/orders.html",
+        {
+            "rows": rows[:PAGE],
+            "q": q,
+            "statuses": STATUSES,
+            "page": number,
+            "more": len(rows) > PAGE,
+            "filter_query": query,
+        },
+    )
+
+
+@admin_page
+async def order_detail(request: Request) -> Response:
+    detail = await OrderViews(services(request).ctx).detail(str(request.path_params["oid"]))
+    done = request.query_params.get("done") == "refund"
+    return render(request, "admin/order.html", {"d": detail, "o": detail.order, "done": done})
+
+
+@admin_page
+async def refund(request: Request) -> Response:
+    oid = str(request.path_params["oid"])
+    choice = field(request, "amount_choice", 20)
+    amount: int | None = None
+    if choice == "full":
+        detail = await OrderViews(services(request).ctx).detail(oid)
+        payment = detail.counted_payment
+        amount = payment.amount if payment is not None else None
+    elif choice == "custom":
+        amount = rupees(request, "amount")
+    await ManualRefunds(services(request).ctx).refund(oid, amount, by=request.state.admin)
+    return RedirectResponse(f"/admin/orders/{oid}?done=refund", status_code=303)
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    # Spreadsheets run cells that start with these as formulas.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _line(values: tuple[object, ...]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow([_cell(v) for v in values])
+    return out.getvalue()
+
+
+def _csv_row(r: OrderRow) -> tuple[object, ...]:
+    return (
+        r.order_id,
+        r.machine_id,
+        r.created_at,
+        when(r.created_at),
+        r.paid_at,
+        r.status,
+        r.quantity,
+        r.dispensed,
+        r.amount,
+        r.currency,
+        r.gateway,
+        r.gateway_order_id,
+        r.refund_amount,
+        r.refund_status,
+    )
+
+
+@admin_page
+async def order_csv(request: Request) -> Response:
+    where, _ = filters(request)
+    views = OrderViews(services(request).ctx)
+
+    async def rows() -> AsyncIterator[str]:
+        yield _line(CSV_COLUMNS)
+        async for row in views.export(where):
+            yield _line(_csv_row(row))
+
+    stamp = dt.datetime.fromtimestamp(services(request).ctx.clock.now(), dt.UTC)
+    name = f"smartvend-orders-{stamp:%Y%m%d-%H%M%S}.csv"
+    headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
+    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers=headers)

@@ -1,0 +1,51 @@
+"""Reports: sales per day per machine and fleet uptime, as SVG charts with tables."""
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.http.deps import services
+from api.services.fleet_stats import FleetStats
+from web.admin import charts
+from web.admin.guard import admin_page
+from web.admin.templating import day, money, render
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0f}%"
+
+
+@admin_page
+async def reports(request: Request) -> Response:
+    stats = FleetStats(services(request).ctx)
+    amounts, units = await stats.sales_per_day(14)
+    uptime = await stats.uptime(7)
+    labels = [day(d) for d in amounts.days]
+    series = [
+        (name, [amounts.value(mid, d) or 0.0 for d in amounts.days])
+        for mid, name in amounts.machines
+    ]
+    fleet_uptime = [uptime.day_mean(d) or 0.0 for d in uptime.days]
+    return render(
+        request,
+        "admin/reports.html",
+        {
+            "sales_chart": charts.stacked_bars(
+                "Sales per day per machine", labels, series, lambda v: money(v)
+            ),
+            "legend": [(name, charts.palette(i)) for i, (_, name) in enumerate(amounts.machines)],
+            "amounts": amounts,
+            "units": units,
+            "labels": labels,
+            "uptime_chart": charts.bars(
+                "Fleet uptime per day (mean of machines)",
+                [day(d) for d in uptime.days],
+                fleet_uptime,
+                _percent,
+                top=100.0,
+            ),
+            "uptime": uptime,
+            "uptime_labels": [day(d) for d in uptime.days],
+            "money": money,
+            "percent": _percent,
+        },
+    )

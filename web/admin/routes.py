@@ -1,0 +1,48 @@
+"""The dashboard's routes, all under /admin."""
+
+from pathlib import Path
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from web.admin import (
+    alert_pages,
+    auth_pages,
+    fleet_pages,
+    integrator_pages,
+    machine_pages,
+    order_pages,
+    report_pages,
+)
+
+STATIC = Path(__file__).resolve().parent.parent / "static" / "admin"
+
+
+def routes() -> list[BaseRoute]:
+    m = machine_pages
+    return [
+        Route("/admin", fleet_pages.fleet, methods=["GET"], name="admin_fleet"),
+        Route("/admin/events", fleet_pages.events, methods=["GET"], name="admin_events"),
+        Route("/admin/login", auth_pages.login_page, methods=["GET"], name="admin_login"),
+        Route("/admin/login", auth_pages.login, methods=["POST"]),
+        Route("/admin/logout", auth_pages.logout, methods=["POST"]),
+        Route("/admin/machines/new", m.new_form, methods=["GET"]),
+        Route("/admin/machines/new", m.register, methods=["POST"]),
+        Route("/admin/machines/{mid}", m.detail, methods=["GET"]),
+        Route("/admin/machines/{mid}/stock", m.set_stock, methods=["POST"]),
+        Route("/admin/machines/{mid}/price", m.set_price, methods=["POST"]),
+        Route("/admin/machines/{mid}/mode", m.set_mode, methods=["POST"]),
+        Route("/admin/machines/{mid}/rotate-key", m.rotate_key, methods=["POST"]),
+        Route("/admin/machines/{mid}/revoke-key", m.revoke_key, methods=["POST"]),
+        Route("/admin/orders", order_pages.order_list, methods=["GET"]),
+        Route("/admin/orders.csv", order_pages.order_csv, methods=["GET"]),
+        Route("/admin/orders/{oid}", order_pages.order_detail, methods=["GET"]),
+        Route("/admin/orders/{oid}/refund", order_pages.refund, methods=["POST"]),
+        Route("/admin/integrators", integrator_pages.integrators, methods=["GET"]),
+        Route("/admin/integrators", integrator_pages.create, methods=["POST"]),
+        Route("/admin/integrators/{username}/revoke", integrator_pages.revoke, methods=["POST"]),
+        Route("/admin/alerts", alert_pages.alerts, methods=["GET"]),
+        Route("/admin/alerts/run", alert_pages.run_checks, methods=["POST"]),
+        Route("/admin/reports", report_pages.reports, methods=["GET"]),
+        Mount("/admin/static", app=StaticFiles(directory=str(STATIC)), name="admin_static"),
+    ]

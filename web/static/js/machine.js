@@ -1,0 +1,247 @@
+/* The machine page: code -> lock -> quantity -> pay (Razorpay or the test checkout). */
+(function () {
+  "use strict";
+  var main = document.getElementById("main");
+  var mid = main.dataset.machine;
+  var name = main.dataset.name;
+  var currency = main.dataset.currency || "INR";
+  var $ = function (id) { return document.getElementById(id); };
+  var codeForm = $("code-form"), codeInput = $("code"), codeError = $("code-error"), unlockBtn = $("unlock");
+  var buy = $("buy"), qty = $("quantity"), total = $("total"), payBtn = $("pay"), cancelBtn = $("cancel");
+  var buyError = $("buy-error"), notice = $("notice"), countdown = $("countdown");
+  var lock = null, timer = null, warned = false, price = parseInt(main.dataset.price, 10);
+
+  function showStatus(s) {
+    price = s.price.amount;
+    currency = s.price.currency;
+    var badge = document.createElement("span");
+    badge.className = "badge " + (s.online && s.mode !== "out_of_service" ? "on" : "off");
+    badge.textContent = s.mode === "out_of_service" ? "Out of service" : s.online ? "Online" : "Offline";
+    $("machine-online").replaceChildren(badge);
+    SV.say($("machine-stock"), s.stock > 0 ? s.stock + " in stock" : "Sold out");
+    SV.say($("machine-price"), SV.money(price, currency) + " each");
+  }
+
+  function noticeFor(s) {
+    if (s.locked_by_you) return "";
+    if (s.mode === "out_of_service") return "This machine is out of service right now.";
+    if (!s.online) return "This machine is offline right now, so it can't sell.";
+    if (s.mode === "error") return "This machine reports a problem right now and may not be able to sell.";
+    if (s.stock < 1) return "This machine is sold out.";
+    if (s.locked) return "Someone is using this machine right now. It will show a new code when they finish.";
+    return "";
+  }
+
+  async function refresh() {
+    var res = await SV.api("GET", "/api/machine/" + encodeURIComponent(mid) + "/public-status?client_id=" + encodeURIComponent(SV.clientId()));
+    if (!res.ok) return null;
+    showStatus(res.data);
+    return res.data;
+  }
+
+  function setQuantity(n) {
+    var max = lock ? lock.max_quantity : 1;
+    n = Math.min(Math.max(parseInt(n, 10) || 1, 1), max);
+    qty.value = String(n);
+    $("fewer").disabled = n <= 1;
+    $("more").disabled = n >= max;
+    SV.say(total, SV.money(price * n, currency));
+    return n;
+  }
+
+  function tick() {
+    if (!lock) return;
+    var left = lock.expires_at - SV.now();
+    if (left <= 0) {
+      endLock("Your reservation ran out. Enter the new code from the machine's display to start again.");
+      return;
+    }
+    var m = Math.floor(left / 60), s = left % 60;
+    countdown.textContent = m + ":" + (s < 10 ? "0" : "") + s;
+    if (left <= 60 && !warned) {
+      warned = true;
+      SV.say(notice, "Less than a minute left to pay.");
+    }
+  }
+
+  function showBuy(newLock, focus) {
+    lock = newLock;
+    price = lock.price.amount;
+    currency = lock.price.currency;
+    SV.store.set(SV.lockKey(mid), lock);
+    qty.max = String(lock.max_quantity);
+    setQuantity(qty.value);
+    codeForm.hidden = true;
+    buy.hidden = false;
+    payBtn.disabled = false;
+    cancelBtn.disabled = false;
+    warned = false;
+    clearInterval(timer);
+    timer = setInterval(tick, 1000);
+    tick();
+    if (focus) $("buy-title").focus();
+  }
+
+  function endLock(message) {
+    lock = null;
+    clearInterval(timer);
+    SV.store.remove(SV.lockKey(mid));
+    buy.hidden = true;
+    codeForm.hidden = false;
+    codeInput.value = "";
+    SV.say(buyError, "");
+    SV.say(notice, message || "");
+    unlockBtn.disabled = false;
+    codeInput.focus();
+  }
+
+  codeForm.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    var code = codeInput.value.replace(/\s+/g, "");
+    if (!/^[0-9]{6}$/.test(code)) {
+      codeInput.setAttribute("aria-invalid", "true");
+      SV.say(codeError, "Enter the 6 digits shown on the machine's display.");
+      codeInput.focus();
+      return;
+    }
+    unlockBtn.disabled = true;
+    SV.say(codeError, "");
+    var res = await SV.api("POST", "/api/lock-by-code", { code: code, client_id: SV.clientId(), machine_id: mid });
+    if (res.ok) {
+      codeInput.removeAttribute("aria-invalid");
+      SV.say(notice, "");
+      showBuy(res.data, true);
+      return;
+    }
+    var errorCode = SV.errorCode(res);
+    if (errorCode === "invalid_code") codeInput.setAttribute("aria-invalid", "true");
+    SV.say(codeError, SV.explain(res));
+    if (errorCode === "rate_limited") {
+      setTimeout(function () { unlockBtn.disabled = false; }, (res.retryAfter || 60) * 1000);
+    } else {
+      unlockBtn.disabled = false;
+    }
+    if (errorCode !== "invalid_code") refresh();
+    codeInput.select();
+  });
+
+  $("fewer").addEventListener("click", function () { setQuantity(parseInt(qty.value, 10) - 1); });
+  $("more").addEventListener("click", function () { setQuantity(parseInt(qty.value, 10) + 1); });
+  qty.addEventListener("change", function () { setQuantity(qty.value); });
+
+  function lockLost(code) {
+    return code === "session_expired" || code === "not_lock_owner";
+  }
+
+  cancelBtn.addEventListener("click", async function () {
+    if (!lock) return;
+    cancelBtn.disabled = true;
+    var res = await SV.api("POST", "/api/machine/" + encodeURIComponent(mid) + "/unlock", { client_id: SV.clientId(), session_id: lock.session_id });
+    if (res.ok || lockLost(SV.errorCode(res))) {
+      endLock("Cancelled. The machine is free for the next person.");
+      refresh();
+      return;
+    }
+    cancelBtn.disabled = false;
+    SV.say(buyError, SV.explain(res));
+  });
+
+  async function verify(proof) {
+    SV.say(notice, "Payment done. Confirming it…");
+    var res = await SV.api("POST", "/verify-payment", proof);
+    if (res.ok) {
+      location.href = "/orders/" + encodeURIComponent(res.data.order_id);
+      return;
+    }
+    SV.say(buyError, SV.explain(res));
+  }
+
+  function openRazorpay(order) {
+    if (typeof window.Razorpay !== "function") {
+      SV.say(buyError, "The payment window didn't load. Check your connection and press Pay again.");
+      payBtn.disabled = false;
+      return;
+    }
+    var rzp = new window.Razorpay({
+      key: order.key_id,
+      order_id: order.gateway_order_id,
+      amount: order.amount,
+      currency: order.currency,
+      name: "SmartVend",
+      description: name + " × " + qty.value,
+      handler: verify,
+      modal: {
+        ondismiss: function () {
+          payBtn.disabled = false;
+          SV.say(notice, "Payment not finished. You can pay while your reservation lasts.");
+        },
+      },
+    });
+    rzp.on("payment.failed", function () {
+      SV.say(buyError, "The payment failed, so nothing was charged. You can try again.");
+    });
+    rzp.open();
+  }
+
+  payBtn.addEventListener("click", async function () {
+    if (!lock) return;
+    payBtn.disabled = true;
+    SV.say(buyError, "");
+    var n = setQuantity(qty.value);
+    var res = await SV.api("POST", "/create-order", { session_id: lock.session_id, client_id: SV.clientId(), quantity: n });
+    if (!res.ok) {
+      var errorCode = SV.errorCode(res);
+      if (lockLost(errorCode)) {
+        endLock(SV.explain(res));
+        return;
+      }
+      SV.say(buyError, SV.explain(res));
+      payBtn.disabled = false;
+      if (errorCode === "insufficient_stock") refresh();
+      return;
+    }
+    var order = res.data;
+    SV.store.set("sv_last_order", { order_id: order.order_id, machine_id: mid });
+    if (order.gateway === "test") {
+      location.href = "/checkout/test/" + encodeURIComponent(order.gateway_order_id);
+    } else {
+      openRazorpay(order);
+    }
+  });
+
+  codeInput.addEventListener("input", function () {
+    codeInput.removeAttribute("aria-invalid");
+    SV.say(codeError, "");
+  });
+
+  /* Coming back while the machine still works on this shopper's order: point to it. */
+  async function resumeOrder() {
+    var last = SV.store.get("sv_last_order");
+    if (!last || last.machine_id !== mid) return false;
+    var res = await SV.api("GET", "/api/orders/" + encodeURIComponent(last.order_id));
+    if (!res.ok || ["paid", "dispensing"].indexOf(res.data.status) < 0) return false;
+    $("resume-link").href = "/orders/" + encodeURIComponent(last.order_id);
+    $("resume").hidden = false;
+    codeForm.hidden = true;
+    return true;
+  }
+
+  async function start() {
+    var status = await refresh();
+    if (!status) return;
+    if (status.locked_by_you && (await resumeOrder())) return;
+    var saved = SV.store.get(SV.lockKey(mid));
+    if (status.locked_by_you && saved && saved.session_id && status.lock_expires_at) {
+      saved.expires_at = status.lock_expires_at;
+      showBuy(saved, false);
+      return;
+    }
+    if (saved) SV.store.remove(SV.lockKey(mid));
+    SV.say(notice, noticeFor(status));
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && !lock) refresh().then(function (s) { if (s) SV.say(notice, noticeFor(s)); });
+  });
+  start();
+})();

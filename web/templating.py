@@ -1,0 +1,102 @@
+"""The Jinja2 environment the pages share: templates, money and static URLs.
+
+Templates and static files are found next to this module, never relative to
+the working directory.
+"""
+
+import hashlib
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+
+def group_indian(whole: int) -> str:
+    """12345678 -> '1,23,45,678' (lakh and crore grouping, as shoppers in India read it)."""
+    digits = str(whole)
+    if len(digits) <= 3:
+        return digits
+    head, tail = digits[:-3], digits[-3:]
+    groups: list[str] = []
+    while len(head) > 2:
+        groups.insert(0, head[-2:])
+        head = head[:-2]
+    if head:
+        groups.insert(0, head)
+    return ",".join([*groups, tail])
+
+
+def money(amount: int, currency: str = "INR") -> str:
+    """Paise to what a shopper reads: 2500 -> '₹25.00'."""
+    sign = "-" if amount < 0 else ""
+    whole, fraction = divmod(abs(amount), 100)
+    if currency == "INR":
+        return f"{sign}₹{group_indian(whole)}.{fraction:02d}"
+    return f"{sign}{whole:,}.{fraction:02d} {currency}"
+
+
+def price(value: dict[str, Any] | None) -> str:
+    if not value:
+        return ""
+    return money(int(value["amount"]), str(value.get("currency", "INR")))
+
+
+@cache
+def _fingerprint(path: str) -> str:
+    return hashlib.sha256((STATIC / path).read_bytes()).hexdigest()[:10]
+
+
+def static_url(path: str) -> str:
+    """``/static/<path>?v=<content hash>`` so browsers may cache files for long."""
+    return f"/static/{path}?v={_fingerprint(path)}"
+
+
+templates = Jinja2Templates(directory=str(TEMPLATES))
+templates.env.filters["money"] = money
+templates.env.filters["price"] = price
+templates.env.globals["static"] = static_url
+
+
+# Pages load only their own scripts and styles; Razorpay's checkout (script, frames
+# and calls to its own hosts) needs more, so the machine page then goes without CSP.
+STRICT_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'"
+)
+HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    no_store: bool = False,
+    strict: bool = True,
+) -> Response:
+    headers = dict(HEADERS)
+    if strict:
+        headers["Content-Security-Policy"] = STRICT_CSP
+    if no_store:
+        headers["Cache-Control"] = "no-store"
+    return templates.TemplateResponse(
+        request, name, context or {}, status_code=status_code, headers=headers
+    )
+
+
+def not_found(request: Request, title: str, message: str) -> Response:
+    """The friendly 404 page shoppers see for an unknown machine or order."""
+    return render(request, "not_found.html", {"title": title, "message": message}, status_code=404)
