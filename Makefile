@@ -38,7 +38,7 @@ migrate: $(STAMP)
 run: $(STAMP) migrate
 	@$(BIN)/python -m web.devrun
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

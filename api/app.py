@@ -78,8 +78,9 @@ def create_app(
                     (30.0, "reconcile", rt.services.reconciler.run_once),
                 ]
                 if rt.settings.alert_interval_s > 0:
-                    periodic.append((float(rt.settings.alert_interval_s), "alerts",
-                                     sender.run_once))
+                    periodic.append(
+                        (float(rt.settings.alert_interval_s), "alerts", sender.run_once)
+                    )
                 tasks = [
                     asyncio.create_task(background.every(interval, name, work))
                     for interval, name, work in periodic

@@ -59,15 +59,21 @@ def cmd_mosquitto_config(args: argparse.Namespace) -> int:
     async def run() -> list[Path]:
         async with _runtime() as rt:
             return await write_mosquitto_config(
-                rt.services.ctx.db, Path(args.out), port=args.port or settings.mqtt_port,
-                host=args.host or settings.mqtt_host, server_username=creds.username,
+                rt.services.ctx.db,
+                Path(args.out),
+                port=args.port or settings.mqtt_port,
+                host=args.host or settings.mqtt_host,
+                server_username=creds.username,
                 server_password=creds.password,
             )
 
     for path in asyncio.run(run()):
         print(f"wrote {path}")
-    print("run: mosquitto -c", Path(args.out) / "mosquitto.conf",
-          "  (send it SIGHUP after re-running this when accounts change)")
+    print(
+        "run: mosquitto -c",
+        Path(args.out) / "mosquitto.conf",
+        "  (send it SIGHUP after re-running this when accounts change)",
+    )
     return 0
 
 
@@ -76,8 +82,9 @@ def cmd_integrator_add(args: argparse.Namespace) -> int:
 
     async def run() -> str:
         async with _runtime() as rt:
-            _, password = await create_integrator(rt.services.ctx.db, rt.services.ctx.clock,
-                                                  args.username, args.description)
+            _, password = await create_integrator(
+                rt.services.ctx.db, rt.services.ctx.clock, args.username, args.description
+            )
             return password
 
     password = asyncio.run(run())
@@ -200,15 +207,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int)
     s.set_defaults(func=cmd_serve)
 
-    s = sub.add_parser("mosquitto-config",
-                       help="write Mosquitto passwd, acl and conf files from the database")
+    s = sub.add_parser(
+        "mosquitto-config", help="write Mosquitto passwd, acl and conf files from the database"
+    )
     s.add_argument("--out", default="var/mosquitto")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.set_defaults(func=cmd_mosquitto_config)
 
     integrator = sub.add_parser("integrator", help="read-only MQTT accounts").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     s = integrator.add_parser("add", help="create an account; prints its password once")
     s.add_argument("username")
     s.add_argument("--description")

@@ -25,9 +25,16 @@ async def provision(settings: Settings, count: int, prefix: str, path: Path) -> 
             mid = f"{prefix}-{i}"
             name = f"{DEMO_NAMES[(i - 1) % len(DEMO_NAMES)]} {i}"
             try:
-                _, key = await machines.register(NewMachine(
-                    machine_id=mid, name=name, price_amount=2000 + 500 * (i % 3), capacity=20,
-                    stock=15, location="Demo floor"))
+                _, key = await machines.register(
+                    NewMachine(
+                        machine_id=mid,
+                        name=name,
+                        price_amount=2000 + 500 * (i % 3),
+                        capacity=20,
+                        stock=15,
+                        location="Demo floor",
+                    )
+                )
             except MachineTaken:
                 key = await machines.rotate_key(mid)
             entries.append({"machine_id": mid, "api_key": key})

@@ -24,10 +24,7 @@ _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 def _is_id(value: object, limit: int) -> bool:
     if not isinstance(value, str) or not 1 <= len(value) <= limit:
         return False
-    for ch in value:
-        if ch not in _ID_CHARS:
-            return False
-    return True
+    return all(ch in _ID_CHARS for ch in value)
 
 
 def is_machine_id(value: object) -> bool:
@@ -121,7 +118,7 @@ def parse(topic: object) -> tuple[str, str | None, str | None]:
     prefix = ROOT + "/machines/"
     if not topic.startswith(prefix):
         raise SchemaError("not a SmartVend machine topic")
-    parts = topic[len(prefix):].split("/")
+    parts = topic[len(prefix) :].split("/")
     if len(parts) < 2 or not is_machine_id(parts[0]):
         raise SchemaError("invalid machine id")
     mid, kind = parts[0], parts[1]

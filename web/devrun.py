@@ -53,8 +53,11 @@ def choose_ports(env: dict[str, str]) -> None:
         env["SMARTVEND_MQTT_PORT"] = str(port)
     if not port_free(settings.http_host, settings.http_port):
         port = next_free(settings.http_host, settings.http_port + 1)
-        print(f"! HTTP port {settings.http_port} is in use; serving on {port} instead "
-              f"(set SMARTVEND_HTTP_PORT to choose).", flush=True)
+        print(
+            f"! HTTP port {settings.http_port} is in use; serving on {port} instead "
+            f"(set SMARTVEND_HTTP_PORT to choose).",
+            flush=True,
+        )
         env["SMARTVEND_HTTP_PORT"] = str(port)
 
 
@@ -101,10 +104,21 @@ def main() -> int:
     try:
         wait_healthy(base, server)
         if count:
-            children.append(subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "device.simulate", "--credentials", str(credentials),
-                 "--mqtt-url", mqtt_url_for_devices(settings)],
-                env=env, stdout=subprocess.DEVNULL))
+            children.append(
+                subprocess.Popen(  # noqa: S603
+                    [
+                        sys.executable,
+                        "-m",
+                        "device.simulate",
+                        "--credentials",
+                        str(credentials),
+                        "--mqtt-url",
+                        mqtt_url_for_devices(settings),
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                )
+            )
         gateway = "Razorpay" if settings.payments_live else "the built-in TEST payment gateway"
         print(
             f"\nSmartVend is running.\n"

@@ -20,6 +20,7 @@ def _dummy() -> str:
         _dummy_hash = _hasher.hash("smartvend-no-such-user")
     return _dummy_hash
 
+
 MIN_PASSWORD = 10
 
 

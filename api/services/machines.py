@@ -73,8 +73,12 @@ class Machines:
             async with self.ctx.db.begin() as s:
                 if await s.get(Machine, new.machine_id) is not None:
                     raise MachineTaken(f"machine {new.machine_id} is already registered")
-                if await s.scalar(select(Integrator.id).where(
-                        Integrator.username == new.machine_id)) is not None:
+                if (
+                    await s.scalar(
+                        select(Integrator.id).where(Integrator.username == new.machine_id)
+                    )
+                    is not None
+                ):
                     raise MachineTaken(f"{new.machine_id} is an integrator account's name")
                 machine = Machine(
                     id=new.machine_id,

@@ -13,7 +13,7 @@ CLIENT = "client-0001"
 
 
 async def online_machine(services: Services, mid: str = "m1", stock: int = 5) -> Machine:
-    machine, key = await services.machines.register(
+    _, key = await services.machines.register(
         NewMachine(machine_id=mid, name="Lobby", price_amount=2500, capacity=10, stock=stock)
     )
     assert key.startswith("svk_")
@@ -48,7 +48,8 @@ async def test_vend_dispenses_once_and_rotates_code(
         assert len(commands) == 1
         cmd = commands[0]
         sent = await s.scalar(
-            select(func.count()).select_from(OutboxMessage)
+            select(func.count())
+            .select_from(OutboxMessage)
             .where(OutboxMessage.topic == topics.cmd("m1", cmd.id))
         )
         assert sent == 1
@@ -62,18 +63,19 @@ async def test_vend_dispenses_once_and_rotates_code(
         assert after is not None
         assert after.stock == 3
         assert after.display_code not in (None, code)
-        last = (await s.scalars(
-            select(OutboxMessage).where(OutboxMessage.topic == topics.desired("m1"))
-            .order_by(OutboxMessage.id.desc())
-        )).first()
+        last = (
+            await s.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.topic == topics.desired("m1"))
+                .order_by(OutboxMessage.id.desc())
+            )
+        ).first()
         assert last is not None
         desired = messages.decode("desired", last.payload)
         assert desired["lock"] is None and desired["display"]["code"] == after.display_code
 
 
-async def test_partial_dispense_refunds_the_rest(
-    services: Services, gateway: TestGateway
-) -> None:
+async def test_partial_dispense_refunds_the_rest(services: Services, gateway: TestGateway) -> None:
     machine = await online_machine(services)
     assert machine.display_code is not None
     lock = await services.locks.lock_by_code(machine.display_code, CLIENT)

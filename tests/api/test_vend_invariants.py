@@ -48,8 +48,14 @@ MACHINES = ("m1", "m2")
 CLIENTS = ("shopper-a", "shopper-b", "shopper-c")
 START_STOCK = 6
 POLICY = VendPolicy(
-    display_code_ttl_s=120, lock_ttl_s=60, command_ttl_s=30, unit_run_s=5, max_quantity=3,
-    code_failure_budget=4, client_failure_limit=1000, source_failure_limit=1000,
+    display_code_ttl_s=120,
+    lock_ttl_s=60,
+    command_ttl_s=30,
+    unit_run_s=5,
+    max_quantity=3,
+    code_failure_budget=4,
+    client_failure_limit=1000,
+    source_failure_limit=1000,
     presence_timeout_s=90,
 )
 RESULT_STATES = ("accepted", "running", "succeeded", "failed", "rejected", "expired", "unknown")
@@ -69,8 +75,9 @@ class VendMachine(RuleBasedStateMachine):
         self.clock = FakeClock()
         self.gateway = TestGateway("state-machine-secret")
         self.engine = create_engine("sqlite+aiosqlite:///:memory:")
-        self.services = Services.build(session_factory(self.engine), self.clock, POLICY,
-                                       self.gateway)
+        self.services = Services.build(
+            session_factory(self.engine), self.clock, POLICY, self.gateway
+        )
         self.restocked: dict[str, int] = defaultdict(int)
         self.open_orders: dict[str, str] = {}  # session -> its newest unpaid order
         self.superseded: set[str] = set()  # orders replaced before anyone paid them
@@ -98,8 +105,10 @@ class VendMachine(RuleBasedStateMachine):
                 await conn.run_sync(Base.metadata.create_all)
             for mid in MACHINES:
                 await self.services.machines.register(
-                    NewMachine(machine_id=mid, name=mid, price_amount=1500, capacity=10,
-                               stock=START_STOCK))
+                    NewMachine(
+                        machine_id=mid, name=mid, price_amount=1500, capacity=10, stock=START_STOCK
+                    )
+                )
                 await self.services.machines.apply_status(mid, {"state": "online", "boot": 1})
                 self.boot[mid] = 1
 
@@ -111,16 +120,26 @@ class VendMachine(RuleBasedStateMachine):
 
     # -- shoppers -----------------------------------------------------------
 
-    @rule(target=sessions, mid=st.sampled_from(MACHINES), client=st.sampled_from(CLIENTS),
-          by_id=st.booleans())
+    @rule(
+        target=sessions,
+        mid=st.sampled_from(MACHINES),
+        client=st.sampled_from(CLIENTS),
+        by_id=st.booleans(),
+    )
     def lock_with_displayed_code(self, mid: str, client: str, by_id: bool) -> Any:
         code = self.run(self._code(mid)) or "000000"
-        lock = self.attempt(self.services.locks.lock_by_code(
-            code, client, mid if by_id else None, source="10.0.0.1"))
+        lock = self.attempt(
+            self.services.locks.lock_by_code(
+                code, client, mid if by_id else None, source="10.0.0.1"
+            )
+        )
         return (lock.session_id, client) if lock else ("ses_none", client)
 
-    @rule(mid=st.sampled_from(MACHINES), client=st.sampled_from(CLIENTS),
-          guess=st.text(alphabet="0123456789", min_size=0, max_size=7))
+    @rule(
+        mid=st.sampled_from(MACHINES),
+        client=st.sampled_from(CLIENTS),
+        guess=st.text(alphabet="0123456789", min_size=0, max_size=7),
+    )
     def guess_code(self, mid: str, client: str, guess: str) -> None:
         self.attempt(self.services.locks.lock_by_code(guess, client, mid, source="10.0.0.2"))
 
@@ -175,22 +194,30 @@ class VendMachine(RuleBasedStateMachine):
     @rule(proof=proofs)
     def verify_in_browser(self, proof: dict[str, str]) -> None:
         if proof:
-            self.attempt(self.services.orders.verify(
-                proof["razorpay_order_id"], proof["razorpay_payment_id"],
-                proof["razorpay_signature"]))
+            self.attempt(
+                self.services.orders.verify(
+                    proof["razorpay_order_id"],
+                    proof["razorpay_payment_id"],
+                    proof["razorpay_signature"],
+                )
+            )
 
     @rule(proof=proofs)
     def webhook(self, proof: dict[str, str]) -> None:
         if proof:
             payment: GatewayPayment = self.run(
-                self.gateway.fetch_payment(proof["razorpay_payment_id"]))
+                self.gateway.fetch_payment(proof["razorpay_payment_id"])
+            )
             self.attempt(self.services.orders.record_payment(payment, via="webhook"))
 
     @rule(proof=proofs)
     def forged_signature(self, proof: dict[str, str]) -> None:
         if proof:
-            self.attempt(self.services.orders.verify(
-                proof["razorpay_order_id"], proof["razorpay_payment_id"], "0" * 64))
+            self.attempt(
+                self.services.orders.verify(
+                    proof["razorpay_order_id"], proof["razorpay_payment_id"], "0" * 64
+                )
+            )
 
     # -- devices ------------------------------------------------------------
 
@@ -245,7 +272,9 @@ class VendMachine(RuleBasedStateMachine):
             async with self.services.ctx.db.begin() as s:
                 rows = await s.execute(
                     select(VendSession.machine_id, func.count())
-                    .where(VendSession.status == "active").group_by(VendSession.machine_id))
+                    .where(VendSession.status == "active")
+                    .group_by(VendSession.machine_id)
+                )
                 for mid, count in rows:
                     assert count == 1, f"{mid} has {count} active locks"
                     machine = await s.get(Machine, mid)
@@ -258,13 +287,20 @@ class VendMachine(RuleBasedStateMachine):
         async def check() -> None:
             async with self.services.ctx.db.begin() as s:
                 rows = await s.execute(
-                    select(Command.order_id, func.count()).group_by(Command.order_id))
+                    select(Command.order_id, func.count()).group_by(Command.order_id)
+                )
                 for order_id, count in rows:
                     assert count == 1, f"order {order_id} has {count} commands"
-                    paid = await s.scalar(select(func.count()).select_from(Payment).where(
-                        Payment.order_id == order_id, Payment.disposition == "counted",
-                        Payment.amount == select(Order.amount).where(Order.id == order_id)
-                        .scalar_subquery()))
+                    paid = await s.scalar(
+                        select(func.count())
+                        .select_from(Payment)
+                        .where(
+                            Payment.order_id == order_id,
+                            Payment.disposition == "counted",
+                            Payment.amount
+                            == select(Order.amount).where(Order.id == order_id).scalar_subquery(),
+                        )
+                    )
                     assert paid == 1, f"order {order_id} dispatched without its payment"
 
         self.run(check())
@@ -285,7 +321,8 @@ class VendMachine(RuleBasedStateMachine):
                 rows = await s.execute(
                     select(Command.machine_id, func.count())
                     .where(Command.status.not_in(FINAL_COMMAND_STATES))
-                    .group_by(Command.machine_id))
+                    .group_by(Command.machine_id)
+                )
                 for mid, count in rows:
                     assert count == 1, f"{mid} runs {count} commands at once"
 
@@ -299,9 +336,10 @@ class VendMachine(RuleBasedStateMachine):
                     machine = await s.get(Machine, mid)
                     assert machine is not None
                     out = await s.scalar(
-                        select(func.coalesce(func.sum(Command.dispensed), 0))
-                        .where(Command.machine_id == mid,
-                               Command.status.in_(FINAL_COMMAND_STATES)))
+                        select(func.coalesce(func.sum(Command.dispensed), 0)).where(
+                            Command.machine_id == mid, Command.status.in_(FINAL_COMMAND_STATES)
+                        )
+                    )
                     assert machine.stock >= 0
                     assert machine.stock == START_STOCK + self.restocked[mid] - out, mid
 
@@ -312,9 +350,11 @@ class VendMachine(RuleBasedStateMachine):
         async def check() -> None:
             async with self.services.ctx.db.begin() as s:
                 rows = await s.execute(
-                    select(Order, Refund).join(Payment, Payment.order_id == Order.id)
+                    select(Order, Refund)
+                    .join(Payment, Payment.order_id == Order.id)
                     .join(Refund, Refund.payment_id == Payment.id)
-                    .where(Payment.disposition == "counted"))
+                    .where(Payment.disposition == "counted")
+                )
                 for order, refund in rows:
                     assert refund.amount == order.amount - order.dispensed * order.unit_amount
 
@@ -329,7 +369,8 @@ class VendMachine(RuleBasedStateMachine):
             await self.services.refunds.process_pending()
             async with self.services.ctx.db.begin() as s:
                 rows = await s.execute(
-                    select(Order, Payment).join(Payment, Payment.order_id == Order.id))
+                    select(Order, Payment).join(Payment, Payment.order_id == Order.id)
+                )
                 for order, payment in rows:
                     refund = await s.scalar(select(Refund).where(Refund.payment_id == payment.id))
                     if payment.disposition == "extra":
@@ -342,8 +383,11 @@ class VendMachine(RuleBasedStateMachine):
                     else:
                         assert refund is not None and refund.amount == owed
                         assert refund.status == "processed"
-                unfinished = await s.scalar(select(func.count()).select_from(Command).where(
-                    Command.status.not_in(FINAL_COMMAND_STATES)))
+                unfinished = await s.scalar(
+                    select(func.count())
+                    .select_from(Command)
+                    .where(Command.status.not_in(FINAL_COMMAND_STATES))
+                )
                 assert unfinished == 0
 
         self.run(settle())

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from api.clock import FakeClock
-from api.services.reconcile import GRACE_S
 from api.services.machines import NewMachine
+from api.services.reconcile import GRACE_S
 from schema.models import Command
 from tests.fakes.razorpay_server import RazorpayFake, razorpay_fake
 from tests.http.conftest import CLIENT, display_code
