@@ -93,6 +93,10 @@ class PaymentRequired(SmartVendError):
     code = "payment_required"
 
 
+class PaymentFailed(PaymentRequired):
+    code = "payment_failed"
+
+
 class Unauthorized(SmartVendError):
     code = "unauthorized"
 

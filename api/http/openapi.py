@@ -238,6 +238,7 @@ def _paths() -> dict[str, Any]:
                 "Test mode only: complete a payment at the built-in gateway",
                 {"type": "object", "additionalProperties": {"type": "string"}},
                 body=_obj({"gateway_order_id": _str(64), "outcome": {"enum": ["pay", "fail"]}}),
+                errors=(402,),
                 tag="test mode",
             )
         },

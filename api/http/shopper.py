@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from api.errors import InvalidRequest
+from api.errors import InvalidRequest, PaymentFailed
 from api.http import body as b
 from api.http.deps import services, source_address
 from api.payments.test_gateway import TestGateway
@@ -161,6 +161,8 @@ async def test_checkout(request: Request) -> Response:
     proof = gateway.complete_payment(
         b.text(body, "gateway_order_id", max_len=64), succeed=outcome == "pay"
     )
+    if "error" in proof:
+        raise PaymentFailed("the test payment failed, as chosen; nothing was charged")
     return JSONResponse(proof)
 
 

@@ -204,3 +204,31 @@ async def test_openapi_lists_every_route(http: httpx.AsyncClient) -> None:
         "/api/admin/login",
     ):
         assert path in doc["paths"], path
+
+
+async def test_test_checkout_failure_is_an_error_not_a_200(
+    stack: Stack, http: httpx.AsyncClient, machine: str
+) -> None:
+    code = await display_code(stack, machine)
+    lock = (await http.post("/api/lock-by-code", json={"code": code, "client_id": CLIENT})).json()
+    order = (
+        await http.post(
+            "/create-order",
+            json={"session_id": lock["session_id"], "client_id": CLIENT, "quantity": 1},
+        )
+    ).json()
+    r = await http.post(
+        "/api/test-gateway/checkout",
+        json={"gateway_order_id": order["gateway_order_id"], "outcome": "fail"},
+    )
+    assert_error(r, 402, "payment_failed")
+    paid = await http.post(
+        "/api/test-gateway/checkout",
+        json={"gateway_order_id": order["gateway_order_id"], "outcome": "pay"},
+    )
+    assert paid.status_code == 200 and set(paid.json()) == {
+        "razorpay_order_id",
+        "razorpay_payment_id",
+        "razorpay_signature",
+    }
+    assert await commands(stack) == 0
