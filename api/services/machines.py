@@ -179,9 +179,10 @@ class Machines:
                 return False
             boot = int(msg["boot"])
             online = msg["state"] == "online"
-            if boot < machine.boot or (boot == machine.boot and online == machine.online):
-                if online:
-                    machine.last_seen = now
+            if boot < machine.boot or (boot == machine.boot and (online or not machine.online)):
+                # An older boot's will, a repeat, or a redelivered retained
+                # "online" after silence took the machine offline: only a new
+                # boot (a reconnect) or a live message brings it back.
                 return False
             machine.boot = boot
             machine.online = online
@@ -202,17 +203,17 @@ class Machines:
             machine.reported_version = msg["desired_version"]
             machine.reported_mode = msg["mode"]
             machine.reported_stock = msg["stock"]
-            machine.last_seen = now
-            if changed:
+            if self._heard(machine, now) or changed:
                 await outbox.machine_changed(s, machine, now, desired=False)
 
     async def record_event(self, machine_id: str, msg: dict[str, Any]) -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
-            machine = await s.get(Machine, machine_id)
+            machine = await s.get(Machine, machine_id, with_for_update=True)
             if machine is None:
                 return
-            machine.last_seen = now
+            if self._heard(machine, now):
+                await outbox.machine_changed(s, machine, now, desired=False)
             s.add(
                 DeviceEvent(
                     machine_id=machine_id,
@@ -227,12 +228,22 @@ class Machines:
     async def record_telemetry(self, machine_id: str, msg: dict[str, Any]) -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
-            machine = await s.get(Machine, machine_id)
+            machine = await s.get(Machine, machine_id, with_for_update=True)
             if machine is None:
                 return
-            machine.last_seen = now
+            if self._heard(machine, now):
+                await outbox.machine_changed(s, machine, now, desired=False)
             data = {k: v for k, v in msg.items() if k != "ts"}
             s.add(Telemetry(machine_id=machine_id, ts=msg["ts"], data=data))
+
+    @staticmethod
+    def _heard(machine: Machine, now: int) -> bool:
+        """A live message: the machine is there. True if that brings it back online."""
+        machine.last_seen = now
+        if machine.online or machine.boot == 0:
+            return False
+        machine.online = True
+        return True
 
     async def _get(self, s: Any, machine_id: str, *, lock: bool = False) -> Machine:
         machine = await s.get(Machine, machine_id, with_for_update=lock)
