@@ -5,11 +5,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from api.clock import FakeClock
-from api.db import create_engine, session_factory
 from api.payments.test_gateway import TestGateway
 from api.services.container import Services
-from api.services.policy import VendPolicy
-from schema.models import Base
+from tests.support.services import built_services
 
 
 @pytest.fixture
@@ -24,8 +22,5 @@ def gateway() -> TestGateway:
 
 @pytest.fixture
 async def services(clock: FakeClock, gateway: TestGateway) -> AsyncIterator[Services]:
-    engine = create_engine("sqlite+aiosqlite:///:memory:")
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    yield Services.build(session_factory(engine), clock, VendPolicy(), gateway)
-    await engine.dispose()
+    async with built_services("sqlite+aiosqlite:///:memory:", clock, gateway) as built:
+        yield built

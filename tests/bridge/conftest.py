@@ -8,14 +8,12 @@ import pytest
 
 from api.accounts import SERVER_USERNAME, DatabaseAuthenticator
 from api.clock import FakeClock
-from api.db import create_engine, session_factory
 from api.payments.test_gateway import TestGateway
 from api.services.container import Services
-from api.services.policy import VendPolicy
 from broker.embedded import EmbeddedBroker
 from broker.passwords import hash_secret
-from schema.models import Base
 from tests.support.brokers import running_embedded
+from tests.support.services import built_services
 
 
 @pytest.fixture
@@ -32,11 +30,9 @@ def gateway() -> TestGateway:
 async def services(
     tmp_path: Path, clock: FakeClock, gateway: TestGateway
 ) -> AsyncIterator[Services]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'smartvend.db'}")
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    yield Services.build(session_factory(engine), clock, VendPolicy(), gateway)
-    await engine.dispose()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'smartvend.db'}"
+    async with built_services(url, clock, gateway) as built:
+        yield built
 
 
 @pytest.fixture
