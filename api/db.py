@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 SQLITE_PRAGMAS = (
@@ -64,4 +65,18 @@ def _sqlite_on_begin(connection: Any) -> None:
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+    """Sessions of one runtime, with a ``Session`` class of their own.
+
+    Session events (``after_commit``) are listened for on ``session_class(factory)``;
+    a class per factory keeps one runtime's listeners off every other's sessions.
+    """
+    own: type[Session] = type("SmartVendSession", (Session,), {})
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=True, sync_session_class=own
+    )
+
+
+def session_class(factory: async_sessionmaker[AsyncSession]) -> type[Session]:
+    """The sync ``Session`` class behind ``factory``: the target for session events."""
+    found: type[Session] = factory.kw.get("sync_session_class", Session)
+    return found

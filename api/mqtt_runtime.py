@@ -11,6 +11,7 @@ from sqlalchemy import event
 
 from api.accounts import SERVER_USERNAME, DatabaseAuthenticator, server_password
 from api.bridge import Bridge
+from api.db import session_class
 from api.errors import ConfigurationError
 from api.runtime import Runtime
 from broker.embedded import EmbeddedBroker
@@ -64,12 +65,14 @@ async def start_mqtt(rt: Runtime) -> AsyncIterator[MqttLink]:
         bridge.kick()
 
     # Every commit may have written outbox rows: wake the drain at once.
-    event.listen(rt.services.ctx.db, "after_commit", kick)
+    # (Session events live on the factory's sync Session class, one per runtime.)
+    sessions = session_class(rt.services.ctx.db)
+    event.listen(sessions, "after_commit", kick)
     task = asyncio.create_task(bridge.run())
     try:
         yield MqttLink(bridge=bridge, broker=broker)
     finally:
-        event.remove(rt.services.ctx.db, "after_commit", kick)
+        event.remove(sessions, "after_commit", kick)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         if broker is not None:

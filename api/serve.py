@@ -12,6 +12,8 @@ def serve(app: Any, settings: Settings, *, host: str | None = None, port: int | 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for noisy in ("amqtt", "transitions"):  # per-connection chatter: warnings only
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     uvicorn.run(
         app,
         host=host or settings.http_host,

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from api.errors import MachineNotFound, OrderNotFound
-from api.http.deps import services
+from api.http.deps import services, settings
 from api.payments.test_gateway import TestGateway
 from schema import topics
 from web.templating import not_found, render
@@ -41,10 +41,13 @@ async def machine(request: Request) -> Response:
     except MachineNotFound:
         return _unknown_machine(request, mid)
     razorpay = svc.gateway.name == "razorpay"
+    # In dev mode (make run) nobody stands in front of the simulated machines:
+    # show what their displays show.
+    demo_code = await svc.views.display_code(mid) if settings(request).dev else None
     return render(
         request,
         "machine.html",
-        {"m": status, "razorpay": razorpay},
+        {"m": status, "razorpay": razorpay, "demo_code": demo_code},
         no_store=True,
         strict=not razorpay,
     )

@@ -34,6 +34,12 @@ class Views:
             "lock_expires_at": lock.expires_at if live and lock else None,
         }
 
+    async def display_code(self, machine_id: str) -> str | None:
+        """What the machine's display shows now (for dev mode's simulated display)."""
+        async with self.ctx.db.begin() as s:
+            machine = await s.get(Machine, machine_id)
+        return None if machine is None else machine.display_code
+
     async def fleet(self) -> list[dict[str, Any]]:
         """Every machine as a shopper's machine finder lists it."""
         async with self.ctx.db.begin() as s:

@@ -140,3 +140,17 @@ async def test_live_payments_load_razorpay_checkout_and_hide_the_test_one(tmp_pa
             checkout = await http.get("/checkout/test/order_anything")
             assert checkout.status_code == 404
             assert "No test checkout" in checkout.text
+
+
+async def test_dev_mode_shows_the_simulated_display_and_other_modes_do_not(
+    tmp_path: Path,
+) -> None:
+    for env, shown in (("dev", True), ("test", False)):
+        (tmp_path / env).mkdir()
+        async with running_stack(tmp_path / env, mqtt=False, env=env) as stack:
+            machine = await provision_service_machine(stack, "lobby-1")
+            code = await machine.display_code()
+            async with httpx.AsyncClient(base_url=stack.url) as http:
+                page = (await http.get("/m/lobby-1")).text
+            assert ('id="demo-display"' in page) is shown
+            assert (code in page) is shown
