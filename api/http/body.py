@@ -61,6 +61,8 @@ def integer(
     body: dict[str, Any], name: str, *, low: int, high: int, default: int | None = None
 ) -> int:
     value = body.get(name, default)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one kind of number: 3.0 is the integer 3
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequest(f"{name} must be an integer")
     if not low <= value <= high:

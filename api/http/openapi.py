@@ -24,8 +24,15 @@ def _int(minimum: int = 0, maximum: int | None = None) -> dict[str, Any]:
     return schema
 
 
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional field: null is taken as absent (the string keywords apply to strings)."""
+    return {**schema, "type": [schema["type"], "null"]}
+
+
 NULLABLE_INT = {"type": ["integer", "null"]}
 PRICE = _obj({"amount": _int(), "currency": _str(3, 3)})
+# What a price may be set to (api.services.machines.check_price; INR only).
+PRICE_IN = _obj({"amount": _int(100, 10_000_000), "currency": {"enum": ["INR"]}})
 ERROR = _obj({"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}})})
 MID = {
     "name": "mid",
@@ -106,7 +113,7 @@ def _op(
 
 
 def _paths() -> dict[str, Any]:
-    client = _str(64, 8)
+    client = _str(64)
     lock = _obj(
         {
             "machine_id": {"type": "string"},
@@ -165,7 +172,7 @@ def _paths() -> dict[str, Any]:
                     {
                         "code": _str(16),
                         "client_id": client,
-                        "machine_id": _str(32, pattern="^[A-Za-z0-9_-]{1,32}$"),
+                        "machine_id": _or_null(_str(32, pattern="^[A-Za-z0-9_-]{1,32}$")),
                     },
                     ["code", "client_id"],
                 ),
@@ -268,7 +275,7 @@ def _paths() -> dict[str, Any]:
                 "Device fallback: report an error",
                 _obj({"recorded": {"type": "boolean"}}),
                 params=[MID],
-                body=_obj({"code": _str(128), "detail": _str(512, 0)}, ["code"]),
+                body=_obj({"code": _str(128), "detail": _or_null(_str(512, 0))}, ["code"]),
                 auth=True,
                 errors=(404,),
                 tag="device",
@@ -299,8 +306,8 @@ def _paths() -> dict[str, Any]:
                     {
                         "machine_id": _str(32, pattern="^[A-Za-z0-9_-]{1,32}$"),
                         "name": _str(100),
-                        "location": _str(200, 0),
-                        "price": PRICE,
+                        "location": _or_null(_str(200)),
+                        "price": PRICE_IN,
                         "capacity": _int(1, 10000),
                         "stock": _int(0, 10000),
                     },

@@ -1,0 +1,126 @@
+"""The server against services it does not run itself: PostgreSQL and Mosquitto.
+
+The database is migrated with Alembic (as ``smartvend migrate`` does), the
+machines are registered before the broker starts (Mosquitto reads its accounts
+at start), and Mosquitto runs from the files ``write_mosquitto_config`` writes
+for the server's account (``server_credentials``) on a free loopback port.
+"""
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from api.accounts import server_credentials
+from api.mosquitto_setup import CONF_FILE, write_mosquitto_config
+from api.runtime import open_runtime
+from tests.e2e import flow
+from tests.support.brokers import mosquitto_binary
+from tests.support.databases import migrate_async
+from tests.support.ports import free_port
+from tests.support.stack import Stack, running_stack, test_settings
+
+START_TIMEOUT_S = 10.0
+
+
+@dataclass
+class ExternalStack:
+    stack: Stack
+    mqtt_port: int
+    keys: dict[str, str]
+
+
+@contextlib.asynccontextmanager
+async def mosquitto_from_config(
+    tmp: Path, url: str, machines: Iterable[tuple[str, int]]
+) -> AsyncIterator[tuple[int, dict[str, str]]]:
+    """Register ``(machine_id, stock)`` machines in ``url``; run Mosquitto for them.
+
+    Yields the broker's port and the machines' API keys.
+    """
+    settings = test_settings(tmp, database_url=url)
+    conf_dir = readable_dir()
+    log = conf_dir / "mosquitto.log"
+    process: asyncio.subprocess.Process | None = None
+    try:
+        async with open_runtime(settings) as rt:
+            keys = {
+                mid: await flow.register(rt.services, mid, stock=stock) for mid, stock in machines
+            }
+            creds = server_credentials(settings)
+            for _attempt in range(3):
+                port = free_port()
+                await write_mosquitto_config(
+                    rt.services.ctx.db,
+                    conf_dir,
+                    port=port,
+                    host="127.0.0.1",
+                    server_username=creds.username,
+                    server_password=creds.password,
+                )
+                process = await start(conf_dir / CONF_FILE, log, port)
+                if process is not None:
+                    break
+        if process is None:
+            raise RuntimeError(f"mosquitto did not start:\n{log.read_text()}")
+        yield port, keys
+    finally:
+        if process is not None and process.returncode is None:
+            process.terminate()
+            await process.wait()
+        shutil.rmtree(conf_dir, ignore_errors=True)
+
+
+def readable_dir() -> Path:
+    """A fresh directory Mosquitto can read: started as root, it reads as its own user."""
+    path = Path(tempfile.mkdtemp(prefix="smartvend-e2e-mosquitto-"))
+    path.chmod(0o755)
+    return path
+
+
+def port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def start(conf: Path, log: Path, port: int) -> asyncio.subprocess.Process | None:
+    """Mosquitto listening on ``port``, or None when it could not take the port."""
+    with log.open("ab") as sink:
+        process = await asyncio.create_subprocess_exec(
+            mosquitto_binary(),
+            "-c",
+            str(conf),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+        )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_TIMEOUT_S
+    while loop.time() < deadline and process.returncode is None:
+        if await asyncio.to_thread(port_open, port):
+            return process
+        await asyncio.sleep(0.02)
+    if process.returncode is None:
+        process.terminate()
+    await process.wait()
+    return None
+
+
+@contextlib.asynccontextmanager
+async def external_stack(
+    tmp: Path, postgresql_url: str, machines: Iterable[tuple[str, int]]
+) -> AsyncIterator[ExternalStack]:
+    """The whole server on a migrated PostgreSQL database and a generated Mosquitto."""
+    await migrate_async(postgresql_url)
+    async with (
+        mosquitto_from_config(tmp, postgresql_url, machines) as (port, keys),
+        running_stack(
+            tmp, mqtt=True, database_url=postgresql_url, mqtt_url=f"mqtt://127.0.0.1:{port}"
+        ) as stack,
+    ):
+        yield ExternalStack(stack, port, keys)
