@@ -5,6 +5,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import InvalidRequest, MachineNotFound, MachineTaken, VendInProgress
 from api.ids import new_api_key
@@ -153,20 +154,20 @@ class Machines:
 
     async def set_price(self, machine_id: str, amount: int) -> Machine:
         check_price(amount)
-        now = self.ctx.clock.now()
-        async with self.ctx.db.begin() as s:
-            machine = await self._get(s, machine_id, lock=True)
-            machine.price_amount = amount
-            await outbox.machine_changed(s, machine, now)
-        return machine
+        return await self._set(machine_id, price_amount=amount)
 
     async def set_mode(self, machine_id: str, mode: str) -> Machine:
         if mode not in ("in_service", "out_of_service"):
             raise InvalidRequest("mode must be in_service or out_of_service")
+        return await self._set(machine_id, mode=mode)
+
+    async def _set(self, machine_id: str, **fields: Any) -> Machine:
+        """Change what the machine must apply, and tell it through ``desired``."""
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             machine = await self._get(s, machine_id, lock=True)
-            machine.mode = mode
+            for name, value in fields.items():
+                setattr(machine, name, value)
             await outbox.machine_changed(s, machine, now)
         return machine
 
@@ -196,23 +197,23 @@ class Machines:
     async def apply_reported(self, machine_id: str, msg: dict[str, Any]) -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
-            machine = await s.get(Machine, machine_id, with_for_update=True)
+            machine, revived = await self._heard(s, machine_id, now)
             if machine is None:
                 return
             changed = machine.reported_mode != msg["mode"]
             machine.reported_version = msg["desired_version"]
             machine.reported_mode = msg["mode"]
             machine.reported_stock = msg["stock"]
-            if self._heard(machine, now) or changed:
+            if changed or revived:
                 await outbox.machine_changed(s, machine, now, desired=False)
 
     async def record_event(self, machine_id: str, msg: dict[str, Any]) -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
-            machine = await s.get(Machine, machine_id, with_for_update=True)
+            machine, revived = await self._heard(s, machine_id, now)
             if machine is None:
                 return
-            if self._heard(machine, now):
+            if revived:
                 await outbox.machine_changed(s, machine, now, desired=False)
             s.add(
                 DeviceEvent(
@@ -228,22 +229,25 @@ class Machines:
     async def record_telemetry(self, machine_id: str, msg: dict[str, Any]) -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
-            machine = await s.get(Machine, machine_id, with_for_update=True)
+            machine, revived = await self._heard(s, machine_id, now)
             if machine is None:
                 return
-            if self._heard(machine, now):
+            if revived:
                 await outbox.machine_changed(s, machine, now, desired=False)
             data = {k: v for k, v in msg.items() if k != "ts"}
             s.add(Telemetry(machine_id=machine_id, ts=msg["ts"], data=data))
 
     @staticmethod
-    def _heard(machine: Machine, now: int) -> bool:
-        """A live message: the machine is there. True if that brings it back online."""
+    async def _heard(s: AsyncSession, machine_id: str, now: int) -> tuple[Machine | None, bool]:
+        """A live message: the machine is there. Also says if that brought it back online."""
+        machine = await s.get(Machine, machine_id, with_for_update=True)
+        if machine is None:
+            return None, False
         machine.last_seen = now
         if machine.online or machine.boot == 0:
-            return False
+            return machine, False
         machine.online = True
-        return True
+        return machine, True
 
     async def _get(self, s: Any, machine_id: str, *, lock: bool = False) -> Machine:
         machine = await s.get(Machine, machine_id, with_for_update=lock)
