@@ -50,7 +50,8 @@ async def test_register_watch_online_restock(tmp_path: Path) -> None:
             row = await wait_fleet_row(admin, MID, lambda r: r["online"], within_s=flow.WAIT_S)
             assert (row["status"], row["stock"], row["capacity"]) == ("online", 2, 12)
             assert row["price"] == "₹30.00"
-            assert vm.lcd[1] == "Rs 30.00"
+            # desired reaches the machine a moment after its online status reaches us
+            await vm.wait_for(lambda: vm.lcd[1] == "Rs 30.00", within=flow.WAIT_S)
 
             before, _, _ = await versions(admin)
             restocked = await post_form(
