@@ -51,7 +51,7 @@ the final result).
 Config keys (all optional): ``motor_ms`` (motor on-time per unit, 800),
 ``drop_sensor`` (bool: a unit counts only when the IR beam sees it fall),
 ``settle_ms`` (wait after the motor stops for the item to cross the beam, 600
-with a sensor, 0 without), ``telemetry_s`` (60), ``max_quantity`` (10),
+with a sensor, 0 without), ``telemetry_s`` (20), ``max_quantity`` (10),
 ``message_s`` (seconds a thanks/failure message stays, 4), ``queue`` (commands
 waiting behind a running one, 4), ``fw`` (firmware version string).
 
@@ -78,7 +78,7 @@ DEFAULTS = {
     "motor_ms": 800,
     "drop_sensor": False,
     "settle_ms": None,
-    "telemetry_s": 60,
+    "telemetry_s": 20,
     "max_quantity": 10,
     "message_s": 4,
     "queue": 4,
