@@ -10,15 +10,21 @@ of it that are unsafe for a fleet:
   messages are served only for the session's own filters, from a snapshot, so one
   client's retained command never reaches another and churn cannot break the loop.
 * Keepalive is enforced: nothing received for keepalive x grace seconds closes the
-  connection as abnormal, which publishes the client's will.
+  connection as abnormal, which publishes the client's will. Reads are timestamped
+  and one sweep checks every connection, instead of amqtt's timeout task per packet
+  read and timer per packet sent.
 * Subscriptions and retained topics are indexed in :class:`TopicTree` tries, so a
   publish does not scan every filter and a subscribe does not scan every retained
   message.
+* A publish is routed from its sender's message loop, not through amqtt's global
+  broadcast queue and its task per message; access decisions are memoised (the
+  policy is pure and devices repeat their topics).
 * Deliveries use min(publish QoS, subscription QoS); a refused or ``$`` publish is
   dropped without stopping the client's message loop.
 """
 
 import asyncio
+import functools
 import logging
 import socket
 from collections import deque
@@ -40,8 +46,34 @@ from broker.topictree import TopicTree
 log = logging.getLogger(__name__)
 
 PRINCIPAL = "smartvend.principal"
+KEEPALIVE = "smartvend.keepalive"  # seconds of silence after which the link is dropped
 SUBACK_FAILURE = 0x80
 _KICK_TIMEOUT = 5.0
+_SWEEP_S = 0.25  # how often silent connections are looked for
+_ACL_CACHE = 8192
+
+
+@functools.lru_cache(maxsize=_ACL_CACHE)
+def _allowed(principal: Principal, action: str, topic: str) -> bool:
+    """``acl.allowed``, memoised: a pure function of its (hashable) arguments."""
+    return acl.allowed(principal, action, topic)
+
+
+class _TimedReader(ReaderAdapter):  # type: ignore[misc]
+    """A reader that notes when it last received bytes (for the keepalive sweep)."""
+
+    def __init__(self, inner: ReaderAdapter) -> None:
+        self._inner = inner
+        self._loop = asyncio.get_running_loop()
+        self.last_read = self._loop.time()
+
+    async def read(self, n: int = -1) -> bytes:
+        data: bytes = await self._inner.read(n)
+        self.last_read = self._loop.time()
+        return data
+
+    def feed_eof(self) -> None:
+        self._inner.feed_eof()
 
 
 class _Handler(BrokerProtocolHandler):  # type: ignore[misc]
@@ -72,6 +104,18 @@ def principal_of(session: Session) -> Principal | None:
     return found if isinstance(found, Principal) else None
 
 
+class _Subscriptions(dict[str, list[tuple[Session, int]]]):
+    """amqtt's filter -> subscribers map, with a short repr.
+
+    amqtt logs ``repr(self._subscriptions)`` at debug level after every SUBSCRIBE,
+    building the string even when debug is off: with every session in it, that made
+    each subscribe cost time proportional to the whole fleet.
+    """
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} subscription filters>"
+
+
 class GuardedBroker(Broker):  # type: ignore[misc]
     """amqtt Broker that authenticates with an :class:`Authenticator` and applies ``acl``."""
 
@@ -84,12 +128,15 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         connect_timeout: float,
     ) -> None:
         super().__init__(config)
+        self._subscriptions = _Subscriptions()
         self._authenticator = authenticator
         self._keepalive_grace = keepalive_grace
         self._connect_timeout = connect_timeout
         self._filters = TopicTree()
         self._retained_topics = TopicTree()
         self._closing = False
+        self._deliveries: set[asyncio.Future[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -98,6 +145,7 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         self._filters.clear()
         self._retained_topics.clear()
         await super().start()
+        self._sweeper = asyncio.create_task(self._sweep_silent())
 
     async def _cleanup_session(self, client_id: str) -> None:
         # amqtt's session monitor picks disconnected sessions, then awaits between
@@ -110,6 +158,11 @@ class GuardedBroker(Broker):  # type: ignore[misc]
 
     async def shutdown(self) -> None:
         self._closing = True
+        pending = [*self._deliveries, *([self._sweeper] if self._sweeper else [])]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._sweeper = None
         # Stop accepting first and close websocket connections: amqtt otherwise waits
         # for a websocket reader that ignores cancellation until the peer goes away.
         for server in list(self._servers.values()):
@@ -217,10 +270,29 @@ class GuardedBroker(Broker):  # type: ignore[misc]
             session.parent = 1
         else:
             session.parent = 0
-        # amqtt's reader times out after session.keep_alive seconds of silence.
-        if session.keep_alive > 0:
-            session.keep_alive = session.keep_alive * self._keepalive_grace
+        # The sweep enforces keepalive; with keep_alive 0 amqtt arms no timer per packet.
+        session.attributes[KEEPALIVE] = session.keep_alive * self._keepalive_grace
+        session.keep_alive = 0
         return handler, session
+
+    async def _sweep_silent(self) -> None:
+        """Drop connections silent for longer than their keepalive x grace."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_SWEEP_S)
+            now = loop.time()
+            for session, handler in list(self._sessions.values()):
+                limit = session.attributes.get(KEEPALIVE, 0)
+                reader = getattr(handler, "reader", None)
+                if (
+                    limit > 0
+                    and isinstance(reader, _TimedReader)
+                    and isinstance(handler, _Handler)
+                    and session.transitions.state == "connected"
+                    and now - reader.last_read > limit
+                ):
+                    session.attributes[KEEPALIVE] = 0  # once is enough
+                    handler.handle_read_timeout()
 
     async def _authenticate(self, session: Session, _: Any) -> bool:
         return principal_of(session) is not None
@@ -241,14 +313,17 @@ class GuardedBroker(Broker):  # type: ignore[misc]
             except (MachineError, ValueError):  # the previous connection did not stop in time
                 log.warning("client %s is still connected; refusing", client_session.client_id)
                 await self._refuse(writer, SERVER_UNAVAILABLE, "previous connection still open")
-            handler.attach(client_session, reader, writer)
+            handler.attach(client_session, _TimedReader(reader), writer)
             client_id = str(client_session.client_id)
             self._sessions[client_id] = (client_session, handler)
             await handler.mqtt_connack_authorize(True)
             await handler.start()
             await self._publish_session_retained_messages(client_session)
-            for subscription in self._session_filters(client_session):
-                await self._publish_retained_messages_for_subscription(subscription, client_session)
+            if not client_session.clean_session:  # a clean session has no subscriptions yet
+                for subscription in self._session_filters(client_session):
+                    await self._publish_retained_messages_for_subscription(
+                        subscription, client_session
+                    )
             await self._client_message_loop(client_session, handler)
         finally:
             handler.finished.set()
@@ -257,11 +332,11 @@ class GuardedBroker(Broker):  # type: ignore[misc]
 
     async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
         principal = principal_of(session)
-        return principal is not None and acl.allowed(principal, str(action.value), topic)
+        return principal is not None and _allowed(principal, str(action.value), topic)
 
     def _may_receive(self, session: Session, topic: str) -> bool:
         principal = principal_of(session)
-        return principal is not None and acl.allowed(principal, "receive", topic)
+        return principal is not None and _allowed(principal, "receive", topic)
 
     async def _handle_message_delivery(
         self,
@@ -279,17 +354,10 @@ class GuardedBroker(Broker):  # type: ignore[misc]
                 handler.lose_connection()
             return True
         principal = principal_of(client_session)
-        if principal is None or not acl.allowed(principal, "publish", topic):
+        if principal is None or not _allowed(principal, "publish", topic):
             log.debug("dropped publish by %s to %r", client_session.client_id, topic)
             return True
-        await self._broadcast_queue.put(
-            {
-                "session": client_session,
-                "topic": topic,
-                "data": message.data,
-                "pub_qos": message.qos,
-            }
-        )
+        await self._route(client_session, topic, message.data, message.qos)
         if message.publish_packet is not None and message.publish_packet.retain_flag:
             await self.retain_message(client_session, topic, message.data, message.qos)
         return True
@@ -333,11 +401,17 @@ class GuardedBroker(Broker):  # type: ignore[misc]
     async def _run_broadcast(
         self, running_tasks: deque[asyncio.Task[OutgoingApplicationMessage]]
     ) -> None:
+        # Only wills and amqtt's internal broadcasts still come through the queue.
         broadcast = await self._broadcast_queue.get()
         topic = broadcast["topic"]
-        if not topic:
-            return
-        pub_qos = broadcast.get("pub_qos", broadcast.get("qos"))
+        if topic:
+            pub_qos = broadcast.get("pub_qos", broadcast.get("qos"))
+            await self._route(broadcast.get("session"), topic, broadcast["data"], pub_qos)
+
+    async def _route(
+        self, source: Session | None, topic: str, data: bytes, pub_qos: int | None
+    ) -> None:
+        """Hand ``topic`` to every session subscribed to it and allowed to receive it."""
         targets: dict[int, tuple[Session, int]] = {}
         for topic_filter in self._filters.filters_matching(topic):
             for session, sub_qos in self._subscriptions.get(topic_filter, ()):
@@ -349,18 +423,21 @@ class GuardedBroker(Broker):  # type: ignore[misc]
             if not self._may_receive(session, topic):
                 log.debug("%s may not receive %r", session.client_id, topic)
                 continue
-            state = session.transitions.state
-            if state != "connected":
+            if session.transitions.state != "connected":
                 if not session.clean_session and qos > 0:
+                    broadcast = {"session": source, "topic": topic, "data": data}
                     await self._retain_broadcast_message(broadcast, qos, session)
                 continue
             handler = self._get_handler(session)
             if handler is not None:
-                running_tasks.append(
-                    asyncio.ensure_future(
-                        handler.mqtt_publish(topic, broadcast["data"], qos, retain=False)
-                    )
-                )
+                task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=False))
+                self._deliveries.add(task)
+                task.add_done_callback(self._delivered)
+
+    def _delivered(self, task: "asyncio.Future[Any]") -> None:
+        self._deliveries.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("a delivery failed: %r", task.exception())
 
     async def retain_message(
         self,

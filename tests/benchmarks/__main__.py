@@ -1,0 +1,111 @@
+"""Run every benchmark and write docs/performance.md.
+
+    python -m tests.benchmarks            # the full run (about 10 minutes on 2 cores)
+    python -m tests.benchmarks --quick    # a small smoke run, written to var/
+    python -m tests.benchmarks --only broker,vend
+
+Progress goes to stderr while it runs. Everything listens on free loopback ports and
+is stopped at the end; nothing here touches the machine's own services.
+"""
+
+import argparse
+import asyncio
+import logging
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.benchmarks import bench_broker, bench_fleet, bench_sqlite, bench_vend
+from tests.benchmarks.measure import load_average, machine_info, raise_open_files_limit, say
+from tests.benchmarks.report import Section, render
+from tests.benchmarks.stacks import STACKS
+
+ROOT = Path(__file__).resolve().parents[2]
+FULL_OUTPUT = ROOT / "docs" / "performance.md"
+QUICK_OUTPUT = ROOT / "var" / "performance-quick.md"
+PARTS = ("broker", "sqlite", "vend")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small counts, a couple of minutes")
+    parser.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help="comma-separated: broker, sqlite, vend (vend includes the fleet)",
+    )
+    parser.add_argument("--output", type=Path, help="where to write the report")
+    return parser.parse_args(argv)
+
+
+async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
+    machines, purchases, warmup, shoppers = (100, 50, 5, 20) if quick else (1000, 500, 10, 200)
+    fleets: list[bench_fleet.FleetResult] = []
+    vends: list[bench_vend.VendResult] = []
+    for kind, opened in STACKS.items():
+        async with opened(workdir / kind, machines) as bench:
+            async with bench_fleet.online_fleet(bench, workdir, spread_s=0.0) as (_, storm):
+                fleets.append(storm)
+            result = bench_vend.VendResult(kind, bench.label, machines)
+            vends.append(result)
+            say(
+                f"vend [{bench.label}]: the fleet again, connects spread over "
+                f"{bench_vend.SPREAD_S:.0f} s"
+            )
+            async with bench_fleet.online_fleet(
+                bench, workdir, spread_s=bench_vend.SPREAD_S, measure_database=False
+            ) as (_, steady):
+                if steady.online < machines:
+                    say(f"vend [{bench.label}]: skipped, the fleet did not come online")
+                    continue
+                await bench_vend.purchases(bench, purchases, warmup, result)
+                await bench_vend.lock_rate(bench, shoppers, workdir, result)
+            say(f"stopping the {bench.label} stack")
+    return [bench_fleet.section(fleets), bench_vend.section(vends, purchases)]
+
+
+async def run(parts: list[str], quick: bool, workdir: Path) -> list[Section]:
+    sections: list[Section] = []
+    if "broker" in parts:
+        sections.append(await bench_broker.run(quick, workdir / "broker"))
+    if "sqlite" in parts:
+        sections.append(await bench_sqlite.run(quick, workdir))
+    if "vend" in parts:
+        sections += await vend_and_fleet(quick, workdir / "vend")
+    return sections
+
+
+def _workdirs(root: Path) -> None:
+    for name in ("broker", "sqlite", *(f"vend/{kind}" for kind in STACKS)):
+        (root / name).mkdir(parents=True)
+
+
+def main(argv: list[str]) -> None:
+    args = parse(argv)
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    logging.basicConfig(level=logging.WARNING, format="    %(levelname)s %(name)s: %(message)s")
+    # aiomqtt warns whenever more than ten publishes are in flight: the load we create.
+    logging.getLogger("mqtt").setLevel(logging.ERROR)
+    limit = raise_open_files_limit()
+    machine = machine_info()
+    say(f"open files limit {limit}; machine: {machine}")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="smartvend-bench-") as tmp:
+        _workdirs(Path(tmp))
+        sections = asyncio.run(run(parts, args.quick, Path(tmp)))
+    machine["Load average at the end"] = load_average()
+    output = args.output or (QUICK_OUTPUT if args.quick else FULL_OUTPUT)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(["python", "-m", "tests.benchmarks", *argv])
+    mode = "quick smoke run" if args.quick else "full run"
+    output.write_text(render(machine, mode, command, sections, time.monotonic() - started))
+    say(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
