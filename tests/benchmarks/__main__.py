@@ -50,13 +50,15 @@ async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
                 fleets.append(storm)
             result = bench_vend.VendResult(kind, bench.label, machines)
             vends.append(result)
+            await bench_fleet.all_offline(bench)
             say(
                 f"vend [{bench.label}]: the fleet again, connects spread over "
                 f"{bench_vend.SPREAD_S:.0f} s"
             )
-            async with bench_fleet.online_fleet(
-                bench, workdir, spread_s=bench_vend.SPREAD_S, measure_database=False
-            ) as (_, steady):
+            async with bench_fleet.online_fleet(bench, workdir, spread_s=bench_vend.SPREAD_S) as (
+                _,
+                steady,
+            ):
                 if steady.online < machines:
                     say(f"vend [{bench.label}]: skipped, the fleet did not come online")
                     continue

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from schema.models import Machine
+from tests.benchmarks.device_load import wait_until
 from tests.benchmarks.measure import say
 from tests.benchmarks.procs import Worker, workers
 from tests.benchmarks.report import Section, Table, Target
@@ -36,15 +37,21 @@ async def online_count(bench: BenchStack) -> int:
     return int(found or 0)
 
 
+async def all_offline(bench: BenchStack) -> None:
+    """Until the server has taken every machine for offline (their wills applied)."""
+
+    async def gone() -> int:
+        return bench.machines - await online_count(bench)
+
+    await wait_until(gone, bench.machines, stall_s=60.0)
+
+
 @contextlib.asynccontextmanager
 async def online_fleet(
-    bench: BenchStack, workdir: Path, spread_s: float, *, measure_database: bool = True
+    bench: BenchStack, workdir: Path, spread_s: float
 ) -> AsyncIterator[tuple[Worker, FleetResult]]:
-    """Start the fleet worker, wait until all are online, keep it running inside.
-
-    ``measure_database``: also time until the server's database shows every machine
-    online (only meaningful when none of them was online before).
-    """
+    """Start the fleet worker, wait until the server sees every machine online, keep it
+    running inside; leaving it cuts the whole fleet's power at once (wills fire)."""
     result = FleetResult(bench.label, bench.machines, spread_s)
     config = {
         "host": bench.mqtt_host,
@@ -61,7 +68,7 @@ async def online_fleet(
         deadline = started + TIMEOUT_S
         last_said = started
         count = 0
-        while measure_database and (count := await online_count(bench)) < bench.machines:
+        while (count := await online_count(bench)) < bench.machines:
             now = time.monotonic()
             if now > deadline:
                 break
@@ -69,22 +76,16 @@ async def online_fleet(
                 say(f"fleet [{bench.label}]: {count}/{bench.machines} online in the database")
                 last_said = now
             await asyncio.sleep(0.1)
-        if measure_database:
-            result.online = count
-            if count >= bench.machines:
-                result.server_online_s = time.monotonic() - started
+        result.online = count
+        if count >= bench.machines:
+            result.server_online_s = time.monotonic() - started
         with contextlib.suppress(TimeoutError, RuntimeError):
             left = max(30.0, deadline - time.monotonic())
             result.clients_online_s = float((await asyncio.wait_for(clients, left))["seconds"])
-        if not measure_database and result.clients_online_s == result.clients_online_s:
-            result.online = bench.machines  # every client connected and subscribed
-        if measure_database:
-            say(
-                f"fleet [{bench.label}]: {count}/{bench.machines} online after "
-                f"{result.server_online_s:.1f} s (clients: {result.clients_online_s:.1f} s)"
-            )
-        else:
-            say(f"fleet [{bench.label}]: all connected after {result.clients_online_s:.1f} s")
+        say(
+            f"fleet [{bench.label}]: {count}/{bench.machines} online after "
+            f"{result.server_online_s:.1f} s (clients: {result.clients_online_s:.1f} s)"
+        )
         yield fleet, result
 
 
