@@ -11,6 +11,7 @@ is stopped at the end; nothing here touches the machine's own services.
 import argparse
 import asyncio
 import logging
+import os
 import shlex
 import sys
 import tempfile
@@ -18,7 +19,13 @@ import time
 from pathlib import Path
 
 from tests.benchmarks import bench_broker, bench_fleet, bench_sqlite, bench_vend
-from tests.benchmarks.measure import load_average, machine_info, raise_open_files_limit, say
+from tests.benchmarks.measure import (
+    ForeignLoad,
+    load_average,
+    machine_info,
+    raise_open_files_limit,
+    say,
+)
 from tests.benchmarks.report import Section, render
 from tests.benchmarks.stacks import STACKS
 
@@ -69,13 +76,27 @@ async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
 
 
 async def run(parts: list[str], quick: bool, workdir: Path) -> list[Section]:
+    foreign = ForeignLoad()
+    foreign.start()
+    cores = os.cpu_count() or 1
     sections: list[Section] = []
-    if "broker" in parts:
-        sections.append(await bench_broker.run(quick, workdir / "broker"))
-    if "sqlite" in parts:
-        sections.append(await bench_sqlite.run(quick, workdir))
-    if "vend" in parts:
-        sections += await vend_and_fleet(quick, workdir / "vend")
+    for part in PARTS:
+        if part not in parts:
+            continue
+        started, before = time.monotonic(), foreign.seconds
+        if part == "broker":
+            found = [await bench_broker.run(quick, workdir / "broker")]
+        elif part == "sqlite":
+            found = [await bench_sqlite.run(quick, workdir)]
+        else:
+            found = await vend_and_fleet(quick, workdir / "vend")
+        share = (foreign.seconds - before) / ((time.monotonic() - started) * cores)
+        found[-1].notes.append(
+            f"While this ran, other processes on the host used {share:.0%} of its CPU "
+            f"(sampled every second from /proc)."
+        )
+        sections += found
+    await foreign.stop()
     return sections
 
 

@@ -1,5 +1,6 @@
 """Small measuring tools shared by the benchmarks: percentiles, RSS, progress, limits."""
 
+import asyncio
 import datetime
 import os
 import platform
@@ -116,3 +117,66 @@ def machine_info() -> dict[str, str]:
         "Load average at the start": load_average(),
         "Date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def _processes() -> dict[int, tuple[int, float, str]]:
+    """pid -> (parent pid, CPU seconds so far, command line) for every process."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[int, float, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        found[int(entry.name)] = (
+            int(fields[1]),
+            (int(fields[11]) + int(fields[12])) / ticks,
+            command,
+        )
+    return found
+
+
+class ForeignLoad:
+    """CPU used by processes that are not the benchmark's, sampled every second.
+
+    The benchmark's processes are this one's descendants and those of anything whose
+    command line names a ``smartvend-`` temporary directory (PostgreSQL detaches).
+    Processes that live less than a second between samples are partly missed.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0  # foreign CPU seconds so far
+        self._last: dict[int, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def _sample(self) -> None:
+        procs = _processes()
+        ours = {pid for pid, (_, _, cmd) in procs.items() if "smartvend-" in cmd}
+        ours.add(os.getpid())
+        changed = True
+        while changed:
+            changed = False
+            for pid, (parent, _, _) in procs.items():
+                if parent in ours and pid not in ours:
+                    ours.add(pid)
+                    changed = True
+        current = {pid: cpu for pid, (_, cpu, _) in procs.items() if pid not in ours}
+        if self._last:
+            self.seconds += sum(cpu - self._last.get(pid, 0.0) for pid, cpu in current.items())
+        self._last = current
+
+    async def _run(self) -> None:
+        while True:
+            self._sample()
+            await asyncio.sleep(1.0)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
