@@ -60,7 +60,7 @@ Portable: runs under CPython and MicroPython (no typing, dataclasses or enum).
 
 from device import screen
 from device.ledger import Ledger
-from schema import messages, topics
+from schema import topics, wire
 from schema.errors import SchemaError
 
 FW_VERSION = "1.0.0"
@@ -181,7 +181,7 @@ class Controller:
 
     def will(self) -> tuple:
         """The last will for the current boot number: (topic, payload, retain, qos)."""
-        return (topics.status(self.machine_id), messages.status_lost(self.boot), True, 1)
+        return (topics.status(self.machine_id), wire.status_lost(self.boot), True, 1)
 
     # -- connection --
 
@@ -212,7 +212,7 @@ class Controller:
         self.will_ready = False
         self.connected = True
         mid = self.machine_id
-        status = messages.status_online(self.boot, self.config["fw"], int(now))
+        status = wire.status_online(self.boot, self.config["fw"], int(now))
         out.append(("publish", topics.status(mid), status, True, 1))
         out.append(("subscribe", topics.desired(mid), 1))
         out.append(("subscribe", topics.machine_filter("cmd", mid), 1))
@@ -241,7 +241,7 @@ class Controller:
         if kind == "server_status":
             if payload:
                 try:  # noqa: SIM105 (no contextlib on MicroPython)
-                    self.server_online = messages.decode(kind, payload)["state"] == "online"
+                    self.server_online = wire.decode(kind, payload)["state"] == "online"
                 except SchemaError:
                     pass
             return
@@ -256,7 +256,7 @@ class Controller:
         if not payload:
             return
         try:
-            desired = messages.decode("desired", payload)
+            desired = wire.decode("desired", payload)
         except SchemaError as exc:
             self._event(out, now, "error", "bad_desired", str(exc))
             return
@@ -283,7 +283,7 @@ class Controller:
             if waiting["cmd_id"] == cmd_id:
                 return
         try:
-            cmd = messages.decode("cmd", payload)
+            cmd = wire.decode("cmd", payload)
         except SchemaError as exc:
             self._final(_result(cmd_id, "rejected", 0, now, "invalid: " + str(exc)), now, out)
             return
@@ -422,7 +422,7 @@ class Controller:
         if not self.connected:
             return
         topic = topics.result(self.machine_id, result["cmd_id"])
-        out.append(("publish", topic, messages.encode("results", result), False, 1))
+        out.append(("publish", topic, wire.encode("results", result), False, 1))
 
     # -- hardware and time --
 
@@ -448,9 +448,9 @@ class Controller:
         for key in extra:
             data[key] = extra[key]
         try:
-            payload = messages.encode("telemetry", data)
+            payload = wire.encode("telemetry", data)
         except SchemaError:
-            payload = messages.encode("telemetry", {"ts": int(now), "uptime_s": data["uptime_s"]})
+            payload = wire.encode("telemetry", {"ts": int(now), "uptime_s": data["uptime_s"]})
         out.append(("publish", topics.telemetry(self.machine_id), payload, False, 0))
 
     def _event(self, out: list, now: float, kind: str, code: str, detail: str) -> None:
@@ -458,7 +458,7 @@ class Controller:
             return
         obj = {"type": kind, "code": code, "detail": detail[:512], "ts": int(now)}
         out.append(
-            ("publish", topics.events(self.machine_id), messages.encode("events", obj), False, 1)
+            ("publish", topics.events(self.machine_id), wire.encode("events", obj), False, 1)
         )
 
     def _show(self, pair: tuple, now: float) -> None:
@@ -480,7 +480,7 @@ class Controller:
             "ts": int(now),
         }
         out.append(
-            ("publish", topics.reported(self.machine_id), messages.encode("reported", obj), True, 1)
+            ("publish", topics.reported(self.machine_id), wire.encode("reported", obj), True, 1)
         )
 
     def _refresh_lcd(self, now: float, out: list) -> None:

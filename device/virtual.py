@@ -21,7 +21,7 @@ import aiomqtt
 
 from device.controller import Controller
 from device.storage import MemoryStorage
-from schema import messages, topics
+from schema import topics, wire
 
 log = logging.getLogger("smartvend.simulator")
 
@@ -274,7 +274,7 @@ class VirtualMachine:
         kind = topics.parse(topic)[0]
         if kind != "results":
             return
-        result = messages.decode("results", payload)
+        result = wire.decode("results", payload)
         status = result["status"]
         if status not in ("accepted", "running"):
             if result["cmd_id"] in self._counted:

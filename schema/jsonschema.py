@@ -1,22 +1,17 @@
-"""JSON Schemas generated from the field tables of :mod:`schema.messages`.
+"""JSON Schemas generated from the field tables of :mod:`schema.wire` and
+:mod:`schema.messages`.
 
 The schemas use only keywords that mean the same in JSON Schema draft 2020-12
 and draft-07 (the AsyncAPI 3 default schema format), so one document serves both.
-
-Portable: runs under CPython and MicroPython (no imports at run time).
+Server side only: the machine never needs them.
 """
 
-TYPE_CHECKING = False  # mypy reads the block below; no runtime ever runs it
-if TYPE_CHECKING:
-    from typing import Any
+from __future__ import annotations
 
-    # A field spec: {"t": "int"|"str"|"enum"|"bool"|"num"|"obj", ...}.
-    Spec = dict[str, Any]
-    # (name, spec, required)
-    Field = tuple[str, Spec, bool]
-    # (field, value or None for "not null", "require"|"null", target names)
-    Rule = tuple[str, str | None, str, tuple[str, ...]]
-    Kind = tuple[tuple[Field, ...], tuple[Rule, ...], Spec | None]
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from schema.wire import Field, Kind, Rule, Spec
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _TYPES = {
@@ -29,33 +24,32 @@ _TYPES = {
 }
 
 
-def _spec(spec: "Spec", patterns: "dict[str, str]") -> "dict[str, Any]":
-    t = spec["t"]
+def _spec(spec: Spec, patterns: dict[str, str]) -> dict[str, Any]:
+    t = spec[0]
     out: dict[str, Any] = {"type": _TYPES[t]}
     if t == "int":
-        out["minimum"] = spec["min"]
-        out["maximum"] = spec["max"]
+        out["minimum"] = spec[2]
+        out["maximum"] = spec[3]
     elif t == "str":
-        cls = spec.get("chars")
+        lo, hi, cls = spec[2], spec[3], spec[4]
         if cls is None:
-            out["minLength"] = spec["min"]
-            out["maxLength"] = spec["max"]
+            out["minLength"] = lo
+            out["maxLength"] = hi
         else:
-            lo, hi = spec["min"], spec["max"]
             count = str(lo) if lo == hi else str(lo) + "," + str(hi)
             out["pattern"] = "^[" + patterns[cls] + "]{" + count + "}$"
     elif t == "enum":
-        out["enum"] = list(spec["of"])
+        out["enum"] = list(spec[2])
     elif t == "obj":
-        out.update(_object(spec["fields"], (), patterns))
-    if spec.get("null"):
+        out.update(_object(spec[2], (), patterns))
+    if spec[1]:
         out["type"] = [out["type"], "null"]
         if "enum" in out:
             out["enum"].append(None)
     return out
 
 
-def _rule(rule: "Rule") -> "dict[str, Any]":
+def _rule(rule: Rule) -> dict[str, Any]:
     field, value, effect, targets = rule
     test = {"not": {"type": "null"}} if value is None else {"const": value}
     if effect == "require":
@@ -66,8 +60,8 @@ def _rule(rule: "Rule") -> "dict[str, Any]":
 
 
 def _object(
-    fields: "tuple[Field, ...]", rules: "tuple[Rule, ...]", patterns: "dict[str, str]"
-) -> "dict[str, Any]":
+    fields: tuple[Field, ...], rules: tuple[Rule, ...], patterns: dict[str, str]
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "properties": {name: _spec(spec, patterns) for name, spec, _ in fields},
         "required": [name for name, _, required in fields if required],
@@ -78,12 +72,12 @@ def _object(
 
 
 def build_schemas(
-    kinds: "tuple[str, ...]",
-    specs: "dict[str, Kind]",
-    patterns: "dict[str, str]",
+    kinds: tuple[str, ...],
+    specs: dict[str, Kind],
+    patterns: dict[str, str],
     max_keys: int,
     max_key: int,
-) -> "dict[str, dict[str, Any]]":
+) -> dict[str, dict[str, Any]]:
     """One JSON Schema per message kind, in ``kinds`` order."""
     schemas = {}
     for kind in kinds:

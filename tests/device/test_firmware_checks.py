@@ -1,7 +1,6 @@
 """What goes on the board compiles for MicroPython, stays portable, and hal.py
 type-checks against the ESP32 stubs."""
 
-import ast
 import importlib.metadata
 import os
 import shutil
@@ -11,62 +10,21 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "device" / "firmware"
+from tests.device.board import FIRMWARE, ROOT, board_files, runtime_imports
+
 BIN = Path(sys.executable).parent
 HARDWARE_MODULES = {"machine", "network", "ntptime", "umqtt", "esp", "esp32", "tls"}
 # Only importable under `if TYPE_CHECKING:` in portable code.
 HOST_ONLY = {"typing", "dataclasses", "enum", "re", "abc", "collections", "pathlib"}
-BOARD_STDLIB = {"json", "os", "time", "gc", "socket"}
-
-
-def _runtime_imports(path: Path) -> set[str]:
-    """Top-level module names imported outside ``if TYPE_CHECKING:`` blocks."""
-    tree = ast.parse(path.read_text(), str(path))
-    names: set[str] = set()
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-            for child in node.orelse:
-                visit(child)
-            return
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(node.module + "." + alias.name for alias in node.names)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return names
-
-
-def board_files() -> list[Path]:
-    """main.py, boot.py, hal.py and every repo module they import, transitively."""
-    todo = [FIRMWARE / "main.py", FIRMWARE / "boot.py", FIRMWARE / "hal.py"]
-    seen: list[Path] = []
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.append(path)
-        for name in _runtime_imports(path):
-            parts = name.split(".")
-            if parts[0] in ("device", "schema"):  # a module, or a name inside one
-                module = ROOT.joinpath(*parts).with_suffix(".py")
-                package = ROOT / parts[0] / "__init__.py"
-                todo.extend(p for p in (module, package) if p.exists())
-            elif name == "hal":
-                todo.append(FIRMWARE / "hal.py")
-    return sorted(seen)
+BOARD_STDLIB = {"json", "os", "time", "gc", "socket", "micropython", "random"}
 
 
 def test_board_files_are_the_documented_ones() -> None:
     files = board_files()
     names = {p.relative_to(ROOT).as_posix() for p in files}
-    assert {"device/controller.py", "schema/messages.py", "schema/topics.py"} <= names
+    assert {"device/controller.py", "schema/wire.py", "schema/topics.py"} <= names
     host_only = {"device/hosthal.py", "device/simulator.py", "device/virtual.py"}
+    host_only |= {"schema/messages.py", "schema/jsonschema.py"}  # the server's half
     assert not names & host_only
     doc = (ROOT / "docs" / "firmware.md").read_text()
     for name in names:
@@ -76,7 +34,7 @@ def test_board_files_are_the_documented_ones() -> None:
 
 def test_board_files_import_only_what_micropython_has() -> None:
     for path in board_files():
-        imports = {name.split(".")[0] for name in _runtime_imports(path)}
+        imports = {name.split(".")[0] for name in runtime_imports(path)}
         imports.discard("__future__")
         assert not imports & HOST_ONLY, (path, imports & HOST_ONLY)
         if path.name != "hal.py":

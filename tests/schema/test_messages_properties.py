@@ -17,7 +17,7 @@ FUZZ = settings(max_examples=400)
 
 
 def _compact(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @pytest.mark.parametrize("kind", messages.KINDS)

@@ -13,7 +13,7 @@ PRICE = {"amount": 2500, "currency": "INR"}
 VALID: dict[str, dict[str, Any]] = {
     "status": {"state": "online", "boot": 3, "fw": "1.0.0", "ts": T},
     "reported": {"desired_version": 4, "mode": "idle", "stock": 12, "ts": T},
-    "telemetry": {"ts": T, "rssi": -61, "uptime_s": 3600, "temp_c": 31.5},
+    "telemetry": {"ts": T, "rssi": -61, "temp_c": 31.5, "uptime_s": 3600},
     "events": {"type": "jam", "code": "motor_stall", "detail": "spiral 1", "ts": T},
     "results": {"cmd_id": "c-1", "status": "succeeded", "dispensed": 2, "ts": T},
     "desired": {
@@ -402,6 +402,22 @@ def test_telemetry_keeps_every_number() -> None:
     obj = {"ts": T, "rssi": -70, "temp_c": -3.25, "big": 10**30, "z": 0, "\u00fc": 1e-9}
     assert_accepted("telemetry", obj)
     assert messages.decode("telemetry", raw(obj)) == obj
+
+
+def test_payloads_are_the_same_bytes_whatever_the_dict_order() -> None:
+    """Fields in table order, telemetry's own keys sorted: MicroPython's dicts do not
+    keep insertion order, and a machine's payload must not depend on it."""
+    shuffled = {"temp_c": 1.5, "ts": T, "a": 2, "uptime_s": 3}
+    assert messages.encode("telemetry", shuffled) == (
+        b'{"ts":%d,"a":2,"temp_c":1.5,"uptime_s":3}' % T
+    )
+    result = {"ts": T, "error": "jam", "dispensed": 1, "status": "failed", "cmd_id": "c"}
+    assert messages.encode("results", result) == (
+        b'{"cmd_id":"c","status":"failed","dispensed":1,"error":"jam","ts":%d}' % T
+    )
+    assert messages.encode("events", {**VALID["events"], "detail": "\u00e9\b\x01"}).endswith(
+        b'"detail":"\xc3\xa9\\b\\u0001","ts":%d}' % T
+    )
 
 
 @pytest.mark.parametrize("value", [True, None, "1", [1], {"v": 1}])

@@ -1,0 +1,391 @@
+"""The MQTT payloads a machine sends and receives: checked, encoded, decoded.
+
+One field table per message kind drives validation here and the JSON Schemas
+of :mod:`schema.messages` (which adds the kinds only the server speaks), so the
+two cannot drift apart. ``decode`` and ``encode`` raise only
+:class:`SchemaError`.
+
+``encode`` writes compact UTF-8 JSON itself, fields in table order (telemetry's
+extra keys sorted), so a payload is the same bytes on CPython and MicroPython.
+
+Portable and small: this is what the machine loads (only ``json`` at run time;
+no typing, dataclasses, enum or re). Specs are tuples:
+``("int", nullable, min, max)``, ``("str", nullable, min, max, chars)``,
+``("enum", nullable, values)``, ``("bool", nullable)``, ``("num", nullable)``,
+``("obj", nullable, fields)``; a field is ``(name, spec, required)``.
+"""
+
+import json
+
+from schema import topics
+from schema.errors import SchemaError
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(value: int) -> int:
+        return value
+
+
+TYPE_CHECKING = False  # mypy reads the block below; no runtime ever runs it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Spec = tuple[Any, ...]
+    Field = tuple[str, Spec, bool]
+    # (field, value or None for "not null", "require"|"null", target names)
+    Rule = tuple[str, str | None, str, tuple[str, ...]]
+    Kind = tuple[tuple[Field, ...], tuple[Rule, ...], Spec | None]
+
+MAX_PAYLOAD = const(4096)
+MAX_INT = 9007199254740991  # 2**53 - 1: the largest integer every JSON reader keeps exact
+MAX_TELEMETRY_KEYS = const(32)
+MAX_TELEMETRY_KEY = const(32)
+# The payload that clears a retained topic (a finished command).
+CLEAR = b""
+
+CHARS = {"digits": "0123456789", "upper": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "id": topics._ID_CHARS}
+
+_INT = ("int", False, 0, MAX_INT)
+_POSITIVE = ("int", False, 1, MAX_INT)
+_TIME = _INT
+_CMD_ID = ("str", False, 1, topics.MAX_CMD_ID, "id")
+_TEXT = ("str", False, 0, 512, None)
+
+# Each kind: (fields, rules, extra). A rule (field, value, effect, names) applies
+# when ``field`` equals ``value`` (``value`` None: when ``field`` is not null);
+# effect "require" makes ``names`` required, "null" makes them null.
+# ``extra`` is the spec of the values of any further keys (telemetry only).
+SPECS: "dict[str, Kind]" = {
+    "status": (
+        (
+            ("state", ("enum", False, ("online", "lost")), True),
+            ("boot", _INT, True),
+            ("fw", ("str", False, 1, 32, None), False),
+            ("ts", _TIME, False),
+        ),
+        (("state", "online", "require", ("fw", "ts")),),
+        None,
+    ),
+    "reported": (
+        (
+            ("desired_version", _INT, True),
+            (
+                "mode",
+                ("enum", False, ("idle", "locked", "dispensing", "error", "out_of_service")),
+                True,
+            ),
+            ("stock", ("int", True, 0, MAX_INT), True),
+            ("ts", _TIME, True),
+        ),
+        (),
+        None,
+    ),
+    "telemetry": ((("ts", _TIME, True),), (), ("num", False)),
+    "events": (
+        (
+            (
+                "type",
+                ("enum", False, ("error", "jam", "door_open", "door_closed", "restocked")),
+                True,
+            ),
+            ("code", ("str", False, 1, 128, None), True),
+            ("detail", _TEXT, True),
+            ("ts", _TIME, True),
+        ),
+        (),
+        None,
+    ),
+    "results": (
+        (
+            ("cmd_id", _CMD_ID, True),
+            (
+                "status",
+                (
+                    "enum",
+                    False,
+                    (
+                        "accepted",
+                        "running",
+                        "succeeded",
+                        "failed",
+                        "rejected",
+                        "expired",
+                        "unknown",
+                    ),
+                ),
+                True,
+            ),
+            ("dispensed", _INT, True),
+            ("error", _TEXT, False),
+            ("ts", _TIME, True),
+        ),
+        (),
+        None,
+    ),
+    "desired": (
+        (
+            ("version", _INT, True),
+            ("mode", ("enum", False, ("in_service", "out_of_service")), True),
+            (
+                "display",
+                (
+                    "obj",
+                    True,
+                    (("code", ("str", False, 6, 6, "digits"), True), ("expires_at", _TIME, True)),
+                ),
+                True,
+            ),
+            (
+                "lock",
+                (
+                    "obj",
+                    True,
+                    (("session", ("str", False, 1, 128, None), True), ("expires_at", _TIME, True)),
+                ),
+                True,
+            ),
+            (
+                "price",
+                (
+                    "obj",
+                    False,
+                    (("amount", _INT, True), ("currency", ("str", False, 3, 3, "upper"), True)),
+                ),
+                True,
+            ),
+            ("stock", _INT, True),
+        ),
+        (("lock", None, "null", ("display",)),),
+        None,
+    ),
+    "cmd": (
+        (
+            ("cmd_id", _CMD_ID, True),
+            ("action", ("enum", False, ("dispense",)), True),
+            ("quantity", _POSITIVE, True),
+            ("order", ("str", False, 1, 128, None), True),
+            ("issued_at", _TIME, True),
+            ("expires_at", _TIME, True),
+        ),
+        (),
+        None,
+    ),
+    "server_status": (
+        (("state", ("enum", False, ("online", "offline")), True), ("ts", _TIME, False)),
+        (("state", "online", "require", ("ts",)),),
+        None,
+    ),
+}
+KINDS = tuple(SPECS)
+
+# -- validation --
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _value(spec: "Spec", value: object, path: str, strict: bool) -> object:
+    if value is None:
+        if spec[1]:
+            return None
+        raise SchemaError(path + ": must not be null")
+    t = spec[0]
+    if t == "int":
+        if not _is_int(value):
+            raise SchemaError(path + ": must be an integer")
+        if not spec[2] <= value <= spec[3]:
+            raise SchemaError(path + ": out of range")
+        return value
+    if t == "str":
+        if not isinstance(value, str) or not spec[2] <= len(value) <= spec[3]:
+            raise SchemaError(path + ": must be a string of the allowed length")
+        if spec[4] is not None:
+            allowed = CHARS[spec[4]]
+            for ch in value:
+                if ch not in allowed:
+                    raise SchemaError(path + ": invalid character")
+        return value
+    if t == "enum":
+        if not isinstance(value, str) or value not in spec[2]:
+            raise SchemaError(path + ": not one of " + ", ".join(spec[2]))
+        return value
+    if t == "bool":
+        if not isinstance(value, bool):
+            raise SchemaError(path + ": must be true or false")
+        return value
+    if t == "num":
+        # ``v - v`` is 0 for every finite number and NaN for infinities and NaN.
+        if not (_is_int(value) or isinstance(value, float)) or value - value != 0:  # type: ignore[operator]
+            raise SchemaError(path + ": must be a finite number")
+        return value
+    return _object(spec[2], (), None, value, path, strict)
+
+
+def _object(
+    fields: "tuple[Field, ...]",
+    rules: "tuple[Rule, ...]",
+    extra: "Spec | None",
+    obj: object,
+    path: str,
+    strict: bool,
+) -> "dict[str, Any]":
+    if not isinstance(obj, dict):
+        raise SchemaError(path + ": must be an object")
+    out = {}
+    names = []
+    for name, spec, required in fields:
+        names.append(name)
+        if name in obj:
+            out[name] = _value(spec, obj[name], path + "." + name, strict)
+        elif required:
+            raise SchemaError(path + "." + name + ": missing")
+    for key in obj:
+        if key in names:
+            continue
+        if extra is None:
+            if strict:
+                raise SchemaError(path + ": unknown field " + repr(key))
+            continue
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_TELEMETRY_KEY:
+            raise SchemaError(path + ": invalid key " + repr(key))
+        out[key] = _value(extra, obj[key], path + "." + key, strict)
+    if extra is not None and len(out) > MAX_TELEMETRY_KEYS:
+        raise SchemaError(path + ": too many keys")
+    for field, value, effect, targets in rules:
+        current = out.get(field)
+        if current is None if value is None else current != value:
+            continue
+        for target in targets:
+            if effect == "require" and target not in out:
+                raise SchemaError(path + "." + target + ": missing")
+            if effect == "null" and out.get(target) is not None:
+                raise SchemaError(path + "." + target + ": must be null here")
+    return out
+
+
+# -- JSON text, the same on every interpreter --
+
+
+_HEX = "0123456789abcdef"
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+}
+
+
+def _quote(text: str) -> str:
+    """``text`` as a JSON string: what CPython's ``json.dumps(text, ensure_ascii=False)``
+    writes (MicroPython's ``json`` differs in control characters)."""
+    for ch in text:
+        if ch < " " or ch == '"' or ch == "\\":
+            break
+    else:
+        return '"' + text + '"'
+    out = []
+    for ch in text:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ch < " ":
+            code = ord(ch)
+            out.append("\\u00" + _HEX[code >> 4] + _HEX[code & 15])
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _json(value: object, spec: "Spec | None") -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, dict):
+        return _fields(spec[2] if spec else (), None, value)
+    if isinstance(value, float):
+        return json.dumps(value)
+    return str(value)
+
+
+def _fields(fields: "tuple[Field, ...]", extra: "Spec | None", obj: "dict[str, Any]") -> str:
+    parts = []
+    names = []
+    for name, spec, _ in fields:
+        names.append(name)
+        if name in obj:
+            parts.append(_quote(name) + ":" + _json(obj[name], spec))
+    if extra is not None:
+        for key in sorted([k for k in obj if k not in names]):
+            parts.append(_quote(key) + ":" + _json(obj[key], extra))
+    return "{" + ",".join(parts) + "}"
+
+
+# -- encode and decode --
+
+
+def _spec_of(specs: "dict[str, Kind]", kind: str) -> "Kind":
+    spec = specs.get(kind) if isinstance(kind, str) else None
+    if spec is None:
+        raise SchemaError("unknown message kind " + repr(kind))
+    return spec
+
+
+def encode_in(specs: "dict[str, Kind]", kind: str, obj: "dict[str, Any]") -> bytes:
+    """:func:`encode` with the kinds of ``specs``."""
+    fields, rules, extra = _spec_of(specs, kind)
+    clean = _object(fields, rules, extra, obj, kind, True)
+    try:
+        data = _fields(fields, extra, clean).encode("utf-8")
+    except UnicodeError as exc:  # a lone surrogate (CPython)
+        raise SchemaError(kind + ": not valid UTF-8") from exc
+    except ValueError as exc:  # an integer too long to print (telemetry)
+        raise SchemaError(kind + ": payload too large") from exc
+    if len(data) > MAX_PAYLOAD:
+        raise SchemaError(kind + ": payload too large")
+    return data
+
+
+def decode_in(specs: "dict[str, Kind]", kind: str, payload: bytes) -> "dict[str, Any]":
+    """:func:`decode` with the kinds of ``specs``."""
+    fields, rules, extra = _spec_of(specs, kind)
+    if not isinstance(payload, (bytes, bytearray)):
+        raise SchemaError(kind + ": payload must be bytes")
+    if not payload:
+        raise SchemaError(kind + ": empty payload")
+    if len(payload) > MAX_PAYLOAD:
+        raise SchemaError(kind + ": payload too large")
+    try:
+        obj = json.loads(bytes(payload).decode("utf-8"))
+    except (ValueError, RuntimeError) as exc:  # UnicodeError, JSON errors, deep nesting
+        raise SchemaError(kind + ": not UTF-8 JSON") from exc
+    return _object(fields, rules, extra, obj, kind, False)
+
+
+def encode(kind: str, obj: "dict[str, Any]") -> bytes:
+    """Validate ``obj`` as a ``kind`` payload and return it as compact UTF-8 JSON."""
+    return encode_in(SPECS, kind, obj)
+
+
+def decode(kind: str, payload: bytes) -> "dict[str, Any]":
+    """Parse and validate a ``kind`` payload; unknown fields are dropped."""
+    return decode_in(SPECS, kind, payload)
+
+
+def status_online(boot: int, fw: str, ts: int) -> bytes:
+    """The retained presence message a machine publishes right after connecting."""
+    return encode("status", {"state": "online", "boot": boot, "fw": fw, "ts": ts})
+
+
+def status_lost(boot: int) -> bytes:
+    """The machine's last will: the broker publishes it when the connection drops."""
+    return encode("status", {"state": "lost", "boot": boot})

@@ -1,0 +1,67 @@
+"""The machine's code on MicroPython itself: same actions as on CPython, within its heap."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.micropython import heap, interpreter, scenarios
+
+# Bytes on top of the bare interpreter that a plain ESP32 can spare for
+# SmartVend after Wi-Fi, a TLS session and the MQTT client (docs/firmware.md).
+RESIDENT_BUDGET = 48 * 1024
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("board")
+    interpreter.board_image(dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def on_micropython(image: Path) -> dict[str, list[list[object]]]:
+    code = "import json, scenarios\nprint(json.dumps(scenarios.play_all('/flash')))\n"
+    return json.loads(interpreter.run(image, code))  # type: ignore[no-any-return]
+
+
+def test_board_files_are_mpy_of_the_version_the_interpreter_loads(image: Path) -> None:
+    code = "import sys\nprint(sys.implementation._mpy & 0xFF)\n"
+    loads = int(interpreter.run(image, code))
+    files = sorted(image.rglob("*.mpy"))
+    names = {p.relative_to(image).as_posix() for p in files}
+    assert names >= {
+        "main.mpy",
+        "device/controller.mpy",
+        "schema/wire.mpy",
+    }
+    assert {interpreter.mpy_header(p) for p in files} == {(loads, 0)}
+    assert not list(image.rglob("*.py"))  # nothing is compiled from source on the "board"
+    # The server's half of the contract stays off the board.
+    assert not {"schema/messages.mpy", "schema/jsonschema.mpy"} & names
+
+
+@pytest.mark.parametrize("name", scenarios.NAMES)
+def test_same_actions_on_micropython_and_cpython(
+    name: str, on_micropython: dict[str, list[list[object]]], tmp_path: Path
+) -> None:
+    on_cpython = json.loads(json.dumps(scenarios.play(name, str(tmp_path))))
+    assert on_micropython[name] == on_cpython
+    assert any(step[1] == "publish" for step in on_cpython)
+    assert any(step[1] == "lcd" for step in on_cpython)
+
+
+def test_heap_budget(image: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    chunks = ["import json, heap", "heap.begin()", "heap.load()", "heap.start('/flash')"]
+    chunks += ["heap.step()"] * len(heap.STEPS)
+    chunks.append("print(json.dumps(heap.report()))")
+    figures = json.loads(interpreter.run(image, *chunks))
+    with capsys.disabled():
+        print(
+            "\nMicroPython heap (bytes over the bare interpreter, modules as .mpy): "
+            + ", ".join(f"{key} {value:,}" for key, value in figures.items())
+        )
+    assert 0 < figures["import"] <= figures["resident"] <= figures["resident_full_ledger"]
+    assert figures["resident"] < figures["peak"]
+    assert figures["resident"] <= RESIDENT_BUDGET, figures
+    assert figures["resident_full_ledger"] <= RESIDENT_BUDGET, figures
