@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := mosquitto chromium postgresql
+SYSTEM_PACKAGES := mosquitto chromium postgresql nodejs npm
+MPY_TESTS := tests/micropython
 
 .PHONY: run test lint bench system-deps migrate clean help
 
@@ -20,12 +21,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Services the tests start themselves (Mosquitto, PostgreSQL, Chromium) come from Debian.
+# Services the tests start themselves (Mosquitto, PostgreSQL, Chromium) and Node.js
+# (it runs MicroPython's WebAssembly port for the machine's tests) come from Debian.
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -38,7 +42,11 @@ migrate: $(STAMP)
 run: $(STAMP) migrate
 	@$(BIN)/python -m web.devrun
 
-test: $(STAMP) system-deps lint
+# MicroPython (WebAssembly) for the machine's tests, pinned by the lockfile.
+$(MPY_TESTS)/node_modules/.package-lock.json: $(MPY_TESTS)/package-lock.json | system-deps
+	cd $(MPY_TESTS) && npm ci --no-audit --no-fund
+
+test: $(STAMP) system-deps $(MPY_TESTS)/node_modules/.package-lock.json lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -50,4 +58,4 @@ bench: $(STAMP) system-deps
 	$(BIN)/python -m tests.benchmarks
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts $(MPY_TESTS)/node_modules
