@@ -51,9 +51,20 @@ the final result).
 Config keys (all optional): ``motor_ms`` (motor on-time per unit, 800),
 ``drop_sensor`` (bool: a unit counts only when the IR beam sees it fall),
 ``settle_ms`` (wait after the motor stops for the item to cross the beam, 600
-with a sensor, 0 without), ``telemetry_s`` (20), ``max_quantity`` (10),
+with a sensor, 0 without), ``telemetry_s`` (seconds between telemetry
+messages, 60; 0: none), ``telemetry_jitter`` (each interval is drawn from
+``telemetry_s`` x (1 +/- this), 0.2; the first after a connection from 0 to
+``telemetry_s``, so machines that reconnect together do not report together),
+``max_quantity`` (10),
 ``message_s`` (seconds a thanks/failure message stays, 4), ``queue`` (commands
 waiting behind a running one, 4), ``fw`` (firmware version string).
+
+``rand`` (optional) is a function returning a float in [0, 1) for the jitter:
+the firmware passes its hardware-seeded ``random.random``; without one a small
+generator seeded by the machine id is used, so a run is repeatable.
+
+While a command runs, a ``running`` result with ``dispensed`` follows every unit
+that counted, except the last (its final result follows at once).
 
 Portable: runs under CPython and MicroPython (no typing, dataclasses or enum).
 """
@@ -78,7 +89,8 @@ DEFAULTS = {
     "motor_ms": 800,
     "drop_sensor": False,
     "settle_ms": None,
-    "telemetry_s": 20,
+    "telemetry_s": 60,
+    "telemetry_jitter": 0.2,
     "max_quantity": 10,
     "message_s": 4,
     "queue": 4,
@@ -86,8 +98,29 @@ DEFAULTS = {
 }
 
 
+def seeded(text: str) -> object:
+    """A repeatable stand-in for ``random.random``: MINSTD seeded by ``text``."""
+    state = [1]
+
+    def draw() -> float:
+        state[0] = state[0] * 48271 % 2147483647
+        return state[0] / 2147483647
+
+    for ch in text:
+        state[0] = (state[0] * 131 + ord(ch)) % 2147483647
+    for _ in range(3):  # neighbouring seeds (VM-1, VM-2) part ways after a few draws
+        draw()
+    return draw
+
+
 class Controller:
-    def __init__(self, machine_id: str, config: dict | None = None, storage: object = None) -> None:
+    def __init__(
+        self,
+        machine_id: str,
+        config: dict | None = None,
+        storage: object = None,
+        rand: object = None,
+    ) -> None:
         if not topics.is_machine_id(machine_id):
             raise SchemaError("invalid machine id")
         if storage is None:
@@ -101,6 +134,7 @@ class Controller:
             cfg["settle_ms"] = 600 if cfg["drop_sensor"] else 0
         self.machine_id = machine_id
         self.config = cfg
+        self.rand = rand or seeded(machine_id)
         self.storage = storage
         self.ledger = Ledger(storage)
         self.boot = storage.get("boot", 0)
@@ -218,6 +252,7 @@ class Controller:
         out.append(("subscribe", topics.machine_filter("cmd", mid), 1))
         out.append(("subscribe", topics.SERVER_STATUS, 1))
         self.last_reported = None  # re-announce after every reconnect
+        self.next_telemetry = now + self.config["telemetry_s"] * self.rand()
         for cmd_id in self.unsent:
             result = self.ledger.get(cmd_id)
             if result is not None:
@@ -352,7 +387,7 @@ class Controller:
         self.job["run"] = self.runs
         out.append(("motor", self.runs, self.config["motor_ms"], self.config["settle_ms"]))
 
-    def _count(self, units: int) -> None:
+    def _count(self, units: int, now: float, out: list) -> None:
         job = self.job
         units = min(units, job["quantity"] - job["dispensed"])
         if units <= 0:
@@ -361,13 +396,15 @@ class Controller:
         if self.stock is not None:
             self.stock = max(0, self.stock - units)
         self._save_inflight()
+        if job["dispensed"] < job["quantity"]:  # progress; the last unit's result is final
+            self._publish_result(_result(job["cmd_id"], "running", job["dispensed"], now), out)
 
     def _on_motor_done(self, event: tuple, now: float, out: list) -> None:
         job = self.job
         if job is None or event[1] != job["run"]:
             return  # a stale run (stopped by a jam, or from before a reboot)
         if not self.config["drop_sensor"]:
-            self._count(1)
+            self._count(1, now, out)
         elif job["dispensed"] < job["unit"] + 1:
             self._event(out, now, "error", "not_dropped", "unit " + str(job["unit"] + 1))
             self._finish("failed", now, out, "not_dropped")
@@ -382,7 +419,7 @@ class Controller:
         if self.job is None or not self.config["drop_sensor"]:
             self._event(out, now, "error", "unexpected_drop", "item fell while idle")
             return
-        self._count(1)
+        self._count(1, now, out)
 
     def _on_jam(self, event: tuple, now: float, out: list) -> None:
         self._event(out, now, "jam", "motor_jam", "motor stalled")
@@ -440,9 +477,11 @@ class Controller:
             self.storage.put("fault", None)
 
     def _on_tick(self, event: tuple, now: float, out: list) -> None:
-        if not self.connected or now < self.next_telemetry:
+        period = self.config["telemetry_s"]
+        if not self.connected or not period or now < self.next_telemetry:
             return
-        self.next_telemetry = now + self.config["telemetry_s"]
+        spread = self.config["telemetry_jitter"] * (2 * self.rand() - 1)
+        self.next_telemetry = now + period * (1 + spread)
         data = {"ts": int(now), "uptime_s": int(now - (self.started_at or now))}
         extra = event[1] if len(event) > 1 and isinstance(event[1], dict) else {}
         for key in extra:

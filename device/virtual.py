@@ -93,7 +93,7 @@ class VirtualMachine:
         self.skew = self.rng.uniform(-faults.clock_skew, faults.clock_skew)
         self.config = {"motor_ms": motor_ms, "settle_ms": settle_ms, "drop_sensor": True}
         self.storage = MemoryStorage()
-        self.controller = Controller(machine_id, self.config, self.storage)
+        self.controller = Controller(machine_id, self.config, self.storage, self.rng.random)
         self.stats = Stats()
         self.lcd: tuple[str, str] = ("", "")
         self.motor_runs = 0
@@ -354,7 +354,7 @@ class VirtualMachine:
         self.motor_on = False
         self.connected = self.online = False
         self._client = None
-        self.controller = Controller(self.machine_id, self.config, self.storage)
+        self.controller = Controller(self.machine_id, self.config, self.storage, self.rng.random)
         self.lcd = ("", "")
         self._spawn(self._life(0.0), self._tasks)
 

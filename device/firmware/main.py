@@ -7,12 +7,16 @@ real HAL (hal.py). On a PC the same loop runs with ``device.hosthal.HostHal``:
 One pass of the loop (``Firmware.step``) feeds the watchdog, advances the motor
 timer, turns drop-sensor pulses and door changes into events, reads MQTT
 (non-blocking), pings the broker, reconnects with backoff when the link is down
-(never while the motor runs), and sends a ``tick`` once a second. The MQTT
+(never while the motor runs), and sends a ``tick`` once a second. Every wait
+before a reconnect is jittered (0.5 to 1.5 times the backoff), and so is the
+telemetry (see the controller), so a fleet that lost its broker together does
+not come back in one burst. The MQTT
 callback only queues messages: umqtt calls it from inside ``publish`` and
 ``subscribe`` too, and the controller must not be re-entered.
 """
 
 import json
+import random
 
 from device.controller import Controller
 from device.storage import JsonFileStorage
@@ -20,6 +24,7 @@ from device.storage import JsonFileStorage
 LOOP_MS = 10
 TICK_MS = 1000
 MAX_BACKOFF_MS = 30000
+LOST_WAIT_MS = 1000  # before the first reconnect after a link loss (jittered)
 NTP_EVERY_S = 6 * 3600
 
 
@@ -28,7 +33,8 @@ class Firmware:
         self.hal = hal
         self.config = config
         path = hal.flash_path(config.get("state_file", "state.json"))
-        self.controller = Controller(config["machine_id"], config, JsonFileStorage(path))
+        storage = JsonFileStorage(path)
+        self.controller = Controller(config["machine_id"], config, storage, random.random)
         self.lcd = hal.lcd(config)
         self.motor = hal.motor(config)
         self.drop = hal.drop_sensor(config)
@@ -102,7 +108,7 @@ class Firmware:
         was = self.connected
         self.connected = False
         self.retry_at = self.hal.ticks_ms()
-        self.wait_ms = 500
+        self.wait_ms = jittered(LOST_WAIT_MS)
         if was:
             self.dispatch(("disconnected",))
 
@@ -133,7 +139,7 @@ class Firmware:
 
     def schedule_retry(self) -> None:
         self.retry_at = self.hal.ticks_ms()
-        self.wait_ms = self.backoff_ms
+        self.wait_ms = jittered(self.backoff_ms)
         self.backoff_ms = min(self.backoff_ms * 2, MAX_BACKOFF_MS)
 
     # -- the loop --
@@ -214,6 +220,11 @@ class Firmware:
                 self.client.disconnect()
             except OSError:
                 pass
+
+
+def jittered(ms: int) -> int:
+    """``ms`` times a random factor from 0.5 to 1.5."""
+    return ms // 2 + int(ms * random.random())
 
 
 def load_config(path: str = "config.json") -> dict:

@@ -1,7 +1,9 @@
 """The files that go on the board, found by following the firmware's imports."""
 
 import ast
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "device" / "firmware"
@@ -47,3 +49,12 @@ def board_files() -> list[Path]:
             elif name == "hal":
                 todo.append(FIRMWARE / "hal.py")
     return sorted(seen)
+
+
+def load_main() -> ModuleType:
+    """The firmware loop (device/firmware/main.py) as a module, for CPython tests."""
+    spec = importlib.util.spec_from_file_location("smartvend_firmware_main", FIRMWARE / "main.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,5 +1,6 @@
 """A test rig around one Controller: plays the hardware and records what it does."""
 
+from collections.abc import Callable
 from typing import Any
 
 from device.controller import Controller
@@ -50,6 +51,7 @@ class Rig:
         storage: MemoryStorage | None = None,
         now: float = T0,
         mid: str = MID,
+        rand: Callable[[], float] | None = None,
     ) -> None:
         self.mid = mid
         self.config = config or {}
@@ -62,7 +64,8 @@ class Rig:
         self.lcd: tuple[str, str] | None = None
         self.will: tuple[Any, ...] | None = None
         self.subscriptions: list[str] = []
-        self.ctrl = Controller(mid, self.config, self.storage)
+        self.rand = rand
+        self.ctrl = Controller(mid, self.config, self.storage, rand)
         self.send(("boot",))
 
     # -- driving --
@@ -103,7 +106,7 @@ class Rig:
     def reboot(self) -> None:
         """Power cycle: a new controller on the same flash, then boot."""
         self.pending.clear()
-        self.ctrl = Controller(self.mid, self.config, self.storage)
+        self.ctrl = Controller(self.mid, self.config, self.storage, self.rand)
         self.send(("boot",))
 
     def deliver(self, topic: str, payload: bytes) -> list[tuple[Any, ...]]:

@@ -1,5 +1,7 @@
 """The controller's device rules, one scenario at a time."""
 
+import itertools
+
 from device.controller import Controller
 from device.ledger import SIZE
 from schema import messages, topics
@@ -49,8 +51,11 @@ def test_vend_reports_accepted_before_motor_then_succeeded() -> None:
     rig.send(("motor_done", rig.pending.pop(0)))
     assert rig.lcd == ("Dispensing 2/2", "Please wait")
     rig.finish_motor()
-    assert [r["status"] for r in rig.results("c1")] == ["accepted", "succeeded"]
-    assert rig.results("c1")[-1]["dispensed"] == 2
+    assert [(r["status"], r["dispensed"]) for r in rig.results("c1")] == [
+        ("accepted", 0),
+        ("running", 1),  # progress after every unit but the last
+        ("succeeded", 2),
+    ]
     assert rig.runs_for("c1") == 2
     assert rig.ctrl.stock == 8 and rig.storage.get("stock") == 8
     assert rig.of_kind("reported")[-1] == {
@@ -252,17 +257,51 @@ def test_second_command_waits_for_the_first() -> None:
     assert [r["cmd_id"] for r in rig.results() if r["status"] == "succeeded"] == ["c1", "c2"]
 
 
+def _telemetry_times(rig: Rig, seconds: int) -> list[int]:
+    for _ in range(seconds):
+        rig.now += 1
+        rig.send(("tick", {"rssi": -60}))
+    return [p[1]["ts"] for p in rig.published if p[0] == topics.telemetry(rig.mid)]
+
+
 def test_telemetry_is_periodic_qos0_not_retained() -> None:
-    rig = ready_rig(telemetry_s=30)
+    rig = Rig({"telemetry_s": 30}, rand=lambda: 0.5)  # no jitter at 0.5
+    rig.connect()
+    rig.now += 15  # the first one comes half a period after connecting
     rig.send(("tick", {"rssi": -60, "free_mem": 50000}))
     rig.now += 10
     rig.send(("tick",))
-    rig.now += 25
+    rig.now += 20
     rig.send(("tick",))
     sent = [p for p in rig.published if p[0] == topics.telemetry(MID)]
     assert len(sent) == 2
-    assert sent[0][1] == {"ts": T0, "uptime_s": 0, "rssi": -60, "free_mem": 50000}
+    assert sent[0][1] == {"ts": T0 + 15, "uptime_s": 15, "free_mem": 50000, "rssi": -60}
     assert sent[0][2:] == (False, 0)
+
+
+def test_telemetry_defaults_to_a_minute_with_jitter_from_the_first_one() -> None:
+    """Machines that reconnect together (a broker restart) spread their telemetry."""
+    firsts = []
+    for n in range(20):
+        rig = Rig(mid=f"VM-{n}")
+        rig.connect()
+        times = _telemetry_times(rig, 600)
+        firsts.append(times[0] - T0)
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert all(48 <= gap <= 73 for gap in gaps), gaps  # 60 s +/- 20 %, ticks of 1 s
+        assert 8 <= len(times) <= 13
+    assert all(1 <= first <= 61 for first in firsts)
+    assert len(set(firsts)) >= 10  # spread over the period, not all at once
+
+
+def test_telemetry_is_independent_of_presence_and_can_be_off() -> None:
+    rig = Rig({"telemetry_s": 0})
+    rig.connect()
+    assert _telemetry_times(rig, 900) == []
+    rig = Rig({"telemetry_s": 600, "telemetry_jitter": 0})  # every ten minutes
+    rig.connect()
+    times = _telemetry_times(rig, 1800)
+    assert [b - a for a, b in itertools.pairwise(times)] == [600, 600]
 
 
 def test_lcd_states_follow_desired() -> None:

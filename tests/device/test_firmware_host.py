@@ -2,32 +2,22 @@
 against a real Mosquitto, the server's part played by the test."""
 
 import asyncio
-import importlib.util
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from device.hosthal import HostHal
+from tests.device.board import load_main
 from tests.device.server import FakeServer, cmd_obj, desired_obj, fake_server
 
-FIRMWARE = Path(__file__).resolve().parents[2] / "device" / "firmware"
 MID = "fw-1"
 MOTOR_MS = 300
 
 pytestmark = pytest.mark.mosquitto
-
-
-def load_main() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("smartvend_firmware_main", FIRMWARE / "main.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class RunningFirmware:
@@ -110,7 +100,11 @@ async def vend(firmware: RunningFirmware, server: FakeServer) -> None:
     await server.command(MID, cmd_obj("cmd-1", 2, now=now))
     done = await server.wait_for(is_result("cmd-1", "succeeded"))
     assert done[0][3]["dispensed"] == 2
-    assert [r["status"] for r in server.results(MID, "cmd-1")] == ["accepted", "succeeded"]
+    assert [(r["status"], r["dispensed"]) for r in server.results(MID, "cmd-1")] == [
+        ("accepted", 0),
+        ("running", 1),
+        ("succeeded", 2),
+    ]
     runs = hal.motor_device.durations_ms()
     assert len(runs) == 2
     for ms in runs:

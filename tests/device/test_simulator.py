@@ -48,7 +48,8 @@ async def test_fleet_vend_over_mosquitto(mosquitto_port: int) -> None:
         await server.command("sim-b", cmd_obj("c-1", 2, now=now))
         done = await server.wait_for(result_is("sim-b", "c-1", "succeeded"))
         assert done[0][3]["dispensed"] == 2
-        assert [r["status"] for r in server.results("sim-b", "c-1")] == ["accepted", "succeeded"]
+        progress = [(r["status"], r["dispensed"]) for r in server.results("sim-b", "c-1")]
+        assert progress == [("accepted", 0), ("running", 1), ("succeeded", 2)]
         assert vm.motor_runs == 2
         assert fleet.machine("sim-a").motor_runs == fleet.machine("sim-c").motor_runs == 0
         assert vm.controller.stock == 8

@@ -32,7 +32,7 @@ HARDWARE_DEFAULTS: dict[str, Any] = {
     "drop_sensor": True,
     "settle_ms": 600,
     "max_quantity": 10,
-    "telemetry_s": 20,
+    "telemetry_s": 60,
     "watchdog_ms": 30000,
 }
 
