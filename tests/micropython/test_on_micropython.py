@@ -51,6 +51,72 @@ def test_same_actions_on_micropython_and_cpython(
     assert any(step[1] == "lcd" for step in on_cpython)
 
 
+# What each script must show: (cmd_id, status, dispensed) of every result, and motor runs.
+RESULTS = {
+    "normal_vend": ([("c1", "accepted", 0), ("c1", "running", 1), ("c1", "succeeded", 2)], 2),
+    "jam_after_one_unit": (
+        [
+            *[("c1", "accepted", 0), ("c1", "running", 1), ("c1", "failed", 1)],  # jammed
+            ("c2", "rejected", 0),  # still in error
+            *[("c3", "accepted", 0), ("c3", "succeeded", 1)],  # the door was opened and closed
+        ],
+        3,
+    ),
+    "reboot_mid_run": (
+        [("c1", "accepted", 0), ("c1", "running", 1), ("c1", "unknown", 1), ("c1", "unknown", 1)],
+        2,  # both before the reboot; the re-sent command never runs again
+    ),
+    "duplicates_and_resends": (
+        [("c1", "accepted", 0), ("c1", "running", 0), ("c1", "succeeded", 1)]
+        + [("c1", "succeeded", 1)] * 2,  # answered from the ledger, before and after a reconnect
+        1,
+    ),
+    "expired_command": (
+        [
+            *[("c1", "expired", 0), ("c2", "accepted", 0), ("c2", "succeeded", 1)],
+            *[("c3", "accepted", 0), ("c3", "succeeded", 1)],  # queued, in time when started
+        ],
+        2,
+    ),
+    "desired_out_of_order": ([("c1", "rejected", 0)], 0),  # out of service at version 7
+    "locked_display": ([], 0),
+    "door_open_close": ([("c1", "rejected", 0), ("c2", "accepted", 0), ("c2", "succeeded", 1)], 1),
+}
+
+
+@pytest.mark.parametrize("name", scenarios.NAMES)
+def test_scenarios_follow_the_device_rules(name: str, tmp_path: Path) -> None:
+    transcript = scenarios.play(name, str(tmp_path))
+    results = [
+        json.loads(str(step[3]))
+        for step in transcript
+        if step[1] == "publish" and "/results/" in str(step[2])
+    ]
+    expected, runs = RESULTS[name]
+    assert [(r["cmd_id"], r["status"], r["dispensed"]) for r in results] == expected
+    assert sum(step[1] == "motor" for step in transcript) == runs
+    lcd = [(step[2], step[3]) for step in transcript if step[1] == "lcd"]
+    reported = [
+        json.loads(str(step[3]))
+        for step in transcript
+        if step[1] == "publish" and str(step[2]).endswith("/reported")
+    ]
+    if name == "locked_display":
+        assert lcd[-3:] == [
+            ("In use", "Pay on phone"),  # no code while locked
+            ("Code 123456", "Rs 25.00"),
+            ("Please wait", "Rs 25.00"),  # the code expired
+        ]
+    if name == "desired_out_of_order":  # versions 4 and 5 (again) are ignored
+        assert [(r["desired_version"], r["stock"]) for r in reported][2:] == [
+            (5, 9),
+            (6, 0),
+            (7, 5),
+        ]
+    if name == "reboot_mid_run":
+        assert results[2]["error"] == "rebooted"
+
+
 def test_heap_budget(image: Path, capsys: pytest.CaptureFixture[str]) -> None:
     chunks = ["import json, heap", "heap.begin()", "heap.load()", "heap.start('/flash')"]
     chunks += ["heap.step()"] * len(heap.STEPS)
