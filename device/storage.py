@@ -8,7 +8,9 @@ A storage object has three methods, and that is all the controller uses:
 
 :class:`JsonFileStorage` keeps everything in one JSON file and replaces it
 atomically-ish (write ``path.tmp``, then rename over ``path``), so a power cut
-leaves either the old or the new file. :class:`MemoryStorage` is the in-memory
+leaves either the old or the new file. In RAM it keeps each value as its JSON
+text (smaller than the objects on MicroPython's heap) and streams the file out
+key by key, never building it as one string. :class:`MemoryStorage` is the in-memory
 fake (the simulator's "flash"): values are stored as JSON text so callers can
 never share mutable state with it, exactly as with a real file.
 
@@ -61,7 +63,7 @@ def _exists(path: str) -> bool:
 
 def _read_json(path: str) -> object:
     with open(path) as f:
-        return json.loads(f.read())
+        return json.load(f)
 
 
 class JsonFileStorage:
@@ -70,7 +72,10 @@ class JsonFileStorage:
     def __init__(self, path: str) -> None:
         self.path = path
         self._tmp = path + ".tmp"
-        self._data = self._load()
+        self._text = {}  # key -> the value's JSON text
+        loaded = self._load()
+        for key in loaded:
+            self._text[key] = json.dumps(loaded[key])
 
     def _load(self) -> dict:
         # A finished ``.tmp`` next to a missing or broken main file means the
@@ -87,27 +92,35 @@ class JsonFileStorage:
         return {}
 
     def get(self, key: str, default: object = None) -> object:
-        if key not in self._data:
+        text = self._text.get(key)
+        if text is None:
             return default
-        # A deep copy through JSON, like reading the file again.
-        return json.loads(json.dumps(self._data[key]))
+        return json.loads(text)  # a copy, like reading the file again
 
     def put(self, key: str, value: object) -> None:
         self.update({key: value})
 
     def update(self, mapping: dict) -> None:
-        data = dict(self._data)
+        texts = dict(self._text)
         for key in mapping:
-            data[key] = json.loads(json.dumps(mapping[key]))
-        self._write(json.dumps(data))
-        self._data = data
+            texts[key] = json.dumps(mapping[key])
+        self._write(texts)
+        self._text = texts
 
     def snapshot(self) -> dict:
-        return json.loads(json.dumps(self._data))
+        out = {}
+        for key in self._text:
+            out[key] = json.loads(self._text[key])
+        return out
 
-    def _write(self, text: str) -> None:
+    def _write(self, texts: dict) -> None:
         with open(self._tmp, "w") as f:
-            f.write(text)
+            sep = "{"
+            for key in texts:
+                f.write(sep + json.dumps(key) + ":")
+                f.write(texts[key])
+                sep = ","
+            f.write("{}" if sep == "{" else "}")
             f.flush()
             synced = False
             fsync = getattr(os, "fsync", None)
