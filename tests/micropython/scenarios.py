@@ -61,7 +61,7 @@ def _start() -> list:
         (0, ("connected",)),
         (0, ("message", topics.SERVER_STATUS, online)),
         (0, desired(1)),
-        (1, ("tick", {"free_mem": 90000, "rssi": -61})),
+        (1, ("tick", {"free_mem": 90000, "rssi": -61, "temp_c": 31.5})),
     ]
 
 
@@ -119,7 +119,8 @@ SCRIPTS = {
     ),
     "locked_display": _script(
         _start(),
-        [(2, desired(2, locked=True)), (3, ("tick",)), (4, desired(3)), (700, ("tick",))],
+        [(2, desired(2, locked=True)), (3, ("tick",)), (4, desired(3))],
+        [(700, ("tick", {"temp_c": 31.5, "rssi": -61})), (800, ("tick", {"temp_c": -0.25}))],
     ),
     "door_open_close": _script(
         _start(),

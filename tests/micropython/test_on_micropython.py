@@ -101,7 +101,16 @@ def test_scenarios_follow_the_device_rules(name: str, tmp_path: Path) -> None:
         for step in transcript
         if step[1] == "publish" and str(step[2]).endswith("/reported")
     ]
-    if name == "locked_display":
+    telemetry = [
+        str(step[3])
+        for step in transcript
+        if step[1] == "publish" and str(step[2]).endswith("/telemetry")
+    ]
+    if name == "locked_display":  # jittered: none in the first seconds, then one per tick here
+        assert telemetry == [
+            f'{{"ts":{scenarios.T0 + 700},"rssi":-61,"temp_c":31.5,"uptime_s":700}}',
+            f'{{"ts":{scenarios.T0 + 800},"temp_c":-0.25,"uptime_s":800}}',
+        ]
         assert lcd[-3:] == [
             ("In use", "Pay on phone"),  # no code while locked
             ("Code 123456", "Rs 25.00"),
