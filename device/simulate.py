@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock-skew", type=float, default=0.0, help="max clock error, seconds")
     p.add_argument("--motor-ms", type=int, default=300, help="motor on-time per unit")
     p.add_argument("--service-s", type=float, default=5.0, help="operator visit after a jam")
+    p.add_argument(
+        "--telemetry-s", type=float, default=60, help="seconds between telemetry (0: none)"
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--insecure", action="store_true", help="TLS without certificate checks")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
@@ -87,6 +90,7 @@ async def run(args: argparse.Namespace) -> None:
         clock_skew=args.clock_skew,
         motor_ms=args.motor_ms,
         service_s=args.service_s,
+        telemetry_s=args.telemetry_s,
         seed=args.seed,
         tls_context=context,
     )

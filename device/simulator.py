@@ -14,6 +14,10 @@ password = API key, TCP_NODELAY). Faults can be injected:
   interrupted mid-run is reported ``unknown`` after the reboot)
 * ``clock_skew``: each machine's clock is off by up to this many seconds
 
+Each machine sends telemetry every ``telemetry_s`` seconds (60; 0: none), jittered
+like the firmware's, and waits a random 0.5 to 1.5 times its backoff before
+reconnecting.
+
 Used by ``python -m device.simulate``, by tests and by the server's demo mode::
 
     async with Fleet(machines=[("VM-1", key)], host="127.0.0.1", port=1883) as fleet:
@@ -52,6 +56,7 @@ class Fleet:
         seed: int | None = None,
         tls_context: ssl.SSLContext | None = None,
         connect_spread_s: float | None = None,
+        telemetry_s: float = 60,
     ) -> None:
         faults = Faults(
             fail_rate, jam_rate, drop_connection_rate, reboot_rate, clock_skew, service_s
@@ -69,6 +74,7 @@ class Fleet:
                 settle_ms=settle_ms,
                 rng=random.Random(rng.random()),
                 tls_context=tls_context,
+                telemetry_s=telemetry_s,
             )
         count = len(self.machines)
         self.connect_spread_s = (

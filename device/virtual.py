@@ -81,6 +81,7 @@ class VirtualMachine:
         rng: random.Random | None = None,
         tls_context: ssl.SSLContext | None = None,
         keepalive: int = 30,
+        telemetry_s: float = 60,
     ) -> None:
         self.machine_id = machine_id
         self.api_key = api_key
@@ -91,7 +92,12 @@ class VirtualMachine:
         self.tls_context = tls_context
         self.keepalive = keepalive
         self.skew = self.rng.uniform(-faults.clock_skew, faults.clock_skew)
-        self.config = {"motor_ms": motor_ms, "settle_ms": settle_ms, "drop_sensor": True}
+        self.config = {
+            "motor_ms": motor_ms,
+            "settle_ms": settle_ms,
+            "drop_sensor": True,
+            "telemetry_s": telemetry_s,
+        }
         self.storage = MemoryStorage()
         self.controller = Controller(machine_id, self.config, self.storage, self.rng.random)
         self.stats = Stats()

@@ -8,6 +8,7 @@ import pytest
 
 from device import simulate
 from device.simulator import Fleet
+from schema import topics
 from tests.device.server import FakeServer, cmd_obj, desired_obj, fake_server
 
 pytestmark = pytest.mark.mosquitto
@@ -157,3 +158,18 @@ async def test_dropped_connection_fires_will_and_reconnects(mosquitto_port: int)
         back = await server.wait_for(lambda r: r[0] == "status" and r[3].get("boot") == 2)
         assert back[0][3]["state"] == "online"
         assert fleet.machine("sim-a").stats.connects >= 2
+
+
+async def test_telemetry_period_is_a_setting(mosquitto_port: int) -> None:
+    args = simulate.build_parser().parse_args(["--telemetry-s", "600"])
+    assert args.telemetry_s == 600
+    async with fake_server(mosquitto_port) as server:
+        await server.client.subscribe(topics.machine_filter("telemetry"), qos=0)
+        fleet = Fleet(MACHINES, "127.0.0.1", mosquitto_port, telemetry_s=1, seed=3)
+        assert fleet.machine("sim-a").controller.config["telemetry_s"] == 1
+        async with fleet:
+            sent = await server.wait_for(lambda r: r[0] == "telemetry", count=6)
+        assert {r[1] for r in sent} == {mid for mid, _ in MACHINES}
+        assert all(r[3] is not None and "uptime_s" in r[3] for r in sent)
+    default = Fleet(MACHINES[:1], "127.0.0.1", mosquitto_port)
+    assert default.machine("sim-a").controller.config["telemetry_s"] == 60
