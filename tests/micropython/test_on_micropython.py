@@ -1,10 +1,13 @@
 """The machine's code on MicroPython itself: same actions as on CPython, within its heap."""
 
+import importlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.device.board import FIRMWARE
 from tests.micropython import heap, interpreter, scenarios
 
 # Bytes on top of the bare interpreter that a plain ESP32 can spare for
@@ -49,6 +52,35 @@ def test_same_actions_on_micropython_and_cpython(
     assert on_micropython[name] == on_cpython
     assert any(step[1] == "publish" for step in on_cpython)
     assert any(step[1] == "lcd" for step in on_cpython)
+
+
+def test_firmware_loop_same_on_micropython_and_cpython(
+    image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """main.py itself, on a scripted board: connect, a two-unit vend, a re-sent command."""
+    code = "import json, loop\nprint(json.dumps(loop.play('/flash')))\n"
+    on_micropython = json.loads(interpreter.run(image, code))
+    monkeypatch.syspath_prepend(str(FIRMWARE))  # main.py imports as ``main`` on the board
+    monkeypatch.delitem(sys.modules, "main", raising=False)
+    loop = importlib.import_module("tests.micropython.loop")
+    on_cpython = json.loads(json.dumps(loop.play(str(tmp_path))))
+    assert on_micropython == on_cpython
+    motor = [(row[0], row[1]) for row in on_cpython if row[1].startswith("motor")]
+    assert motor[:4] == [
+        (500, "motor_on"),
+        (1300, "motor_off"),
+        (1500, "motor_on"),
+        (2300, "motor_off"),
+    ]
+    results = [
+        json.loads(row[3]) for row in on_cpython if row[1] == "publish" and "/results/" in row[2]
+    ]
+    assert [(r["status"], r["dispensed"]) for r in results] == [
+        ("accepted", 0),
+        ("running", 1),
+        ("succeeded", 2),
+        ("succeeded", 2),  # the re-sent command, from the ledger: no third motor run
+    ]
 
 
 # What each script must show: (cmd_id, status, dispensed) of every result, and motor runs.
