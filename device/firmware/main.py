@@ -45,6 +45,7 @@ class Firmware:
         self.broken = False
         self.inbox = []
         self.run = None  # [run, phase ("on" or "settle"), started_ticks, duration_ms]
+        self.starting = None  # (run, run_ms, settle_ms) to start after the current batch
         self.settle_ms = 0
         self.backoff_ms = 1000
         self.retry_at = None  # ticks of the last failed attempt (None: try now)
@@ -61,18 +62,29 @@ class Firmware:
         self.broken = False
         for action in actions:
             self.perform(action)
+        if self.starting is not None:  # after the batch's publishes: see perform()
+            self.start_motor()
         if self.broken:
             self.lost()
+
+    def start_motor(self) -> None:
+        run, run_ms, settle_ms = self.starting
+        self.starting = None
+        self.motor.on()
+        self.run = [run, "on", self.hal.ticks_ms(), run_ms]
+        self.settle_ms = settle_ms
 
     def perform(self, action: tuple) -> None:
         name = action[0]
         if name == "lcd":
             self.lcd.show(action[1], action[2])
         elif name == "motor":
-            self.motor.on()
-            self.run = [action[1], "on", self.hal.ticks_ms(), action[2]]
-            self.settle_ms = action[3]
+            # Started once the batch is done: a QoS 1 publish after it in the same
+            # batch (``reported``) blocks until the broker answers, and a slow
+            # answer must not lengthen the motor's run (one turn, one item).
+            self.starting = (action[1], action[2], action[3])
         elif name == "motor_stop":
+            self.starting = None
             self.motor.off()
             self.run = None
         elif name == "will":

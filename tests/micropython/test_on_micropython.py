@@ -75,6 +75,10 @@ def test_firmware_loop_same_on_micropython_and_cpython(
     results = [
         json.loads(row[3]) for row in on_cpython if row[1] == "publish" and "/results/" in row[2]
     ]
+    # The motor starts once the event's publishes are out (a slow PUBACK for the
+    # ``reported`` that follows it must not lengthen the run).
+    kinds = [row[1] for row in on_cpython if row[0] == 500]
+    assert kinds == ["publish", "publish", "lcd", "motor_on"]
     assert [(r["status"], r["dispensed"]) for r in results] == [
         ("accepted", 0),
         ("running", 1),
