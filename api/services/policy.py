@@ -16,7 +16,6 @@ class VendPolicy:
     client_failure_limit: int = 5
     source_failure_limit: int = 60
     failure_window_s: int = 300
-    presence_timeout_s: int = 45
     low_stock_threshold: int = 3
 
     @classmethod
@@ -31,7 +30,6 @@ class VendPolicy:
             client_failure_limit=settings.client_failure_limit,
             source_failure_limit=settings.source_failure_limit,
             failure_window_s=settings.failure_window_s,
-            presence_timeout_s=settings.mqtt_keepalive_s * 3 // 2,
             low_stock_threshold=settings.low_stock_threshold,
         )
 
