@@ -246,6 +246,9 @@ class Settings:
                 )
             if len(str(self.secret_key)) < 32:
                 raise ConfigurationError(f"{PREFIX}SECRET_KEY must be at least 32 characters")
+        from api.http.source import parse_trusted  # raises on a bad address
+
+        parse_trusted(self.trusted_proxies)
         if bool(self.razorpay_key_id) != bool(self.razorpay_key_secret):
             raise ConfigurationError("set both RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET, or neither")
 

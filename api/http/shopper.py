@@ -128,7 +128,7 @@ async def order_events(request: Request) -> Response:
 
 
 async def razorpay_webhook(request: Request) -> Response:
-    raw = await b.read_body(request, 1 << 20)
+    raw = await b.read_body(request)
     svc = services(request)
     event = svc.gateway.parse_webhook(
         raw,
