@@ -26,6 +26,11 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("simulated", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
+    # Machines the demo and simulator provisioning made before the flag existed.
+    op.execute(
+        "UPDATE machines SET simulated = true WHERE location = 'Demo floor' "
+        "AND (id LIKE 'demo-%' OR id LIKE 'sim-%')"
+    )
     op.create_table(
         "test_gateway_records",
         sa.Column("id", sa.String(length=128), nullable=False),

@@ -42,6 +42,7 @@ class NewMachine:
     stock: int = 0
     currency: str = "INR"
     location: str | None = None
+    simulated: bool = False  # run by this server's own simulator (make run, simulate)
 
     def validate(self) -> None:
         if not topics.is_machine_id(self.machine_id):
@@ -101,6 +102,7 @@ class Machines:
                     low_stock_alerted=False,
                     offline_alerted=False,
                     created_at=now,
+                    simulated=new.simulated,
                 )
                 s.add(machine)
                 await s.flush()
@@ -109,6 +111,10 @@ class Machines:
         except IntegrityError as exc:
             raise MachineTaken(f"machine {new.machine_id} is already registered") from exc
         return machine, api_key
+
+    async def is_simulated(self, machine_id: str) -> bool:
+        async with self.ctx.db.begin() as s:
+            return (await self._get(s, machine_id)).simulated
 
     async def rotate_key(self, machine_id: str) -> str:
         api_key = new_api_key()
