@@ -158,7 +158,7 @@ async def test_checkout(request: Request) -> Response:
     outcome = b.text(body, "outcome", max_len=8)
     if outcome not in ("pay", "fail"):
         raise InvalidRequest("outcome must be pay or fail")
-    proof = gateway.complete_payment(
+    proof = await gateway.checkout(
         b.text(body, "gateway_order_id", max_len=64), succeed=outcome == "pay"
     )
     if "error" in proof:
