@@ -108,6 +108,30 @@ async def test_silent_sockets_do_not_stop_real_requests_and_are_closed(
             writer.close()
 
 
+async def test_an_idle_keep_alive_connection_is_closed_after_five_seconds(stack: Stack) -> None:
+    host, port = "127.0.0.1", int(stack.url.rsplit(":", 1)[1])
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(
+            next(
+                v
+                for k, _, v in (line.partition(b": ") for line in head.split(b"\r\n"))
+                if k.lower() == b"content-length"
+            )
+        )
+        await reader.readexactly(length)
+        idle_from = loop.time()
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server
+        assert 4 <= loop.time() - idle_from <= 7
+    finally:
+        writer.close()
+
+
 def test_accept_resource_errors_are_logged_once_per_interval() -> None:
     log = logging.getLogger("test-accept-errors")
     records: list[logging.LogRecord] = []
