@@ -18,6 +18,7 @@ bounded whatever mix of guesses it makes. docs/security.md has the arithmetic.
 
 import asyncio
 import contextlib
+import ipaddress
 import math
 import weakref
 from collections.abc import AsyncIterator, Sequence
@@ -46,6 +47,19 @@ class GuessLimits:
             machine=Rate(p.code_failure_budget, 1 / p.code_failure_refill_s),
             code_only=Rate(p.fleet_code_only_limit, 1 / p.fleet_code_only_refill_s),
         )
+
+
+def source_key(source: str) -> str:
+    """An IPv6 host owns its whole /64 (a home or phone gets one), so a /64 is one source."""
+    try:
+        ip = ipaddress.ip_address(source)
+    except ValueError:
+        return source
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def retry_after(wait_s: float) -> int:
@@ -77,12 +91,12 @@ class GuessGuard:
             return [
                 mine,
                 Charge("fleet:code-only", lim.code_only),
-                Charge(f"source:{source}", lim.source, float(max(1, live_codes))),
+                Charge(f"source:{source_key(source)}", lim.source, float(max(1, live_codes))),
             ]
         return [
             mine,
             Charge(f"machine:{machine_id}", lim.machine),
-            Charge(f"source:{source}", lim.source),
+            Charge(f"source:{source_key(source)}", lim.source),
         ]
 
     async def admit(

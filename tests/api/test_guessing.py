@@ -11,7 +11,7 @@ from api.clock import FakeClock
 from api.errors import InvalidCode, MachineRequired, RateLimited
 from api.services.budgets import MemoryBudgets
 from api.services.container import Services
-from api.services.guesses import GuessGuard, GuessLimits
+from api.services.guesses import GuessGuard, GuessLimits, source_key
 from api.services.machines import NewMachine
 from api.services.policy import VendPolicy
 from schema.models import Machine
@@ -99,6 +99,18 @@ async def test_code_only_budget_trips_for_the_fleet_and_spares_named_guesses() -
     with pytest.raises(MachineRequired):
         await g.admit("newcomer", "192.0.2.1", None, FLEET, 0)
     await g.admit("newcomer", "192.0.2.1", "m-1", FLEET, 0)  # naming the machine works
+
+
+async def test_an_ipv6_host_is_one_source_across_its_slash_64() -> None:
+    assert source_key("2001:db8:1:2:aaaa::1") == source_key("2001:db8:1:2:ffff::9")
+    assert source_key("2001:db8:1:3::1") != source_key("2001:db8:1:2::1")
+    assert source_key("::ffff:192.0.2.7") == source_key("192.0.2.7") == "192.0.2.7"
+    g = guard()
+    limit = VendPolicy().source_failure_limit
+    for i in range(limit):  # named guesses spread over many machines and addresses of one /64
+        await g.admit(f"c-{i}", f"2001:db8::{i:x}", f"m-{i}", FLEET, 0)
+    with pytest.raises(RateLimited):
+        await g.admit("c-last", "2001:db8::ffff:1", "m-last", FLEET, 0)
 
 
 # -- the service, end to end on a fake clock ------------------------------------
