@@ -22,8 +22,10 @@ from api.clock import Clock
 from api.errors import SmartVendError
 from api.http import admin, device, shopper
 from api.http.auth import AdminTokens
+from api.http.body_limit import BodyLimit
 from api.http.errors import http_error, smartvend_error, unexpected_error
 from api.http.openapi import openapi_document
+from api.http.source import SourceAddress
 from api.payments.base import PaymentGateway
 from api.runtime import derive_secret, open_runtime
 from api.services.alert_sender import AlertSender
@@ -101,7 +103,11 @@ def create_app(
             *admin.routes,
             *routes,
         ],
-        middleware=list(middleware),
+        middleware=[
+            Middleware(SourceAddress, trusted_proxies=settings.trusted_proxies),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+            *middleware,
+        ],
         exception_handlers={
             SmartVendError: smartvend_error,
             HTTPException: http_error,

@@ -65,6 +65,13 @@ class InvalidCode(SmartVendError):
     code = "invalid_code"
 
 
+class MachineRequired(InvalidCode):
+    """Code-only guesses are spent for now: the code is not checked unless the
+    shopper names the machine (400, like any code not accepted)."""
+
+    code = "machine_required"
+
+
 class MachineOffline(SmartVendError):
     code = "machine_offline"
 

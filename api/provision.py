@@ -33,9 +33,16 @@ async def provision(settings: Settings, count: int, prefix: str, path: Path) -> 
                         capacity=20,
                         stock=15,
                         location="Demo floor",
+                        simulated=True,
                     )
                 )
             except MachineTaken:
+                # A real machine of that id is never taken over by the simulator.
+                if not await machines.is_simulated(mid):
+                    raise MachineTaken(
+                        f"{mid} is a real machine: the simulator will not take it over "
+                        "(choose another prefix)"
+                    ) from None
                 key = await machines.rotate_key(mid)
             entries.append({"machine_id": mid, "api_key": key})
     path.parent.mkdir(parents=True, exist_ok=True)

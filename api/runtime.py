@@ -10,13 +10,14 @@ import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.clock import Clock, SystemClock
 from api.db import create_engine, session_factory
 from api.payments.base import PaymentGateway
 from api.payments.razorpay_gateway import RazorpayGateway
 from api.payments.test_gateway import TestGateway
+from api.payments.test_gateway_records import DatabaseRecords
 from api.services.container import Services
 from api.services.policy import VendPolicy
 from api.settings import Settings
@@ -28,7 +29,9 @@ def derive_secret(settings: Settings, purpose: str) -> str:
     return hmac.new(key, purpose.encode(), hashlib.sha256).hexdigest()
 
 
-def build_gateway(settings: Settings) -> PaymentGateway:
+def build_gateway(
+    settings: Settings, db: async_sessionmaker[AsyncSession] | None = None
+) -> PaymentGateway:
     if settings.payments_live:
         assert settings.razorpay_key_id and settings.razorpay_key_secret
         webhook = settings.razorpay_webhook_secret
@@ -38,7 +41,8 @@ def build_gateway(settings: Settings) -> PaymentGateway:
             str(webhook) if webhook else None,
             base_url=settings.razorpay_base_url,
         )
-    return TestGateway(derive_secret(settings, "test-gateway"))
+    records = DatabaseRecords(db) if db is not None else None
+    return TestGateway(derive_secret(settings, "test-gateway"), records)
 
 
 @dataclass(frozen=True)
@@ -55,11 +59,12 @@ async def open_runtime(
     settings = settings.with_dev_secret()
     engine = create_engine(settings.async_database_url)
     try:
+        db = session_factory(engine)
         services = Services.build(
-            session_factory(engine),
+            db,
             clock or SystemClock(),
             VendPolicy.from_settings(settings),
-            gateway or build_gateway(settings),
+            gateway or build_gateway(settings, db),
         )
         yield Runtime(settings=settings, engine=engine, services=services)
     finally:

@@ -5,7 +5,27 @@ from typing import Any
 
 import uvicorn
 
+from api.http.slow_clients import KEEP_ALIVE_S, HeaderTimeoutProtocol, install_accept_error_filter
 from api.settings import Settings
+
+
+def server_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn as SmartVend runs it (tests too).
+
+    Forwarded headers are SmartVend's to judge (``api.http.source`` and
+    ``TRUSTED_PROXIES``): uvicorn's own ``proxy_headers`` would believe any
+    ``X-Forwarded-For`` from loopback.
+    """
+    options.setdefault("log_level", "info")
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        proxy_headers=False,
+        http=HeaderTimeoutProtocol,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        **options,
+    )
 
 
 def serve(app: Any, settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
@@ -14,11 +34,7 @@ def serve(app: Any, settings: Settings, *, host: str | None = None, port: int | 
     )
     for noisy in ("amqtt", "transitions"):  # per-connection chatter: warnings only
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    uvicorn.run(
-        app,
-        host=host or settings.http_host,
-        port=port or settings.http_port,
-        proxy_headers=True,
-        log_level="info",
-    )
+    install_accept_error_filter()
+    config = server_config(app, host or settings.http_host, port or settings.http_port)
+    uvicorn.Server(config).run()
     return 0

@@ -95,9 +95,9 @@ class Settings:
     command_ttl_s: int = 60
     unit_run_s: int = 10
     max_quantity: int = 5
-    code_failure_budget: int = 20
+    code_failure_budget: int = 10
     client_failure_limit: int = 5
-    source_failure_limit: int = 60
+    source_failure_limit: int = 1000
     failure_window_s: int = 300
     max_body_bytes: int = 16384
     smtp_host: str | None = None
@@ -112,6 +112,12 @@ class Settings:
     alert_interval_s: int = 30
     frontend_url: str | None = None
     demo_machines: int = 0
+    # Guessing defences (docs/security.md) and the HTTP edge.
+    code_failure_refill_s: int = 15
+    source_failures_per_day: int = 43_200
+    fleet_code_only_limit: int = 20
+    fleet_code_only_refill_s: int = 30
+    trusted_proxies: str = ""
 
     @property
     def dev(self) -> bool:
@@ -173,6 +179,10 @@ class Settings:
             "offline_alert_minutes": int,
             "alert_interval_s": int,
             "demo_machines": int,
+            "code_failure_refill_s": int,
+            "source_failures_per_day": int,
+            "fleet_code_only_limit": int,
+            "fleet_code_only_refill_s": int,
             "var_dir": Path,
             "secret_key": Secret,
             "admin_password": _optional(Secret),
@@ -214,6 +224,14 @@ class Settings:
             "max_quantity",
             "max_body_bytes",
             "mqtt_keepalive_s",
+            "code_failure_budget",
+            "code_failure_refill_s",
+            "client_failure_limit",
+            "source_failure_limit",
+            "source_failures_per_day",
+            "failure_window_s",
+            "fleet_code_only_limit",
+            "fleet_code_only_refill_s",
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{PREFIX}{name.upper()} must be at least 1")
@@ -228,6 +246,9 @@ class Settings:
                 )
             if len(str(self.secret_key)) < 32:
                 raise ConfigurationError(f"{PREFIX}SECRET_KEY must be at least 32 characters")
+        from api.http.source import parse_trusted  # raises on a bad address
+
+        parse_trusted(self.trusted_proxies)
         if bool(self.razorpay_key_id) != bool(self.razorpay_key_secret):
             raise ConfigurationError("set both RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET, or neither")
 

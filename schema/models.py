@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -102,6 +103,9 @@ class Machine(Base):
     low_stock_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
     offline_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # Run by this server's own simulator (make run, smartvend simulate): only such a
+    # machine's display code may be previewed on its public page in dev mode.
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class VendSession(Base):
@@ -253,6 +257,8 @@ class AdminUser(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # In every admin token; logging out increases it, so saved tokens stop working.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class Integrator(Base):
@@ -302,3 +308,16 @@ class Alert(Base):
     created_at: Mapped[int] = mapped_column(BigInteger, index=True)
     sent_at: Mapped[int | None] = mapped_column(BigInteger)
     send_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class TestGatewayRecord(Base):
+    """The built-in test gateway's orders, payments, refunds and idempotency keys,
+    so refunds still work after a restart (kind: order, payment, refund, key)."""
+
+    __tablename__ = "test_gateway_records"
+    __test__ = False
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    parent: Mapped[str | None] = mapped_column(String(64), index=True)
+    data: Mapped[dict[str, object]] = mapped_column(JSON)

@@ -5,26 +5,35 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.http import body as b
-from api.http.deps import require_admin, services, tokens
+from api.http.deps import require_admin, services, source_address, tokens
 from api.http.shopper import machine_id
 from api.services.machines import NewMachine
 
 
 async def login(request: Request) -> Response:
     body = await b.json_object(request)
-    user = await services(request).admins.authenticate(
-        b.text(body, "username", max_len=64), b.text(body, "password", max_len=256)
+    user = await services(request).admins.login(
+        b.text(body, "username", max_len=64),
+        b.text(body, "password", max_len=256),
+        source_address(request),
     )
     issuer = tokens(request)
-    return JSONResponse({"token": issuer.issue(user.username), "expires_in": issuer.ttl_s})
+    token = issuer.issue(user.username, user.token_version)
+    return JSONResponse({"token": token, "expires_in": issuer.ttl_s})
+
+
+async def logout(request: Request) -> Response:
+    """Revoke every token (and dashboard session) of the calling admin."""
+    await services(request).admins.log_out(await require_admin(request))
+    return JSONResponse({"logged_out": True})
 
 
 async def verify(request: Request) -> Response:
-    return JSONResponse({"username": require_admin(request), "valid": True})
+    return JSONResponse({"username": await require_admin(request), "valid": True})
 
 
 async def register(request: Request) -> Response:
-    require_admin(request)
+    await require_admin(request)
     body = await b.json_object(request)
     price = body.get("price")
     if not isinstance(price, dict):
@@ -45,7 +54,7 @@ async def register(request: Request) -> Response:
 
 
 async def update_stock(request: Request) -> Response:
-    require_admin(request)
+    await require_admin(request)
     body = await b.json_object(request)
     machine = await services(request).machines.set_stock(
         machine_id(request), b.integer(body, "stock", low=0, high=10_000)
@@ -56,13 +65,14 @@ async def update_stock(request: Request) -> Response:
 
 
 async def low_stock_alert(request: Request) -> Response:
-    require_admin(request)
+    await require_admin(request)
     raised = await services(request).alerts.check_low_stock()
     return JSONResponse({"alerts": raised})
 
 
 routes = [
     Route("/api/admin/login", login, methods=["POST"]),
+    Route("/api/admin/logout", logout, methods=["POST"]),
     Route("/api/admin/verify", verify, methods=["GET"]),
     Route("/api/machine/register", register, methods=["POST"]),
     Route("/api/machine/{mid}/update-stock", update_stock, methods=["POST"]),

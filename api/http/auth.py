@@ -1,4 +1,8 @@
-"""Who is calling: admin bearer tokens and machine API keys."""
+"""Who is calling: admin bearer tokens and machine API keys.
+
+A token names its admin and the admin's token version; logging out increases
+the version, so every token issued before stops working at once.
+"""
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from starlette.requests import Request
@@ -15,10 +19,11 @@ class AdminTokens:
         self._signer = URLSafeTimedSerializer(secret, salt="smartvend-admin-token")
         self.ttl_s = ttl_s
 
-    def issue(self, username: str) -> str:
-        return self._signer.dumps({"u": username})
+    def issue(self, username: str, version: int = 0) -> str:
+        return self._signer.dumps({"u": username, "v": version})
 
-    def verify(self, token: str) -> str:
+    def claims(self, token: str) -> tuple[str, int]:
+        """The username and token version of a well-signed, unexpired token."""
         try:
             data = self._signer.loads(token, max_age=self.ttl_s)
         except SignatureExpired as exc:
@@ -27,7 +32,10 @@ class AdminTokens:
             raise Unauthorized("invalid token") from exc
         if not isinstance(data, dict) or not isinstance(data.get("u"), str):
             raise Unauthorized("invalid token")
-        return str(data["u"])
+        version = data.get("v", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise Unauthorized("invalid token")
+        return str(data["u"]), version
 
 
 def bearer(request: Request) -> str:

@@ -10,7 +10,15 @@ from api.errors import InvalidRequest, PayloadTooLarge
 DEFAULT_LIMIT = 16384
 
 
-async def read_body(request: Request, limit: int = DEFAULT_LIMIT) -> bytes:
+def _limit(request: Request, limit: int | None) -> int:
+    """The route's own limit, never above MAX_BODY_BYTES."""
+    settings = getattr(request.app.state, "settings", None)
+    most = settings.max_body_bytes if settings is not None else DEFAULT_LIMIT
+    return most if limit is None else min(limit, most)
+
+
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    limit = _limit(request, limit)
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -27,7 +35,7 @@ async def read_body(request: Request, limit: int = DEFAULT_LIMIT) -> bytes:
     return b"".join(chunks)
 
 
-async def json_object(request: Request, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
+async def json_object(request: Request, limit: int | None = None) -> dict[str, Any]:
     raw = await read_body(request, limit)
     try:
         data = json.loads(raw)

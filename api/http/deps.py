@@ -25,16 +25,23 @@ def tokens(request: Request) -> AdminTokens:
     return found
 
 
-def require_admin(request: Request) -> str:
-    """The admin's username from a bearer token or the dashboard's session cookie."""
-    header = request.headers.get("authorization")
-    if header is not None:
-        return tokens(request).verify(bearer(request))
+def admin_token(request: Request) -> str:
+    """The bearer token, or the dashboard's session cookie."""
+    if request.headers.get("authorization") is not None:
+        return bearer(request)
     cookie = request.cookies.get(ADMIN_COOKIE)
     if cookie:
-        return tokens(request).verify(cookie)
+        return cookie
     raise Unauthorized("log in first")
 
 
+async def require_admin(request: Request) -> str:
+    """The admin's username, for a token that is signed, unexpired and not logged out."""
+    username, version = tokens(request).claims(admin_token(request))
+    await services(request).admins.check_session(username, version)
+    return username
+
+
 def source_address(request: Request) -> str:
+    """The TCP peer, or what a trusted proxy forwarded (``api.http.source``)."""
     return request.client.host if request.client else "unknown"

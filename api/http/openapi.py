@@ -286,7 +286,15 @@ def _paths() -> dict[str, Any]:
                 "Admin token for scripts (valid one hour)",
                 _obj({"token": {"type": "string"}, "expires_in": {"const": 3600}}),
                 body=_obj({"username": _str(64), "password": _str(256)}),
-                errors=(401,),
+                errors=(401, 429),
+                tag="admin",
+            )
+        },
+        "/api/admin/logout": {
+            "post": _op(
+                "Log out: every token and dashboard session of this admin stops working",
+                _obj({"logged_out": {"type": "boolean"}}),
+                auth=True,
                 tag="admin",
             )
         },

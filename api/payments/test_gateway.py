@@ -1,6 +1,7 @@
 """The built-in gateway for running without Razorpay keys.
 
-Orders, payments and refunds live in memory.  It signs exactly like Razorpay,
+Orders, payments and refunds live in memory and, given ``records``, in the
+database too, so refunds still work after a restart.  It signs exactly like Razorpay,
 so ``/verify-payment`` and webhooks go through the same checks as in
 production, and it enforces the same rules that Razorpay enforces on what we
 send (minimum amount, receipt length, refunds within what was captured).
@@ -13,10 +14,12 @@ import secrets
 import string
 import time
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from api.errors import GatewayError, InvalidRequest, InvalidSignature
 from api.payments import signatures
 from api.payments.base import GatewayOrder, GatewayPayment, GatewayRefund, WebhookEvent
+from api.payments.test_gateway_records import GatewayRecords
 from api.payments.webhooks import SignedWebhook, parse_event
 
 MIN_AMOUNT = 100  # Razorpay refuses orders below 100 of the smallest unit
@@ -43,10 +46,11 @@ class TestGateway:
     name: str = "test"
     key_id: str = "rzp_test_smartvend"
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, records: GatewayRecords | None = None) -> None:
         if not secret:
             raise ValueError("TestGateway needs a non-empty secret")
         self._secret = secret
+        self._records = records
         self._orders: dict[str, GatewayOrder] = {}
         self._payments: dict[str, _Payment] = {}
         self._refunds: dict[str, GatewayRefund] = {}
@@ -65,26 +69,36 @@ class TestGateway:
             id=new_id("order_"), amount=amount, currency=currency, receipt=receipt, status="created"
         )
         self._orders[order.id] = order
+        await self._save_order(order)
         return order
 
     def verify_payment_signature(self, *, order_id: str, payment_id: str, signature: str) -> bool:
         return signatures.check_payment(self._secret, order_id, payment_id, signature)
 
     async def fetch_payment(self, payment_id: str) -> GatewayPayment:
-        return self._payment(payment_id).payment
+        return (await self._known_payment(payment_id)).payment
 
     async def payments_for_order(self, order_id: str) -> list[GatewayPayment]:
-        if order_id not in self._orders:
+        if await self._known_order(order_id) is None:
             raise GatewayError(f"unknown order {order_id}")
+        if self._records is not None:
+            for data in await self._records.children("payment", order_id):
+                if data["payment"]["id"] not in self._payments:
+                    self._payments[data["payment"]["id"]] = _payment_of(data)
         return [p.payment for p in self._payments.values() if p.payment.order_id == order_id]
 
     async def refund(
         self, *, payment_id: str, amount: int, idempotency_key: str, notes: dict[str, str]
     ) -> GatewayRefund:
-        record = self._payment(payment_id)
+        record = await self._known_payment(payment_id)
         known = self._idempotency.get(idempotency_key)
+        if known is None and self._records is not None:
+            stored = await self._records.get("key", idempotency_key)
+            known = None if stored is None else str(stored["refund_id"])
         if known is not None:
-            refund = self._refunds[known]
+            refund = await self._known_refund(known)
+            if refund is None:
+                raise GatewayError(f"unknown refund {known}")
             if refund.payment_id != payment_id:
                 raise GatewayError("idempotency key already used for another payment")
             return refund
@@ -101,10 +115,14 @@ class TestGateway:
         record.refunds.append(refund.id)
         if record.refunded == record.payment.amount:
             record.payment = replace(record.payment, status="refunded")
+        if self._records is not None:
+            await self._records.put("refund", refund.id, payment_id, asdict(refund))
+            await self._save_payment(record)
+            await self._records.put("key", idempotency_key, None, {"refund_id": refund.id})
         return refund
 
     async def fetch_refund(self, *, payment_id: str, refund_id: str) -> GatewayRefund:
-        refund = self._refunds.get(refund_id)
+        refund = await self._known_refund(refund_id)
         if refund is None or refund.payment_id != payment_id:
             raise GatewayError(f"unknown refund {refund_id} of payment {payment_id}")
         return refund
@@ -117,6 +135,14 @@ class TestGateway:
         return parse_event(body, event_id=event_id)
 
     # -- the shopper's side -----------------------------------------------
+
+    async def checkout(self, order_id: str, *, succeed: bool = True) -> dict[str, str]:
+        """``complete_payment``, kept in the records (what the checkout page calls)."""
+        await self._known_order(order_id)
+        proof = self.complete_payment(order_id, succeed=succeed)
+        await self._save_order(self._orders[order_id])
+        await self._save_payment(self._payments[proof["razorpay_payment_id"]])
+        return proof
 
     def complete_payment(self, order_id: str, *, succeed: bool = True) -> dict[str, str]:
         """Pay (or fail to pay) ``order_id`` as the checkout would.
@@ -178,8 +204,51 @@ class TestGateway:
             body=body, signature=signatures.sign(self._secret, body), event_id=new_id("evt_")
         )
 
+    # -- records ------------------------------------------------------------
+
+    async def _save_order(self, order: GatewayOrder) -> None:
+        if self._records is not None:
+            await self._records.put("order", order.id, None, asdict(order))
+
+    async def _save_payment(self, record: _Payment) -> None:
+        if self._records is not None:
+            data = {"payment": asdict(record.payment), "refunded": record.refunded}
+            data["refunds"] = list(record.refunds)
+            await self._records.put("payment", record.payment.id, record.payment.order_id, data)
+
+    async def _known_order(self, order_id: str) -> GatewayOrder | None:
+        order = self._orders.get(order_id)
+        if order is None and self._records is not None:
+            stored = await self._records.get("order", order_id)
+            if stored is not None:
+                order = self._orders[order_id] = GatewayOrder(**stored)
+        return order
+
+    async def _known_refund(self, refund_id: str) -> GatewayRefund | None:
+        refund = self._refunds.get(refund_id)
+        if refund is None and self._records is not None:
+            stored = await self._records.get("refund", refund_id)
+            if stored is not None:
+                refund = self._refunds[refund_id] = GatewayRefund(**stored)
+        return refund
+
+    async def _known_payment(self, payment_id: str) -> _Payment:
+        if payment_id not in self._payments and self._records is not None:
+            stored = await self._records.get("payment", payment_id)
+            if stored is not None:
+                self._payments[payment_id] = _payment_of(stored)
+        return self._payment(payment_id)
+
     def _payment(self, payment_id: str) -> _Payment:
         record = self._payments.get(payment_id)
         if record is None:
             raise GatewayError(f"unknown payment {payment_id}")
         return record
+
+
+def _payment_of(data: dict[str, Any]) -> _Payment:
+    return _Payment(
+        payment=GatewayPayment(**data["payment"]),
+        refunded=int(data["refunded"]),
+        refunds=list(data["refunds"]),
+    )

@@ -1,12 +1,16 @@
-"""Admin accounts: passwords kept only as argon2 hashes."""
+"""Admin accounts: passwords kept only as argon2 hashes, one throttle on failed
+logins (the JSON API and the dashboard's form alike), and token versions that
+logging out increases.
+"""
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from api.errors import Conflict, InvalidCredentials, InvalidRequest
+from api.errors import Conflict, InvalidCredentials, InvalidRequest, Unauthorized
 from api.services.context import Context
+from api.services.ratelimit import FailureLimiter
 from schema.models import AdminUser
 
 _hasher = PasswordHasher()
@@ -22,6 +26,8 @@ def _dummy() -> str:
 
 
 MIN_PASSWORD = 10
+LOGIN_FAILURES = 5  # per username and source address ...
+LOGIN_WINDOW_S = 300  # ... in this window
 
 
 def valid_username(username: str) -> bool:
@@ -31,6 +37,7 @@ def valid_username(username: str) -> bool:
 class Admins:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.throttle = FailureLimiter(window_s=LOGIN_WINDOW_S, limits={"login": LOGIN_FAILURES})
 
     async def create(self, username: str, password: str) -> AdminUser:
         if not valid_username(username):
@@ -62,6 +69,35 @@ class Admins:
         except Conflict:
             return False
         return True
+
+    async def login(self, username: str, password: str, source: str) -> AdminUser:
+        """``authenticate`` behind the throttle: RateLimited after too many failures."""
+        keys = {"login": f"{username.strip().lower()}|{source}"}
+        now = self.ctx.clock.now()
+        self.throttle.check(keys, now)
+        try:
+            return await self.authenticate(username, password)
+        except InvalidCredentials:
+            self.throttle.fail(keys, now)
+            raise
+
+    async def check_session(self, username: str, version: int) -> None:
+        """Unauthorized unless ``username`` is active and ``version`` is current."""
+        async with self.ctx.db.begin() as s:
+            user = await s.scalar(select(AdminUser).where(AdminUser.username == username))
+        if user is None or user.disabled:
+            raise Unauthorized("this account is no longer active")
+        if user.token_version != version:
+            raise Unauthorized("you have logged out; log in again")
+
+    async def log_out(self, username: str) -> None:
+        """Every token and session cookie issued to ``username`` so far stops working."""
+        async with self.ctx.db.begin() as s:
+            await s.execute(
+                update(AdminUser)
+                .where(AdminUser.username == username)
+                .values(token_version=AdminUser.token_version + 1)
+            )
 
     async def authenticate(self, username: str, password: str) -> AdminUser:
         async with self.ctx.db.begin() as s:

@@ -54,7 +54,7 @@ class Services:
             admins=Admins(ctx),
             alerts=Alerts(ctx),
             machines=Machines(ctx),
-            locks=Locks(ctx, Locks.limiter_for(ctx)),
+            locks=Locks(ctx, Locks.guard_for(ctx)),
             orders=orders,
             dispense=dispense,
             refunds=refunds,

@@ -3,11 +3,14 @@
 A code is single use: the winning lock clears it with a compare-and-set
 UPDATE, so of many shoppers typing the same code exactly one gets the
 machine; the partial unique index on active sessions backs that up.
+
+Every guess spends its budgets first (``api.services.guesses``); a right code,
+or an answer that says nothing about the code, gives them back.
 """
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,9 +28,10 @@ from api.errors import (
 )
 from api.ids import new_id
 from api.services import outbox
+from api.services.budgets import MemoryBudgets
 from api.services.codes import rotate_code
 from api.services.context import Context
-from api.services.ratelimit import FailureLimiter
+from api.services.guesses import GuessGuard, GuessLimits
 from schema.models import Machine, Order, VendSession
 
 CODE_LENGTH = 6
@@ -67,46 +71,57 @@ async def end_session(
 
 
 class Locks:
-    def __init__(self, ctx: Context, limiter: FailureLimiter) -> None:
+    def __init__(self, ctx: Context, guard: GuessGuard) -> None:
         self.ctx = ctx
-        self.limiter = limiter
+        self.guard = guard
 
     @classmethod
-    def limiter_for(cls, ctx: Context) -> FailureLimiter:
-        p = ctx.policy
-        return FailureLimiter(
-            window_s=p.failure_window_s,
-            limits={"client": p.client_failure_limit, "source": p.source_failure_limit},
-        )
+    def guard_for(cls, ctx: Context) -> GuessGuard:
+        return GuessGuard(MemoryBudgets(), GuessLimits.from_policy(ctx.policy))
 
     async def lock_by_code(
         self, code: str, client_id: str, machine_id: str | None = None, source: str = ""
     ) -> Lock:
         if not valid_client_id(client_id):
             raise InvalidRequest("client_id must be 8 to 64 printable characters")
-        now = self.ctx.clock.now()
-        keys = {"client": client_id, "source": source or "unknown"}
-        self.limiter.check(keys, now)
-        try:
-            return await self._lock(code, client_id, machine_id, source, now)
-        except InvalidCode:
-            self.limiter.fail(keys, now)
-            raise
+        if not (len(code) == CODE_LENGTH and code.isdigit() and code.isascii()):
+            # Never a machine's code: no chance of a hit, nothing to count.
+            raise InvalidCode("a code is the 6 digits on the machine's display")
+        async with self.guard.turn(machine_id):
+            now = self.ctx.clock.now()
+            live = 0 if machine_id is not None else await self._live_codes(now)
+            charges = await self.guard.admit(client_id, source or "unknown", machine_id, live, now)
+            try:
+                lock = await self._lock(code, client_id, machine_id, source, now)
+            except InvalidCode:
+                raise  # a failed attempt: its budgets stay spent
+            except BaseException:
+                await self.guard.right(charges, now)
+                raise
+            await self.guard.right(charges, now)
+            return lock
+
+    async def _live_codes(self, now: int) -> int:
+        """How many machines a code-only guess could hit."""
+        async with self.ctx.db.begin() as s:
+            found = await s.scalar(
+                select(func.count())
+                .select_from(Machine)
+                .where(Machine.display_code.is_not(None), Machine.display_code_expires_at > now)
+            )
+        return int(found or 0)
 
     async def _lock(
         self, code: str, client_id: str, machine_id: str | None, source: str, now: int
     ) -> Lock:
-        well_formed = len(code) == CODE_LENGTH and code.isdigit() and code.isascii()
         refusal: SmartVendError | None = None
         async with self.ctx.db.begin() as s:
             if machine_id is not None:
                 machine = await s.get(Machine, machine_id)
                 if machine is None:
                     raise MachineNotFound(f"no machine {machine_id}")
-            elif well_formed:
-                machine = await s.scalar(select(Machine).where(Machine.display_code == code))
             else:
-                machine = None
+                machine = await s.scalar(select(Machine).where(Machine.display_code == code))
             if machine is None:
                 raise InvalidCode("that code is not on any machine's display")
             current = await outbox.active_session(s, machine.id)
@@ -119,11 +134,7 @@ class Locks:
                 # shopper's code is gone and the machine shows a fresh one.
                 await end_session(s, self.ctx, current, "expired", now)
                 refusal = InvalidCode("the code has changed; read the new one on the display")
-            elif (
-                not well_formed
-                or machine.display_code != code
-                or (machine.display_code_expires_at or 0) <= now
-            ):
+            elif machine.display_code != code or (machine.display_code_expires_at or 0) <= now:
                 await self._count_machine_failure(s, machine, now)
                 refusal = InvalidCode("wrong or expired code; check the machine's display")
             else:

@@ -42,6 +42,7 @@ class NewMachine:
     stock: int = 0
     currency: str = "INR"
     location: str | None = None
+    simulated: bool = False  # run by this server's own simulator (make run, simulate)
 
     def validate(self) -> None:
         if not topics.is_machine_id(self.machine_id):
@@ -101,6 +102,7 @@ class Machines:
                     low_stock_alerted=False,
                     offline_alerted=False,
                     created_at=now,
+                    simulated=new.simulated,
                 )
                 s.add(machine)
                 await s.flush()
@@ -109,6 +111,10 @@ class Machines:
         except IntegrityError as exc:
             raise MachineTaken(f"machine {new.machine_id} is already registered") from exc
         return machine, api_key
+
+    async def is_simulated(self, machine_id: str) -> bool:
+        async with self.ctx.db.begin() as s:
+            return (await self._get(s, machine_id)).simulated
 
     async def rotate_key(self, machine_id: str) -> str:
         api_key = new_api_key()
@@ -181,14 +187,14 @@ class Machines:
             boot = int(msg["boot"])
             online = msg["state"] == "online"
             if boot < machine.boot or (boot == machine.boot and (online or not machine.online)):
-                # An older boot's will, a repeat, or a redelivered retained
-                # "online" after silence took the machine offline: only a new
-                # boot (a reconnect) or a live message brings it back.
+                # An older boot's will, a repeat, or a redelivered "online" of a
+                # boot whose "lost" came already: only a new boot brings it back.
                 return False
             machine.boot = boot
             machine.online = online
+            # Connected until now: the will is published when the link is lost.
+            machine.last_seen = now
             if online:
-                machine.last_seen = now
                 machine.offline_alerted = False
                 machine.fw = msg.get("fw") or machine.fw
             await outbox.machine_changed(s, machine, now, desired=False)
@@ -197,24 +203,22 @@ class Machines:
     async def apply_reported(self, machine_id: str, msg: dict[str, Any]) -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
-            machine, revived = await self._heard(s, machine_id, now)
+            machine = await self._heard(s, machine_id, now)
             if machine is None:
                 return
             changed = machine.reported_mode != msg["mode"]
             machine.reported_version = msg["desired_version"]
             machine.reported_mode = msg["mode"]
             machine.reported_stock = msg["stock"]
-            if changed or revived:
+            if changed:
                 await outbox.machine_changed(s, machine, now, desired=False)
 
     async def record_event(self, machine_id: str, msg: dict[str, Any]) -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
-            machine, revived = await self._heard(s, machine_id, now)
+            machine = await self._heard(s, machine_id, now)
             if machine is None:
                 return
-            if revived:
-                await outbox.machine_changed(s, machine, now, desired=False)
             s.add(
                 DeviceEvent(
                     machine_id=machine_id,
@@ -229,25 +233,20 @@ class Machines:
     async def record_telemetry(self, machine_id: str, msg: dict[str, Any]) -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
-            machine, revived = await self._heard(s, machine_id, now)
+            machine = await self._heard(s, machine_id, now)
             if machine is None:
                 return
-            if revived:
-                await outbox.machine_changed(s, machine, now, desired=False)
             data = {k: v for k, v in msg.items() if k != "ts"}
             s.add(Telemetry(machine_id=machine_id, ts=msg["ts"], data=data))
 
     @staticmethod
-    async def _heard(s: AsyncSession, machine_id: str, now: int) -> tuple[Machine | None, bool]:
-        """A live message: the machine is there. Also says if that brought it back online."""
+    async def _heard(s: AsyncSession, machine_id: str, now: int) -> Machine | None:
+        """A message from the machine: note when it was last heard. Presence is
+        ``status``'s alone (CONTRACT 1): a message never brings a machine online."""
         machine = await s.get(Machine, machine_id, with_for_update=True)
-        if machine is None:
-            return None, False
-        machine.last_seen = now
-        if machine.online or machine.boot == 0:
-            return machine, False
-        machine.online = True
-        return machine, True
+        if machine is not None:
+            machine.last_seen = now
+        return machine
 
     async def _get(self, s: Any, machine_id: str, *, lock: bool = False) -> Machine:
         machine = await s.get(Machine, machine_id, with_for_update=lock)

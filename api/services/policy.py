@@ -12,11 +12,14 @@ class VendPolicy:
     command_ttl_s: int = 60
     unit_run_s: int = 10
     max_quantity: int = 5
-    code_failure_budget: int = 20
+    code_failure_budget: int = 10
+    code_failure_refill_s: int = 15
     client_failure_limit: int = 5
-    source_failure_limit: int = 60
+    source_failure_limit: int = 1000
+    source_failures_per_day: int = 43_200
     failure_window_s: int = 300
-    presence_timeout_s: int = 45
+    fleet_code_only_limit: int = 20
+    fleet_code_only_refill_s: int = 30
     low_stock_threshold: int = 3
 
     @classmethod
@@ -28,10 +31,13 @@ class VendPolicy:
             unit_run_s=settings.unit_run_s,
             max_quantity=settings.max_quantity,
             code_failure_budget=settings.code_failure_budget,
+            code_failure_refill_s=settings.code_failure_refill_s,
             client_failure_limit=settings.client_failure_limit,
             source_failure_limit=settings.source_failure_limit,
+            source_failures_per_day=settings.source_failures_per_day,
             failure_window_s=settings.failure_window_s,
-            presence_timeout_s=settings.mqtt_keepalive_s * 3 // 2,
+            fleet_code_only_limit=settings.fleet_code_only_limit,
+            fleet_code_only_refill_s=settings.fleet_code_only_refill_s,
             low_stock_threshold=settings.low_stock_threshold,
         )
 

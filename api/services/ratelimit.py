@@ -3,7 +3,8 @@
 Only failures count, so a shopper who types the right code is never slowed
 down.  Windows are fixed per key (first failure opens the window), kept in
 memory: the per-machine budget, which must survive restarts, is in the
-database (``machines.code_failures``).
+database (``machines.code_failures``). Used for admin logins; code guesses
+have their own budgets (``api.services.guesses``).
 """
 
 from dataclasses import dataclass, field

@@ -1,4 +1,8 @@
-"""Deadlines: locks and codes that ran out, silent commands, silent machines.
+"""Deadlines: locks and codes that ran out, silent commands.
+
+Presence is not a deadline: a machine is online from its ``online`` status until
+a ``lost`` one (CONTRACT 1), and a half-open connection is the broker's to end
+(keepalive, then the will). Silence alone never takes a machine offline.
 
 ``tick(now)`` is idempotent and cheap when nothing is due; the server runs it
 every second, tests call it after moving the clock.
@@ -21,11 +25,10 @@ class Swept:
     sessions: int = 0
     codes: int = 0
     commands: int = 0
-    offline: int = 0
 
     @property
     def total(self) -> int:
-        return self.sessions + self.codes + self.commands + self.offline
+        return self.sessions + self.codes + self.commands
 
 
 class Sweeper:
@@ -40,7 +43,6 @@ class Sweeper:
             sessions=await self._expire_sessions(now),
             codes=await self._rotate_codes(now),
             commands=commands,
-            offline=await self._silent_machines(now),
         )
 
     async def _expire_sessions(self, now: int) -> int:
@@ -75,19 +77,3 @@ class Sweeper:
                 await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
                 await outbox.machine_changed(s, machine, now)
             return len(due)
-
-    async def _silent_machines(self, now: int) -> int:
-        """Online machines not heard from within the keepalive allowance go offline."""
-        cutoff = now - self.ctx.policy.presence_timeout_s
-        async with self.ctx.db.begin() as s:
-            silent = (
-                await s.scalars(
-                    select(Machine)
-                    .where(Machine.online.is_(True), Machine.last_seen < cutoff)
-                    .with_for_update()
-                )
-            ).all()
-            for machine in silent:
-                machine.online = False
-                await outbox.machine_changed(s, machine, now, desired=False)
-            return len(silent)

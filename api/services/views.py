@@ -35,10 +35,13 @@ class Views:
         }
 
     async def display_code(self, machine_id: str) -> str | None:
-        """What the machine's display shows now (for dev mode's simulated display)."""
+        """What a simulated machine's display shows now (dev mode's preview); never
+        the code of a real machine, which only its own display may show."""
         async with self.ctx.db.begin() as s:
             machine = await s.get(Machine, machine_id)
-        return None if machine is None else machine.display_code
+        if machine is None or not machine.simulated:
+            return None
+        return machine.display_code
 
     async def fleet(self) -> list[dict[str, Any]]:
         """Every machine as a shopper's machine finder lists it."""

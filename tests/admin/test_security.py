@@ -96,7 +96,8 @@ async def test_forged_and_expired_cookies_fail(tmp_path: Path) -> None:
 
 
 async def test_cookie_flags_logout_and_safe_next(tmp_path: Path) -> None:
-    async with admin_stack(tmp_path) as stack:
+    # The https part comes through a proxy on loopback that says so.
+    async with admin_stack(tmp_path, trusted_proxies="127.0.0.1") as stack:
         async with httpx.AsyncClient(base_url=stack.url) as client:
             page = await client.get("/admin/login?next=//evil.example/x")
             answer = await client.post(

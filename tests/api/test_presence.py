@@ -1,4 +1,4 @@
-"""Presence: boot counters, silence, and live messages."""
+"""Presence: boot counters decide; silence and live messages do not (CONTRACT 1)."""
 
 from api.clock import FakeClock
 from api.services.container import Services
@@ -13,23 +13,25 @@ async def online(services: Services, mid: str) -> bool:
         return machine.online
 
 
-async def test_silence_then_a_live_message(services: Services, clock: FakeClock) -> None:
+async def test_status_alone_decides_presence(services: Services, clock: FakeClock) -> None:
     await services.machines.register(
         NewMachine(machine_id="p1", name="P", price_amount=1000, capacity=5, stock=1)
     )
     assert await services.machines.apply_status("p1", {"state": "online", "boot": 3})
     assert not await services.machines.apply_status("p1", {"state": "lost", "boot": 2})
     assert await online(services, "p1")
-    clock.advance(services.ctx.policy.presence_timeout_s + 1)
-    assert (await services.sweeper.tick()).offline == 1
+    # A connected machine that says nothing for a day (keepalive pings only) stays online.
+    for _ in range(24):
+        clock.advance(3600)
+        await services.sweeper.tick()
+    assert await online(services, "p1")
+    assert await services.machines.apply_status("p1", {"state": "lost", "boot": 3})
     assert not await online(services, "p1")
     # the retained "online" of the same boot, redelivered, proves nothing
     assert not await services.machines.apply_status("p1", {"state": "online", "boot": 3})
     assert not await online(services, "p1")
-    # a telemetry message does: the machine is there
+    # neither does a late message of the lost connection
     await services.machines.record_telemetry("p1", {"ts": clock.now(), "rssi": -60})
-    assert await online(services, "p1")
-    assert await services.machines.apply_status("p1", {"state": "lost", "boot": 3})
     assert not await online(services, "p1")
     assert await services.machines.apply_status("p1", {"state": "online", "boot": 4})
     assert await online(services, "p1")

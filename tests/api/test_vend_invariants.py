@@ -58,7 +58,6 @@ POLICY = VendPolicy(
     code_failure_budget=4,
     client_failure_limit=1000,
     source_failure_limit=1000,
-    presence_timeout_s=90,
 )
 RESULT_STATES = ("accepted", "running", "succeeded", "failed", "rejected", "expired", "unknown")
 SETTLE_S = 10_000

@@ -39,10 +39,12 @@ def mqtt(host: str, port: int, username: str, password: str, **kwargs: Any) -> a
     )
 
 
-def device(host: str, port: int, mid: str, key: str, boot: int) -> aiomqtt.Client:
+def device(
+    host: str, port: int, mid: str, key: str, boot: int, keepalive: int = 30
+) -> aiomqtt.Client:
     """A machine's connection, with its ``lost`` will for this ``boot``."""
     will = aiomqtt.Will(topics.status(mid), messages.status_lost(boot), qos=1, retain=True)
-    return mqtt(host, port, mid, key, will=will, keepalive=30)
+    return mqtt(host, port, mid, key, will=will, keepalive=keepalive)
 
 
 async def go_online(client: aiomqtt.Client, mid: str, boot: int, now: int) -> None:

@@ -1,4 +1,4 @@
-"""Presence over MQTT: online, stale wills of older boots, silent machines."""
+"""Presence over MQTT: online, and stale wills of older boots."""
 
 import contextlib
 
@@ -87,32 +87,3 @@ async def test_online_and_a_stale_will_of_an_older_boot(
         await eventually(offline, "the will of boot 2 to take the machine offline")
         await bridge.wait_drained()
         assert (await retained_state(embedded, ("reports", password)))["online"] is False
-
-
-async def test_silent_machine_is_swept_offline(
-    services: Services, clock: FakeClock, embedded: EmbeddedBroker, server_password: str
-) -> None:
-    key = await register(services)
-    _, password = await create_integrator(services.ctx.db, clock, "reports")
-    host, port = embedded.host, embedded.port
-    async with (
-        running_bridge(services, host, port, server_password) as bridge,
-        device(host, port, MID, key, boot=1) as machine,
-    ):
-        await go_online(machine, MID, 1, clock.now())
-
-        async def online() -> bool:
-            return (await machine_row(services, MID)).online
-
-        await eventually(online, "the machine to be online")
-        timeout = services.ctx.policy.presence_timeout_s
-        clock.advance(timeout)
-        assert (await services.sweeper.tick()).offline == 0
-        assert (await machine_row(services, MID)).online
-        clock.advance(2)
-        assert (await services.sweeper.tick()).offline == 1
-        row = await machine_row(services, MID)
-        assert not row.online and row.last_seen == clock.now() - timeout - 2
-        await bridge.wait_drained()
-        state = await retained_state(embedded, ("reports", password))
-        assert state["online"] is False and state["last_seen"] == row.last_seen

@@ -81,12 +81,15 @@ class Caller:
     base_url: str
     admin_token: str
     machine_key: str
+    logout_token: str  # another admin's: logging out revokes its tokens, not the main one's
     findings: Findings = field(default_factory=Findings)
     session: requests.Session = field(default_factory=requests.Session)
 
     def headers(self, operation: APIOperation) -> dict[str, str]:
         if operation.path in DEVICE_PATHS:
             return {"Authorization": f"Bearer {self.machine_key}"}
+        if operation.path == "/api/admin/logout":
+            return {"Authorization": f"Bearer {self.logout_token}"}
         if operation.security:
             return {"Authorization": f"Bearer {self.admin_token}"}
         return {}
@@ -162,7 +165,12 @@ async def test_openapi_fuzz_finds_no_5xx_and_no_schema_drift(tmp_path: Path) -> 
             "/api/admin/login", json={"username": "admin", "password": ADMIN_PASSWORD}
         )
         assert login.status_code == 200, login.text
-        findings = await asyncio.to_thread(fuzz, Caller(stack.url, login.json()["token"], key))
+        await stack.services.admins.create("leaver", "leaver-password-1")
+        leaver = await http.post(
+            "/api/admin/login", json={"username": "leaver", "password": "leaver-password-1"}
+        )
+        caller = Caller(stack.url, login.json()["token"], key, leaver.json()["token"])
+        findings = await asyncio.to_thread(fuzz, caller)
 
     assert not findings.failures, "\n\n".join(findings.failures.values())
     assert len(findings.statuses) >= 19 and findings.calls > 19 * EXAMPLES, findings.statuses

@@ -7,6 +7,7 @@ from typing import Any
 
 import uvicorn
 
+from api.serve import server_config
 from tests.support.ports import free_port
 
 
@@ -14,7 +15,7 @@ from tests.support.ports import free_port
 async def serve(app: Any, *, port: int | None = None) -> AsyncIterator[str]:
     """Serve ``app`` inside the running loop; yields its base URL."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = server_config(app, "127.0.0.1", port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

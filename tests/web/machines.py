@@ -120,6 +120,7 @@ async def provision_service_machine(
     stock: int = 8,
     online: bool = True,
     location: str | None = "Ground floor, by the lifts",
+    simulated: bool = False,
 ) -> ServiceMachine:
     await stack.services.machines.register(
         NewMachine(
@@ -129,6 +130,7 @@ async def provision_service_machine(
             capacity=20,
             stock=stock,
             location=location,
+            simulated=simulated,
         )
     )
     if online:

@@ -148,9 +148,13 @@ async def test_dev_mode_shows_the_simulated_display_and_other_modes_do_not(
     for env, shown in (("dev", True), ("test", False)):
         (tmp_path / env).mkdir()
         async with running_stack(tmp_path / env, mqtt=False, env=env) as stack:
-            machine = await provision_service_machine(stack, "lobby-1")
-            code = await machine.display_code()
+            simulated = await provision_service_machine(stack, "sim-1", simulated=True)
+            real = await provision_service_machine(stack, "lobby-1")
             async with httpx.AsyncClient(base_url=stack.url) as http:
+                page = (await http.get("/m/sim-1")).text
+                assert ('id="demo-display"' in page) is shown
+                assert (await simulated.display_code() in page) is shown
+                # A real machine's code is never shown, whatever the mode.
                 page = (await http.get("/m/lobby-1")).text
-            assert ('id="demo-display"' in page) is shown
-            assert (code in page) is shown
+                assert 'id="demo-display"' not in page
+                assert await real.display_code() not in page

@@ -4,7 +4,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from api.errors import InvalidCredentials, RateLimited
-from api.http.deps import services
+from api.http.deps import services, source_address
 from web.admin import session
 from web.admin.guard import admin_page, read_form
 from web.admin.templating import message_page, render
@@ -30,7 +30,7 @@ def _login_form(
 
 async def login_page(request: Request) -> Response:
     nxt = safe_next(request.query_params.get("next"))
-    if session.admin_of(request) is not None:
+    if await session.admin_of(request) is not None:
         return RedirectResponse(nxt, status_code=303)
     return _login_form(request, nxt=nxt)
 
@@ -43,27 +43,22 @@ async def login(request: Request) -> Response:
     username = str(form.get("username") or "")[:64]
     password = str(form.get("password") or "")[:256]
     nxt = safe_next(str(form.get("next") or ""))
-    limiter = session.limiter(request)
-    keys = session.login_key(request, username)
-    now = services(request).ctx.clock.now()
     try:
-        limiter.check(keys, now)
+        user = await services(request).admins.login(username, password, source_address(request))
     except RateLimited as exc:
         response = message_page(request, 429, "Too many attempts", exc.message)
         response.headers["Retry-After"] = str(exc.retry_after or session.LOGIN_WINDOW_S)
         return response
-    try:
-        user = await services(request).admins.authenticate(username, password)
     except InvalidCredentials:
-        limiter.fail(keys, now)
         return _login_form(request, 401, "Wrong username or password.", username, nxt)
     response = RedirectResponse(nxt, status_code=303)
-    session.start(request, response, user.username)
+    session.start(request, response, user.username, user.token_version)
     return response
 
 
 @admin_page
 async def logout(request: Request) -> Response:
+    await services(request).admins.log_out(request.state.admin)
     response = RedirectResponse("/admin/login", status_code=303)
     session.end(request, response)
     return response

@@ -102,7 +102,7 @@ async def events(request: Request) -> Response:
         previous = ""
         yield "retry: 2000\n\n"
         while loop.time() - started < STREAM_LIFETIME_S:
-            if await request.is_disconnected() or session.admin_of(request) is None:
+            if await request.is_disconnected() or await session.admin_of(request) is None:
                 return
             data = json.dumps(await _rows(request, show, sort), separators=(",", ":"))
             if data != previous:

@@ -1,5 +1,6 @@
-"""The dashboard's session: the API's signed admin token in an HttpOnly cookie, a CSRF
-token derived from it, and a throttle on failed logins.
+"""The dashboard's session: the API's signed admin token in an HttpOnly cookie and a
+CSRF token derived from it. Failed logins share the API's throttle
+(``Admins.login``); logging out revokes the token (``Admins.log_out``).
 """
 
 import hashlib
@@ -11,13 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.errors import Unauthorized
-from api.http.deps import ADMIN_COOKIE, settings, tokens
+from api.http.deps import ADMIN_COOKIE, services, settings, tokens
 from api.runtime import derive_secret
-from api.services.ratelimit import FailureLimiter
 
 LOGIN_COOKIE = "sv_login"  # a random nonce binding the login form to its browser
-LOGIN_FAILURES = 5
-LOGIN_WINDOW_S = 300
 CSRF_FIELD = "csrf"
 PATH = "/admin"  # the cookies go to the dashboard only, never to the JSON API
 
@@ -30,15 +28,17 @@ def _mac(request: Request, value: str) -> str:
     return hmac.new(_key(request), value.encode(), hashlib.sha256).hexdigest()
 
 
-def admin_of(request: Request) -> str | None:
-    """The username in a valid, unexpired session cookie, else None."""
+async def admin_of(request: Request) -> str | None:
+    """The admin of a valid, unexpired, not logged-out session cookie, else None."""
     cookie = request.cookies.get(ADMIN_COOKIE)
     if not cookie:
         return None
     try:
-        return tokens(request).verify(cookie)
+        username, version = tokens(request).claims(cookie)
+        await services(request).admins.check_session(username, version)
     except Unauthorized:
         return None
+    return username
 
 
 def csrf_token(request: Request) -> str:
@@ -75,11 +75,11 @@ def set_nonce_cookie(request: Request, response: Response, nonce: str) -> None:
         )
 
 
-def start(request: Request, response: Response, username: str) -> None:
+def start(request: Request, response: Response, username: str, version: int) -> None:
     issuer = tokens(request)
     response.set_cookie(
         ADMIN_COOKIE,
-        issuer.issue(username),
+        issuer.issue(username, version),
         max_age=issuer.ttl_s,
         path=PATH,
         httponly=True,
@@ -93,18 +93,3 @@ def end(request: Request, response: Response) -> None:
     response.delete_cookie(
         ADMIN_COOKIE, path=PATH, httponly=True, samesite="lax", secure=request.url.scheme == "https"
     )
-
-
-def limiter(request: Request) -> FailureLimiter:
-    """Failed logins per username and source address, kept with the app."""
-    state = request.app.state
-    found = getattr(state, "admin_login_limiter", None)
-    if not isinstance(found, FailureLimiter):
-        found = FailureLimiter(window_s=LOGIN_WINDOW_S, limits={"login": LOGIN_FAILURES})
-        state.admin_login_limiter = found
-    return found
-
-
-def login_key(request: Request, username: str) -> dict[str, str]:
-    source = request.client.host if request.client else "unknown"
-    return {"login": f"{username.strip().lower()}|{source}"}
