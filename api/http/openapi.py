@@ -66,7 +66,13 @@ ORDER = _obj(
         "refund": {
             "oneOf": [
                 {"type": "null"},
-                _obj({"amount": _int(), "status": {"enum": ["pending", "processed", "failed"]}}),
+                _obj(
+                    {
+                        "amount": _int(),
+                        "status": {"enum": ["pending", "processed", "failed"]},
+                        "manual_amount": _int(),
+                    }
+                ),
             ]
         },
     }
@@ -220,6 +226,30 @@ def _paths() -> dict[str, Any]:
                 params=[ORDER_ID],
                 errors=(404,),
                 media="text/event-stream",
+            )
+        },
+        "/api/orders/{order_id}/feedback": {
+            "post": _op(
+                "Rate an order that ended (once): thumbs up or down, an optional comment",
+                _obj(
+                    {
+                        "order_id": {"type": "string"},
+                        "rating": {"enum": ["up", "down"]},
+                        "comment": {"type": ["string", "null"]},
+                        "created_at": _int(),
+                    }
+                ),
+                params=[ORDER_ID],
+                body=_obj(
+                    {
+                        "client_id": client,
+                        "rating": {"enum": ["up", "down"]},
+                        "comment": _or_null(_str(500, 0)),
+                    },
+                    ["client_id", "rating"],
+                ),
+                status=201,
+                errors=(403, 404, 409, 429),
             )
         },
         "/api/webhooks/razorpay": {

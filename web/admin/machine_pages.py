@@ -35,15 +35,17 @@ def number(request: Request, name: str, low: int, high: int) -> int:
     return int(text)
 
 
-def rupees(request: Request, name: str) -> int:
-    """A price typed in rupees (e.g. 25 or 25.50), as paise."""
+def rupees(request: Request, name: str, label: str | None = None) -> int:
+    """An amount typed in rupees (e.g. 25 or 25.50, with or without ₹ and commas), as paise."""
+    text = field(request, name, 16).replace("₹", "").replace(",", "").strip()
+    problem = f"{label or name.capitalize()} must be an amount in rupees, like 25 or 25.50"
     try:
-        value = Decimal(field(request, name, 12))
+        value = Decimal(text)
     except InvalidOperation as exc:
-        raise InvalidRequest(f"{name} must be an amount in rupees, like 25 or 25.50") from exc
+        raise InvalidRequest(problem) from exc
     paise = value * 100
     if not value.is_finite() or paise != paise.to_integral_value():
-        raise InvalidRequest(f"{name} must be an amount in rupees, like 25 or 25.50")
+        raise InvalidRequest(problem)
     return int(paise)
 
 
