@@ -78,9 +78,7 @@ class FeedbackViews:
         """Thumbs up and down of the whole fleet on each UTC day of ``days``."""
         up, down = _tally_columns()
         day = (Feedback.created_at // DAY_S) * DAY_S
-        query = (
-            select(day, up, down).where(Feedback.created_at >= days[0]).group_by(day)
-        )
+        query = select(day, up, down).where(Feedback.created_at >= days[0]).group_by(day)
         async with self.ctx.db() as s:
             rows = (await s.execute(query)).all()
         found = {int(d): Tally(int(u or 0), int(n or 0)) for d, u, n in rows}

@@ -49,9 +49,7 @@ class ManualRefunds:
             command = await s.scalar(select(Command).where(Command.order_id == order.id))
             if command is not None and command.status not in FINAL_COMMAND_STATES:
                 raise VendInProgress("the vend is still running; refund after it ends")
-            earlier = (
-                await s.scalars(select(Refund).where(Refund.payment_id == payment.id))
-            ).all()
+            earlier = (await s.scalars(select(Refund).where(Refund.payment_id == payment.id))).all()
             room = payment.amount - refunded(earlier)
             if room <= 0:
                 raise RefundedInFull(

@@ -138,9 +138,7 @@ async def refund(request: Request) -> Response:
         amount = field(request, "paise", 12)
         if not amount.isdigit():
             raise InvalidRequest("The confirmed amount is missing; choose the refund again.")
-        await ManualRefunds(services(request).ctx).refund(
-            oid, int(amount), by=request.state.admin
-        )
+        await ManualRefunds(services(request).ctx).refund(oid, int(amount), by=request.state.admin)
         return RedirectResponse(f"/admin/orders/{oid}?done=refund", status_code=303)
     values = {k: field(request, k, 20) for k in ("amount_choice", "amount")}
     try:
