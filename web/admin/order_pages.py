@@ -12,8 +12,8 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from api.errors import InvalidRequest
 from api.http.deps import services
 from api.services.admin_views import DAY_S
-from api.services.manual_refund import ManualRefunds
 from api.services.feedback_views import FeedbackViews
+from api.services.manual_refund import ManualRefunds
 from api.services.order_views import STATUSES, OrderDetail, OrderFilter, OrderRow, OrderViews
 from web.admin.guard import admin_page, field
 from web.admin.machine_pages import rupees
