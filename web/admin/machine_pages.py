@@ -8,6 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from api.errors import InvalidRequest
 from api.http.deps import services, settings
 from api.services.admin_views import DAY_S, AdminViews
+from api.services.feedback_views import FeedbackViews
 from api.services.fleet_stats import FleetStats
 from api.services.machines import NewMachine
 from web.admin import charts
@@ -114,6 +115,7 @@ async def detail(request: Request) -> Response:
     sales = [amounts.value(mid, d) or 0.0 for d in amounts.days]
     telemetry = await views.telemetry(mid, now - DAY_S)
     url = shopper_url(settings(request), request, mid)
+    feedback = FeedbackViews(services(request).ctx)
     return render(
         request,
         "admin/machine.html",
@@ -145,6 +147,8 @@ async def detail(request: Request) -> Response:
             ],
             "shopper_url": url,
             "qr": qr_svg(url, f"Scan to buy from {row.name}"),
+            "feedback": await feedback.recent(mid),
+            "tally": await feedback.tally(mid),
         },
     )
 

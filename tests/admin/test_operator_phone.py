@@ -1,0 +1,121 @@
+"""The dashboard on a phone-sized Chromium: refunds that read right, feedback operators see."""
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.admin.browser import page_width, phone, shot
+from tests.admin.support import admin_stack, register, vend
+from tests.support.stack import ADMIN_PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+async def log_in(page: Page, target: str) -> None:
+    await page.goto(target)
+    await page.get_by_label("Username").fill("admin")
+    await page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_url(re.compile(re.escape(target) + "$"))
+
+
+async def fits(page: Page) -> None:
+    assert await page_width(page) <= 390, f"{page.url} is wider than the phone"
+
+
+async def test_a_manual_refund_is_confirmed_and_changes_money_not_history(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with admin_stack(tmp_path) as stack:
+        services = stack.services
+        await register(services, "lobby-1", name="Lobby", stock=9)
+        order_id = await vend(services, "lobby-1", 2)  # ₹50.00, both came out
+        context = await phone(browser, stack.url)
+        page = await context.new_page()
+        await log_in(page, f"/admin/orders/{order_id}")
+
+        summary = page.locator("#refund-summary")
+        await expect(summary).to_have_text(
+            "Paid ₹50.00 · refunded so far ₹0.00 · can still refund ₹50.00"
+        )
+        for choice in await page.locator('input[name="amount_choice"]').all():
+            await expect(choice).not_to_be_checked()  # nothing is chosen for the operator
+        await page.get_by_role("button", name="Review refund").click()
+        await expect(page.locator("#refund-error")).to_have_text("Choose how much to refund.")
+
+        await page.get_by_label("Another amount (₹)").check()
+        await page.get_by_label("Another amount in rupees").fill("60")
+        await page.get_by_role("button", name="Review refund").click()
+        await expect(page.locator("#refund-error")).to_have_text("Refund from ₹0.01 to ₹50.00.")
+        await expect(page.get_by_label("Another amount in rupees")).to_have_value("60")
+
+        await page.get_by_label("Another amount in rupees").fill("10")
+        await page.get_by_role("button", name="Review refund").click()
+        await expect(page.get_by_role("heading", name="Refund ₹10.00?")).to_be_visible()
+        await expect(page.locator("dl.facts")).to_contain_text("Refunded so far₹0.00")
+        await fits(page)
+        await shot(page, "refund-confirm")
+        assert (await services.orders.view(order_id))["refund"] is None  # not before confirming
+        await page.get_by_role("button", name="Confirm refund of ₹10.00").click()
+        await expect(page.get_by_role("status")).to_contain_text("Refund recorded")
+        await expect(page.locator("#order-status")).to_have_text("dispensed")
+        await expect(summary).to_have_text(
+            "Paid ₹50.00 · refunded so far ₹10.00 · can still refund ₹40.00"
+        )
+
+        await services.refunds.process_pending()
+        await page.reload()
+        await page.get_by_label("All that is left (₹40.00)").check()
+        await page.get_by_role("button", name="Review refund").click()
+        await expect(page.locator("dl.facts")).to_contain_text("Refunded so far₹10.00")
+        await page.get_by_role("button", name="Confirm refund of ₹40.00").click()
+        await expect(summary).to_have_text(
+            "Paid ₹50.00 · refunded so far ₹50.00 · can still refund ₹0.00"
+        )
+        await expect(page.get_by_text("The whole payment is refunded.")).to_be_visible()
+        await fits(page)
+        await shot(page, "order")
+        view = await services.orders.view(order_id)
+        assert (view["status"], view["dispensed"], view["refund"]["amount"]) == (
+            "dispensed",
+            2,
+            5000,
+        )
+        await context.close()
+
+
+async def test_operators_see_feedback_on_the_order_machine_reports_and_fleet(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with admin_stack(tmp_path) as stack:
+        services = stack.services
+        await register(services, "lobby-1", name="Lobby", stock=9)
+        liked = await vend(services, "lobby-1", 1, client_id="client-00001")
+        disliked = await vend(services, "lobby-1", 1, client_id="client-00002")
+        await services.feedback.give(liked, "client-00001", "up", "Quick and cold")
+        await services.feedback.give(disliked, "client-00002", "down", "<b>warm</b> drink")
+        await vend(services, "lobby-1", 1, client_id="client-00003")  # not rated
+        context = await phone(browser, stack.url)
+        page = await context.new_page()
+        await log_in(page, f"/admin/orders/{liked}")
+        await expect(page.locator("#order-feedback")).to_contain_text("good “Quick and cold”")
+
+        await page.goto("/admin/machines/lobby-1")
+        await expect(page.locator("#feedback-share")).to_have_text(
+            "50% thumbs up (1 up, 1 down) over the last 30 days"
+        )
+        items = page.locator("#feedback-list li")
+        await expect(items).to_have_count(2)
+        await expect(items.first).to_contain_text("“<b>warm</b> drink”")  # text, never markup
+        await fits(page)
+        await shot(page, "machine-feedback")
+
+        await page.goto("/admin/reports")
+        today = page.locator("#ratings-table tbody tr").first
+        await expect(today.locator("td")).to_have_text(["1", "1", "50%"])
+        await fits(page)
+        await page.goto("/admin")
+        await expect(page.locator('tr[data-mid="lobby-1"] td.ratings')).to_have_text("👍 1 · 👎 1")
+        await context.close()
