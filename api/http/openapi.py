@@ -140,6 +140,7 @@ def _paths() -> dict[str, Any]:
             "locked": {"type": "boolean"},
             "locked_by_you": {"type": "boolean"},
             "lock_expires_at": NULLABLE_INT,
+            "code_on_display": {"type": "boolean"},
         }
     )
     created = _obj(

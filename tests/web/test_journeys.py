@@ -269,7 +269,8 @@ async def test_an_ended_reservation_sends_the_shopper_back_to_the_code(
 
     await page.get_by_role("button", name="Pay", exact=True).click()
     await expect(page.locator("#notice")).to_have_text(
-        "Your reservation ran out. Enter the new code from the machine's display to start again."
+        "Your reservation ran out. The machine's display now shows a new code: "
+        "enter it to start again."
     )
     await expect(page.locator("#buy")).to_be_hidden()
     await expect(page.get_by_label("Code on the machine's display")).to_be_focused()
