@@ -75,6 +75,12 @@ def render(
     )
 
 
-def not_found(request: Request, title: str, message: str) -> Response:
-    """The friendly 404 page shoppers see for an unknown machine or order."""
-    return render(request, "not_found.html", {"title": title, "message": message}, status_code=404)
+def not_found(
+    request: Request,
+    title: str,
+    message: str,
+    back: tuple[str, str] = ("/", "Find a machine"),
+) -> Response:
+    """The friendly 404 page shoppers see for an unknown page, machine or order."""
+    context = {"title": title, "message": message, "back_url": back[0], "back_text": back[1]}
+    return render(request, "not_found.html", context, status_code=404)

@@ -16,7 +16,11 @@ async def overflow(page: Page) -> int:
     return width
 
 
+LONG_NAME = "Pantry" + "Snacks" * 14 + "Machine"  # 97 characters and not one space
+
+
 async def test_every_page_fits_360_px(stack: Stack, provision: Provision, browser: Browser) -> None:
+    await provision("lobby-2", name=LONG_NAME, location="Building" * 20)
     machine = await provision("lobby-1", name="A rather long machine name, third floor pantry")
     client = "layout-client-1"
     lock = await stack.services.locks.lock_by_code(
@@ -30,11 +34,15 @@ async def test_every_page_fits_360_px(stack: Stack, provision: Provision, browse
             "/",
             f"/m/{machine.machine_id}",
             "/m/unknown",
+            "/m/lobby-2",
+            "/nope",
+            "/orders/" + "x" * 60,
             f"/checkout/test/{created.gateway_order_id}",
             f"/orders/{created.order_id}",
         ):
             await page.goto(stack.url + path)
             await expect(page.locator("h1")).to_be_visible()
+            await page.wait_for_load_state("networkidle")
             assert await overflow(page) <= 0, f"{path} scrolls sideways at 360 px"
             for button in await page.get_by_role("button").all():
                 if await button.is_visible():
