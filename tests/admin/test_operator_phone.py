@@ -119,3 +119,105 @@ async def test_operators_see_feedback_on_the_order_machine_reports_and_fleet(
         await page.goto("/admin")
         await expect(page.locator('tr[data-mid="lobby-1"] td.ratings')).to_have_text("👍 1 · 👎 1")
         await context.close()
+
+
+async def test_forms_explain_each_field_in_rupees_and_keep_what_was_typed(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with admin_stack(tmp_path) as stack:
+        context = await phone(browser, stack.url)
+        page = await context.new_page()
+        await log_in(page, "/admin/machines/new")
+        await page.get_by_label("Machine id").fill("vm 1")
+        await page.get_by_label("Name").fill("Station West")
+        await page.get_by_label("Price (₹)").fill("0.50")
+        await page.get_by_label("Capacity").fill("12")
+        await page.get_by_label("Stock now").fill("20")
+        await page.get_by_role("button", name="Register").click()
+        await expect(page.locator("#e-machine_id")).to_have_text(
+            "Use 1 to 32 letters, digits, _ or -, as printed on the machine."
+        )
+        await expect(page.locator("#e-price")).to_have_text(
+            "The price must be from ₹1.00 to ₹1,00,000.00."
+        )
+        await expect(page.locator("#e-stock")).to_have_text(
+            "Stock must be a whole number from 0 to 12."
+        )
+        await expect(page.locator("#e-name")).to_be_empty()
+        await expect(page.get_by_label("Price (₹)")).to_have_attribute("aria-invalid", "true")
+        await expect(page.get_by_label("Name")).to_have_value("Station West")  # kept
+        await fits(page)
+        await shot(page, "register-errors")
+
+        await page.get_by_label("Machine id").fill("vm-1")
+        await page.get_by_label("Price (₹)").fill("₹1,250")
+        await page.get_by_label("Stock now").fill("12")
+        await page.get_by_role("button", name="Register").click()
+        await expect(page.locator("#api-key")).to_be_visible()
+        await page.reload()  # the browser sends the form again
+        await expect(page.locator("#e-machine_id")).to_contain_text(
+            "A machine with the id vm-1 is already registered. If you just registered it "
+            "and reloaded the page, it is done"
+        )
+        await expect(page.get_by_label("Name")).to_have_value("Station West")
+        await page.locator("#taken-link").click()
+        await expect(page.locator("#stock-count")).to_have_text("12/12")
+        await expect(page.locator("dl.facts")).to_contain_text("₹1,250.00")
+
+        await page.get_by_label("Stock after restocking").fill("99")
+        await page.get_by_role("button", name="Set stock").click()
+        await expect(page.locator("#e-stock")).to_have_text(
+            "Stock must be a whole number from 0 to 12."
+        )
+        await expect(page.get_by_label("Stock after restocking")).to_have_value("99")
+        await page.get_by_label("Price (₹)").fill("abc")
+        await page.get_by_role("button", name="Set price").click()
+        await expect(page.locator("#e-price")).to_have_text(
+            "The price must be an amount in rupees, like 25 or 25.50."
+        )
+        await fits(page)
+        await context.close()
+
+
+async def test_charts_say_when_there_is_nothing_and_name_their_units(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with admin_stack(tmp_path) as stack:
+        services = stack.services
+        await register(services, "lobby-1", name="Lobby", stock=9)
+        now = services.ctx.clock.now()
+        for i in range(12):
+            await services.machines.record_telemetry(
+                "lobby-1",
+                {"ts": now - 3600 + i * 300, "rssi": -55, "free_mem": 100_352, "uptime_s": 7500},
+            )
+        context = await phone(browser, stack.url)
+        page = await context.new_page()
+        await log_in(page, "/admin/machines/lobby-1")
+        sales = page.locator("section", has=page.get_by_role("heading", name="Sales, last 14 days"))
+        await expect(sales.locator(".chart-empty")).to_have_text(
+            "No sales in the last 14 days yet."
+        )
+        await expect(sales.locator("svg.chart")).to_have_count(0)
+        captions = page.locator("figure.telemetry figcaption")
+        await expect(captions).to_have_text(
+            [
+                "Signal strength: latest -55 dBm",
+                "Free memory: latest 98 KiB",
+                "Uptime: latest 2 h 5 min",
+            ]
+        )
+        chart = page.locator("figure.telemetry svg.chart").first
+        card = page.locator("figure.telemetry").first
+        chart_box, card_box = await chart.bounding_box(), await card.bounding_box()
+        assert chart_box is not None and card_box is not None
+        assert chart_box["width"] >= card_box["width"] - 1  # the chart takes its card's width
+        await fits(page)
+        await page.goto("/admin/reports")
+        await expect(page.locator(".chart-empty").first).to_have_text(
+            "No sales in the last 14 days yet."
+        )
+        await vend(services, "lobby-1", 1)
+        await page.reload()
+        await expect(page.locator("svg.chart").first).to_be_visible()
+        await context.close()

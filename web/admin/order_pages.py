@@ -15,8 +15,8 @@ from api.services.admin_views import DAY_S
 from api.services.feedback_views import FeedbackViews
 from api.services.manual_refund import ManualRefunds
 from api.services.order_views import STATUSES, OrderDetail, OrderFilter, OrderRow, OrderViews
+from web.admin.forms import rupees
 from web.admin.guard import admin_page, field
-from web.admin.machine_pages import rupees
 from web.admin.templating import SECURITY_HEADERS, money, render, when
 
 PAGE = 50
@@ -124,7 +124,7 @@ def _chosen_amount(request: Request, detail: OrderDetail) -> int:
     if choice == "rest":
         return detail.refund_room
     if choice == "custom":
-        return rupees(request, "amount", label="The amount")
+        return rupees(request, "amount", "The amount")
     raise InvalidRequest("Choose how much to refund.")
 
 

@@ -33,7 +33,11 @@ async def reports(request: Request) -> Response:
         "admin/reports.html",
         {
             "sales_chart": charts.stacked_bars(
-                "Sales per day per machine", labels, series, lambda v: money(v)
+                "Sales per day per machine",
+                labels,
+                series,
+                lambda v: money(v),
+                empty="No sales in the last 14 days yet.",
             ),
             "legend": [(name, charts.palette(i)) for i, (_, name) in enumerate(amounts.machines)],
             "amounts": amounts,
