@@ -330,6 +330,7 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
     machine_id: Mapped[str | None] = mapped_column(ForeignKey("machines.id"), index=True)
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"))  # when about an order
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger, index=True)
     sent_at: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,4 +1,4 @@
-"""shoppers' feedback; an operator's manual refunds on top of the automatic one
+"""shoppers' feedback; manual refunds on top of the automatic one; alerts name their order
 
 Revision ID: 0003
 Revises: 0001
@@ -6,7 +6,8 @@ Create Date: 2026-11-29 12:45:00.000000
 
 A payment keeps at most one automatic refund (what did not come out, a late or
 duplicate payment), now enforced by a partial unique index; an operator's
-manual refunds (reason ``manual``) may add to it, up to what was paid.
+manual refunds (reason ``manual``) may add to it, up to what was paid.  An
+alert about an order (a failed vend or refund) links to it.
 """
 
 from collections.abc import Sequence
@@ -60,8 +61,18 @@ def upgrade() -> None:
             postgresql_where=AUTOMATIC,
         )
 
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("order_id", sa.String(length=40), nullable=True))
+        batch_op.create_foreign_key(
+            op.f("fk_alerts_order_id_orders"), "orders", ["order_id"], ["id"]
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("fk_alerts_order_id_orders"), type_="foreignkey")
+        batch_op.drop_column("order_id")
+
     # Money history is never deleted to fit the old one-refund-per-payment rule.
     shared = op.get_bind().scalar(
         sa.text(

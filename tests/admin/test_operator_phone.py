@@ -1,5 +1,7 @@
 """The dashboard on a phone-sized Chromium: refunds that read right, feedback operators see."""
 
+import csv
+import io
 import re
 from pathlib import Path
 
@@ -220,4 +222,43 @@ async def test_charts_say_when_there_is_nothing_and_name_their_units(
         await vend(services, "lobby-1", 1)
         await page.reload()
         await expect(page.locator("svg.chart").first).to_be_visible()
+        await context.close()
+
+
+async def test_tables_fit_the_phone_and_exports_speak_rupees(
+    tmp_path: Path, browser: Browser
+) -> None:
+    async with admin_stack(tmp_path) as stack:
+        services = stack.services
+        await register(services, "lobby-1", name="Lobby by the lifts", stock=9)
+        await register(services, "gym-2", name="Gym" + "Snacks" * 10, stock=9)
+        sold = await vend(services, "lobby-1", 2)
+        jammed = await vend(services, "gym-2", 2, dispensed=1, client_id="client-00002")
+        await stack.app.state.alert_sender.run_once()
+        context = await phone(browser, stack.url)
+        page = await context.new_page()
+        await log_in(page, "/admin/orders")
+        row = page.locator("table.grid tbody tr", has=page.get_by_role("link", name=sold))
+        await expect(row).to_contain_text("Lobby by the lifts")  # the machine's name
+        await fits(page)  # the table scrolls inside its card
+        await shot(page, "orders")
+        async with page.expect_download() as download_info:
+            await page.get_by_role("link", name="Export CSV").click()
+        text = Path(await (await download_info.value).path()).read_text()
+        rows = {r["order_id"]: r for r in csv.DictReader(io.StringIO(text))}
+        assert (rows[sold]["amount"], rows[sold]["currency"], rows[sold]["amount_paise"]) == (
+            "50.00",
+            "INR",
+            "5000",
+        )
+        assert rows[sold]["machine_name"] == "Lobby by the lifts"
+        assert (rows[jammed]["refunded"], rows[jammed]["refunded_paise"]) == ("25.00", "2500")
+
+        for path in ("/admin", "/admin/machines/gym-2", "/admin/reports", "/admin/integrators"):
+            await page.goto(path)
+            await fits(page)
+        await page.goto("/admin/alerts")
+        await fits(page)
+        await page.get_by_role("link", name=f"Order {jammed}").click()  # order ids are links
+        await expect(page.get_by_role("heading", name=re.compile("Order"))).to_contain_text(jammed)
         await context.close()

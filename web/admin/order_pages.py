@@ -23,6 +23,7 @@ PAGE = 50
 CSV_COLUMNS = (
     "order_id",
     "machine_id",
+    "machine_name",
     "created_at",
     "created_utc",
     "paid_at",
@@ -31,10 +32,12 @@ CSV_COLUMNS = (
     "dispensed",
     "amount",
     "currency",
+    "amount_paise",
+    "refunded",
+    "refunded_paise",
+    "refund_status",
     "gateway",
     "gateway_order_id",
-    "refund_amount",
-    "refund_status",
 )
 
 
@@ -170,22 +173,30 @@ def _line(values: tuple[object, ...]) -> str:
     return out.getvalue()
 
 
+def _rupees(paise: int | None) -> str:
+    """A spreadsheet's number in rupees: 2500 -> 25.00 (no symbol, no grouping)."""
+    return "" if paise is None else f"{paise / 100:.2f}"
+
+
 def _csv_row(r: OrderRow) -> tuple[object, ...]:
     return (
         r.order_id,
         r.machine_id,
+        r.machine_name,
         r.created_at,
         when(r.created_at),
         r.paid_at,
         r.status,
         r.quantity,
         r.dispensed,
-        r.amount,
+        _rupees(r.amount),
         r.currency,
-        r.gateway,
-        r.gateway_order_id,
+        r.amount,
+        _rupees(r.refund_amount),
         r.refund_amount,
         r.refund_status,
+        r.gateway,
+        r.gateway_order_id,
     )
 
 
