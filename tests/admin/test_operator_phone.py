@@ -5,6 +5,7 @@ import io
 import re
 from pathlib import Path
 
+import anyio
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -244,7 +245,7 @@ async def test_tables_fit_the_phone_and_exports_speak_rupees(
         await shot(page, "orders")
         async with page.expect_download() as download_info:
             await page.get_by_role("link", name="Export CSV").click()
-        text = Path(await (await download_info.value).path()).read_text()
+        text = await anyio.Path(await (await download_info.value).path()).read_text()
         rows = {r["order_id"]: r for r in csv.DictReader(io.StringIO(text))}
         assert (rows[sold]["amount"], rows[sold]["currency"], rows[sold]["amount_paise"]) == (
             "50.00",
