@@ -70,8 +70,9 @@ ORDER = _obj(
                     {
                         "amount": _int(),
                         "status": {"enum": ["pending", "processed", "failed"]},
-                        "manual_amount": _int(),
-                    }
+                        "manual_amount": _int(1),
+                    },
+                    ["amount", "status"],
                 ),
             ]
         },

@@ -22,7 +22,12 @@ class RefundTotal:
     manual: int  # the part of ``amount`` an operator refunded by hand
 
     def as_json(self) -> dict[str, object]:
-        return {"amount": self.amount, "status": self.status, "manual_amount": self.manual}
+        """The contract's ``{"amount", "status"}``, plus ``manual_amount`` when an operator
+        refunded by hand (so a page can say so)."""
+        shown: dict[str, object] = {"amount": self.amount, "status": self.status}
+        if self.manual:
+            shown["manual_amount"] = self.manual
+        return shown
 
 
 def refunded(refunds: Sequence[Refund]) -> int:

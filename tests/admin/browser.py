@@ -46,10 +46,11 @@ async def phone(browser: Browser, base_url: str) -> BrowserContext:
 
 
 async def shot(page: Page, name: str) -> None:
-    """test-artifacts/admin-NAME.png, and docs/img/ with SMARTVEND_DOC_SCREENSHOTS=1."""
+    """test-artifacts/admin-NAME.png, and docs/img/ with SMARTVEND_DOC_SHOTS=1 (the shopper
+    pages' switch) or SMARTVEND_DOC_SCREENSHOTS=1."""
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / f"admin-{name}.png"), full_page=True)
-    if os.environ.get("SMARTVEND_DOC_SCREENSHOTS") == "1":
+    if "1" in (os.environ.get("SMARTVEND_DOC_SHOTS"), os.environ.get("SMARTVEND_DOC_SCREENSHOTS")):
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(DOCS_IMG / f"admin-{name}.png"), full_page=True)
 

@@ -79,7 +79,7 @@ async def test_a_manual_refund_is_confirmed_and_changes_money_not_history(
         )
         await expect(page.get_by_text("The whole payment is refunded.")).to_be_visible()
         await fits(page)
-        await shot(page, "order")
+        await shot(page, "order-refunds")
         view = await services.orders.view(order_id)
         assert (view["status"], view["dispensed"], view["refund"]["amount"]) == (
             "dispensed",
@@ -242,7 +242,7 @@ async def test_tables_fit_the_phone_and_exports_speak_rupees(
         row = page.locator("table.grid tbody tr", has=page.get_by_role("link", name=sold))
         await expect(row).to_contain_text("Lobby by the lifts")  # the machine's name
         await fits(page)  # the table scrolls inside its card
-        await shot(page, "orders")
+        await shot(page, "orders-phone")
         async with page.expect_download() as download_info:
             await page.get_by_role("link", name="Export CSV").click()
         text = await anyio.Path(await (await download_info.value).path()).read_text()
