@@ -3,7 +3,7 @@
 from playwright.async_api import Browser, Page, expect
 
 from tests.support.stack import Stack
-from tests.web.browser import WEB
+from tests.web.browser import WEB, phone_page
 from tests.web.machines import Provision
 
 pytestmark = WEB
@@ -50,6 +50,22 @@ async def test_every_page_fits_360_px(stack: Stack, provision: Provision, browse
                     assert box is not None and box["height"] >= 44, f"small target on {path}"
     finally:
         await context.close()
+
+
+async def test_an_unknown_page_offers_a_way_back(stack: Stack, browser: Browser) -> None:
+    page, errors = await phone_page(browser)
+    answer = await page.goto(f"{stack.url}/nope")
+    assert answer is not None and answer.status == 404
+    await expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    await page.get_by_role("link", name="Find a machine").click()
+    await expect(page.get_by_role("heading", name="Find a machine")).to_be_visible()
+    answer = await page.goto(f"{stack.url}/m/no-such-machine")
+    assert answer is not None and answer.status == 404
+    await expect(page.get_by_role("heading", name="Machine not found")).to_be_visible()
+    await expect(page.get_by_role("link", name="Find a machine")).to_be_visible()
+    await page.context.close()
+    # The browser notes each 404 it was answered; nothing else went wrong.
+    assert all("status of 404" in e for e in errors) and len(errors) == 2, errors
 
 
 async def test_the_machine_page_tab_order(stack: Stack, provision: Provision, page: Page) -> None:
