@@ -103,7 +103,7 @@ async def test_operators_see_feedback_on_the_order_machine_reports_and_fleet(
         context = await phone(browser, stack.url)
         page = await context.new_page()
         await log_in(page, f"/admin/orders/{liked}")
-        await expect(page.locator("#order-feedback")).to_contain_text("good “Quick and cold”")
+        await expect(page.locator("#order-feedback")).to_contain_text("thumbs up “Quick and cold”")
 
         await page.goto("/admin/machines/lobby-1")
         await expect(page.locator("#feedback-share")).to_have_text(
@@ -116,11 +116,14 @@ async def test_operators_see_feedback_on_the_order_machine_reports_and_fleet(
         await shot(page, "machine-feedback")
 
         await page.goto("/admin/reports")
+        await expect(page).to_have_title("Reports · SmartVend admin")
         today = page.locator("#ratings-table tbody tr").first
         await expect(today.locator("td")).to_have_text(["1", "1", "50%"])
         await fits(page)
         await page.goto("/admin")
-        await expect(page.locator('tr[data-mid="lobby-1"] td.ratings')).to_have_text("👍 1 · 👎 1")
+        await expect(page.locator('tr[data-mid="lobby-1"] td.ratings')).to_have_text(
+            "1 up · 1 down"
+        )
         await context.close()
 
 
