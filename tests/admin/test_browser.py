@@ -28,8 +28,10 @@ async def seed(services: Services) -> None:
     await register(services, "lobby-1", name="Lobby", stock=9, capacity=12)
     await register(services, "gym-2", name="Gym", stock=4, capacity=10)
     await register(services, "xss", name=XSS, stock=2, online=False)
-    await vend(services, "lobby-1", 2)
-    await vend(services, "gym-2", 3, dispensed=1, client_id="client-00002")
+    sold = await vend(services, "lobby-1", 2)
+    jammed = await vend(services, "gym-2", 3, dispensed=1, client_id="client-00002")
+    await services.feedback.give(sold, "client-00001", "up", "Quick, and the drinks were cold")
+    await services.feedback.give(jammed, "client-00002", "down", "Only one bar came out")
     now = services.ctx.clock.now()
     for i in range(30):
         await services.machines.record_telemetry(
