@@ -182,7 +182,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     The fleet simulator is a device program: it runs in its own process.
     """
     rest = list(args.rest)
-    if "--credentials" not in rest:
+    if "-h" in rest or "--help" in rest:  # help only: nothing registered, nothing written
+        print(
+            "smartvend simulate [--machines N] [options below]: without --credentials, first "
+            "registers N machines sim-1..sim-N (default 3) and writes their keys to "
+            "var/sim-machines.json, then runs them.\n",
+            flush=True,
+        )
+        rest = ["--help"]
+    elif "--credentials" not in rest:
         count = 3
         if "--machines" in rest:
             count = int(rest[rest.index("--machines") + 1])

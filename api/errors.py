@@ -61,6 +61,18 @@ class VendInProgress(Conflict):
     code = "vend_in_progress"
 
 
+class RefundedInFull(Conflict):
+    code = "refunded_in_full"
+
+
+class FeedbackExists(Conflict):
+    code = "feedback_exists"
+
+
+class OrderNotFinished(Conflict):
+    code = "order_not_finished"
+
+
 class InvalidCode(SmartVendError):
     code = "invalid_code"
 
@@ -86,6 +98,10 @@ class RateLimited(SmartVendError):
 
 class NotLockOwner(SmartVendError):
     code = "not_lock_owner"
+
+
+class NotOrderOwner(SmartVendError):
+    code = "not_order_owner"
 
 
 class SessionExpired(SmartVendError):

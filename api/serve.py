@@ -5,6 +5,7 @@ from typing import Any
 
 import uvicorn
 
+from api import instance_lock
 from api.http.slow_clients import KEEP_ALIVE_S, HeaderTimeoutProtocol, install_accept_error_filter
 from api.settings import Settings
 
@@ -35,6 +36,17 @@ def serve(app: Any, settings: Settings, *, host: str | None = None, port: int | 
     for noisy in ("amqtt", "transitions"):  # per-connection chatter: warnings only
         logging.getLogger(noisy).setLevel(logging.WARNING)
     install_accept_error_filter()
+    logging.getLogger("mqtt").addFilter(quiet_backlog)
     config = server_config(app, host or settings.http_host, port or settings.http_port)
-    uvicorn.Server(config).run()
+    with instance_lock.hold(settings):
+        uvicorn.Server(config).run()
     return 0
+
+
+def quiet_backlog(record: logging.LogRecord) -> bool:
+    """aiomqtt warns of "pending publish calls" past ten in flight; republishing every
+    machine's retained state after a (re)connect does that as a matter of course."""
+    if record.levelno == logging.WARNING and "pending publish calls" in str(record.msg):
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+    return True

@@ -2,7 +2,9 @@
 
 The database holds the truth and enforces the invariants the vend rules rely on:
 one active lock per machine, 0 <= stock <= capacity, one dispense command per
-order, one refund per payment, unique gateway and webhook-event ids.
+order, one automatic refund per payment (an operator's manual refunds come on
+top, up to what was paid), one feedback per order, unique gateway and
+webhook-event ids.
 """
 
 from sqlalchemy import (
@@ -55,6 +57,9 @@ COMMAND_STATES = (
 )
 FINAL_COMMAND_STATES = ("succeeded", "failed", "rejected", "expired", "unknown")
 REFUND_STATES = ("pending", "processed", "failed")
+MANUAL_REFUND = "manual"  # Refund.reason of an operator's refund; every other reason is automatic
+RATINGS = ("up", "down")
+FEEDBACK_COMMENT_MAX = 500
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -184,7 +189,14 @@ class Refund(Base):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint(_one_of("status", REFUND_STATES), name="status_known"),
-        UniqueConstraint("payment_id"),
+        Index("ix_refunds_payment_id", "payment_id"),
+        Index(
+            "uq_refunds_automatic_per_payment",
+            "payment_id",
+            unique=True,
+            sqlite_where=text(f"reason <> '{MANUAL_REFUND}'"),
+            postgresql_where=text(f"reason <> '{MANUAL_REFUND}'"),
+        ),
         UniqueConstraint("gateway_refund_id"),
     )
 
@@ -199,6 +211,26 @@ class Refund(Base):
     last_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Feedback(Base):
+    """A shopper's thumbs up or down on an order that ended, with an optional short comment."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        CheckConstraint(_one_of("rating", RATINGS), name="rating_known"),
+        UniqueConstraint("order_id"),
+        Index("ix_feedback_machine_id_created_at", "machine_id", "created_at"),
+        Index("ix_feedback_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id"))
+    client_id: Mapped[str] = mapped_column(String(64))
+    rating: Mapped[str] = mapped_column(String(8))
+    comment: Mapped[str | None] = mapped_column(String(FEEDBACK_COMMENT_MAX))
+    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class Command(Base):
@@ -304,6 +336,7 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
     machine_id: Mapped[str | None] = mapped_column(ForeignKey("machines.id"), index=True)
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"))  # when about an order
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger, index=True)
     sent_at: Mapped[int | None] = mapped_column(BigInteger)

@@ -3,11 +3,15 @@
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 
 from api.app import create_app as create_api
 from api.settings import Settings
 from web import pages
+from web.missing import page_or_api_error
 
 
 def create_app(settings: Settings, **kwargs: Any) -> Starlette:
-    return create_api(settings, routes=pages.routes(), **kwargs)
+    app = create_api(settings, routes=pages.routes(), **kwargs)
+    app.add_exception_handler(HTTPException, page_or_api_error)
+    return app

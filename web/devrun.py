@@ -1,11 +1,16 @@
 """``make run``: the server plus a few demo machines, on this computer, in one go.
 
-Ports are checked first and a taken one is said plainly: the contract's MQTT
-port 1883 is often held by a system Mosquitto, so the embedded broker moves to
-a free port and says how to choose one (or how to use that broker instead).
+A server already running on the same database is said plainly and nothing is
+started.  Ports are checked next and a taken one is said plainly: the
+contract's MQTT port 1883 is often held by a system Mosquitto, so the embedded
+broker moves to a free port and says how to choose one (or how to use that
+broker instead).  Ctrl-C, or SIGTERM to ``make``, to this process or to any
+process it started, stops all of them.
 """
 
+import argparse
 import asyncio
+import ctypes
 import os
 import secrets
 import signal
@@ -14,12 +19,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+from api import instance_lock
+from api.errors import InvalidCredentials
 from api.provision import mqtt_url_for_devices, provision
+from api.runtime import open_runtime
 from api.settings import Settings
 
 DEMO_MACHINES = 3
+GENERATED_LOGIN_FILE = "admin_password"
+PR_SET_PDEATHSIG = 1
 
 
 def port_free(host: str, port: int) -> bool:
@@ -61,17 +72,42 @@ def choose_ports(env: dict[str, str]) -> None:
         env["SMARTVEND_HTTP_PORT"] = str(port)
 
 
-def admin_password(env: dict[str, str], var_dir: Path) -> str:
-    if env.get("SMARTVEND_ADMIN_PASSWORD") or env.get("ADMIN_PASSWORD"):
-        return env.get("SMARTVEND_ADMIN_PASSWORD") or env["ADMIN_PASSWORD"]
-    path = var_dir / "admin_password"
-    if not path.exists():
+@dataclass(frozen=True)
+class AdminPassword:
+    value: str
+    source: str  # where it comes from, as the start-up banner says it
+    generated: bool
+
+
+def admin_password(env: dict[str, str], var_dir: Path) -> AdminPassword:
+    """``SMARTVEND_ADMIN_PASSWORD`` (or ``ADMIN_PASSWORD``), else one generated once into var/."""
+    for name in ("SMARTVEND_ADMIN_PASSWORD", "ADMIN_PASSWORD"):
+        if env.get(name):
+            return AdminPassword(env[name], f"from {name}", generated=False)
+    path = var_dir / GENERATED_LOGIN_FILE
+    first = not path.exists()
+    if first:
         var_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(12) + "\n")
         path.chmod(0o600)
-    password = path.read_text().strip()
-    env["SMARTVEND_ADMIN_PASSWORD"] = password
-    return password
+    when = "generated now" if first else "generated at the first start"
+    return AdminPassword(path.read_text().strip(), f"{when}, kept in {path}", generated=True)
+
+
+async def prepare(settings: Settings, count: int, credentials: Path, admin: AdminPassword) -> bool:
+    """Demo machines and the admin user; False when ``admin`` existed with another password."""
+    if count:
+        await provision(settings, count, "demo", credentials)
+    if not admin.generated:
+        return True  # the server creates it from the environment variable
+    async with open_runtime(settings) as rt:
+        if await rt.services.admins.ensure("admin", admin.value):
+            return True
+        try:
+            await rt.services.admins.authenticate("admin", admin.value)
+        except InvalidCredentials:
+            return False
+        return True
 
 
 def wait_healthy(url: str, server: subprocess.Popen[bytes], within: float = 60.0) -> None:
@@ -88,20 +124,79 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes], within: float = 60.0
     raise SystemExit("the server did not come up within a minute")
 
 
-def main() -> int:
+class Stop(Exception):
+    """A signal asked ``make run`` to stop."""
+
+
+def on_signal(signum: int, _frame: object) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def die_with_parent() -> None:
+    """Get SIGTERM when the parent (``make``) goes away, so nothing is left running."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent was already gone
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def wait_any(children: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """Block until one child ends (without reaping it) and return it."""
+    while True:
+        ended = next((c for c in children if c.poll() is not None), None)
+        if ended is not None:
+            return ended
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+
+
+def stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in reversed(children):
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="make run",
+        description="Start SmartVend on this computer: the server (API, pages, embedded MQTT "
+        "broker) and simulated demo machines. Ctrl-C, or SIGTERM to any of its processes, "
+        "stops all of them.",
+        epilog="Environment: SMARTVEND_HTTP_PORT, SMARTVEND_MQTT_PORT, SMARTVEND_MQTT_URL, "
+        "SMARTVEND_ADMIN_PASSWORD, SMARTVEND_DEMO_MACHINES (default 3), SMARTVEND_VAR_DIR.",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parse(argv)  # --help ends here, before anything is touched
     env = dict(os.environ)
+    running = instance_lock.holder(Settings.from_env(env))
+    if running is not None:
+        print(f"! {instance_lock.refusal(Settings.from_env(env), running).message}", flush=True)
+        return 1
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    die_with_parent()
     choose_ports(env)
     settings = Settings.from_env(env).with_dev_secret()
-    password = admin_password(env, settings.var_dir)
+    admin = admin_password(env, settings.var_dir)
     count = int(env.get("SMARTVEND_DEMO_MACHINES", DEMO_MACHINES))
     credentials = settings.var_dir / "demo-machines.json"
-    if count:
-        asyncio.run(provision(settings, count, "demo", credentials))
+    admin_usable = asyncio.run(prepare(settings, count, credentials, admin))
     settings = Settings.from_env(env)
     base = f"http://{settings.http_host}:{settings.http_port}"
-    server = subprocess.Popen([sys.executable, "-m", "web.cli", "serve"], env=env)
-    children = [server]
+    children: list[subprocess.Popen[bytes]] = []
     try:
+        server = subprocess.Popen([sys.executable, "-m", "web.cli", "serve"], env=env)
+        children.append(server)
         wait_healthy(base, server)
         if count:
             children.append(
@@ -120,27 +215,30 @@ def main() -> int:
                 )
             )
         gateway = "Razorpay" if settings.payments_live else "the built-in TEST payment gateway"
+        login = (
+            f"user admin, password {admin.value} ({admin.source})"
+            if admin_usable
+            else "user admin: its password was set before, with SMARTVEND_ADMIN_PASSWORD or "
+            "`smartvend admin create`"
+        )
         print(
             f"\nSmartVend is running.\n"
             f"  Shop:       {base}/   (demo machines: demo-1 .. demo-{count})\n"
-            f"  Dashboard:  {base}/admin   (user admin, password {password})\n"
+            f"  Dashboard:  {base}/admin   ({login})\n"
             f"  MQTT:       {mqtt_url_for_devices(settings)}\n"
             f"  Payments:   {gateway}\n"
             f"Press Ctrl-C to stop.\n",
             flush=True,
         )
-        return server.wait()
-    except KeyboardInterrupt:
+        ended = wait_any(children)
+        name = "the server" if ended is server else "the simulated machines"
+        print(f"\n{name} stopped (exit {ended.returncode}); stopping everything.", flush=True)
+        return ended.returncode or 0
+    except (KeyboardInterrupt, Stop):
         return 0
     finally:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the cleanup
+        stop_all(children)
 
 
 if __name__ == "__main__":

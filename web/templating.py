@@ -13,33 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from api.money import money
+
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
-
-
-def group_indian(whole: int) -> str:
-    """12345678 -> '1,23,45,678' (lakh and crore grouping, as shoppers in India read it)."""
-    digits = str(whole)
-    if len(digits) <= 3:
-        return digits
-    head, tail = digits[:-3], digits[-3:]
-    groups: list[str] = []
-    while len(head) > 2:
-        groups.insert(0, head[-2:])
-        head = head[:-2]
-    if head:
-        groups.insert(0, head)
-    return ",".join([*groups, tail])
-
-
-def money(amount: int, currency: str = "INR") -> str:
-    """Paise to what a shopper reads: 2500 -> '₹25.00'."""
-    sign = "-" if amount < 0 else ""
-    whole, fraction = divmod(abs(amount), 100)
-    if currency == "INR":
-        return f"{sign}₹{group_indian(whole)}.{fraction:02d}"
-    return f"{sign}{whole:,}.{fraction:02d} {currency}"
 
 
 def price(value: dict[str, Any] | None) -> str:
@@ -97,6 +75,12 @@ def render(
     )
 
 
-def not_found(request: Request, title: str, message: str) -> Response:
-    """The friendly 404 page shoppers see for an unknown machine or order."""
-    return render(request, "not_found.html", {"title": title, "message": message}, status_code=404)
+def not_found(
+    request: Request,
+    title: str,
+    message: str,
+    back: tuple[str, str] = ("/", "Find a machine"),
+) -> Response:
+    """The friendly 404 page shoppers see for an unknown page, machine or order."""
+    context = {"title": title, "message": message, "back_url": back[0], "back_text": back[1]}
+    return render(request, "not_found.html", context, status_code=404)

@@ -20,6 +20,7 @@ STATUS: dict[type[e.SmartVendError], int] = {
     e.Unauthorized: 401,
     e.PaymentRequired: 402,
     e.NotLockOwner: 403,
+    e.NotOrderOwner: 403,
     e.Forbidden: 403,
     e.NotFound: 404,
     e.Conflict: 409,

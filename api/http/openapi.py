@@ -66,7 +66,14 @@ ORDER = _obj(
         "refund": {
             "oneOf": [
                 {"type": "null"},
-                _obj({"amount": _int(), "status": {"enum": ["pending", "processed", "failed"]}}),
+                _obj(
+                    {
+                        "amount": _int(),
+                        "status": {"enum": ["pending", "processed", "failed"]},
+                        "manual_amount": _int(1),
+                    },
+                    ["amount", "status"],
+                ),
             ]
         },
     }
@@ -134,6 +141,7 @@ def _paths() -> dict[str, Any]:
             "locked": {"type": "boolean"},
             "locked_by_you": {"type": "boolean"},
             "lock_expires_at": NULLABLE_INT,
+            "code_on_display": {"type": "boolean"},
         }
     )
     created = _obj(
@@ -220,6 +228,30 @@ def _paths() -> dict[str, Any]:
                 params=[ORDER_ID],
                 errors=(404,),
                 media="text/event-stream",
+            )
+        },
+        "/api/orders/{order_id}/feedback": {
+            "post": _op(
+                "Rate an order that ended (once): thumbs up or down, an optional comment",
+                _obj(
+                    {
+                        "order_id": {"type": "string"},
+                        "rating": {"enum": ["up", "down"]},
+                        "comment": {"type": ["string", "null"]},
+                        "created_at": _int(),
+                    }
+                ),
+                params=[ORDER_ID],
+                body=_obj(
+                    {
+                        "client_id": client,
+                        "rating": {"enum": ["up", "down"]},
+                        "comment": _or_null(_str(500, 0)),
+                    },
+                    ["client_id", "rating"],
+                ),
+                status=201,
+                errors=(403, 404, 409, 429),
             )
         },
         "/api/webhooks/razorpay": {

@@ -13,6 +13,7 @@ from api.http import body as b
 from api.http.deps import services, source_address
 from api.payments.test_gateway import TestGateway
 from schema import topics
+from schema.models import FEEDBACK_COMMENT_MAX
 
 TERMINAL = ("dispensed", "refunded", "expired", "failed")
 
@@ -95,6 +96,26 @@ async def order_status(request: Request) -> Response:
     return JSONResponse(await services(request).orders.view(str(request.path_params["order_id"])))
 
 
+async def order_feedback(request: Request) -> Response:
+    body = await b.json_object(request)
+    feedback = await services(request).feedback.give(
+        str(request.path_params["order_id"])[:64],
+        b.text(body, "client_id", max_len=64),
+        b.text(body, "rating", max_len=8),
+        b.text(body, "comment", max_len=FEEDBACK_COMMENT_MAX, required=False, min_len=0) or None,
+        source=source_address(request),
+    )
+    return JSONResponse(
+        {
+            "order_id": feedback.order_id,
+            "rating": feedback.rating,
+            "comment": feedback.comment,
+            "created_at": feedback.created_at,
+        },
+        status_code=201,
+    )
+
+
 async def order_events(request: Request) -> Response:
     """Server-Sent Events: the order each time it changes, until it ends."""
     orders = services(request).orders
@@ -175,6 +196,7 @@ routes = [
     Route("/verify-payment", verify_payment, methods=["POST"]),
     Route("/api/orders/{order_id}", order_status, methods=["GET"]),
     Route("/api/orders/{order_id}/events", order_events, methods=["GET"]),
+    Route("/api/orders/{order_id}/feedback", order_feedback, methods=["POST"]),
     Route("/api/webhooks/razorpay", razorpay_webhook, methods=["POST"]),
     Route("/api/machine/{mid}/trigger-dispense", trigger_dispense, methods=["POST"]),
     Route("/api/test-gateway/checkout", test_checkout, methods=["POST"]),

@@ -1,7 +1,9 @@
 """Read models for the operator's dashboard: the fleet and one machine. No writes here.
 
 Days are UTC days; "today's sales" are the units a machine reported out since
-midnight UTC, at each order's unit price.
+midnight UTC, at each order's unit price, less what operators refunded by
+hand today (the automatic refund of units that did not come out is never in
+the sales to begin with).
 """
 
 from dataclasses import dataclass
@@ -10,11 +12,21 @@ from typing import Any
 from sqlalchemy import func, select
 
 from api.errors import MachineNotFound
+from api.services import refund_totals
 from api.services.alerts import Alerts
 from api.services.context import Context
-from schema.models import AdminUser, Command, DeviceEvent, Machine, Order, Telemetry, VendSession
+from schema.models import (
+    AdminUser,
+    Command,
+    DeviceEvent,
+    Feedback,
+    Machine,
+    Order,
+    Telemetry,
+    VendSession,
+)
 
-DAY_S = 86400
+DAY_S = refund_totals.DAY_S
 FAILED_STATES = ("failed", "rejected", "expired", "unknown")
 
 
@@ -43,6 +55,8 @@ class FleetRow:
     key_revoked: bool
     units_today: int
     sales_today: int
+    rated_up_today: int = 0
+    rated_down_today: int = 0
 
     @property
     def low_stock(self) -> bool:
@@ -93,6 +107,16 @@ class AdminViews:
                 .group_by(Command.machine_id)
             )
             sales = {mid: (int(u or 0), int(a or 0)) for mid, u, a in await s.execute(sales_query)}
+            refunded = await refund_totals.manual_by_machine_day(s, day_start(now), machine_id)
+            ratings_query = (
+                select(Feedback.machine_id, Feedback.rating, func.count())
+                .where(Feedback.created_at >= day_start(now))
+                .group_by(Feedback.machine_id, Feedback.rating)
+            )
+            ratings = {(mid, r): int(n) for mid, r, n in await s.execute(ratings_query)}
+        for (mid, _), amount in refunded.items():
+            units, gross = sales.get(mid, (0, 0))
+            sales[mid] = (units, gross - amount)
         return [
             FleetRow(
                 machine_id=m.id,
@@ -114,6 +138,8 @@ class AdminViews:
                 key_revoked=m.key_revoked,
                 units_today=sales.get(m.id, (0, 0))[0],
                 sales_today=sales.get(m.id, (0, 0))[1],
+                rated_up_today=ratings.get((m.id, "up"), 0),
+                rated_down_today=ratings.get((m.id, "down"), 0),
             )
             for m in machines
         ]

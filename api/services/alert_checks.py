@@ -9,6 +9,7 @@ refunds by looking for an alert that already names the command or refund.
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.money import money
 from api.services.alerts import Alerts
 from api.services.context import Context
 from schema.models import Alert, Command, Machine, Order, Refund
@@ -91,6 +92,7 @@ class AlertChecks:
                     Alert(
                         kind="failed_vend",
                         machine_id=command.machine_id,
+                        order_id=command.order_id,
                         created_at=now,
                         message=f"A vend on {name} ({command.machine_id}) ended {command.status}"
                         f"{why}: {command.dispensed} of {command.quantity} dispensed, "
@@ -119,8 +121,9 @@ class AlertChecks:
                     Alert(
                         kind="refund_failed",
                         machine_id=machine_id,
+                        order_id=refund.order_id,
                         created_at=now,
-                        message=f"Refund {refund.id} of {refund.amount} paise for order "
+                        message=f"Refund {refund.id} of {money(refund.amount)} for order "
                         f"{refund.order_id} failed after {refund.attempts} attempts: "
                         f"{refund.last_error or 'refused by the gateway'}. "
                         "Refund the shopper by hand from the gateway's dashboard.",

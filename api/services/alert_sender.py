@@ -38,6 +38,33 @@ class AlertRun:
     failed: int
 
 
+def dashboard_url(settings: Settings) -> str:
+    """Where operators open the dashboard: FRONTEND_URL, or this server's own address."""
+    if settings.frontend_url:
+        return settings.frontend_url.rstrip("/") + "/admin"
+    return f"http://{settings.http_host}:{settings.http_port}/admin"
+
+
+def summary(alert: Alert, title: str) -> str:
+    """One line: the alert's first clause ("Lobby (m1) is low on stock")."""
+    cut = min(
+        (i for i in (alert.message.find(": "), alert.message.find(". ")) if i > 0), default=-1
+    )
+    line = alert.message if cut < 0 else alert.message[:cut]
+    return f"{title}: {line.rstrip('.')}"[:150]
+
+
+def alert_body(alert: Alert, title: str, dashboard: str) -> str:
+    """The one-line summary, the whole message, then links into the dashboard."""
+    lines = [summary(alert, title), "", alert.message, ""]
+    if alert.order_id:
+        lines.append(f"Order: {dashboard}/orders/{alert.order_id}")
+    if alert.machine_id:
+        lines.append(f"Machine: {dashboard}/machines/{alert.machine_id}")
+    lines.append(f"All alerts: {dashboard}/alerts")
+    return "\n".join(lines) + "\n"
+
+
 class AlertSender:
     def __init__(self, ctx: Context, mailer: Mailer, settings: Settings) -> None:
         self.ctx = ctx
@@ -95,9 +122,7 @@ class AlertSender:
     def _message(self, alert: Alert) -> EmailMessage:
         title = SUBJECTS.get(alert.kind, alert.kind.replace("_", " ").capitalize())
         where = f": {alert.machine_id}" if alert.machine_id else ""
-        body = alert.message + "\n"
-        if self.settings.frontend_url:
-            body += f"\nDashboard: {self.settings.frontend_url.rstrip('/')}/admin/alerts\n"
+        body = alert_body(alert, title, dashboard_url(self.settings))
         assert self.settings.alert_email is not None
         return compose(
             self.settings.smtp_from, self.settings.alert_email, f"[SmartVend] {title}{where}", body

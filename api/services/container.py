@@ -10,6 +10,7 @@ from api.services.admins import Admins
 from api.services.alerts import Alerts
 from api.services.context import Context
 from api.services.dispense import Dispense
+from api.services.feedback import Feedbacks
 from api.services.locks import Locks
 from api.services.machines import Machines
 from api.services.orders import Orders
@@ -30,6 +31,7 @@ class Services:
     locks: Locks
     orders: Orders
     dispense: Dispense
+    feedback: Feedbacks
     refunds: Refunds
     sweeper: Sweeper
     views: Views
@@ -57,6 +59,7 @@ class Services:
             locks=Locks(ctx, Locks.guard_for(ctx)),
             orders=orders,
             dispense=dispense,
+            feedback=Feedbacks(ctx),
             refunds=refunds,
             sweeper=Sweeper(ctx, dispense),
             views=Views(ctx),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
+from api.services import refund_totals
 from api.services.admin_views import DAY_S, day_start
 from api.services.context import Context
 from schema.models import Command, Machine, Order, Telemetry
@@ -56,7 +57,7 @@ class FleetStats:
     async def sales_per_day(
         self, days: int = 14, machine_id: str | None = None
     ) -> tuple[DailyTable, DailyTable]:
-        """(amount in paise, units) per machine per day over the last ``days`` days."""
+        """(amount in paise net of manual refunds, units) per machine per day, last ``days``."""
         now = self.ctx.clock.now()
         machines = await self._machines(machine_id)
         day_list = _days(now, days)
@@ -80,6 +81,9 @@ class FleetStats:
             for mid, d, count, amount in (await s.execute(query)).all():
                 units.values[(mid, int(d or 0))] = float(count or 0)
                 amounts.values[(mid, int(d or 0))] = float(amount or 0)
+            refunded = await refund_totals.manual_by_machine_day(s, day_list[0], machine_id)
+        for key, amount in refunded.items():
+            amounts.values[key] = amounts.values.get(key, 0.0) - amount
         return amounts, units
 
     async def uptime(self, days: int = 7, machine_id: str | None = None) -> DailyTable:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import InvalidRequest, MachineNotFound, MachineTaken, VendInProgress
 from api.ids import new_api_key
+from api.money import money
 from api.services import outbox
 from api.services.codes import rotate_code
 from api.services.context import Context
@@ -30,7 +31,10 @@ MAX_PRICE = 10_000_000
 
 def check_price(amount: int) -> None:
     if not MIN_PRICE <= amount <= MAX_PRICE:
-        raise InvalidRequest(f"price must be {MIN_PRICE} to {MAX_PRICE} paise")
+        raise InvalidRequest(
+            f"price must be {MIN_PRICE} to {MAX_PRICE} paise "
+            f"({money(MIN_PRICE)} to {money(MAX_PRICE)})"
+        )
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,29 @@
 """An operator's refund of an order, through the same refund machinery as the vend's own.
 
-The refund row is written ``pending`` (the order turns ``refund_pending``) and
-the periodic refund worker sends it to the gateway, with the refund's id as
-the idempotency key.  A payment is refunded at most once, and never while its
-vend is still running.
+It changes money, not history: the order keeps its status (a ``dispensed``
+order stays ``dispensed``) and its ``refund`` shows the total refunded so far.
+Several manual refunds may follow each other, together with the automatic
+one never more than was paid, and never while the vend is still running.
+Each refund row is written ``pending`` and the periodic refund worker sends it
+to the gateway, with the refund's id as the idempotency key.
 """
 
 import logging
 
 from sqlalchemy import select
 
-from api.errors import Conflict, InvalidRequest, OrderNotFound, PaymentRequired, VendInProgress
+from api.errors import (
+    InvalidRequest,
+    OrderNotFound,
+    PaymentRequired,
+    RefundedInFull,
+    VendInProgress,
+)
+from api.money import money
 from api.services.context import Context
-from api.services.refunds import open_refund
-from schema.models import FINAL_COMMAND_STATES, Command, Order, Payment, Refund
+from api.services.refund_totals import refunded
+from api.services.refunds import new_refund
+from schema.models import FINAL_COMMAND_STATES, MANUAL_REFUND, Command, Order, Payment, Refund
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +32,8 @@ class ManualRefunds:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def refund(self, order_id: str, amount: int | None = None, *, by: str = "") -> Refund:
-        """Refund ``amount`` paise of the order's payment (default: what was not dispensed)."""
+    async def refund(self, order_id: str, amount: int, *, by: str = "") -> Refund:
+        """Refund ``amount`` paise more of the order's payment."""
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             order = await s.get(Order, order_id, with_for_update=True)
@@ -39,14 +49,21 @@ class ManualRefunds:
             command = await s.scalar(select(Command).where(Command.order_id == order.id))
             if command is not None and command.status not in FINAL_COMMAND_STATES:
                 raise VendInProgress("the vend is still running; refund after it ends")
-            taken = await s.scalar(select(Refund.id).where(Refund.payment_id == payment.id))
-            if taken is not None:
-                raise Conflict(f"this payment already has refund {taken}")
-            if amount is None:
-                amount = (order.quantity - order.dispensed) * order.unit_amount
-            if not 1 <= amount <= payment.amount:
-                raise InvalidRequest(f"refund must be 1 to {payment.amount} paise")
-            refund = await open_refund(s, order, payment, amount, "manual", now)
-            assert refund is not None
+            earlier = (await s.scalars(select(Refund).where(Refund.payment_id == payment.id))).all()
+            room = payment.amount - refunded(earlier)
+            if room <= 0:
+                raise RefundedInFull(
+                    f"the whole payment of {money(payment.amount, payment.currency)} "
+                    "is already refunded"
+                )
+            if not 1 <= amount <= room:
+                raise InvalidRequest(
+                    f"the refund must be from {money(1, payment.currency)} to "
+                    f"{money(room, payment.currency)}: "
+                    f"{money(payment.amount - room, payment.currency)} of the "
+                    f"{money(payment.amount, payment.currency)} paid is already refunded"
+                )
+            refund = new_refund(order, payment, amount, MANUAL_REFUND, now)
+            s.add(refund)
         log.info("order %s: manual refund %s of %d by %s", order_id, refund.id, amount, by or "?")
         return refund

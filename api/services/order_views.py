@@ -3,16 +3,20 @@
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import aliased
 
 from api.errors import InvalidRequest, OrderNotFound
+from api.money import money
+from api.services import refund_totals
 from api.services.context import Context
 from schema import topics
 from schema.models import (
     FINAL_COMMAND_STATES,
+    MANUAL_REFUND,
     ORDER_STATES,
     Command,
+    Machine,
     Order,
     Payment,
     Refund,
@@ -21,7 +25,7 @@ from schema.models import (
 
 MAX_PAGE = 200
 STATUSES = ORDER_STATES  # for filter forms
-RowsQuery = Select[Order, int, str]
+RowsQuery = Select[Order, str, int | None, int | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class OrderFilter:
 class OrderRow:
     order_id: str
     machine_id: str
+    machine_name: str
     created_at: int
     paid_at: int | None
     status: str
@@ -95,28 +100,73 @@ class OrderDetail:
         return (self.order.quantity - self.order.dispensed) * self.order.unit_amount
 
     @property
-    def refundable(self) -> bool:
-        """True when an admin may refund: paid, vend over, no refund of the payment yet."""
+    def payment_refunds(self) -> list[Refund]:
         payment = self.counted_payment
-        if payment is None or any(r.payment_id == payment.id for r in self.refunds):
-            return False
+        return [r for r in self.refunds if payment is not None and r.payment_id == payment.id]
+
+    @property
+    def refunded(self) -> int:
+        """Paise of the payment refunded or on their way back, automatic and manual."""
+        return refund_totals.refunded(self.payment_refunds)
+
+    @property
+    def refund_room(self) -> int:
+        """What an operator may still refund: what was paid less what was refunded."""
+        payment = self.counted_payment
+        return 0 if payment is None else max(0, payment.amount - self.refunded)
+
+    @property
+    def vend_over(self) -> bool:
         return self.command is None or self.command.status in FINAL_COMMAND_STATES
+
+    @property
+    def refundable(self) -> bool:
+        """True when an admin may refund more: paid, vend over, not all of it refunded yet."""
+        return self.refund_room > 0 and self.vend_over
 
 
 def _rows_query() -> RowsQuery:
     counted = aliased(Payment)
+    live = case((Refund.status != "failed", Refund.amount), else_=0)
+    pending = case((Refund.status == "pending", 1), else_=0)
+    refunds = (
+        select(
+            Refund.payment_id.label("payment_id"),
+            func.sum(live).label("amount"),
+            func.sum(pending).label("pending"),
+            func.sum(Refund.amount).label("asked"),
+        )
+        .group_by(Refund.payment_id)
+        .subquery()
+    )
     return (
-        select(Order, Refund.amount, Refund.status)
+        select(Order, Machine.name, refunds.c.amount, refunds.c.pending, refunds.c.asked)
+        .join(Machine, Machine.id == Order.machine_id)
         .outerjoin(counted, and_(counted.order_id == Order.id, counted.disposition == "counted"))
-        .outerjoin(Refund, Refund.payment_id == counted.id)
+        .outerjoin(refunds, refunds.c.payment_id == counted.id)
         .order_by(Order.created_at.desc(), Order.id.desc())
     )
 
 
-def _row(order: Order, refund_amount: int | None, refund_status: str | None) -> OrderRow:
+def _row(
+    order: Order,
+    machine_name: str,
+    refunded: int | None,
+    pending: int | None,
+    asked: int | None,
+) -> OrderRow:
+    if asked is None:
+        refund_amount, refund_status = None, None
+    elif pending:
+        refund_amount, refund_status = int(refunded or 0), "pending"
+    elif refunded:
+        refund_amount, refund_status = int(refunded), "processed"
+    else:
+        refund_amount, refund_status = int(asked), "failed"
     return OrderRow(
         order_id=order.id,
         machine_id=order.machine_id,
+        machine_name=machine_name,
         created_at=order.created_at,
         paid_at=order.paid_at,
         status=order.status,
@@ -185,7 +235,7 @@ class OrderViews:
 
 
 def _money(amount: int, currency: str) -> str:
-    return f"{amount / 100:,.2f} {currency}"
+    return money(amount, currency)
 
 
 def timeline(d: OrderDetail) -> list[Step]:
@@ -246,7 +296,7 @@ def timeline(d: OrderDetail) -> list[Step]:
         steps.append(
             Step(
                 r.created_at,
-                "Refund opened",
+                "Manual refund opened" if r.reason == MANUAL_REFUND else "Refund opened",
                 f"{r.id}: {_money(r.amount, o.currency)}, reason {r.reason}",
             )
         )

@@ -27,7 +27,7 @@ from api.errors import (
 )
 from api.ids import new_id
 from api.payments.base import GatewayPayment, PaymentGateway
-from api.services import outbox
+from api.services import outbox, refund_totals
 from api.services.context import Context
 from api.services.dispense import dispatch
 from api.services.refunds import open_refund
@@ -225,16 +225,19 @@ class Orders:
             return order
 
     async def view(self, order_id: str) -> dict[str, Any]:
-        """The order as the shopper sees it, with its refund if any."""
+        """The order as the shopper sees it, with the total refunded so far if any."""
         async with self.ctx.db.begin() as s:
             order = await s.get(Order, order_id)
             if order is None:
                 raise OrderNotFound("no such order")
-            refund = await s.scalar(
-                select(Refund)
-                .join(Payment, Payment.id == Refund.payment_id)
-                .where(Refund.order_id == order.id, Payment.disposition == "counted")
-            )
+            refunds = (
+                await s.scalars(
+                    select(Refund)
+                    .join(Payment, Payment.id == Refund.payment_id)
+                    .where(Refund.order_id == order.id, Payment.disposition == "counted")
+                )
+            ).all()
+        refund = refund_totals.total(refunds)
         return {
             "order_id": order.id,
             "machine_id": order.machine_id,
@@ -243,7 +246,5 @@ class Orders:
             "dispensed": order.dispensed,
             "amount": order.amount,
             "currency": order.currency,
-            "refund": None
-            if refund is None
-            else {"amount": refund.amount, "status": refund.status},
+            "refund": None if refund is None else refund.as_json(),
         }

@@ -22,6 +22,7 @@ class _Window:
 class FailureLimiter:
     window_s: int
     limits: dict[str, int]
+    what: str = "wrong codes"  # what was spent, for the refusal's message
     _windows: dict[tuple[str, str], _Window] = field(default_factory=dict)
 
     def check(self, keys: dict[str, str], now: int) -> None:
@@ -31,7 +32,7 @@ class FailureLimiter:
             if window is not None and window.failures >= self.limits[scope]:
                 retry = max(1, window.started + self.window_s - now)
                 raise RateLimited(
-                    f"too many wrong codes; try again in {retry} s", retry_after=retry
+                    f"too many {self.what}; try again in {retry} s", retry_after=retry
                 )
 
     def fail(self, keys: dict[str, str], now: int) -> None:

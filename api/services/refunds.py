@@ -3,6 +3,10 @@
 A refund row is written (``pending``) in the same transaction that decides it,
 with its own id as the gateway's idempotency key, so a crash or a retry never
 refunds twice and never forgets to refund.
+
+A payment has at most one automatic refund, and only an automatic refund moves
+its order to ``refund_pending`` and ``refunded``.  An operator's manual refunds
+(``api.services.manual_refund``) change money, not the order's history.
 """
 
 import logging
@@ -14,7 +18,7 @@ from api.errors import GatewayError
 from api.ids import new_id
 from api.payments.base import PaymentGateway
 from api.services.context import Context
-from schema.models import Order, Payment, Refund
+from schema.models import MANUAL_REFUND, Order, Payment, Refund
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
@@ -23,11 +27,24 @@ MAX_ATTEMPTS = 8
 async def open_refund(
     s: AsyncSession, order: Order, payment: Payment, amount: int, reason: str, now: int
 ) -> Refund | None:
-    """Record a refund of ``amount`` of ``payment``; at most one per payment."""
-    existing = await s.scalar(select(Refund).where(Refund.payment_id == payment.id))
+    """Record the automatic refund of ``amount`` of ``payment``; at most one per payment."""
+    existing = await s.scalar(
+        select(Refund).where(Refund.payment_id == payment.id, Refund.reason != MANUAL_REFUND)
+    )
     if existing is not None or amount <= 0:
         return existing
-    refund = Refund(
+    refund = new_refund(order, payment, amount, reason, now)
+    s.add(refund)
+    if payment.disposition == "counted":
+        order.status = "refund_pending"
+        order.updated_at = now
+    await s.flush()
+    return refund
+
+
+def new_refund(order: Order, payment: Payment, amount: int, reason: str, now: int) -> Refund:
+    """A pending refund row, its id the gateway's idempotency key."""
+    return Refund(
         id=new_id("rfd"),
         order_id=order.id,
         payment_id=payment.id,
@@ -38,12 +55,6 @@ async def open_refund(
         created_at=now,
         updated_at=now,
     )
-    s.add(refund)
-    if payment.disposition == "counted":
-        order.status = "refund_pending"
-        order.updated_at = now
-    await s.flush()
-    return refund
 
 
 async def settle(s: AsyncSession, refund: Refund, status: str, now: int) -> None:
@@ -52,6 +63,8 @@ async def settle(s: AsyncSession, refund: Refund, status: str, now: int) -> None
         return
     refund.status = status
     refund.updated_at = now
+    if refund.reason == MANUAL_REFUND:
+        return  # money, not history: the order keeps its status
     payment = await s.get(Payment, refund.payment_id)
     order = await s.get(Order, refund.order_id, with_for_update=True)
     if payment is None or order is None or payment.disposition != "counted":

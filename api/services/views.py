@@ -32,6 +32,9 @@ class Views:
             "locked": live,
             "locked_by_you": bool(live and client_id and lock and lock.client_id == client_id),
             "lock_expires_at": lock.expires_at if live and lock else None,
+            # Whether the display shows a code now (never the code itself): a page can say
+            # "enter the new code" only once there is one.
+            "code_on_display": lock is None and machine.display_code is not None,
         }
 
     async def display_code(self, machine_id: str) -> str | None:

@@ -83,7 +83,12 @@ async def test_offline_failed_vend_and_failed_refund_alerts(tmp_path: Path) -> N
             order_id = await vend(services, "m1", 3, dispensed=1)
             await sender.run_once()
             assert sink.subjects("Vend failed") == ["[SmartVend] Vend failed: m1"]
-            assert order_id in sink.body(-1)
+            body = sink.body(-1).splitlines()
+            dashboard = f"http://{stack.settings.http_host}:{stack.settings.http_port}/admin"
+            assert body[0] == "Vend failed: A vend on Lobby (m1) ended failed (motor jam)"
+            assert f"Order: {dashboard}/orders/{order_id}" in body
+            assert f"Machine: {dashboard}/machines/m1" in body
+            assert f"All alerts: {dashboard}/alerts" in body
             async with services.ctx.db.begin() as s:
                 refund = await s.scalar(select(Refund).where(Refund.order_id == order_id))
                 assert refund is not None
@@ -94,6 +99,12 @@ async def test_offline_failed_vend_and_failed_refund_alerts(tmp_path: Path) -> N
             await sender.run_once()
             assert sink.subjects("Refund failed") == ["[SmartVend] Refund failed: m1"]
             assert len(sink.messages) == 3
+            refund_body = sink.body(-1)
+            assert refund_body.startswith(f"Refund failed: Refund {refund.id} of ₹50.00 for order")
+            assert f"Order: {dashboard}/orders/{order_id}" in refund_body
+            async with admin_client(stack) as admin:  # order ids on the alerts page are links
+                page = await admin.get("/admin/alerts")
+                assert page.text.count(f'href="/admin/orders/{order_id}"') == 2
 
 
 async def test_a_failed_send_is_recorded_and_retried(tmp_path: Path) -> None:

@@ -5,55 +5,22 @@ SMARTVEND_DOC_SCREENSHOTS=1)."""
 import csv
 import io
 import json
-import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from api.services.container import Services
+from tests.admin.browser import shot
 from tests.admin.support import admin_stack, register, vend
 from tests.support.stack import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-DOCS_IMG = ROOT / "docs" / "img"
 EXAMPLE_CONFIG = ROOT / "device" / "firmware" / "config.example.json"
 XSS = "<script>alert(1)</script>"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    assert await anyio.Path(CHROMIUM).exists(), (
-        "Debian's Chromium is required: apt-get install chromium"
-    )
-    async with async_playwright() as p:
-        found = await p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield found
-        await found.close()
-
-
-async def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"admin-{name}.png"), full_page=True)
-    if os.environ.get("SMARTVEND_DOC_SCREENSHOTS") == "1":
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(DOCS_IMG / f"admin-{name}.png"), full_page=True)
 
 
 async def seed(services: Services) -> None:
@@ -61,8 +28,10 @@ async def seed(services: Services) -> None:
     await register(services, "lobby-1", name="Lobby", stock=9, capacity=12)
     await register(services, "gym-2", name="Gym", stock=4, capacity=10)
     await register(services, "xss", name=XSS, stock=2, online=False)
-    await vend(services, "lobby-1", 2)
-    await vend(services, "gym-2", 3, dispensed=1, client_id="client-00002")
+    sold = await vend(services, "lobby-1", 2)
+    jammed = await vend(services, "gym-2", 3, dispensed=1, client_id="client-00002")
+    await services.feedback.give(sold, "client-00001", "up", "Quick, and the drinks were cold")
+    await services.feedback.give(jammed, "client-00002", "down", "Only one bar came out")
     now = services.ctx.clock.now()
     for i in range(30):
         await services.machines.record_telemetry(

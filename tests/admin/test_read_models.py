@@ -1,6 +1,7 @@
 """The dashboard's services and helpers over an in-memory database and a fake clock."""
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -90,26 +91,62 @@ async def test_order_filters_and_timeline(services: Services) -> None:
         "Refund opened",
         "Lock released",
     ]
-    assert not detail.refundable  # the vend's own refund already covers the payment
+    # The vend's own refund covers what did not come out; the rest may be refunded by hand.
+    assert (detail.refunded, detail.refund_room, detail.refundable) == (2500, 2500, True)
     assert [r.order_id async for r in views.export(OrderFilter(), batch=1)] == [second, first]
 
 
 async def test_manual_refund_rules(services: Services) -> None:
+    """Money, not history: the order stays dispensed and shows the total refunded so far."""
     await register(services, "a", stock=9)
     done = await vend(services, "a", 2)
     refunds = ManualRefunds(services.ctx)
-    with pytest.raises(InvalidRequest):  # everything came out: nothing undispensed
-        await refunds.refund(done)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidRequest, match=re.escape("from ₹0.01 to ₹50.00")):
         await refunds.refund(done, 999_999)
-    refund = await refunds.refund(done, 5000, by="admin")
-    assert (refund.amount, refund.reason, refund.status) == (5000, "manual", "pending")
-    with pytest.raises(Conflict):
-        await refunds.refund(done, 100)
+    with pytest.raises(InvalidRequest):
+        await refunds.refund(done, 0)
+    refund = await refunds.refund(done, 1000, by="admin")
+    assert (refund.amount, refund.reason, refund.status) == (1000, "manual", "pending")
+    view = await services.orders.view(done)
+    assert view["status"] == "dispensed"
+    assert view["refund"] == {"amount": 1000, "status": "pending", "manual_amount": 1000}
     assert await services.refunds.process_pending() == 1
-    assert (await services.orders.view(done))["status"] == "refunded"
+    view = await services.orders.view(done)
+    assert (view["status"], view["dispensed"]) == ("dispensed", 2)
+    assert view["refund"] == {"amount": 1000, "status": "processed", "manual_amount": 1000}
+    detail = await OrderViews(services.ctx).detail(done)
+    assert (detail.refunded, detail.refund_room, detail.refundable) == (1000, 4000, True)
+    already = re.escape("₹10.00 of the ₹50.00 paid is already refunded")
+    with pytest.raises(InvalidRequest, match=already):
+        await refunds.refund(done, 4001)
+    await refunds.refund(done, 4000, by="admin")  # a further refund, up to what was paid
+    assert await services.refunds.process_pending() == 1
+    view = await services.orders.view(done)
+    assert view["status"] == "dispensed"
+    assert view["refund"] == {"amount": 5000, "status": "processed", "manual_amount": 5000}
+    with pytest.raises(Conflict, match="already refunded"):
+        await refunds.refund(done, 100)
+    assert not (await OrderViews(services.ctx).detail(done)).refundable
+    row = (await OrderViews(services.ctx).page(OrderFilter(machine_id="a")))[0]
+    assert (row.refund_amount, row.refund_status, row.machine_name) == (5000, "processed", "Lobby")
+
+    # On top of a partial vend's automatic refund, up to what was paid; the order stays refunded.
+    partial = await vend(services, "a", 2, dispensed=1, client_id="client-00003")
+    assert await services.refunds.process_pending() == 1
+    with pytest.raises(InvalidRequest, match=re.escape("to ₹25.00")):
+        await refunds.refund(partial, 2501)
+    await refunds.refund(partial, 500)
+    assert await services.refunds.process_pending() == 1
+    view = await services.orders.view(partial)
+    assert (view["status"], view["dispensed"]) == ("refunded", 1)
+    assert view["refund"] == {"amount": 3000, "status": "processed", "manual_amount": 500}
+    # Sales today and the daily report are net of what operators refunded: 7500 - 5500.
+    row_a = await AdminViews(services.ctx).machine("a")
+    assert (row_a.units_today, row_a.sales_today) == (3, 2000)
+    amounts, _ = await FleetStats(services.ctx).sales_per_day(1, "a")
+    assert amounts.value("a", amounts.days[-1]) == 2000
     # An order whose vend is still running cannot be refunded by hand.
-    assert (await AdminViews(services.ctx).machine("a")).stock == 7
+    assert (await AdminViews(services.ctx).machine("a")).stock == 6
     async with services.ctx.db.begin() as s:
         machine = await s.get(Machine, "a")
         assert machine is not None and machine.display_code is not None
@@ -117,13 +154,13 @@ async def test_manual_refund_rules(services: Services) -> None:
     lock = await services.locks.lock_by_code(code, "client-00005")
     created = await services.orders.create(lock.session_id, "client-00005", 1)
     with pytest.raises(PaymentRequired):
-        await refunds.refund(created.order_id)
+        await refunds.refund(created.order_id, 100)
     gateway = services.gateway
     assert isinstance(gateway, TestGateway)
     proof = gateway.complete_payment(created.gateway_order_id)
     await services.orders.verify(*proof.values())
     with pytest.raises(VendInProgress):
-        await refunds.refund(created.order_id)
+        await refunds.refund(created.order_id, 100)
 
 
 async def test_sales_per_day_and_uptime(services: Services) -> None:

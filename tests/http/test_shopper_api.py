@@ -51,6 +51,7 @@ async def test_public_status_and_lock(stack: Stack, http: httpx.AsyncClient, mac
         "locked": False,
         "locked_by_you": False,
         "lock_expires_at": None,
+        "code_on_display": True,
     }
     code = await display_code(stack, machine)
     r = await http.post(
@@ -66,6 +67,7 @@ async def test_public_status_and_lock(stack: Stack, http: httpx.AsyncClient, mac
     assert (
         mine["locked"] and mine["locked_by_you"] and mine["lock_expires_at"] == lock["expires_at"]
     )
+    assert not mine["code_on_display"]  # a code works once: taking the lock hides it
     other = await http.post(
         "/api/lock-by-code", json={"code": code, "client_id": "other-client", "machine_id": machine}
     )

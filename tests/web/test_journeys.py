@@ -4,6 +4,7 @@ import re
 
 from playwright.async_api import Browser, Page, expect
 
+from api.services.feedback_views import FeedbackViews
 from tests.support.stack import Stack
 from tests.web.browser import WEB, phone_page
 from tests.web.machines import Provision, Step, play, vend_all, vend_then_fail
@@ -31,18 +32,18 @@ async def test_a_shopper_buys_two(
     await shopper.expect_state("Payment received")
     await screens.shot("paid")
 
+    items = page.locator("#items li")
+
     async def check(step: Step) -> None:
         if step.status == "succeeded":
             await shopper.expect_state("Done. Enjoy!")
             await expect(page.locator("#progress-text")).to_have_text("2 of 2")
+            await expect(items).to_have_text(["Item 1 of 2: out", "Item 2 of 2: out"])
             await screens.shot("done", doc="shopper-done.png")
         else:
             await shopper.expect_state(f"Dispensing {step.dispensed} of 2…")
             await expect(page.locator("#feedback")).to_be_hidden()
-            await screens.shot(
-                f"dispensing-{step.dispensed}",
-                doc="shopper-dispensing.png" if step.dispensed else None,
-            )
+            await screens.shot(f"dispensing-{step.dispensed}")
 
     command = await play(machine, vend_all(2), after=check)
     assert command.quantity == 2 and command.order_id == order_id
@@ -57,16 +58,25 @@ async def test_a_shopper_buys_two(
     status = await stack.services.views.public_status(machine.machine_id, "")
     assert status["stock"] == 6 and not status["locked"]
 
+    # Feedback goes to the operator: a rating, a short comment, once.
+    await page.get_by_role("button", name="Send feedback").click()
+    await expect(page.locator("#feedback-error")).to_have_text("Choose Good or Not good first.")
     await page.get_by_role("button", name="Good", exact=True).click()
     await expect(page.get_by_role("button", name="Good", exact=True)).to_have_attribute(
         "aria-pressed", "true"
     )
-    await expect(page.locator("#feedback-thanks")).to_have_text("Thanks for telling us!")
-    await page.reload()  # kept in this browser, and the finished order needs no stream
+    await page.get_by_label("Anything to add?").fill("Cold and quick")
+    await page.get_by_role("button", name="Send feedback").click()
+    thanks = page.locator("#feedback-thanks")
+    await expect(thanks).to_have_text("Thanks! The machine's operator reads every rating.")
+    await screens.shot("feedback-sent", doc="shopper-feedback.png")
+    stored = await FeedbackViews(stack.services.ctx).of_order(order_id)
+    assert stored is not None
+    assert (stored.rating, stored.comment, stored.machine_id) == ("up", "Cold and quick", "lobby-1")
+    await page.reload()  # the finished order needs no stream; the rating is not offered again
     await shopper.expect_state("Done. Enjoy!")
-    await expect(page.get_by_role("button", name="Good", exact=True)).to_have_attribute(
-        "aria-pressed", "true"
-    )
+    await expect(thanks).to_have_text("Thanks! The machine's operator reads every rating.")
+    await expect(page.get_by_role("button", name="Good", exact=True)).to_be_disabled()
 
 
 async def test_a_failed_dispense_is_refunded(
@@ -256,7 +266,8 @@ async def test_an_ended_reservation_sends_the_shopper_back_to_the_code(
 
     await page.get_by_role("button", name="Pay", exact=True).click()
     await expect(page.locator("#notice")).to_have_text(
-        "Your reservation ran out. Enter the new code from the machine's display to start again."
+        "Your reservation ran out. The machine's display now shows a new code: "
+        "enter it to start again."
     )
     await expect(page.locator("#buy")).to_be_hidden()
     await expect(page.get_by_label("Code on the machine's display")).to_be_focused()

@@ -102,6 +102,17 @@ async def test_unknown_things_get_a_friendly_404(stack: Stack, client: httpx.Asy
         assert f"<h1>{heading}</h1>" in response.text
         assert 'href="/"' in response.text  # a way back to the machine finder
     assert "no-such-machine" in (await client.get("/m/no-such-machine")).text
+    # An unknown address: a page with a way back for a browser, JSON for the API and scripts.
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = await client.get("/nope", headers=html)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert title_of(page.text) == "Page not found · SmartVend" and 'href="/"' in page.text
+    admin = await client.get("/admin/nope", headers=html)
+    assert admin.status_code == 404 and 'href="/admin"' in admin.text
+    for path, headers in (("/api/nope", html), ("/nope", {"Accept": "application/json"})):
+        answer = await client.get(path, headers=headers)
+        assert answer.status_code == 404
+        assert answer.json()["error"]["code"] == "not_found"
 
 
 async def test_a_machine_name_is_escaped(stack: Stack, client: httpx.AsyncClient) -> None:

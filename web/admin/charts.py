@@ -57,9 +57,16 @@ def stacked_bars(
     fmt: Callable[[float], str],
     *,
     top: float | None = None,
+    empty: str = "Nothing to show yet.",
 ) -> Markup:
-    """One bar per label, one coloured segment per series (e.g. sales per day per machine)."""
-    totals = [sum(values[i] for _, values in series) for i in range(len(labels))]
+    """One bar per label, one coloured segment per series (e.g. sales per day per machine).
+
+    With nothing above zero there is no chart to draw (an axis of ₹0.00 to ₹0.01
+    says nothing): ``empty`` is said instead.
+    """
+    totals = [sum(max(0.0, values[i]) for _, values in series) for i in range(len(labels))]
+    if top is None and not any(t > 0 for t in totals):
+        return Markup('<p class="chart-empty">{}</p>').format(empty)
     top = top or max([*totals, 0.0]) or 1.0
     inner_h = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / max(1, len(labels))
@@ -89,8 +96,9 @@ def bars(
     fmt: Callable[[float], str],
     *,
     top: float | None = None,
+    empty: str = "Nothing to show yet.",
 ) -> Markup:
-    return stacked_bars(title, labels, [(title, values)], fmt, top=top)
+    return stacked_bars(title, labels, [(title, values)], fmt, top=top, empty=empty)
 
 
 def line(

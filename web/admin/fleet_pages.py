@@ -42,7 +42,14 @@ def row_view(row: FleetRow) -> dict[str, Any]:
         "applied": row.applied,
         "sales": money(row.sales_today, row.currency),
         "units": row.units_today,
+        "ratings": _ratings(row),
     }
+
+
+def _ratings(row: FleetRow) -> str:
+    if not row.rated_up_today and not row.rated_down_today:
+        return "-"
+    return f"{row.rated_up_today} up · {row.rated_down_today} down"
 
 
 def select_rows(rows: list[FleetRow], show: str, sort: str) -> list[FleetRow]:

@@ -1,21 +1,24 @@
 """One machine: registration (the key shown once), credentials, stock, price, service."""
 
-from decimal import Decimal, InvalidOperation
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from api.errors import InvalidRequest
+from api.errors import InvalidRequest, MachineTaken
 from api.http.deps import services, settings
 from api.services.admin_views import DAY_S, AdminViews
+from api.services.feedback_views import FeedbackViews
 from api.services.fleet_stats import FleetStats
-from api.services.machines import NewMachine
+from api.services.machines import MAX_PRICE, MIN_PRICE, NewMachine
+from schema import topics
 from web.admin import charts
 from web.admin.device_config import config_data_url, firmware_config, qr_svg, shopper_url
 from web.admin.fleet_pages import row_view
+from web.admin.forms import FieldErrors, price, whole_number
 from web.admin.guard import admin_page, field
+from web.admin.telemetry_view import telemetry_charts
 from web.admin.templating import day, money, render, when
 
+MAX_CAPACITY = 10_000
 DONE = {
     "stock": "Stock updated.",
     "price": "Price updated.",
@@ -26,25 +29,6 @@ DONE = {
 
 def mid_of(request: Request) -> str:
     return str(request.path_params["mid"])
-
-
-def number(request: Request, name: str, low: int, high: int) -> int:
-    text = field(request, name, 12)
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise InvalidRequest(f"{name} must be a whole number from {low} to {high}")
-    return int(text)
-
-
-def rupees(request: Request, name: str) -> int:
-    """A price typed in rupees (e.g. 25 or 25.50), as paise."""
-    try:
-        value = Decimal(field(request, name, 12))
-    except InvalidOperation as exc:
-        raise InvalidRequest(f"{name} must be an amount in rupees, like 25 or 25.50") from exc
-    paise = value * 100
-    if not value.is_finite() or paise != paise.to_integral_value():
-        raise InvalidRequest(f"{name} must be an amount in rupees, like 25 or 25.50")
-    return int(paise)
 
 
 async def _disconnect(request: Request, mid: str) -> None:
@@ -74,7 +58,38 @@ def _key_page(request: Request, mid: str, name: str, api_key: str, heading: str)
 
 @admin_page
 async def new_form(request: Request) -> Response:
-    return render(request, "admin/machine_new.html", {"values": {}, "error": ""})
+    return render(request, "admin/machine_new.html", {"values": {}, "errors": {}})
+
+
+def _new_machine(request: Request, errors: FieldErrors) -> NewMachine | None:
+    machine_id = field(request, "machine_id", 40)
+    if not topics.is_machine_id(machine_id):
+        errors.add("machine_id", "Use 1 to 32 letters, digits, _ or -, as printed on the machine.")
+    name = field(request, "name", 100)
+    if not 1 <= len(name) <= 100:
+        errors.add("name", "Give the machine a name of 1 to 100 characters.")
+    location = field(request, "location", 200)
+    if len(location) > 200:
+        errors.add("location", "Keep the location to 200 characters.")
+    price_amount = errors.read("price", lambda: price(request, "price", MIN_PRICE, MAX_PRICE))
+    capacity = errors.read(
+        "capacity", lambda: whole_number(request, "capacity", "The capacity", 1, MAX_CAPACITY)
+    )
+    top = capacity if capacity is not None else MAX_CAPACITY
+    stock = errors.read(
+        "stock",
+        lambda: whole_number(request, "stock", "Stock", 0, top),
+    )
+    if errors or price_amount is None or capacity is None or stock is None:
+        return None
+    return NewMachine(
+        machine_id=machine_id,
+        name=name,
+        location=location or None,
+        price_amount=price_amount,
+        capacity=capacity,
+        stock=stock,
+    )
 
 
 @admin_page
@@ -83,27 +98,42 @@ async def register(request: Request) -> Response:
         k: field(request, k)
         for k in ("machine_id", "name", "location", "price", "capacity", "stock")
     }
-    try:
-        capacity = number(request, "capacity", 1, 10_000)
-        new = NewMachine(
-            machine_id=values["machine_id"],
-            name=values["name"],
-            location=values["location"] or None,
-            price_amount=rupees(request, "price"),
-            capacity=capacity,
-            stock=number(request, "stock", 0, capacity),
-        )
-        machine, api_key = await services(request).machines.register(new)
-    except InvalidRequest as exc:
-        return render(
-            request, "admin/machine_new.html", {"values": values, "error": exc.message}, 400
-        )
-    return _key_page(request, machine.id, machine.name, api_key, f"Registered {machine.name}")
+    errors = FieldErrors()
+    new = _new_machine(request, errors)
+    if new is not None:
+        try:
+            machine, api_key = await services(request).machines.register(new)
+        except MachineTaken:
+            errors.add("machine_id", taken_message(new.machine_id))
+        except InvalidRequest as exc:
+            errors.add("form", exc.message)
+        else:
+            heading = f"Registered {machine.name}"
+            return _key_page(request, machine.id, machine.name, api_key, heading)
+    return render(
+        request,
+        "admin/machine_new.html",
+        {"values": values, "errors": errors.messages},
+        409 if "already registered" in errors.messages.get("machine_id", "") else 400,
+    )
 
 
-@admin_page
-async def detail(request: Request) -> Response:
-    mid = mid_of(request)
+def taken_message(machine_id: str) -> str:
+    return (
+        f"A machine with the id {machine_id} is already registered. If you just registered it "
+        "and reloaded the page, it is done: its key was shown once; open the machine to issue "
+        "a new key. Otherwise choose another id."
+    )
+
+
+async def _detail_page(
+    request: Request,
+    mid: str,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
     views = AdminViews(services(request).ctx)
     row = await views.machine(mid)
     now = services(request).ctx.clock.now()
@@ -112,6 +142,7 @@ async def detail(request: Request) -> Response:
     sales = [amounts.value(mid, d) or 0.0 for d in amounts.days]
     telemetry = await views.telemetry(mid, now - DAY_S)
     url = shopper_url(settings(request), request, mid)
+    feedback = FeedbackViews(services(request).ctx)
     return render(
         request,
         "admin/machine.html",
@@ -119,6 +150,8 @@ async def detail(request: Request) -> Response:
             "m": row_view(row),
             "row": row,
             "done": DONE.get(request.query_params.get("done", "")),
+            "errors": errors or {},
+            "values": values or {},
             "events": await views.events(mid),
             "failed": await views.failed_commands(mid),
             "sales_chart": charts.bars(
@@ -126,38 +159,53 @@ async def detail(request: Request) -> Response:
                 [day(d) for d in amounts.days],
                 sales,
                 lambda v: money(v),
+                empty="No sales in the last 14 days yet.",
             ),
             "sales_rows": [
                 (day(d), money(amounts.value(mid, d) or 0), int(units.value(mid, d) or 0))
                 for d in amounts.days
             ],
-            "telemetry": [
-                (
-                    key,
-                    charts.line(
-                        f"{key}, last 24 hours", pts, lambda v: f"{v:g}", lambda ts: when(ts)[11:16]
-                    ),
-                    pts[-1][1],
-                )
-                for key, pts in telemetry.items()
-            ],
+            "telemetry": telemetry_charts(telemetry, lambda ts: when(ts)[11:16]),
             "shopper_url": url,
             "qr": qr_svg(url, f"Scan to buy from {row.name}"),
+            "feedback": await feedback.recent(mid),
+            "tally": await feedback.tally(mid),
         },
+        status,
     )
+
+
+@admin_page
+async def detail(request: Request) -> Response:
+    return await _detail_page(request, mid_of(request))
 
 
 @admin_page
 async def set_stock(request: Request) -> Response:
     mid = mid_of(request)
-    await services(request).machines.set_stock(mid, number(request, "stock", 0, 10_000))
+    row = await AdminViews(services(request).ctx).machine(mid)
+    try:
+        stock = whole_number(request, "stock", "Stock", 0, row.capacity)
+        await services(request).machines.set_stock(mid, stock)
+    except InvalidRequest as exc:
+        values = {"stock": field(request, "stock", 12)}
+        return await _detail_page(
+            request, mid, errors={"stock": exc.message}, values=values, status=400
+        )
     return RedirectResponse(f"/admin/machines/{mid}?done=stock", status_code=303)
 
 
 @admin_page
 async def set_price(request: Request) -> Response:
     mid = mid_of(request)
-    await services(request).machines.set_price(mid, rupees(request, "price"))
+    try:
+        amount = price(request, "price", MIN_PRICE, MAX_PRICE)
+        await services(request).machines.set_price(mid, amount)
+    except InvalidRequest as exc:
+        values = {"price": field(request, "price", 16)}
+        return await _detail_page(
+            request, mid, errors={"price": exc.message}, values=values, status=400
+        )
     return RedirectResponse(f"/admin/machines/{mid}?done=price", status_code=303)
 
 

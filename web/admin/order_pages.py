@@ -12,16 +12,18 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from api.errors import InvalidRequest
 from api.http.deps import services
 from api.services.admin_views import DAY_S
+from api.services.feedback_views import FeedbackViews
 from api.services.manual_refund import ManualRefunds
-from api.services.order_views import STATUSES, OrderFilter, OrderRow, OrderViews
+from api.services.order_views import STATUSES, OrderDetail, OrderFilter, OrderRow, OrderViews
+from web.admin.forms import rupees
 from web.admin.guard import admin_page, field
-from web.admin.machine_pages import rupees
-from web.admin.templating import SECURITY_HEADERS, render, when
+from web.admin.templating import SECURITY_HEADERS, money, render, when
 
 PAGE = 50
 CSV_COLUMNS = (
     "order_id",
     "machine_id",
+    "machine_name",
     "created_at",
     "created_utc",
     "paid_at",
@@ -30,10 +32,12 @@ CSV_COLUMNS = (
     "dispensed",
     "amount",
     "currency",
+    "amount_paise",
+    "refunded",
+    "refunded_paise",
+    "refund_status",
     "gateway",
     "gateway_order_id",
-    "refund_amount",
-    "refund_status",
 )
 
 
@@ -87,22 +91,74 @@ async def order_list(request: Request) -> Response:
 async def order_detail(request: Request) -> Response:
     detail = await OrderViews(services(request).ctx).detail(str(request.path_params["oid"]))
     done = request.query_params.get("done") == "refund"
-    return render(request, "admin/order.html", {"d": detail, "o": detail.order, "done": done})
+    return await _order_page(request, detail, done=done)
+
+
+async def _order_page(
+    request: Request,
+    detail: OrderDetail,
+    *,
+    done: bool = False,
+    error: str = "",
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    feedback = await FeedbackViews(services(request).ctx).of_order(detail.order.id)
+    return render(
+        request,
+        "admin/order.html",
+        {
+            "d": detail,
+            "o": detail.order,
+            "done": done,
+            "error": error,
+            "values": values or {},
+            "feedback": feedback,
+        },
+        status,
+    )
+
+
+def _chosen_amount(request: Request, detail: OrderDetail) -> int:
+    """The amount the operator picked, in paise; nothing is picked for them."""
+    choice = field(request, "amount_choice", 20)
+    if choice == "undispensed":
+        return min(detail.undispensed_amount, detail.refund_room)
+    if choice == "rest":
+        return detail.refund_room
+    if choice == "custom":
+        return rupees(request, "amount", "The amount")
+    raise InvalidRequest("Choose how much to refund.")
 
 
 @admin_page
 async def refund(request: Request) -> Response:
+    """Two steps: choose an amount and review it, then confirm; only the confirmation refunds."""
     oid = str(request.path_params["oid"])
-    choice = field(request, "amount_choice", 20)
-    amount: int | None = None
-    if choice == "full":
-        detail = await OrderViews(services(request).ctx).detail(oid)
-        payment = detail.counted_payment
-        amount = payment.amount if payment is not None else None
-    elif choice == "custom":
-        amount = rupees(request, "amount")
-    await ManualRefunds(services(request).ctx).refund(oid, amount, by=request.state.admin)
-    return RedirectResponse(f"/admin/orders/{oid}?done=refund", status_code=303)
+    views = OrderViews(services(request).ctx)
+    detail = await views.detail(oid)
+    if field(request, "step", 10) == "confirm":
+        amount = field(request, "paise", 12)
+        if not amount.isdigit():
+            raise InvalidRequest("The confirmed amount is missing; choose the refund again.")
+        await ManualRefunds(services(request).ctx).refund(oid, int(amount), by=request.state.admin)
+        return RedirectResponse(f"/admin/orders/{oid}?done=refund", status_code=303)
+    values = {k: field(request, k, 20) for k in ("amount_choice", "amount")}
+    try:
+        amount_paise = _chosen_amount(request, detail)
+        if not detail.refundable:
+            raise InvalidRequest("This order cannot be refunded now.")
+        if not 1 <= amount_paise <= detail.refund_room:
+            raise InvalidRequest(
+                f"Refund from ₹0.01 to {money(detail.refund_room, detail.order.currency)}."
+            )
+    except InvalidRequest as exc:
+        return await _order_page(request, detail, error=exc.message, values=values, status=400)
+    return render(
+        request,
+        "admin/refund_confirm.html",
+        {"d": detail, "o": detail.order, "amount": amount_paise},
+    )
 
 
 def _cell(value: object) -> str:
@@ -117,22 +173,30 @@ def _line(values: tuple[object, ...]) -> str:
     return out.getvalue()
 
 
+def _rupees(paise: int | None) -> str:
+    """A spreadsheet's number in rupees: 2500 -> 25.00 (no symbol, no grouping)."""
+    return "" if paise is None else f"{paise / 100:.2f}"
+
+
 def _csv_row(r: OrderRow) -> tuple[object, ...]:
     return (
         r.order_id,
         r.machine_id,
+        r.machine_name,
         r.created_at,
         when(r.created_at),
         r.paid_at,
         r.status,
         r.quantity,
         r.dispensed,
-        r.amount,
+        _rupees(r.amount),
         r.currency,
-        r.gateway,
-        r.gateway_order_id,
+        r.amount,
+        _rupees(r.refund_amount),
         r.refund_amount,
         r.refund_status,
+        r.gateway,
+        r.gateway_order_id,
     )
 
 

@@ -1,9 +1,11 @@
-"""Reports: sales per day per machine and fleet uptime, as SVG charts with tables."""
+"""Reports: sales per day per machine (net of manual refunds), fleet uptime and shoppers'
+ratings, as SVG charts with tables."""
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.http.deps import services
+from api.services.feedback_views import FeedbackViews
 from api.services.fleet_stats import FleetStats
 from web.admin import charts
 from web.admin.guard import admin_page
@@ -25,12 +27,17 @@ async def reports(request: Request) -> Response:
         for mid, name in amounts.machines
     ]
     fleet_uptime = [uptime.day_mean(d) or 0.0 for d in uptime.days]
+    ratings = await FeedbackViews(services(request).ctx).per_day(amounts.days)
     return render(
         request,
         "admin/reports.html",
         {
             "sales_chart": charts.stacked_bars(
-                "Sales per day per machine", labels, series, lambda v: money(v)
+                "Sales per day per machine",
+                labels,
+                series,
+                lambda v: money(v),
+                empty="No sales in the last 14 days yet.",
             ),
             "legend": [(name, charts.palette(i)) for i, (_, name) in enumerate(amounts.machines)],
             "amounts": amounts,
@@ -45,6 +52,7 @@ async def reports(request: Request) -> Response:
             ),
             "uptime": uptime,
             "uptime_labels": [day(d) for d in uptime.days],
+            "ratings": [(day(d), ratings[d]) for d in amounts.days],
             "money": money,
             "percent": _percent,
         },

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
+from api.money import money as rupees
 from web.admin import session
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -26,10 +27,10 @@ SECURITY_HEADERS = {
 
 
 def money(amount: int | float | None, currency: str = "INR") -> str:
+    """Paise as rupees, grouped the Indian way (₹1,00,000.00); "-" for no amount."""
     if amount is None:
         return "-"
-    symbol = "₹" if currency == "INR" else currency + " "
-    return f"{symbol}{amount / 100:,.2f}"
+    return rupees(round(amount), currency)
 
 
 def when(ts: int | None) -> str:

@@ -42,12 +42,13 @@
       cell(tr, document.createTextNode(r.busy ? "yes" : "no"));
       cell(tr, document.createTextNode(r.fw));
       cell(tr, document.createTextNode(r.sales + " "), el("small", "(" + r.units + ")"));
+      cell(tr, document.createTextNode(r.ratings)).className = "ratings";
       fresh.appendChild(tr);
     });
     if (!rows.length) {
       var empty = el("tr", null, "empty");
       var td = el("td", "No machines to show.");
-      td.colSpan = 9;
+      td.colSpan = 10;
       empty.appendChild(td);
       fresh.appendChild(empty);
     }

@@ -105,5 +105,23 @@
 
   SV.say = function (el, text) { if (el && el.textContent !== text) el.textContent = text; };
 
+  /* A code as typed or pasted: "754 125", "754-125", "754.125" all read 754125. Other
+     scripts' digits (e.g. ٧٥٤) count as digits too. */
+  SV.cleanCode = function (raw) {
+    return String(raw || "")
+      .replace(/[\u0660-\u0669]/g, function (d) { return String(d.charCodeAt(0) - 0x0660); })
+      .replace(/[\u0966-\u096F]/g, function (d) { return String(d.charCodeAt(0) - 0x0966); })
+      .replace(/[\uFF10-\uFF19]/g, function (d) { return String(d.charCodeAt(0) - 0xFF10); })
+      .replace(/[\s\-\u2010-\u2015._,·:\/]+/g, "");
+  };
+
+  /* Keep a code field to its digits as the shopper types or pastes. */
+  SV.codeField = function (input) {
+    input.addEventListener("input", function () {
+      var clean = SV.cleanCode(input.value);
+      if (/^[0-9]*$/.test(clean) && clean !== input.value) input.value = clean;
+    });
+  };
+
   SV.lockKey = function (machineId) { return "sv_lock_" + machineId; };
 })();

@@ -16,9 +16,12 @@
     note.hidden = false;
   }
 
+  SV.codeField(input);
+  input.addEventListener("input", function () { input.removeAttribute("aria-invalid"); SV.say(error, ""); });
+
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
-    var code = input.value.replace(/\s+/g, "");
+    var code = SV.cleanCode(input.value);
     if (!/^[0-9]{6}$/.test(code)) {
       SV.say(error, "Enter the 6 digits shown on the machine's display.");
       input.setAttribute("aria-invalid", "true");

@@ -10,8 +10,10 @@
   var buy = $("buy"), qty = $("quantity"), total = $("total"), payBtn = $("pay"), cancelBtn = $("cancel");
   var buyError = $("buy-error"), notice = $("notice"), countdown = $("countdown");
   var lock = null, timer = null, warned = false, price = parseInt(main.dataset.price, 10);
+  var stockNow = parseInt(main.dataset.stock, 10) || 0, waiting = null;
 
   function showStatus(s) {
+    stockNow = s.stock;
     price = s.price.amount;
     currency = s.price.currency;
     var badge = document.createElement("span");
@@ -39,12 +41,25 @@
     return res.data;
   }
 
-  function setQuantity(n) {
+  /* Why the quantity can't go higher: the machine's stock or the per-purchase limit. */
+  function limitText(max) {
+    if (stockNow <= max) return max === 1 ? "Only 1 left in this machine." : "Only " + max + " left in this machine.";
+    return "At most " + max + " per purchase.";
+  }
+
+  function setQuantity(n, asked) {
     var max = lock ? lock.max_quantity : 1;
-    n = Math.min(Math.max(parseInt(n, 10) || 1, 1), max);
+    var wanted = parseInt(n, 10);
+    n = Math.min(Math.max(wanted || 1, 1), max);
+    var note = "";
+    if (asked && wanted > max) note = limitText(max) + " We set it to " + max + ".";
+    else if (asked && !(wanted >= 1)) note = "Choose at least 1.";
+    SV.say($("quantity-note"), note);
+    qty.setAttribute("aria-invalid", note ? "true" : "false");
     qty.value = String(n);
     $("fewer").disabled = n <= 1;
     $("more").disabled = n >= max;
+    SV.say($("quantity-max"), n >= max && !note ? limitText(max) : "");
     SV.say(total, SV.money(price * n, currency));
     return n;
   }
@@ -53,7 +68,8 @@
     if (!lock) return;
     var left = lock.expires_at - SV.now();
     if (left <= 0) {
-      endLock("Your reservation ran out. Enter the new code from the machine's display to start again.");
+      endLock("");
+      awaitNewCode();
       return;
     }
     var m = Math.floor(left / 60), s = left % 60;
@@ -82,6 +98,24 @@
     if (focus) $("buy-title").focus();
   }
 
+  /* After a reservation ends the machine shows a new code once the server has made one:
+     say so only when it is there. */
+  function awaitNewCode() {
+    clearTimeout(waiting);
+    SV.say(notice, "Your reservation ran out. The machine's display will show a new code in a moment…");
+    async function check() {
+      var s = await refresh();
+      if (lock) return;
+      if (s && s.code_on_display) {
+        SV.say(notice, "Your reservation ran out. The machine's display now shows a new code: enter it to start again.");
+        return;
+      }
+      if (s && s.locked && !s.locked_by_you) { SV.say(notice, noticeFor(s)); return; }
+      waiting = setTimeout(check, 1000);
+    }
+    check();
+  }
+
   function endLock(message) {
     lock = null;
     clearInterval(timer);
@@ -97,7 +131,7 @@
 
   codeForm.addEventListener("submit", async function (event) {
     event.preventDefault();
-    var code = codeInput.value.replace(/\s+/g, "");
+    var code = SV.cleanCode(codeInput.value);
     if (!/^[0-9]{6}$/.test(code)) {
       codeInput.setAttribute("aria-invalid", "true");
       SV.say(codeError, "Enter the 6 digits shown on the machine's display.");
@@ -126,8 +160,8 @@
   });
 
   $("fewer").addEventListener("click", function () { setQuantity(parseInt(qty.value, 10) - 1); });
-  $("more").addEventListener("click", function () { setQuantity(parseInt(qty.value, 10) + 1); });
-  qty.addEventListener("change", function () { setQuantity(qty.value); });
+  $("more").addEventListener("click", function () { setQuantity(parseInt(qty.value, 10) + 1, true); });
+  qty.addEventListener("change", function () { setQuantity(qty.value, true); });
 
   function lockLost(code) {
     return code === "session_expired" || code === "not_lock_owner";
@@ -192,7 +226,8 @@
     if (!res.ok) {
       var errorCode = SV.errorCode(res);
       if (lockLost(errorCode)) {
-        endLock(SV.explain(res));
+        endLock("");
+        awaitNewCode();
         return;
       }
       SV.say(buyError, SV.explain(res));
@@ -209,6 +244,7 @@
     }
   });
 
+  SV.codeField(codeInput);
   codeInput.addEventListener("input", function () {
     codeInput.removeAttribute("aria-invalid");
     SV.say(codeError, "");

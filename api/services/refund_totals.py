@@ -1,0 +1,74 @@
+"""What an order's refunds add up to: one automatic refund plus any an operator made by hand.
+
+A refund the gateway refused for good returned nothing, so it does not count
+towards what was refunded (and the operator may refund that money again).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from schema.models import MANUAL_REFUND, Order, Refund
+
+DAY_S = 86400
+
+
+@dataclass(frozen=True)
+class RefundTotal:
+    amount: int  # pending or processed, in paise
+    status: str  # pending while any is pending; processed; failed when all failed
+    manual: int  # the part of ``amount`` an operator refunded by hand
+
+    def as_json(self) -> dict[str, object]:
+        """The contract's ``{"amount", "status"}``, plus ``manual_amount`` when an operator
+        refunded by hand (so a page can say so)."""
+        shown: dict[str, object] = {"amount": self.amount, "status": self.status}
+        if self.manual:
+            shown["manual_amount"] = self.manual
+        return shown
+
+
+def refunded(refunds: Sequence[Refund]) -> int:
+    """Paise refunded or on their way back."""
+    return sum(r.amount for r in refunds if r.status != "failed")
+
+
+def total(refunds: Sequence[Refund]) -> RefundTotal | None:
+    """The refunds of one payment as the shopper reads them; None when there are none."""
+    if not refunds:
+        return None
+    live = [r for r in refunds if r.status != "failed"]
+    if not live:
+        manual = sum(r.amount for r in refunds if r.reason == MANUAL_REFUND)
+        return RefundTotal(sum(r.amount for r in refunds), "failed", manual)
+    status = "pending" if any(r.status == "pending" for r in live) else "processed"
+    manual = sum(r.amount for r in live if r.reason == MANUAL_REFUND)
+    return RefundTotal(refunded(live), status, manual)
+
+
+async def manual_by_machine_day(
+    s: AsyncSession, since: int, machine_id: str | None = None
+) -> dict[tuple[str, int], int]:
+    """Paise refunded by operators per (machine, UTC day of the refund) since ``since``.
+
+    Sales are counted at the units that came out, so the automatic refund of
+    what did not come out is already left out of them; what operators give back
+    on top is taken off the day the refund was made.
+    """
+    day = (Refund.created_at // DAY_S) * DAY_S
+    query = (
+        select(Order.machine_id, day, func.sum(Refund.amount))
+        .join(Order, Order.id == Refund.order_id)
+        .where(
+            Refund.reason == MANUAL_REFUND,
+            Refund.status != "failed",
+            Refund.created_at >= since,
+        )
+        .group_by(Order.machine_id, day)
+    )
+    if machine_id is not None:
+        query = query.where(Order.machine_id == machine_id)
+    rows = (await s.execute(query)).all()
+    return {(mid, int(d)): int(amount or 0) for mid, d, amount in rows}
