@@ -33,9 +33,6 @@ class Reconciler:
         self.orders = orders
         self.refunds = refunds
         self.gateway = gateway
-        # The built-in test gateway keeps its orders in memory: after a restart it knows
-        # none of the earlier ones, and there is nothing to ask it about them.
-        self.remembers_from = ctx.clock.now() if gateway.name == "test" else 0
 
     async def run_once(self) -> int:
         """Check recent unpaid orders and pending refunds; returns how many changed."""
@@ -43,7 +40,7 @@ class Reconciler:
 
     async def _orders(self) -> int:
         now = self.ctx.clock.now()
-        since = max(now - LOOK_BACK_S, self.remembers_from)
+        since = now - LOOK_BACK_S
         async with self.ctx.db.begin() as s:
             unpaid = (
                 await s.scalars(

@@ -1,5 +1,5 @@
-"""A normal restart logs nothing alarming: no reconciling of what the test gateway forgot,
-no warning about the burst of publishes that re-sends every machine's state."""
+"""A normal restart logs nothing alarming: the test gateway remembers its orders in the
+database, and the burst of publishes that re-sends every machine's state is no warning."""
 
 import logging
 
@@ -7,6 +7,7 @@ import pytest
 
 from api.clock import FakeClock
 from api.payments.test_gateway import TestGateway
+from api.payments.test_gateway_records import DatabaseRecords
 from api.serve import quiet_backlog
 from api.services.container import Services
 from api.services.machines import NewMachine
@@ -14,9 +15,12 @@ from api.services.reconcile import GRACE_S, Reconciler
 from schema.models import Machine
 
 
-async def test_a_restarted_test_gateway_is_not_asked_about_older_orders(
-    services: Services, clock: FakeClock, caplog: pytest.LogCaptureFixture
+async def test_a_restarted_test_gateway_reconciles_older_orders_quietly(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture, services: Services
 ) -> None:
+    # As the server wires it: the test gateway keeps its records in the database.
+    records = DatabaseRecords(services.ctx.db)
+    services.orders.gateway = TestGateway("test-secret", records)
     await services.machines.register(
         NewMachine(machine_id="m1", name="Lobby", price_amount=2500, capacity=5, stock=5)
     )
@@ -28,14 +32,14 @@ async def test_a_restarted_test_gateway_is_not_asked_about_older_orders(
     lock = await services.locks.lock_by_code(code, "client-00001")
     await services.orders.create(lock.session_id, "client-00001", 1)  # never paid
     clock.advance(GRACE_S + 1)
-    # The server restarts: a new in-memory test gateway that never saw that order.
-    fresh = TestGateway("test-secret")
+    # The server restarts: a new test gateway, reading the same records.
+    fresh = TestGateway("test-secret", records)
     restarted = Reconciler(services.ctx, services.orders, services.refunds, fresh)
     with caplog.at_level(logging.INFO):
         assert await restarted.run_once() == 0
     assert caplog.records == []
-    # The gateway that made it is still asked (and finds nothing paid).
-    assert await services.reconciler.run_once() == 0
+    assert await restarted.run_once() == 0  # asked again: still nothing paid, still quiet
+    assert caplog.records == []
 
 
 def test_the_publish_backlog_warning_is_demoted() -> None:
