@@ -9,10 +9,12 @@ from typing import Any
 
 from sqlalchemy import event
 
+from api import cluster
 from api.accounts import SERVER_USERNAME, DatabaseAuthenticator, server_password
 from api.bridge import Bridge
 from api.db import session_class
 from api.errors import ConfigurationError
+from api.leader import Leadership, SoleLeader
 from api.runtime import Runtime
 from broker.embedded import EmbeddedBroker
 from broker.errors import BrokerStartError
@@ -57,9 +59,13 @@ async def _embedded(rt: Runtime) -> EmbeddedBroker:
 
 
 @contextlib.asynccontextmanager
-async def start_mqtt(rt: Runtime) -> AsyncIterator[MqttLink]:
+async def start_mqtt(rt: Runtime, leadership: Leadership | None = None) -> AsyncIterator[MqttLink]:
     broker = None if rt.settings.mqtt_url else await _embedded(rt)
-    bridge = Bridge.from_settings(rt.services, rt.settings)
+    leads = leadership or SoleLeader()
+    bridge = Bridge.from_settings(
+        rt.services, rt.settings, **cluster.bridge_options(rt.settings, lambda: leads.is_leader)
+    )
+    leads.on_change(lambda _leader: bridge.kick())
 
     def kick(_session: Any) -> None:
         bridge.kick()

@@ -112,6 +112,8 @@ class Settings:
     alert_interval_s: int = 30
     frontend_url: str | None = None
     demo_machines: int = 0
+    workers: int = 1
+    log_format: str = "text"
 
     @property
     def dev(self) -> bool:
@@ -173,6 +175,7 @@ class Settings:
             "offline_alert_minutes": int,
             "alert_interval_s": int,
             "demo_machines": int,
+            "workers": int,
             "var_dir": Path,
             "secret_key": Secret,
             "admin_password": _optional(Secret),
@@ -217,6 +220,10 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{PREFIX}{name.upper()} must be at least 1")
+        if self.workers < 1:
+            raise ConfigurationError(f"{PREFIX}WORKERS must be at least 1")
+        if self.log_format not in ("text", "json"):
+            raise ConfigurationError(f"{PREFIX}LOG_FORMAT must be text or json")
         for name in ("http_port", "mqtt_port", "mqtt_ws_port", "smtp_port"):
             port = getattr(self, name)
             if port is not None and not 0 <= port <= 65535:
