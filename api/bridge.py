@@ -90,6 +90,7 @@ class Bridge:
         self._passes = asyncio.Condition()
         self._passes_started = 0
         self._passes_done = 0
+        self._republish_due = True  # the leader republishes retained state when set
 
     @classmethod
     def from_settings(cls, services: Services, settings: Settings, **options: Any) -> "Bridge":
@@ -192,7 +193,7 @@ class Bridge:
             data = bytes(payload) if isinstance(payload, (bytes, bytearray)) else b""
             count_mqtt("in", message.topic.value)
             if message.topic.value == topics.SERVER_STATUS:
-                await self._server_status_seen(client, data)
+                self._server_status_seen(data)
                 continue
             await self.ingest.put(message.topic.value, data)
 
@@ -213,38 +214,41 @@ class Bridge:
         refused = [f for (f, _), code in zip(filters, granted, strict=False) if _refused(code)]
         if refused:
             log.error("the broker refused the server's subscriptions %s", refused)
-        republished = False
+        self._republish_due = True
         while True:
-            if not republished and self._leads():
+            if self._republish_due and self._leads():
                 # The leader: the backlog, then every retained message the broker may have lost.
+                self._republish_due = False
                 await self._drain_pass(publish)
-                if self._shared_group is not None:  # a dead predecessor's will said offline
+                if self._shared_group is not None:  # a dead worker's will said offline
                     online = messages.server_online(self.services.ctx.clock.now())
                     await publish(Outgoing(topics.SERVER_STATUS, online))
                 snapshot = await retained_snapshot(self.services.ctx.db)
                 await publish_in_order(publish, snapshot)
                 log.info("republished %d retained messages", len(snapshot))
-                republished = True
             self.connected.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_s)
-            if republished and not self._leads():
-                republished = False  # leadership lost: republish if it comes back
+            if not self._leads():
+                self._republish_due = True  # for when leadership comes (back) here
             await self._drain_pass(publish)
 
-    async def _server_status_seen(self, client: aiomqtt.Client, payload: bytes) -> None:
-        """Another worker died and its will said ``offline``: the leader says ``online``."""
+    def _server_status_seen(self, payload: bytes) -> None:
+        """A worker died (its will said ``offline``): the leader republishes.
+
+        The dead worker may have taken device messages it never handled (a
+        result, say). Re-sent unfinished commands make each machine answer again
+        from its ledger, and ``online`` corrects the will."""
         try:
             offline = (
                 bool(payload) and messages.decode("server_status", payload)["state"] != "online"
             )
         except SchemaError:
             return
-        if offline and self._leads():
-            now = self.services.ctx.clock.now()
-            await client.publish(
-                topics.SERVER_STATUS, messages.server_online(now), qos=1, retain=True
-            )
+        if offline:
+            log.info("another server worker went offline; republishing if leader")
+            self._republish_due = True
+            self.kick()
 
     async def _drain_pass(self, publish: Publish) -> None:
         self._wake.clear()
