@@ -59,9 +59,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_mosquitto_config(args: argparse.Namespace) -> int:
     from api.accounts import server_credentials
     from api.mosquitto_setup import write_mosquitto_config
+    from broker.mosquitto import TlsListener
 
     settings = _settings().with_dev_secret()
     creds = server_credentials(settings)
+    tls = None
+    if args.tls_port:
+        if not (args.tls_cert and args.tls_key):
+            raise ConfigurationError("--tls-port needs --tls-cert and --tls-key")
+        tls = TlsListener(
+            port=args.tls_port,
+            host=args.tls_host or args.host or settings.mqtt_host,
+            certfile=str(Path(args.tls_cert).resolve()),
+            keyfile=str(Path(args.tls_key).resolve()),
+        )
 
     async def run() -> list[Path]:
         async with _runtime() as rt:
@@ -74,6 +85,7 @@ def cmd_mosquitto_config(args: argparse.Namespace) -> int:
                 server_password=creds.password,
                 server_port=args.server_port,
                 server_host=args.server_host,
+                tls=tls,
             )
 
     for path in asyncio.run(run()):
@@ -240,6 +252,10 @@ def parser() -> argparse.ArgumentParser:
         "needed by serve --workers N",
     )
     s.add_argument("--server-host", default="127.0.0.1")
+    s.add_argument("--tls-port", type=int, help="also a TLS listener for machines (e.g. 8883)")
+    s.add_argument("--tls-host", help="address of the TLS listener (default: --host)")
+    s.add_argument("--tls-cert", help="certificate chain (PEM) of the TLS listener")
+    s.add_argument("--tls-key", help="private key (PEM) of the TLS listener")
     s.set_defaults(func=cmd_mosquitto_config)
 
     integrator = sub.add_parser("integrator", help="read-only MQTT accounts").add_subparsers(

@@ -41,6 +41,7 @@ def _write_all(
     host: str,
     persistence: Path | None,
     server: tuple[int, str] | None,
+    tls: mosquitto.TlsListener | None,
 ) -> list[Path]:
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,6 +73,7 @@ def _write_all(
             acl_file=str(acl),
             persistence_dir=None if persistence is None else str(persistence.resolve()),
             server_listener=listener,
+            tls_listener=tls,
         ),
     )
     return [passwd, acl, *written, conf]
@@ -88,6 +90,7 @@ async def write_mosquitto_config(
     persistence_dir: Path | None = None,
     server_port: int | None = None,
     server_host: str = "127.0.0.1",
+    tls: mosquitto.TlsListener | None = None,
 ) -> list[Path]:
     """Write ``passwd``, ``acl`` and ``mosquitto.conf`` into ``out_dir``; return their paths.
 
@@ -96,9 +99,10 @@ async def write_mosquitto_config(
     ``server_port``: a second listener for the server's workers on
     ``server_host:server_port`` (``passwd-server`` and ``acl-server``), where each
     worker keeps its own client id; needed to run ``serve --workers N``.
+    ``tls``: a TLS listener for machines (same accounts and rules as ``port``).
     """
     accounts = await mosquitto_accounts(db, server_username, hash_secret(server_password))
     server = None if server_port is None else (server_port, server_host)
     return await asyncio.to_thread(
-        _write_all, accounts, out_dir, port, host, persistence_dir, server
+        _write_all, accounts, out_dir, port, host, persistence_dir, server, tls
     )

@@ -44,6 +44,16 @@ class ServerListener:
     acl_file: str
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """A TLS listener for machines, with the same accounts and rules as the plain one."""
+
+    port: int
+    host: str
+    certfile: str
+    keyfile: str
+
+
 def _check_account(username: str, role: str) -> None:
     if not username or any(ch in _FORBIDDEN_IN_NAME for ch in username):
         raise ValueError(f"username {username!r} cannot be used in a Mosquitto password file")
@@ -97,10 +107,12 @@ def mosquitto_conf(
     acl_file: str,
     persistence_dir: str | None,
     server_listener: ServerListener | None = None,
+    tls_listener: TlsListener | None = None,
 ) -> str:
     """A ``mosquitto.conf`` with one authenticated listener on ``host:port``
     (and the workers' own listener when ``server_listener`` is given)."""
-    for checked in (port, server_listener.port if server_listener else port):
+    extra = [x.port for x in (server_listener, tls_listener) if x is not None]
+    for checked in (port, *extra):
         if not 0 < checked < 65536:
             raise ValueError(f"invalid port {checked}")
     lines = [
@@ -122,6 +134,18 @@ def mosquitto_conf(
         f"password_file {_check_path(password_file)}",
         f"acl_file {_check_path(acl_file)}",
     ]
+    if tls_listener is not None:
+        lines += [
+            "",
+            "# Machines over TLS: the same accounts and rules as above.",
+            f"listener {tls_listener.port} {_check_path(tls_listener.host)}",
+            f"certfile {_check_path(tls_listener.certfile)}",
+            f"keyfile {_check_path(tls_listener.keyfile)}",
+            "allow_anonymous false",
+            "use_username_as_clientid true",
+            f"password_file {_check_path(password_file)}",
+            f"acl_file {_check_path(acl_file)}",
+        ]
     if server_listener is not None:
         lines += [
             "",

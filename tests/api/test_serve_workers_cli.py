@@ -45,3 +45,23 @@ def test_mosquitto_config_writes_a_listener_for_the_workers(cli: Cli, tmp_path: 
     assert "max_queued_messages 100000" in conf
     assert (out / "passwd-server").read_text().startswith("smartvend-server:")
     assert "smartvend-server" not in (out / "passwd").read_text()
+
+
+def test_mosquitto_config_writes_a_tls_listener_for_machines(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    assert cli("migrate").returncode == 0
+    out = tmp_path / "mosq"
+    half = cli("mosquitto-config", "--out", str(out), "--tls-port", "8883")
+    assert half.returncode == 2 and "--tls-cert" in half.stderr
+    tls_options = ["--tls-port", "8883", "--tls-host", "0.0.0.0"]
+    tls_options += ["--tls-cert", "/etc/ssl/m.pem", "--tls-key", "/etc/ssl/m.key"]
+    done = cli("mosquitto-config", "--out", str(out), "--port", "1884", *tls_options)
+    assert done.returncode == 0, done.stderr
+    conf = (out / "mosquitto.conf").read_text().splitlines()
+    tls = conf.index("listener 8883 0.0.0.0")
+    assert conf[tls + 1 : tls + 5] == [
+        "certfile /etc/ssl/m.pem",
+        "keyfile /etc/ssl/m.key",
+        "allow_anonymous false",
+        "use_username_as_clientid true",
+    ]
+    assert f"password_file {out.resolve() / 'passwd'}" in conf[tls:]
