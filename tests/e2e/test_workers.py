@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from api.accounts import server_credentials
@@ -223,6 +224,7 @@ async def test_three_workers_share_the_fleet_and_survive_kill_9(
                 await check_money_and_stock(services, fake, paid, machines)
                 for mid in machines:  # presence: every machine online after all that
                     await flow.wait_online(services, mid)
+                await metrics_cover_every_worker(workers.url)
                 served = {  # the workers that answered shoppers before any was killed
                     int(line["pid"])
                     for line in workers.lines
@@ -232,6 +234,30 @@ async def test_three_workers_share_the_fleet_and_survive_kill_9(
                 assert served & first_pids == first_pids, (served, first_pids)
                 assert {killed_leader, killed_follower} <= first_pids
                 assert not workers.alive(killed_leader) and not workers.alive(killed_follower)
+
+
+def scrape(text: str) -> dict[str, float]:
+    return {
+        sample.name + str(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def metrics_cover_every_worker(url: str) -> None:
+    """Any worker's /metrics: one leader (the killed one forgotten), every worker's counts."""
+
+    async def one_leader() -> dict[str, float] | None:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            found = scrape((await http.get("/metrics")).text)
+        return found if found.get("smartvend_leader[]") == 1 else None
+
+    found: dict[str, float] = await flow.until(one_leader, "one leader in /metrics")
+    results = "smartvend_mqtt_messages_total[('direction', 'in'), ('kind', 'results')]"
+    assert found[results] >= ROUNDS * (len(GOOD) + 1)  # at least an accepted per command
+    commands = "smartvend_mqtt_messages_total[('direction', 'out'), ('kind', 'cmd')]"
+    assert found[commands] >= ROUNDS * (len(GOOD) + 1)
+    assert found["smartvend_vends[('outcome', 'succeeded')]"] == ROUNDS * len(GOOD)
 
 
 async def settled(services: Services, paid: set[str]) -> None:
