@@ -94,3 +94,26 @@ async def test_gateway_calls_are_timed_by_operation() -> None:
         await gateway.create_order(amount=2500, currency="INR", receipt="r-1", notes={})
     after = samples(metrics.exposition().decode())
     assert after[key] == before.get(key, 0) + 1
+
+
+def test_route_templates_of_mounts_and_unknown_paths() -> None:
+    from starlette.routing import Mount, Route
+
+    from api.http.timing import route_template
+
+    async def page(_request: object) -> None:  # never called
+        raise AssertionError
+
+    routes = [
+        Route("/api/orders/{order_id}", page),
+        Mount("/static", app=page),
+        Mount("/admin", routes=[Route("/machines/{mid}", page)]),
+    ]
+
+    def scope(path: str) -> dict[str, object]:
+        return {"type": "http", "method": "GET", "path": path, "root_path": ""}
+
+    assert route_template(routes, scope("/api/orders/o-1")) == "/api/orders/{order_id}"
+    assert route_template(routes, scope("/static/app.css")) == "/static/{path}"
+    assert route_template(routes, scope("/admin/machines/m-1")) == "/admin/machines/{mid}"
+    assert route_template(routes, scope("/nowhere")) == "unmatched"
