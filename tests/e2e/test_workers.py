@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,6 +27,7 @@ from api.mosquitto_setup import CONF_FILE, write_mosquitto_config
 from api.runtime import open_runtime
 from api.services.container import Services
 from device.virtual import VirtualMachine
+from schema import topics
 from schema.models import Command, Machine, Order, Payment, Refund
 from tests.e2e import flow
 from tests.e2e.external import readable_dir, start
@@ -145,9 +147,10 @@ async def mosquitto_with_worker_listener(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def follower(workers: Workers) -> int:
+def follower(workers: Workers, first: set[int]) -> int:
+    """A worker of the first three that is alive and does not lead."""
     leader = workers.leader()
-    alive = sorted(pid for pid in workers.pids(CONNECTED) if pid != leader and workers.alive(pid))
+    alive = sorted(pid for pid in first if pid != leader and workers.alive(pid))
     assert alive, "no follower left to kill"
     return alive[0]
 
@@ -178,7 +181,16 @@ async def test_three_workers_share_the_fleet_and_survive_kill_9(
                 "lock_ttl_s": str(LOCK_TTL_S),
                 "alert_interval_s": "0",
             }
+            creds = server_credentials(settings)
             async with (
+                aiomqtt.Client(
+                    "127.0.0.1",
+                    server_port,
+                    username=creds.username,
+                    password=creds.password,
+                    identifier="test-observer",
+                ) as observer,
+                CommandLog(observer) as sent,
                 serve_workers(3, worker_settings, tmp_path) as workers,
                 flow.fleet(device_port, [(mid, keys[mid]) for mid in GOOD]) as good,
                 flow.fleet(device_port, [(DUD, keys[DUD])], fail_rate=1.0) as dud,
@@ -207,7 +219,7 @@ async def test_three_workers_share_the_fleet_and_survive_kill_9(
                     )
                     took = time.monotonic() - killed_at
                     await shoppers.wait_paid(KILL_FOLLOWER_AT)
-                    victim = follower(workers)
+                    victim = follower(workers, first_pids)
                     workers.kill(victim)
                     return took, leader, victim
 
@@ -226,6 +238,7 @@ async def test_three_workers_share_the_fleet_and_survive_kill_9(
                 for mid in machines:  # presence: every machine online after all that
                     await flow.wait_online(services, mid)
                 await metrics_cover_every_worker(workers.url)
+                await check_commands_sent(services, sent)
                 served = {  # the workers that answered shoppers before any was killed
                     int(line["pid"])
                     for line in workers.lines
@@ -235,6 +248,42 @@ async def test_three_workers_share_the_fleet_and_survive_kill_9(
                 assert served & first_pids == first_pids, (served, first_pids)
                 assert {killed_leader, killed_follower} <= first_pids
                 assert not workers.alive(killed_leader) and not workers.alive(killed_follower)
+
+
+class CommandLog:
+    """Every non-empty ``cmd`` the broker carried, as ``{cmd_id: {payloads}}``."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self.client = client
+        self.seen: dict[str, set[bytes]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "CommandLog":
+        await self.client.subscribe(topics.machine_filter("cmd"), qos=1)
+        self._task = asyncio.create_task(self._collect())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _collect(self) -> None:
+        async for message in self.client.messages:
+            payload = message.payload
+            if isinstance(payload, bytes) and payload:
+                cmd_id = topics.parse(message.topic.value)[2]
+                assert cmd_id is not None
+                self.seen.setdefault(cmd_id, set()).add(payload)
+
+
+async def check_commands_sent(services: Services, sent: CommandLog) -> None:
+    """One command per paid order went out; a command re-sent (retained, after a worker
+    died) is the same message, never a second command."""
+    async with services.ctx.db() as s:
+        commands = set((await s.scalars(select(Command.id))).all())
+    assert set(sent.seen) == commands
+    assert all(len(payloads) == 1 for payloads in sent.seen.values())
 
 
 def scrape(text: str) -> dict[str, float]:
