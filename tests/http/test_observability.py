@@ -4,9 +4,13 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.routing import Mount, Route
 
 from api import metrics
+from api.db import create_engine
+from api.http.timing import route_template
 from api.payments.razorpay_gateway import RazorpayGateway
+from api.readiness import problems
 from tests.fakes.razorpay_server import razorpay_fake
 from tests.support.databases import migrate_async, sqlite_url
 from tests.support.ports import free_port
@@ -97,10 +101,6 @@ async def test_gateway_calls_are_timed_by_operation() -> None:
 
 
 def test_route_templates_of_mounts_and_unknown_paths() -> None:
-    from starlette.routing import Mount, Route
-
-    from api.http.timing import route_template
-
     async def page(_request: object) -> None:  # never called
         raise AssertionError
 
@@ -117,3 +117,12 @@ def test_route_templates_of_mounts_and_unknown_paths() -> None:
     assert route_template(routes, scope("/static/app.css")) == "/static/{path}"
     assert route_template(routes, scope("/admin/machines/m-1")) == "/admin/machines/{mid}"
     assert route_template(routes, scope("/nowhere")) == "unmatched"
+
+
+async def test_readiness_names_a_database_it_cannot_reach() -> None:
+    engine = create_engine(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none")
+    try:
+        found = await problems(engine, lambda: True)
+    finally:
+        await engine.dispose()
+    assert set(found) == {"database"} and found["database"].startswith("unreachable")
