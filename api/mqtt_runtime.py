@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,7 @@ from api.accounts import SERVER_USERNAME, DatabaseAuthenticator, server_password
 from api.bridge import Bridge
 from api.db import session_class
 from api.errors import ConfigurationError
-from api.leader import Leadership, SoleLeader
+from api.leader import Leadership
 from api.runtime import Runtime
 from broker.embedded import EmbeddedBroker
 from broker.errors import BrokerStartError
@@ -60,12 +60,16 @@ async def _embedded(rt: Runtime) -> EmbeddedBroker:
 
 @contextlib.asynccontextmanager
 async def start_mqtt(rt: Runtime, leadership: Leadership | None = None) -> AsyncIterator[MqttLink]:
+    """The broker (unless MQTT_URL) and the bridge; ``leadership`` None: this process leads."""
     broker = None if rt.settings.mqtt_url else await _embedded(rt)
-    leads = leadership or SoleLeader()
-    bridge = Bridge.from_settings(
-        rt.services, rt.settings, **cluster.bridge_options(rt.settings, lambda: leads.is_leader)
+    leads: Callable[[], bool] = (
+        (lambda: True) if leadership is None else (lambda: leadership.is_leader)
     )
-    leads.on_change(lambda _leader: bridge.kick())
+    bridge = Bridge.from_settings(
+        rt.services, rt.settings, **cluster.bridge_options(rt.settings, leads)
+    )
+    if leadership is not None:
+        leadership.on_change(lambda _leader: bridge.kick())  # a new leader drains at once
 
     def kick(_session: Any) -> None:
         bridge.kick()
