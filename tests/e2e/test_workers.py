@@ -248,6 +248,10 @@ async def test_three_workers_share_the_fleet_and_survive_kill_9(
                 assert served & first_pids == first_pids, (served, first_pids)
                 assert {killed_leader, killed_follower} <= first_pids
                 assert not workers.alive(killed_leader) and not workers.alive(killed_follower)
+                # LOG_FORMAT=json: the supervisor and every worker wrote JSON lines only.
+                assert len(workers.lines) == len(workers.raw) > 0, [
+                    raw for raw in workers.raw if not raw.startswith("{")
+                ][:5]
 
 
 class CommandLog:
