@@ -17,15 +17,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from api import background
+from api import background, leader
 from api.clock import Clock
 from api.errors import SmartVendError
 from api.http import admin, device, shopper
 from api.http.auth import AdminTokens
 from api.http.body_limit import BodyLimit
 from api.http.errors import http_error, smartvend_error, unexpected_error
+from api.http.observability import routes as observability_routes
 from api.http.openapi import openapi_document
 from api.http.source import SourceAddress
+from api.http.timing import TimingMiddleware
+from api.instrument import watch_pool
 from api.payments.base import PaymentGateway
 from api.runtime import derive_secret, open_runtime
 from api.services.alert_sender import AlertSender
@@ -59,6 +62,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_runtime(settings, clock=clock, gateway=gateway) as rt:
             app.state.settings = rt.settings
+            app.state.engine = rt.engine
             app.state.services = rt.services
             app.state.tokens = AdminTokens(derive_secret(rt.settings, "admin-tokens"))
             if rt.settings.admin_password is not None and await rt.services.admins.ensure(
@@ -66,10 +70,15 @@ def create_app(
             ):
                 log.info("created admin user 'admin' from ADMIN_PASSWORD")
             async with contextlib.AsyncExitStack() as stack:
+                stack.callback(watch_pool(rt.engine))
+                leadership = await stack.enter_async_context(
+                    leader.campaigning(leader.for_settings(rt.settings))
+                )
+                app.state.leadership = leadership
                 if mqtt:
                     from api.mqtt_runtime import start_mqtt  # only servers that speak MQTT
 
-                    app.state.mqtt = await stack.enter_async_context(start_mqtt(rt))
+                    app.state.mqtt = await stack.enter_async_context(start_mqtt(rt, leadership))
                 sender = AlertSender(
                     rt.services.ctx, SmtpMailer.from_settings(rt.settings), rt.settings
                 )
@@ -83,8 +92,11 @@ def create_app(
                     periodic.append(
                         (float(rt.settings.alert_interval_s), "alerts", sender.run_once)
                     )
+                # Singleton work: only the leader among several workers runs it.
                 tasks = [
-                    asyncio.create_task(background.every(interval, name, work))
+                    asyncio.create_task(
+                        background.every(interval, name, leader.leader_only(leadership, work))
+                    )
                     for interval, name, work in periodic
                 ]
                 try:
@@ -94,16 +106,19 @@ def create_app(
                         task.cancel()
                     await asyncio.gather(*tasks, return_exceptions=True)
 
+    all_routes: list[BaseRoute] = [
+        Route("/healthz", health, methods=["GET"]),
+        *observability_routes,
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *shopper.routes,
+        *device.routes,
+        *admin.routes,
+        *routes,
+    ]
     return Starlette(
-        routes=[
-            Route("/healthz", health, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
-            *shopper.routes,
-            *device.routes,
-            *admin.routes,
-            *routes,
-        ],
+        routes=all_routes,
         middleware=[
+            Middleware(TimingMiddleware, routes=all_routes),
             Middleware(SourceAddress, trusted_proxies=settings.trusted_proxies),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
             *middleware,

@@ -19,15 +19,19 @@ import contextlib
 import logging
 import socket
 import ssl
+from collections.abc import Callable
+from typing import Any
 
 import aiomqtt
 
 from api.accounts import server_credentials
 from api.bridge_ingest import DEFAULT_SHARDS, Ingest
+from api.instrument import count_mqtt
 from api.outbox_drain import Outgoing, Publish, drain, publish_in_order, retained_snapshot
 from api.services.container import Services
 from api.settings import Settings
 from schema import messages, topics
+from schema.errors import SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,8 @@ class Bridge:
         poll_s: float = 0.5,
         min_backoff: float = 0.5,
         max_backoff: float = 10.0,
+        shared_group: str | None = None,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self.services = services
         self.host = host
@@ -72,6 +78,10 @@ class Bridge:
         self._poll_s = poll_s
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
+        # Several workers (api.cluster): device topics through a shared subscription,
+        # and only the leader drains the outbox and republishes retained state.
+        self._shared_group = shared_group
+        self._leads = leads
         self.ingest = Ingest(services, on_change=self.kick, shards=shards)
         # Set while connected and the retained state has been republished.
         self.connected = asyncio.Event()
@@ -80,11 +90,15 @@ class Bridge:
         self._passes = asyncio.Condition()
         self._passes_started = 0
         self._passes_done = 0
+        self._republish_due = True  # the leader republishes retained state when set
 
     @classmethod
-    def from_settings(cls, services: Services, settings: Settings) -> "Bridge":
-        """A bridge to ``MQTT_URL``, or to the embedded broker with the derived server key."""
+    def from_settings(cls, services: Services, settings: Settings, **options: Any) -> "Bridge":
+        """A bridge to ``MQTT_URL``, or to the embedded broker with the derived server key.
+
+        ``options`` (see ``api.cluster.bridge_options``) override the defaults."""
         creds = server_credentials(settings)
+        kwargs: dict[str, Any] = {"client_id": creds.username, **options}
         return cls(
             services,
             host=creds.host,
@@ -93,7 +107,7 @@ class Bridge:
             password=creds.password,
             tls=creds.tls,
             keepalive=settings.mqtt_keepalive_s,
-            client_id=creds.username,
+            **kwargs,
         )
 
     # -- public ---------------------------------------------------------------
@@ -177,6 +191,10 @@ class Bridge:
             if isinstance(payload, str):
                 payload = payload.encode()
             data = bytes(payload) if isinstance(payload, (bytes, bytearray)) else b""
+            count_mqtt("in", message.topic.value)
+            if message.topic.value == topics.SERVER_STATUS:
+                self._server_status_seen(data)
+                continue
             await self.ingest.put(message.topic.value, data)
 
     async def _publish_side(self, client: aiomqtt.Client) -> None:
@@ -184,30 +202,61 @@ class Bridge:
             await client.publish(
                 message.topic, message.payload, qos=message.qos, retain=message.retain
             )
+            count_mqtt("out", message.topic)
 
         now = self.services.ctx.clock.now()
         await publish(Outgoing(topics.SERVER_STATUS, messages.server_online(now)))
         filters = [(topics.machine_filter(kind), 1) for kind in topics.DEVICE_KINDS]
+        if self._shared_group is not None:
+            filters = [(topics.shared(self._shared_group, f), qos) for f, qos in filters]
+            filters.append((topics.SERVER_STATUS, 1))  # to answer a dead worker's will
         granted = await client.subscribe(filters)
         refused = [f for (f, _), code in zip(filters, granted, strict=False) if _refused(code)]
         if refused:
             log.error("the broker refused the server's subscriptions %s", refused)
-        await self._drain_pass(publish)
-        snapshot = await retained_snapshot(self.services.ctx.db)
-        await publish_in_order(publish, snapshot)
-        log.info("republished %d retained messages", len(snapshot))
-        self.connected.set()
+        self._republish_due = True
         while True:
+            if self._republish_due and self._leads():
+                # The leader: the backlog, then every retained message the broker may have lost.
+                self._republish_due = False
+                await self._drain_pass(publish)
+                if self._shared_group is not None:  # a dead worker's will said offline
+                    online = messages.server_online(self.services.ctx.clock.now())
+                    await publish(Outgoing(topics.SERVER_STATUS, online))
+                snapshot = await retained_snapshot(self.services.ctx.db)
+                await publish_in_order(publish, snapshot)
+                log.info("republished %d retained messages", len(snapshot))
+            self.connected.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_s)
+            if not self._leads():
+                self._republish_due = True  # for when leadership comes (back) here
             await self._drain_pass(publish)
+
+    def _server_status_seen(self, payload: bytes) -> None:
+        """A worker died (its will said ``offline``): the leader republishes.
+
+        The dead worker may have taken device messages it never handled (a
+        result, say). Re-sent unfinished commands make each machine answer again
+        from its ledger, and ``online`` corrects the will."""
+        try:
+            offline = (
+                bool(payload) and messages.decode("server_status", payload)["state"] != "online"
+            )
+        except SchemaError:
+            return
+        if offline:
+            log.info("another server worker went offline; republishing if leader")
+            self._republish_due = True
+            self.kick()
 
     async def _drain_pass(self, publish: Publish) -> None:
         self._wake.clear()
         self._passes_started += 1
         number = self._passes_started
         try:
-            await drain(self.services.ctx.db, publish)
+            if self._leads():
+                await drain(self.services.ctx.db, publish)
         except aiomqtt.MqttError:
             raise
         except Exception:  # the database, most likely: the next pass retries

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from api import migrations
-from api.errors import SmartVendError
+from api.errors import ConfigurationError, SmartVendError
 from api.provision import mqtt_url_for_devices, provision
 from api.runtime import Runtime, open_runtime
 from api.services.machines import NewMachine
@@ -46,15 +46,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     factory: AppFactory = args.app_factory or create_app
+    workers = settings.workers if args.workers is None else args.workers
+    if workers < 1:
+        raise ConfigurationError("--workers must be at least 1")
+    if workers > 1:
+        from api.workers import serve_workers
+
+        return serve_workers(factory, settings, workers, host=args.host, port=args.port)
     return serve(factory(settings), settings, host=args.host, port=args.port)
 
 
 def cmd_mosquitto_config(args: argparse.Namespace) -> int:
     from api.accounts import server_credentials
     from api.mosquitto_setup import write_mosquitto_config
+    from broker.mosquitto import TlsListener
 
     settings = _settings().with_dev_secret()
     creds = server_credentials(settings)
+    tls = None
+    if args.tls_port:
+        if not (args.tls_cert and args.tls_key):
+            raise ConfigurationError("--tls-port needs --tls-cert and --tls-key")
+        tls = TlsListener(
+            port=args.tls_port,
+            host=args.tls_host or args.host or settings.mqtt_host,
+            certfile=str(Path(args.tls_cert).resolve()),
+            keyfile=str(Path(args.tls_key).resolve()),
+        )
 
     async def run() -> list[Path]:
         async with _runtime() as rt:
@@ -65,10 +83,18 @@ def cmd_mosquitto_config(args: argparse.Namespace) -> int:
                 host=args.host or settings.mqtt_host,
                 server_username=creds.username,
                 server_password=creds.password,
+                server_port=args.server_port,
+                server_host=args.server_host,
+                tls=tls,
             )
 
     for path in asyncio.run(run()):
         print(f"wrote {path}")
+    if args.server_port:
+        print(
+            "server workers connect to the second listener:",
+            f"SMARTVEND_MQTT_URL=mqtt://{args.server_host}:{args.server_port}",
+        )
     print(
         "run: mosquitto -c",
         Path(args.out) / "mosquitto.conf",
@@ -213,6 +239,12 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the API, pages and (unless MQTT_URL) the broker")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
+    s.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default SMARTVEND_WORKERS or 1); more than one needs "
+        "PostgreSQL and an external MQTT broker",
+    )
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser(
@@ -221,6 +253,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="var/mosquitto")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
+    s.add_argument(
+        "--server-port",
+        type=int,
+        help="also a listener for the server's workers (each with its own client id); "
+        "needed by serve --workers N",
+    )
+    s.add_argument("--server-host", default="127.0.0.1")
+    s.add_argument("--tls-port", type=int, help="also a TLS listener for machines (e.g. 8883)")
+    s.add_argument("--tls-host", help="address of the TLS listener (default: --host)")
+    s.add_argument("--tls-cert", help="certificate chain (PEM) of the TLS listener")
+    s.add_argument("--tls-key", help="private key (PEM) of the TLS listener")
     s.set_defaults(func=cmd_mosquitto_config)
 
     integrator = sub.add_parser("integrator", help="read-only MQTT accounts").add_subparsers(

@@ -3,16 +3,18 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
 
+from api import cluster
 from api.accounts import SERVER_USERNAME, DatabaseAuthenticator, server_password
 from api.bridge import Bridge
 from api.db import session_class
 from api.errors import ConfigurationError
+from api.leader import Leadership
 from api.runtime import Runtime
 from broker.embedded import EmbeddedBroker
 from broker.errors import BrokerStartError
@@ -57,9 +59,17 @@ async def _embedded(rt: Runtime) -> EmbeddedBroker:
 
 
 @contextlib.asynccontextmanager
-async def start_mqtt(rt: Runtime) -> AsyncIterator[MqttLink]:
+async def start_mqtt(rt: Runtime, leadership: Leadership | None = None) -> AsyncIterator[MqttLink]:
+    """The broker (unless MQTT_URL) and the bridge; ``leadership`` None: this process leads."""
     broker = None if rt.settings.mqtt_url else await _embedded(rt)
-    bridge = Bridge.from_settings(rt.services, rt.settings)
+    leads: Callable[[], bool] = (
+        (lambda: True) if leadership is None else (lambda: leadership.is_leader)
+    )
+    bridge = Bridge.from_settings(
+        rt.services, rt.settings, **cluster.bridge_options(rt.settings, leads)
+    )
+    if leadership is not None:
+        leadership.on_change(lambda _leader: bridge.kick())  # a new leader drains at once
 
     def kick(_session: Any) -> None:
         bridge.kick()

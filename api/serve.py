@@ -5,7 +5,7 @@ from typing import Any
 
 import uvicorn
 
-from api import instance_lock
+from api import instance_lock, logs
 from api.http.slow_clients import KEEP_ALIVE_S, HeaderTimeoutProtocol, install_accept_error_filter
 from api.settings import Settings
 
@@ -17,27 +17,34 @@ def server_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Con
     ``TRUSTED_PROXIES``): uvicorn's own ``proxy_headers`` would believe any
     ``X-Forwarded-For`` from loopback.
     """
-    options.setdefault("log_level", "info")
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        proxy_headers=False,
-        http=HeaderTimeoutProtocol,
-        timeout_keep_alive=KEEP_ALIVE_S,
-        **options,
-    )
+    return uvicorn.Config(app, host=host, port=port, **(edge_options() | options))
+
+
+def edge_options() -> dict[str, Any]:
+    """uvicorn options every SmartVend process uses, one worker or several."""
+    return {
+        "log_level": "info",
+        "proxy_headers": False,
+        "http": HeaderTimeoutProtocol,
+        "timeout_keep_alive": KEEP_ALIVE_S,
+    }
+
+
+def configure_logging(log_format: str) -> None:
+    """Logging for one server process: the format, and no floods of expected noise."""
+    logs.configure(log_format)
+    install_accept_error_filter()
+    logging.getLogger("mqtt").addFilter(quiet_backlog)
 
 
 def serve(app: Any, settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    configure_logging(settings.log_format)
+    config = server_config(
+        app,
+        host or settings.http_host,
+        port or settings.http_port,
+        log_config=None,  # uvicorn's loggers go through logs.configure's handler
     )
-    for noisy in ("amqtt", "transitions"):  # per-connection chatter: warnings only
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    install_accept_error_filter()
-    logging.getLogger("mqtt").addFilter(quiet_backlog)
-    config = server_config(app, host or settings.http_host, port or settings.http_port)
     with instance_lock.hold(settings):
         uvicorn.Server(config).run()
     return 0

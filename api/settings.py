@@ -118,6 +118,8 @@ class Settings:
     fleet_code_only_limit: int = 20
     fleet_code_only_refill_s: int = 30
     trusted_proxies: str = ""
+    workers: int = 1
+    log_format: str = "text"
 
     @property
     def dev(self) -> bool:
@@ -183,6 +185,7 @@ class Settings:
             "source_failures_per_day": int,
             "fleet_code_only_limit": int,
             "fleet_code_only_refill_s": int,
+            "workers": int,
             "var_dir": Path,
             "secret_key": Secret,
             "admin_password": _optional(Secret),
@@ -235,6 +238,10 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{PREFIX}{name.upper()} must be at least 1")
+        if self.workers < 1:
+            raise ConfigurationError(f"{PREFIX}WORKERS must be at least 1")
+        if self.log_format not in ("text", "json"):
+            raise ConfigurationError(f"{PREFIX}LOG_FORMAT must be text or json")
         for name in ("http_port", "mqtt_port", "mqtt_ws_port", "smtp_port"):
             port = getattr(self, name)
             if port is not None and not 0 <= port <= 65535:

@@ -105,6 +105,17 @@ def machine_filter(kind: str, mid: str = "+") -> str:
     return machine_topic(mid, kind)
 
 
+def shared(group: str, topic_filter: str) -> str:
+    """A shared subscription ``$share/{group}/{filter}``: the broker hands each
+    matching message to one subscriber of the group (MQTT 5, and Mosquitto for
+    3.1.1 clients too). A subscription filter only, never a topic to publish."""
+    if not group or any(ch in group for ch in "/+#$"):
+        raise SchemaError("invalid shared subscription group")
+    if not topic_filter.startswith(ROOT + "/"):
+        raise SchemaError("not a SmartVend subscription filter")
+    return "$share/" + group + "/" + topic_filter
+
+
 def parse(topic: object) -> tuple[str, str | None, str | None]:
     """Split a concrete topic into ``(kind, machine_id, cmd_id_or_None)``.
 

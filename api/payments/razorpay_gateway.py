@@ -21,6 +21,7 @@ import razorpay.errors
 from requests.exceptions import RequestException
 from requests.sessions import Session
 
+from api import metrics
 from api.errors import ConfigurationError, GatewayError, InvalidSignature
 from api.payments import signatures
 from api.payments.base import GatewayOrder, GatewayPayment, GatewayRefund, WebhookEvent
@@ -107,7 +108,8 @@ class RazorpayGateway:
     async def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             async with asyncio.timeout(self._timeout + 1.0):
-                return await asyncio.to_thread(fn, *args, timeout=self._timeout, **kwargs)
+                with metrics.GATEWAY_SECONDS.labels(what).time():
+                    return await asyncio.to_thread(fn, *args, timeout=self._timeout, **kwargs)
         except TimeoutError as exc:
             raise GatewayError(f"razorpay {what} timed out") from exc
         except _SDK_ERRORS as exc:

@@ -1,0 +1,38 @@
+"""``/readyz`` and ``/metrics``: what load balancers and Prometheus ask a worker."""
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api import metrics, readiness
+from api.instrument import read_database_figures
+
+log = logging.getLogger(__name__)
+
+
+async def ready(request: Request) -> Response:
+    state = request.app.state
+    mqtt = getattr(state, "mqtt", None)
+    found = await readiness.problems(
+        state.engine, None if mqtt is None else (lambda: bool(mqtt.connected))
+    )
+    if found:
+        return JSONResponse({"status": "not ready", "problems": found}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+async def metrics_text(request: Request) -> Response:
+    services = request.app.state.services
+    try:
+        await read_database_figures(services.ctx.db, services.ctx.clock.now())
+    except Exception:  # the rest is still worth scraping
+        log.exception("reading the database figures for /metrics failed")
+    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+
+
+routes = [
+    Route("/readyz", ready, methods=["GET"]),
+    Route("/metrics", metrics_text, methods=["GET"]),
+]

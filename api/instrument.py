@@ -1,0 +1,78 @@
+"""Feeding :mod:`api.metrics`: pool events, MQTT counts, figures read from the database."""
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from api import metrics
+from schema import topics
+from schema.errors import SchemaError
+from schema.models import COMMAND_STATES, REFUND_STATES, Command, OutboxMessage, Refund
+
+
+def mqtt_kind(topic: str) -> str:
+    """The topic's kind (``status``, ``cmd``, ``server_status`` ...), or ``invalid``."""
+    try:
+        return topics.parse(topic)[0]
+    except SchemaError:
+        return "invalid"
+
+
+def count_mqtt(direction: str, topic: str) -> None:
+    metrics.MQTT_MESSAGES.labels(direction, mqtt_kind(topic)).inc()
+
+
+def watch_pool(engine: AsyncEngine) -> Callable[[], None]:
+    """Follow the engine's pool (open and checked-out connections); returns the un-watcher."""
+    pool = engine.sync_engine.pool
+    checked_out = metrics.DB_POOL.labels("checked_out")
+    opened = metrics.DB_POOL.labels("open")
+
+    def on_connect(*_args: Any) -> None:
+        opened.inc()
+
+    def on_close(*_args: Any) -> None:
+        opened.dec()
+
+    def on_checkout(*_args: Any) -> None:
+        checked_out.inc()
+
+    def on_checkin(*_args: Any) -> None:
+        checked_out.dec()
+
+    hooks: list[tuple[str, Callable[..., None]]] = [
+        ("connect", on_connect),
+        ("close", on_close),
+        ("checkout", on_checkout),
+        ("checkin", on_checkin),
+    ]
+    for name, hook in hooks:
+        event.listen(pool, name, hook)
+
+    def unwatch() -> None:
+        for name, hook in hooks:
+            event.remove(pool, name, hook)
+
+    return unwatch
+
+
+async def read_database_figures(db: async_sessionmaker[AsyncSession], now: int) -> None:
+    """Set the gauges that the database knows best: outbox, vends, refunds."""
+    async with db() as s:
+        depth, oldest = (
+            await s.execute(select(func.count(), func.min(OutboxMessage.created_at)))
+        ).one()
+        vends = dict(
+            (await s.execute(select(Command.status, func.count()).group_by(Command.status))).all()
+        )
+        refunds = dict(
+            (await s.execute(select(Refund.status, func.count()).group_by(Refund.status))).all()
+        )
+    metrics.OUTBOX_DEPTH.set(depth)
+    metrics.OUTBOX_OLDEST_AGE.set(0 if oldest is None else max(0, now - oldest))
+    for status in COMMAND_STATES:
+        metrics.VENDS.labels(status).set(vends.get(status, 0))
+    for status in REFUND_STATES:
+        metrics.REFUNDS.labels(status).set(refunds.get(status, 0))

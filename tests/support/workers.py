@@ -1,0 +1,136 @@
+"""``smartvend serve --workers N`` as a subprocess, watched through its JSON log lines.
+
+Every worker logs JSON (``LOG_FORMAT=json``) with its ``pid``; the watcher
+keeps the lines, knows which pids serve, which one leads, and lets a test
+await a log line instead of sleeping.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from api.settings import ALIASES
+from tests.support.ports import free_port
+
+SMARTVEND = Path(sys.executable).parent / "smartvend"
+LEADER = "this worker is now the leader"
+CONNECTED = "connected to the MQTT broker"
+START_TIMEOUT_S = 60.0
+
+
+class Workers:
+    """The supervisor process and what its workers said."""
+
+    def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
+        self.process = process
+        self.url = url
+        self.lines: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self._changed = asyncio.Condition()
+
+    async def _read(self) -> None:
+        assert self.process.stderr is not None
+        async for raw in self.process.stderr:
+            text = raw.decode(errors="replace").rstrip("\n")
+            self.raw.append(text)
+            with contextlib.suppress(ValueError):
+                line = json.loads(text)
+                if isinstance(line, dict):
+                    self.lines.append(line)
+            async with self._changed:
+                self._changed.notify_all()
+
+    def said(self, message: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if str(line.get("message", "")).startswith(message)]
+
+    async def wait(self, check: Callable[[], Any], what: str, within: float = 30.0) -> Any:
+        """Wait until ``check()`` is true after some log line; fails with the log tail."""
+        try:
+            async with asyncio.timeout(within), self._changed:
+                while not (found := check()):
+                    if self.process.returncode is not None:
+                        raise AssertionError("the server exited")
+                    await self._changed.wait()
+                return found
+        except (TimeoutError, AssertionError) as exc:
+            tail = "\n".join(self.raw[-40:])
+            raise AssertionError(f"waiting for {what}: {exc!r}\n{tail}") from exc
+
+    def pids(self, message: str) -> set[int]:
+        return {int(line["pid"]) for line in self.said(message)}
+
+    def leader(self) -> int | None:
+        """The pid that most recently logged that it became the leader."""
+        found = self.said(LEADER)
+        return int(found[-1]["pid"]) if found else None
+
+    def alive(self, pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def kill(self, pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+
+
+def clean_environ(settings: Mapping[str, str]) -> dict[str, str]:
+    """The test's environment without SmartVend settings, plus ``settings``."""
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("SMARTVEND_")
+        and key not in ALIASES
+        and key != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    return {**inherited, **{f"SMARTVEND_{k.upper()}": v for k, v in settings.items()}}
+
+
+@contextlib.asynccontextmanager
+async def serve_workers(
+    count: int, settings: Mapping[str, str], workdir: Path
+) -> AsyncIterator[Workers]:
+    """``smartvend serve --workers count`` on a free port until every worker is connected."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        str(SMARTVEND),
+        "serve",
+        "--workers",
+        str(count),
+        "--port",
+        str(port),
+        env=clean_environ({**settings, "log_format": "json"}),
+        cwd=workdir,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    workers = Workers(process, f"http://127.0.0.1:{port}")
+    reader = asyncio.create_task(workers._read())
+    try:
+        await workers.wait(
+            lambda: len(workers.pids(CONNECTED)) >= count and workers.leader() is not None,
+            f"{count} workers connected and a leader",
+            START_TIMEOUT_S,
+        )
+        async with httpx.AsyncClient(base_url=workers.url, timeout=10) as http:
+            assert (await http.get("/readyz")).status_code == 200
+        yield workers
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 20)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        await asyncio.gather(reader, return_exceptions=True)
