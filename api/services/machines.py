@@ -120,7 +120,7 @@ class Machines:
 
     async def authenticate(self, machine_id: str, api_key: str) -> bool:
         """True when ``api_key`` is the machine's current, unrevoked key."""
-        async with self.ctx.db.begin() as s:
+        async with self.ctx.db() as s:
             machine = await s.get(Machine, machine_id)
         if machine is None or machine.key_revoked:
             return False

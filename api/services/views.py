@@ -15,7 +15,7 @@ class Views:
         self.ctx = ctx
 
     async def public_status(self, machine_id: str, client_id: str) -> dict[str, Any]:
-        async with self.ctx.db.begin() as s:
+        async with self.ctx.db() as s:
             machine = await s.get(Machine, machine_id)
             if machine is None:
                 raise MachineNotFound(f"no machine {machine_id}")
@@ -36,13 +36,13 @@ class Views:
 
     async def display_code(self, machine_id: str) -> str | None:
         """What the machine's display shows now (for dev mode's simulated display)."""
-        async with self.ctx.db.begin() as s:
+        async with self.ctx.db() as s:
             machine = await s.get(Machine, machine_id)
         return None if machine is None else machine.display_code
 
     async def fleet(self) -> list[dict[str, Any]]:
         """Every machine as a shopper's machine finder lists it."""
-        async with self.ctx.db.begin() as s:
+        async with self.ctx.db() as s:
             machines = (await s.scalars(select(Machine).order_by(Machine.name))).all()
         return [
             {
@@ -59,7 +59,7 @@ class Views:
 
     async def device_status(self, machine_id: str) -> dict[str, Any]:
         """The HTTP fallback's view for a device: its desired state and open commands."""
-        async with self.ctx.db.begin() as s:
+        async with self.ctx.db() as s:
             machine = await s.get(Machine, machine_id)
             if machine is None:
                 raise MachineNotFound(f"no machine {machine_id}")
