@@ -24,6 +24,7 @@ from api.http import admin, device, shopper
 from api.http.auth import AdminTokens
 from api.http.errors import http_error, smartvend_error, unexpected_error
 from api.http.openapi import openapi_document
+from api.http.streams import StreamGate
 from api.payments.base import PaymentGateway
 from api.runtime import derive_secret, open_runtime
 from api.services.alert_sender import AlertSender
@@ -59,6 +60,10 @@ def create_app(
             app.state.settings = rt.settings
             app.state.services = rt.services
             app.state.tokens = AdminTokens(derive_secret(rt.settings, "admin-tokens"))
+            app.state.notifier = rt.notifier
+            app.state.streams = StreamGate(
+                rt.settings.max_streams, rt.settings.max_streams_per_client
+            )
             if rt.settings.admin_password is not None and await rt.services.admins.ensure(
                 "admin", str(rt.settings.admin_password)
             ):

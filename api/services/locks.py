@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.commit_feed import order_channel, touch
 from api.errors import (
     InsufficientStock,
     InvalidCode,
@@ -54,11 +55,13 @@ async def end_session(
     session.status = "expired" if reason == "expired" else "ended"
     session.ended_at = now
     session.end_reason = reason
-    await s.execute(
+    expired = await s.scalars(
         update(Order)
         .where(Order.session_id == session.id, Order.status == "created")
         .values(status="expired", updated_at=now)
+        .returning(Order.id)
     )
+    touch(s, *(order_channel(order_id) for order_id in expired.all()))
     await s.flush()
     machine = await s.get(Machine, session.machine_id, with_for_update=True)
     assert machine is not None

@@ -3,7 +3,6 @@
 import asyncio
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
