@@ -12,6 +12,7 @@ from api.ids import new_api_key
 from api.services import outbox
 from api.services.codes import rotate_code
 from api.services.context import Context
+from api.services.presence_rule import revives, status_applies
 from broker.passwords import hash_secret, verify_secret
 from schema import topics
 from schema.models import (
@@ -180,10 +181,7 @@ class Machines:
                 return False
             boot = int(msg["boot"])
             online = msg["state"] == "online"
-            if boot < machine.boot or (boot == machine.boot and (online or not machine.online)):
-                # An older boot's will, a repeat, or a redelivered retained
-                # "online" after silence took the machine offline: only a new
-                # boot (a reconnect) or a live message brings it back.
+            if not status_applies(machine.boot, machine.online, boot, online):
                 return False
             machine.boot = boot
             machine.online = online
@@ -244,7 +242,7 @@ class Machines:
         if machine is None:
             return None, False
         machine.last_seen = now
-        if machine.online or machine.boot == 0:
+        if not revives(machine.online, machine.boot):
             return machine, False
         machine.online = True
         return machine, True
