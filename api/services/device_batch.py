@@ -156,7 +156,7 @@ async def _write_states(s: AsyncSession, rows: list[dict[str, Any]], now: int) -
             )
         ).all()
     )
-    out = []
+    out: list[dict[str, Any]] = []
     for r in rows:
         shown = Machine(**{k: r[k] for k in READ})  # transient: never added to the session
         payload = messages.encode("state", outbox.state_payload(shown, r["id"] in busy))
@@ -169,4 +169,5 @@ async def _write_states(s: AsyncSession, rows: list[dict[str, Any]], now: int) -
                 "created_at": now,
             }
         )
+    await outbox.supersede(s, [topics.state(r["id"]) for r in rows])
     await s.execute(insert(OutboxMessage), out)

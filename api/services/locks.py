@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from api.commit_feed import order_channel, touch
 from api.errors import (
@@ -138,14 +139,28 @@ class Locks:
     async def _take(
         self, s: AsyncSession, machine: Machine, code: str, client_id: str, source: str, now: int
     ) -> Lock:
-        taken = await s.execute(
+        # Compare-and-set on the code; the new desired version comes back with it.
+        version = await s.scalar(
             update(Machine)
             .where(Machine.id == machine.id, Machine.display_code == code)
-            .values(display_code=None, display_code_expires_at=None, code_failures=0)
+            .values(
+                display_code=None,
+                display_code_expires_at=None,
+                code_failures=0,
+                desired_version=Machine.desired_version + 1,
+            )
+            .returning(Machine.desired_version),
+            execution_options={"synchronize_session": False},
         )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
+        if version is None:
             raise MachineBusy("someone else took this machine a moment ago")
-        await s.refresh(machine)
+        for name, value in (
+            ("display_code", None),
+            ("display_code_expires_at", None),
+            ("code_failures", 0),
+            ("desired_version", version),
+        ):
+            set_committed_value(machine, name, value)
         session = VendSession(
             id=new_id("ses"),
             machine_id=machine.id,
@@ -160,7 +175,7 @@ class Locks:
             await s.flush()
         except IntegrityError as exc:
             raise MachineBusy("someone else took this machine a moment ago") from exc
-        await outbox.machine_changed(s, machine, now)
+        await outbox.machine_changed(s, machine, now, lock=session, version_bumped=True)
         return self._lock_of(machine, session)
 
     def _lock_of(self, machine: Machine, session: VendSession) -> Lock:
