@@ -7,9 +7,10 @@ rules need them.  Only the unit of work (``async with db.begin()``) commits.
 SQLite has one writer at a time. Rather than letting write transactions race
 for its lock (the losers sleep in the busy handler with growing back-offs),
 ``db.begin()`` queues them in-process, first come first served, and only a
-queued writer starts with ``BEGIN IMMEDIATE``. Reads (``async with db()``)
-take no lock and begin a plain, deferred transaction: in WAL mode they never
-wait for the writer. PostgreSQL keeps real concurrency.
+queued writer starts with ``BEGIN IMMEDIATE`` and runs its statements on the
+event loop's thread (``api.sqlite_inline``). Reads (``async with db()``) take
+no lock, begin a plain, deferred transaction (in WAL mode they never wait for
+the writer) and run on aiosqlite's thread. PostgreSQL keeps real concurrency.
 """
 
 import asyncio
@@ -31,6 +32,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
+from api.sqlite_inline import INLINE, connector
+
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
@@ -49,7 +52,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             kwargs["poolclass"] = StaticPool
         else:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 10}
+        kwargs["async_creator"] = connector(database or ":memory:", timeout=10)
     else:
         kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = 10
@@ -97,9 +100,11 @@ class WriterQueue:
             self.waited += 1
         async with self._lock:
             token = _WRITING.set(True)
+            inline = INLINE.set(True)
             try:
                 yield
             finally:
+                INLINE.reset(inline)
                 _WRITING.reset(token)
 
 
