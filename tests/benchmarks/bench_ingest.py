@@ -190,6 +190,10 @@ def section(results: list[IngestResult], plan: Plan) -> Section:
     table.add("applied by the server (ingestion)", *(rate(r.ingest_rate, "msg/s") for r in results))
     table.add("**ingestion / fan-in**", *(f"{r.ratio:.2f}" for r in results))
     table.add(
+        "received by the bridge / sent",
+        *(f"{r.received:,} / {r.sent:,}" for r in results),
+    )
+    table.add(
         "rows written / messages received",
         *(f"{r.rows:,} / {r.received:,}" for r in results),
     )
@@ -222,8 +226,15 @@ def section(results: list[IngestResult], plan: Plan) -> Section:
                 f"ingestion / fan-in, {r.label}",
                 f">= {TARGET_RATIO}",
                 f"{r.ratio:.2f} ({r.ingest_rate:,.0f} / {r.fan_in_rate:,.0f} msg/s)",
-                r.ratio >= TARGET_RATIO,
-                f"The bridge applied {r.applied:,} messages in {r.batches:,} transactions "
+                r.ratio >= TARGET_RATIO and r.received >= r.sent,
+                (
+                    f"The broker dropped {r.sent - r.received:,} of {r.sent:,} messages "
+                    f"before they reached the server (its queue for a subscriber that falls "
+                    f"behind is full). "
+                    if r.received < r.sent
+                    else ""
+                )
+                + f"The bridge applied {r.applied:,} messages in {r.batches:,} transactions "
                 f"({r.applied / max(1, r.batches):.0f} each) while receiving them at "
                 f"{r.fan_in_rate:,.0f} msg/s; both run on the server's one event loop"
                 + (", together with the embedded broker," if "embedded" in r.label else "")

@@ -58,6 +58,8 @@ class VendResult:
     lock_latency: Latency = NO_LATENCY
     lock_statuses: str = ""
     shoppers: int = 0
+    lock_server_cpu_ms: float = float("nan")  # per request
+    lock_client_cpu_ms: float = float("nan")
     pages: int = 0
     page_failures: str = ""
     window_s: float = 0.0
@@ -227,8 +229,12 @@ async def lock_rate(bench: BenchStack, shoppers: int, workdir: Path, result: Ven
     config = {"url": bench.stack.url, "pairs": pairs, "concurrency": shoppers}
     async with workers("shoppers", [config], workdir) as (worker,):
         await worker.expect("ready", 60)
+        server_before, shoppers_before = cpu_seconds(os.getpid()), cpu_seconds(worker.pid)
         worker.send("go")
         done = await worker.expect("done", 600)
+        requests = max(1, len(done["latencies"]))
+        result.lock_server_cpu_ms = (cpu_seconds(os.getpid()) - server_before) * 1000 / requests
+        result.lock_client_cpu_ms = (cpu_seconds(worker.pid) - shoppers_before) * 1000 / requests
     result.locks_per_s = len(done["latencies"]) / done["seconds"]
     result.lock_latency = Latency.of(done["latencies"])
     result.lock_statuses = ", ".join(
@@ -319,6 +325,10 @@ def section(results: list[VendResult], purchases_count: int) -> Section:
     table.add("lock-by-code rate", *(rate(r.locks_per_s, "requests/s") for r in results))
     table.add("lock-by-code p50 / p99", *(_pair(r.lock_latency) for r in results))
     table.add("lock-by-code answers", *(r.lock_statuses for r in results))
+    table.add(
+        "CPU per lock-by-code request: server / shoppers' process",
+        *(f"{r.lock_server_cpu_ms:.1f} ms / {r.lock_client_cpu_ms:.1f} ms" for r in results),
+    )
     table.add(
         "idle order pages open (refused)",
         *(f"{r.pages:,} ({r.page_failures or 'none'})" for r in results),
@@ -425,10 +435,15 @@ def _why(result: VendResult, results: dict[str, VendResult]) -> str:
 
 
 def _lock_why(result: VendResult) -> str:
+    rate_cap = 1000 / result.lock_server_cpu_ms if result.lock_server_cpu_ms > 0 else 0.0
+    client_cap = 1000 / result.lock_client_cpu_ms if result.lock_client_cpu_ms > 0 else 0.0
     return (
-        f"{result.shoppers} shoppers in one process against one server process: every "
-        f"request is HTTP parsing, the rate limiter, one short transaction and the answer, "
-        f"all on the server's one event loop, which also publishes each lock's `desired` and "
-        f"`state` and applies the machines' reports; p50 {ms(result.lock_latency.p50)} is "
-        f"mostly time queued behind the other shoppers' requests on that loop."
+        f"Each request cost the server {result.lock_server_cpu_ms:.1f} ms of CPU (HTTP "
+        f"parsing, the rate limiter, one short transaction, the answer, and publishing the "
+        f"lock's `desired` and `state`, with the machines' reports applied meanwhile), so "
+        f"one core caps it near {rate_cap:,.0f} requests/s; the shoppers' process (httpx) "
+        f"spent {result.lock_client_cpu_ms:.1f} ms per request, near {client_cap:,.0f} "
+        f"requests/s of one core. Both share the host's two cores with the fleet's process "
+        f"and the other work on the host (see the note on load), so requests queue: p50 "
+        f"{ms(result.lock_latency.p50)} is mostly waiting for a turn on the server's loop."
     )
