@@ -27,6 +27,7 @@ from api.http.errors import http_error, smartvend_error, unexpected_error
 from api.http.observability import routes as observability_routes
 from api.http.openapi import openapi_document
 from api.http.source import SourceAddress
+from api.http.streams import StreamGate
 from api.http.timing import TimingMiddleware
 from api.instrument import watch_pool
 from api.payments.base import PaymentGateway
@@ -65,6 +66,10 @@ def create_app(
             app.state.engine = rt.engine
             app.state.services = rt.services
             app.state.tokens = AdminTokens(derive_secret(rt.settings, "admin-tokens"))
+            app.state.notifier = rt.notifier
+            app.state.streams = StreamGate(
+                rt.settings.max_streams, rt.settings.max_streams_per_client
+            )
             if rt.settings.admin_password is not None and await rt.services.admins.ensure(
                 "admin", str(rt.settings.admin_password)
             ):

@@ -1,9 +1,17 @@
-"""Device messages in: decode, then call one service, in order per machine.
+"""Device messages in: two lanes, so a vend's results never queue behind telemetry.
 
-Messages are sharded by machine id over a few worker queues, so one machine's
-messages are handled in the order they arrived while different machines do not
-wait on each other.  A malformed or hostile message is logged (topic and
-machine) and skipped; nothing a device sends can stop the workers.
+- **Results** (``results/{cmd_id}``) are sharded by machine id over a few
+  workers and applied one at a time, at once: a machine's reports are handled
+  in the order they arrived, and a ``running`` report with ``dispensed``
+  reaches the shopper's page as the item drops.
+- **Everything else** (status, reported, telemetry, events) goes through one
+  batch lane: up to ``batch_max`` messages, or whatever arrived within
+  ``linger_s`` of the first, applied in one transaction with bulk statements
+  (:mod:`api.services.device_batch`), in arrival order per machine.
+
+A malformed or hostile message is logged (topic and machine) and skipped;
+nothing a device sends can stop the workers. If the database refuses a whole
+batch, its messages are applied one by one, so only the culprit is lost.
 """
 
 import asyncio
@@ -15,13 +23,17 @@ from typing import Any
 
 from api.errors import SmartVendError
 from api.services.container import Services
+from api.services.device_batch import DeviceMessage, apply_batch
 from schema import messages, topics
 from schema.errors import SchemaError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SHARDS = 8
-QUEUE_SIZE = 1000
+QUEUE_SIZE = 1000  # per results shard
+BATCH_QUEUE_SIZE = 50_000  # large: a full batch lane would stall the results behind it
+BATCH_MAX = 250
+LINGER_S = 0.05
 _SHOWN = 120  # characters of a hostile topic or payload worth putting in a log line
 
 
@@ -32,6 +44,8 @@ class IngestStats:
     ignored: int = 0  # empty (a cleared retained topic) or not a device kind
     rejected: int = 0  # malformed topic or payload, refused by a service
     failed: int = 0  # a service raised something unexpected (a bug or the database)
+    batches: int = 0  # transactions of the batch lane
+    batch_failures: int = 0  # batches the database refused (then applied one by one)
 
     @property
     def done(self) -> int:
@@ -51,7 +65,7 @@ def _topic(kind: str, machine_id: str, cmd_id: str | None) -> str:
 
 
 class Ingest:
-    """Per-machine ordered handling of device messages; ``run`` hosts the workers."""
+    """The two lanes of device messages; ``run`` hosts their workers."""
 
     def __init__(
         self,
@@ -59,24 +73,30 @@ class Ingest:
         *,
         on_change: Callable[[], None] = lambda: None,
         shards: int = DEFAULT_SHARDS,
+        batch_max: int = BATCH_MAX,
+        linger_s: float = LINGER_S,
     ) -> None:
-        if shards < 1:
-            raise ValueError("shards must be at least 1")
+        if shards < 1 or batch_max < 1:
+            raise ValueError("shards and batch_max must be at least 1")
         self.services = services
         self.stats = IngestStats()
         self._on_change = on_change
-        self._queues: list[asyncio.Queue[tuple[str, str, str | None, bytes]]] = [
+        self._batch_max = batch_max
+        self._linger_s = linger_s
+        self._results: list[asyncio.Queue[tuple[str, str, str | None, bytes]]] = [
             asyncio.Queue(QUEUE_SIZE) for _ in range(shards)
         ]
+        self._batched: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue(BATCH_QUEUE_SIZE)
 
     async def run(self) -> None:
         """Run the workers until cancelled."""
         async with asyncio.TaskGroup() as tg:
-            for queue in self._queues:
-                tg.create_task(self._worker(queue))
+            for queue in self._results:
+                tg.create_task(self._result_worker(queue))
+            tg.create_task(self._batch_worker())
 
     async def put(self, topic: str, payload: bytes) -> None:
-        """Queue one received message (waits while its machine's queue is full)."""
+        """Queue one received message (waits only while its lane is full)."""
         self.stats.received += 1
         try:
             kind, machine_id, cmd_id = topics.parse(topic)
@@ -87,21 +107,105 @@ class Ingest:
             self.stats.ignored += 1
             log.debug("ignored a message on %s", topic)
             return
-        shard = zlib.crc32(machine_id.encode()) % len(self._queues)
-        await self._queues[shard].put((kind, machine_id, cmd_id, payload))
+        if kind == "results":
+            shard = zlib.crc32(machine_id.encode()) % len(self._results)
+            await self._results[shard].put((kind, machine_id, cmd_id, payload))
+        else:
+            await self._batched.put((kind, machine_id, payload))
 
     async def join(self) -> None:
         """Wait until every queued message has been handled."""
-        for queue in self._queues:
+        await self._batched.join()
+        for queue in self._results:
             await queue.join()
 
-    async def _worker(self, queue: asyncio.Queue[tuple[str, str, str | None, bytes]]) -> None:
+    async def join_results(self) -> None:
+        """Wait until every queued result has been handled."""
+        for queue in self._results:
+            await queue.join()
+
+    @property
+    def backlog(self) -> int:
+        """Messages waiting in the batch lane."""
+        return self._batched.qsize()
+
+    async def _result_worker(
+        self, queue: asyncio.Queue[tuple[str, str, str | None, bytes]]
+    ) -> None:
         while True:
             kind, machine_id, cmd_id, payload = await queue.get()
             try:
                 await self.handle(kind, machine_id, cmd_id, payload)
             finally:
                 queue.task_done()
+
+    async def _batch_worker(self) -> None:
+        queue = self._batched
+        loop = asyncio.get_running_loop()
+        while True:
+            items = [await queue.get()]
+            deadline = loop.time() + self._linger_s
+            try:
+                while len(items) < self._batch_max:
+                    if not queue.empty():
+                        items.append(queue.get_nowait())
+                        continue
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    try:
+                        async with asyncio.timeout(left):
+                            items.append(await queue.get())
+                    except TimeoutError:
+                        break
+                await self.apply_batch(items)
+            finally:
+                for _ in items:
+                    queue.task_done()
+
+    async def apply_batch(self, items: list[tuple[str, str, bytes]]) -> None:
+        """Decode ``items``, apply them in one transaction; logs and counts, never raises."""
+        decoded: list[DeviceMessage] = []
+        for kind, machine_id, payload in items:
+            if not payload:
+                self.stats.ignored += 1
+                continue
+            try:
+                decoded.append(DeviceMessage(kind, machine_id, messages.decode(kind, payload)))
+            except SchemaError as exc:
+                topic = _topic(kind, machine_id, None)
+                self._reject(topic, machine_id, f"{exc} (payload {_shown(payload)})")
+        if not decoded:
+            return
+        try:
+            outcome = await apply_batch(self.services.ctx, decoded)
+        except Exception:
+            self.stats.batch_failures += 1
+            log.exception(
+                "a batch of %d device messages failed; applying them one by one", len(decoded)
+            )
+            for item in decoded:
+                await self._apply_one(item)
+            return
+        self.stats.batches += 1
+        self.stats.applied += len(decoded)
+        if outcome.states:
+            self._on_change()
+
+    async def _apply_one(self, item: DeviceMessage) -> None:
+        try:
+            changed = await self._dispatch(item.kind, item.machine_id, None, item.msg)
+        except (SchemaError, SmartVendError) as exc:
+            self._reject(_topic(item.kind, item.machine_id, None), item.machine_id, str(exc))
+            return
+        except Exception:
+            self.stats.failed += 1
+            topic = _topic(item.kind, item.machine_id, None)
+            log.exception("handling %s from machine %s failed", topic, item.machine_id)
+            return
+        self.stats.applied += 1
+        if changed:
+            self._on_change()
 
     async def handle(self, kind: str, machine_id: str, cmd_id: str | None, payload: bytes) -> None:
         """Apply one message; logs and counts instead of raising."""

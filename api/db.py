@@ -3,12 +3,25 @@
 SQLite gets WAL, NORMAL sync, a busy timeout and foreign keys on every
 connection; PostgreSQL runs at READ COMMITTED with row locks where the vend
 rules need them.  Only the unit of work (``async with db.begin()``) commits.
+
+SQLite has one writer at a time. Rather than letting write transactions race
+for its lock (the losers sleep in the busy handler with growing back-offs),
+``db.begin()`` queues them in-process, first come first served, and only a
+queued writer starts with ``BEGIN IMMEDIATE`` and runs its statements on the
+event loop's thread (``api.sqlite_inline``). Reads (``async with db()``) take
+no lock, begin a plain, deferred transaction (in WAL mode they never wait for
+the writer) and run on aiosqlite's thread. PostgreSQL keeps real concurrency.
 """
 
+import asyncio
+import contextlib
+import contextvars
+import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,6 +31,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
+
+from api.sqlite_inline import INLINE, connector
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -37,7 +52,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             kwargs["poolclass"] = StaticPool
         else:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 10}
+        kwargs["async_creator"] = connector(database or ":memory:", timeout=10)
     else:
         kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = 10
@@ -58,10 +73,60 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# True inside a queued write transaction of this task (and the tasks it starts).
+_WRITING: contextvars.ContextVar[bool] = contextvars.ContextVar("smartvend_writing", default=False)
+
+
 def _sqlite_on_begin(connection: Any) -> None:
-    # IMMEDIATE takes the write lock up front: no deadlock between two readers
-    # that both decide to write, which plain BEGIN allows.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A writer takes SQLite's write lock up front (IMMEDIATE): no deadlock
+    # between two transactions that both read, then decide to write. A reader
+    # begins a deferred transaction, which never waits in WAL mode.
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if _WRITING.get() else "BEGIN")
+
+
+class WriterQueue:
+    """One SQLite writer at a time, in arrival order (``asyncio.Lock`` is FIFO)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self.waited = 0  # write transactions that had to queue
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        if _WRITING.get():  # already this task's turn: a nested unit of work
+            yield
+            return
+        if self._lock.locked():
+            self.waited += 1
+        async with self._lock:
+            token = _WRITING.set(True)
+            inline = INLINE.set(True)
+            try:
+                yield
+            finally:
+                INLINE.reset(inline)
+                _WRITING.reset(token)
+
+
+class Database(async_sessionmaker[AsyncSession]):
+    """The session factory; ``begin()`` queues on ``writer`` when there is one (SQLite)."""
+
+    writer: WriterQueue | None = None
+
+    @contextlib.asynccontextmanager
+    async def _queued_begin(self) -> AsyncIterator[AsyncSession]:
+        assert self.writer is not None
+        async with self.writer.turn(), super().begin() as session:
+            yield session
+
+    def begin(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:  # type: ignore[override]
+        """A unit of work: commits on success, rolls back on error."""
+        if self.writer is None:
+            return super().begin()
+        return self._queued_begin()
+
+
+_WRITERS: "weakref.WeakKeyDictionary[Engine, WriterQueue]" = weakref.WeakKeyDictionary()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -71,9 +136,18 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     a class per factory keeps one runtime's listeners off every other's sessions.
     """
     own: type[Session] = type("SmartVendSession", (Session,), {})
-    return async_sessionmaker(
-        engine, expire_on_commit=False, autoflush=True, sync_session_class=own
-    )
+    factory = Database(engine, expire_on_commit=False, autoflush=True, sync_session_class=own)
+    if engine.dialect.name == "sqlite":
+        factory.writer = writer_queue(engine)
+    return factory
+
+
+def writer_queue(engine: AsyncEngine) -> WriterQueue:
+    """The engine's one writer queue, shared by every factory over it."""
+    queue = _WRITERS.get(engine.sync_engine)
+    if queue is None:
+        queue = _WRITERS[engine.sync_engine] = WriterQueue()
+    return queue
 
 
 def session_class(factory: async_sessionmaker[AsyncSession]) -> type[Session]:

@@ -96,6 +96,18 @@ class RateLimited(SmartVendError):
     code = "rate_limited"
 
 
+class TooManyStreams(RateLimited):
+    """This client already holds as many live streams as it may."""
+
+    code = "too_many_streams"
+
+
+class StreamsFull(SmartVendError):
+    """The server holds as many live streams as it serves at once."""
+
+    code = "streams_full"
+
+
 class NotLockOwner(SmartVendError):
     code = "not_lock_owner"
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.clock import Clock, SystemClock
+from api.commit_feed import CommitFeed
 from api.db import create_engine, session_factory
+from api.notify import Notifier
 from api.payments.base import PaymentGateway
 from api.payments.razorpay_gateway import RazorpayGateway
 from api.payments.test_gateway import TestGateway
@@ -50,6 +52,7 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     services: Services
+    notifier: Notifier
 
 
 @contextlib.asynccontextmanager
@@ -66,6 +69,13 @@ async def open_runtime(
             VendPolicy.from_settings(settings),
             gateway or build_gateway(settings, db),
         )
-        yield Runtime(settings=settings, engine=engine, services=services)
+        notifier = Notifier()
+        feed = CommitFeed(db, notifier)
+        feed.start()
+        try:
+            yield Runtime(settings=settings, engine=engine, services=services, notifier=notifier)
+        finally:
+            notifier.close()
+            feed.stop()
     finally:
         await engine.dispose()

@@ -1,6 +1,7 @@
 """Serving an ASGI app with uvicorn, as ``smartvend serve`` does."""
 
 import logging
+import socket
 from typing import Any
 
 import uvicorn
@@ -8,6 +9,29 @@ import uvicorn
 from api import instance_lock, logs
 from api.http.slow_clients import KEEP_ALIVE_S, HeaderTimeoutProtocol, install_accept_error_filter
 from api.settings import Settings
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that ends the app's live streams first when it shuts down.
+
+    uvicorn waits for every open response before the lifespan ends; an event
+    stream never ends by itself, so closing the notifier ends them cleanly.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: Any) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        close_streams(self._app)
+        await super().shutdown(sockets)
+
+
+def close_streams(app: Any) -> None:
+    """End every live stream of ``app`` (a Starlette app whose lifespan started)."""
+    notifier = getattr(getattr(app, "state", None), "notifier", None)
+    if notifier is not None:
+        notifier.close()
 
 
 def server_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
@@ -27,6 +51,9 @@ def edge_options() -> dict[str, Any]:
         "proxy_headers": False,
         "http": HeaderTimeoutProtocol,
         "timeout_keep_alive": KEEP_ALIVE_S,
+        # Live streams never end by themselves: a worker that is told to stop ends
+        # them after this long (one process ends them at once: ``_Server``).
+        "timeout_graceful_shutdown": 5,
     }
 
 
@@ -46,7 +73,7 @@ def serve(app: Any, settings: Settings, *, host: str | None = None, port: int | 
         log_config=None,  # uvicorn's loggers go through logs.configure's handler
     )
     with instance_lock.hold(settings):
-        uvicorn.Server(config).run()
+        _Server(config, app).run()
     return 0
 
 

@@ -100,6 +100,8 @@ class Settings:
     source_failure_limit: int = 1000
     failure_window_s: int = 300
     max_body_bytes: int = 16384
+    max_streams: int = 2000  # live pages (Server-Sent Events) open at once
+    max_streams_per_client: int = 200  # per source address: a campus NAT is many shoppers
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_username: str | None = None
@@ -175,6 +177,8 @@ class Settings:
             "source_failure_limit": int,
             "failure_window_s": int,
             "max_body_bytes": int,
+            "max_streams": int,
+            "max_streams_per_client": int,
             "smtp_port": int,
             "smtp_tls": _bool,
             "low_stock_threshold": int,
@@ -226,6 +230,8 @@ class Settings:
             "unit_run_s",
             "max_quantity",
             "max_body_bytes",
+            "max_streams",
+            "max_streams_per_client",
             "mqtt_keepalive_s",
             "code_failure_budget",
             "code_failure_refill_s",

@@ -28,6 +28,7 @@ STATUS: dict[type[e.SmartVendError], int] = {
     e.RateLimited: 429,
     e.GatewayError: 502,
     e.MachineOffline: 503,
+    e.StreamsFull: 503,
 }
 
 

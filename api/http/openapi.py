@@ -223,10 +223,12 @@ def _paths() -> dict[str, Any]:
         },
         "/api/orders/{order_id}/events": {
             "get": _op(
-                "Server-Sent Events: the order on every change",
+                "Server-Sent Events: the order on every change (pushed, with a heartbeat "
+                "comment); 429 `too_many_streams` or 503 `streams_full` with Retry-After "
+                "past the caps on open streams",
                 {"type": "string"},
                 params=[ORDER_ID],
-                errors=(404,),
+                errors=(404, 429, 503),
                 media="text/event-stream",
             )
         },

@@ -1,15 +1,17 @@
 """The shopper's API (CONTRACT section 2): decode, call one service, encode."""
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from api.commit_feed import order_channel
 from api.errors import InvalidRequest, PaymentFailed
 from api.http import body as b
+from api.http import streams
 from api.http.deps import services, source_address
 from api.payments.test_gateway import TestGateway
 from schema import topics
@@ -117,35 +119,39 @@ async def order_feedback(request: Request) -> Response:
 
 
 async def order_events(request: Request) -> Response:
-    """Server-Sent Events: the order each time it changes, until it ends."""
+    """Server-Sent Events: the order each time it changes, until it ends.
+
+    Pushed when a transaction touching the order commits; no polling.
+    """
     orders = services(request).orders
     order_id = str(request.path_params["order_id"])
-    first = await orders.view(order_id)  # 404 before the stream starts
+    with streams.opened(request, order_channel(order_id)) as (feed, held):
+        first = await orders.view(order_id)  # 404 before the stream starts
+        release = held.pop_all().close
 
     async def stream() -> AsyncIterator[str]:
-        last, view, idle = None, first, 0.0
+        view = first
         while True:
-            if view != last:
-                yield f"event: order\ndata: {json.dumps(view)}\n\n"
-                last, idle = view, 0.0
-                if view["status"] in TERMINAL and (
-                    view["refund"] is None or view["refund"]["status"] != "pending"
-                ):
-                    return
-            elif idle >= 15:
-                yield ": keep-alive\n\n"
-                idle = 0.0
-            if await request.is_disconnected():
+            yield f"event: order\ndata: {json.dumps(view)}\n\n"
+            if _ended(view):
                 return
-            await asyncio.sleep(0.25)
-            idle += 0.25
-            view = await orders.view(order_id)
+            async for changed in feed:
+                if not changed:
+                    yield ": keep-alive\n\n"
+                    continue
+                latest = await orders.view(order_id)
+                if latest != view:
+                    view = latest
+                    break
+            else:
+                return  # the server is shutting down; the page reconnects
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return streams.LiveStream(stream(), on_close=release)
+
+
+def _ended(view: dict[str, Any]) -> bool:
+    refund = view["refund"]
+    return view["status"] in TERMINAL and (refund is None or refund["status"] != "pending")
 
 
 async def razorpay_webhook(request: Request) -> Response:

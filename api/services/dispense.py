@@ -188,7 +188,7 @@ class Dispense:
 
     async def unfinished(self) -> list[Command]:
         """Commands the broker must (re)deliver, e.g. after a broker restart."""
-        async with self.ctx.db.begin() as s:
+        async with self.ctx.db() as s:
             rows = await s.scalars(
                 select(Command).where(Command.status.not_in(FINAL_COMMAND_STATES))
             )

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
+from api.commit_feed import order_channel, touch
 from api.errors import (
     InsufficientStock,
     InvalidCode,
@@ -58,11 +60,13 @@ async def end_session(
     session.status = "expired" if reason == "expired" else "ended"
     session.ended_at = now
     session.end_reason = reason
-    await s.execute(
+    expired = await s.scalars(
         update(Order)
         .where(Order.session_id == session.id, Order.status == "created")
         .values(status="expired", updated_at=now)
+        .returning(Order.id)
     )
+    touch(s, *(order_channel(order_id) for order_id in expired.all()))
     await s.flush()
     machine = await s.get(Machine, session.machine_id, with_for_update=True)
     assert machine is not None
@@ -146,14 +150,28 @@ class Locks:
     async def _take(
         self, s: AsyncSession, machine: Machine, code: str, client_id: str, source: str, now: int
     ) -> Lock:
-        taken = await s.execute(
+        # Compare-and-set on the code; the new desired version comes back with it.
+        version = await s.scalar(
             update(Machine)
             .where(Machine.id == machine.id, Machine.display_code == code)
-            .values(display_code=None, display_code_expires_at=None, code_failures=0)
+            .values(
+                display_code=None,
+                display_code_expires_at=None,
+                code_failures=0,
+                desired_version=Machine.desired_version + 1,
+            )
+            .returning(Machine.desired_version),
+            execution_options={"synchronize_session": False},
         )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
+        if version is None:
             raise MachineBusy("someone else took this machine a moment ago")
-        await s.refresh(machine)
+        for name, value in (
+            ("display_code", None),
+            ("display_code_expires_at", None),
+            ("code_failures", 0),
+            ("desired_version", version),
+        ):
+            set_committed_value(machine, name, value)
         session = VendSession(
             id=new_id("ses"),
             machine_id=machine.id,
@@ -168,7 +186,7 @@ class Locks:
             await s.flush()
         except IntegrityError as exc:
             raise MachineBusy("someone else took this machine a moment ago") from exc
-        await outbox.machine_changed(s, machine, now)
+        await outbox.machine_changed(s, machine, now, lock=session, version_bumped=True)
         return self._lock_of(machine, session)
 
     def _lock_of(self, machine: Machine, session: VendSession) -> Lock:

@@ -13,6 +13,7 @@ from api.money import money
 from api.services import outbox
 from api.services.codes import rotate_code
 from api.services.context import Context
+from api.services.presence_rule import status_applies
 from broker.passwords import hash_secret, verify_secret
 from schema import topics
 from schema.models import (
@@ -130,7 +131,7 @@ class Machines:
 
     async def authenticate(self, machine_id: str, api_key: str) -> bool:
         """True when ``api_key`` is the machine's current, unrevoked key."""
-        async with self.ctx.db.begin() as s:
+        async with self.ctx.db() as s:
             machine = await s.get(Machine, machine_id)
         if machine is None or machine.key_revoked:
             return False
@@ -190,9 +191,7 @@ class Machines:
                 return False
             boot = int(msg["boot"])
             online = msg["state"] == "online"
-            if boot < machine.boot or (boot == machine.boot and (online or not machine.online)):
-                # An older boot's will, a repeat, or a redelivered "online" of a
-                # boot whose "lost" came already: only a new boot brings it back.
+            if not status_applies(machine.boot, machine.online, boot, online):
                 return False
             machine.boot = boot
             machine.online = online

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.commit_feed import order_channel, touch
 from api.errors import (
     GatewayError,
     InsufficientStock,
@@ -74,11 +75,13 @@ class Orders:
             )
             if busy is not None:
                 raise VendInProgress("your earlier order is being dispensed")
-            await s.execute(  # a new order replaces an unpaid one
+            replaced = await s.scalars(  # a new order replaces an unpaid one
                 update(Order)
                 .where(Order.session_id == session.id, Order.status == "created")
                 .values(status="expired", updated_at=now)
+                .returning(Order.id)
             )
+            touch(s, *(order_channel(order_id) for order_id in replaced.all()))
             order = Order(
                 id=new_id("ord"),
                 machine_id=machine.id,
@@ -120,6 +123,7 @@ class Orders:
     async def _set(self, order_id: str, **values: Any) -> None:
         async with self.ctx.db.begin() as s:
             await s.execute(update(Order).where(Order.id == order_id).values(**values))
+            touch(s, order_channel(order_id))
 
     async def verify(self, gateway_order_id: str, payment_id: str, signature: str) -> Order:
         """The browser's proof of payment, checked against the gateway itself."""
@@ -226,7 +230,7 @@ class Orders:
 
     async def view(self, order_id: str) -> dict[str, Any]:
         """The order as the shopper sees it, with the total refunded so far if any."""
-        async with self.ctx.db.begin() as s:
+        async with self.ctx.db() as s:
             order = await s.get(Order, order_id)
             if order is None:
                 raise OrderNotFound("no such order")

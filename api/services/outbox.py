@@ -6,7 +6,7 @@ crash between commit and publish loses nothing.
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schema import messages, topics
@@ -16,7 +16,18 @@ from schema.models import Command, Machine, OutboxMessage, VendSession
 async def enqueue(
     s: AsyncSession, topic: str, payload: bytes, *, retain: bool, qos: int, now: int
 ) -> None:
-    s.add(OutboxMessage(topic=topic, payload=payload, retain=retain, qos=qos, created_at=now))
+    await enqueue_many(s, [(topic, payload)], retain=retain, qos=qos, now=now)
+
+
+async def enqueue_many(
+    s: AsyncSession, items: list[tuple[str, bytes]], *, retain: bool, qos: int, now: int
+) -> None:
+    """Outbox rows (topic, payload) in list order, with one statement."""
+    rows = [
+        {"topic": topic, "payload": payload, "retain": retain, "qos": qos, "created_at": now}
+        for topic, payload in items
+    ]
+    await s.execute(insert(OutboxMessage), rows)
 
 
 async def active_session(s: AsyncSession, machine_id: str) -> VendSession | None:
@@ -61,28 +72,47 @@ def state_payload(machine: Machine, busy: bool) -> dict[str, Any]:
     }
 
 
+class _LookUp:
+    """Marker: find the machine's active lock in the database."""
+
+
+LOOK_UP = _LookUp()
+
+
 async def machine_changed(
-    s: AsyncSession, machine: Machine, now: int, *, desired: bool = True
+    s: AsyncSession,
+    machine: Machine,
+    now: int,
+    *,
+    desired: bool = True,
+    lock: VendSession | _LookUp | None = LOOK_UP,
+    version_bumped: bool = False,
 ) -> None:
-    """Publish a new ``desired`` (version + 1) and the integrators' ``state``."""
-    lock = await active_session(s, machine.id)
+    """Publish a new ``desired`` (version + 1) and the integrators' ``state``.
+
+    Both are retained: a newer one supersedes whatever of this machine's is
+    still waiting in the outbox, so a burst of changes to one machine leaves
+    one row per topic (and one publish) instead of one per change. ``lock``
+    is the machine's active lock when the caller knows it; ``version_bumped``
+    when the caller already raised ``desired_version`` in its own UPDATE.
+    """
+    active = await active_session(s, machine.id) if isinstance(lock, _LookUp) else lock
+    rows = [(topics.state(machine.id), "state", state_payload(machine, active is not None))]
     if desired:
-        machine.desired_version += 1
-        await enqueue(
-            s,
-            topics.desired(machine.id),
-            messages.encode("desired", desired_payload(machine, lock)),
-            retain=True,
-            qos=1,
-            now=now,
-        )
-    await enqueue(
-        s,
-        topics.state(machine.id),
-        messages.encode("state", state_payload(machine, lock is not None)),
-        retain=True,
-        qos=1,
-        now=now,
+        if not version_bumped:
+            machine.desired_version += 1
+        rows.insert(0, (topics.desired(machine.id), "desired", desired_payload(machine, active)))
+    await supersede(s, [topic for topic, _kind, _payload in rows])
+    encoded = [(topic, messages.encode(kind, payload)) for topic, kind, payload in rows]
+    await enqueue_many(s, encoded, retain=True, qos=1, now=now)
+
+
+async def supersede(s: AsyncSession, retained_topics: list[str]) -> None:
+    """Drop unpublished messages on ``retained_topics`` (``desired``/``state`` only:
+    commands are never coalesced)."""
+    await s.execute(
+        delete(OutboxMessage).where(OutboxMessage.topic.in_(retained_topics)),
+        execution_options={"synchronize_session": False},
     )
 
 

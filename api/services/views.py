@@ -15,7 +15,7 @@ class Views:
         self.ctx = ctx
 
     async def public_status(self, machine_id: str, client_id: str) -> dict[str, Any]:
-        async with self.ctx.db.begin() as s:
+        async with self.ctx.db() as s:
             machine = await s.get(Machine, machine_id)
             if machine is None:
                 raise MachineNotFound(f"no machine {machine_id}")
@@ -40,7 +40,7 @@ class Views:
     async def display_code(self, machine_id: str) -> str | None:
         """What a simulated machine's display shows now (dev mode's preview); never
         the code of a real machine, which only its own display may show."""
-        async with self.ctx.db.begin() as s:
+        async with self.ctx.db() as s:
             machine = await s.get(Machine, machine_id)
         if machine is None or not machine.simulated:
             return None
@@ -48,7 +48,7 @@ class Views:
 
     async def fleet(self) -> list[dict[str, Any]]:
         """Every machine as a shopper's machine finder lists it."""
-        async with self.ctx.db.begin() as s:
+        async with self.ctx.db() as s:
             machines = (await s.scalars(select(Machine).order_by(Machine.name))).all()
         return [
             {
@@ -65,7 +65,7 @@ class Views:
 
     async def device_status(self, machine_id: str) -> dict[str, Any]:
         """The HTTP fallback's view for a device: its desired state and open commands."""
-        async with self.ctx.db.begin() as s:
+        async with self.ctx.db() as s:
             machine = await s.get(Machine, machine_id)
             if machine is None:
                 raise MachineNotFound(f"no machine {machine_id}")

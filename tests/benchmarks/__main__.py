@@ -3,6 +3,7 @@
     python -m tests.benchmarks            # the full run (about 10 minutes on 2 cores)
     python -m tests.benchmarks --quick    # a small smoke run, written to var/
     python -m tests.benchmarks --only broker,vend
+    python -m tests.benchmarks --only ingest,vend --output var/performance-partial.md
 
 Progress goes to stderr while it runs. Everything listens on free loopback ports and
 is stopped at the end; nothing here touches the machine's own services.
@@ -18,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.benchmarks import bench_broker, bench_fleet, bench_sqlite, bench_vend
+from tests.benchmarks import bench_broker, bench_fleet, bench_ingest, bench_sqlite, bench_vend
 from tests.benchmarks.measure import (
     ForeignLoad,
     load_average,
@@ -32,7 +33,7 @@ from tests.benchmarks.stacks import STACKS
 ROOT = Path(__file__).resolve().parents[2]
 FULL_OUTPUT = ROOT / "docs" / "performance.md"
 QUICK_OUTPUT = ROOT / "var" / "performance-quick.md"
-PARTS = ("broker", "sqlite", "vend")
+PARTS = ("broker", "sqlite", "ingest", "vend")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -41,7 +42,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=",".join(PARTS),
-        help="comma-separated: broker, sqlite, vend (vend includes the fleet)",
+        help="comma-separated: broker, sqlite, ingest, vend (vend includes the fleet)",
     )
     parser.add_argument("--output", type=Path, help="where to write the report")
     return parser.parse_args(argv)
@@ -49,6 +50,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
     machines, purchases, warmup, shoppers = (100, 50, 5, 20) if quick else (1000, 500, 10, 200)
+    pages, window_s = (50, 3.0) if quick else (500, 10.0)
     fleets: list[bench_fleet.FleetResult] = []
     vends: list[bench_vend.VendResult] = []
     for kind, opened in STACKS.items():
@@ -70,6 +72,7 @@ async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
                     say(f"vend [{bench.label}]: skipped, the fleet did not come online")
                     continue
                 await bench_vend.purchases(bench, purchases, warmup, result)
+                await bench_vend.idle_pages(bench, pages, window_s, workdir, result)
                 await bench_vend.lock_rate(bench, shoppers, workdir, result)
             say(f"stopping the {bench.label} stack")
     return [bench_fleet.section(fleets), bench_vend.section(vends, purchases)]
@@ -88,6 +91,8 @@ async def run(parts: list[str], quick: bool, workdir: Path) -> list[Section]:
             found = [await bench_broker.run(quick, workdir / "broker")]
         elif part == "sqlite":
             found = [await bench_sqlite.run(quick, workdir)]
+        elif part == "ingest":
+            found = [await bench_ingest.run(quick, workdir / "ingest")]
         else:
             found = await vend_and_fleet(quick, workdir / "vend")
         share = (foreign.seconds - before) / ((time.monotonic() - started) * cores)
@@ -101,7 +106,7 @@ async def run(parts: list[str], quick: bool, workdir: Path) -> list[Section]:
 
 
 def _workdirs(root: Path) -> None:
-    for name in ("broker", "sqlite", *(f"vend/{kind}" for kind in STACKS)):
+    for name in ("broker", "sqlite", "ingest", *(f"vend/{kind}" for kind in STACKS)):
         (root / name).mkdir(parents=True)
 
 

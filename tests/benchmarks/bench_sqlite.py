@@ -1,11 +1,12 @@
-"""SQLite writers: why the embedded stack's tails are long, and what would shorten them.
+"""SQLite writers: one at a time, and many rows per transaction.
 
-The server writes from many tasks at once (eight ingest shards, HTTP requests, the
-outbox drain, the sweeper). SQLite admits one writer; a transaction that finds the
-write lock taken is put to sleep by SQLite's busy handler (1, 2, 5, 10, ... ms) and
-retries. This measures the service the bridge calls for every telemetry message
-(``Machines.record_telemetry``) from several tasks at once, as the server does today,
-and the same calls queued behind one ``asyncio.Lock``.
+The server writes from many tasks at once (results, the batch lane, HTTP requests,
+the outbox drain, the sweeper). SQLite admits one writer; ``api.db`` queues write
+transactions in-process (first come, first served) instead of letting them race
+into SQLite's busy handler. This measures one telemetry row per transaction
+(``Machines.record_telemetry``) from one task and from eight at once, and the
+bridge's batch lane (``api.services.device_batch.apply_batch``), which writes a
+batch of telemetry in one transaction.
 """
 
 import asyncio
@@ -14,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.services.container import Services
+from api.services.device_batch import DeviceMessage, apply_batch
 from tests.benchmarks.device_load import ingest_services
 from tests.benchmarks.measure import Latency, say
 from tests.benchmarks.report import Section, Table, ms, rate
 
-WRITERS = 8  # the bridge's ingest shards
+WRITERS = 8
+BATCH = 250  # the batch lane's largest batch
 
 
 @dataclass
@@ -27,6 +30,27 @@ class WriteRun:
     writers: int
     rate: float
     latency: Latency
+
+
+async def _batches(services: Services, rows: int) -> tuple[float, Latency]:
+    """``rows`` telemetry messages in batches of BATCH; rows/s and latency per batch."""
+    latencies: list[float] = []
+    done = 0
+    started = time.perf_counter()
+    while done < rows:
+        batch = [
+            DeviceMessage(
+                "telemetry",
+                f"w-{n % WRITERS}",
+                {"ts": int(time.time()), "rssi": -60, "uptime_s": n},
+            )
+            for n in range(done, min(rows, done + BATCH))
+        ]
+        t0 = time.perf_counter()
+        await apply_batch(services.ctx, batch)
+        latencies.append(time.perf_counter() - t0)
+        done += len(batch)
+    return done / (time.perf_counter() - started), Latency.of(latencies)
 
 
 async def _writes(
@@ -56,35 +80,37 @@ async def run(quick: bool, workdir: Path) -> Section:
     each = 30 if quick else 150
     runs: list[WriteRun] = []
     async with ingest_services(workdir / "sqlite", [f"w-{n}" for n in range(WRITERS)]) as services:
-        for label, writers, lock in (
-            ("one writer", 1, None),
-            (f"{WRITERS} writers at once (as the server does)", WRITERS, None),
-            (f"{WRITERS} writers queued on one asyncio.Lock", WRITERS, asyncio.Lock()),
+        for label, writers in (
+            ("one writer, a row per transaction", 1),
+            (f"{WRITERS} writers at once, a row per transaction (queued by `api.db`)", WRITERS),
         ):
             say(f"sqlite: {label}")
             per_writer = each * WRITERS // writers
-            found_rate, latency = await _writes(services, writers, per_writer, lock)
+            found_rate, latency = await _writes(services, writers, per_writer, None)
             runs.append(WriteRun(label, writers, found_rate, latency))
-            say(f"sqlite: {found_rate:,.0f} tx/s, p99 {latency.p99:.1f} ms")
-    table = Table(["", "transactions/s", "p50", "p99", "max"])
+            say(f"sqlite: {found_rate:,.0f} rows/s, p99 {latency.p99:.1f} ms")
+        label = f"the batch lane: {BATCH} rows per transaction"
+        say(f"sqlite: {label}")
+        found_rate, latency = await _batches(services, each * WRITERS * 10)
+        runs.append(WriteRun(label, 1, found_rate, latency))
+        say(f"sqlite: {found_rate:,.0f} rows/s, p99 {latency.p99:.1f} ms")
+    table = Table(["", "rows/s", "p50 per transaction", "p99", "max"])
     for r in runs:
         table.add(
-            r.label, rate(r.rate, "tx/s"), ms(r.latency.p50), ms(r.latency.p99), ms(r.latency.max)
+            r.label, rate(r.rate, "rows/s"), ms(r.latency.p50), ms(r.latency.p99), ms(r.latency.max)
         )
     return Section(
-        "SQLite: concurrent writers",
+        "SQLite: writers",
         f"`Machines.record_telemetry` (read the machine, update `last_seen`, insert a row: "
-        f"one transaction, the app's engine with WAL and `BEGIN IMMEDIATE`), "
-        f"{each * WRITERS:,} calls in each line. Not a target of its own: it explains the "
-        f"ingestion rate above and the SQLite stack's tail latencies below.",
+        f"one transaction, the app's engine with WAL), {each * WRITERS:,} calls in each of "
+        f"the first two lines; then {each * WRITERS * 10:,} telemetry messages through the "
+        f"batch lane's transaction. Not a target of its own: it explains the ingestion "
+        f"rates and the SQLite stack's tails.",
         [table],
         notes=[
-            "With several writers at once, SQLite's busy handler puts the losers to sleep "
-            "with growing back-offs, so throughput does not rise and the tail grows to "
-            "hundreds of milliseconds. Queued on one in-process lock, the same work gets "
-            "a short, bounded tail at the same rate: serialising write transactions in "
-            "`api.db` when the database is SQLite would bound the tails. The rate is one "
-            "transaction per row; writing many telemetry rows per transaction is what "
-            "would raise it.",
+            "Write transactions wait their turn in `api.db` (one writer, first come first "
+            "served) and run their statements on the event loop's thread, so eight writers "
+            "at once get the same rate as one with a short, bounded tail, never SQLite's "
+            "busy-handler back-offs. Many rows per transaction is what raises the rate.",
         ],
     )

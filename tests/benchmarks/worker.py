@@ -9,6 +9,7 @@
 * ``publish``: machines that publish telemetry and events as fast as they can on ``go``
 * ``fleet``: :class:`device.simulator.Fleet` (complete simulated machines)
 * ``shoppers``: concurrent shoppers sending ``POST /api/lock-by-code`` with httpx
+* ``pages``: open order pages, each following its order's live stream (SSE)
 """
 
 import asyncio
@@ -265,12 +266,62 @@ async def run_shoppers(cfg: Config, commands: Commands) -> None:
     os._exit(0)
 
 
+async def run_pages(cfg: Config, commands: Commands) -> None:
+    """Open one order page's stream per order id and keep them open until EOF."""
+    import httpx
+
+    orders: list[str] = cfg["orders"]
+    limits = httpx.Limits(max_connections=len(orders) + 10, max_keepalive_connections=0)
+    opened = 0
+    all_open = asyncio.Event()
+    failures: dict[str, int] = {}
+    async with httpx.AsyncClient(base_url=cfg["url"], limits=limits, timeout=None) as http:
+
+        async def page(order_id: str) -> None:
+            nonlocal opened
+            settled = False
+
+            def settle(failure: str | None = None) -> None:
+                nonlocal opened, settled
+                if failure is not None:
+                    failures[failure] = failures.get(failure, 0) + 1
+                if not settled:
+                    settled = True
+                    opened += 1
+                    if opened == len(orders):
+                        all_open.set()
+
+            try:
+                async with http.stream("GET", f"/api/orders/{order_id}/events") as stream:
+                    if stream.status_code != 200:
+                        settle(str(stream.status_code))
+                        return
+                    lines = stream.aiter_lines()
+                    async for line in lines:
+                        if line.startswith("data:"):
+                            break
+                    settle()
+                    async for _line in lines:
+                        pass  # heartbeats and changes, until the stream ends
+            except httpx.HTTPError as exc:
+                settle(None if settled else type(exc).__name__)
+
+        tasks = [asyncio.create_task(page(o)) for o in orders]
+        await all_open.wait()
+        emit("ready", pages=len(orders), failures=failures)
+        await commands.until_closed()
+        for task in tasks:
+            task.cancel()
+    os._exit(0)
+
+
 ROLES = {
     "broker": run_broker,
     "idle": run_idle,
     "publish": run_publish,
     "fleet": run_fleet,
     "shoppers": run_shoppers,
+    "pages": run_pages,
 }
 
 

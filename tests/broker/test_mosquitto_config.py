@@ -84,6 +84,7 @@ def test_conf() -> None:
     ):
         assert lines.index(setting) > listener
     assert "set_tcp_nodelay true" in lines
+    assert "max_queued_messages 100000" in lines  # a burst to the server is not dropped
     assert "persistence true" in lines and "persistence_location /var/x/" in lines
     no_persistence = mosquitto_conf(
         port=1, host="::1", password_file="/p", acl_file="/a", persistence_dir=None

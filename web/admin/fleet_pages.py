@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
+from api.commit_feed import FLEET
+from api.http import streams
 from api.http.deps import services
 from api.services.admin_views import AdminViews, FleetRow
 from web.admin import session
@@ -16,8 +18,7 @@ from web.admin.templating import SECURITY_HEADERS, money, render, when
 
 FILTERS = {"": "All machines", "online": "Online", "offline": "Offline", "low": "Low stock"}
 SORTS = {"name": "Name", "stock": "Stock", "sales": "Today's sales", "seen": "Last seen"}
-POLL_S = 1.0
-KEEPALIVE_S = 15.0
+MIN_INTERVAL_S = 1.0  # a busy fleet is read at most this often per open page
 STREAM_LIFETIME_S = 300.0  # the browser reconnects by itself; a stream never outlives this
 
 
@@ -101,24 +102,33 @@ async def fleet(request: Request) -> Response:
 
 @admin_page
 async def events(request: Request) -> Response:
+    """The fleet's rows each time something in the fleet committed (at most once a second)."""
     show, sort = _choice(request)
     loop = asyncio.get_running_loop()
+    with streams.opened(request, FLEET) as (feed, held):
+        release = held.pop_all().close
 
     async def stream() -> AsyncIterator[str]:
-        started = last_sent = loop.time()
+        started = loop.time()
+        sent_at = -MIN_INTERVAL_S
         previous = ""
         yield "retry: 2000\n\n"
+        changed = True
         while loop.time() - started < STREAM_LIFETIME_S:
-            if await request.is_disconnected() or await session.admin_of(request) is None:
+            if await session.admin_of(request) is None:
                 return
-            data = json.dumps(await _rows(request, show, sort), separators=(",", ":"))
-            if data != previous:
-                previous, last_sent = data, loop.time()
-                yield f"event: fleet\ndata: {data}\n\n"
-            elif loop.time() - last_sent > KEEPALIVE_S:
-                last_sent = loop.time()
+            if changed:
+                # Coalesce a burst of commits into one read of the fleet.
+                await asyncio.sleep(max(0.0, sent_at + MIN_INTERVAL_S - loop.time()))
+                data = json.dumps(await _rows(request, show, sort), separators=(",", ":"))
+                sent_at = loop.time()
+                if data != previous:
+                    previous = data
+                    yield f"event: fleet\ndata: {data}\n\n"
+            else:
                 yield ": keepalive\n\n"
-            await asyncio.sleep(POLL_S)
+            changed = await anext(feed, None)
+            if changed is None:
+                return  # shutting down
 
-    headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+    return streams.LiveStream(stream(), on_close=release, headers=SECURITY_HEADERS)

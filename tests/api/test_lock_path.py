@@ -1,0 +1,69 @@
+"""The lock path: one short transaction, its desired/state coalesced per machine."""
+
+from typing import Any
+
+from sqlalchemy import event, select
+
+from api.services.container import Services
+from schema import messages, topics
+from schema.models import Machine, OutboxMessage
+from tests.api.test_vend_flow import online_machine
+
+CLIENT = "shopper-0001"
+
+
+async def outbox_rows(services: Services) -> list[OutboxMessage]:
+    async with services.ctx.db() as s:
+        return list((await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all())
+
+
+async def code_of(services: Services, mid: str) -> str:
+    async with services.ctx.db() as s:
+        code = await s.scalar(select(Machine.display_code).where(Machine.id == mid))
+    assert code is not None
+    return code
+
+
+async def test_a_burst_of_locks_leaves_one_desired_and_one_state(services: Services) -> None:
+    await online_machine(services, "m1")
+    for _ in range(10):  # lock and let go, ten times, before anything is published
+        lock = await services.locks.lock_by_code(await code_of(services, "m1"), CLIENT)
+        await services.locks.unlock("m1", CLIENT, lock.session_id)
+    retained = {topics.desired("m1"), topics.state("m1")}
+    rows = [r for r in await outbox_rows(services) if r.topic in retained]
+    assert sorted(r.topic for r in rows) == [topics.desired("m1"), topics.state("m1")]
+    desired = next(r for r in rows if r.topic == topics.desired("m1"))
+    latest = messages.decode("desired", bytes(desired.payload))
+    async with services.ctx.db() as s:
+        machine = await s.get(Machine, "m1")
+    assert machine is not None
+    assert latest["version"] == machine.desired_version  # the newest one survived
+    assert latest["display"]["code"] == machine.display_code
+
+
+async def test_locking_is_one_short_transaction(services: Services) -> None:
+    await online_machine(services, "m1")
+    code = await code_of(services, "m1")
+    engine = services.ctx.db.kw["bind"].sync_engine
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        lock = await services.locks.lock_by_code(code, CLIENT)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert lock.machine_id == "m1"
+    # Find the machine and its lock, take the code (bumping desired's version),
+    # add the lock, replace the machine's unpublished desired/state, write them.
+    assert statements.count("BEGIN") + statements.count("COMMIT") <= 2
+    work = [s for s in statements if s not in ("BEGIN", "COMMIT")]
+    assert work.count("UPDATE") == 1
+    assert work == ["SELECT", "SELECT", "UPDATE", "INSERT", "DELETE", "INSERT"], work
+    desired = [r for r in await outbox_rows(services) if r.topic == topics.desired("m1")]
+    assert len(desired) == 1
+    assert messages.decode("desired", bytes(desired[0].payload))["lock"]["session"] == (
+        lock.session_id
+    )
