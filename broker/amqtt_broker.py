@@ -21,18 +21,28 @@ of it that are unsafe for a fleet:
   policy is pure and devices repeat their topics).
 * Deliveries use min(publish QoS, subscription QoS); a refused or ``$`` publish is
   dropped without stopping the client's message loop.
+* Sessions follow MQTT 3.1.1: a clean session ends with its connection (a persistent
+  one started right after it starts afresh), QoS 1/2 messages in flight or queued
+  for an offline persistent session are delivered on reconnect with RETAIN=0, and
+  only a new subscription's retained messages carry RETAIN=1 (see amqtt_handler).
+* Limits: a publish over ``max_payload`` bytes is dropped, only the contract's
+  retained topics keep retained messages, a connection that sends no CONNECT within
+  ``connect_timeout`` is closed; each is counted in :class:`BrokerStats`. Text chosen
+  by a client (username, client id) is logged cut short.
 """
 
 import asyncio
 import functools
 import logging
 import socket
+import ssl
 from collections import deque
+from dataclasses import asdict, dataclass
 from typing import Any, NoReturn
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker, Server
-from amqtt.contexts import Action
+from amqtt.contexts import Action, ListenerConfig
 from amqtt.errors import MQTTError
 from amqtt.mqtt.connack import NOT_AUTHORIZED, SERVER_UNAVAILABLE, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
@@ -40,6 +50,7 @@ from amqtt.session import OutgoingApplicationMessage, Session
 from transitions import MachineError
 
 from broker import acl
+from broker.amqtt_handler import ConnectRefused, Handler, TimedReader, read_connect, short
 from broker.principals import Authenticator, Principal
 from broker.topictree import TopicTree
 
@@ -59,37 +70,17 @@ def _allowed(principal: Principal, action: str, topic: str) -> bool:
     return acl.allowed(principal, action, topic)
 
 
-class _TimedReader(ReaderAdapter):  # type: ignore[misc]
-    """A reader that notes when it last received bytes (for the keepalive sweep)."""
+@dataclass
+class BrokerStats:
+    """What the broker refused or dropped since it started."""
 
-    def __init__(self, inner: ReaderAdapter) -> None:
-        self._inner = inner
-        self._loop = asyncio.get_running_loop()
-        self.last_read = self._loop.time()
+    oversize_dropped: int = 0  # publishes over the payload limit
+    retain_refused: int = 0  # retained publishes on topics that keep nothing
+    connect_timeouts: int = 0  # connections that sent no CONNECT in time
+    connects_refused: int = 0  # bad or unacceptable CONNECTs (credentials, protocol, size)
 
-    async def read(self, n: int = -1) -> bytes:
-        data: bytes = await self._inner.read(n)
-        self.last_read = self._loop.time()
-        return data
-
-    def feed_eof(self) -> None:
-        self._inner.feed_eof()
-
-
-class _Handler(BrokerProtocolHandler):  # type: ignore[misc]
-    """Protocol handler that treats a keepalive read timeout as a lost connection."""
-
-    finished: asyncio.Event
-
-    def handle_read_timeout(self) -> None:
-        log.info("keepalive expired for %s", self.session.client_id if self.session else None)
-        self.lose_connection()
-
-    def lose_connection(self) -> None:
-        """End the client's message loop as if the network dropped (the will fires)."""
-        waiter = self._disconnect_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
 
 
 async def _close_quietly(writer: WriterAdapter) -> None:
@@ -126,16 +117,20 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         *,
         keepalive_grace: float,
         connect_timeout: float,
+        max_payload: int,
     ) -> None:
         super().__init__(config)
         self._subscriptions = _Subscriptions()
         self._authenticator = authenticator
         self._keepalive_grace = keepalive_grace
         self._connect_timeout = connect_timeout
+        self._max_payload = max_payload
+        # a CONNECT holds ids, credentials and a will (whose payload the limit covers)
+        self._connect_limit = max_payload + 2048
+        self.stats = BrokerStats()
         self._filters = TopicTree()
         self._retained_topics = TopicTree()
         self._closing = False
-        self._deliveries: set[asyncio.Future[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------
@@ -158,10 +153,9 @@ class GuardedBroker(Broker):  # type: ignore[misc]
 
     async def shutdown(self) -> None:
         self._closing = True
-        pending = [*self._deliveries, *([self._sweeper] if self._sweeper else [])]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         self._sweeper = None
         # Stop accepting first and close websocket connections: amqtt otherwise waits
         # for a websocket reader that ignores cancellation until the peer goes away.
@@ -180,7 +174,7 @@ class GuardedBroker(Broker):  # type: ignore[misc]
     async def kick(self, client_id: str) -> bool:
         """Close a connected client's connection as abnormal (its will fires)."""
         session, handler = self._sessions.get(client_id, (None, None))
-        if session is None or not isinstance(handler, _Handler):
+        if session is None or not isinstance(handler, Handler):
             return False
         if session.transitions.state != "connected":
             return False
@@ -193,6 +187,14 @@ class GuardedBroker(Broker):  # type: ignore[misc]
                 log.warning("client %s did not stop within %ss", client_id, _KICK_TIMEOUT)
         return True
 
+    @staticmethod
+    def _create_ssl_context(listener: ListenerConfig) -> ssl.SSLContext:
+        """A server context from the listener's certificate chain and key (no client certs)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(listener["certfile"], listener["keyfile"])
+        return context
+
     # -- connection --------------------------------------------------------------
 
     async def stream_connected(
@@ -204,6 +206,7 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         await super().stream_connected(reader, writer, listener_name)
 
     async def _refuse(self, writer: WriterAdapter, code: int, why: str) -> NoReturn:
+        self.stats.connects_refused += 1
         try:
             await ConnackPacket.build(0, code).to_stream(writer)
         except (OSError, RuntimeError):
@@ -220,14 +223,18 @@ class GuardedBroker(Broker):  # type: ignore[misc]
                 username, password, session.client_id or ""
             )
         except Exception:
-            log.exception("authenticator failed for %r", username)
+            log.exception("authenticator failed for %s", short(username))
             await self._refuse(writer, SERVER_UNAVAILABLE, "authenticator failed")
         if principal is None:
-            log.info("refused CONNECT from %r (client id %r)", username, session.client_id)
+            log.info(
+                "refused CONNECT from %s (client id %s)", short(username), short(session.client_id)
+            )
             await self._refuse(writer, NOT_AUTHORIZED, "bad credentials")
         if session.will_flag and not acl.allowed(principal, "publish", session.will_topic or ""):
             log.info(
-                "refused CONNECT from %r: will topic %r not allowed", username, session.will_topic
+                "refused CONNECT from %s: will topic %s not allowed",
+                short(username),
+                short(session.will_topic),
             )
             await self._refuse(writer, NOT_AUTHORIZED, "will topic not allowed")
         return principal
@@ -239,15 +246,23 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         remote_address: str,
         remote_port: int,
     ) -> tuple[BrokerProtocolHandler, Session]:
+        where = f"{remote_address}:{remote_port}"
         try:
-            handler, session = await asyncio.wait_for(
-                _Handler.init_from_connect(reader, writer, self.plugins_manager),
-                self._connect_timeout,
+            packet = await asyncio.wait_for(
+                read_connect(reader, writer, self._connect_limit), self._connect_timeout
             )
-        except Exception as exc:  # garbage, a timeout or a protocol error: drop the socket
-            log.info("no valid CONNECT from %s:%s: %r", remote_address, remote_port, exc)
+            handler, session = await Handler.init_from_connect(packet, writer, self.plugins_manager)
+        except TimeoutError as exc:
+            self.stats.connect_timeouts += 1
+            log.info("no CONNECT from %s within %ss; closing", where, self._connect_timeout)
             await _close_quietly(writer)
-            raise MQTTError(f"no valid CONNECT: {exc!r}") from exc
+            raise MQTTError("no CONNECT in time") from exc
+        except Exception as exc:  # garbage, a refused protocol level or a protocol error
+            self.stats.connects_refused += 1
+            reason = short(str(exc), 200)
+            log.info("refused CONNECT from %s: %s", where, reason)
+            await _close_quietly(writer)
+            raise MQTTError(f"no valid CONNECT: {reason}") from exc
 
         principal = await self._authenticate_connect(session, writer)
         client_id = principal.username
@@ -255,11 +270,14 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         session.attributes[PRINCIPAL] = principal
         await self.kick(client_id)  # take-over: the old connection ends first
 
-        if session.clean_session:
+        known = self._sessions.get(client_id)
+        if session.clean_session or known is None or known[0].clean_session:
+            # A clean session, or a persistent one after a clean one (which ended with
+            # its connection even if amqtt's monitor has not removed it yet): start afresh.
             await self._delete_session(client_id)
             session.parent = 0
-        elif client_id in self._sessions:
-            existing, _ = self._sessions[client_id]
+        else:
+            existing = known[0]
             for name in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain"):
                 setattr(existing, name, getattr(session, name))
             existing.keep_alive = session.keep_alive
@@ -268,8 +286,6 @@ class GuardedBroker(Broker):  # type: ignore[misc]
             existing.attributes[PRINCIPAL] = principal
             session = existing
             session.parent = 1
-        else:
-            session.parent = 0
         # The sweep enforces keepalive; with keep_alive 0 amqtt arms no timer per packet.
         session.attributes[KEEPALIVE] = session.keep_alive * self._keepalive_grace
         session.keep_alive = 0
@@ -286,8 +302,8 @@ class GuardedBroker(Broker):  # type: ignore[misc]
                 reader = getattr(handler, "reader", None)
                 if (
                     limit > 0
-                    and isinstance(reader, _TimedReader)
-                    and isinstance(handler, _Handler)
+                    and isinstance(reader, TimedReader)
+                    and isinstance(handler, Handler)
                     and session.transitions.state == "connected"
                     and now - reader.last_read > limit
                 ):
@@ -313,20 +329,28 @@ class GuardedBroker(Broker):  # type: ignore[misc]
             except (MachineError, ValueError):  # the previous connection did not stop in time
                 log.warning("client %s is still connected; refusing", client_session.client_id)
                 await self._refuse(writer, SERVER_UNAVAILABLE, "previous connection still open")
-            handler.attach(client_session, _TimedReader(reader), writer)
+            handler.attach(client_session, TimedReader(reader), writer)
             client_id = str(client_session.client_id)
             self._sessions[client_id] = (client_session, handler)
             await handler.mqtt_connack_authorize(True)
-            await handler.start()
-            await self._publish_session_retained_messages(client_session)
-            if not client_session.clean_session:  # a clean session has no subscriptions yet
-                for subscription in self._session_filters(client_session):
-                    await self._publish_retained_messages_for_subscription(
-                        subscription, client_session
-                    )
+            await handler.start()  # re-sends what was in flight
+            await self._publish_session_retained_messages(client_session)  # then the queue
             await self._client_message_loop(client_session, handler)
         finally:
             handler.finished.set()
+            await self._end_clean_session(client_session)
+
+    async def _end_clean_session(self, session: Session) -> None:
+        """A clean session ends with its connection [MQTT-3.1.2-6]."""
+        client_id = str(session.client_id)
+        known = self._sessions.get(client_id)
+        if (
+            session.clean_session
+            and known is not None
+            and known[0] is session
+            and session.transitions.state != "connected"
+        ):
+            await self._delete_session(client_id)
 
     # -- access checks -----------------------------------------------------------
 
@@ -350,12 +374,22 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         topic = message.topic
         if not acl.is_valid_topic(topic or ""):
             log.info("%s sent an invalid topic %r; closing", client_session.client_id, topic)
-            if isinstance(handler, _Handler):
+            if isinstance(handler, Handler):
                 handler.lose_connection()
             return True
         principal = principal_of(client_session)
         if principal is None or not _allowed(principal, "publish", topic):
-            log.debug("dropped publish by %s to %r", client_session.client_id, topic)
+            log.debug("dropped publish by %s to %s", client_session.client_id, short(topic))
+            return True
+        if len(message.data) > self._max_payload:
+            self.stats.oversize_dropped += 1
+            log.info(
+                "dropped a publish of %d bytes (limit %d) by %s to %s",
+                len(message.data),
+                self._max_payload,
+                client_session.client_id,
+                short(topic),
+            )
             return True
         await self._route(client_session, topic, message.data, message.qos)
         if message.publish_packet is not None and message.publish_packet.retain_flag:
@@ -387,14 +421,6 @@ class GuardedBroker(Broker):  # type: ignore[misc]
             else:
                 del self._subscriptions[topic_filter]
                 self._filters.discard(topic_filter)
-
-    def _session_filters(self, session: Session) -> list[tuple[str, int]]:
-        return [
-            (topic_filter, qos)
-            for topic_filter, subscribers in list(self._subscriptions.items())
-            for s, qos in subscribers
-            if s is session
-        ]
 
     # -- delivery ------------------------------------------------------------------
 
@@ -429,15 +455,16 @@ class GuardedBroker(Broker):  # type: ignore[misc]
                     await self._retain_broadcast_message(broadcast, qos, session)
                 continue
             handler = self._get_handler(session)
-            if handler is not None:
-                task = asyncio.ensure_future(handler.mqtt_publish(topic, data, qos, retain=False))
-                self._deliveries.add(task)
-                task.add_done_callback(self._delivered)
+            if isinstance(handler, Handler):
+                handler.send(topic, data, qos, retain=False)
 
-    def _delivered(self, task: "asyncio.Future[Any]") -> None:
-        self._deliveries.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.info("a delivery failed: %r", task.exception())
+    async def _publish_session_retained_messages(self, session: Session) -> None:
+        """Messages queued while a persistent session was offline: RETAIN=0, in order."""
+        handler = self._get_handler(session)
+        queue = session.retained_messages
+        while isinstance(handler, Handler) and not queue.empty():
+            queued = queue.get_nowait()
+            handler.send(queued.topic, queued.data, int(queued.qos or 0), retain=False)
 
     async def retain_message(
         self,
@@ -446,9 +473,14 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         data: bytes | bytearray | None,
         qos: int | None = None,
     ) -> None:
-        await super().retain_message(source_session, topic_name, data, qos)
         if topic_name is None:
             return
+        if not acl.may_retain(topic_name):
+            if data:
+                self.stats.retain_refused += 1
+                log.debug("not retaining a message on %s", short(topic_name))
+            return
+        await super().retain_message(source_session, topic_name, data, qos)
         if topic_name in self._retained_messages:
             self._retained_topics.add(topic_name)
         else:
@@ -459,17 +491,11 @@ class GuardedBroker(Broker):  # type: ignore[misc]
     ) -> None:
         topic_filter, sub_qos = subscription
         handler = self._get_handler(session)
-        if handler is None:
+        if not isinstance(handler, Handler):
             return
-        tasks = []
         for topic in self._retained_topics.topics_matching(topic_filter):
             retained = self._retained_messages.get(topic)
             if retained is None or not self._may_receive(session, topic):
                 continue
             qos = sub_qos if retained.qos is None else min(sub_qos, retained.qos)
-            tasks.append(
-                asyncio.ensure_future(handler.mqtt_publish(topic, retained.data, qos, retain=True))
-            )
-        for result in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(result, BaseException):
-                log.info("retained delivery to %s failed: %r", session.client_id, result)
+            handler.send(topic, retained.data, qos, retain=True)
