@@ -50,7 +50,7 @@ from amqtt.session import OutgoingApplicationMessage, Session
 from transitions import MachineError
 
 from broker import acl
-from broker.amqtt_handler import ConnectRefused, Handler, TimedReader, read_connect, short
+from broker.amqtt_handler import Handler, TimedReader, read_connect, short
 from broker.principals import Authenticator, Principal
 from broker.topictree import TopicTree
 
