@@ -65,6 +65,7 @@ def cmd_mosquitto_config(args: argparse.Namespace) -> int:
                 host=args.host or settings.mqtt_host,
                 server_username=creds.username,
                 server_password=creds.password,
+                max_payload=settings.mqtt_max_payload,
             )
 
     for path in asyncio.run(run()):

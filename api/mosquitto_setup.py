@@ -38,6 +38,7 @@ def _write_all(
     port: int,
     host: str,
     persistence: Path | None,
+    max_payload: int,
 ) -> list[Path]:
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -51,6 +52,7 @@ def _write_all(
             password_file=str(passwd),
             acl_file=str(acl),
             persistence_dir=None if persistence is None else str(persistence.resolve()),
+            max_payload=max_payload,
         ),
     )
     return [passwd, acl, conf]
@@ -65,11 +67,15 @@ async def write_mosquitto_config(
     server_username: str,
     server_password: str,
     persistence_dir: Path | None = None,
+    max_payload: int = mosquitto.DEFAULT_MAX_PAYLOAD,
 ) -> list[Path]:
     """Write ``passwd``, ``acl`` and ``mosquitto.conf`` into ``out_dir``; return their paths.
 
     ``persistence_dir``: where Mosquitto keeps retained messages across restarts
     (None: in memory only; the server republishes its retained state anyway).
+    ``max_payload``: publishes over this many bytes are dropped (``MQTT_MAX_PAYLOAD``).
     """
     accounts = await mosquitto_accounts(db, server_username, hash_secret(server_password))
-    return await asyncio.to_thread(_write_all, accounts, out_dir, port, host, persistence_dir)
+    return await asyncio.to_thread(
+        _write_all, accounts, out_dir, port, host, persistence_dir, max_payload
+    )

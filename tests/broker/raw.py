@@ -140,11 +140,14 @@ class RawClient:
         return False
 
     async def closed_by_peer(self, within: float = WAIT) -> bool:
+        """True if the broker closes the connection within ``within`` (after any packets)."""
         try:
-            data = await asyncio.wait_for(self.reader.read(), within)
-        except (TimeoutError, ConnectionError):
+            await asyncio.wait_for(self.reader.read(), within)
+        except TimeoutError:
             return False
-        return data == b""
+        except ConnectionError:
+            return True
+        return True
 
     async def connect(self, client_id: str, username: str, password: str, **kw: object) -> Packet:
         await self.send(connect_packet(client_id, username, password, **kw))  # type: ignore[arg-type]
