@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := mosquitto chromium postgresql
+SYSTEM_PACKAGES := mosquitto mosquitto-clients chromium postgresql
 
 .PHONY: run test lint bench system-deps migrate clean help
 
@@ -20,10 +20,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Services the tests start themselves (Mosquitto, PostgreSQL, Chromium) come from Debian.
+# Services the tests start themselves (Mosquitto, PostgreSQL, Chromium) and the real MQTT
+# clients they run (mosquitto-clients) come from Debian.
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v mosquitto_sub >/dev/null || missing="$$missing mosquitto-clients"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \

@@ -88,6 +88,9 @@ async def _close_quietly(writer: WriterAdapter) -> None:
         await writer.close()
     except (OSError, RuntimeError):
         log.debug("closing a client connection failed", exc_info=True)
+        inner = getattr(writer, "_writer", None)  # amqtt's adapter skips close() on error
+        if isinstance(inner, asyncio.StreamWriter):
+            inner.close()
 
 
 def principal_of(session: Session) -> Principal | None:
@@ -203,7 +206,11 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         sock = writer.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await super().stream_connected(reader, writer, listener_name)
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        finally:  # amqtt skips close() when the last drain fails (peer reset)
+            if not writer.is_closing():
+                writer.close()
 
     async def _refuse(self, writer: WriterAdapter, code: int, why: str) -> NoReturn:
         self.stats.connects_refused += 1
