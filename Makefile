@@ -20,8 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Services the tests start themselves (Mosquitto, PostgreSQL, Chromium) and the real MQTT
-# clients they run (mosquitto-clients) come from Debian.
+# Services the tests start themselves (Mosquitto, PostgreSQL, Chromium) come from Debian.
 system-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
