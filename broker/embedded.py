@@ -83,7 +83,7 @@ class EmbeddedBroker:
         if self.port is not None:
             listeners["default"] = {"type": "tcp", "bind": _bind(self.host, self.port)}
         if self.tls_port is not None:
-            listeners["mqtts"] = {
+            listeners["mqtts" if listeners else "default"] = {
                 "type": "tcp",
                 "bind": _bind(self.host, self.tls_port),
                 "ssl": True,
