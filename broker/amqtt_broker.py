@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, NoReturn
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
-from amqtt.broker import Broker, Server
+from amqtt.broker import Broker, RetainedApplicationMessage, Server
 from amqtt.contexts import Action, ListenerConfig
 from amqtt.errors import MQTTError
 from amqtt.mqtt.connack import NOT_AUTHORIZED, SERVER_UNAVAILABLE, ConnackPacket
@@ -62,6 +62,8 @@ SUBACK_FAILURE = 0x80
 _KICK_TIMEOUT = 5.0
 _SWEEP_S = 0.25  # how often silent connections are looked for
 _ACL_CACHE = 8192
+MAX_QUEUED = 1000  # messages kept per offline persistent session (as Mosquitto's default)
+FILTERS = "smartvend.filters"  # the session's own subscriptions: filter -> QoS
 
 
 @functools.lru_cache(maxsize=_ACL_CACHE)
@@ -78,6 +80,7 @@ class BrokerStats:
     retain_refused: int = 0  # retained publishes on topics that keep nothing
     connect_timeouts: int = 0  # connections that sent no CONNECT in time
     connects_refused: int = 0  # bad or unacceptable CONNECTs (credentials, protocol, size)
+    queue_dropped: int = 0  # messages for an offline session whose queue was full
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -91,6 +94,13 @@ async def _close_quietly(writer: WriterAdapter) -> None:
         inner = getattr(writer, "_writer", None)  # amqtt's adapter skips close() on error
         if isinstance(inner, asyncio.StreamWriter):
             inner.close()
+
+
+def _filters_of(session: Session) -> dict[str, int]:
+    found = session.attributes.get(FILTERS)
+    if found is None:
+        found = session.attributes[FILTERS] = {}
+    return found  # type: ignore[no-any-return]
 
 
 def principal_of(session: Session) -> Principal | None:
@@ -329,7 +339,8 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         server: Server,
         listener_name: str,
     ) -> None:
-        handler.finished = asyncio.Event()
+        if not isinstance(handler, Handler):
+            raise MQTTError("unexpected protocol handler")
         try:
             try:
                 client_session.transitions.connect()
@@ -337,6 +348,8 @@ class GuardedBroker(Broker):  # type: ignore[misc]
                 log.warning("client %s is still connected; refusing", client_session.client_id)
                 await self._refuse(writer, SERVER_UNAVAILABLE, "previous connection still open")
             handler.attach(client_session, TimedReader(reader), writer)
+            handler.port = self
+            handler.max_packet = self._connect_limit + self._max_payload
             client_id = str(client_session.client_id)
             self._sessions[client_id] = (client_session, handler)
             await handler.mqtt_connack_authorize(True)
@@ -346,6 +359,17 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         finally:
             handler.finished.set()
             await self._end_clean_session(client_session)
+
+    async def _client_message_loop(self, client_session: Session, handler: Any) -> None:
+        """Packets are handled by the connection's reader; wait for its end."""
+        waiter = handler._disconnect_waiter
+        if waiter is None:
+            return
+        try:
+            await asyncio.shield(waiter)
+        except asyncio.CancelledError:
+            handler.lose_connection()
+        await self._handle_disconnect(client_session, handler, waiter)
 
     async def _end_clean_session(self, session: Session) -> None:
         """A clean session ends with its connection [MQTT-3.1.2-6]."""
@@ -369,65 +393,79 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         principal = principal_of(session)
         return principal is not None and _allowed(principal, "receive", topic)
 
-    async def _handle_message_delivery(
-        self,
-        client_session: Session,
-        handler: BrokerProtocolHandler,
-        wait_deliver: asyncio.Future[Any],
-    ) -> bool:
-        message = wait_deliver.result()
-        if message is None:
-            return True
-        topic = message.topic
-        if not acl.is_valid_topic(topic or ""):
-            log.info("%s sent an invalid topic %r; closing", client_session.client_id, topic)
-            if isinstance(handler, Handler):
-                handler.lose_connection()
-            return True
-        principal = principal_of(client_session)
+    def on_publish(
+        self, session: Session, handler: Handler, topic: str, data: bytes, qos: int, retain: bool
+    ) -> None:
+        """A PUBLISH read from ``session``'s connection: check it, route it, keep it."""
+        if not acl.is_valid_topic(topic):
+            log.info("%s sent an invalid topic %s; closing", session.client_id, short(topic))
+            handler.lose_connection()  # [MQTT-3.3.2-2]
+            return
+        principal = principal_of(session)
         if principal is None or not _allowed(principal, "publish", topic):
-            log.debug("dropped publish by %s to %s", client_session.client_id, short(topic))
-            return True
-        if len(message.data) > self._max_payload:
+            log.debug("dropped publish by %s to %s", session.client_id, short(topic))
+            return
+        if len(data) > self._max_payload:
             self.stats.oversize_dropped += 1
             log.info(
                 "dropped a publish of %d bytes (limit %d) by %s to %s",
-                len(message.data),
+                len(data),
                 self._max_payload,
-                client_session.client_id,
+                session.client_id,
                 short(topic),
             )
-            return True
-        await self._route(client_session, topic, message.data, message.qos)
-        if message.publish_packet is not None and message.publish_packet.retain_flag:
-            await self.retain_message(client_session, topic, message.data, message.qos)
-        return True
+            return
+        self._route(session, topic, data, qos)
+        if retain:
+            self._keep(session, topic, data, qos)
+
+    async def on_subscribe(
+        self, session: Session, handler: Handler, packet_id: int, filters: list[tuple[str, int]]
+    ) -> None:
+        codes = [await self.add_subscription(subscription, session) for subscription in filters]
+        handler._write(bytes([0x90, 2 + len(codes)]) + packet_id.to_bytes(2, "big") + bytes(codes))
+        for subscription, code in zip(filters, codes, strict=True):
+            if code != SUBACK_FAILURE:
+                await self._publish_retained_messages_for_subscription(
+                    (subscription[0], code), session
+                )
+
+    async def on_unsubscribe(
+        self, session: Session, handler: Handler, packet_id: int, filters: list[str]
+    ) -> None:
+        for topic_filter in filters:
+            self._del_subscription(topic_filter, session)
+        handler._write(b"\xb0\x02" + packet_id.to_bytes(2, "big"))
 
     # -- subscriptions index -----------------------------------------------------
 
     async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
-        code: int = await super().add_subscription(subscription, session)
-        if code != SUBACK_FAILURE:
-            self._filters.add(subscription[0])
-        return code
+        topic_filter, qos = subscription
+        if not await self._topic_filtering(session, topic_filter, Action.SUBSCRIBE):
+            return SUBACK_FAILURE
+        mine = _filters_of(session)
+        subscribers = self._subscriptions.setdefault(topic_filter, [])
+        if topic_filter in mine:  # a repeated SUBSCRIBE replaces the QoS [MQTT-3.8.4-3]
+            subscribers[:] = [(s, q) for s, q in subscribers if s is not session]
+        subscribers.append((session, qos))
+        mine[topic_filter] = qos
+        self._filters.add(topic_filter)
+        return qos
 
     def _del_subscription(self, a_filter: str, session: Session) -> int:
-        deleted: int = super()._del_subscription(a_filter, session)
-        if not self._subscriptions.get(a_filter):
+        mine = _filters_of(session)
+        if mine.pop(a_filter, None) is None:
+            return 0
+        subscribers = self._subscriptions.get(a_filter, [])
+        subscribers[:] = [(s, q) for s, q in subscribers if s is not session]
+        if not subscribers:
             self._subscriptions.pop(a_filter, None)
             self._filters.discard(a_filter)
-        return deleted
+        return 1
 
     async def _del_all_subscriptions(self, session: Session) -> None:
-        for topic_filter, subscribers in list(self._subscriptions.items()):
-            kept = [(s, qos) for s, qos in subscribers if s is not session]
-            if len(kept) == len(subscribers):
-                continue
-            if kept:
-                subscribers[:] = kept
-            else:
-                del self._subscriptions[topic_filter]
-                self._filters.discard(topic_filter)
+        for topic_filter in list(_filters_of(session)):
+            self._del_subscription(topic_filter, session)
 
     # -- delivery ------------------------------------------------------------------
 
@@ -439,11 +477,9 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         topic = broadcast["topic"]
         if topic:
             pub_qos = broadcast.get("pub_qos", broadcast.get("qos"))
-            await self._route(broadcast.get("session"), topic, broadcast["data"], pub_qos)
+            self._route(broadcast.get("session"), topic, broadcast["data"], pub_qos)
 
-    async def _route(
-        self, source: Session | None, topic: str, data: bytes, pub_qos: int | None
-    ) -> None:
+    def _route(self, source: Session | None, topic: str, data: bytes, pub_qos: int | None) -> None:
         """Hand ``topic`` to every session subscribed to it and allowed to receive it."""
         targets: dict[int, tuple[Session, int]] = {}
         for topic_filter in self._filters.filters_matching(topic):
@@ -458,8 +494,7 @@ class GuardedBroker(Broker):  # type: ignore[misc]
                 continue
             if session.transitions.state != "connected":
                 if not session.clean_session and qos > 0:
-                    broadcast = {"session": source, "topic": topic, "data": data}
-                    await self._retain_broadcast_message(broadcast, qos, session)
+                    self._queue(session, source, topic, data, qos)
                 continue
             handler = self._get_handler(session)
             if isinstance(handler, Handler):
@@ -480,18 +515,32 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         data: bytes | bytearray | None,
         qos: int | None = None,
     ) -> None:
-        if topic_name is None:
-            return
-        if not acl.may_retain(topic_name):
+        if topic_name is not None:
+            self._keep(source_session, topic_name, bytes(data or b""), qos)
+
+    def _keep(self, source: Session | None, topic: str, data: bytes, qos: int | None) -> None:
+        """Store (or with an empty payload, clear) the retained message of ``topic``."""
+        if not acl.may_retain(topic):
             if data:
                 self.stats.retain_refused += 1
-                log.debug("not retaining a message on %s", short(topic_name))
+                log.debug("not retaining a message on %s", short(topic))
             return
-        await super().retain_message(source_session, topic_name, data, qos)
-        if topic_name in self._retained_messages:
-            self._retained_topics.add(topic_name)
-        else:
-            self._retained_topics.discard(topic_name)
+        if data:  # [MQTT-3.3.1-5]
+            self._retained_messages[topic] = RetainedApplicationMessage(source, topic, data, qos)
+            self._retained_topics.add(topic)
+        else:  # [MQTT-3.3.1-10]
+            self._retained_messages.pop(topic, None)
+            self._retained_topics.discard(topic)
+
+    def _queue(
+        self, session: Session, source: Session | None, topic: str, data: bytes, qos: int
+    ) -> None:
+        """Keep a QoS 1/2 message for an offline persistent session [MQTT-3.1.2-5]."""
+        backlog = session.retained_messages
+        if backlog.qsize() >= MAX_QUEUED:
+            self.stats.queue_dropped += 1
+            return
+        backlog.put_nowait(RetainedApplicationMessage(source, topic, data, qos))
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session

@@ -9,21 +9,26 @@
   protocol level other than 4 (MQTT 3.1.1) is answered at once with CONNACK return
   code 1 whatever follows it (an MQTT 5 CONNECT carries properties amqtt cannot
   parse, which used to stall the client until a timeout).
+* Packets are read and answered in one loop per connection, without amqtt's task
+  per packet, queue per session and task per delivery: a PUBLISH is routed as soon
+  as it is read (its PUBACK written right after), acknowledgements just settle the
+  in-flight store, and writes go straight to the transport. Less memory per
+  connection and less CPU per message.
 * Reads are timestamped for the broker's keepalive sweep.
 """
 
 import asyncio
 import logging
 import struct
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from amqtt.adapters import BufferReader, ReaderAdapter, WriterAdapter
+from amqtt.adapters import BufferReader, ReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.mqtt.connack import UNACCEPTABLE_PROTOCOL_VERSION, ConnackPacket
+from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.mqtt.publish import PublishPacket
-from amqtt.mqtt.pubrel import PubrelPacket
-from amqtt.session import OutgoingApplicationMessage
+from amqtt.session import IncomingApplicationMessage, OutgoingApplicationMessage, Session
+
+from broker.amqtt_session import LightSession
 
 log = logging.getLogger(__name__)
 
@@ -118,18 +123,147 @@ class TimedReader(ReaderAdapter):  # type: ignore[misc]
         self._inner.feed_eof()
 
 
-class Handler(BrokerProtocolHandler):  # type: ignore[misc]
-    """Protocol handler with lasting in-flight state and keepalive as a lost connection."""
+class Port(Protocol):
+    """What a connection hands to the broker."""
 
-    finished: asyncio.Event
+    def on_publish(
+        self, session: Session, handler: "Handler", topic: str, data: bytes, qos: int, retain: bool
+    ) -> None: ...
+
+    async def on_subscribe(
+        self, session: Session, handler: "Handler", packet_id: int, filters: list[tuple[str, int]]
+    ) -> None: ...
+
+    async def on_unsubscribe(
+        self, session: Session, handler: "Handler", packet_id: int, filters: list[str]
+    ) -> None: ...
+
+
+class Flag:
+    """A one-shot event that allocates nothing until somebody waits for it."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        for waiter in self._waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters = None
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        await waiter
+
+
+class ProtocolViolation(Exception):
+    """The client broke MQTT 3.1.1: the connection is closed (its will is published)."""
+
+
+PINGRESP = b"\xd0\x00"
+_PUBLISH, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP = 3, 4, 5, 6, 7
+_SUBSCRIBE, _UNSUBSCRIBE, _PINGREQ, _DISCONNECT = 8, 10, 12, 14
+
+
+def _length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        digit, n = n % 128, n // 128
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _utf8(data: bytes, at: int) -> tuple[str, int]:
+    if at + 2 > len(data):
+        raise ProtocolViolation("truncated string")
+    (size,) = struct.unpack_from("!H", data, at)
+    end = at + 2 + size
+    if end > len(data):
+        raise ProtocolViolation("truncated string")
+    try:
+        return data[at + 2 : end].decode("utf-8"), end
+    except UnicodeDecodeError as exc:
+        raise ProtocolViolation("invalid UTF-8") from exc
+
+
+def publish_bytes(
+    topic: str, data: bytes, qos: int, retain: bool, packet_id: int | None, dup: bool
+) -> bytes:
+    name = topic.encode()
+    body = struct.pack("!H", len(name)) + name
+    if qos:
+        body += struct.pack("!H", packet_id or 0)
+    first = 0x30 | (0x08 if dup else 0) | qos << 1 | int(retain)
+    return bytes([first]) + _length(len(body) + len(data)) + body + data
+
+
+class Handler(BrokerProtocolHandler):  # type: ignore[misc]
+    """One client connection: reads packets, settles acknowledgements, writes deliveries."""
+
+    finished: Flag
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.closed = False
-        self._flows: set[asyncio.Task[None]] = set()
-        self.on_flow_error: Callable[[BaseException], None] | None = None
+        self.port: Port | None = None
+        self.max_packet = 1 << 20
+        self.finished = Flag()
+        self._flush: asyncio.Future[None] | None = None
+        self._reader_stopped = Flag()
+        self._pending_subscriptions = None
+        self._pending_unsubscriptions = None
 
-    # -- connection state ----------------------------------------------------------
+    @classmethod
+    async def init_from_connect(
+        cls, reader: ReaderAdapter, writer: WriterAdapter, plugins_manager: Any, loop: Any = None
+    ) -> tuple["Handler", Session]:
+        """amqtt's CONNECT checks, with a session that costs less memory."""
+        handler, parsed = await super().init_from_connect(reader, writer, plugins_manager, loop)
+        session = LightSession.like(parsed)
+        return handler, session
+
+    # -- life of the connection -------------------------------------------------------
+
+    async def start(self) -> None:
+        self._disconnect_waiter = self._loop.create_future()
+        self._reader_task = asyncio.create_task(self._reader_loop())
+        await self._retry_deliveries()
+
+    async def stop(self) -> None:
+        self.closed = True
+        task = self._reader_task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+            await self._reader_stopped.wait()
+        writer = self.writer
+        if writer is not None:
+            try:
+                await writer.close()
+            except (OSError, RuntimeError, asyncio.CancelledError):
+                log.debug("closing a connection failed", exc_info=True)
+        self._end(None)
+
+    def _end(self, disconnect: DisconnectPacket | None) -> None:
+        waiter = self._disconnect_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(disconnect)
+
+    async def wait_disconnect(self) -> DisconnectPacket | None:
+        waiter = self._disconnect_waiter
+        return None if waiter is None else await waiter
 
     def handle_read_timeout(self) -> None:
         log.info("keepalive expired for %s", self.session.client_id if self.session else None)
@@ -137,107 +271,198 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
 
     def lose_connection(self) -> None:
         """End the client's message loop as if the network dropped (the will fires)."""
-        waiter = self._disconnect_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._end(None)
 
     async def handle_connection_closed(self) -> None:
         self.closed = True
-        await super().handle_connection_closed()
+        self._end(None)
 
-    async def stop(self) -> None:
-        self.closed = True
-        await super().stop()
+    async def _reader_loop(self) -> None:
+        try:
+            await self._read_packets()
+        except asyncio.CancelledError:
+            pass
+        except (ProtocolViolation, asyncio.IncompleteReadError, ConnectionError) as exc:
+            log.info("closing %s: %s", self.session.client_id if self.session else None, exc)
+        except Exception:
+            log.exception(
+                "reading from %s failed", self.session.client_id if self.session else None
+            )
+        finally:
+            self.closed = True
+            self._end(None)
+            self._reader_stopped.set()
+
+    async def _read_exactly(self, n: int) -> bytes:
+        reader = self.reader
+        data: bytes = await reader.read(n)
+        if len(data) == n:
+            return data
+        parts = [data]
+        missing = n - len(data)
+        while missing:
+            chunk: bytes = await reader.read(missing)
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"".join(parts), n)
+            parts.append(chunk)
+            missing -= len(chunk)
+        return b"".join(parts)
+
+    async def _read_packets(self) -> None:
+        reader = self.reader
+        session = self.session
+        port = self.port
+        if reader is None or session is None or port is None:
+            return
+        while True:
+            first_bytes = await reader.read(1)
+            if not first_bytes:
+                return  # EOF without DISCONNECT
+            first = first_bytes[0]
+            length, shift = 0, 0
+            for _ in range(4):
+                byte = (await self._read_exactly(1))[0]
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+            else:
+                raise ProtocolViolation("malformed remaining length")
+            if length > self.max_packet:
+                raise ProtocolViolation(f"a packet of {length} bytes is over the limit")
+            body = await self._read_exactly(length) if length else b""
+            kind, flags = first >> 4, first & 0x0F
+            if kind == _PUBLISH:
+                self._incoming_publish(session, port, flags, body)
+            elif kind in (_PUBACK, _PUBREC, _PUBREL, _PUBCOMP):
+                if len(body) != 2:
+                    raise ProtocolViolation("malformed acknowledgement")
+                self._acknowledged(session, port, kind, struct.unpack("!H", body)[0])
+            elif kind == _PINGREQ:
+                self._write(PINGRESP)
+            elif kind == _SUBSCRIBE:
+                packet_id, filters = self._parse_filters(flags, body, with_qos=True)
+                await port.on_subscribe(session, self, packet_id, filters)
+            elif kind == _UNSUBSCRIBE:
+                packet_id, names = self._parse_filters(flags, body, with_qos=False)
+                await port.on_unsubscribe(session, self, packet_id, [f for f, _ in names])
+            elif kind == _DISCONNECT:
+                self.closed = True
+                self._end(DisconnectPacket())
+                return
+            else:
+                raise ProtocolViolation(f"unexpected packet type {kind}")
+
+    @staticmethod
+    def _parse_filters(
+        flags: int, body: bytes, *, with_qos: bool
+    ) -> tuple[int, list[tuple[str, int]]]:
+        if flags != 0x02 or len(body) < 2:
+            raise ProtocolViolation("malformed SUBSCRIBE/UNSUBSCRIBE")  # [MQTT-3.8.1-1]
+        (packet_id,) = struct.unpack_from("!H", body)
+        at, found = 2, []
+        while at < len(body):
+            name, at = _utf8(body, at)
+            qos = 0
+            if with_qos:
+                if at >= len(body) or body[at] > 2:
+                    raise ProtocolViolation("malformed requested QoS")  # [MQTT-3-8.3-4]
+                qos, at = body[at], at + 1
+            found.append((name, qos))
+        if not found:
+            raise ProtocolViolation("no topic filter")  # [MQTT-3.8.3-3]
+        return packet_id, found
+
+    def _incoming_publish(self, session: Session, port: Port, flags: int, body: bytes) -> None:
+        qos, retain = (flags >> 1) & 0x03, bool(flags & 0x01)
+        if qos == 3:
+            raise ProtocolViolation("PUBLISH with QoS 3")  # [MQTT-3.3.1-4]
+        topic, at = _utf8(body, 0)
+        if qos == 0:
+            port.on_publish(session, self, topic, body[at:], 0, retain)
+            return
+        if at + 2 > len(body):
+            raise ProtocolViolation("PUBLISH without packet id")
+        (packet_id,) = struct.unpack_from("!H", body, at)
+        data = body[at + 2 :]
+        if qos == 1:
+            port.on_publish(session, self, topic, data, 1, retain)
+            self._write(b"\x40\x02" + body[at : at + 2])
+            return
+        # QoS 2: kept until PUBREL, then passed on once (a DUP re-send is answered again).
+        if packet_id not in session.inflight_in:
+            session.inflight_in[packet_id] = IncomingApplicationMessage(
+                packet_id, topic, 2, data, retain
+            )
+        self._write(b"\x50\x02" + body[at : at + 2])
+
+    def _acknowledged(self, session: Session, port: Port, kind: int, packet_id: int) -> None:
+        pid = struct.pack("!H", packet_id)
+        if kind == _PUBREL:
+            held = session.inflight_in.pop(packet_id, None)
+            if held is not None:
+                port.on_publish(session, self, held.topic, bytes(held.data), 2, held.retain)
+            self._write(b"\x70\x02" + pid)
+            return
+        message = session.inflight_out.get(packet_id)
+        if message is None:
+            return
+        if kind == _PUBREC and message.qos == 2:
+            message.pubrec_packet = True
+            self._write(b"\x62\x02" + pid)
+        elif (kind == _PUBACK and message.qos == 1) or (kind == _PUBCOMP and message.qos == 2):
+            del session.inflight_out[packet_id]
 
     # -- outgoing messages ---------------------------------------------------------
 
-    def send(self, topic: str, data: bytes | bytearray, qos: int, retain: bool) -> None:
-        """Deliver a message to this client, in order with the others sent this way."""
-        session = self.session
-        if session is None:
+    def _write(self, data: bytes) -> None:
+        writer = self.writer
+        if writer is None or self.closed:
             return
-        if qos == 0:
-            if self.closed:
-                return
-            packet = PublishPacket.build(topic, bytes(data), None, False, 0, retain)
-            self._start(self._send_packet(packet))
-            return
-        message = OutgoingApplicationMessage(session.next_packet_id, topic, qos, data, retain)
-        session.inflight_out[message.packet_id] = message
-        self._start(self._flow_out(message))
+        writer.write(data)
+        if not isinstance(writer, StreamWriterAdapter) and self._flush is None:
+            # A websocket writer only sends on drain(): one flush per burst of writes.
+            self._flush = asyncio.ensure_future(self._flush_soon(writer))
 
-    def _start(self, flow: Any) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(flow)
-        self._flows.add(task)
-        task.add_done_callback(self._flow_done)
-
-    def _flow_done(self, task: "asyncio.Task[None]") -> None:
-        self._flows.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            log.info("a delivery to %s failed: %r", self._client_id(), error)
-            if self.on_flow_error is not None:
-                self.on_flow_error(error)
+    async def _flush_soon(self, writer: WriterAdapter) -> None:
+        try:
+            await writer.drain()
+        except (OSError, RuntimeError) as exc:
+            log.debug("sending to %s failed: %r", self._client_id(), exc)
+            self.lose_connection()
+        except Exception as exc:  # the websockets library's own connection errors
+            log.debug("sending to %s failed: %r", self._client_id(), exc)
+            self.lose_connection()
+        finally:
+            self._flush = None
 
     def _client_id(self) -> str | None:
         return self.session.client_id if self.session else None
 
-    def _expect(self, waiters: dict[int, "asyncio.Future[Any]"], packet_id: int) -> Any:
-        waiter: asyncio.Future[Any] = self._loop.create_future()
-        if self.closed:
-            waiter.cancel()
-        else:
-            waiters[packet_id] = waiter
-        return waiter
-
-    async def _acknowledged(
-        self, waiters: dict[int, "asyncio.Future[Any]"], packet_id: int, waiter: Any
-    ) -> Any:
-        """The acknowledgement, or None when the connection ended first (the message stays)."""
-        try:
-            await asyncio.wait([waiter])
-        finally:
-            if waiters.get(packet_id) is waiter:
-                del waiters[packet_id]
-        return None if waiter.cancelled() else waiter.result()
-
-    async def _flow_out(self, message: OutgoingApplicationMessage) -> None:
-        """QoS 1 or 2 to the client; ``message`` leaves the in-flight store when acknowledged."""
-        session = self.session
-        packet_id = message.packet_id
-        if session is None or packet_id is None or self.closed:
-            return  # stays in flight: re-sent when the session reconnects
-        if message.qos == 1 or message.pubrec_packet is None:
-            waiters = self._puback_waiters if message.qos == 1 else self._pubrec_waiters
-            waiter = self._expect(waiters, packet_id)
-            packet = message.build_publish_packet(dup=message.publish_packet is not None)
-            message.publish_packet = packet
-            await self._send_packet(packet)
-            ack = await self._acknowledged(waiters, packet_id, waiter)
-            if ack is None:
-                return
-            if message.qos == 1:
-                message.puback_packet = ack
-                session.inflight_out.pop(packet_id, None)
-                return
-            message.pubrec_packet = ack
-        waiter = self._expect(self._pubcomp_waiters, packet_id)
-        message.pubrel_packet = PubrelPacket.build(packet_id)
-        await self._send_packet(message.pubrel_packet)
-        if await self._acknowledged(self._pubcomp_waiters, packet_id, waiter) is not None:
-            session.inflight_out.pop(packet_id, None)
-
-    async def _retry_deliveries(self) -> None:
-        """[MQTT-4.4.0-1]: re-send unacknowledged PUBLISH and PUBREL, in their order."""
+    def send(self, topic: str, data: bytes | bytearray, qos: int, retain: bool) -> None:
+        """Deliver a message; QoS 1/2 stay in the session's in-flight store until acknowledged
+        (and are re-sent by the session's next connection if this one ends first)."""
         session = self.session
         if session is None:
             return
-        for message in list(session.inflight_out.values()):
-            self._start(self._flow_out(message))
-        for incoming in list(session.inflight_in.values()):  # QoS 2 received, PUBREL due
-            self._start(self._handle_qos2_message_flow(incoming))
+        if qos == 0:
+            self._write(publish_bytes(topic, bytes(data), 0, retain, None, False))
+            return
+        message = OutgoingApplicationMessage(session.next_packet_id, topic, qos, data, retain)
+        session.inflight_out[message.packet_id] = message
+        self._write(publish_bytes(topic, bytes(data), qos, retain, message.packet_id, False))
 
-    def pending_flows(self) -> int:
-        return len(self._flows)
+    async def _retry_deliveries(self) -> None:
+        """[MQTT-4.4.0-1]: re-send unacknowledged PUBLISH (DUP=1) and PUBREL, in order."""
+        session = self.session
+        if session is None:
+            return
+        for packet_id, message in list(session.inflight_out.items()):
+            if message.pubrec_packet:
+                self._write(b"\x62\x02" + struct.pack("!H", packet_id))
+            else:
+                data = bytes(message.data)
+                qos = int(message.qos or 1)
+                self._write(
+                    publish_bytes(message.topic, data, qos, message.retain, packet_id, True)
+                )
