@@ -77,14 +77,18 @@ async def test_pingreq_gets_pingresp(mqtt_broker: BrokerUnderTest) -> None:
 
 
 async def test_second_connection_takes_over(mqtt_broker: BrokerUnderTest) -> None:
-    """[MQTT-3.1.4-2] a CONNECT with a connected client's id closes the older connection."""
-    first = await RawClient.open(mqtt_broker.host, mqtt_broker.port)
-    await first.connect("B", "B", mqtt_broker.keys["B"])
-    second = await RawClient.open(mqtt_broker.host, mqtt_broker.port)
-    connack = await second.connect("B", "B", mqtt_broker.keys["B"])
-    assert connack.body[1] == 0
-    assert await first.closed_by_peer(5.0)
-    first.close()
-    await second.send(packet(PINGREQ, 0, b""))
-    assert (await second.read()).kind == PINGRESP
-    await second.disconnect()
+    """[MQTT-3.1.4-2] a CONNECT with a connected client's id closes the older connection;
+    the older connection's will is published (it did not send DISCONNECT)."""
+    async with client(mqtt_broker, "watch") as watch:
+        await watch.subscribe(topics.status("A"), qos=1)
+        first = await machine_a_with_will(mqtt_broker, retain=False)
+        second = await RawClient.open(mqtt_broker.host, mqtt_broker.port)
+        connack = await second.connect("A", "A", mqtt_broker.keys["A"])
+        assert connack.body[1] == 0
+        assert await first.closed_by_peer(5.0)
+        first.close()
+        will = await asyncio.wait_for(anext(aiter(watch.messages)), 10)
+        assert will.payload == LOST
+        await second.send(packet(PINGREQ, 0, b""))
+        assert (await second.read()).kind == PINGRESP
+        await second.disconnect()
