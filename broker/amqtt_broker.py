@@ -43,7 +43,7 @@ from typing import Any, NoReturn
 from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker, RetainedApplicationMessage, Server
 from amqtt.contexts import Action, ListenerConfig
-from amqtt.errors import MQTTError
+from amqtt.errors import AMQTTError, MQTTError
 from amqtt.mqtt.connack import NOT_AUTHORIZED, SERVER_UNAVAILABLE, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import OutgoingApplicationMessage, Session
@@ -80,7 +80,7 @@ class BrokerStats:
     retain_refused: int = 0  # retained publishes on topics that keep nothing
     connect_timeouts: int = 0  # connections that sent no CONNECT in time
     connects_refused: int = 0  # bad or unacceptable CONNECTs (credentials, protocol, size)
-    queue_dropped: int = 0  # messages for an offline session whose queue was full
+    queue_dropped: int = 0  # messages for a session whose queue (or packet ids) ran out
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -498,7 +498,10 @@ class GuardedBroker(Broker):  # type: ignore[misc]
                 continue
             handler = self._get_handler(session)
             if isinstance(handler, Handler):
-                handler.send(topic, data, qos, retain=False)
+                try:
+                    handler.send(topic, data, qos, retain=False)
+                except AMQTTError:  # 65,535 messages unacknowledged: no packet id left
+                    self.stats.queue_dropped += 1
 
     async def _publish_session_retained_messages(self, session: Session) -> None:
         """Messages queued while a persistent session was offline: RETAIN=0, in order."""
