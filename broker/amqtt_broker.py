@@ -50,7 +50,8 @@ from amqtt.session import OutgoingApplicationMessage, Session
 from transitions import MachineError
 
 from broker import acl
-from broker.amqtt_handler import Handler, TimedReader, read_connect, short
+from broker.amqtt_handler import Handler, TimedReader
+from broker.amqtt_wire import read_connect, short
 from broker.principals import Authenticator, Principal
 from broker.topictree import TopicTree
 
@@ -265,10 +266,9 @@ class GuardedBroker(Broker):  # type: ignore[misc]
     ) -> tuple[BrokerProtocolHandler, Session]:
         where = f"{remote_address}:{remote_port}"
         try:
-            packet = await asyncio.wait_for(
+            session: Session = await asyncio.wait_for(
                 read_connect(reader, writer, self._connect_limit), self._connect_timeout
             )
-            handler, session = await Handler.init_from_connect(packet, writer, self.plugins_manager)
         except TimeoutError as exc:
             self.stats.connect_timeouts += 1
             log.info("no CONNECT from %s within %ss; closing", where, self._connect_timeout)
@@ -281,6 +281,9 @@ class GuardedBroker(Broker):  # type: ignore[misc]
             await _close_quietly(writer)
             raise MQTTError(f"no valid CONNECT: {reason}") from exc
 
+        session.remote_address, session.remote_port = remote_address, remote_port
+        session.ssl_object = writer.get_ssl_info()
+        handler = Handler(self.plugins_manager, loop=self._loop)
         principal = await self._authenticate_connect(session, writer)
         client_id = principal.username
         session.client_id = client_id

@@ -1,14 +1,14 @@
 """amqtt's per-connection protocol handler, made to keep MQTT 3.1.1's delivery promises.
 
+The first packet, CONNECT, is read by :mod:`broker.amqtt_wire`; this handler takes
+over from the second one.
+
+
 * Outgoing QoS 1 and 2 messages stay in the session's in-flight store until the
   client acknowledges them, however long that takes; a dropped connection leaves
   them there, and the next connection of a persistent session re-sends them
   (PUBLISH with DUP=1, or PUBREL) before anything new (MQTT 3.1.1, 4.4). amqtt as
   shipped gives up after 5 s and forgets the message when the connection ends.
-* The CONNECT packet is read whole, with a size limit, before it is parsed, so a
-  protocol level other than 4 (MQTT 3.1.1) is answered at once with CONNACK return
-  code 1 whatever follows it (an MQTT 5 CONNECT carries properties amqtt cannot
-  parse, which used to stall the client until a timeout).
 * Packets are read and answered in one loop per connection, without amqtt's task
   per packet, queue per session and task per delivery: a PUBLISH is routed as soon
   as it is read (its PUBACK written right after), acknowledgements just settle the
@@ -22,86 +22,23 @@ import logging
 import struct
 from typing import Any, Protocol
 
-from amqtt.adapters import BufferReader, ReaderAdapter, StreamWriterAdapter, WriterAdapter
-from amqtt.mqtt.connack import UNACCEPTABLE_PROTOCOL_VERSION, ConnackPacket
+from amqtt.adapters import ReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import IncomingApplicationMessage, OutgoingApplicationMessage, Session
 
-from broker.amqtt_session import LightSession
+from broker.amqtt_wire import (
+    PINGRESP,
+    ProtocolViolation,
+    parse_filters,
+    publish_bytes,
+    utf8,
+)
 
 log = logging.getLogger(__name__)
 
-CONNECT_TYPE = 0x10
-MQTT_311 = 4
-_MAX_LENGTH_BYTES = 4
-
-
-class ConnectRefused(Exception):
-    """The first packet was not an acceptable CONNECT; ``answered``: a CONNACK was sent."""
-
-    def __init__(self, why: str, *, answered: bool = False) -> None:
-        super().__init__(why)
-        self.answered = answered
-
-
-def short(value: object, limit: int = 64) -> str:
-    """``repr(value)`` cut to about ``limit`` characters, for logging client-chosen text."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}...({len(text) - limit} more)"
-
-
-async def _read_exactly(reader: ReaderAdapter, n: int) -> bytes:
-    parts: list[bytes] = []
-    missing = n
-    while missing > 0:
-        chunk: bytes = await reader.read(missing)
-        if not chunk:
-            raise ConnectRefused("connection closed inside CONNECT")
-        parts.append(chunk)
-        missing -= len(chunk)
-    return b"".join(parts)
-
-
-async def read_connect(reader: ReaderAdapter, writer: WriterAdapter, limit: int) -> BufferReader:
-    """Read the first packet whole; it must be an MQTT 3.1.1 CONNECT of at most ``limit`` bytes.
-
-    Returns a reader over the packet for amqtt's parser. Any other protocol level gets
-    CONNACK 1 ("unacceptable protocol version") before :class:`ConnectRefused` is raised.
-    """
-    first = await _read_exactly(reader, 1)
-    if first[0] != CONNECT_TYPE:
-        raise ConnectRefused(f"first packet is not CONNECT (byte {first[0]:#04x})")
-    header = bytearray(first)
-    length, shift = 0, 0
-    for _ in range(_MAX_LENGTH_BYTES):
-        byte = (await _read_exactly(reader, 1))[0]
-        header.append(byte)
-        length |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            break
-    else:
-        raise ConnectRefused("malformed remaining length")
-    if length > limit:
-        raise ConnectRefused(f"CONNECT of {length} bytes is over the {limit} byte limit")
-    body = await _read_exactly(reader, length)
-    if len(body) < 2:
-        raise ConnectRefused("CONNECT too short")
-    (name_length,) = struct.unpack_from("!H", body)
-    name = body[2 : 2 + name_length]
-    level = body[2 + name_length] if len(body) > 2 + name_length else None
-    if name not in (b"MQTT", b"MQIsdp"):
-        raise ConnectRefused(f"unknown protocol name {short(name, 32)}")
-    if level != MQTT_311:
-        try:
-            await ConnackPacket.build(0, UNACCEPTABLE_PROTOCOL_VERSION).to_stream(writer)
-        except (OSError, RuntimeError):
-            log.debug("could not answer an unsupported protocol level", exc_info=True)
-        raise ConnectRefused(f"protocol level {level} is not MQTT 3.1.1", answered=True)
-    return BufferReader(bytes(header) + body)
+_PUBLISH, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP = 3, 4, 5, 6, 7
+_SUBSCRIBE, _UNSUBSCRIBE, _PINGREQ, _DISCONNECT = 8, 10, 12, 14
 
 
 class TimedReader(ReaderAdapter):  # type: ignore[misc]
@@ -168,48 +105,6 @@ class Flag:
         await waiter
 
 
-class ProtocolViolation(Exception):
-    """The client broke MQTT 3.1.1: the connection is closed (its will is published)."""
-
-
-PINGRESP = b"\xd0\x00"
-_PUBLISH, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP = 3, 4, 5, 6, 7
-_SUBSCRIBE, _UNSUBSCRIBE, _PINGREQ, _DISCONNECT = 8, 10, 12, 14
-
-
-def _length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        digit, n = n % 128, n // 128
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _utf8(data: bytes, at: int) -> tuple[str, int]:
-    if at + 2 > len(data):
-        raise ProtocolViolation("truncated string")
-    (size,) = struct.unpack_from("!H", data, at)
-    end = at + 2 + size
-    if end > len(data):
-        raise ProtocolViolation("truncated string")
-    try:
-        return data[at + 2 : end].decode("utf-8"), end
-    except UnicodeDecodeError as exc:
-        raise ProtocolViolation("invalid UTF-8") from exc
-
-
-def publish_bytes(
-    topic: str, data: bytes, qos: int, retain: bool, packet_id: int | None, dup: bool
-) -> bytes:
-    name = topic.encode()
-    body = struct.pack("!H", len(name)) + name
-    if qos:
-        body += struct.pack("!H", packet_id or 0)
-    first = 0x30 | (0x08 if dup else 0) | qos << 1 | int(retain)
-    return bytes([first]) + _length(len(body) + len(data)) + body + data
-
-
 class Handler(BrokerProtocolHandler):  # type: ignore[misc]
     """One client connection: reads packets, settles acknowledgements, writes deliveries."""
 
@@ -225,15 +120,6 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
         self._reader_stopped = Flag()
         self._pending_subscriptions = None
         self._pending_unsubscriptions = None
-
-    @classmethod
-    async def init_from_connect(
-        cls, reader: ReaderAdapter, writer: WriterAdapter, plugins_manager: Any, loop: Any = None
-    ) -> tuple["Handler", Session]:
-        """amqtt's CONNECT checks, with a session that costs less memory."""
-        handler, parsed = await super().init_from_connect(reader, writer, plugins_manager, loop)
-        session = LightSession.like(parsed)
-        return handler, session
 
     # -- life of the connection -------------------------------------------------------
 
@@ -341,10 +227,10 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
             elif kind == _PINGREQ:
                 self._write(PINGRESP)
             elif kind == _SUBSCRIBE:
-                packet_id, filters = self._parse_filters(flags, body, with_qos=True)
+                packet_id, filters = parse_filters(flags, body, with_qos=True)
                 await port.on_subscribe(session, self, packet_id, filters)
             elif kind == _UNSUBSCRIBE:
-                packet_id, names = self._parse_filters(flags, body, with_qos=False)
+                packet_id, names = parse_filters(flags, body, with_qos=False)
                 await port.on_unsubscribe(session, self, packet_id, [f for f, _ in names])
             elif kind == _DISCONNECT:
                 self.closed = True
@@ -353,31 +239,11 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
             else:
                 raise ProtocolViolation(f"unexpected packet type {kind}")
 
-    @staticmethod
-    def _parse_filters(
-        flags: int, body: bytes, *, with_qos: bool
-    ) -> tuple[int, list[tuple[str, int]]]:
-        if flags != 0x02 or len(body) < 2:
-            raise ProtocolViolation("malformed SUBSCRIBE/UNSUBSCRIBE")  # [MQTT-3.8.1-1]
-        (packet_id,) = struct.unpack_from("!H", body)
-        at, found = 2, []
-        while at < len(body):
-            name, at = _utf8(body, at)
-            qos = 0
-            if with_qos:
-                if at >= len(body) or body[at] > 2:
-                    raise ProtocolViolation("malformed requested QoS")  # [MQTT-3-8.3-4]
-                qos, at = body[at], at + 1
-            found.append((name, qos))
-        if not found:
-            raise ProtocolViolation("no topic filter")  # [MQTT-3.8.3-3]
-        return packet_id, found
-
     def _incoming_publish(self, session: Session, port: Port, flags: int, body: bytes) -> None:
         qos, retain = (flags >> 1) & 0x03, bool(flags & 0x01)
         if qos == 3:
             raise ProtocolViolation("PUBLISH with QoS 3")  # [MQTT-3.3.1-4]
-        topic, at = _utf8(body, 0)
+        topic, at = utf8(body, 0)
         if qos == 0:
             port.on_publish(session, self, topic, body[at:], 0, retain)
             return

@@ -70,22 +70,6 @@ class Backlog:
         return len(self._items or ())
 
 
-_COPIED = (
-    "client_id",
-    "clean_session",
-    "will_flag",
-    "will_message",
-    "will_qos",
-    "will_retain",
-    "will_topic",
-    "keep_alive",
-    "username",
-    "password",
-    "remote_address",
-    "remote_port",
-)
-
-
 class LightSession(Session):  # type: ignore[misc]
     """amqtt's Session without the state machine and the queues."""
 
@@ -117,14 +101,6 @@ class LightSession(Session):  # type: ignore[misc]
         self.retained_messages = Backlog()
         self.delivered_message_queue = Backlog()
         self.is_anonymous = False
-
-    @classmethod
-    def like(cls, parsed: Session) -> "LightSession":
-        """A light session carrying what amqtt read from the CONNECT."""
-        session = cls()
-        for name in _COPIED:
-            setattr(session, name, getattr(parsed, name))
-        return session
 
     def clear_queues(self) -> None:
         self.retained_messages = Backlog()

@@ -17,6 +17,7 @@ from tests.broker.raw import (
     PUBREL,
     Packet,
     RawClient,
+    connect_packet,
 )
 
 QUIET = 0.5  # how long "nothing more arrives" is watched for
@@ -224,3 +225,22 @@ async def test_qos2_incoming_flow(mqtt_broker: BrokerUnderTest) -> None:
             if message.payload == b"end":
                 break
         assert seen == [b"twice?", b"end"]
+
+
+async def test_persistent_session_needs_a_client_id(mqtt_broker: BrokerUnderTest) -> None:
+    """[MQTT-3.1.3-8] clean session 0 with an empty client id: CONNACK 2, then closed."""
+    raw = await RawClient.open(mqtt_broker.host, mqtt_broker.port)
+    connack = await raw.connect("", "acme", mqtt_broker.keys["acme"], clean=False)
+    assert (connack.kind, connack.body[1]) == (CONNACK, 2)
+    assert await raw.closed_by_peer(5.0)
+    raw.close()
+
+
+async def test_malformed_connect_closes_the_connection(mqtt_broker: BrokerUnderTest) -> None:
+    """[MQTT-3.1.2-3] the reserved flag set: the server closes without accepting."""
+    raw = await RawClient.open(mqtt_broker.host, mqtt_broker.port)
+    good = connect_packet("A", "A", mqtt_broker.keys["A"])
+    flags_at = 2 + 2 + 4 + 1  # fixed header (short length), name, level
+    await raw.send(good[:flags_at] + bytes([good[flags_at] | 0x01]) + good[flags_at + 1 :])
+    assert await raw.closed_by_peer(5.0)
+    raw.close()
