@@ -117,6 +117,7 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
         self.max_packet = 1 << 20
         self.finished = Flag()
         self._flush: asyncio.Future[None] | None = None
+        self._out: list[bytes] | None = None
         self._reader_stopped = Flag()
         self._pending_subscriptions = None
         self._pending_unsubscriptions = None
@@ -282,10 +283,21 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
     # -- outgoing messages ---------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
-        writer = self.writer
-        if writer is None or self.closed:
+        """Queue ``data``; everything written in one turn of the loop leaves in one send."""
+        if self.writer is None or self.closed:
             return
-        writer.write(data)
+        if self._out is None:
+            self._out = [data]
+            self._loop.call_soon(self._send_out)
+        else:
+            self._out.append(data)
+
+    def _send_out(self) -> None:
+        out, self._out = self._out, None
+        writer = self.writer
+        if not out or writer is None or self.closed:
+            return
+        writer.write(out[0] if len(out) == 1 else b"".join(out))
         if not isinstance(writer, StreamWriterAdapter) and self._flush is None:
             # A websocket writer only sends on drain(): one flush per burst of writes.
             self._flush = asyncio.ensure_future(self._flush_soon(writer))
