@@ -105,7 +105,7 @@ class RunningBroker:
 
     def drop_notices(self) -> str:
         if self.log is None:
-            return "none (queues are unbounded)"
+            return "none (nothing is dropped for a connected subscriber)"
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         found = text.count(MOSQUITTO_DROPS)
         return f'{found} x "{MOSQUITTO_DROPS} ..."' if found else "none"
@@ -324,7 +324,8 @@ NOTES = [
     "`transitions` state machine per session (about 57 KiB per idle machine). The embedded "
     "broker reads each connection in one loop that routes a PUBLISH as soon as it is read "
     "and writes its PUBACK straight after, settles acknowledgements in the session's "
-    "in-flight store (no waiting task), writes deliveries straight to the transport, keeps "
+    "in-flight store (no waiting task), sends what a connection gets in one turn of the "
+    "event loop in one write, keeps "
     "sessions in a light object with no queue until one is needed, enforces keepalive "
     "with one sweep over timestamped reads, indexes subscriptions and retained topics in "
     "tries and memoises access decisions.",
