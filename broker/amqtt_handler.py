@@ -37,6 +37,7 @@ from broker.amqtt_wire import (
 
 log = logging.getLogger(__name__)
 
+_CLOSE_TIMEOUT = 2.0
 _PUBLISH, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP = 3, 4, 5, 6, 7
 _SUBSCRIBE, _UNSUBSCRIBE, _PINGREQ, _DISCONNECT = 8, 10, 12, 14
 
@@ -135,13 +136,26 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
         if task is not None and task is not asyncio.current_task() and not task.done():
             task.cancel()
             await self._reader_stopped.wait()
+        self._send_out_now()
         writer = self.writer
-        if writer is not None:
+        if isinstance(writer, StreamWriterAdapter):
+            # No drain: a peer that stopped reading must not hold its session (and a
+            # take-over) until TCP gives up. The transport sends what it has, then closes.
+            writer.is_closed = True
+            writer._writer.close()
+        elif writer is not None:
             try:
-                await writer.close()
-            except (OSError, RuntimeError, asyncio.CancelledError):
+                await asyncio.wait_for(writer.close(), _CLOSE_TIMEOUT)
+            except (OSError, RuntimeError, TimeoutError, asyncio.CancelledError):
                 log.debug("closing a connection failed", exc_info=True)
         self._end(None)
+
+    def _send_out_now(self) -> None:
+        """Hand what is still queued to the transport (before a close)."""
+        out, self._out = self._out, None
+        writer = self.writer
+        if out and isinstance(writer, StreamWriterAdapter) and not writer.is_closed:
+            writer.write(b"".join(out))
 
     def _end(self, disconnect: DisconnectPacket | None) -> None:
         waiter = self._disconnect_waiter
