@@ -240,7 +240,7 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
                     raise ProtocolViolation("malformed acknowledgement")
                 self._acknowledged(session, port, kind, struct.unpack("!H", body)[0])
             elif kind == _PINGREQ:
-                self._write(PINGRESP)
+                self.write(PINGRESP)
             elif kind == _SUBSCRIBE:
                 packet_id, filters = parse_filters(flags, body, with_qos=True)
                 await port.on_subscribe(session, self, packet_id, filters)
@@ -268,14 +268,14 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
         data = body[at + 2 :]
         if qos == 1:
             port.on_publish(session, self, topic, data, 1, retain)
-            self._write(b"\x40\x02" + body[at : at + 2])
+            self.write(b"\x40\x02" + body[at : at + 2])
             return
         # QoS 2: kept until PUBREL, then passed on once (a DUP re-send is answered again).
         if packet_id not in session.inflight_in:
             session.inflight_in[packet_id] = IncomingApplicationMessage(
                 packet_id, topic, 2, data, retain
             )
-        self._write(b"\x50\x02" + body[at : at + 2])
+        self.write(b"\x50\x02" + body[at : at + 2])
 
     def _acknowledged(self, session: Session, port: Port, kind: int, packet_id: int) -> None:
         pid = struct.pack("!H", packet_id)
@@ -283,20 +283,20 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
             held = session.inflight_in.pop(packet_id, None)
             if held is not None:
                 port.on_publish(session, self, held.topic, bytes(held.data), 2, held.retain)
-            self._write(b"\x70\x02" + pid)
+            self.write(b"\x70\x02" + pid)
             return
         message = session.inflight_out.get(packet_id)
         if message is None:
             return
         if kind == _PUBREC and message.qos == 2:
             message.pubrec_packet = True
-            self._write(b"\x62\x02" + pid)
+            self.write(b"\x62\x02" + pid)
         elif (kind == _PUBACK and message.qos == 1) or (kind == _PUBCOMP and message.qos == 2):
             del session.inflight_out[packet_id]
 
     # -- outgoing messages ---------------------------------------------------------
 
-    def _write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         """Queue ``data``; everything written in one turn of the loop leaves in one send."""
         if self.writer is None or self.closed:
             return
@@ -338,11 +338,11 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
         if session is None:
             return
         if qos == 0:
-            self._write(publish_bytes(topic, bytes(data), 0, retain, None, False))
+            self.write(publish_bytes(topic, bytes(data), 0, retain, None, False))
             return
         message = OutgoingApplicationMessage(session.next_packet_id, topic, qos, data, retain)
         session.inflight_out[message.packet_id] = message
-        self._write(publish_bytes(topic, bytes(data), qos, retain, message.packet_id, False))
+        self.write(publish_bytes(topic, bytes(data), qos, retain, message.packet_id, False))
 
     async def _retry_deliveries(self) -> None:
         """[MQTT-4.4.0-1]: re-send unacknowledged PUBLISH (DUP=1) and PUBREL, in order."""
@@ -351,10 +351,8 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
             return
         for packet_id, message in list(session.inflight_out.items()):
             if message.pubrec_packet:
-                self._write(b"\x62\x02" + struct.pack("!H", packet_id))
+                self.write(b"\x62\x02" + struct.pack("!H", packet_id))
             else:
                 data = bytes(message.data)
                 qos = int(message.qos or 1)
-                self._write(
-                    publish_bytes(message.topic, data, qos, message.retain, packet_id, True)
-                )
+                self.write(publish_bytes(message.topic, data, qos, message.retain, packet_id, True))

@@ -28,7 +28,7 @@ from amqtt.session import OutgoingApplicationMessage, Session
 
 from broker import acl
 from broker.amqtt_handler import Handler
-from broker.amqtt_wire import short
+from broker.amqtt_wire import encode_length, short
 from broker.principals import Principal
 from broker.topictree import TopicTree
 
@@ -132,15 +132,16 @@ class Routing:
                 short(topic),
             )
             return
-        self._route(session, topic, data, qos)
+        self._route(topic, data, qos)
         if retain:
-            self._keep(session, topic, data, qos)
+            self._keep(topic, data, qos)
 
     async def on_subscribe(
         self, session: Session, handler: Handler, packet_id: int, filters: list[tuple[str, int]]
     ) -> None:
         codes = [await self.add_subscription(subscription, session) for subscription in filters]
-        handler._write(bytes([0x90, 2 + len(codes)]) + packet_id.to_bytes(2, "big") + bytes(codes))
+        suback = packet_id.to_bytes(2, "big") + bytes(codes)
+        handler.write(b"\x90" + encode_length(len(suback)) + suback)
         for subscription, code in zip(filters, codes, strict=True):
             if code != SUBACK_FAILURE:
                 await self._publish_retained_messages_for_subscription(
@@ -152,7 +153,7 @@ class Routing:
     ) -> None:
         for topic_filter in filters:
             self._del_subscription(topic_filter, session)
-        handler._write(b"\xb0\x02" + packet_id.to_bytes(2, "big"))
+        handler.write(b"\xb0\x02" + packet_id.to_bytes(2, "big"))
 
     # -- subscriptions index -----------------------------------------------------
 
@@ -194,9 +195,9 @@ class Routing:
         topic = broadcast["topic"]
         if topic:
             pub_qos = broadcast.get("pub_qos", broadcast.get("qos"))
-            self._route(broadcast.get("session"), topic, broadcast["data"], pub_qos)
+            self._route(topic, broadcast["data"], pub_qos)
 
-    def _route(self, source: Session | None, topic: str, data: bytes, pub_qos: int | None) -> None:
+    def _route(self, topic: str, data: bytes, pub_qos: int | None) -> None:
         """Hand ``topic`` to every session subscribed to it and allowed to receive it."""
         targets: dict[int, tuple[Session, int]] = {}
         for topic_filter in self._filters.filters_matching(topic):
@@ -211,7 +212,7 @@ class Routing:
                 continue
             if session.transitions.state != "connected":
                 if not session.clean_session and qos > 0:
-                    self._queue(session, source, topic, data, qos)
+                    self._queue(session, topic, data, qos)
                 continue
             handler = self._get_handler(session)
             if isinstance(handler, Handler):
@@ -236,9 +237,9 @@ class Routing:
         qos: int | None = None,
     ) -> None:
         if topic_name is not None:
-            self._keep(source_session, topic_name, bytes(data or b""), qos)
+            self._keep(topic_name, bytes(data or b""), qos)
 
-    def _keep(self, source: Session | None, topic: str, data: bytes, qos: int | None) -> None:
+    def _keep(self, topic: str, data: bytes, qos: int | None) -> None:
         """Store (or with an empty payload, clear) the retained message of ``topic``."""
         if not acl.may_retain(topic):
             if data:
@@ -246,21 +247,19 @@ class Routing:
                 log.debug("not retaining a message on %s", short(topic))
             return
         if data:  # [MQTT-3.3.1-5]
-            self._retained_messages[topic] = RetainedApplicationMessage(source, topic, data, qos)
+            self._retained_messages[topic] = RetainedApplicationMessage(None, topic, data, qos)
             self._retained_topics.add(topic)
         else:  # [MQTT-3.3.1-10]
             self._retained_messages.pop(topic, None)
             self._retained_topics.discard(topic)
 
-    def _queue(
-        self, session: Session, source: Session | None, topic: str, data: bytes, qos: int
-    ) -> None:
+    def _queue(self, session: Session, topic: str, data: bytes, qos: int) -> None:
         """Keep a QoS 1/2 message for an offline persistent session [MQTT-3.1.2-5]."""
         backlog = session.retained_messages
         if backlog.qsize() >= MAX_QUEUED:
             self.stats.queue_dropped += 1
             return
-        backlog.put_nowait(RetainedApplicationMessage(source, topic, data, qos))
+        backlog.put_nowait(RetainedApplicationMessage(None, topic, data, qos))
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session
