@@ -38,6 +38,8 @@ from broker.amqtt_wire import (
 log = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT = 2.0
+MAX_UNSENT = 8 << 20  # bytes waiting in a connection before QoS 0 deliveries are dropped
+MAX_INFLIGHT = 20_000  # unacknowledged QoS 1/2 messages per session before more are dropped
 _PUBLISH, _PUBACK, _PUBREC, _PUBREL, _PUBCOMP = 3, 4, 5, 6, 7
 _SUBSCRIBE, _UNSUBSCRIBE, _PINGREQ, _DISCONNECT = 8, 10, 12, 14
 
@@ -331,18 +333,34 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
     def _client_id(self) -> str | None:
         return self.session.client_id if self.session else None
 
-    def send(self, topic: str, data: bytes | bytearray, qos: int, retain: bool) -> None:
+    def send(self, topic: str, data: bytes | bytearray, qos: int, retain: bool) -> bool:
         """Deliver a message; QoS 1/2 stay in the session's in-flight store until acknowledged
-        (and are re-sent by the session's next connection if this one ends first)."""
+        (and are re-sent by the session's next connection if this one ends first).
+
+        False when the message was dropped because the client has fallen far behind: QoS 0
+        while the connection holds over ``MAX_UNSENT`` bytes, QoS 1/2 beyond ``MAX_INFLIGHT``
+        unacknowledged messages.
+        """
         session = self.session
         if session is None:
-            return
+            return False
         if qos == 0:
+            if self._unsent() > MAX_UNSENT:
+                return False
             self.write(publish_bytes(topic, bytes(data), 0, retain, None, False))
-            return
+            return True
+        if len(session.inflight_out) >= MAX_INFLIGHT:
+            return False
         message = OutgoingApplicationMessage(session.next_packet_id, topic, qos, data, retain)
         session.inflight_out[message.packet_id] = message
         self.write(publish_bytes(topic, bytes(data), qos, retain, message.packet_id, False))
+        return True
+
+    def _unsent(self) -> int:
+        writer = self.writer
+        if isinstance(writer, StreamWriterAdapter):
+            return int(writer._writer.transport.get_write_buffer_size())
+        return 0
 
     async def _retry_deliveries(self) -> None:
         """[MQTT-4.4.0-1]: re-send unacknowledged PUBLISH (DUP=1) and PUBREL, in order."""

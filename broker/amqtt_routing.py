@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from amqtt.broker import RetainedApplicationMessage
 from amqtt.contexts import Action
-from amqtt.errors import AMQTTError
 from amqtt.session import OutgoingApplicationMessage, Session
 
 from broker import acl
@@ -55,7 +54,7 @@ class BrokerStats:
     retain_refused: int = 0  # retained publishes on topics that keep nothing
     connect_timeouts: int = 0  # connections that sent no CONNECT in time
     connects_refused: int = 0  # bad or unacceptable CONNECTs (credentials, protocol, size)
-    queue_dropped: int = 0  # messages for a session whose queue (or packet ids) ran out
+    queue_dropped: int = 0  # messages for a session too far behind (offline or connected)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -215,11 +214,8 @@ class Routing:
                     self._queue(session, topic, data, qos)
                 continue
             handler = self._get_handler(session)
-            if isinstance(handler, Handler):
-                try:
-                    handler.send(topic, data, qos, retain=False)
-                except AMQTTError:  # 65,535 messages unacknowledged: no packet id left
-                    self.stats.queue_dropped += 1
+            if isinstance(handler, Handler) and not handler.send(topic, data, qos, retain=False):
+                self.stats.queue_dropped += 1  # the client has fallen far behind
 
     async def _publish_session_retained_messages(self, session: Session) -> None:
         """Messages queued while a persistent session was offline: RETAIN=0, in order."""

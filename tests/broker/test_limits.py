@@ -6,7 +6,9 @@ import logging
 
 import pytest
 
+from broker import amqtt_handler
 from broker.embedded import EmbeddedBroker
+from broker.passwords import hash_secret
 from broker.principals import StaticAuthenticator
 from schema import topics
 from tests.broker.mqtt_client import BrokerUnderTest, client, messages_until
@@ -134,3 +136,34 @@ async def test_refused_connects_are_logged_briefly(
     assert len(refused) == 2
     assert all(len(line) < 400 for line in refused), [len(line) for line in refused]
     assert mqtt_broker.embedded.stats()["connects_refused"] == 2
+
+
+async def test_a_subscriber_far_behind_loses_new_messages_not_the_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Unacknowledged QoS 1 deliveries are capped per session (embedded broker; Mosquitto
+    has its own ``max_inflight_messages`` and ``max_queued_messages``)."""
+    monkeypatch.setattr(amqtt_handler, "MAX_INFLIGHT", 5)
+    keys = {"B": "key-b", "srv": "key-srv"}
+    auth = StaticAuthenticator(
+        {"B": ("machine", hash_secret(keys["B"])), "srv": ("server", hash_secret(keys["srv"]))}
+    )
+    broker = EmbeddedBroker("127.0.0.1", free_port(), auth)
+    await broker.start()
+    try:
+        raw = await RawClient.open(broker.host, broker.port)
+        await raw.connect("B", "B", keys["B"])
+        await raw.subscribe(topics.machine_filter("cmd", "B"), 1)
+        srv = await RawClient.open(broker.host, broker.port)
+        await srv.connect("srv", "srv", keys["srv"])
+        for n in range(8):
+            await srv.publish(topics.cmd("B", f"c{n}"), b"x", qos=1)
+            assert (await srv.read()).kind == PUBACK
+        got = [(await raw.read()).publish()[0] for _ in range(5)]  # never acknowledged
+        assert got == [topics.cmd("B", f"c{n}") for n in range(5)]
+        assert await raw.nothing_within(0.5)
+        assert broker.stats()["queue_dropped"] == 3
+        await raw.disconnect()
+        await srv.disconnect()
+    finally:
+        await broker.stop()
