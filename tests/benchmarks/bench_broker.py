@@ -105,7 +105,7 @@ class RunningBroker:
 
     def drop_notices(self) -> str:
         if self.log is None:
-            return "none (nothing is dropped for a connected subscriber)"
+            return "not logged (see delivered / sent)"
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         found = text.count(MOSQUITTO_DROPS)
         return f'{found} x "{MOSQUITTO_DROPS} ..."' if found else "none"
@@ -332,8 +332,9 @@ NOTES = [
     "Neither broker is tuned here: both run exactly the configuration SmartVend "
     "generates. Both keep at most 1,000 queued messages per offline persistent session; "
     "Mosquitto also drops messages when a connected subscriber falls 1,000 behind "
-    "(`max_queued_messages`), whereas the embedded broker writes them all and lets the "
-    "connection buffer them. The server's bridge falls behind whenever devices publish "
+    "(`max_queued_messages`), whereas the embedded broker keeps writing until 20,000 "
+    "wait unacknowledged (QoS 1/2) or 8 MiB wait unsent (QoS 0). The server's bridge "
+    "falls behind whenever devices publish "
     "faster than the database takes rows, so raise Mosquitto's limit where bursts are "
     "expected.",
 ]
