@@ -3,7 +3,6 @@
 The first packet, CONNECT, is read by :mod:`broker.amqtt_wire`; this handler takes
 over from the second one.
 
-
 * Outgoing QoS 1 and 2 messages stay in the session's in-flight store until the
   client acknowledges them, however long that takes; a dropped connection leaves
   them there, and the next connection of a persistent session re-sends them
@@ -12,8 +11,11 @@ over from the second one.
 * Packets are read and answered in one loop per connection, without amqtt's task
   per packet, queue per session and task per delivery: a PUBLISH is routed as soon
   as it is read (its PUBACK written right after), acknowledgements just settle the
-  in-flight store, and writes go straight to the transport. Less memory per
+  in-flight store. Less memory per
   connection and less CPU per message.
+* What a connection is sent in one turn of the event loop leaves in one write.
+* A packet far over the payload limit is not read at all: the connection is closed
+  (and the drop counted), so a 10 MB publish never sits in memory.
 * Reads are timestamped for the broker's keepalive sweep.
 """
 
@@ -77,6 +79,8 @@ class Port(Protocol):
     async def on_unsubscribe(
         self, session: Session, handler: "Handler", packet_id: int, filters: list[str]
     ) -> None: ...
+
+    def dropped_oversize(self) -> None: ...
 
 
 class Flag:
@@ -232,6 +236,7 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
             else:
                 raise ProtocolViolation("malformed remaining length")
             if length > self.max_packet:
+                port.dropped_oversize()
                 raise ProtocolViolation(f"a packet of {length} bytes is over the limit")
             body = await self._read_exactly(length) if length else b""
             kind, flags = first >> 4, first & 0x0F

@@ -135,6 +135,10 @@ class Routing:
         if retain:
             self._keep(topic, data, qos)
 
+    def dropped_oversize(self) -> None:
+        """A connection sent a packet far over the limit (and is being closed)."""
+        self.stats.oversize_dropped += 1
+
     async def on_subscribe(
         self, session: Session, handler: Handler, packet_id: int, filters: list[tuple[str, int]]
     ) -> None:

@@ -167,3 +167,21 @@ async def test_a_subscriber_far_behind_loses_new_messages_not_the_broker(
         await srv.disconnect()
     finally:
         await broker.stop()
+
+
+async def test_a_publish_far_over_the_limit(mqtt_broker: BrokerUnderTest) -> None:
+    """The embedded broker closes the connection without reading the packet (counted);
+    Mosquitto reads it, drops it and keeps the connection: a deviation."""
+    raw = await RawClient.open(mqtt_broker.host, mqtt_broker.port)
+    await raw.connect("A", "A", mqtt_broker.keys["A"])
+    try:
+        await raw.publish(topics.events("A"), b"z" * (1 << 20), qos=1)
+    except ConnectionError:  # reset while still sending: the broker closed early
+        assert mqtt_broker.embedded is not None
+    if mqtt_broker.embedded is not None:
+        assert await raw.closed_by_peer(5.0)
+        assert mqtt_broker.embedded.stats()["oversize_dropped"] == 1
+    else:
+        assert (await raw.read()).kind == PUBACK
+        await raw.disconnect()
+    raw.close()
