@@ -86,6 +86,7 @@ def cmd_mosquitto_config(args: argparse.Namespace) -> int:
                 server_port=args.server_port,
                 server_host=args.server_host,
                 tls=tls,
+                max_payload=settings.mqtt_max_payload,
             )
 
     for path in asyncio.run(run()):

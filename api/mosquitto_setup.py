@@ -42,6 +42,7 @@ def _write_all(
     persistence: Path | None,
     server: tuple[int, str] | None,
     tls: mosquitto.TlsListener | None,
+    max_payload: int,
 ) -> list[Path]:
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +75,7 @@ def _write_all(
             persistence_dir=None if persistence is None else str(persistence.resolve()),
             server_listener=listener,
             tls_listener=tls,
+            max_payload=max_payload,
         ),
     )
     return [passwd, acl, *written, conf]
@@ -91,6 +93,7 @@ async def write_mosquitto_config(
     server_port: int | None = None,
     server_host: str = "127.0.0.1",
     tls: mosquitto.TlsListener | None = None,
+    max_payload: int = mosquitto.DEFAULT_MAX_PAYLOAD,
 ) -> list[Path]:
     """Write ``passwd``, ``acl`` and ``mosquitto.conf`` into ``out_dir``; return their paths.
 
@@ -100,9 +103,10 @@ async def write_mosquitto_config(
     ``server_host:server_port`` (``passwd-server`` and ``acl-server``), where each
     worker keeps its own client id; needed to run ``serve --workers N``.
     ``tls``: a TLS listener for machines (same accounts and rules as ``port``).
+    ``max_payload``: publishes over this many bytes are dropped (``MQTT_MAX_PAYLOAD``).
     """
     accounts = await mosquitto_accounts(db, server_username, hash_secret(server_password))
     server = None if server_port is None else (server_port, server_host)
     return await asyncio.to_thread(
-        _write_all, accounts, out_dir, port, host, persistence_dir, server, tls
+        _write_all, accounts, out_dir, port, host, persistence_dir, server, tls, max_payload
     )

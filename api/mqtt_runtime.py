@@ -49,6 +49,10 @@ async def _embedded(rt: Runtime) -> EmbeddedBroker:
         authenticator,
         keepalive_grace=1.5,
         websocket_port=settings.mqtt_ws_port,
+        max_payload=settings.mqtt_max_payload,
+        tls_cert=settings.mqtt_tls_cert,
+        tls_key=settings.mqtt_tls_key,
+        tls_port=settings.mqtts_port,
     )
     try:
         await broker.start()

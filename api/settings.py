@@ -82,6 +82,10 @@ class Settings:
     mqtt_port: int = 1883
     mqtt_ws_port: int | None = None
     mqtt_keepalive_s: int = 30
+    mqtt_max_payload: int = 16384
+    mqtt_tls_cert: Path | None = None
+    mqtt_tls_key: Path | None = None
+    mqtts_port: int = 8883
     http_host: str = "127.0.0.1"
     http_port: int = 8002
     secret_key: Secret = field(default_factory=lambda: Secret(""))
@@ -166,6 +170,10 @@ class Settings:
             "mqtt_port": int,
             "mqtt_ws_port": _optional(int),
             "mqtt_keepalive_s": int,
+            "mqtt_max_payload": int,
+            "mqtt_tls_cert": _optional(Path),
+            "mqtt_tls_key": _optional(Path),
+            "mqtts_port": int,
             "http_port": int,
             "display_code_ttl_s": int,
             "lock_ttl_s": int,
@@ -241,14 +249,19 @@ class Settings:
             "failure_window_s",
             "fleet_code_only_limit",
             "fleet_code_only_refill_s",
+            "mqtt_max_payload",
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{PREFIX}{name.upper()} must be at least 1")
+        if (self.mqtt_tls_cert is None) != (self.mqtt_tls_key is None):
+            raise ConfigurationError(
+                f"set both {PREFIX}MQTT_TLS_CERT and {PREFIX}MQTT_TLS_KEY, or neither"
+            )
         if self.workers < 1:
             raise ConfigurationError(f"{PREFIX}WORKERS must be at least 1")
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(f"{PREFIX}LOG_FORMAT must be text or json")
-        for name in ("http_port", "mqtt_port", "mqtt_ws_port", "smtp_port"):
+        for name in ("http_port", "mqtt_port", "mqtt_ws_port", "mqtts_port", "smtp_port"):
             port = getattr(self, name)
             if port is not None and not 0 <= port <= 65535:
                 raise ConfigurationError(f"{PREFIX}{name.upper()} must be a port, 0 to 65535")

@@ -19,6 +19,8 @@ ACTIONS: tuple[Action, ...] = ("publish", "subscribe", "receive")
 MACHINE_PUBLISH_KINDS = ("status", "reported", "telemetry", "events", "results")
 MACHINE_RECEIVE_KINDS = ("desired", "cmd")
 INTEGRATOR_RECEIVE_KINDS = ("status", "state", "telemetry", "events", "sales")
+# Topics whose last message the broker keeps (CONTRACT section 1, "retain: yes").
+RETAINED_KINDS = ("status", "reported", "desired", "cmd", "state", "server_status")
 
 _WILD = "+"
 _MULTI = "#"
@@ -105,3 +107,13 @@ def allowed(principal: Principal, action: str, topic: str) -> bool:
     if action == "receive":
         return any(_matches(topic, p) for p in receive_patterns(principal))
     return any(_covers(p, topic) for p in receive_patterns(principal))
+
+
+def may_retain(topic: str) -> bool:
+    """True for the topics the contract marks retained; a retained publish elsewhere
+    is delivered as not retained and not stored."""
+    try:
+        kind, _mid, _cmd = topics.parse(topic)
+    except SchemaError:
+        return False
+    return kind in RETAINED_KINDS

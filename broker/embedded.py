@@ -9,11 +9,16 @@
   its will published). Use one account per process that connects.
 * A CONNECT whose will topic the account may not publish to is refused.
 * Retained messages live in memory: republish retained state from the database
-  after start.
+  after start. Only the contract's retained topics keep one.
+* Publishes over ``max_payload`` bytes are dropped; :meth:`EmbeddedBroker.stats`
+  counts them, refused CONNECTs and connections that never sent one.
+* With ``tls_cert`` and ``tls_key`` (PEM files) an ``mqtts`` listener runs on
+  ``tls_port`` beside the plain one; ``port=None`` leaves TLS as the only listener.
 """
 
 import errno
 import logging
+from pathlib import Path
 from typing import Any
 
 from amqtt.errors import BrokerError as AmqttBrokerError
@@ -23,6 +28,9 @@ from broker.errors import BrokerStartError
 from broker.principals import Authenticator
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_PAYLOAD = 16384
+DEFAULT_TLS_PORT = 8883
 
 
 def _bind(host: str, port: int) -> str:
@@ -39,27 +47,49 @@ class EmbeddedBroker:
     def __init__(
         self,
         host: str,
-        port: int,
+        port: int | None,
         authenticator: Authenticator,
         *,
         keepalive_grace: float = 1.5,
         websocket_port: int | None = None,
         connect_timeout: float = 10.0,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        tls_port: int = DEFAULT_TLS_PORT,
     ) -> None:
         if keepalive_grace < 1.0:
             raise ValueError("keepalive_grace must be at least 1.0")
+        if max_payload < 1:
+            raise ValueError("max_payload must be at least 1")
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("a TLS listener needs both a certificate and a key")
+        if port is None and tls_cert is None:
+            raise ValueError("no listener: give a port, or a TLS certificate and key")
         self.host = host
         self.port = port
         self.websocket_port = websocket_port
+        self.max_payload = max_payload
+        self.tls_cert = tls_cert
+        self.tls_key = tls_key
+        self.tls_port = tls_port if tls_cert is not None else None
         self._authenticator = authenticator
         self._keepalive_grace = keepalive_grace
         self._connect_timeout = connect_timeout
         self._broker: GuardedBroker | None = None
 
     def _config(self) -> dict[str, Any]:
-        listeners: dict[str, Any] = {
-            "default": {"type": "tcp", "bind": _bind(self.host, self.port)},
-        }
+        listeners: dict[str, Any] = {}
+        if self.port is not None:
+            listeners["default"] = {"type": "tcp", "bind": _bind(self.host, self.port)}
+        if self.tls_port is not None:
+            listeners["mqtts" if listeners else "default"] = {
+                "type": "tcp",
+                "bind": _bind(self.host, self.tls_port),
+                "ssl": True,
+                "certfile": str(self.tls_cert),
+                "keyfile": str(self.tls_key),
+            }
         if self.websocket_port is not None:
             listeners["ws"] = {"type": "ws", "bind": _bind(self.host, self.websocket_port)}
         return {"listeners": listeners, "plugins": {}}
@@ -77,19 +107,24 @@ class EmbeddedBroker:
             self._authenticator,
             keepalive_grace=self._keepalive_grace,
             connect_timeout=self._connect_timeout,
+            max_payload=self.max_payload,
         )
         try:
             await broker.start()
         except AmqttBrokerError as exc:
             cause = exc.__cause__
             code = cause.errno if isinstance(cause, OSError) else None
-            where = _bind(self.host, self.port)
+            where = self._where()
             if self.websocket_port is not None:
                 where += f" (websocket {_bind(self.host, self.websocket_port)})"
             if code == errno.EADDRINUSE:
                 reason = "the port is already in use (another MQTT broker?)"
             else:
                 reason = str(cause or exc)
+            if self.tls_port is not None:
+                reason += (
+                    " (TLS: SMARTVEND_MQTT_TLS_CERT, SMARTVEND_MQTT_TLS_KEY, SMARTVEND_MQTTS_PORT)"
+                )
             raise BrokerStartError(
                 code or errno.EIO,
                 f"embedded MQTT broker cannot listen on {where}: {reason}. "
@@ -97,7 +132,13 @@ class EmbeddedBroker:
                 "or use an external broker with SMARTVEND_MQTT_URL.",
             ) from exc
         self._broker = broker
-        log.info("embedded MQTT broker listening on %s", _bind(self.host, self.port))
+        log.info("embedded MQTT broker listening on %s", self._where())
+
+    def _where(self) -> str:
+        parts = [] if self.port is None else [_bind(self.host, self.port)]
+        if self.tls_port is not None:
+            parts.append(f"mqtts {_bind(self.host, self.tls_port)}")
+        return ", ".join(parts)
 
     async def stop(self) -> None:
         broker, self._broker = self._broker, None
@@ -118,3 +159,7 @@ class EmbeddedBroker:
     def connected_clients(self) -> set[str]:
         """Usernames (= client ids) with a live connection."""
         return set() if self._broker is None else self._broker.connected_clients()
+
+    def stats(self) -> dict[str, int]:
+        """Counters of what the broker dropped or refused since it started."""
+        return {} if self._broker is None else self._broker.stats.as_dict()

@@ -11,6 +11,7 @@ import aiomqtt
 import pytest
 from paho.mqtt.client import topic_matches_sub
 
+from broker import acl
 from schema import topics
 from tests.broker.mqtt_client import BrokerUnderTest, client, granted, messages_until
 
@@ -123,7 +124,12 @@ async def test_publish(mqtt_broker: BrokerUnderTest, actor: str) -> None:
         await watch.subscribe(topics.SERVER_STATUS, qos=0)
         kept = await messages_until(watch, sentinel)
     retained = cases_in(kept, "pub")
-    assert retained == EXPECTED_PUBLISH[actor] - {SERVER}
+    expected = EXPECTED_PUBLISH[actor] - {SERVER}
+    if mqtt_broker.kind == "embedded":
+        # Only the contract's retained topics keep a message; Mosquitto keeps any.
+        expected = {case for case in expected if acl.may_retain(topic_of(case))}
+        assert expected < EXPECTED_PUBLISH[actor] - {SERVER} or actor == "acme"
+    assert retained == expected
 
 
 @pytest.mark.parametrize("actor", ACTORS)
@@ -189,4 +195,7 @@ async def test_retained_messages_respect_access(mqtt_broker: BrokerUnderTest, ac
         seen = await messages_until(mqtt, payload("kept", SERVER))
     received = cases_in(seen, "kept")
     assert all(m.retain for m in seen)
-    assert received == EXPECTED_RECEIVE[actor] - {SERVER}
+    expected = EXPECTED_RECEIVE[actor] - {SERVER}
+    if mqtt_broker.kind == "embedded":  # keeps retained messages on retained topics only
+        expected = {case for case in expected if acl.may_retain(topic_of(case))}
+    assert received == expected

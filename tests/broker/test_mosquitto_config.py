@@ -96,3 +96,13 @@ def test_conf() -> None:
         mosquitto_conf(
             port=1, host="h\nuser root", password_file="/p", acl_file="/a", persistence_dir=None
         )
+
+
+def test_conf_limits_the_payload_as_the_embedded_broker_does() -> None:
+    args = {"port": 1, "host": "h", "password_file": "/p", "acl_file": "/a"}
+    default = mosquitto_conf(**args, persistence_dir=None).splitlines()
+    assert "message_size_limit 16384" in default
+    small = mosquitto_conf(**args, persistence_dir=None, max_payload=512).splitlines()
+    assert "message_size_limit 512" in small
+    with pytest.raises(ValueError):
+        mosquitto_conf(**args, persistence_dir=None, max_payload=0)
