@@ -83,7 +83,7 @@ class Admins:
 
     async def check_session(self, username: str, version: int) -> None:
         """Unauthorized unless ``username`` is active and ``version`` is current."""
-        async with self.ctx.db.begin() as s:
+        async with self.ctx.db() as s:
             user = await s.scalar(select(AdminUser).where(AdminUser.username == username))
         if user is None or user.disabled:
             raise Unauthorized("this account is no longer active")
