@@ -260,7 +260,7 @@ def section(results: list[BrokerResult], plan: Plan) -> Section:
         f"returns, with the idle machines still connected: {plan.fan_in_each} each to one "
         f"server subscriber (fan-in; the best of {plan.fan_in_rounds} rounds counts, so that "
         f"other work on the host weighs less), then {plan.ingest_each} each through the real "
-        f"`Bridge`, which writes one row per message (ingestion).",
+        f"`Bridge`, which applies them in batches (ingestion).",
         [table],
     )
     p99 = embedded.rt_idle.p99
