@@ -12,7 +12,7 @@ needs to know *that* something changed and then reads the current state once.
 import asyncio
 import contextlib
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 KEEP = 8  # payloads a slow subscriber keeps; older ones are superseded
 
@@ -81,6 +81,10 @@ class Notifier:
                 subs.discard(sub)
                 if not subs:
                     del self._subs[channel]
+
+    def on_remote(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(channel)`` for each change another process publishes (never here:
+        in-process, nothing comes from elsewhere; see :mod:`api.notify_pg`)."""
 
     def subscribers(self, channel: str | None = None) -> int:
         if channel is not None:

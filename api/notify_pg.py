@@ -22,7 +22,7 @@ to re-read once. Publishing never blocks and never fails, as in-process.
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -89,6 +89,10 @@ class PgNotifier(Notifier):
         self.received = 0  # notifications from other processes
         self.connects = 0
         self.oversize = 0  # payloads dropped for NOTIFY's limit (the channel still went)
+        self._remote: list[Callable[[str], None]] = []
+
+    def on_remote(self, callback: Callable[[str], None]) -> None:
+        self._remote.append(callback)
 
     def publish(self, channel: str, payload: str = "") -> None:
         super().publish(channel, payload)
@@ -108,6 +112,8 @@ class PgNotifier(Notifier):
         self.received += 1
         channel, payload = decode(text)
         self._deliver(channel, payload)
+        for callback in self._remote:
+            callback(channel)
 
     async def run(self, first_try: asyncio.Event | None = None) -> None:
         """Listen and send until cancelled, reconnecting; ``first_try`` is set after the first

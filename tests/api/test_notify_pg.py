@@ -42,6 +42,8 @@ def test_payloads_fit_notify() -> None:
 
 async def test_a_publication_reaches_the_other_process_once(postgresql_url: str) -> None:
     async with listening(postgresql_url) as a, listening(postgresql_url) as b:
+        from_elsewhere: list[str] = []
+        b.on_remote(from_elsewhere.append)  # e.g. the leader's outbox drain wakes up
         with a.subscribe("order:o1") as on_a, b.subscribe("order:o1") as on_b:
             a.publish("order:o1", "one")
             assert await on_a.wait(5) == ["one"]  # at once, in its own process
@@ -55,6 +57,7 @@ async def test_a_publication_reaches_the_other_process_once(postgresql_url: str)
                 assert await fleet_on_b.wait(5) == [""]
                 assert a.oversize == 1
             assert b.received == 2 and a.received == 1
+            assert from_elsewhere == ["order:o1", "fleet"]
 
 
 async def test_a_lost_listener_reconnects_and_wakes_its_watchers(postgresql_url: str) -> None:
