@@ -98,7 +98,10 @@ def clean_environ(settings: Mapping[str, str]) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def serve_workers(
-    count: int, settings: Mapping[str, str], workdir: Path
+    count: int,
+    settings: Mapping[str, str],
+    workdir: Path,
+    start_timeout: float = START_TIMEOUT_S,
 ) -> AsyncIterator[Workers]:
     """``smartvend serve --workers count`` on a free port until every worker is connected."""
     port = free_port()
@@ -125,7 +128,7 @@ async def serve_workers(
                 and workers.said(REPUBLISHED)
             ),  # the leader's bridge is ready once it republished
             f"{count} workers connected and a leader",
-            START_TIMEOUT_S,
+            start_timeout,
         )
         async with httpx.AsyncClient(base_url=workers.url, timeout=10) as http:
             ready = await http.get("/readyz")
