@@ -55,6 +55,7 @@ TARGET_LAG_S = 5.0
 TARGET_PAGE_P99_MS = 100.0
 ONLINE_TIMEOUT_S = 300.0
 STALL_S = 15.0
+PURCHASE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -190,24 +191,28 @@ async def purchase(
     )
     proof.raise_for_status()
     order_id = order.json()["order_id"]
-    async with (
-        asyncio.timeout(30),
-        http.stream("GET", f"/api/orders/{order_id}/events") as stream,
-    ):
-        frames = _status_frames(stream)
-        assert await anext(frames) == "created"
-        started = time.perf_counter()
-        verify = asyncio.create_task(http.post("/verify-payment", json=proof.json()))
-        while await anext(frames) != "paid":
-            pass
-        page_s = time.perf_counter() - started
-        (await verify).raise_for_status()
-        while True:
-            async with db() as s:
-                status = await s.scalar(select(Command.status).where(Command.order_id == order_id))
-            if status not in (None, "pending"):
-                return page_s, time.perf_counter() - started
-            await asyncio.sleep(0.002)
+    page = httpx.AsyncClient(base_url=http.base_url, timeout=30)  # its own connection pool
+    verify: asyncio.Task[httpx.Response] | None = None
+    try:
+        async with page.stream("GET", f"/api/orders/{order_id}/events") as stream:
+            frames = _status_frames(stream)
+            assert await anext(frames) == "created"
+            started = time.perf_counter()
+            verify = asyncio.create_task(http.post("/verify-payment", json=proof.json()))
+            while await anext(frames) != "paid":
+                pass
+            page_s = time.perf_counter() - started
+            (await verify).raise_for_status()
+    finally:
+        if verify is not None and not verify.done():
+            verify.cancel()
+        await page.aclose()
+    while True:
+        async with db() as s:
+            status = await s.scalar(select(Command.status).where(Command.order_id == order_id))
+        if status not in (None, "pending"):
+            return page_s, time.perf_counter() - started
+        await asyncio.sleep(0.002)
 
 
 async def _online_within(
@@ -310,7 +315,9 @@ async def steady_purchases(
             due = time.monotonic() + gap
             try:
                 mid = f"{PREFIX}-{(first + n) % plan.machines + 1}"
-                page_s, accepted_s = await purchase(http, db, mid, first + n)
+                page_s, accepted_s = await asyncio.wait_for(
+                    purchase(http, db, mid, first + n), PURCHASE_TIMEOUT_S
+                )
                 pages.append(page_s)
                 latencies.append(accepted_s)
             except (httpx.HTTPError, TimeoutError, AssertionError, StopAsyncIteration) as exc:
@@ -321,7 +328,7 @@ async def steady_purchases(
     result.page = Latency.of(pages)
     for worker in fleet:
         worker.send("quiet")
-    await asyncio.gather(*(w.expect("quiet") for w in fleet))
+    await asyncio.gather(*(w.expect("quiet", 60) for w in fleet))
     stored = await count_telemetry(db) - telemetry_before
     result.steady_rate = stored / (time.monotonic() - window_started)
     say(

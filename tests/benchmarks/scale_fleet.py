@@ -144,8 +144,7 @@ async def run_scale(cfg: dict[str, Any], commands: Any) -> None:
             _emit("steady", machines=len(steady))
         elif word == "quiet":
             for task in steady:
-                task.cancel()
-            await asyncio.gather(*steady, return_exceptions=True)
+                task.cancel()  # not awaited: a publish stuck on a full socket must not stall this
             steady = []
             _emit("quiet", sent=steady_sent, answered=answered)
         elif word == "burst":
