@@ -1,6 +1,6 @@
 """Run every benchmark and write docs/performance.md.
 
-    python -m tests.benchmarks            # the full run (about 10 minutes on 2 cores)
+    python -m tests.benchmarks            # the full run (about 20 minutes on 2 cores)
     python -m tests.benchmarks --quick    # a small smoke run, written to var/
     python -m tests.benchmarks --only broker,vend
     python -m tests.benchmarks --only ingest,vend --output var/performance-partial.md

@@ -396,6 +396,12 @@ def _s(value: float) -> str:
     return "n/a" if value != value else f"{value:.1f} s"
 
 
+def intro() -> str:
+    """The module's description as one Markdown paragraph."""
+    text = " ".join((__doc__ or "").split("\n\n", 1)[1].split())
+    return text.replace("``", "`")
+
+
 def section(plan: ScalePlan, results: list[ScaleResult]) -> Section:
     table = Table(["", *(f"{r.workers} worker{'s' if r.workers > 1 else ''}" for r in results)])
     table.add(
@@ -438,8 +444,7 @@ def section(plan: ScalePlan, results: list[ScaleResult]) -> Section:
     cores = os.cpu_count() or 1
     out = Section(
         "Scale-out: a large fleet on PostgreSQL + Mosquitto, 1 and 2 workers",
-        (__doc__ or "").split("\n\n", 1)[1].replace("\n", " ").strip()
-        + f" Sizes: {plan.machines:,} machines in {plan.processes} simulator processes.",
+        intro() + f" Sizes: {plan.machines:,} machines in {plan.processes} simulator processes.",
         [table],
     )
     for r in results:
