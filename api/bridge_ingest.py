@@ -16,12 +16,14 @@ batch, its messages are applied one by one, so only the culprit is lost.
 
 import asyncio
 import logging
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from api.errors import SmartVendError
+from api.instrument import observe_batch
 from api.services.container import Services
 from api.services.device_batch import DeviceMessage, apply_batch
 from schema import messages, topics
@@ -86,7 +88,9 @@ class Ingest:
         self._results: list[asyncio.Queue[tuple[str, str, str | None, bytes]]] = [
             asyncio.Queue(QUEUE_SIZE) for _ in range(shards)
         ]
-        self._batched: asyncio.Queue[tuple[str, str, bytes]] = asyncio.Queue(BATCH_QUEUE_SIZE)
+        self._batched: asyncio.Queue[tuple[str, str, bytes, float]] = asyncio.Queue(
+            BATCH_QUEUE_SIZE
+        )  # with each message's arrival time
 
     async def run(self) -> None:
         """Run the workers until cancelled."""
@@ -111,7 +115,7 @@ class Ingest:
             shard = zlib.crc32(machine_id.encode()) % len(self._results)
             await self._results[shard].put((kind, machine_id, cmd_id, payload))
         else:
-            await self._batched.put((kind, machine_id, payload))
+            await self._batched.put((kind, machine_id, payload, time.monotonic()))
 
     async def join(self) -> None:
         """Wait until every queued message has been handled."""
@@ -158,7 +162,8 @@ class Ingest:
                             items.append(await queue.get())
                     except TimeoutError:
                         break
-                await self.apply_batch(items)
+                await self.apply_batch([item[:3] for item in items])
+                observe_batch(len(items), items[0][3], time.monotonic())
             finally:
                 for _ in items:
                     queue.task_done()

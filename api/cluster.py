@@ -20,7 +20,8 @@ from api.errors import ConfigurationError
 from api.settings import PREFIX, Settings
 
 SHARED_GROUP = "smartvend"
-# A non-leader's commits are published by the leader's next drain pass: poll often.
+# A non-leader's commits wake the leader's drain through LISTEN/NOTIFY (api.notify_pg);
+# polling stays as a fallback for changes no notification names.
 CLUSTER_POLL_S = 0.1
 
 

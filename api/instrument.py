@@ -1,7 +1,7 @@
 """Feeding :mod:`api.metrics`: pool events, MQTT counts, figures read from the database."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -10,6 +10,9 @@ from api import metrics
 from schema import topics
 from schema.errors import SchemaError
 from schema.models import COMMAND_STATES, REFUND_STATES, Command, OutboxMessage, Refund
+
+if TYPE_CHECKING:  # the broker (and amqtt) is imported only where it runs
+    from broker.embedded import EmbeddedBroker
 
 
 def mqtt_kind(topic: str) -> str:
@@ -56,6 +59,19 @@ def watch_pool(engine: AsyncEngine) -> Callable[[], None]:
             event.remove(pool, name, hook)
 
     return unwatch
+
+
+def observe_batch(size: int, oldest_arrival: float, now: float) -> None:
+    """One batch of device messages committed: its size and its oldest message's lag."""
+    metrics.INGEST_BATCH.observe(size)
+    metrics.INGEST_LAG.observe(max(0.0, now - oldest_arrival))
+
+
+def read_broker_figures(broker: "EmbeddedBroker") -> None:
+    """Set the embedded broker's gauges: its drop and refusal counters, its clients."""
+    for event_name, count in broker.stats().items():
+        metrics.BROKER_EVENTS.labels(event_name).set(count)
+    metrics.BROKER_CLIENTS.set(len(broker.connected_clients()))
 
 
 async def read_database_figures(db: async_sessionmaker[AsyncSession], now: int) -> None:

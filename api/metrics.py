@@ -58,7 +58,7 @@ INGEST_BATCH = Histogram(
 )
 INGEST_LAG = Histogram(
     "smartvend_ingest_lag_seconds",
-    "Time from a device message's arrival to its commit",
+    "Time from a device message's arrival to its batch's commit (each batch's oldest message)",
     buckets=_FAST,
     registry=REGISTRY,
 )
@@ -94,6 +94,20 @@ GATEWAY_SECONDS = Histogram(
     "Payment gateway call latency by operation",
     ["operation"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+BROKER_EVENTS = Gauge(
+    "smartvend_embedded_broker_events",
+    "What the embedded broker dropped or refused since it started, by event (oversize_dropped, "
+    "retain_refused, connect_timeouts: silent connections, connects_refused, queue_dropped)",
+    ["event"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+BROKER_CLIENTS = Gauge(
+    "smartvend_embedded_broker_clients",
+    "Clients connected to the embedded broker (read at scrape time)",
+    multiprocess_mode="mostrecent",
     registry=REGISTRY,
 )
 LEADER = Gauge(

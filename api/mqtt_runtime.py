@@ -74,6 +74,8 @@ async def start_mqtt(rt: Runtime, leadership: Leadership | None = None) -> Async
     )
     if leadership is not None:
         leadership.on_change(lambda _leader: bridge.kick())  # a new leader drains at once
+    # Another worker committed (its outbox rows too): the leader drains at once.
+    rt.notifier.on_remote(lambda _channel: bridge.kick())
 
     def kick(_session: Any) -> None:
         bridge.kick()

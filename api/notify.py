@@ -1,7 +1,8 @@
 """Changes pushed to whoever watches them: ``publish(channel, payload)`` / ``subscribe``.
 
-In-process now, with an interface small enough for PostgreSQL LISTEN/NOTIFY to
-back it later (a channel name and a short text payload). Channels in use:
+In-process here; :mod:`api.notify_pg` carries the same calls between processes
+with PostgreSQL LISTEN/NOTIFY (a channel name and a short text payload, which is
+all a watcher gets). Channels in use:
 ``order:{order_id}`` (the order, its payment, refund or command changed) and
 ``fleet`` (a machine, a lock or a sale changed). Publishing never blocks and
 never fails: a subscriber keeps only the latest payloads, because a live page
@@ -11,7 +12,7 @@ needs to know *that* something changed and then reads the current state once.
 import asyncio
 import contextlib
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 KEEP = 8  # payloads a slow subscriber keeps; older ones are superseded
 
@@ -54,8 +55,17 @@ class Notifier:
 
     def publish(self, channel: str, payload: str = "") -> None:
         self.published += 1
+        self._deliver(channel, payload)
+
+    def _deliver(self, channel: str, payload: str) -> None:
+        """Hand ``payload`` to this process's watchers of ``channel``."""
         for sub in self._subs.get(channel, ()):
             sub._deliver(payload)
+
+    def _wake_all(self) -> None:
+        """Every watcher re-reads (changes may have been missed, e.g. while disconnected)."""
+        for channel in list(self._subs):
+            self._deliver(channel, "")
 
     @contextlib.contextmanager
     def subscribe(self, channel: str) -> Iterator[Subscription]:
@@ -71,6 +81,10 @@ class Notifier:
                 subs.discard(sub)
                 if not subs:
                     del self._subs[channel]
+
+    def on_remote(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(channel)`` for each change another process publishes (never here:
+        in-process, nothing comes from elsewhere; see :mod:`api.notify_pg`)."""
 
     def subscribers(self, channel: str | None = None) -> int:
         if channel is not None:

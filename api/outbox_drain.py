@@ -23,6 +23,10 @@ from schema.models import FINAL_COMMAND_STATES, Command, Machine, OutboxMessage,
 log = logging.getLogger(__name__)
 
 BATCH = 100
+# Messages in flight at once when publishing a long list: each publish must be
+# acknowledged within the client's timeout, so republishing 10,000 machines'
+# state cannot hand the client all 20,000 at once.
+WINDOW = 500
 
 
 @dataclass(frozen=True)
@@ -50,14 +54,16 @@ async def publish_in_order(publish: Publish, batch: list[Outgoing]) -> None:
         except ValueError:
             log.error("dropped an unpublishable message on %r", message.topic[:200])
 
-    # Tasks start in creation order, so the client sends the messages in order.
-    tasks = [asyncio.ensure_future(one(message)) for message in batch]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:  # connection lost or cancelled: stop waiting for the others
-        for task in tasks:
-            task.cancel()
-        raise
+    # Tasks start in creation order, so the client sends the messages in order;
+    # one window after the other keeps that order.
+    for start in range(0, len(batch), WINDOW):
+        tasks = [asyncio.ensure_future(one(message)) for message in batch[start : start + WINDOW]]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:  # connection lost or cancelled: stop waiting for the others
+            for task in tasks:
+                task.cancel()
+            raise
 
 
 async def drain(

@@ -16,10 +16,13 @@ from api.clock import Clock, SystemClock
 from api.commit_feed import CommitFeed
 from api.db import create_engine, session_factory
 from api.notify import Notifier
+from api.notify_pg import open_notifier, uses_postgres
 from api.payments.base import PaymentGateway
 from api.payments.razorpay_gateway import RazorpayGateway
 from api.payments.test_gateway import TestGateway
 from api.payments.test_gateway_records import DatabaseRecords
+from api.services.budget_store_pg import PostgresBudgets
+from api.services.budgets import BudgetStore, MemoryBudgets
 from api.services.container import Services
 from api.services.policy import VendPolicy
 from api.settings import Settings
@@ -47,6 +50,11 @@ def build_gateway(
     return TestGateway(derive_secret(settings, "test-gateway"), records)
 
 
+def build_budgets(settings: Settings, engine: AsyncEngine) -> BudgetStore:
+    """Rate budgets every worker shares on PostgreSQL; this process's own on SQLite."""
+    return PostgresBudgets(engine) if uses_postgres(settings) else MemoryBudgets()
+
+
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
@@ -68,14 +76,17 @@ async def open_runtime(
             clock or SystemClock(),
             VendPolicy.from_settings(settings),
             gateway or build_gateway(settings, db),
+            build_budgets(settings, engine),
         )
-        notifier = Notifier()
-        feed = CommitFeed(db, notifier)
-        feed.start()
-        try:
-            yield Runtime(settings=settings, engine=engine, services=services, notifier=notifier)
-        finally:
-            notifier.close()
-            feed.stop()
+        async with open_notifier(settings) as notifier:  # across processes on PostgreSQL
+            feed = CommitFeed(db, notifier)
+            feed.start()
+            try:
+                yield Runtime(
+                    settings=settings, engine=engine, services=services, notifier=notifier
+                )
+            finally:
+                notifier.close()
+                feed.stop()
     finally:
         await engine.dispose()

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -354,3 +355,19 @@ class TestGatewayRecord(Base):
     kind: Mapped[str] = mapped_column(String(16))
     parent: Mapped[str | None] = mapped_column(String(64), index=True)
     data: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+class RateBudget(Base):
+    """One token bucket of a rate limit shared by every server process (PostgreSQL only:
+    one process on SQLite keeps its budgets in memory). ``key`` is ``scope:identity``;
+    the bucket held ``tokens`` at ``at`` and regains ``per_s`` a second up to
+    ``capacity``; from ``full_at`` on it is full again, the same as no row."""
+
+    __tablename__ = "rate_budgets"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Double)
+    at: Mapped[float] = mapped_column(Double)
+    capacity: Mapped[float] = mapped_column(Double)
+    per_s: Mapped[float] = mapped_column(Double)
+    full_at: Mapped[float] = mapped_column(Double, index=True)

@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api import metrics, readiness
-from api.instrument import read_database_figures
+from api.instrument import read_broker_figures, read_database_figures
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ async def metrics_text(request: Request) -> Response:
         await read_database_figures(services.ctx.db, services.ctx.clock.now())
     except Exception:  # the rest is still worth scraping
         log.exception("reading the database figures for /metrics failed")
+    broker = getattr(getattr(request.app.state, "mqtt", None), "broker", None)
+    if broker is not None:  # the embedded one (an external broker has its own metrics)
+        read_broker_figures(broker)
     return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
 

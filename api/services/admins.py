@@ -37,7 +37,13 @@ def valid_username(username: str) -> bool:
 class Admins:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.throttle = FailureLimiter(window_s=LOGIN_WINDOW_S, limits={"login": LOGIN_FAILURES})
+        self.throttle = FailureLimiter(
+            window_s=LOGIN_WINDOW_S,
+            limits={"login": LOGIN_FAILURES},
+            what="failed logins",
+            name="admin",
+            store=ctx.budgets,
+        )
 
     async def create(self, username: str, password: str) -> AdminUser:
         if not valid_username(username):
@@ -74,12 +80,16 @@ class Admins:
         """``authenticate`` behind the throttle: RateLimited after too many failures."""
         keys = {"login": f"{username.strip().lower()}|{source}"}
         now = self.ctx.clock.now()
-        self.throttle.check(keys, now)
+        spent = await self.throttle.spend(keys, now)  # only failures stay spent
         try:
-            return await self.authenticate(username, password)
+            user = await self.authenticate(username, password)
         except InvalidCredentials:
-            self.throttle.fail(keys, now)
             raise
+        except BaseException:
+            await self.throttle.give_back(spent, now)
+            raise
+        await self.throttle.give_back(spent, now)
+        return user
 
     async def check_session(self, username: str, version: int) -> None:
         """Unauthorized unless ``username`` is active and ``version`` is current."""

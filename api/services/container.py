@@ -8,6 +8,7 @@ from api.clock import Clock
 from api.payments.base import PaymentGateway
 from api.services.admins import Admins
 from api.services.alerts import Alerts
+from api.services.budgets import BudgetStore, MemoryBudgets
 from api.services.context import Context
 from api.services.dispense import Dispense
 from api.services.feedback import Feedbacks
@@ -46,8 +47,9 @@ class Services:
         clock: Clock,
         policy: VendPolicy,
         gateway: PaymentGateway,
+        budgets: BudgetStore | None = None,
     ) -> "Services":
-        ctx = Context(db=db, clock=clock, policy=policy)
+        ctx = Context(db=db, clock=clock, policy=policy, budgets=budgets or MemoryBudgets())
         dispense = Dispense(ctx)
         orders = Orders(ctx, gateway)
         refunds = Refunds(ctx, gateway)

@@ -1,10 +1,11 @@
-"""What every service needs: the unit of work, the clock and the policy."""
+"""What every service needs: the unit of work, the clock, the policy and the rate budgets."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.clock import Clock
+from api.services.budgets import BudgetStore, MemoryBudgets
 from api.services.policy import VendPolicy
 
 
@@ -13,3 +14,4 @@ class Context:
     db: async_sessionmaker[AsyncSession]
     clock: Clock
     policy: VendPolicy
+    budgets: BudgetStore = field(default_factory=MemoryBudgets)  # shared across workers on PG

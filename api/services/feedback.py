@@ -33,6 +33,8 @@ class Feedbacks:
             window_s=WINDOW_S,
             limits={"client": PER_CLIENT, "source": PER_SOURCE},
             what="feedback attempts",
+            name="feedback",
+            store=ctx.budgets,
         )
 
     async def give(
@@ -47,8 +49,7 @@ class Feedbacks:
             raise InvalidRequest(f"the comment must be at most {FEEDBACK_COMMENT_MAX} characters")
         now = self.ctx.clock.now()
         keys = {"client": client_id, "source": source or "unknown"}
-        self.limiter.check(keys, now)
-        self.limiter.fail(keys, now)  # every attempt is spent, accepted or not
+        await self.limiter.spend(keys, now)  # every attempt is spent, accepted or not
         try:
             async with self.ctx.db.begin() as s:
                 order = await s.get(Order, order_id)

@@ -30,7 +30,6 @@ from api.errors import (
 )
 from api.ids import new_id
 from api.services import outbox
-from api.services.budgets import MemoryBudgets
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.guesses import GuessGuard, GuessLimits
@@ -81,7 +80,7 @@ class Locks:
 
     @classmethod
     def guard_for(cls, ctx: Context) -> GuessGuard:
-        return GuessGuard(MemoryBudgets(), GuessLimits.from_policy(ctx.policy))
+        return GuessGuard(ctx.budgets, GuessLimits.from_policy(ctx.policy))
 
     async def lock_by_code(
         self, code: str, client_id: str, machine_id: str | None = None, source: str = ""

@@ -1,21 +1,21 @@
-"""Counting failed code attempts per shopper and per source address.
+"""Counting failed attempts per key: admin logins and shoppers' feedback.
 
-Only failures count, so a shopper who types the right code is never slowed
-down.  Windows are fixed per key (first failure opens the window), kept in
-memory: the per-machine budget, which must survive restarts, is in the
-database (``machines.code_failures``). Used for admin logins; code guesses
-have their own budgets (``api.services.guesses``).
+Each key (``scope: identity``, e.g. ``login: "admin|203.0.113.7"``) has a budget
+of ``limits[scope]`` attempts that refills over ``window_s``: a token bucket in
+the :class:`~api.services.budgets.BudgetStore` the services share, in memory with
+one process and in PostgreSQL with several, so a limit holds whichever worker a
+request reaches. An attempt is spent before it is checked (concurrent attempts
+cannot slip past the limit) and given back when it did not count, so a right
+password is never slowed down. Code guesses have their own budgets
+(``api.services.guesses``).
 """
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from api.errors import RateLimited
-
-
-@dataclass
-class _Window:
-    started: int
-    failures: int = 0
+from api.services.budgets import BudgetStore, Charge, MemoryBudgets, Rate
 
 
 @dataclass
@@ -23,34 +23,27 @@ class FailureLimiter:
     window_s: int
     limits: dict[str, int]
     what: str = "wrong codes"  # what was spent, for the refusal's message
-    _windows: dict[tuple[str, str], _Window] = field(default_factory=dict)
+    name: str = "failures"  # keeps its keys apart from other budgets in the same store
+    store: BudgetStore = field(default_factory=MemoryBudgets)
 
-    def check(self, keys: dict[str, str], now: int) -> None:
-        """Raise RateLimited when any key has spent its failures in this window."""
-        for scope, key in keys.items():
-            window = self._live(scope, key, now)
-            if window is not None and window.failures >= self.limits[scope]:
-                retry = max(1, window.started + self.window_s - now)
-                raise RateLimited(
-                    f"too many {self.what}; try again in {retry} s", retry_after=retry
-                )
+    def charges(self, keys: dict[str, str]) -> list[Charge]:
+        return [
+            Charge(
+                f"{self.name}-{scope}:{key}",
+                Rate(self.limits[scope], self.limits[scope] / self.window_s),
+            )
+            for scope, key in keys.items()
+        ]
 
-    def fail(self, keys: dict[str, str], now: int) -> None:
-        for scope, key in keys.items():
-            window = self._live(scope, key, now)
-            if window is None:
-                window = self._windows[(scope, key)] = _Window(started=now)
-            window.failures += 1
-        if len(self._windows) > 100_000:
-            self._prune(now)
+    async def spend(self, keys: dict[str, str], now: int) -> list[Charge]:
+        """Spend one attempt of every key, or raise RateLimited when one has none left."""
+        charges = self.charges(keys)
+        refusal = await self.store.take(charges, now)
+        if refusal is not None:
+            retry = max(1, min(self.window_s, math.ceil(refusal.wait_s)))
+            raise RateLimited(f"too many {self.what}; try again in {retry} s", retry_after=retry)
+        return charges
 
-    def _live(self, scope: str, key: str, now: int) -> _Window | None:
-        window = self._windows.get((scope, key))
-        if window is not None and now >= window.started + self.window_s:
-            del self._windows[(scope, key)]
-            return None
-        return window
-
-    def _prune(self, now: int) -> None:
-        for k in [k for k, w in self._windows.items() if now >= w.started + self.window_s]:
-            del self._windows[k]
+    async def give_back(self, charges: Sequence[Charge], now: int) -> None:
+        """The attempt did not count after all."""
+        await self.store.give_back(charges, now)

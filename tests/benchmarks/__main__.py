@@ -1,9 +1,14 @@
 """Run every benchmark and write docs/performance.md.
 
-    python -m tests.benchmarks            # the full run (about 10 minutes on 2 cores)
+    python -m tests.benchmarks            # the full run (about 20 minutes on 2 cores)
     python -m tests.benchmarks --quick    # a small smoke run, written to var/
     python -m tests.benchmarks --only broker,vend
     python -m tests.benchmarks --only ingest,vend --output var/performance-partial.md
+    python -m tests.benchmarks --only scale --output docs/performance.md   # merged in
+    python -m tests.benchmarks --only scale --scale-machines 2000 --scale-burst-s 20
+
+``--output`` naming an existing report while ``--only`` leaves parts out replaces
+(or adds) only the sections that ran, and their rows of the targets table.
 
 Progress goes to stderr while it runs. Everything listens on free loopback ports and
 is stopped at the end; nothing here touches the machine's own services.
@@ -19,7 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.benchmarks import bench_broker, bench_fleet, bench_ingest, bench_sqlite, bench_vend
+from tests.benchmarks import (
+    bench_broker,
+    bench_fleet,
+    bench_ingest,
+    bench_scale,
+    bench_sqlite,
+    bench_vend,
+)
 from tests.benchmarks.measure import (
     ForeignLoad,
     load_average,
@@ -27,13 +39,23 @@ from tests.benchmarks.measure import (
     raise_open_files_limit,
     say,
 )
-from tests.benchmarks.report import Section, render
+from tests.benchmarks.report import Section, merge, render
 from tests.benchmarks.stacks import STACKS
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL_OUTPUT = ROOT / "docs" / "performance.md"
 QUICK_OUTPUT = ROOT / "var" / "performance-quick.md"
-PARTS = ("broker", "sqlite", "ingest", "vend")
+PARTS = ("broker", "sqlite", "ingest", "vend", "scale")
+SCALE_OPTIONS = {  # --scale-NAME: ScalePlan field, type
+    "machines": int,
+    "processes": int,
+    "purchases": int,
+    "rate": float,
+    "burst-s": float,
+    "telemetry-s": float,
+    "workers": str,
+}
+SCALE_FIELDS = {"rate": "burst_rate", "burst-s": "burst_s", "telemetry-s": "telemetry_s"}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -42,10 +64,25 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=",".join(PARTS),
-        help="comma-separated: broker, sqlite, ingest, vend (vend includes the fleet)",
+        help="comma-separated: broker, sqlite, ingest, vend (vend includes the fleet), scale",
     )
     parser.add_argument("--output", type=Path, help="where to write the report")
+    for name, kind in SCALE_OPTIONS.items():
+        parser.add_argument(
+            f"--scale-{name}",
+            type=kind,
+            dest="scale_" + SCALE_FIELDS.get(name, name).replace("-", "_"),
+            help=f"scale-out section: {name} (default: the issue's value"
+            + ("; workers as a list like 1,2)" if name == "workers" else ")"),
+        )
     return parser.parse_args(argv)
+
+
+def scale_plan(args: argparse.Namespace) -> bench_scale.ScalePlan:
+    if args.quick:
+        return bench_scale.ScalePlan.quick()
+    options = {k[len("scale_") :]: v for k, v in vars(args).items() if k.startswith("scale_")}
+    return bench_scale.plan_from(options)
 
 
 async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
@@ -78,7 +115,9 @@ async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
     return [bench_fleet.section(fleets), bench_vend.section(vends, purchases)]
 
 
-async def run(parts: list[str], quick: bool, workdir: Path) -> list[Section]:
+async def run(
+    parts: list[str], quick: bool, workdir: Path, plan: bench_scale.ScalePlan
+) -> list[Section]:
     foreign = ForeignLoad()
     foreign.start()
     cores = os.cpu_count() or 1
@@ -93,6 +132,8 @@ async def run(parts: list[str], quick: bool, workdir: Path) -> list[Section]:
             found = [await bench_sqlite.run(quick, workdir)]
         elif part == "ingest":
             found = [await bench_ingest.run(quick, workdir / "ingest")]
+        elif part == "scale":
+            found = [await bench_scale.run(plan, workdir / "scale")]
         else:
             found = await vend_and_fleet(quick, workdir / "vend")
         share = (foreign.seconds - before) / ((time.monotonic() - started) * cores)
@@ -106,7 +147,7 @@ async def run(parts: list[str], quick: bool, workdir: Path) -> list[Section]:
 
 
 def _workdirs(root: Path) -> None:
-    for name in ("broker", "sqlite", "ingest", *(f"vend/{kind}" for kind in STACKS)):
+    for name in ("broker", "sqlite", "ingest", "scale", *(f"vend/{kind}" for kind in STACKS)):
         (root / name).mkdir(parents=True)
 
 
@@ -125,13 +166,23 @@ def main(argv: list[str]) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="smartvend-bench-") as tmp:
         _workdirs(Path(tmp))
-        sections = asyncio.run(run(parts, args.quick, Path(tmp)))
+        sections = asyncio.run(run(parts, args.quick, Path(tmp), scale_plan(args)))
     machine["Load average at the end"] = load_average()
     output = args.output or (QUICK_OUTPUT if args.quick else FULL_OUTPUT)
     output.parent.mkdir(parents=True, exist_ok=True)
     command = shlex.join(["python", "-m", "tests.benchmarks", *argv])
     mode = "quick smoke run" if args.quick else "full run"
-    output.write_text(render(machine, mode, command, sections, time.monotonic() - started))
+    seconds = time.monotonic() - started
+    if set(parts) != set(PARTS) and output.exists():
+        note = (
+            f"Run: {machine['Date']}, {mode} (`{command}`), {seconds / 60:.1f} min; load "
+            f"average {machine['Load average at the start']} at the start, "
+            f"{machine['Load average at the end']} at the end; "
+            f"{machine['Cores']} cores ({machine['CPU']})."
+        )
+        output.write_text(merge(output.read_text(), sections, note))
+    else:
+        output.write_text(render(machine, mode, command, sections, seconds))
     say(f"wrote {output}")
 
 

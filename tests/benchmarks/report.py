@@ -88,3 +88,37 @@ def render(
         for note in section.notes:
             out += [note, ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def merge(existing: str, sections: list[Section], run_note: str) -> str:
+    """``existing`` (a rendered report) with ``sections`` replacing those of the same title
+    or added at the end, and their targets in its summary; the rest is kept as it was.
+
+    Lets one section (``--only scale``) be re-run into docs/performance.md; ``run_note``
+    (date, load, command) goes into each merged section, since the page's machine table
+    describes the run that wrote the other sections.
+    """
+    head, *blocks = existing.split("\n## ")
+    by_title = {block.split("\n", 1)[0]: block for block in blocks}
+    new_targets = [t for s in sections for t in s.targets]
+    if "Targets" in by_title:
+        lines = by_title["Targets"].rstrip("\n").split("\n")
+        replaced = {t.what for t in new_targets}
+        kept = [
+            line
+            for line in lines
+            if not (line.startswith("| ") and line.split(" | ")[0][2:] in replaced)
+        ]
+        kept += [
+            f"| {t.what} | {t.goal} | {t.measured} | {'yes' if t.met else '**no**'} |"
+            for t in new_targets
+        ]
+        by_title["Targets"] = "\n".join(kept) + "\n"
+    for section in sections:
+        section.notes.append(run_note)
+        rendered = render({}, "", "", [section], 0.0)
+        block = rendered.split("\n## ", 3)[-1]  # after the header, Machine and Targets
+        by_title[section.title] = block.rstrip("\n") + "\n"
+    order = [block.split("\n", 1)[0] for block in blocks]
+    order += [s.title for s in sections if s.title not in order]
+    return "\n## ".join([head, *(by_title[t].rstrip("\n") + "\n" for t in order)]).rstrip() + "\n"

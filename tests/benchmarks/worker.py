@@ -10,6 +10,7 @@
 * ``fleet``: :class:`device.simulator.Fleet` (complete simulated machines)
 * ``shoppers``: concurrent shoppers sending ``POST /api/lock-by-code`` with httpx
 * ``pages``: open order pages, each following its order's live stream (SSE)
+* ``scale``: many machines for the scale-out bench (``tests.benchmarks.scale_fleet``)
 """
 
 import asyncio
@@ -28,6 +29,7 @@ import aiomqtt
 
 from schema import messages, topics
 from tests.benchmarks.measure import raise_open_files_limit
+from tests.benchmarks.scale_fleet import run_scale
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 CONNECT_CONCURRENCY = 50
@@ -322,6 +324,7 @@ ROLES = {
     "fleet": run_fleet,
     "shoppers": run_shoppers,
     "pages": run_pages,
+    "scale": run_scale,
 }
 
 

@@ -5,8 +5,10 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, insert, select
 
+from api import metrics
 from api.bridge_ingest import Ingest
 from api.clock import FakeClock
 from api.db import create_engine, session_factory
@@ -176,3 +178,34 @@ async def test_results_do_not_wait_behind_telemetry(services: Services, ingest: 
     assert await order_status(services, order_id) == "dispensing"
     await ingest.join()
     assert await count(services, Telemetry) == TELEMETRY
+
+
+def _histogram(name: str) -> tuple[float, float]:
+    """(count, sum) of an unlabelled histogram in this process's exposition."""
+    found = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for sample in family.samples
+        if sample.name in (f"{name}_count", f"{name}_sum")
+    }
+    return found[f"{name}_count"], found[f"{name}_sum"]
+
+
+async def test_batch_sizes_and_lag_are_measured(services: Services, ingest: Ingest) -> None:
+    await services.machines.register(
+        NewMachine(machine_id="vend-9", name="Hall", price_amount=2500, capacity=10, stock=5)
+    )
+    batches, messages_in = _histogram("smartvend_ingest_batch_size")
+    lags, _ = _histogram("smartvend_ingest_lag_seconds")
+    done = ingest.stats.batches
+    for i in range(600):
+        body = json.dumps({"ts": i, "rssi": -60}).encode()
+        await ingest.put(topics.machine_topic("vend-9", "telemetry"), body)
+    async with asyncio.timeout(60):
+        await ingest.join()
+    committed = ingest.stats.batches - done
+    assert committed >= 3  # at most BATCH_MAX a transaction
+    count, total = _histogram("smartvend_ingest_batch_size")
+    assert (count - batches, total - messages_in) == (committed, 600)
+    lag_count, lag_sum = _histogram("smartvend_ingest_lag_seconds")
+    assert lag_count - lags == committed and lag_sum > 0

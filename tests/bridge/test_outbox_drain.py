@@ -1,11 +1,13 @@
 """The outbox drain: commit order, delete after acknowledgement, nothing lost on failure."""
 
+import asyncio
+
 import aiomqtt
 import pytest
 from sqlalchemy import select
 
 from api.clock import FakeClock
-from api.outbox_drain import Outgoing, drain, retained_snapshot
+from api.outbox_drain import WINDOW, Outgoing, drain, publish_in_order, retained_snapshot
 from api.services import outbox
 from api.services.container import Services
 from schema import messages, topics
@@ -99,3 +101,22 @@ async def test_snapshot_is_the_current_state_without_a_version_bump(
     async with services.ctx.db() as s:
         after = {m.id: m.desired_version for m in (await s.scalars(select(Machine))).all()}
     assert after == versions
+
+
+async def test_a_long_list_goes_in_order_a_window_at_a_time() -> None:
+    """Republishing a large fleet: in order, never more than WINDOW awaiting their ack."""
+    sent: list[str] = []
+    waiting = most = 0
+
+    async def publish(message: Outgoing) -> None:
+        nonlocal waiting, most
+        sent.append(message.topic)
+        waiting += 1
+        most = max(most, waiting)
+        await asyncio.sleep(0)  # the acknowledgement comes later
+        waiting -= 1
+
+    batch = [Outgoing(f"smartvend/v1/test/{i}", b"x") for i in range(WINDOW * 2 + 7)]
+    await publish_in_order(publish, batch)
+    assert sent == [m.topic for m in batch]
+    assert most == WINDOW

@@ -5,10 +5,13 @@ kernel spreads them over the workers; the leader and then a follower are
 killed while purchases are in flight. In the end every paid order is dispensed
 or refunded exactly once, stock adds up on the server and on the machines, no
 order got two commands, no machine ran a unit twice, and presence is right.
+Then one more purchase is followed by order pages open on several workers: each
+page sees the status changes, whichever worker made them (LISTEN/NOTIFY).
 """
 
 import asyncio
 import contextlib
+import json
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -50,6 +53,8 @@ KILL_FOLLOWER_AT = 10
 TAKEOVER_LIMIT_S = 5.0
 SHOPPER_PATHS = ("/api/lock-by-code", "/create-order", "/verify-payment")
 LOCK_TTL_S = 8  # a lock whose shopper lost its answer frees the machine soon
+PAGES = 12  # order pages opened for the last purchase, each on a new connection
+LIFECYCLE = ["created", "paid", "dispensing", "dispensed"]
 
 
 @dataclass
@@ -239,6 +244,7 @@ async def test_three_workers_share_the_fleet_and_survive_kill_9(
                     await flow.wait_online(services, mid)
                 await metrics_cover_every_worker(workers.url)
                 await check_commands_sent(services, sent)
+                await pages_follow_changes_across_workers(shoppers, workers, good.machine(GOOD[0]))
                 served = {  # the workers that answered shoppers before any was killed
                     int(line["pid"])
                     for line in workers.lines
@@ -252,6 +258,68 @@ async def test_three_workers_share_the_fleet_and_survive_kill_9(
                 assert len(workers.lines) == len(workers.raw) > 0, [
                     raw for raw in workers.raw if not raw.startswith("{")
                 ][:5]
+
+
+async def pages_follow_changes_across_workers(
+    shoppers: Shoppers, workers: Workers, vm: VirtualMachine
+) -> None:
+    """Order pages held by several workers all see the order through to ``dispensed``.
+
+    The payment is verified by one worker and the machine's results are applied by
+    whichever worker the broker hands them to; with pages on two workers or more, every
+    change reaches at least one page held by a worker that did not make it.
+    """
+    client_id = "shopper-watched"
+    code = await flow.lcd_code(vm)
+    lock = await shoppers.post(
+        "/api/lock-by-code", {"code": code, "client_id": client_id}, retry=False
+    )
+    assert lock.status_code == 200, lock.text
+    body = {"session_id": lock.json()["session_id"], "client_id": client_id, "quantity": 1}
+    created = await shoppers.post("/create-order", body, retry=False)
+    assert created.status_code == 200, created.text
+    order = created.json()
+    path = f"/api/orders/{order['order_id']}/events"
+    seen: dict[int, list[str]] = {n: [] for n in range(PAGES)}
+    opened: dict[int, asyncio.Event] = {n: asyncio.Event() for n in range(PAGES)}
+
+    async def page(n: int) -> None:
+        async with shoppers.client() as http, http.stream("GET", f"{path}?page={n}") as stream:
+            assert stream.status_code == 200
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    seen[n].append(json.loads(line[6:])["status"])
+                    opened[n].set()
+
+    def holder(n: int) -> int | None:
+        """The pid of the worker that answered page ``n`` (its access log line)."""
+        for line in workers.lines:
+            if line.get("logger") == "uvicorn.access" and f"?page={n} " in str(line["message"]):
+                return int(line["pid"])
+        return None
+
+    async with asyncio.timeout(flow.WAIT_S * 2), asyncio.TaskGroup() as tg:
+        for n in range(PAGES):
+            tg.create_task(page(n))
+            await opened[n].wait()  # one after the other: new connections, spread by the kernel
+        holders = await workers.wait(
+            lambda: (found := [holder(n) for n in range(PAGES)]) and None not in found and found,
+            "the order pages' access log lines",
+        )
+        payment_id, signature = shoppers.fake.pay(order["gateway_order_id"])
+        proof = {
+            "razorpay_order_id": order["gateway_order_id"],
+            "razorpay_payment_id": payment_id,
+            "razorpay_signature": signature,
+        }
+        verified = await shoppers.post("/verify-payment", proof, retry=True)
+        assert verified.status_code == 200, verified.text
+    print(f"order pages held by workers {sorted(set(holders))}: {seen}")
+    assert len(set(holders)) >= 2, holders  # pages on several workers
+    for statuses in seen.values():
+        assert statuses[0] == "created" and statuses[-1] == "dispensed", statuses
+        assert statuses == sorted(set(statuses), key=LIFECYCLE.index), statuses
+    assert any("dispensing" in statuses for statuses in seen.values())
 
 
 class CommandLog:

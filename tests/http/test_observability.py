@@ -1,8 +1,11 @@
 """/healthz, /readyz and /metrics on a real server."""
 
+import asyncio
 from pathlib import Path
 
+import aiomqtt
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Mount, Route
 
@@ -126,3 +129,23 @@ async def test_readiness_names_a_database_it_cannot_reach() -> None:
     finally:
         await engine.dispose()
     assert set(found) == {"database"} and found["database"].startswith("unreachable")
+
+
+async def test_metrics_show_the_embedded_brokers_counters(tmp_path: Path) -> None:
+    async with (
+        running_stack(tmp_path, mqtt=True) as stack,
+        httpx.AsyncClient(base_url=stack.url, timeout=10) as http,
+    ):
+        async with asyncio.timeout(20):
+            await stack.app.state.mqtt.bridge.connected.wait()
+        intruder = aiomqtt.Client(
+            "127.0.0.1", stack.settings.mqtt_port, username="nobody", password="wrong", timeout=10
+        )
+        with pytest.raises(aiomqtt.MqttError):
+            async with intruder:
+                pass
+        found = samples((await http.get("/metrics")).text)
+    refused = ("smartvend_embedded_broker_events", (("event", "connects_refused"),))
+    assert found[refused] == 1
+    assert found[("smartvend_embedded_broker_events", (("event", "oversize_dropped"),))] == 0
+    assert found[("smartvend_embedded_broker_clients", ())] == 1  # the server's own bridge

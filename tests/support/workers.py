@@ -23,6 +23,7 @@ from tests.support.ports import free_port
 SMARTVEND = Path(sys.executable).parent / "smartvend"
 LEADER = "this worker is now the leader"
 CONNECTED = "connected to the MQTT broker"
+REPUBLISHED = "republished"
 START_TIMEOUT_S = 60.0
 
 
@@ -97,7 +98,10 @@ def clean_environ(settings: Mapping[str, str]) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def serve_workers(
-    count: int, settings: Mapping[str, str], workdir: Path
+    count: int,
+    settings: Mapping[str, str],
+    workdir: Path,
+    start_timeout: float = START_TIMEOUT_S,
 ) -> AsyncIterator[Workers]:
     """``smartvend serve --workers count`` on a free port until every worker is connected."""
     port = free_port()
@@ -118,12 +122,17 @@ async def serve_workers(
     reader = asyncio.create_task(workers._read())
     try:
         await workers.wait(
-            lambda: len(workers.pids(CONNECTED)) >= count and workers.leader() is not None,
+            lambda: (
+                len(workers.pids(CONNECTED)) >= count
+                and workers.leader() is not None
+                and workers.said(REPUBLISHED)
+            ),  # the leader's bridge is ready once it republished
             f"{count} workers connected and a leader",
-            START_TIMEOUT_S,
+            start_timeout,
         )
         async with httpx.AsyncClient(base_url=workers.url, timeout=10) as http:
-            assert (await http.get("/readyz")).status_code == 200
+            ready = await http.get("/readyz")
+            assert ready.status_code == 200, (ready.text, workers.raw[-15:])
         yield workers
     finally:
         if process.returncode is None:

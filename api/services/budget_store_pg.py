@@ -1,0 +1,166 @@
+"""``BudgetStore`` in PostgreSQL: budgets every server process shares.
+
+One row per bucket (``rate_budgets``). ``take`` is one statement: an
+``INSERT ... ON CONFLICT DO UPDATE ... WHERE enough RETURNING key`` over the
+charges in key order. A missing bucket is inserted already charged; an
+existing one is refilled for the time passed and charged only if it holds
+enough, under its row lock (a concurrent take on the same bucket waits, then
+sees the charged row). If any bucket could not pay, the transaction rolls back,
+so a take is all or nothing, and its refusal is read afterwards. Rows are
+always locked in key order, so takes never deadlock each other.
+
+The statement carries each charge's rate in the row (``capacity``, ``per_s``)
+and its cost as ``capacity - tokens`` of the proposed row: ``EXCLUDED`` is all
+``ON CONFLICT`` can see. Full buckets are the same as no row and are deleted
+now and then.
+"""
+
+import hashlib
+import math
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.services.budgets import Charge, Refusal
+from schema.models import RateBudget
+
+KEY_MAX = 160
+PRUNE_EVERY = 500  # takes between two deletions of full buckets
+_SLOW = 1e-9  # a budget that never refills is full "never" (a very long time)
+_ATTEMPTS = 3
+
+
+def stored_key(key: str) -> str:
+    """``key`` as stored: a long one (a long username in a login) is shortened by a digest."""
+    if len(key) <= KEY_MAX:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return key[: KEY_MAX - len(digest) - 1] + "#" + digest
+
+
+def _merged(charges: Sequence[Charge]) -> dict[str, Charge]:
+    """One charge per stored key (a statement may touch a row once), in key order."""
+    found: dict[str, Charge] = {}
+    for charge in charges:
+        key = stored_key(charge.key)
+        held = found.get(key)
+        found[key] = charge if held is None else Charge(key, charge.rate, held.cost + charge.cost)
+    return dict(sorted(found.items()))
+
+
+def _level(row: tuple[float, float] | None, charge: Charge, now: float) -> float:
+    if row is None:
+        return charge.rate.capacity
+    tokens, at = row
+    return min(charge.rate.capacity, tokens + max(0.0, now - at) * charge.rate.per_s)
+
+
+class PostgresBudgets:
+    """Token buckets in the ``rate_budgets`` table, shared by every process on the database."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._takes = 0
+
+    async def take(self, charges: Sequence[Charge], now: float) -> Refusal | None:
+        for charge in charges:
+            if charge.cost > charge.rate.capacity:
+                return Refusal(charge, math.inf)
+        merged = _merged(charges)
+        t = RateBudget
+        rows = [
+            {
+                "key": key,
+                "tokens": c.rate.capacity - c.cost,
+                "at": now,
+                "capacity": c.rate.capacity,
+                "per_s": c.rate.per_s,
+                "full_at": now + c.cost / max(c.rate.per_s, _SLOW),
+            }
+            for key, c in merged.items()
+        ]
+        proposed = insert(t).values(rows)
+        new = proposed.excluded
+        level = func.least(new.capacity, t.tokens + func.greatest(0.0, new.at - t.at) * new.per_s)
+        cost = new.capacity - new.tokens
+        left = level - cost
+        stmt = proposed.on_conflict_do_update(
+            index_elements=[t.key],
+            set_={
+                "tokens": left,
+                "at": new.at,
+                "capacity": new.capacity,
+                "per_s": new.per_s,
+                "full_at": new.at + (new.capacity - left) / func.greatest(new.per_s, _SLOW),
+            },
+            where=level >= cost,
+        ).returning(t.key)
+        for _attempt in range(_ATTEMPTS):
+            async with self._engine.connect() as conn:
+                tx = await conn.begin()
+                paid = set((await conn.execute(stmt)).scalars())
+                if len(paid) == len(rows):
+                    await tx.commit()
+                    await self._maybe_prune(now)
+                    return None
+                await tx.rollback()
+            refusal = await self._refusal(charges, now)
+            if refusal is not None:
+                return refusal
+            # Refilled meanwhile (or another take gave back): try again.
+        return Refusal(charges[0], 1.0)
+
+    async def _refusal(self, charges: Sequence[Charge], now: float) -> Refusal | None:
+        levels = await self._levels(charges, now)
+        for charge, level in zip(charges, levels, strict=True):
+            if level < charge.cost:
+                return Refusal(charge, charge.rate.wait_for(level, charge.cost))
+        return None
+
+    async def _levels(self, charges: Sequence[Charge], now: float) -> list[float]:
+        keys = [stored_key(c.key) for c in charges]
+        async with self._engine.connect() as conn:
+            found = {
+                key: (tokens, at)
+                for key, tokens, at in (
+                    await conn.execute(
+                        select(RateBudget.key, RateBudget.tokens, RateBudget.at).where(
+                            RateBudget.key.in_(keys)
+                        )
+                    )
+                ).all()
+            }
+        return [_level(found.get(k), c, now) for k, c in zip(keys, charges, strict=True)]
+
+    async def give_back(self, charges: Sequence[Charge], now: float) -> None:
+        merged = _merged(charges)
+        t = RateBudget
+        async with self._engine.begin() as conn:
+            locked = (
+                await conn.execute(
+                    select(t.key, t.tokens, t.at)
+                    .where(t.key.in_(list(merged)))
+                    .order_by(t.key)
+                    .with_for_update()
+                )
+            ).all()
+            for key, tokens, at in locked:
+                charge = merged[key]
+                rate = charge.rate
+                back = min(rate.capacity, _level((tokens, at), charge, now) + charge.cost)
+                full_at = now + (rate.capacity - back) / max(rate.per_s, _SLOW)
+                await conn.execute(
+                    update(t).where(t.key == key).values(tokens=back, at=now, full_at=full_at)
+                )
+
+    async def level(self, charge: Charge, now: float) -> float:
+        return (await self._levels([charge], now))[0]
+
+    async def _maybe_prune(self, now: float) -> None:
+        self._takes += 1
+        if self._takes % PRUNE_EVERY:
+            return
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(RateBudget).where(RateBudget.full_at <= now))
