@@ -146,14 +146,10 @@ def progress_order(order_status: str, reported: str) -> OrderStatus:
 class Settlement:
     """How a finished command settles its order."""
 
-    dispensed: int
+    order_event: Event  # VEND_COMPLETE, or REFUND_OPENED when units are missing
     sale_amount: int  # what the units that came out cost
     refund_amount: int  # the undispensed units at the order's unit price
     reason: str  # the automatic refund's reason, when there is one
-
-    @property
-    def order_event(self) -> Event:
-        return Event.REFUND_OPENED if self.refund_amount > 0 else Event.VEND_COMPLETE
 
 
 def undispensed(quantity: int, dispensed: int, unit_amount: int) -> int:
@@ -163,8 +159,9 @@ def undispensed(quantity: int, dispensed: int, unit_amount: int) -> int:
 
 def settle(status: str, quantity: int, dispensed: int, unit_amount: int) -> Settlement:
     """A final status with the units that fell: a sale of those, a refund of the rest."""
+    short = dispensed < quantity
     return Settlement(
-        dispensed=dispensed,
+        order_event=Event.REFUND_OPENED if short else Event.VEND_COMPLETE,
         sale_amount=dispensed * unit_amount,
         refund_amount=undispensed(quantity, dispensed, unit_amount),
         reason=f"dispense_{status}",

@@ -56,6 +56,8 @@ COUNTED = frozenset(
         OrderStatus.REFUNDED,
     }
 )
+# Orders a payment may still arrive for (the reconciler asks the gateway about them).
+UNPAID = frozenset({OrderStatus.CREATED, OrderStatus.EXPIRED})
 # A vend in flight: its lock is held and no new order or unlock may start.
 BUSY = frozenset({OrderStatus.PAID, OrderStatus.DISPENSING})
 # Nothing more will happen to the order by itself.

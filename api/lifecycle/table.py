@@ -90,6 +90,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(None, _E.CREATE, _R.PENDING),
     Transition(_R.PENDING, _E.PROCESSED, _R.PROCESSED),
     Transition(_R.PENDING, _E.REFUND_FAILED, _R.FAILED, "refused, or attempts spent"),
+    Transition(_R.FAILED, _E.PROCESSED, _R.PROCESSED, "the gateway's later word wins"),
     # Locks (vend sessions)
     Transition(None, _E.CREATE, _S.ACTIVE, "the display code taken"),
     Transition(_S.ACTIVE, _E.VEND_FINISHED, _S.ENDED),

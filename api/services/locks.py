@@ -29,6 +29,9 @@ from api.errors import (
     VendInProgress,
 )
 from api.ids import new_id
+from api.lifecycle import decide
+from api.lifecycle.states import BUSY, OrderStatus, SessionStatus, ordered
+from api.lifecycle.table import Event, step
 from api.services import outbox
 from api.services.budgets import MemoryBudgets
 from api.services.codes import rotate_code
@@ -53,20 +56,35 @@ def valid_client_id(client_id: str) -> bool:
     return 8 <= len(client_id) <= MAX_CLIENT_ID and client_id.isprintable()
 
 
-async def end_session(
-    s: AsyncSession, ctx: Context, session: VendSession, reason: str, now: int
-) -> None:
-    """End a lock: unpaid orders expire, the machine shows a new code."""
-    session.status = "expired" if reason == "expired" else "ended"
-    session.ended_at = now
-    session.end_reason = reason
+async def vend_in_flight(s: AsyncSession, session_id: str) -> bool:
+    """True while an order of the lock is paid and not finished: it keeps the lock."""
+    busy = await s.scalar(
+        select(Order.id)
+        .where(Order.session_id == session_id, Order.status.in_(ordered(BUSY)))
+        .limit(1)
+    )
+    return busy is not None
+
+
+async def expire_unpaid(s: AsyncSession, session_id: str, event: Event, now: int) -> None:
+    """The lock's unpaid orders expire (the lock ended, or a newer order replaces them)."""
     expired = await s.scalars(
         update(Order)
-        .where(Order.session_id == session.id, Order.status == "created")
-        .values(status="expired", updated_at=now)
+        .where(Order.session_id == session_id, Order.status == OrderStatus.CREATED)
+        .values(status=step(OrderStatus, OrderStatus.CREATED, event), updated_at=now)
         .returning(Order.id)
     )
     touch(s, *(order_channel(order_id) for order_id in expired.all()))
+
+
+async def end_session(
+    s: AsyncSession, ctx: Context, session: VendSession, reason: Event, now: int
+) -> None:
+    """End a lock: unpaid orders expire, the machine shows a new code."""
+    session.status = step(SessionStatus, session.status, reason)
+    session.ended_at = now
+    session.end_reason = reason
+    await expire_unpaid(s, session.id, Event.LOCK_ENDED, now)
     await s.flush()
     machine = await s.get(Machine, session.machine_id, with_for_update=True)
     assert machine is not None
@@ -129,14 +147,14 @@ class Locks:
             if machine is None:
                 raise InvalidCode("that code is not on any machine's display")
             current = await outbox.active_session(s, machine.id)
-            if current is not None and current.expires_at > now:
+            if current is not None and decide.session_live(current.status, current.expires_at, now):
                 if current.client_id == client_id:
                     return self._lock_of(machine, current)
                 raise MachineBusy("someone else is using this machine right now")
             if current is not None:
                 # A lock that ran out but was not swept yet: end it now; its
                 # shopper's code is gone and the machine shows a fresh one.
-                await end_session(s, self.ctx, current, "expired", now)
+                await end_session(s, self.ctx, current, Event.EXPIRED, now)
                 refusal = InvalidCode("the code has changed; read the new one on the display")
             elif machine.display_code != code or (machine.display_code_expires_at or 0) <= now:
                 await self._count_machine_failure(s, machine, now)
@@ -177,7 +195,7 @@ class Locks:
             machine_id=machine.id,
             client_id=client_id,
             source=source[:64] or None,
-            status="active",
+            status=step(SessionStatus, None, Event.CREATE),
             created_at=now,
             expires_at=now + self.ctx.policy.lock_ttl_s,
         )
@@ -221,15 +239,9 @@ class Locks:
                 session is None
                 or session.machine_id != machine_id
                 or session.client_id != client_id
-                or session.status != "active"
+                or session.status != SessionStatus.ACTIVE
             ):
                 raise NotLockOwner("this lock is not yours")
-            busy = await s.scalar(
-                select(Order.id).where(
-                    Order.session_id == session.id,
-                    Order.status.in_(("paid", "dispensing")),
-                )
-            )
-            if busy is not None:
+            if await vend_in_flight(s, session.id):
                 raise VendInProgress("your items are being dispensed")
-            await end_session(s, self.ctx, session, "unlocked", now)
+            await end_session(s, self.ctx, session, Event.UNLOCKED, now)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import InvalidRequest, MachineNotFound, MachineTaken, VendInProgress
 from api.ids import new_api_key
+from api.lifecycle.states import COMMAND_FINAL, ordered
 from api.money import money
 from api.services import outbox
 from api.services.codes import rotate_code
@@ -17,7 +18,6 @@ from api.services.presence_rule import status_applies
 from broker.passwords import hash_secret, verify_secret
 from schema import topics
 from schema.models import (
-    FINAL_COMMAND_STATES,
     Command,
     DeviceEvent,
     Integrator,
@@ -150,7 +150,7 @@ class Machines:
                 raise InvalidRequest(f"stock must be between 0 and {machine.capacity}")
             in_flight = await s.scalar(
                 select(Command.id).where(
-                    Command.machine_id == machine.id, Command.status.not_in(FINAL_COMMAND_STATES)
+                    Command.machine_id == machine.id, Command.status.not_in(ordered(COMMAND_FINAL))
                 )
             )
             if in_flight is not None:

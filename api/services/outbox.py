@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.lifecycle.states import SessionStatus
 from schema import messages, topics
 from schema.models import Command, Machine, OutboxMessage, VendSession
 
@@ -33,7 +34,7 @@ async def enqueue_many(
 async def active_session(s: AsyncSession, machine_id: str) -> VendSession | None:
     found = await s.scalars(
         select(VendSession).where(
-            VendSession.machine_id == machine_id, VendSession.status == "active"
+            VendSession.machine_id == machine_id, VendSession.status == SessionStatus.ACTIVE
         )
     )
     return found.first()

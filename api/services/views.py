@@ -5,9 +5,10 @@ from typing import Any
 from sqlalchemy import select
 
 from api.errors import MachineNotFound
+from api.lifecycle.states import COMMAND_FINAL, ordered
 from api.services import outbox
 from api.services.context import Context
-from schema.models import FINAL_COMMAND_STATES, Command, Machine
+from schema.models import Command, Machine
 
 
 class Views:
@@ -75,7 +76,7 @@ class Views:
                     select(Command)
                     .where(
                         Command.machine_id == machine_id,
-                        Command.status.not_in(FINAL_COMMAND_STATES),
+                        Command.status.not_in(ordered(COMMAND_FINAL)),
                     )
                     .order_by(Command.issued_at)
                 )

@@ -45,7 +45,7 @@ def test_final_words_are_final() -> None:
     for t in TRANSITIONS:
         assert t.source not in COMMAND_FINAL or not isinstance(t.source, CommandStatus)
         assert t.source not in (OrderStatus.DISPENSED, OrderStatus.REFUNDED)
-        assert not isinstance(t.source, RefundStatus) or t.source is RefundStatus.PENDING
+        assert t.source is not RefundStatus.PROCESSED
         assert not isinstance(t.source, SessionStatus) or t.source is SessionStatus.ACTIVE
 
 
