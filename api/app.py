@@ -81,7 +81,7 @@ def create_app(
                 )
                 app.state.leadership = leadership
                 if mqtt:
-                    from api.mqtt_runtime import start_mqtt  # only servers that speak MQTT
+                    from api.mqtt.runtime import start_mqtt  # only servers that speak MQTT
 
                     app.state.mqtt = await stack.enter_async_context(start_mqtt(rt, leadership))
                 sender = AlertSender(

@@ -93,6 +93,7 @@ class Report:
     kind: str  # "ignore", "progress" or "finish"
     status: CommandStatus | None  # the command's new status; None keeps it
     dispensed: int
+    event: Event | None = None  # the device's word, for the order (progress_order)
 
     @property
     def changes(self) -> bool:
@@ -124,10 +125,10 @@ def read_report(current: str, counted: int, quantity: int, reported: str, dispen
         if not moved and count == counted:
             return ignore
         new = step(CommandStatus, current, Event(reported)) if moved else None
-        return Report("progress", new, count)
+        return Report("progress", new, count, Event(reported))
     if reported not in COMMAND_FINAL:
         return ignore
-    return Report("finish", step(CommandStatus, current, Event(reported)), count)
+    return Report("finish", step(CommandStatus, current, Event(reported)), count, Event(reported))
 
 
 def confirmed_status(dispensed: int, quantity: int) -> CommandStatus:
@@ -135,11 +136,12 @@ def confirmed_status(dispensed: int, quantity: int) -> CommandStatus:
     return CommandStatus.SUCCEEDED if dispensed >= quantity else CommandStatus.FAILED
 
 
-def progress_order(order_status: str, reported: str) -> OrderStatus:
+def progress_order(order_status: str, report: Report) -> OrderStatus:
     """A paid order starts dispensing with the machine's first word about it."""
-    if reported in PROGRESS and allowed(OrderStatus, order_status, Event(reported)):
-        return step(OrderStatus, order_status, Event(reported))
-    return OrderStatus(order_status)
+    event = report.event
+    if report.kind != "progress" or event is None or not allowed(OrderStatus, order_status, event):
+        return OrderStatus(order_status)
+    return step(OrderStatus, order_status, event)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from api.lifecycle.states import (
     ordered,
 )
 from api.lifecycle.table import Event, step
-from api.services import outbox
+from api.services import outgoing
 from api.services.context import Context
 from api.services.locks import end_session
 from api.services.refunds import open_refund
@@ -57,10 +57,10 @@ async def dispatch(
     # The lock lasts until the vend ends, however long the machine takes.
     session.expires_at = max(session.expires_at, command.deadline)
     await s.flush()
-    await outbox.send_command(s, command, now)
+    await outgoing.send_command(s, command, now)
     machine = await s.get(Machine, order.machine_id, with_for_update=True)
     assert machine is not None
-    await outbox.machine_changed(s, machine, now)
+    await outgoing.machine_changed(s, machine, now)
     return command
 
 
@@ -86,7 +86,9 @@ async def finish(
     order.updated_at = now
     _take_stock(machine, dispensed)
     if dispensed > 0:
-        await outbox.sale(s, machine.id, order.id, dispensed, done.sale_amount, order.currency, now)
+        await outgoing.sale(
+            s, machine.id, order.id, dispensed, done.sale_amount, order.currency, now
+        )
     if done.order_event is Event.REFUND_OPENED:
         payment = await s.scalar(
             select(Payment).where(
@@ -97,12 +99,12 @@ async def finish(
         await open_refund(s, order, payment, done.refund_amount, done.reason, now)
     else:
         order.status = step(OrderStatus, order.status, done.order_event)
-    await outbox.clear_command(s, command, now)
+    await outgoing.clear_command(s, command, now)
     session = await s.get(VendSession, order.session_id, with_for_update=True)
     if session is not None and session.status == SessionStatus.ACTIVE:
         await end_session(s, ctx, session, Event.VEND_FINISHED, now)
     else:
-        await outbox.machine_changed(s, machine, now)
+        await outgoing.machine_changed(s, machine, now)
 
 
 def _take_stock(machine: Machine, dispensed: int) -> None:
@@ -135,22 +137,20 @@ class Dispense:
                 command.status, command.dispensed, command.quantity, status, dispensed
             )
             if report.kind == "progress":
-                await self._progress(s, command, report, status, now)
+                await self._progress(s, command, report, now)
             elif report.kind == "finish":
                 assert report.status is not None
                 await finish(s, self.ctx, command, report.status, report.dispensed, now, error)
             return report.changes
 
-    async def _progress(
-        self, s: AsyncSession, command: Command, report: Report, reported: str, now: int
-    ) -> None:
+    async def _progress(self, s: AsyncSession, command: Command, report: Report, now: int) -> None:
         if report.status is not None:
             command.status = report.status
             command.accepted_at = command.accepted_at or now
         command.dispensed = report.dispensed
         order = await s.get(Order, command.order_id, with_for_update=True)
         assert order is not None
-        order.status = decide.progress_order(order.status, reported)
+        order.status = decide.progress_order(order.status, report)
         order.dispensed = report.dispensed
         order.updated_at = now
 

@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from api.commit_feed import order_channel, touch
 from api.errors import (
     InsufficientStock,
     InvalidCode,
@@ -30,14 +29,14 @@ from api.errors import (
 )
 from api.ids import new_id
 from api.lifecycle import decide
-from api.lifecycle.states import BUSY, OrderStatus, SessionStatus, ordered
+from api.lifecycle.states import SessionStatus
 from api.lifecycle.table import Event, step
-from api.services import outbox
+from api.services import outgoing, sessions
 from api.services.budgets import MemoryBudgets
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.guesses import GuessGuard, GuessLimits
-from schema.models import Machine, Order, VendSession
+from schema.models import Machine, VendSession
 
 CODE_LENGTH = 6
 MAX_CLIENT_ID = 64
@@ -56,27 +55,6 @@ def valid_client_id(client_id: str) -> bool:
     return 8 <= len(client_id) <= MAX_CLIENT_ID and client_id.isprintable()
 
 
-async def vend_in_flight(s: AsyncSession, session_id: str) -> bool:
-    """True while an order of the lock is paid and not finished: it keeps the lock."""
-    busy = await s.scalar(
-        select(Order.id)
-        .where(Order.session_id == session_id, Order.status.in_(ordered(BUSY)))
-        .limit(1)
-    )
-    return busy is not None
-
-
-async def expire_unpaid(s: AsyncSession, session_id: str, event: Event, now: int) -> None:
-    """The lock's unpaid orders expire (the lock ended, or a newer order replaces them)."""
-    expired = await s.scalars(
-        update(Order)
-        .where(Order.session_id == session_id, Order.status == OrderStatus.CREATED)
-        .values(status=step(OrderStatus, OrderStatus.CREATED, event), updated_at=now)
-        .returning(Order.id)
-    )
-    touch(s, *(order_channel(order_id) for order_id in expired.all()))
-
-
 async def end_session(
     s: AsyncSession, ctx: Context, session: VendSession, reason: Event, now: int
 ) -> None:
@@ -84,12 +62,12 @@ async def end_session(
     session.status = step(SessionStatus, session.status, reason)
     session.ended_at = now
     session.end_reason = reason
-    await expire_unpaid(s, session.id, Event.LOCK_ENDED, now)
+    await sessions.expire_unpaid(s, session.id, Event.LOCK_ENDED, now)
     await s.flush()
     machine = await s.get(Machine, session.machine_id, with_for_update=True)
     assert machine is not None
     await rotate_code(s, machine, now, ctx.policy.display_code_ttl_s)
-    await outbox.machine_changed(s, machine, now)
+    await outgoing.machine_changed(s, machine, now)
 
 
 class Locks:
@@ -146,7 +124,7 @@ class Locks:
                 machine = await s.scalar(select(Machine).where(Machine.display_code == code))
             if machine is None:
                 raise InvalidCode("that code is not on any machine's display")
-            current = await outbox.active_session(s, machine.id)
+            current = await sessions.active_session(s, machine.id)
             if current is not None and decide.session_live(current.status, current.expires_at, now):
                 if current.client_id == client_id:
                     return self._lock_of(machine, current)
@@ -204,7 +182,7 @@ class Locks:
             await s.flush()
         except IntegrityError as exc:
             raise MachineBusy("someone else took this machine a moment ago") from exc
-        await outbox.machine_changed(s, machine, now, lock=session, version_bumped=True)
+        await outgoing.machine_changed(s, machine, now, lock=session, version_bumped=True)
         return self._lock_of(machine, session)
 
     def _lock_of(self, machine: Machine, session: VendSession) -> Lock:
@@ -229,7 +207,7 @@ class Locks:
         machine.code_failures += 1
         if machine.code_failures >= self.ctx.policy.code_failure_budget and machine.display_code:
             await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
-            await outbox.machine_changed(s, machine, now)
+            await outgoing.machine_changed(s, machine, now)
 
     async def unlock(self, machine_id: str, client_id: str, session_id: str) -> None:
         now = self.ctx.clock.now()
@@ -242,6 +220,6 @@ class Locks:
                 or session.status != SessionStatus.ACTIVE
             ):
                 raise NotLockOwner("this lock is not yours")
-            if await vend_in_flight(s, session.id):
+            if await sessions.vend_in_flight(s, session.id):
                 raise VendInProgress("your items are being dispensed")
             await end_session(s, self.ctx, session, Event.UNLOCKED, now)

@@ -240,10 +240,6 @@ class OrderViews:
         return detail
 
 
-def _money(amount: int, currency: str) -> str:
-    return money(amount, currency)
-
-
 def timeline(d: OrderDetail) -> list[Step]:
     """What happened to an order, oldest first."""
     o = d.order
@@ -260,8 +256,8 @@ def timeline(d: OrderDetail) -> list[Step]:
         Step(
             o.created_at,
             "Order created",
-            f"{o.quantity} x {_money(o.unit_amount, o.currency)} = "
-            f"{_money(o.amount, o.currency)} via {o.gateway}"
+            f"{o.quantity} x {money(o.unit_amount, o.currency)} = "
+            f"{money(o.amount, o.currency)} via {o.gateway}"
             + (f", gateway order {o.gateway_order_id}" if o.gateway_order_id else ""),
         )
     )
@@ -271,7 +267,7 @@ def timeline(d: OrderDetail) -> list[Step]:
             Step(
                 p.created_at,
                 "Payment verified" if counted else "Extra payment",
-                f"{p.gateway_payment_id}: {_money(p.amount, p.currency)} "
+                f"{p.gateway_payment_id}: {money(p.amount, p.currency)} "
                 f"(verified by {p.verified_via})",
                 "good" if counted else "bad",
             )
@@ -303,7 +299,7 @@ def timeline(d: OrderDetail) -> list[Step]:
             Step(
                 r.created_at,
                 "Manual refund opened" if r.reason == MANUAL_REFUND else "Refund opened",
-                f"{r.id}: {_money(r.amount, o.currency)}, reason {r.reason}",
+                f"{r.id}: {money(r.amount, o.currency)}, reason {r.reason}",
             )
         )
         if r.status != RefundStatus.PENDING or r.last_error:

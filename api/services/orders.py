@@ -32,11 +32,11 @@ from api.lifecycle.decide import PaymentVerdict
 from api.lifecycle.states import PAYABLE, OrderStatus, PaymentDisposition
 from api.lifecycle.table import Event, step
 from api.payments.base import GatewayPayment, PaymentGateway
-from api.services import outbox, refund_totals
+from api.services import outgoing, refund_totals
 from api.services.context import Context
 from api.services.dispense import dispatch
-from api.services.locks import expire_unpaid, vend_in_flight
 from api.services.refunds import open_refund
+from api.services.sessions import expire_unpaid, vend_in_flight
 from schema.models import Command, Machine, Order, Payment, Refund, VendSession
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class Orders:
             )
             s.add(order)
             session.expires_at = max(session.expires_at, now + self.ctx.policy.lock_ttl_s)
-            await outbox.machine_changed(s, machine, now)
+            await outgoing.machine_changed(s, machine, now)
         try:
             remote = await self.gateway.create_order(
                 amount=order.amount,

@@ -14,11 +14,12 @@ from sqlalchemy import select
 
 from api.lifecycle.states import SessionStatus
 from api.lifecycle.table import Event
-from api.services import outbox
+from api.services import outgoing
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.dispense import Dispense
-from api.services.locks import end_session, vend_in_flight
+from api.services.locks import end_session
+from api.services.sessions import vend_in_flight
 from schema.models import Machine, VendSession
 
 
@@ -74,5 +75,5 @@ class Sweeper:
             ).all()
             for machine in due:
                 await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
-                await outbox.machine_changed(s, machine, now)
+                await outgoing.machine_changed(s, machine, now)
             return len(due)

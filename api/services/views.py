@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from api.errors import MachineNotFound
 from api.lifecycle.states import COMMAND_FINAL, ordered
-from api.services import outbox
+from api.services import outbox, sessions
 from api.services.context import Context
 from schema.models import Command, Machine
 
@@ -20,7 +20,7 @@ class Views:
             machine = await s.get(Machine, machine_id)
             if machine is None:
                 raise MachineNotFound(f"no machine {machine_id}")
-            lock = await outbox.active_session(s, machine_id)
+            lock = await sessions.active_session(s, machine_id)
         now = self.ctx.clock.now()
         live = lock is not None and lock.expires_at > now
         return {
@@ -70,7 +70,7 @@ class Views:
             machine = await s.get(Machine, machine_id)
             if machine is None:
                 raise MachineNotFound(f"no machine {machine_id}")
-            lock = await outbox.active_session(s, machine_id)
+            lock = await sessions.active_session(s, machine_id)
             commands = (
                 await s.scalars(
                     select(Command)

@@ -145,10 +145,13 @@ def test_the_http_fallback_succeeds_only_with_every_unit(dispensed: int, quantit
     assert (status is CommandStatus.SUCCEEDED) == (dispensed >= quantity)
 
 
-@given(order_states, reports)
-def test_progress_starts_a_paid_order_dispensing(status: OrderStatus, reported: str) -> None:
-    moved = decide.progress_order(status, reported)
-    if status is OrderStatus.PAID and reported in PROGRESS:
+@given(order_states, command_states, reports, units)
+def test_progress_starts_a_paid_order_dispensing(
+    status: OrderStatus, current: CommandStatus, reported: str, dispensed: int
+) -> None:
+    report = decide.read_report(current, 0, 5, reported, dispensed)
+    moved = decide.progress_order(status, report)
+    if status is OrderStatus.PAID and report.kind == "progress":
         assert moved is OrderStatus.DISPENSING
     else:
         assert moved == status

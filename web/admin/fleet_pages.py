@@ -113,7 +113,7 @@ async def events(request: Request) -> Response:
         sent_at = -MIN_INTERVAL_S
         previous = ""
         yield "retry: 2000\n\n"
-        changed = True
+        changed: bool | None = True
         while loop.time() - started < STREAM_LIFETIME_S:
             if await session.admin_of(request) is None:
                 return
