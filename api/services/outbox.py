@@ -5,22 +5,28 @@ them to the outbox in the cause's transaction, and the MQTT drain
 (``api.mqtt.drain``) rebuilds the retained ones from the database.
 """
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from schema.models import Command, Machine, VendSession
 
+if TYPE_CHECKING:
+    from schema.messages import CmdMsg, DesiredMsg, DisplayMsg, PriceMsg, SalesMsg, StateMsg
 
-def price_of(machine: Machine) -> dict[str, Any]:
+
+def price_of(machine: Machine) -> PriceMsg:
     return {"amount": machine.price_amount, "currency": machine.currency}
 
 
-def desired_payload(machine: Machine, lock: VendSession | None) -> dict[str, Any]:
-    display = None
-    if lock is None and machine.display_code is not None:
-        display = {"code": machine.display_code, "expires_at": machine.display_code_expires_at}
+def desired_payload(machine: Machine, lock: VendSession | None) -> DesiredMsg:
+    display: DisplayMsg | None = None
+    code, expires_at = machine.display_code, machine.display_code_expires_at
+    if lock is None and code is not None and expires_at is not None:
+        display = {"code": code, "expires_at": expires_at}
     return {
         "version": machine.desired_version,
-        "mode": machine.mode,
+        "mode": "out_of_service" if machine.mode == "out_of_service" else "in_service",
         "display": display,
         "lock": None if lock is None else {"session": lock.id, "expires_at": lock.expires_at},
         "price": price_of(machine),
@@ -28,7 +34,7 @@ def desired_payload(machine: Machine, lock: VendSession | None) -> dict[str, Any
     }
 
 
-def state_payload(machine: Machine, busy: bool) -> dict[str, Any]:
+def state_payload(machine: Machine, busy: bool) -> StateMsg:
     if machine.mode == "out_of_service":
         mode = "out_of_service"
     else:
@@ -43,7 +49,7 @@ def state_payload(machine: Machine, busy: bool) -> dict[str, Any]:
     }
 
 
-def command_payload(command: Command) -> dict[str, Any]:
+def command_payload(command: Command) -> CmdMsg:
     return {
         "cmd_id": command.id,
         "action": "dispense",
@@ -54,9 +60,7 @@ def command_payload(command: Command) -> dict[str, Any]:
     }
 
 
-def sale_payload(
-    order_id: str, quantity: int, amount: int, currency: str, now: int
-) -> dict[str, Any]:
+def sale_payload(order_id: str, quantity: int, amount: int, currency: str, now: int) -> SalesMsg:
     return {
         "order": order_id,
         "quantity": quantity,

@@ -55,15 +55,14 @@ async def machine_changed(
     when the caller already raised ``desired_version`` in its own UPDATE.
     """
     active = await sessions.active_session(s, machine.id) if isinstance(lock, _LookUp) else lock
-    rows = [(topics.state(machine.id), "state", outbox.state_payload(machine, active is not None))]
+    state = outbox.state_payload(machine, active is not None)
+    encoded = [(topics.state(machine.id), messages.encode("state", state))]
     if desired:
         if not version_bumped:
             machine.desired_version += 1
-        rows.insert(
-            0, (topics.desired(machine.id), "desired", outbox.desired_payload(machine, active))
-        )
-    await supersede(s, [topic for topic, _kind, _payload in rows])
-    encoded = [(topic, messages.encode(kind, payload)) for topic, kind, payload in rows]
+        shown = outbox.desired_payload(machine, active)
+        encoded.insert(0, (topics.desired(machine.id), messages.encode("desired", shown)))
+    await supersede(s, [topic for topic, _payload in encoded])
     await enqueue_many(s, encoded, retain=True, qos=1, now=now)
 
 
