@@ -1,5 +1,6 @@
 """Serving an ASGI app with uvicorn, as ``smartvend serve`` does."""
 
+import contextlib
 import logging
 import socket
 from typing import Any
@@ -72,7 +73,9 @@ def serve(app: Any, settings: Settings, *, host: str | None = None, port: int | 
         port or settings.http_port,
         log_config=None,  # uvicorn's loggers go through logs.configure's handler
     )
-    with instance_lock.hold(settings):
+    with instance_lock.hold(settings), contextlib.suppress(KeyboardInterrupt):
+        # Newer uvicorn re-raises Ctrl-C once it has shut down gracefully: the
+        # server has stopped as asked, which is no error (and no traceback).
         _Server(config, app).run()
     return 0
 

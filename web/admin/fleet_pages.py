@@ -115,9 +115,10 @@ async def events(request: Request) -> Response:
         yield "retry: 2000\n\n"
         changed: bool | None = True
         while loop.time() - started < STREAM_LIFETIME_S:
-            if await session.admin_of(request) is None:
-                return
             if changed:
+                # Data only for a signed-in admin; a heartbeat reads nothing.
+                if await session.admin_of(request) is None:
+                    return
                 # Coalesce a burst of commits into one read of the fleet.
                 await asyncio.sleep(max(0.0, sent_at + MIN_INTERVAL_S - loop.time()))
                 data = json.dumps(await _rows(request, show, sort), separators=(",", ":"))
