@@ -31,7 +31,8 @@ from api.http.streams import StreamGate
 from api.http.timing import TimingMiddleware
 from api.instrument import watch_pool
 from api.payments.base import PaymentGateway
-from api.runtime import derive_secret, open_runtime
+from api.runtime import open_runtime
+from api.secrets import derive_secret
 from api.services.alert_sender import AlertSender
 from api.services.mailer import SmtpMailer
 from api.settings import Settings
@@ -81,7 +82,7 @@ def create_app(
                 )
                 app.state.leadership = leadership
                 if mqtt:
-                    from api.mqtt_runtime import start_mqtt  # only servers that speak MQTT
+                    from api.mqtt.runtime import start_mqtt  # only servers that speak MQTT
 
                     app.state.mqtt = await stack.enter_async_context(start_mqtt(rt, leadership))
                 sender = AlertSender(

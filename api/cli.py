@@ -58,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_mosquitto_config(args: argparse.Namespace) -> int:
     from api.accounts import server_credentials
-    from api.mosquitto_setup import write_mosquitto_config
+    from api.mqtt.mosquitto import write_mosquitto_config
     from broker.mosquitto import TlsListener
 
     settings = _settings().with_dev_secret()

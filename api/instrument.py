@@ -7,9 +7,10 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api import metrics
+from api.lifecycle.states import CommandStatus, RefundStatus
 from schema import topics
 from schema.errors import SchemaError
-from schema.models import COMMAND_STATES, REFUND_STATES, Command, OutboxMessage, Refund
+from schema.models import Command, OutboxMessage, Refund
 
 if TYPE_CHECKING:  # the broker (and amqtt) is imported only where it runs
     from broker.embedded import EmbeddedBroker
@@ -88,7 +89,7 @@ async def read_database_figures(db: async_sessionmaker[AsyncSession], now: int) 
         )
     metrics.OUTBOX_DEPTH.set(depth)
     metrics.OUTBOX_OLDEST_AGE.set(0 if oldest is None else max(0, now - oldest))
-    for status in COMMAND_STATES:
-        metrics.VENDS.labels(status).set(vends.get(status, 0))
-    for status in REFUND_STATES:
-        metrics.REFUNDS.labels(status).set(refunds.get(status, 0))
+    for command in CommandStatus:
+        metrics.VENDS.labels(command).set(vends.get(command, 0))
+    for refund in RefundStatus:
+        metrics.REFUNDS.labels(refund).set(refunds.get(refund, 0))

@@ -5,8 +5,6 @@ and by the CLI alike, so both wire SmartVend the same way.
 """
 
 import contextlib
-import hashlib
-import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -21,17 +19,12 @@ from api.payments.base import PaymentGateway
 from api.payments.razorpay_gateway import RazorpayGateway
 from api.payments.test_gateway import TestGateway
 from api.payments.test_gateway_records import DatabaseRecords
+from api.secrets import derive_secret
 from api.services.budget_store_pg import PostgresBudgets
 from api.services.budgets import BudgetStore, MemoryBudgets
 from api.services.container import Services
 from api.services.policy import VendPolicy
 from api.settings import Settings
-
-
-def derive_secret(settings: Settings, purpose: str) -> str:
-    """A stable secret for one purpose, derived from SECRET_KEY."""
-    key = str(settings.secret_key).encode()
-    return hmac.new(key, purpose.encode(), hashlib.sha256).hexdigest()
 
 
 def build_gateway(

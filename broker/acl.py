@@ -14,7 +14,6 @@ from schema import topics
 from schema.errors import SchemaError
 
 Action = Literal["publish", "subscribe", "receive"]
-ACTIONS: tuple[Action, ...] = ("publish", "subscribe", "receive")
 
 MACHINE_PUBLISH_KINDS = ("status", "reported", "telemetry", "events", "results")
 MACHINE_RECEIVE_KINDS = ("desired", "cmd")

@@ -9,7 +9,7 @@ and ``encode`` raise only :class:`SchemaError`. Server side only (CPython).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from schema import wire
 from schema.jsonschema import build_schemas
@@ -24,7 +24,91 @@ from schema.wire import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Literal, NotRequired, TypedDict
+
     from schema.wire import Kind
+
+    # The payloads as the server's code types them: one TypedDict per kind, its
+    # keys the field table's (tests/schema/test_typed_messages.py holds the two
+    # together), so mypy catches a misspelled field where a payload is built or read.
+
+    class StatusMsg(TypedDict):
+        state: Literal["online", "lost"]
+        boot: int
+        fw: NotRequired[str]
+        ts: NotRequired[int]
+
+    class ReportedMsg(TypedDict):
+        desired_version: int
+        mode: Literal["idle", "locked", "dispensing", "error", "out_of_service"]
+        stock: int | None
+        ts: int
+
+    class EventsMsg(TypedDict):
+        type: Literal["error", "jam", "door_open", "door_closed", "restocked"]
+        code: str
+        detail: str
+        ts: int
+
+    class ResultsMsg(TypedDict):
+        cmd_id: str
+        status: Literal[
+            "accepted", "running", "succeeded", "failed", "rejected", "expired", "unknown"
+        ]
+        dispensed: int
+        error: NotRequired[str]
+        ts: int
+
+    class PriceMsg(TypedDict):
+        amount: int
+        currency: str
+
+    class DisplayMsg(TypedDict):
+        code: str
+        expires_at: int
+
+    class LockMsg(TypedDict):
+        session: str
+        expires_at: int
+
+    class DesiredMsg(TypedDict):
+        version: int
+        mode: Literal["in_service", "out_of_service"]
+        display: DisplayMsg | None
+        lock: LockMsg | None
+        price: PriceMsg
+        stock: int
+
+    class CmdMsg(TypedDict):
+        cmd_id: str
+        action: Literal["dispense"]
+        quantity: int
+        order: str
+        issued_at: int
+        expires_at: int
+
+    class ServerStatusMsg(TypedDict):
+        state: Literal["online", "offline"]
+        ts: NotRequired[int]
+
+    class StateMsg(TypedDict):
+        online: bool
+        mode: str
+        stock: int
+        busy: bool
+        price: PriceMsg
+        last_seen: int | None
+
+    class SalesMsg(TypedDict):
+        order: str
+        quantity: int
+        amount: int
+        currency: str
+        ts: int
+
+    # ``ts`` and any number of numeric readings.
+    TelemetryMsg = dict[str, int | float]
 
 __all__ = [
     "CLEAR",
@@ -77,12 +161,46 @@ _PATTERNS = {"digits": "0-9", "upper": "A-Z", "id": "A-Za-z0-9_-"}
 SCHEMAS = build_schemas(KINDS, SPECS, _PATTERNS, MAX_TELEMETRY_KEYS, MAX_TELEMETRY_KEY)
 
 
-def encode(kind: str, obj: dict[str, Any]) -> bytes:
+@overload
+def encode(kind: Literal["desired"], obj: DesiredMsg) -> bytes: ...
+@overload
+def encode(kind: Literal["cmd"], obj: CmdMsg) -> bytes: ...
+@overload
+def encode(kind: Literal["state"], obj: StateMsg) -> bytes: ...
+@overload
+def encode(kind: Literal["sales"], obj: SalesMsg) -> bytes: ...
+@overload
+def encode(kind: Literal["server_status"], obj: ServerStatusMsg) -> bytes: ...
+@overload
+def encode(kind: str, obj: Mapping[str, Any]) -> bytes: ...
+def encode(kind: str, obj: Mapping[str, Any]) -> bytes:
     """Validate ``obj`` as a ``kind`` payload and return it as compact UTF-8 JSON."""
-    return wire.encode_in(SPECS, kind, obj)
+    return wire.encode_in(SPECS, kind, cast("dict[str, Any]", obj))  # checked there
 
 
-def decode(kind: str, payload: bytes) -> dict[str, Any]:
+@overload
+def decode(kind: Literal["status"], payload: bytes) -> StatusMsg: ...
+@overload
+def decode(kind: Literal["reported"], payload: bytes) -> ReportedMsg: ...
+@overload
+def decode(kind: Literal["events"], payload: bytes) -> EventsMsg: ...
+@overload
+def decode(kind: Literal["results"], payload: bytes) -> ResultsMsg: ...
+@overload
+def decode(kind: Literal["telemetry"], payload: bytes) -> TelemetryMsg: ...
+@overload
+def decode(kind: Literal["desired"], payload: bytes) -> DesiredMsg: ...
+@overload
+def decode(kind: Literal["cmd"], payload: bytes) -> CmdMsg: ...
+@overload
+def decode(kind: Literal["server_status"], payload: bytes) -> ServerStatusMsg: ...
+@overload
+def decode(kind: Literal["state"], payload: bytes) -> StateMsg: ...
+@overload
+def decode(kind: Literal["sales"], payload: bytes) -> SalesMsg: ...
+@overload
+def decode(kind: str, payload: bytes) -> Any: ...  # a kind known only at run time
+def decode(kind: str, payload: bytes) -> Any:
     """Parse and validate a ``kind`` payload; unknown fields are dropped."""
     return wire.decode_in(SPECS, kind, payload)
 
@@ -93,7 +211,7 @@ def server_online(ts: int) -> bytes:
 
 def server_offline(ts: int | None = None) -> bytes:
     """The server's last will (no time) or its orderly goodbye (with one)."""
-    obj: dict[str, Any] = {"state": "offline"}
+    obj: ServerStatusMsg = {"state": "offline"}
     if ts is not None:
         obj["ts"] = ts
     return encode("server_status", obj)

@@ -1,9 +1,11 @@
-"""The Jinja2 environment the pages share: templates, money and static URLs.
+"""The one Jinja2 environment of the shopper and admin pages: templates, filters
+(money, prices, times), static URLs and the security headers of every page.
 
 Templates and static files are found next to this module, never relative to
 the working directory.
 """
 
+import datetime as dt
 import hashlib
 from functools import cache
 from pathlib import Path
@@ -13,11 +15,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from api.money import money
+from api.money import money as rupees
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
+
+
+def money(amount: int | float | None, currency: str = "INR") -> str:
+    """Paise as rupees, grouped the Indian way (₹1,00,000.00); "-" for no amount."""
+    if amount is None:
+        return "-"
+    return rupees(round(amount), currency)
+
+
+def when(ts: int | None) -> str:
+    if ts is None:
+        return "never"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def day(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%d %b")
 
 
 def price(value: dict[str, Any] | None) -> str:
@@ -39,6 +58,8 @@ def static_url(path: str) -> str:
 templates = Jinja2Templates(directory=str(TEMPLATES))
 templates.env.filters["money"] = money
 templates.env.filters["price"] = price
+templates.env.filters["when"] = when
+templates.env.filters["day"] = day
 templates.env.globals["static"] = static_url
 
 
@@ -56,6 +77,16 @@ HEADERS = {
 }
 
 
+def security_headers(*, strict: bool = True, no_store: bool = False) -> dict[str, str]:
+    """Every page's headers: ``strict`` adds the CSP, ``no_store`` forbids caching."""
+    headers = dict(HEADERS)
+    if strict:
+        headers["Content-Security-Policy"] = STRICT_CSP
+    if no_store:
+        headers["Cache-Control"] = "no-store"
+    return headers
+
+
 def render(
     request: Request,
     name: str,
@@ -65,11 +96,7 @@ def render(
     no_store: bool = False,
     strict: bool = True,
 ) -> Response:
-    headers = dict(HEADERS)
-    if strict:
-        headers["Content-Security-Policy"] = STRICT_CSP
-    if no_store:
-        headers["Cache-Control"] = "no-store"
+    headers = security_headers(strict=strict, no_store=no_store)
     return templates.TemplateResponse(
         request, name, context or {}, status_code=status_code, headers=headers
     )

@@ -13,11 +13,10 @@ from api.errors import InvalidRequest, PaymentFailed
 from api.http import body as b
 from api.http import streams
 from api.http.deps import services, source_address
+from api.lifecycle.decide import shopper_done
 from api.payments.test_gateway import TestGateway
 from schema import topics
 from schema.models import FEEDBACK_COMMENT_MAX
-
-TERMINAL = ("dispensed", "refunded", "expired", "failed")
 
 
 def machine_id(request: Request) -> str:
@@ -151,7 +150,7 @@ async def order_events(request: Request) -> Response:
 
 def _ended(view: dict[str, Any]) -> bool:
     refund = view["refund"]
-    return view["status"] in TERMINAL and (refund is None or refund["status"] != "pending")
+    return shopper_done(view["status"], None if refund is None else refund["status"])
 
 
 async def razorpay_webhook(request: Request) -> Response:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from api.errors import MachineNotFound
+from api.lifecycle.states import SessionStatus
 from api.services import refund_totals
 from api.services.alerts import Alerts
 from api.services.context import Context
@@ -91,7 +92,7 @@ class AdminViews:
                 (
                     await s.scalars(
                         select(VendSession.machine_id).where(
-                            VendSession.status == "active", VendSession.expires_at > now
+                            VendSession.status == SessionStatus.ACTIVE, VendSession.expires_at > now
                         )
                     )
                 ).all()

@@ -9,6 +9,7 @@ refunds by looking for an alert that already names the command or refund.
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.lifecycle.states import RefundStatus
 from api.money import money
 from api.services.alerts import Alerts
 from api.services.context import Context
@@ -109,7 +110,7 @@ class AlertChecks:
                 await s.execute(
                     select(Refund, Order.machine_id)
                     .join(Order, Order.id == Refund.order_id)
-                    .where(Refund.status == "failed", Refund.updated_at >= since)
+                    .where(Refund.status == RefundStatus.FAILED, Refund.updated_at >= since)
                     .order_by(Refund.updated_at)
                     .with_for_update(of=Refund)
                 )

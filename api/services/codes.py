@@ -21,9 +21,3 @@ async def rotate_code(s: AsyncSession, machine: Machine, now: int, ttl_s: int) -
     machine.display_code = code
     machine.display_code_expires_at = now + ttl_s
     machine.code_failures = 0
-
-
-def clear_code(machine: Machine) -> None:
-    machine.display_code = None
-    machine.display_code_expires_at = None
-    machine.code_failures = 0

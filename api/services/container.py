@@ -6,14 +6,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.clock import Clock
 from api.payments.base import PaymentGateway
+from api.services.admin_views import AdminViews
 from api.services.admins import Admins
 from api.services.alerts import Alerts
 from api.services.budgets import BudgetStore, MemoryBudgets
 from api.services.context import Context
 from api.services.dispense import Dispense
 from api.services.feedback import Feedbacks
+from api.services.feedback_views import FeedbackViews
+from api.services.fleet_stats import FleetStats
 from api.services.locks import Locks
 from api.services.machines import Machines
+from api.services.manual_refund import ManualRefunds
+from api.services.order_views import OrderViews
 from api.services.orders import Orders
 from api.services.policy import VendPolicy
 from api.services.reconcile import Reconciler
@@ -39,6 +44,12 @@ class Services:
     webhooks: Webhooks
     reconciler: Reconciler
     gateway: PaymentGateway
+    # What the operator's pages read and do, built once like the rest.
+    admin_views: AdminViews
+    order_views: OrderViews
+    feedback_views: FeedbackViews
+    fleet_stats: FleetStats
+    manual_refunds: ManualRefunds
 
     @classmethod
     def build(
@@ -68,4 +79,9 @@ class Services:
             webhooks=Webhooks(ctx, orders, refunds, gateway),
             reconciler=Reconciler(ctx, orders, refunds, gateway),
             gateway=gateway,
+            admin_views=AdminViews(ctx),
+            order_views=OrderViews(ctx),
+            feedback_views=FeedbackViews(ctx),
+            fleet_stats=FleetStats(ctx),
+            manual_refunds=ManualRefunds(ctx),
         )

@@ -17,7 +17,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.commit_feed import FLEET, touch
-from api.services import outbox
+from api.lifecycle.states import SessionStatus
+from api.services import outbox, outgoing
 from api.services.context import Context
 from api.services.presence_rule import status_applies
 from schema import messages, topics
@@ -149,7 +150,7 @@ async def _write_states(s: AsyncSession, rows: list[dict[str, Any]], now: int) -
             await s.scalars(
                 select(VendSession.machine_id).where(
                     VendSession.machine_id.in_([r["id"] for r in rows]),
-                    VendSession.status == "active",
+                    VendSession.status == SessionStatus.ACTIVE,
                 )
             )
         ).all()
@@ -167,5 +168,5 @@ async def _write_states(s: AsyncSession, rows: list[dict[str, Any]], now: int) -
                 "created_at": now,
             }
         )
-    await outbox.supersede(s, [topics.state(r["id"]) for r in rows])
+    await outgoing.supersede(s, [topics.state(r["id"]) for r in rows])
     await s.execute(insert(OutboxMessage), out)

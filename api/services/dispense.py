@@ -13,14 +13,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import CommandNotFound
 from api.ids import new_id
-from api.services import outbox
+from api.lifecycle import decide
+from api.lifecycle.decide import Report
+from api.lifecycle.states import (
+    COMMAND_FINAL,
+    CommandStatus,
+    OrderStatus,
+    PaymentDisposition,
+    SessionStatus,
+    ordered,
+)
+from api.lifecycle.table import Event, step
+from api.services import outgoing
 from api.services.context import Context
 from api.services.locks import end_session
 from api.services.refunds import open_refund
-from schema.models import FINAL_COMMAND_STATES, Command, Machine, Order, Payment, VendSession
+from schema.models import Command, Machine, Order, Payment, VendSession
 
 log = logging.getLogger(__name__)
-PROGRESS = ("accepted", "running")
+UNFINISHED = Command.status.not_in(ordered(COMMAND_FINAL))
 
 
 async def dispatch(
@@ -36,7 +47,7 @@ async def dispatch(
         order_id=order.id,
         machine_id=order.machine_id,
         quantity=order.quantity,
-        status="pending",
+        status=step(CommandStatus, None, Event.CREATE),
         dispensed=0,
         issued_at=now,
         expires_at=expires_at,
@@ -46,10 +57,10 @@ async def dispatch(
     # The lock lasts until the vend ends, however long the machine takes.
     session.expires_at = max(session.expires_at, command.deadline)
     await s.flush()
-    await outbox.send_command(s, command, now)
+    await outgoing.send_command(s, command, now)
     machine = await s.get(Machine, order.machine_id, with_for_update=True)
     assert machine is not None
-    await outbox.machine_changed(s, machine, now)
+    await outgoing.machine_changed(s, machine, now)
     return command
 
 
@@ -57,7 +68,7 @@ async def finish(
     s: AsyncSession,
     ctx: Context,
     command: Command,
-    status: str,
+    status: CommandStatus,
     dispensed: int,
     now: int,
     error: str | None = None,
@@ -70,34 +81,30 @@ async def finish(
     order = await s.get(Order, command.order_id, with_for_update=True)
     machine = await s.get(Machine, command.machine_id, with_for_update=True)
     assert order is not None and machine is not None
+    done = decide.settle(status, order.quantity, dispensed, order.unit_amount)
     order.dispensed = dispensed
     order.updated_at = now
     _take_stock(machine, dispensed)
     if dispensed > 0:
-        await outbox.sale(
-            s, machine.id, order.id, dispensed, dispensed * order.unit_amount, order.currency, now
+        await outgoing.sale(
+            s, machine.id, order.id, dispensed, done.sale_amount, order.currency, now
         )
-    if dispensed < order.quantity:
+    if done.order_event is Event.REFUND_OPENED:
         payment = await s.scalar(
-            select(Payment).where(Payment.order_id == order.id, Payment.disposition == "counted")
+            select(Payment).where(
+                Payment.order_id == order.id, Payment.disposition == PaymentDisposition.COUNTED
+            )
         )
         assert payment is not None, "a dispatched order always has its payment"
-        await open_refund(
-            s,
-            order,
-            payment,
-            (order.quantity - dispensed) * order.unit_amount,
-            f"dispense_{status}",
-            now,
-        )
+        await open_refund(s, order, payment, done.refund_amount, done.reason, now)
     else:
-        order.status = "dispensed"
-    await outbox.clear_command(s, command, now)
+        order.status = step(OrderStatus, order.status, done.order_event)
+    await outgoing.clear_command(s, command, now)
     session = await s.get(VendSession, order.session_id, with_for_update=True)
-    if session is not None and session.status == "active":
-        await end_session(s, ctx, session, "vend_finished", now)
+    if session is not None and session.status == SessionStatus.ACTIVE:
+        await end_session(s, ctx, session, Event.VEND_FINISHED, now)
     else:
-        await outbox.machine_changed(s, machine, now)
+        await outgoing.machine_changed(s, machine, now)
 
 
 def _take_stock(machine: Machine, dispensed: int) -> None:
@@ -126,33 +133,26 @@ class Dispense:
             command = await s.get(Command, cmd_id, with_for_update=True)
             if command is None or command.machine_id != machine_id:
                 return False
-            if command.status in FINAL_COMMAND_STATES:
-                return False
-            count = min(max(command.dispensed, dispensed), command.quantity)
-            if status in PROGRESS:
-                return await self._progress(s, command, status, count, now)
-            if status not in FINAL_COMMAND_STATES:
-                return False
-            await finish(s, self.ctx, command, status, count, now, error)
-            return True
+            report = decide.read_report(
+                command.status, command.dispensed, command.quantity, status, dispensed
+            )
+            if report.kind == "progress":
+                await self._progress(s, command, report, now)
+            elif report.kind == "finish":
+                assert report.status is not None
+                await finish(s, self.ctx, command, report.status, report.dispensed, now, error)
+            return report.changes
 
-    async def _progress(
-        self, s: AsyncSession, command: Command, status: str, count: int, now: int
-    ) -> bool:
-        moved = command.status == "pending" or (status == "running" and command.status != status)
-        if not moved and count == command.dispensed:
-            return False
-        if moved:
-            command.status = status
+    async def _progress(self, s: AsyncSession, command: Command, report: Report, now: int) -> None:
+        if report.status is not None:
+            command.status = report.status
             command.accepted_at = command.accepted_at or now
-        command.dispensed = count
+        command.dispensed = report.dispensed
         order = await s.get(Order, command.order_id, with_for_update=True)
         assert order is not None
-        if order.status == "paid":
-            order.status = "dispensing"
-        order.dispensed = count
+        order.status = decide.progress_order(order.status, report)
+        order.dispensed = report.dispensed
         order.updated_at = now
-        return True
 
     async def confirm(self, machine_id: str, cmd_id: str, dispensed: int) -> bool:
         """The HTTP fallback's final word: all units out is success, fewer is failure."""
@@ -161,7 +161,7 @@ class Dispense:
             if command is None or command.machine_id != machine_id:
                 raise CommandNotFound("no such command on this machine")
             quantity = command.quantity
-        status = "succeeded" if dispensed >= quantity else "failed"
+        status = decide.confirmed_status(dispensed, quantity)
         return await self.apply_result(machine_id, cmd_id, status, dispensed)
 
     async def time_out(self, now: int) -> int:
@@ -169,9 +169,7 @@ class Dispense:
         async with self.ctx.db.begin() as s:
             overdue = (
                 await s.scalars(
-                    select(Command)
-                    .where(Command.status.not_in(FINAL_COMMAND_STATES), Command.deadline <= now)
-                    .with_for_update()
+                    select(Command).where(UNFINISHED, Command.deadline <= now).with_for_update()
                 )
             ).all()
             for command in overdue:
@@ -179,7 +177,7 @@ class Dispense:
                     s,
                     self.ctx,
                     command,
-                    "unknown",
+                    step(CommandStatus, command.status, Event.SILENT),
                     command.dispensed,
                     now,
                     "no final result before the deadline",
@@ -189,7 +187,5 @@ class Dispense:
     async def unfinished(self) -> list[Command]:
         """Commands the broker must (re)deliver, e.g. after a broker restart."""
         async with self.ctx.db() as s:
-            rows = await s.scalars(
-                select(Command).where(Command.status.not_in(FINAL_COMMAND_STATES))
-            )
+            rows = await s.scalars(select(Command).where(UNFINISHED))
             return list(rows.all())

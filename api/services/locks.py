@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from api.commit_feed import order_channel, touch
 from api.errors import (
     InsufficientStock,
     InvalidCode,
@@ -29,11 +28,14 @@ from api.errors import (
     VendInProgress,
 )
 from api.ids import new_id
-from api.services import outbox
+from api.lifecycle import decide
+from api.lifecycle.states import SessionStatus
+from api.lifecycle.table import Event, step
+from api.services import outgoing, sessions
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.guesses import GuessGuard, GuessLimits
-from schema.models import Machine, Order, VendSession
+from schema.models import Machine, VendSession
 
 CODE_LENGTH = 6
 MAX_CLIENT_ID = 64
@@ -53,24 +55,18 @@ def valid_client_id(client_id: str) -> bool:
 
 
 async def end_session(
-    s: AsyncSession, ctx: Context, session: VendSession, reason: str, now: int
+    s: AsyncSession, ctx: Context, session: VendSession, reason: Event, now: int
 ) -> None:
     """End a lock: unpaid orders expire, the machine shows a new code."""
-    session.status = "expired" if reason == "expired" else "ended"
+    session.status = step(SessionStatus, session.status, reason)
     session.ended_at = now
     session.end_reason = reason
-    expired = await s.scalars(
-        update(Order)
-        .where(Order.session_id == session.id, Order.status == "created")
-        .values(status="expired", updated_at=now)
-        .returning(Order.id)
-    )
-    touch(s, *(order_channel(order_id) for order_id in expired.all()))
+    await sessions.expire_unpaid(s, session.id, Event.LOCK_ENDED, now)
     await s.flush()
     machine = await s.get(Machine, session.machine_id, with_for_update=True)
     assert machine is not None
     await rotate_code(s, machine, now, ctx.policy.display_code_ttl_s)
-    await outbox.machine_changed(s, machine, now)
+    await outgoing.machine_changed(s, machine, now)
 
 
 class Locks:
@@ -127,15 +123,15 @@ class Locks:
                 machine = await s.scalar(select(Machine).where(Machine.display_code == code))
             if machine is None:
                 raise InvalidCode("that code is not on any machine's display")
-            current = await outbox.active_session(s, machine.id)
-            if current is not None and current.expires_at > now:
+            current = await sessions.active_session(s, machine.id)
+            if current is not None and decide.session_live(current.status, current.expires_at, now):
                 if current.client_id == client_id:
                     return self._lock_of(machine, current)
                 raise MachineBusy("someone else is using this machine right now")
             if current is not None:
                 # A lock that ran out but was not swept yet: end it now; its
                 # shopper's code is gone and the machine shows a fresh one.
-                await end_session(s, self.ctx, current, "expired", now)
+                await end_session(s, self.ctx, current, Event.EXPIRED, now)
                 refusal = InvalidCode("the code has changed; read the new one on the display")
             elif machine.display_code != code or (machine.display_code_expires_at or 0) <= now:
                 await self._count_machine_failure(s, machine, now)
@@ -176,7 +172,7 @@ class Locks:
             machine_id=machine.id,
             client_id=client_id,
             source=source[:64] or None,
-            status="active",
+            status=step(SessionStatus, None, Event.CREATE),
             created_at=now,
             expires_at=now + self.ctx.policy.lock_ttl_s,
         )
@@ -185,7 +181,7 @@ class Locks:
             await s.flush()
         except IntegrityError as exc:
             raise MachineBusy("someone else took this machine a moment ago") from exc
-        await outbox.machine_changed(s, machine, now, lock=session, version_bumped=True)
+        await outgoing.machine_changed(s, machine, now, lock=session, version_bumped=True)
         return self._lock_of(machine, session)
 
     def _lock_of(self, machine: Machine, session: VendSession) -> Lock:
@@ -210,7 +206,7 @@ class Locks:
         machine.code_failures += 1
         if machine.code_failures >= self.ctx.policy.code_failure_budget and machine.display_code:
             await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
-            await outbox.machine_changed(s, machine, now)
+            await outgoing.machine_changed(s, machine, now)
 
     async def unlock(self, machine_id: str, client_id: str, session_id: str) -> None:
         now = self.ctx.clock.now()
@@ -220,15 +216,9 @@ class Locks:
                 session is None
                 or session.machine_id != machine_id
                 or session.client_id != client_id
-                or session.status != "active"
+                or session.status != SessionStatus.ACTIVE
             ):
                 raise NotLockOwner("this lock is not yours")
-            busy = await s.scalar(
-                select(Order.id).where(
-                    Order.session_id == session.id,
-                    Order.status.in_(("paid", "dispensing")),
-                )
-            )
-            if busy is not None:
+            if await sessions.vend_in_flight(s, session.id):
                 raise VendInProgress("your items are being dispensed")
-            await end_session(s, self.ctx, session, "unlocked", now)
+            await end_session(s, self.ctx, session, Event.UNLOCKED, now)

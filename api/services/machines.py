@@ -9,15 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import InvalidRequest, MachineNotFound, MachineTaken, VendInProgress
 from api.ids import new_api_key
+from api.lifecycle.states import COMMAND_FINAL, ordered
 from api.money import money
-from api.services import outbox
+from api.services import outgoing
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.presence_rule import status_applies
 from broker.passwords import hash_secret, verify_secret
 from schema import topics
 from schema.models import (
-    FINAL_COMMAND_STATES,
     Command,
     DeviceEvent,
     Integrator,
@@ -112,7 +112,7 @@ class Machines:
                 s.add(machine)
                 await s.flush()
                 await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
-                await outbox.machine_changed(s, machine, now)
+                await outgoing.machine_changed(s, machine, now)
         except IntegrityError as exc:
             raise MachineTaken(f"machine {new.machine_id} is already registered") from exc
         return machine, api_key
@@ -150,7 +150,7 @@ class Machines:
                 raise InvalidRequest(f"stock must be between 0 and {machine.capacity}")
             in_flight = await s.scalar(
                 select(Command.id).where(
-                    Command.machine_id == machine.id, Command.status.not_in(FINAL_COMMAND_STATES)
+                    Command.machine_id == machine.id, Command.status.not_in(ordered(COMMAND_FINAL))
                 )
             )
             if in_flight is not None:
@@ -160,7 +160,7 @@ class Machines:
             limit = machine.low_stock_threshold
             if stock > (self.ctx.policy.low_stock_threshold if limit is None else limit):
                 machine.low_stock_alerted = False
-            await outbox.machine_changed(s, machine, now)
+            await outgoing.machine_changed(s, machine, now)
         return machine
 
     async def set_price(self, machine_id: str, amount: int) -> Machine:
@@ -179,7 +179,7 @@ class Machines:
             machine = await self._get(s, machine_id, lock=True)
             for name, value in fields.items():
                 setattr(machine, name, value)
-            await outbox.machine_changed(s, machine, now)
+            await outgoing.machine_changed(s, machine, now)
         return machine
 
     async def apply_status(self, machine_id: str, msg: dict[str, Any]) -> bool:
@@ -200,7 +200,7 @@ class Machines:
             if online:
                 machine.offline_alerted = False
                 machine.fw = msg.get("fw") or machine.fw
-            await outbox.machine_changed(s, machine, now, desired=False)
+            await outgoing.machine_changed(s, machine, now, desired=False)
         return True
 
     async def apply_reported(self, machine_id: str, msg: dict[str, Any]) -> None:
@@ -214,7 +214,7 @@ class Machines:
             machine.reported_mode = msg["mode"]
             machine.reported_stock = msg["stock"]
             if changed:
-                await outbox.machine_changed(s, machine, now, desired=False)
+                await outgoing.machine_changed(s, machine, now, desired=False)
 
     async def record_event(self, machine_id: str, msg: dict[str, Any]) -> None:
         now = self.ctx.clock.now()

@@ -19,11 +19,14 @@ from api.errors import (
     RefundedInFull,
     VendInProgress,
 )
+from api.lifecycle import decide
+from api.lifecycle.decide import ManualVerdict
+from api.lifecycle.states import MANUAL_REFUND, PaymentDisposition
 from api.money import money
 from api.services.context import Context
 from api.services.refund_totals import refunded
 from api.services.refunds import new_refund
-from schema.models import FINAL_COMMAND_STATES, MANUAL_REFUND, Command, Order, Payment, Refund
+from schema.models import Command, Order, Payment, Refund
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +44,35 @@ class ManualRefunds:
                 raise OrderNotFound(f"no order {order_id}")
             payment = await s.scalar(
                 select(Payment).where(
-                    Payment.order_id == order.id, Payment.disposition == "counted"
+                    Payment.order_id == order.id,
+                    Payment.disposition == PaymentDisposition.COUNTED,
                 )
             )
-            if payment is None:
-                raise PaymentRequired("this order was never paid; there is nothing to refund")
             command = await s.scalar(select(Command).where(Command.order_id == order.id))
-            if command is not None and command.status not in FINAL_COMMAND_STATES:
+            earlier = (
+                []
+                if payment is None
+                else (await s.scalars(select(Refund).where(Refund.payment_id == payment.id))).all()
+            )
+            done = refunded(earlier)
+            verdict = decide.manual_verdict(
+                amount,
+                None if payment is None else payment.amount,
+                done,
+                None if command is None else command.status,
+            )
+            if verdict is ManualVerdict.NOT_PAID:
+                raise PaymentRequired("this order was never paid; there is nothing to refund")
+            assert payment is not None
+            if verdict is ManualVerdict.VEND_RUNNING:
                 raise VendInProgress("the vend is still running; refund after it ends")
-            earlier = (await s.scalars(select(Refund).where(Refund.payment_id == payment.id))).all()
-            room = payment.amount - refunded(earlier)
-            if room <= 0:
+            if verdict is ManualVerdict.REFUNDED_IN_FULL:
                 raise RefundedInFull(
                     f"the whole payment of {money(payment.amount, payment.currency)} "
                     "is already refunded"
                 )
-            if not 1 <= amount <= room:
+            if verdict is ManualVerdict.OUT_OF_RANGE:
+                room = decide.refund_room(payment.amount, done)
                 raise InvalidRequest(
                     f"the refund must be from {money(1, payment.currency)} to "
                     f"{money(room, payment.currency)}: "

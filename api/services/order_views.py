@@ -7,24 +7,22 @@ from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import aliased
 
 from api.errors import InvalidRequest, OrderNotFound
+from api.lifecycle import decide
+from api.lifecycle.states import (
+    MANUAL_REFUND,
+    CommandStatus,
+    OrderStatus,
+    PaymentDisposition,
+    RefundStatus,
+)
 from api.money import money
 from api.services import refund_totals
 from api.services.context import Context
 from schema import topics
-from schema.models import (
-    FINAL_COMMAND_STATES,
-    MANUAL_REFUND,
-    ORDER_STATES,
-    Command,
-    Machine,
-    Order,
-    Payment,
-    Refund,
-    VendSession,
-)
+from schema.models import Command, Machine, Order, Payment, Refund, VendSession
 
 MAX_PAGE = 200
-STATUSES = ORDER_STATES  # for filter forms
+STATUSES = tuple(OrderStatus)  # for filter forms
 RowsQuery = Select[Order, str, int | None, int | None, int | None]
 
 
@@ -38,8 +36,8 @@ class OrderFilter:
     def validate(self) -> None:
         if self.machine_id is not None and not topics.is_machine_id(self.machine_id):
             raise InvalidRequest("machine must match [A-Za-z0-9_-]{1,32}")
-        if self.status is not None and self.status not in ORDER_STATES:
-            raise InvalidRequest(f"status must be one of {', '.join(ORDER_STATES)}")
+        if self.status is not None and self.status not in STATUSES:
+            raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}")
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise InvalidRequest("the end date must come after the start date")
 
@@ -93,11 +91,13 @@ class OrderDetail:
 
     @property
     def counted_payment(self) -> Payment | None:
-        return next((p for p in self.payments if p.disposition == "counted"), None)
+        counted = PaymentDisposition.COUNTED
+        return next((p for p in self.payments if p.disposition == counted), None)
 
     @property
     def undispensed_amount(self) -> int:
-        return (self.order.quantity - self.order.dispensed) * self.order.unit_amount
+        o = self.order
+        return decide.undispensed(o.quantity, o.dispensed, o.unit_amount)
 
     @property
     def payment_refunds(self) -> list[Refund]:
@@ -113,11 +113,11 @@ class OrderDetail:
     def refund_room(self) -> int:
         """What an operator may still refund: what was paid less what was refunded."""
         payment = self.counted_payment
-        return 0 if payment is None else max(0, payment.amount - self.refunded)
+        return 0 if payment is None else decide.refund_room(payment.amount, self.refunded)
 
     @property
     def vend_over(self) -> bool:
-        return self.command is None or self.command.status in FINAL_COMMAND_STATES
+        return decide.vend_over(None if self.command is None else self.command.status)
 
     @property
     def refundable(self) -> bool:
@@ -127,8 +127,8 @@ class OrderDetail:
 
 def _rows_query() -> RowsQuery:
     counted = aliased(Payment)
-    live = case((Refund.status != "failed", Refund.amount), else_=0)
-    pending = case((Refund.status == "pending", 1), else_=0)
+    live = case((Refund.status != RefundStatus.FAILED, Refund.amount), else_=0)
+    pending = case((Refund.status == RefundStatus.PENDING, 1), else_=0)
     refunds = (
         select(
             Refund.payment_id.label("payment_id"),
@@ -142,7 +142,13 @@ def _rows_query() -> RowsQuery:
     return (
         select(Order, Machine.name, refunds.c.amount, refunds.c.pending, refunds.c.asked)
         .join(Machine, Machine.id == Order.machine_id)
-        .outerjoin(counted, and_(counted.order_id == Order.id, counted.disposition == "counted"))
+        .outerjoin(
+            counted,
+            and_(
+                counted.order_id == Order.id,
+                counted.disposition == PaymentDisposition.COUNTED,
+            ),
+        )
         .outerjoin(refunds, refunds.c.payment_id == counted.id)
         .order_by(Order.created_at.desc(), Order.id.desc())
     )
@@ -158,11 +164,11 @@ def _row(
     if asked is None:
         refund_amount, refund_status = None, None
     elif pending:
-        refund_amount, refund_status = int(refunded or 0), "pending"
+        refund_amount, refund_status = int(refunded or 0), RefundStatus.PENDING
     elif refunded:
-        refund_amount, refund_status = int(refunded), "processed"
+        refund_amount, refund_status = int(refunded), RefundStatus.PROCESSED
     else:
-        refund_amount, refund_status = int(asked), "failed"
+        refund_amount, refund_status = int(asked), RefundStatus.FAILED
     return OrderRow(
         order_id=order.id,
         machine_id=order.machine_id,
@@ -234,10 +240,6 @@ class OrderViews:
         return detail
 
 
-def _money(amount: int, currency: str) -> str:
-    return money(amount, currency)
-
-
 def timeline(d: OrderDetail) -> list[Step]:
     """What happened to an order, oldest first."""
     o = d.order
@@ -254,18 +256,18 @@ def timeline(d: OrderDetail) -> list[Step]:
         Step(
             o.created_at,
             "Order created",
-            f"{o.quantity} x {_money(o.unit_amount, o.currency)} = "
-            f"{_money(o.amount, o.currency)} via {o.gateway}"
+            f"{o.quantity} x {money(o.unit_amount, o.currency)} = "
+            f"{money(o.amount, o.currency)} via {o.gateway}"
             + (f", gateway order {o.gateway_order_id}" if o.gateway_order_id else ""),
         )
     )
     for p in d.payments:
-        counted = p.disposition == "counted"
+        counted = p.disposition == PaymentDisposition.COUNTED
         steps.append(
             Step(
                 p.created_at,
                 "Payment verified" if counted else "Extra payment",
-                f"{p.gateway_payment_id}: {_money(p.amount, p.currency)} "
+                f"{p.gateway_payment_id}: {money(p.amount, p.currency)} "
                 f"(verified by {p.verified_via})",
                 "good" if counted else "bad",
             )
@@ -282,7 +284,7 @@ def timeline(d: OrderDetail) -> list[Step]:
         if c.accepted_at is not None:
             steps.append(Step(c.accepted_at, "Machine accepted the command"))
         if c.finished_at is not None:
-            ok = c.status == "succeeded"
+            ok = c.status == CommandStatus.SUCCEEDED
             steps.append(
                 Step(
                     c.finished_at,
@@ -297,11 +299,13 @@ def timeline(d: OrderDetail) -> list[Step]:
             Step(
                 r.created_at,
                 "Manual refund opened" if r.reason == MANUAL_REFUND else "Refund opened",
-                f"{r.id}: {_money(r.amount, o.currency)}, reason {r.reason}",
+                f"{r.id}: {money(r.amount, o.currency)}, reason {r.reason}",
             )
         )
-        if r.status != "pending" or r.last_error:
-            tone = {"processed": "good", "failed": "bad"}.get(r.status, "info")
+        if r.status != RefundStatus.PENDING or r.last_error:
+            tone = {RefundStatus.PROCESSED: "good", RefundStatus.FAILED: "bad"}.get(
+                RefundStatus(r.status), "info"
+            )
             steps.append(
                 Step(
                     r.updated_at,

@@ -27,16 +27,19 @@ from api.errors import (
     VendInProgress,
 )
 from api.ids import new_id
+from api.lifecycle import decide
+from api.lifecycle.decide import PaymentVerdict
+from api.lifecycle.states import PAYABLE, OrderStatus, PaymentDisposition
+from api.lifecycle.table import Event, step
 from api.payments.base import GatewayPayment, PaymentGateway
-from api.services import outbox, refund_totals
+from api.services import outgoing, refund_totals
 from api.services.context import Context
 from api.services.dispense import dispatch
 from api.services.refunds import open_refund
+from api.services.sessions import expire_unpaid, vend_in_flight
 from schema.models import Command, Machine, Order, Payment, Refund, VendSession
 
 log = logging.getLogger(__name__)
-PAYABLE = ("captured", "authorized")
-COUNTED = ("paid", "dispensing", "dispensed", "refund_pending", "refunded")
 
 
 @dataclass(frozen=True)
@@ -62,26 +65,15 @@ class Orders:
             session = await s.get(VendSession, session_id, with_for_update=True)
             if session is None or session.client_id != client_id:
                 raise NotLockOwner("this session is not yours")
-            if session.status != "active" or session.expires_at <= now:
+            if not decide.session_live(session.status, session.expires_at, now):
                 raise SessionExpired("your session has ended; enter the code again")
             machine = await s.get(Machine, session.machine_id, with_for_update=True)
             assert machine is not None
             if quantity > machine.stock:
                 raise InsufficientStock(f"only {machine.stock} left in this machine")
-            busy = await s.scalar(
-                select(Order.id).where(
-                    Order.session_id == session.id, Order.status.in_(("paid", "dispensing"))
-                )
-            )
-            if busy is not None:
+            if await vend_in_flight(s, session.id):
                 raise VendInProgress("your earlier order is being dispensed")
-            replaced = await s.scalars(  # a new order replaces an unpaid one
-                update(Order)
-                .where(Order.session_id == session.id, Order.status == "created")
-                .values(status="expired", updated_at=now)
-                .returning(Order.id)
-            )
-            touch(s, *(order_channel(order_id) for order_id in replaced.all()))
+            await expire_unpaid(s, session.id, Event.REPLACED, now)  # a new order replaces it
             order = Order(
                 id=new_id("ord"),
                 machine_id=machine.id,
@@ -91,7 +83,7 @@ class Orders:
                 unit_amount=machine.price_amount,
                 amount=machine.price_amount * quantity,
                 currency=machine.currency,
-                status="created",
+                status=step(OrderStatus, None, Event.CREATE),
                 dispensed=0,
                 gateway=self.gateway.name,
                 created_at=now,
@@ -99,7 +91,7 @@ class Orders:
             )
             s.add(order)
             session.expires_at = max(session.expires_at, now + self.ctx.policy.lock_ttl_s)
-            await outbox.machine_changed(s, machine, now)
+            await outgoing.machine_changed(s, machine, now)
         try:
             remote = await self.gateway.create_order(
                 amount=order.amount,
@@ -108,7 +100,9 @@ class Orders:
                 notes={"machine": order.machine_id, "session": order.session_id},
             )
         except GatewayError:
-            await self._set(order.id, status="failed")
+            await self._set(
+                order.id, status=step(OrderStatus, OrderStatus.CREATED, Event.GATEWAY_REFUSED)
+            )
             raise
         await self._set(order.id, gateway_order_id=remote.id)
         return CreatedOrder(
@@ -165,28 +159,27 @@ class Orders:
     ) -> None:
         session = await s.get(VendSession, order.session_id, with_for_update=True)
         assert session is not None
-        first = order.status not in COUNTED
-        superseded = order.status == "expired"
-        right = remote.amount == order.amount and remote.currency == order.currency
+        verdict = decide.payment_verdict(
+            order.status,
+            right_amount=remote.amount == order.amount and remote.currency == order.currency,
+            lock_live=decide.session_live(session.status, session.expires_at, now),
+        )
         payment = Payment(
             id=new_id("pay"),
             order_id=order.id,
             gateway_payment_id=remote.id,
             amount=remote.amount,
             currency=remote.currency,
-            disposition="counted" if first else "extra",
+            disposition=verdict.disposition,
             verified_via=via,
             created_at=now,
         )
         s.add(payment)
         await s.flush()
-        if not first:
-            await open_refund(s, order, payment, payment.amount, "duplicate_payment", now)
-            return
-        order.paid_at = now
-        order.updated_at = now
-        order.status = "paid"
-        if not right:
+        if verdict is not PaymentVerdict.DUPLICATE:
+            order.paid_at = now
+            order.updated_at = now
+        if verdict is PaymentVerdict.WRONG_AMOUNT:
             log.warning(
                 "order %s paid %d %s, expected %d",
                 order.id,
@@ -194,16 +187,16 @@ class Orders:
                 remote.currency,
                 order.amount,
             )
-            await open_refund(s, order, payment, payment.amount, "wrong_amount", now)
-        elif session.status != "active" or session.expires_at <= now or superseded:
-            await open_refund(s, order, payment, payment.amount, "late_payment", now)
-        else:
+        machine = None
+        if verdict is PaymentVerdict.DISPATCH:
             machine = await s.get(Machine, order.machine_id, with_for_update=True)
             assert machine is not None
-            if machine.stock < order.quantity:  # restocked down since the order was made
-                await open_refund(s, order, payment, payment.amount, "insufficient_stock", now)
-            else:
-                await dispatch(s, self.ctx, order, session, now)
+            verdict = decide.stock_verdict(machine.stock, order.quantity)
+        if verdict.refund_reason is not None:
+            await open_refund(s, order, payment, payment.amount, verdict.refund_reason, now)
+        else:
+            order.status = step(OrderStatus, order.status, Event.PAYMENT_COUNTED)
+            await dispatch(s, self.ctx, order, session, now)
 
     async def trigger(self, machine_id: str, order_id: str, client_id: str) -> Order:
         """Older clients ask to dispense; only a counted payment has a command."""
@@ -238,7 +231,10 @@ class Orders:
                 await s.scalars(
                     select(Refund)
                     .join(Payment, Payment.id == Refund.payment_id)
-                    .where(Refund.order_id == order.id, Payment.disposition == "counted")
+                    .where(
+                        Refund.order_id == order.id,
+                        Payment.disposition == PaymentDisposition.COUNTED,
+                    )
                 )
             ).all()
         refund = refund_totals.total(refunds)

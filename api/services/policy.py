@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from api.lifecycle import decide
 from api.settings import Settings
 
 
@@ -43,4 +44,4 @@ class VendPolicy:
 
     def command_deadline(self, expires_at: int, quantity: int) -> int:
         """When silence about a command starts to count as ``unknown``."""
-        return expires_at + self.unit_run_s * quantity
+        return decide.command_deadline(expires_at, quantity, self.unit_run_s)

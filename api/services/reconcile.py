@@ -11,9 +11,10 @@ import logging
 from sqlalchemy import select
 
 from api.errors import GatewayError
+from api.lifecycle.states import PAYABLE, UNPAID, RefundStatus, ordered
 from api.payments.base import PaymentGateway
 from api.services.context import Context
-from api.services.orders import PAYABLE, Orders
+from api.services.orders import Orders
 from api.services.refunds import Refunds
 from schema.models import Order, Payment, Refund
 
@@ -46,7 +47,7 @@ class Reconciler:
                 await s.scalars(
                     select(Order.gateway_order_id)
                     .where(
-                        Order.status.in_(("created", "expired")),
+                        Order.status.in_(ordered(UNPAID)),
                         Order.gateway_order_id.is_not(None),
                         Order.gateway == self.gateway.name,
                         Order.created_at >= since,
@@ -85,7 +86,10 @@ class Reconciler:
                 await s.execute(
                     select(Refund.gateway_refund_id, Payment.gateway_payment_id)
                     .join(Payment, Payment.id == Refund.payment_id)
-                    .where(Refund.status == "pending", Refund.gateway_refund_id.is_not(None))
+                    .where(
+                        Refund.status == RefundStatus.PENDING,
+                        Refund.gateway_refund_id.is_not(None),
+                    )
                     .limit(BATCH)
                 )
             ).all()

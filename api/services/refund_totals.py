@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from schema.models import MANUAL_REFUND, Order, Refund
+from api.lifecycle.states import MANUAL_REFUND, RefundStatus
+from schema.models import Order, Refund
 
 DAY_S = 86400
 
@@ -32,18 +33,19 @@ class RefundTotal:
 
 def refunded(refunds: Sequence[Refund]) -> int:
     """Paise refunded or on their way back."""
-    return sum(r.amount for r in refunds if r.status != "failed")
+    return sum(r.amount for r in refunds if r.status != RefundStatus.FAILED)
 
 
 def total(refunds: Sequence[Refund]) -> RefundTotal | None:
     """The refunds of one payment as the shopper reads them; None when there are none."""
     if not refunds:
         return None
-    live = [r for r in refunds if r.status != "failed"]
+    live = [r for r in refunds if r.status != RefundStatus.FAILED]
     if not live:
         manual = sum(r.amount for r in refunds if r.reason == MANUAL_REFUND)
-        return RefundTotal(sum(r.amount for r in refunds), "failed", manual)
-    status = "pending" if any(r.status == "pending" for r in live) else "processed"
+        return RefundTotal(sum(r.amount for r in refunds), RefundStatus.FAILED, manual)
+    pending = any(r.status == RefundStatus.PENDING for r in live)
+    status = RefundStatus.PENDING if pending else RefundStatus.PROCESSED
     manual = sum(r.amount for r in live if r.reason == MANUAL_REFUND)
     return RefundTotal(refunded(live), status, manual)
 
@@ -63,7 +65,7 @@ async def manual_by_machine_day(
         .join(Order, Order.id == Refund.order_id)
         .where(
             Refund.reason == MANUAL_REFUND,
-            Refund.status != "failed",
+            Refund.status != RefundStatus.FAILED,
             Refund.created_at >= since,
         )
         .group_by(Order.machine_id, day)

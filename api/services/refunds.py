@@ -16,12 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import GatewayError
 from api.ids import new_id
+from api.lifecycle import decide
+from api.lifecycle.states import MANUAL_REFUND, OrderStatus, RefundStatus
+from api.lifecycle.table import Event, allowed, step
 from api.payments.base import PaymentGateway
 from api.services.context import Context
-from schema.models import MANUAL_REFUND, Order, Payment, Refund
+from schema.models import Order, Payment, Refund
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 8
 
 
 async def open_refund(
@@ -35,8 +37,8 @@ async def open_refund(
         return existing
     refund = new_refund(order, payment, amount, reason, now)
     s.add(refund)
-    if payment.disposition == "counted":
-        order.status = "refund_pending"
+    if decide.refund_moves_order(reason, payment.disposition):
+        order.status = step(OrderStatus, order.status, Event.REFUND_OPENED)
         order.updated_at = now
     await s.flush()
     return refund
@@ -49,7 +51,7 @@ def new_refund(order: Order, payment: Payment, amount: int, reason: str, now: in
         order_id=order.id,
         payment_id=payment.id,
         amount=amount,
-        status="pending",
+        status=step(RefundStatus, None, Event.CREATE),
         reason=reason,
         attempts=0,
         created_at=now,
@@ -59,18 +61,21 @@ def new_refund(order: Order, payment: Payment, amount: int, reason: str, now: in
 
 async def settle(s: AsyncSession, refund: Refund, status: str, now: int) -> None:
     """A gateway's final word on a refund; the order ends ``refunded`` when processed."""
-    if refund.status == status:
-        return
-    refund.status = status
+    event = decide.refund_event(status)
+    if event is None or not allowed(RefundStatus, refund.status, event):
+        return  # not a final word, the same word again, or a stale one after processed
+    refund.status = step(RefundStatus, refund.status, event)
     refund.updated_at = now
     if refund.reason == MANUAL_REFUND:
         return  # money, not history: the order keeps its status
     payment = await s.get(Payment, refund.payment_id)
     order = await s.get(Order, refund.order_id, with_for_update=True)
-    if payment is None or order is None or payment.disposition != "counted":
+    if payment is None or order is None:
         return
-    if status == "processed" and order.status == "refund_pending":
-        order.status = "refunded"
+    if decide.refund_moves_order(refund.reason, payment.disposition) and allowed(
+        OrderStatus, order.status, event
+    ):
+        order.status = step(OrderStatus, order.status, event)
         order.updated_at = now
 
 
@@ -86,7 +91,9 @@ class Refunds:
                 await s.execute(
                     select(Refund.id, Refund.amount, Refund.order_id, Payment.gateway_payment_id)
                     .join(Payment, Payment.id == Refund.payment_id)
-                    .where(Refund.status == "pending", Refund.gateway_refund_id.is_(None))
+                    .where(
+                        Refund.status == RefundStatus.PENDING, Refund.gateway_refund_id.is_(None)
+                    )
                     .order_by(Refund.created_at)
                     .limit(limit)
                 )
@@ -111,8 +118,7 @@ class Refunds:
                 refund.gateway_refund_id = result.id
                 refund.attempts += 1
                 refund.updated_at = now
-                if result.status in ("processed", "failed"):
-                    await settle(s, refund, result.status, now)
+                await settle(s, refund, result.status, now)
         return sent
 
     async def _failed_attempt(self, refund_id: str, error: str) -> None:
@@ -124,12 +130,12 @@ class Refunds:
             refund.last_error = error[:300]
             refund.updated_at = now
             log.warning("refund %s failed (attempt %d): %s", refund_id, refund.attempts, error)
-            if refund.attempts >= MAX_ATTEMPTS:
-                await settle(s, refund, "failed", now)
+            if decide.attempts_spent(refund.attempts):
+                await settle(s, refund, RefundStatus.FAILED, now)
 
     async def apply_gateway_status(self, gateway_refund_id: str, status: str) -> bool:
         """A refund webhook or a reconciliation result; True if it matched a refund."""
-        if status not in ("processed", "failed"):
+        if decide.refund_event(status) is None:
             return False
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:

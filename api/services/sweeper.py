@@ -12,12 +12,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from api.services import outbox
+from api.lifecycle.states import SessionStatus
+from api.lifecycle.table import Event
+from api.services import outgoing
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.dispense import Dispense
 from api.services.locks import end_session
-from schema.models import Machine, Order, VendSession
+from api.services.sessions import vend_in_flight
+from schema.models import Machine, VendSession
 
 
 @dataclass(frozen=True)
@@ -50,19 +53,16 @@ class Sweeper:
             stale = (
                 await s.scalars(
                     select(VendSession)
-                    .where(VendSession.status == "active", VendSession.expires_at <= now)
+                    .where(
+                        VendSession.status == SessionStatus.ACTIVE, VendSession.expires_at <= now
+                    )
                     .with_for_update()
                 )
             ).all()
             ended = 0
             for session in stale:
-                busy = await s.scalar(
-                    select(Order.id).where(
-                        Order.session_id == session.id, Order.status.in_(("paid", "dispensing"))
-                    )
-                )
-                if busy is None:  # a vend in flight keeps its lock until it ends
-                    await end_session(s, self.ctx, session, "expired", now)
+                if not await vend_in_flight(s, session.id):  # a vend in flight keeps its lock
+                    await end_session(s, self.ctx, session, Event.EXPIRED, now)
                     ended += 1
             return ended
 
@@ -75,5 +75,5 @@ class Sweeper:
             ).all()
             for machine in due:
                 await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
-                await outbox.machine_changed(s, machine, now)
+                await outgoing.machine_changed(s, machine, now)
             return len(due)

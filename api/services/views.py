@@ -5,9 +5,10 @@ from typing import Any
 from sqlalchemy import select
 
 from api.errors import MachineNotFound
-from api.services import outbox
+from api.lifecycle.states import COMMAND_FINAL, ordered
+from api.services import outbox, sessions
 from api.services.context import Context
-from schema.models import FINAL_COMMAND_STATES, Command, Machine
+from schema.models import Command, Machine
 
 
 class Views:
@@ -19,7 +20,7 @@ class Views:
             machine = await s.get(Machine, machine_id)
             if machine is None:
                 raise MachineNotFound(f"no machine {machine_id}")
-            lock = await outbox.active_session(s, machine_id)
+            lock = await sessions.active_session(s, machine_id)
         now = self.ctx.clock.now()
         live = lock is not None and lock.expires_at > now
         return {
@@ -69,13 +70,13 @@ class Views:
             machine = await s.get(Machine, machine_id)
             if machine is None:
                 raise MachineNotFound(f"no machine {machine_id}")
-            lock = await outbox.active_session(s, machine_id)
+            lock = await sessions.active_session(s, machine_id)
             commands = (
                 await s.scalars(
                     select(Command)
                     .where(
                         Command.machine_id == machine_id,
-                        Command.status.not_in(FINAL_COMMAND_STATES),
+                        Command.status.not_in(ordered(COMMAND_FINAL)),
                     )
                     .order_by(Command.issued_at)
                 )

@@ -4,9 +4,10 @@ import logging
 
 from sqlalchemy.exc import IntegrityError
 
+from api.lifecycle.states import PAYABLE
 from api.payments.base import PaymentGateway, WebhookEvent
 from api.services.context import Context
-from api.services.orders import PAYABLE, Orders
+from api.services.orders import Orders
 from api.services.refunds import Refunds
 from schema.models import WebhookEvent as SeenEvent
 

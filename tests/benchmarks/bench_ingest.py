@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from api.bridge_ingest import Ingest
+from api.mqtt.ingest import Ingest
 from device.simulate import load_credentials
 from schema.models import DeviceEvent, Telemetry
 from tests.benchmarks import device_load

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.accounts import server_credentials
 from api.db import create_engine, session_factory
-from api.mosquitto_setup import write_mosquitto_config
+from api.mqtt.mosquitto import write_mosquitto_config
 from api.provision import provision
 from api.runtime import open_runtime
 from device.simulate import load_credentials

@@ -23,7 +23,7 @@ from typing import Any, cast
 import httpx
 from sqlalchemy import event, func, select
 
-from api.bridge_ingest import Ingest
+from api.mqtt.ingest import Ingest
 from device.controller import DEFAULTS
 from schema import messages, topics
 from schema.models import Machine, VendSession

@@ -3,7 +3,7 @@
 * ``embedded``: SQLite and the embedded broker inside the server process (the default
   deployment);
 * ``postgres``: a private PostgreSQL and an external Mosquitto whose files are
-  generated from the database by ``api.mosquitto_setup.write_mosquitto_config``.
+  generated from the database by ``api.mqtt.mosquitto.write_mosquitto_config``.
 
 Machines are provisioned (``api.provision``) before the server starts and their keys
 written to a credentials file for the fleet worker.
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.accounts import SERVER_USERNAME, server_password
-from api.bridge import Bridge
-from api.mosquitto_setup import write_mosquitto_config
+from api.mqtt.bridge import Bridge
+from api.mqtt.mosquitto import write_mosquitto_config
 from api.provision import provision
 from api.runtime import open_runtime
 from api.services.container import Services

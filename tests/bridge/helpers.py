@@ -12,8 +12,8 @@ from typing import Any
 import aiomqtt
 
 from api.accounts import SERVER_USERNAME
-from api.bridge import Bridge
-from api.mosquitto_setup import write_mosquitto_config
+from api.mqtt.bridge import Bridge
+from api.mqtt.mosquitto import write_mosquitto_config
 from api.payments.test_gateway import TestGateway
 from api.services.container import Services
 from schema import messages, topics

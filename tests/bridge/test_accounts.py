@@ -18,7 +18,7 @@ from api.accounts import (
 )
 from api.clock import FakeClock
 from api.errors import Conflict, InvalidRequest, NotFound
-from api.mosquitto_setup import write_mosquitto_config
+from api.mqtt.mosquitto import write_mosquitto_config
 from api.services.container import Services
 from api.settings import Settings
 from broker.passwords import verify_secret

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from api.clock import FakeClock
-from api.outbox_drain import WINDOW, Outgoing, drain, publish_in_order, retained_snapshot
-from api.services import outbox
+from api.mqtt.drain import WINDOW, Outgoing, drain, publish_in_order, retained_snapshot
+from api.services import outgoing
 from api.services.container import Services
 from schema import messages, topics
 from schema.models import Machine, OutboxMessage
@@ -18,7 +18,7 @@ from tests.bridge.test_vend import register
 async def add_rows(services: Services, n: int) -> None:
     async with services.ctx.db.begin() as s:
         for i in range(n):
-            await outbox.enqueue(
+            await outgoing.enqueue(
                 s, f"smartvend/v1/test/{i}", str(i).encode(), retain=i % 2 == 0, qos=i % 2, now=1
             )
 

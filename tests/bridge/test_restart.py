@@ -14,8 +14,8 @@ import aiomqtt
 import pytest
 
 from api.accounts import DatabaseAuthenticator
-from api.bridge import Bridge
 from api.clock import FakeClock
+from api.mqtt.bridge import Bridge
 from api.payments.test_gateway import TestGateway
 from api.services.container import Services
 from broker.embedded import EmbeddedBroker

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.accounts import server_credentials
-from api.mosquitto_setup import CONF_FILE, write_mosquitto_config
+from api.mqtt.mosquitto import CONF_FILE, write_mosquitto_config
 from api.runtime import open_runtime
 from tests.e2e import flow
 from tests.support.brokers import mosquitto_binary

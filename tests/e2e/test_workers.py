@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from api.accounts import server_credentials
-from api.mosquitto_setup import CONF_FILE, write_mosquitto_config
+from api.mqtt.mosquitto import CONF_FILE, write_mosquitto_config
 from api.runtime import open_runtime
 from api.services.container import Services
 from device.virtual import VirtualMachine

@@ -5,18 +5,14 @@ from starlette.responses import RedirectResponse, Response
 
 from api.http.deps import services, settings
 from api.services.alert_sender import AlertSender
-from api.services.mailer import SmtpMailer
 from web.admin.guard import admin_page
 from web.admin.templating import render
 
 
 def sender(request: Request) -> AlertSender:
-    """The app's alert sender (started with the server), or one built from settings."""
-    found = getattr(request.app.state, "alert_sender", None)
-    if isinstance(found, AlertSender):
-        return found
-    config = settings(request)
-    return AlertSender(services(request).ctx, SmtpMailer.from_settings(config), config)
+    """The app's alert sender, built once where the app is wired (``api.app``)."""
+    found: AlertSender = request.app.state.alert_sender
+    return found
 
 
 @admin_page

@@ -5,6 +5,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.errors import InvalidCredentials, RateLimited
 from api.http.deps import services, source_address
+from api.services.admins import LOGIN_WINDOW_S
 from web.admin import session
 from web.admin.guard import admin_page, read_form
 from web.admin.templating import message_page, render
@@ -47,7 +48,7 @@ async def login(request: Request) -> Response:
         user = await services(request).admins.login(username, password, source_address(request))
     except RateLimited as exc:
         response = message_page(request, 429, "Too many attempts", exc.message)
-        response.headers["Retry-After"] = str(exc.retry_after or session.LOGIN_WINDOW_S)
+        response.headers["Retry-After"] = str(exc.retry_after or LOGIN_WINDOW_S)
         return response
     except InvalidCredentials:
         return _login_form(request, 401, "Wrong username or password.", username, nxt)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from api.commit_feed import FLEET
 from api.http import streams
 from api.http.deps import services
-from api.services.admin_views import AdminViews, FleetRow
+from api.services.admin_views import FleetRow
 from web.admin import session
 from web.admin.guard import admin_page
 from web.admin.templating import SECURITY_HEADERS, money, render, when
@@ -76,7 +76,7 @@ def _choice(request: Request) -> tuple[str, str]:
 
 
 async def _rows(request: Request, show: str, sort: str) -> list[dict[str, Any]]:
-    rows = await AdminViews(services(request).ctx).fleet()
+    rows = await services(request).admin_views.fleet()
     return [row_view(r) for r in select_rows(rows, show, sort)]
 
 
@@ -113,7 +113,7 @@ async def events(request: Request) -> Response:
         sent_at = -MIN_INTERVAL_S
         previous = ""
         yield "retry: 2000\n\n"
-        changed = True
+        changed: bool | None = True
         while loop.time() - started < STREAM_LIFETIME_S:
             if changed:
                 # Still logged in? Asked before each read, so an idle stream costs no

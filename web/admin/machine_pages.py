@@ -5,9 +5,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.errors import InvalidRequest, MachineTaken
 from api.http.deps import services, settings
-from api.services.admin_views import DAY_S, AdminViews
-from api.services.feedback_views import FeedbackViews
-from api.services.fleet_stats import FleetStats
+from api.services.admin_views import DAY_S
 from api.services.machines import MAX_PRICE, MIN_PRICE, NewMachine
 from schema import topics
 from web.admin import charts
@@ -134,15 +132,15 @@ async def _detail_page(
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    views = AdminViews(services(request).ctx)
+    views = services(request).admin_views
     row = await views.machine(mid)
     now = services(request).ctx.clock.now()
-    stats = FleetStats(services(request).ctx)
+    stats = services(request).fleet_stats
     amounts, units = await stats.sales_per_day(14, mid)
     sales = [amounts.value(mid, d) or 0.0 for d in amounts.days]
     telemetry = await views.telemetry(mid, now - DAY_S)
     url = shopper_url(settings(request), request, mid)
-    feedback = FeedbackViews(services(request).ctx)
+    feedback = services(request).feedback_views
     return render(
         request,
         "admin/machine.html",
@@ -183,7 +181,7 @@ async def detail(request: Request) -> Response:
 @admin_page
 async def set_stock(request: Request) -> Response:
     mid = mid_of(request)
-    row = await AdminViews(services(request).ctx).machine(mid)
+    row = await services(request).admin_views.machine(mid)
     try:
         stock = whole_number(request, "stock", "Stock", 0, row.capacity)
         await services(request).machines.set_stock(mid, stock)
@@ -219,7 +217,7 @@ async def set_mode(request: Request) -> Response:
 @admin_page
 async def rotate_key(request: Request) -> Response:
     mid = mid_of(request)
-    row = await AdminViews(services(request).ctx).machine(mid)
+    row = await services(request).admin_views.machine(mid)
     api_key = await services(request).machines.rotate_key(mid)
     await _disconnect(request, mid)
     return _key_page(request, mid, row.name, api_key, f"New key for {row.name}")

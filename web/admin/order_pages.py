@@ -12,9 +12,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from api.errors import InvalidRequest
 from api.http.deps import services
 from api.services.admin_views import DAY_S
-from api.services.feedback_views import FeedbackViews
-from api.services.manual_refund import ManualRefunds
-from api.services.order_views import STATUSES, OrderDetail, OrderFilter, OrderRow, OrderViews
+from api.services.order_views import STATUSES, OrderDetail, OrderFilter, OrderRow
 from web.admin.forms import rupees
 from web.admin.guard import admin_page, field
 from web.admin.templating import SECURITY_HEADERS, money, render, when
@@ -69,7 +67,7 @@ async def order_list(request: Request) -> Response:
     where, q = filters(request)
     page = request.query_params.get("page", "1")
     number = int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1
-    rows = await OrderViews(services(request).ctx).page(
+    rows = await services(request).order_views.page(
         where, limit=PAGE + 1, offset=(number - 1) * PAGE
     )
     query = urlencode({k: v for k, v in q.items() if v})
@@ -89,7 +87,7 @@ async def order_list(request: Request) -> Response:
 
 @admin_page
 async def order_detail(request: Request) -> Response:
-    detail = await OrderViews(services(request).ctx).detail(str(request.path_params["oid"]))
+    detail = await services(request).order_views.detail(str(request.path_params["oid"]))
     done = request.query_params.get("done") == "refund"
     return await _order_page(request, detail, done=done)
 
@@ -103,7 +101,7 @@ async def _order_page(
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    feedback = await FeedbackViews(services(request).ctx).of_order(detail.order.id)
+    feedback = await services(request).feedback_views.of_order(detail.order.id)
     return render(
         request,
         "admin/order.html",
@@ -135,13 +133,13 @@ def _chosen_amount(request: Request, detail: OrderDetail) -> int:
 async def refund(request: Request) -> Response:
     """Two steps: choose an amount and review it, then confirm; only the confirmation refunds."""
     oid = str(request.path_params["oid"])
-    views = OrderViews(services(request).ctx)
+    views = services(request).order_views
     detail = await views.detail(oid)
     if field(request, "step", 10) == "confirm":
         amount = field(request, "paise", 12)
         if not amount.isdigit():
             raise InvalidRequest("The confirmed amount is missing; choose the refund again.")
-        await ManualRefunds(services(request).ctx).refund(oid, int(amount), by=request.state.admin)
+        await services(request).manual_refunds.refund(oid, int(amount), by=request.state.admin)
         return RedirectResponse(f"/admin/orders/{oid}?done=refund", status_code=303)
     values = {k: field(request, k, 20) for k in ("amount_choice", "amount")}
     try:
@@ -203,7 +201,7 @@ def _csv_row(r: OrderRow) -> tuple[object, ...]:
 @admin_page
 async def order_csv(request: Request) -> Response:
     where, _ = filters(request)
-    views = OrderViews(services(request).ctx)
+    views = services(request).order_views
 
     async def rows() -> AsyncIterator[str]:
         yield _line(CSV_COLUMNS)

@@ -5,8 +5,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.http.deps import services
-from api.services.feedback_views import FeedbackViews
-from api.services.fleet_stats import FleetStats
 from web.admin import charts
 from web.admin.guard import admin_page
 from web.admin.templating import day, money, render
@@ -18,7 +16,7 @@ def _percent(value: float) -> str:
 
 @admin_page
 async def reports(request: Request) -> Response:
-    stats = FleetStats(services(request).ctx)
+    stats = services(request).fleet_stats
     amounts, units = await stats.sales_per_day(14)
     uptime = await stats.uptime(7)
     labels = [day(d) for d in amounts.days]
@@ -27,7 +25,7 @@ async def reports(request: Request) -> Response:
         for mid, name in amounts.machines
     ]
     fleet_uptime = [uptime.day_mean(d) or 0.0 for d in uptime.days]
-    ratings = await FeedbackViews(services(request).ctx).per_day(amounts.days)
+    ratings = await services(request).feedback_views.per_day(amounts.days)
     return render(
         request,
         "admin/reports.html",

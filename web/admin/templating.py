@@ -1,51 +1,20 @@
-"""Rendering admin pages: one Jinja2 environment, formatting filters, safe headers."""
+"""Rendering admin pages with the pages' one environment (``web.templating``).
 
-import datetime as dt
-from pathlib import Path
+Admin pages are never cached and always carry the strict CSP; every page gets
+the signed-in admin and the form token.
+"""
+
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.templating import Jinja2Templates
 
-from api.money import money as rupees
 from web.admin import session
+from web.templating import day, money, security_headers, templates, when
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-templates = Jinja2Templates(directory=str(TEMPLATES))
+__all__ = ["SECURITY_HEADERS", "day", "message_page", "money", "plain", "render", "when"]
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "object-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-
-
-def money(amount: int | float | None, currency: str = "INR") -> str:
-    """Paise as rupees, grouped the Indian way (₹1,00,000.00); "-" for no amount."""
-    if amount is None:
-        return "-"
-    return rupees(round(amount), currency)
-
-
-def when(ts: int | None) -> str:
-    if ts is None:
-        return "never"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def day(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%d %b")
-
-
-templates.env.filters["money"] = money
-templates.env.filters["when"] = when
-templates.env.filters["day"] = day
+SECURITY_HEADERS = security_headers(strict=True, no_store=True)
 
 
 def render(

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.lifecycle.states import COMMAND_FINAL, SessionStatus, ordered
 from api.services import outbox
 from schema import messages, topics
 from schema.errors import SchemaError
-from schema.models import FINAL_COMMAND_STATES, Command, Machine, OutboxMessage, VendSession
+from schema.models import Command, Machine, OutboxMessage, VendSession
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,15 @@ async def retained_snapshot(db: async_sessionmaker[AsyncSession]) -> list[Outgoi
         locks = {
             lock.machine_id: lock
             for lock in (
-                await s.scalars(select(VendSession).where(VendSession.status == "active"))
+                await s.scalars(
+                    select(VendSession).where(VendSession.status == SessionStatus.ACTIVE)
+                )
             ).all()
         }
         commands = (
             await s.scalars(
                 select(Command)
-                .where(Command.status.not_in(FINAL_COMMAND_STATES))
+                .where(Command.status.not_in(ordered(COMMAND_FINAL)))
                 .order_by(Command.issued_at, Command.id)
             )
         ).all()

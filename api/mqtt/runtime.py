@@ -5,16 +5,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import event
 
 from api import cluster
 from api.accounts import SERVER_USERNAME, DatabaseAuthenticator, server_password
-from api.bridge import Bridge
-from api.db import session_class
 from api.errors import ConfigurationError
 from api.leader import Leadership
+from api.mqtt.bridge import Bridge
 from api.runtime import Runtime
 from broker.embedded import EmbeddedBroker
 from broker.errors import BrokerStartError
@@ -77,18 +73,10 @@ async def start_mqtt(rt: Runtime, leadership: Leadership | None = None) -> Async
     # Another worker committed (its outbox rows too): the leader drains at once.
     rt.notifier.on_remote(lambda _channel: bridge.kick())
 
-    def kick(_session: Any) -> None:
-        bridge.kick()
-
-    # Every commit may have written outbox rows: wake the drain at once.
-    # (Session events live on the factory's sync Session class, one per runtime.)
-    sessions = session_class(rt.services.ctx.db)
-    event.listen(sessions, "after_commit", kick)
     task = asyncio.create_task(bridge.run())
     try:
         yield MqttLink(bridge=bridge, broker=broker)
     finally:
-        event.remove(sessions, "after_commit", kick)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         if broker is not None:

@@ -5,11 +5,17 @@ cancelled, reconnecting with capped exponential backoff.  On every connect it
 
 1. registers ``server/status`` offline as its will and publishes ``online``;
 2. subscribes to every machine's ``status``, ``reported``, ``telemetry``,
-   ``events`` and ``results/+`` (handled by :class:`api.bridge_ingest.Ingest`);
+   ``events`` and ``results/+`` (handled by :class:`api.mqtt.ingest.Ingest`);
 3. publishes the outbox backlog, then republishes from the database every
    machine's ``desired`` and ``state`` and every unfinished ``cmd``: a broker
    may have restarted and lost its retained messages;
 4. drains the outbox whenever ``kick()`` is called, and every ``poll_s`` anyway.
+
+``kick()`` is the one way the drain is woken. The bridge calls it itself on
+every commit through the services' database (an ``after_commit`` listener it
+holds while ``run()`` runs), so a service never wakes it by hand; a new
+leadership (``api.mqtt.runtime``) and a dead worker's will call it for the
+republish. ``poll_s`` is the fallback for rows that another process committed.
 
 Cancelling ``run()`` publishes ``server/status`` offline (with a time) first.
 """
@@ -23,11 +29,13 @@ from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
+from sqlalchemy import event
 
 from api.accounts import server_credentials
-from api.bridge_ingest import DEFAULT_SHARDS, Ingest
+from api.db import session_class
 from api.instrument import count_mqtt
-from api.outbox_drain import Outgoing, Publish, drain, publish_in_order, retained_snapshot
+from api.mqtt.drain import Outgoing, Publish, drain, publish_in_order, retained_snapshot
+from api.mqtt.ingest import DEFAULT_SHARDS, Ingest
 from api.services.container import Services
 from api.settings import Settings
 from schema import messages, topics
@@ -82,7 +90,7 @@ class Bridge:
         # and only the leader drains the outbox and republishes retained state.
         self._shared_group = shared_group
         self._leads = leads
-        self.ingest = Ingest(services, on_change=self.kick, shards=shards)
+        self.ingest = Ingest(services, shards=shards)
         # Set while connected and the retained state has been republished.
         self.connected = asyncio.Event()
         self.connections = 0  # successful connects so far
@@ -113,7 +121,7 @@ class Bridge:
     # -- public ---------------------------------------------------------------
 
     def kick(self) -> None:
-        """Wake the outbox drain (call after a service committed outbox rows)."""
+        """Wake the outbox drain: the one way it is woken (module docstring)."""
         self._wake.set()
 
     async def wait_drained(self) -> None:
@@ -129,10 +137,22 @@ class Bridge:
             await self._passes.wait_for(lambda: self._passes_done >= target)
 
     async def run(self) -> None:
-        """Serve until cancelled; never returns otherwise."""
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.ingest.run())
-            tg.create_task(self._connection_loop())
+        """Serve until cancelled; never returns otherwise.
+
+        While it runs, every commit through the services' database wakes the
+        drain (any commit may have written outbox rows).
+        """
+        sessions = session_class(self.services.ctx.db)
+        event.listen(sessions, "after_commit", self._committed)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.ingest.run())
+                tg.create_task(self._connection_loop())
+        finally:
+            event.remove(sessions, "after_commit", self._committed)
+
+    def _committed(self, _session: Any) -> None:
+        self.kick()
 
     # -- connection -----------------------------------------------------------
 

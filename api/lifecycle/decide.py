@@ -1,0 +1,225 @@
+"""The vend rules (CONTRACT 4) as pure decisions: state, input and ``now`` in, a verdict out.
+
+The services load rows, ask here, and save what they are told; nothing here
+reads a database, a clock or the network.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from api.lifecycle.states import (
+    BUSY,
+    COMMAND_FINAL,
+    COUNTED,
+    MANUAL_REFUND,
+    ORDER_FINAL,
+    PROGRESS,
+    CommandStatus,
+    OrderStatus,
+    PaymentDisposition,
+    RefundStatus,
+    SessionStatus,
+)
+from api.lifecycle.table import Event, allowed, step
+
+MAX_REFUND_ATTEMPTS = 8  # a refund the gateway keeps refusing is failed after this many
+
+
+# Payments
+
+
+class PaymentVerdict(StrEnum):
+    """What a verified payment does to its order; every value but DISPATCH is a refund reason."""
+
+    DISPATCH = "dispatch"
+    DUPLICATE = "duplicate_payment"
+    WRONG_AMOUNT = "wrong_amount"
+    LATE = "late_payment"
+    NO_STOCK = "insufficient_stock"
+
+    @property
+    def disposition(self) -> PaymentDisposition:
+        extra = self is PaymentVerdict.DUPLICATE
+        return PaymentDisposition.EXTRA if extra else PaymentDisposition.COUNTED
+
+    @property
+    def refund_reason(self) -> str | None:
+        return None if self is PaymentVerdict.DISPATCH else self.value
+
+
+def session_live(status: str, expires_at: int, now: int) -> bool:
+    """A lock still held: active and not run out."""
+    return status == SessionStatus.ACTIVE and expires_at > now
+
+
+def payment_verdict(order_status: str, right_amount: bool, lock_live: bool) -> PaymentVerdict:
+    """A verified payment of an order: count it once, dispense only in time and in full.
+
+    An order that already has its payment gets a duplicate, refunded in full; a
+    wrong amount, or a payment after the lock ended or the order was replaced,
+    is refunded in full and never dispensed.
+    """
+    if order_status in COUNTED:
+        return PaymentVerdict.DUPLICATE
+    if not right_amount:
+        return PaymentVerdict.WRONG_AMOUNT
+    if order_status != OrderStatus.CREATED or not lock_live:
+        return PaymentVerdict.LATE
+    return PaymentVerdict.DISPATCH
+
+
+def stock_verdict(stock: int, quantity: int) -> PaymentVerdict:
+    """The last check before a command: the machine may have been restocked down."""
+    return PaymentVerdict.NO_STOCK if stock < quantity else PaymentVerdict.DISPATCH
+
+
+def order_busy(status: str) -> bool:
+    """A vend in flight: it keeps its lock, and no new order or unlock may start."""
+    return status in BUSY
+
+
+def shopper_done(order_status: str, refund_status: str | None) -> bool:
+    """Nothing more will change for the shopper: a final order, its refund not pending."""
+    return order_status in ORDER_FINAL and refund_status != RefundStatus.PENDING
+
+
+# Device results
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a device's result does to its command."""
+
+    kind: str  # "ignore", "progress" or "finish"
+    status: CommandStatus | None  # the command's new status; None keeps it
+    dispensed: int
+    event: Event | None = None  # the device's word, for the order (progress_order)
+
+    @property
+    def changes(self) -> bool:
+        return self.kind != "ignore"
+
+
+def command_deadline(expires_at: int, quantity: int, unit_run_s: int) -> int:
+    """When silence about a command starts to count as ``unknown``."""
+    return expires_at + unit_run_s * quantity
+
+
+def silent(status: str, deadline: int, now: int) -> bool:
+    """No final word by the deadline: the command ends ``unknown``."""
+    return status not in COMMAND_FINAL and deadline <= now
+
+
+def read_report(current: str, counted: int, quantity: int, reported: str, dispensed: int) -> Report:
+    """A device's report, which may come twice, late or out of order.
+
+    A final status is final; progress never moves a command backwards; the
+    units counted only grow and never pass the quantity ordered.
+    """
+    ignore = Report("ignore", None, counted)
+    if current in COMMAND_FINAL:
+        return ignore
+    count = min(max(counted, dispensed), quantity)
+    if reported in PROGRESS:
+        moved = allowed(CommandStatus, current, Event(reported))
+        if not moved and count == counted:
+            return ignore
+        new = step(CommandStatus, current, Event(reported)) if moved else None
+        return Report("progress", new, count, Event(reported))
+    if reported not in COMMAND_FINAL:
+        return ignore
+    return Report("finish", step(CommandStatus, current, Event(reported)), count, Event(reported))
+
+
+def confirmed_status(dispensed: int, quantity: int) -> CommandStatus:
+    """The HTTP fallback's final word: all units out is success, fewer is failure."""
+    return CommandStatus.SUCCEEDED if dispensed >= quantity else CommandStatus.FAILED
+
+
+def progress_order(order_status: str, report: Report) -> OrderStatus:
+    """A paid order starts dispensing with the machine's first word about it."""
+    event = report.event
+    if report.kind != "progress" or event is None or not allowed(OrderStatus, order_status, event):
+        return OrderStatus(order_status)
+    return step(OrderStatus, order_status, event)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """How a finished command settles its order."""
+
+    order_event: Event  # VEND_COMPLETE, or REFUND_OPENED when units are missing
+    sale_amount: int  # what the units that came out cost
+    refund_amount: int  # the undispensed units at the order's unit price
+    reason: str  # the automatic refund's reason, when there is one
+
+
+def undispensed(quantity: int, dispensed: int, unit_amount: int) -> int:
+    """What a vend refunds: ``quantity - dispensed`` units at the order's unit price."""
+    return max(0, quantity - dispensed) * unit_amount
+
+
+def settle(status: str, quantity: int, dispensed: int, unit_amount: int) -> Settlement:
+    """A final status with the units that fell: a sale of those, a refund of the rest."""
+    short = dispensed < quantity
+    return Settlement(
+        order_event=Event.REFUND_OPENED if short else Event.VEND_COMPLETE,
+        sale_amount=dispensed * unit_amount,
+        refund_amount=undispensed(quantity, dispensed, unit_amount),
+        reason=f"dispense_{status}",
+    )
+
+
+# Refunds
+
+
+def refund_moves_order(reason: str, disposition: str) -> bool:
+    """Only the automatic refund of the counted payment moves its order; a manual one never."""
+    return reason != MANUAL_REFUND and disposition == PaymentDisposition.COUNTED
+
+
+def refund_event(gateway_status: str) -> Event | None:
+    """The gateway's final word on a refund, or None when it is not final yet."""
+    if gateway_status == RefundStatus.PROCESSED:
+        return Event.PROCESSED
+    if gateway_status == RefundStatus.FAILED:
+        return Event.REFUND_FAILED
+    return None
+
+
+def attempts_spent(attempts: int) -> bool:
+    return attempts >= MAX_REFUND_ATTEMPTS
+
+
+def vend_over(command_status: str | None) -> bool:
+    """No command, or its final word is in: money may be given back by hand."""
+    return command_status is None or command_status in COMMAND_FINAL
+
+
+class ManualVerdict(StrEnum):
+    ALLOWED = "allowed"
+    NOT_PAID = "not_paid"
+    VEND_RUNNING = "vend_running"
+    REFUNDED_IN_FULL = "refunded_in_full"
+    OUT_OF_RANGE = "out_of_range"
+
+
+def refund_room(paid: int, refunded: int) -> int:
+    """What an operator may still refund: what was paid less what was refunded."""
+    return max(0, paid - refunded)
+
+
+def manual_verdict(
+    amount: int, paid: int | None, refunded: int, command_status: str | None
+) -> ManualVerdict:
+    """An operator's refund changes money, not history, and never more than was paid."""
+    if paid is None:
+        return ManualVerdict.NOT_PAID
+    if not vend_over(command_status):
+        return ManualVerdict.VEND_RUNNING
+    room = refund_room(paid, refunded)
+    if room <= 0:
+        return ManualVerdict.REFUNDED_IN_FULL
+    if not 1 <= amount <= room:
+        return ManualVerdict.OUT_OF_RANGE
+    return ManualVerdict.ALLOWED

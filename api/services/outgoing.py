@@ -1,0 +1,106 @@
+"""What devices and integrators must see, written to the outbox in the cause's transaction.
+
+Nothing here publishes: the MQTT bridge drains the outbox after commit, so a
+crash between commit and publish loses nothing. The payloads are built in
+``api.services.outbox``.
+"""
+
+from sqlalchemy import delete, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.services import outbox, sessions
+from schema import messages, topics
+from schema.models import Command, Machine, OutboxMessage, VendSession
+
+
+async def enqueue(
+    s: AsyncSession, topic: str, payload: bytes, *, retain: bool, qos: int, now: int
+) -> None:
+    await enqueue_many(s, [(topic, payload)], retain=retain, qos=qos, now=now)
+
+
+async def enqueue_many(
+    s: AsyncSession, items: list[tuple[str, bytes]], *, retain: bool, qos: int, now: int
+) -> None:
+    """Outbox rows (topic, payload) in list order, with one statement."""
+    rows = [
+        {"topic": topic, "payload": payload, "retain": retain, "qos": qos, "created_at": now}
+        for topic, payload in items
+    ]
+    await s.execute(insert(OutboxMessage), rows)
+
+
+class _LookUp:
+    """Marker: find the machine's active lock in the database."""
+
+
+LOOK_UP = _LookUp()
+
+
+async def machine_changed(
+    s: AsyncSession,
+    machine: Machine,
+    now: int,
+    *,
+    desired: bool = True,
+    lock: VendSession | _LookUp | None = LOOK_UP,
+    version_bumped: bool = False,
+) -> None:
+    """Publish a new ``desired`` (version + 1) and the integrators' ``state``.
+
+    Both are retained: a newer one supersedes whatever of this machine's is
+    still waiting in the outbox, so a burst of changes to one machine leaves
+    one row per topic (and one publish) instead of one per change. ``lock``
+    is the machine's active lock when the caller knows it; ``version_bumped``
+    when the caller already raised ``desired_version`` in its own UPDATE.
+    """
+    active = await sessions.active_session(s, machine.id) if isinstance(lock, _LookUp) else lock
+    state = outbox.state_payload(machine, active is not None)
+    encoded = [(topics.state(machine.id), messages.encode("state", state))]
+    if desired:
+        if not version_bumped:
+            machine.desired_version += 1
+        shown = outbox.desired_payload(machine, active)
+        encoded.insert(0, (topics.desired(machine.id), messages.encode("desired", shown)))
+    await supersede(s, [topic for topic, _payload in encoded])
+    await enqueue_many(s, encoded, retain=True, qos=1, now=now)
+
+
+async def supersede(s: AsyncSession, retained_topics: list[str]) -> None:
+    """Drop unpublished messages on ``retained_topics`` (``desired``/``state`` only:
+    commands are never coalesced)."""
+    await s.execute(
+        delete(OutboxMessage).where(OutboxMessage.topic.in_(retained_topics)),
+        execution_options={"synchronize_session": False},
+    )
+
+
+async def send_command(s: AsyncSession, command: Command, now: int) -> None:
+    await enqueue(
+        s,
+        topics.cmd(command.machine_id, command.id),
+        messages.encode("cmd", outbox.command_payload(command)),
+        retain=True,
+        qos=1,
+        now=now,
+    )
+
+
+async def clear_command(s: AsyncSession, command: Command, now: int) -> None:
+    """An empty retained payload removes the finished command from the broker."""
+    await enqueue(s, topics.cmd(command.machine_id, command.id), b"", retain=True, qos=1, now=now)
+
+
+async def sale(
+    s: AsyncSession,
+    machine_id: str,
+    order_id: str,
+    quantity: int,
+    amount: int,
+    currency: str,
+    now: int,
+) -> None:
+    payload = outbox.sale_payload(order_id, quantity, amount, currency, now)
+    await enqueue(
+        s, topics.sales(machine_id), messages.encode("sales", payload), retain=False, qos=1, now=now
+    )
