@@ -18,7 +18,6 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +72,6 @@ class Ingest:
         self,
         services: Services,
         *,
-        on_change: Callable[[], None] = lambda: None,
         shards: int = DEFAULT_SHARDS,
         batch_max: int = BATCH_MAX,
         linger_s: float = LINGER_S,
@@ -82,7 +80,6 @@ class Ingest:
             raise ValueError("shards and batch_max must be at least 1")
         self.services = services
         self.stats = IngestStats()
-        self._on_change = on_change
         self._batch_max = batch_max
         self._linger_s = linger_s
         self._results: list[asyncio.Queue[tuple[str, str, str | None, bytes]]] = [
@@ -183,7 +180,7 @@ class Ingest:
         if not decoded:
             return
         try:
-            outcome = await apply_batch(self.services.ctx, decoded)
+            await apply_batch(self.services.ctx, decoded)
         except Exception:
             self.stats.batch_failures += 1
             log.exception(
@@ -194,12 +191,10 @@ class Ingest:
             return
         self.stats.batches += 1
         self.stats.applied += len(decoded)
-        if outcome.states:
-            self._on_change()
 
     async def _apply_one(self, item: DeviceMessage) -> None:
         try:
-            changed = await self._dispatch(item.kind, item.machine_id, None, item.msg)
+            await self._dispatch(item.kind, item.machine_id, None, item.msg)
         except (SchemaError, SmartVendError) as exc:
             self._reject(_topic(item.kind, item.machine_id, None), item.machine_id, str(exc))
             return
@@ -209,8 +204,6 @@ class Ingest:
             log.exception("handling %s from machine %s failed", topic, item.machine_id)
             return
         self.stats.applied += 1
-        if changed:
-            self._on_change()
 
     async def handle(self, kind: str, machine_id: str, cmd_id: str | None, payload: bytes) -> None:
         """Apply one message; logs and counts instead of raising."""
@@ -219,7 +212,7 @@ class Ingest:
             return
         try:
             msg = messages.decode(kind, payload)
-            changed = await self._dispatch(kind, machine_id, cmd_id, msg)
+            await self._dispatch(kind, machine_id, cmd_id, msg)
         except (SchemaError, SmartVendError) as exc:
             topic = _topic(kind, machine_id, cmd_id)
             self._reject(topic, machine_id, f"{exc} (payload {_shown(payload)})")
@@ -230,8 +223,6 @@ class Ingest:
             log.exception("handling %s from machine %s failed", topic, machine_id)
             return
         self.stats.applied += 1
-        if changed:
-            self._on_change()
 
     def _reject(self, topic: str, machine_id: str | None, why: str) -> None:
         self.stats.rejected += 1
@@ -244,24 +235,22 @@ class Ingest:
 
     async def _dispatch(
         self, kind: str, machine_id: str, cmd_id: str | None, msg: dict[str, Any]
-    ) -> bool:
-        """Call the service for ``kind``; True when outbox rows may have been written."""
+    ) -> None:
+        """Call the service for ``kind`` (its commit wakes the outbox drain)."""
         services = self.services
         if kind == "status":
-            return await services.machines.apply_status(machine_id, msg)
-        if kind == "reported":
+            await services.machines.apply_status(machine_id, msg)
+        elif kind == "reported":
             await services.machines.apply_reported(machine_id, msg)
-            return True
-        if kind == "telemetry":
+        elif kind == "telemetry":
             await services.machines.record_telemetry(machine_id, msg)
-            return False
-        if kind == "events":
+        elif kind == "events":
             await services.machines.record_event(machine_id, msg)
-            return False
-        if kind == "results":
+        elif kind == "results":
             if msg["cmd_id"] != cmd_id:
                 raise SchemaError("results: cmd_id differs from the topic's")
-            return await services.dispense.apply_result(
+            await services.dispense.apply_result(
                 machine_id, msg["cmd_id"], msg["status"], msg["dispensed"], msg.get("error")
             )
-        raise SchemaError(f"{kind}: not a device message")  # pragma: no cover - put() filters
+        else:
+            raise SchemaError(f"{kind}: not a device message")  # pragma: no cover - put() filters
