@@ -66,13 +66,26 @@ generator seeded by the machine id is used, so a run is repeatable.
 While a command runs, a ``running`` result with ``dispensed`` follows every unit
 that counted, except the last (its final result follows at once).
 
-Portable: runs under CPython and MicroPython (no typing, dataclasses or enum).
+Portable: runs under CPython and MicroPython (no typing at run time, no dataclasses
+or enum; the types in the ``TYPE_CHECKING`` block are for mypy alone).
 """
 
 from device import screen
 from device.ledger import Ledger
 from schema import topics, wire
 from schema.errors import SchemaError
+
+TYPE_CHECKING = False  # mypy reads the block below; no runtime ever runs it
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from device.storage import Storage
+
+    Event = tuple[Any, ...]
+    Action = tuple[Any, ...]
+    Out = list[Action]
+    Msg = dict[str, Any]  # a decoded or to-be-encoded payload (see schema/wire.py)
 
 FW_VERSION = "1.0.0"
 # Before NTP has set the clock, "now" is near 1970 (or 2000): command expiry
@@ -85,7 +98,7 @@ DISPENSING = "dispensing"
 ERROR = "error"
 OUT_OF_SERVICE = "out_of_service"
 
-DEFAULTS = {
+DEFAULTS: "dict[str, Any]" = {
     "motor_ms": 800,
     "drop_sensor": False,
     "settle_ms": None,
@@ -98,7 +111,7 @@ DEFAULTS = {
 }
 
 
-def seeded(text: str) -> object:
+def seeded(text: str) -> "Callable[[], float]":
     """A repeatable stand-in for ``random.random``: MINSTD seeded by ``text``."""
     state = [1]
 
@@ -117,9 +130,9 @@ class Controller:
     def __init__(
         self,
         machine_id: str,
-        config: dict | None = None,
-        storage: object = None,
-        rand: object = None,
+        config: "dict[str, Any] | None" = None,
+        storage: "Storage | None" = None,
+        rand: "Callable[[], float] | None" = None,
     ) -> None:
         if not topics.is_machine_id(machine_id):
             raise SchemaError("invalid machine id")
@@ -128,8 +141,9 @@ class Controller:
 
             storage = MemoryStorage()
         cfg = dict(DEFAULTS)
-        for key in config or {}:
-            cfg[key] = config[key]
+        if config:
+            for key in config:
+                cfg[key] = config[key]
         if cfg["settle_ms"] is None:
             cfg["settle_ms"] = 600 if cfg["drop_sensor"] else 0
         self.machine_id = machine_id
@@ -137,30 +151,30 @@ class Controller:
         self.rand = rand or seeded(machine_id)
         self.storage = storage
         self.ledger = Ledger(storage)
-        self.boot = storage.get("boot", 0)
-        self.desired = storage.get("desired")
-        self.version = storage.get("version", 0)
-        self.stock = storage.get("stock")
-        self.fault = storage.get("fault")
+        self.boot: int = storage.get("boot", 0)
+        self.desired: Msg | None = storage.get("desired")
+        self.version: int = storage.get("version", 0)
+        self.stock: int | None = storage.get("stock")
+        self.fault: str | None = storage.get("fault")
         self.booted = False
         self.connected = False
         self.will_ready = False
         self.server_online = True
         self.door_open = False
-        self.job = None  # the running command: dict
-        self.queue = []  # decoded commands waiting to start
-        self.unsent = []  # cmd_ids whose final result still has to be published
+        self.job: Msg | None = None  # the running command
+        self.queue: list[Msg] = []  # decoded commands waiting to start
+        self.unsent: list[str] = []  # cmd_ids whose final result still has to be published
         self.runs = 0  # motor run counter (the ``run`` of motor actions)
-        self.message = None  # (line1, line2, until)
-        self.started_at = None
-        self.next_telemetry = 0
-        self.last_lcd = None
-        self.last_reported = None
+        self.message: tuple[str, str, float] | None = None  # (line1, line2, until)
+        self.started_at: float | None = None
+        self.next_telemetry: float = 0
+        self.last_lcd: tuple[str, str] | None = None
+        self.last_reported: tuple[str, int, int | None] | None = None
 
     # -- the one entry point --
 
-    def handle(self, event: tuple, now: float) -> list:
-        out = []
+    def handle(self, event: "Event", now: float) -> "Out":
+        out: Out = []
         kind = event[0] if event else None
         if not self.booted and kind != "boot":
             self._boot(now, out)
@@ -188,7 +202,7 @@ class Controller:
             return LOCKED
         return IDLE
 
-    def view(self, now: float) -> dict:
+    def view(self, now: float) -> "dict[str, Any]":
         desired = self.desired or {}
         code = None
         display = desired.get("display")
@@ -197,7 +211,7 @@ class Controller:
         message = None
         if self.message is not None and self.message[2] > now:
             message = (self.message[0], self.message[1])
-        view = {
+        view: dict[str, Any] = {
             "mode": self.mode(),
             "ready": self.desired is not None,
             "connected": self.connected,
@@ -213,13 +227,13 @@ class Controller:
             view["quantity"] = self.job["quantity"]
         return view
 
-    def will(self) -> tuple:
+    def will(self) -> "tuple[str, bytes, bool, int]":
         """The last will for the current boot number: (topic, payload, retain, qos)."""
         return (topics.status(self.machine_id), wire.status_lost(self.boot), True, 1)
 
     # -- connection --
 
-    def _boot(self, now: float, out: list) -> None:
+    def _boot(self, now: float, out: "Out") -> None:
         self.booted = True
         self.started_at = now
         inflight = self.storage.get("inflight")
@@ -228,18 +242,18 @@ class Controller:
             self.ledger.add(result, {"inflight": None})
             self.unsent.append(inflight["cmd_id"])
 
-    def _on_boot(self, event: tuple, now: float, out: list) -> None:
+    def _on_boot(self, event: "Event", now: float, out: "Out") -> None:
         if not self.booted:
             self._boot(now, out)
 
-    def _on_connecting(self, event: tuple, now: float, out: list) -> None:
+    def _on_connecting(self, event: "Event", now: float, out: "Out") -> None:
         self.boot += 1
         self.storage.put("boot", self.boot)
         self.will_ready = True
         topic, payload, retain, qos = self.will()
         out.append(("will", topic, payload, retain, qos))
 
-    def _on_connected(self, event: tuple, now: float, out: list) -> None:
+    def _on_connected(self, event: "Event", now: float, out: "Out") -> None:
         if not self.will_ready:  # connected without announcing it: still a new boot number
             self.boot += 1
             self.storage.put("boot", self.boot)
@@ -259,13 +273,13 @@ class Controller:
                 self._publish_result(result, out)
         self.unsent = []
 
-    def _on_disconnected(self, event: tuple, now: float, out: list) -> None:
+    def _on_disconnected(self, event: "Event", now: float, out: "Out") -> None:
         self.connected = False
         self.will_ready = False
 
     # -- messages from the cloud --
 
-    def _on_message(self, event: tuple, now: float, out: list) -> None:
+    def _on_message(self, event: "Event", now: float, out: "Out") -> None:
         topic, payload = event[1], event[2]
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
@@ -284,10 +298,10 @@ class Controller:
             return
         if kind == "desired":
             self._desired(payload, now, out)
-        elif kind == "cmd":
+        elif kind == "cmd" and cmd_id is not None:  # a cmd topic always names one
             self._command(cmd_id, payload, now, out)
 
-    def _desired(self, payload: bytes, now: float, out: list) -> None:
+    def _desired(self, payload: bytes, now: float, out: "Out") -> None:
         if not payload:
             return
         try:
@@ -302,7 +316,7 @@ class Controller:
         self.stock = desired["stock"]
         self.storage.update({"desired": desired, "version": self.version, "stock": self.stock})
 
-    def _command(self, cmd_id: str, payload: bytes, now: float, out: list) -> None:
+    def _command(self, cmd_id: str, payload: bytes, now: float, out: "Out") -> None:
         if not payload:
             return  # the server cleared a finished command's retained message
         known = self.ledger.get(cmd_id)
@@ -332,7 +346,7 @@ class Controller:
 
     # -- commands --
 
-    def _refusal(self, cmd: dict, now: float) -> tuple | None:
+    def _refusal(self, cmd: "Msg", now: float) -> "tuple[str, str] | None":
         quantity = cmd["quantity"]
         if quantity < 1 or quantity > self.config["max_quantity"]:
             return ("rejected", "invalid_quantity")
@@ -351,7 +365,7 @@ class Controller:
             return ("rejected", "insufficient_stock")
         return None
 
-    def _start_next(self, now: float, out: list) -> None:
+    def _start_next(self, now: float, out: "Out") -> None:
         while self.job is None and self.queue:
             cmd = self.queue.pop(0)
             if cmd["cmd_id"] in self.ledger:
@@ -374,6 +388,7 @@ class Controller:
 
     def _save_inflight(self) -> None:
         job = self.job
+        assert job is not None  # only while a command runs, as below
         inflight = {
             "cmd_id": job["cmd_id"],
             "quantity": job["quantity"],
@@ -381,14 +396,17 @@ class Controller:
         }
         self.storage.update({"inflight": inflight, "stock": self.stock})
 
-    def _run_unit(self, out: list) -> None:
+    def _run_unit(self, out: "Out") -> None:
         self._save_inflight()
         self.runs += 1
-        self.job["run"] = self.runs
+        job = self.job
+        assert job is not None
+        job["run"] = self.runs
         out.append(("motor", self.runs, self.config["motor_ms"], self.config["settle_ms"]))
 
-    def _count(self, units: int, now: float, out: list) -> None:
+    def _count(self, units: int, now: float, out: "Out") -> None:
         job = self.job
+        assert job is not None
         units = min(units, job["quantity"] - job["dispensed"])
         if units <= 0:
             return
@@ -399,7 +417,7 @@ class Controller:
         if job["dispensed"] < job["quantity"]:  # progress; the last unit's result is final
             self._publish_result(_result(job["cmd_id"], "running", job["dispensed"], now), out)
 
-    def _on_motor_done(self, event: tuple, now: float, out: list) -> None:
+    def _on_motor_done(self, event: "Event", now: float, out: "Out") -> None:
         job = self.job
         if job is None or event[1] != job["run"]:
             return  # a stale run (stopped by a jam, or from before a reboot)
@@ -415,13 +433,13 @@ class Controller:
         job["unit"] += 1
         self._run_unit(out)
 
-    def _on_drop(self, event: tuple, now: float, out: list) -> None:
+    def _on_drop(self, event: "Event", now: float, out: "Out") -> None:
         if self.job is None or not self.config["drop_sensor"]:
             self._event(out, now, "error", "unexpected_drop", "item fell while idle")
             return
         self._count(1, now, out)
 
-    def _on_jam(self, event: tuple, now: float, out: list) -> None:
+    def _on_jam(self, event: "Event", now: float, out: "Out") -> None:
         self._event(out, now, "jam", "motor_jam", "motor stalled")
         self.fault = "jam"
         self.storage.put("fault", self.fault)
@@ -429,8 +447,9 @@ class Controller:
             out.append(("motor_stop",))
             self._finish("failed", now, out, "jam")
 
-    def _finish(self, status: str, now: float, out: list, error: str | None = None) -> None:
+    def _finish(self, status: str, now: float, out: "Out", error: str | None = None) -> None:
         job = self.job
+        assert job is not None
         result = _result(job["cmd_id"], status, job["dispensed"], now, error)
         self.ledger.add(result, {"inflight": None, "stock": self.stock})
         self.job = None
@@ -440,7 +459,7 @@ class Controller:
             self._show(screen.failure(job["dispensed"], job["quantity"]), now)
         self._send_final(result, out)
 
-    def _final(self, result: dict, now: float, out: list) -> None:
+    def _final(self, result: "Msg", now: float, out: "Out") -> None:
         """Record and publish a result for a command that never ran."""
         self.ledger.add(result)
         if result["status"] == "expired":
@@ -449,13 +468,13 @@ class Controller:
             self._show(screen.rejected(result.get("error", "")), now)
         self._send_final(result, out)
 
-    def _send_final(self, result: dict, out: list) -> None:
+    def _send_final(self, result: "Msg", out: "Out") -> None:
         if self.connected:
             self._publish_result(result, out)
         elif result["cmd_id"] not in self.unsent:
             self.unsent.append(result["cmd_id"])
 
-    def _publish_result(self, result: dict, out: list) -> None:
+    def _publish_result(self, result: "Msg", out: "Out") -> None:
         if not self.connected:
             return
         topic = topics.result(self.machine_id, result["cmd_id"])
@@ -463,7 +482,7 @@ class Controller:
 
     # -- hardware and time --
 
-    def _on_door(self, event: tuple, now: float, out: list) -> None:
+    def _on_door(self, event: "Event", now: float, out: "Out") -> None:
         is_open = bool(event[1])
         if is_open == self.door_open:
             return
@@ -476,7 +495,7 @@ class Controller:
             self.fault = None
             self.storage.put("fault", None)
 
-    def _on_tick(self, event: tuple, now: float, out: list) -> None:
+    def _on_tick(self, event: "Event", now: float, out: "Out") -> None:
         period = self.config["telemetry_s"]
         if not self.connected or not period or now < self.next_telemetry:
             return
@@ -492,7 +511,7 @@ class Controller:
             payload = wire.encode("telemetry", {"ts": int(now), "uptime_s": data["uptime_s"]})
         out.append(("publish", topics.telemetry(self.machine_id), payload, False, 0))
 
-    def _event(self, out: list, now: float, kind: str, code: str, detail: str) -> None:
+    def _event(self, out: "Out", now: float, kind: str, code: str, detail: str) -> None:
         if not self.connected:
             return
         obj = {"type": kind, "code": code, "detail": detail[:512], "ts": int(now)}
@@ -500,12 +519,12 @@ class Controller:
             ("publish", topics.events(self.machine_id), wire.encode("events", obj), False, 1)
         )
 
-    def _show(self, pair: tuple, now: float) -> None:
+    def _show(self, pair: "tuple[str, str]", now: float) -> None:
         self.message = (pair[0], pair[1], now + self.config["message_s"])
 
     # -- after every event --
 
-    def _report(self, now: float, out: list) -> None:
+    def _report(self, now: float, out: "Out") -> None:
         if not self.connected:
             return
         current = (self.mode(), self.version, self.stock)
@@ -522,15 +541,17 @@ class Controller:
             ("publish", topics.reported(self.machine_id), wire.encode("reported", obj), True, 1)
         )
 
-    def _refresh_lcd(self, now: float, out: list) -> None:
+    def _refresh_lcd(self, now: float, out: "Out") -> None:
         pair = screen.lines(self.view(now))
         if pair != self.last_lcd:
             self.last_lcd = pair
             out.append(("lcd", pair[0], pair[1]))
 
 
-def _result(cmd_id: str, status: str, dispensed: int, now: float, error: str | None = None) -> dict:
-    result = {"cmd_id": cmd_id, "status": status, "dispensed": dispensed, "ts": int(now)}
+def _result(
+    cmd_id: str, status: str, dispensed: int, now: float, error: str | None = None
+) -> "Msg":
+    result: Msg = {"cmd_id": cmd_id, "status": status, "dispensed": dispensed, "ts": int(now)}
     if error is not None:
         result["error"] = error[:512]
     return result

@@ -7,6 +7,14 @@ Kept under the storage key ``"ledger"`` as a list of result dicts (the exact
 Portable: runs under CPython and MicroPython.
 """
 
+TYPE_CHECKING = False  # mypy reads the block below; no runtime ever runs it
+if TYPE_CHECKING:
+    from typing import Any
+
+    from device.storage import Storage
+
+    Result = dict[str, Any]  # a ``results`` payload
+
 SIZE = 32
 KEY = "ledger"
 
@@ -15,16 +23,16 @@ class Ledger:
     """The results live in flash (and in the storage's copy); in RAM only their ids,
     so a full ledger costs the heap a few hundred bytes, not 32 decoded results."""
 
-    def __init__(self, storage: object, size: int = SIZE) -> None:
+    def __init__(self, storage: "Storage", size: int = SIZE) -> None:
         self.storage = storage
         self.size = size
-        self._ids = [e["cmd_id"] for e in self._entries()]
+        self._ids: list[str] = [e["cmd_id"] for e in self._entries()]
 
-    def _entries(self) -> list:
+    def _entries(self) -> "list[Result]":
         entries = self.storage.get(KEY, [])
         return [e for e in entries if isinstance(e, dict) and "cmd_id" in e]
 
-    def get(self, cmd_id: str) -> dict | None:
+    def get(self, cmd_id: str) -> "Result | None":
         if cmd_id not in self._ids:
             return None
         for entry in self._entries():
@@ -38,23 +46,23 @@ class Ledger:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def ids(self) -> list:
+    def ids(self) -> "list[str]":
         return list(self._ids)
 
-    def with_result(self, result: dict) -> list:
+    def with_result(self, result: "Result") -> "list[Result]":
         """The entries after recording ``result`` (not stored yet: see :meth:`commit`)."""
         entries = [e for e in self._entries() if e["cmd_id"] != result["cmd_id"]]
         entries.append(dict(result))
         return entries[-self.size :]
 
-    def commit(self, entries: list) -> None:
+    def commit(self, entries: "list[Result]") -> None:
         """Adopt ``entries`` once the caller has written them (with other keys) to flash."""
         self._ids = [e["cmd_id"] for e in entries]
 
-    def add(self, result: dict, also: dict | None = None) -> None:
+    def add(self, result: "Result", also: "dict[str, object] | None" = None) -> None:
         """Record ``result`` and write it, with the ``also`` keys, in one flash write."""
         entries = self.with_result(result)
-        mapping = {KEY: entries}
+        mapping: dict[str, object] = {KEY: entries}
         if also:
             mapping.update(also)
         self.storage.update(mapping)

@@ -19,6 +19,12 @@ View keys (all optional except ``mode``):
 Portable: runs under CPython and MicroPython (no str.ljust/center there).
 """
 
+TYPE_CHECKING = False  # mypy reads the block below; no runtime ever runs it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Lines = tuple[str, str]
+
 WIDTH = 16
 
 _SYMBOLS = {"INR": "Rs", "USD": "$", "EUR": "EUR", "GBP": "GBP"}
@@ -32,44 +38,44 @@ def fit(text: str) -> str:
     return out[:WIDTH]
 
 
-def price_text(price: dict | None) -> str:
+def price_text(price: "dict[str, Any] | None") -> str:
     """``{"amount": 2500, "currency": "INR"}`` -> ``"Rs 25.00"``."""
     if not price:
         return ""
     amount = int(price.get("amount", 0))
-    currency = price.get("currency", "")
+    currency: str = price.get("currency", "")
     symbol = _SYMBOLS.get(currency, currency)
     whole = amount // 100
     cents = amount % 100
     return symbol + " " + str(whole) + "." + ("0" if cents < 10 else "") + str(cents)
 
 
-def thanks() -> tuple:
+def thanks() -> "Lines":
     return ("Thank you!", "Enjoy!")
 
 
-def failure(dispensed: int, quantity: int) -> tuple:
+def failure(dispensed: int, quantity: int) -> "Lines":
     if dispensed > 0:
         return ("Only " + str(dispensed) + "/" + str(quantity) + " given", "Refund for rest")
     return ("Sorry, failed", "Refund on way")
 
 
-def expired() -> tuple:
+def expired() -> "Lines":
     return ("Order expired", "Refund on way")
 
 
-def rejected(error: str) -> tuple:
+def rejected(error: str) -> "Lines":
     if error == "insufficient_stock":
         return ("Not enough stock", "Refund on way")
     return ("Cannot vend now", "Refund on way")
 
 
-def lines(view: dict) -> tuple:
+def lines(view: "dict[str, Any]") -> "Lines":
     """The two LCD lines for this view, each at most 16 characters."""
     mode = view.get("mode")
     if mode == "dispensing":
         progress = str(view.get("unit", 1)) + "/" + str(view.get("quantity", 1))
-        pair = ("Dispensing " + progress, "Please wait")
+        pair: Lines = ("Dispensing " + progress, "Please wait")
     elif view.get("message"):
         pair = view["message"]
     elif mode == "error":

@@ -20,16 +20,29 @@ Portable: runs under CPython and MicroPython (only ``json`` and ``os``).
 import json
 import os
 
+TYPE_CHECKING = False  # mypy reads the block below; no runtime ever runs it
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class Storage(Protocol):
+        """The port the controller and the ledger use (see above)."""
+
+        def get(self, key: str, default: object = None) -> Any: ...
+
+        def put(self, key: str, value: object) -> None: ...
+
+        def update(self, mapping: "dict[str, object]") -> None: ...
+
 
 class MemoryStorage:
     """Flash that lives in RAM; survives a controller "reboot", not the process."""
 
-    def __init__(self, initial: dict | None = None) -> None:
-        self._data = {}
+    def __init__(self, initial: "dict[str, object] | None" = None) -> None:
+        self._data: dict[str, str] = {}  # key -> the value's JSON text
         if initial:
             self.update(initial)
 
-    def get(self, key: str, default: object = None) -> object:
+    def get(self, key: str, default: object = None) -> "Any":
         text = self._data.get(key)
         if text is None:
             return default
@@ -38,16 +51,16 @@ class MemoryStorage:
     def put(self, key: str, value: object) -> None:
         self._data[key] = json.dumps(value)
 
-    def update(self, mapping: dict) -> None:
-        encoded = {}
+    def update(self, mapping: "dict[str, object]") -> None:
+        encoded: dict[str, str] = {}
         for key in mapping:
             encoded[key] = json.dumps(mapping[key])
         for key in encoded:
             self._data[key] = encoded[key]
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> "dict[str, Any]":
         """Every stored value (for tests and diagnostics)."""
-        out = {}
+        out: dict[str, Any] = {}
         for key in self._data:
             out[key] = json.loads(self._data[key])
         return out
@@ -72,12 +85,12 @@ class JsonFileStorage:
     def __init__(self, path: str) -> None:
         self.path = path
         self._tmp = path + ".tmp"
-        self._text = {}  # key -> the value's JSON text
+        self._text: dict[str, str] = {}  # key -> the value's JSON text
         loaded = self._load()
         for key in loaded:
             self._text[key] = json.dumps(loaded[key])
 
-    def _load(self) -> dict:
+    def _load(self) -> "dict[str, object]":
         # A finished ``.tmp`` next to a missing or broken main file means the
         # power went between the write and the rename: the ``.tmp`` is newer.
         for candidate in (self.path, self._tmp):
@@ -91,7 +104,7 @@ class JsonFileStorage:
                 return data
         return {}
 
-    def get(self, key: str, default: object = None) -> object:
+    def get(self, key: str, default: object = None) -> "Any":
         text = self._text.get(key)
         if text is None:
             return default
@@ -100,20 +113,20 @@ class JsonFileStorage:
     def put(self, key: str, value: object) -> None:
         self.update({key: value})
 
-    def update(self, mapping: dict) -> None:
+    def update(self, mapping: "dict[str, object]") -> None:
         texts = dict(self._text)
         for key in mapping:
             texts[key] = json.dumps(mapping[key])
         self._write(texts)
         self._text = texts
 
-    def snapshot(self) -> dict:
-        out = {}
+    def snapshot(self) -> "dict[str, Any]":
+        out: dict[str, Any] = {}
         for key in self._text:
             out[key] = json.loads(self._text[key])
         return out
 
-    def _write(self, texts: dict) -> None:
+    def _write(self, texts: "dict[str, str]") -> None:
         with open(self._tmp, "w") as f:
             sep = "{"
             for key in texts:
