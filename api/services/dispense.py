@@ -183,9 +183,3 @@ class Dispense:
                     "no final result before the deadline",
                 )
         return len(overdue)
-
-    async def unfinished(self) -> list[Command]:
-        """Commands the broker must (re)deliver, e.g. after a broker restart."""
-        async with self.ctx.db() as s:
-            rows = await s.scalars(select(Command).where(UNFINISHED))
-            return list(rows.all())

@@ -88,7 +88,8 @@ async def send_command(s: AsyncSession, command: Command, now: int) -> None:
 
 async def clear_command(s: AsyncSession, command: Command, now: int) -> None:
     """An empty retained payload removes the finished command from the broker."""
-    await enqueue(s, topics.cmd(command.machine_id, command.id), b"", retain=True, qos=1, now=now)
+    topic = topics.cmd(command.machine_id, command.id)
+    await enqueue(s, topic, messages.CLEAR, retain=True, qos=1, now=now)
 
 
 async def sale(

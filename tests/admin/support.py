@@ -14,6 +14,7 @@ from api.app import create_app
 from api.services.container import Services
 from api.services.machines import NewMachine
 from schema.models import Machine
+from tests.support.services import unfinished_commands
 from tests.support.stack import ADMIN_PASSWORD, Stack, create_schema, test_settings
 from tests.support.uvicorn_server import serve
 from web.admin.routes import routes
@@ -107,9 +108,7 @@ async def vend(
     await services.orders.verify(
         proof["razorpay_order_id"], proof["razorpay_payment_id"], proof["razorpay_signature"]
     )
-    command = next(
-        c for c in await services.dispense.unfinished() if c.order_id == created.order_id
-    )
+    command = next(c for c in await unfinished_commands(services) if c.order_id == created.order_id)
     out = quantity if dispensed is None else dispensed
     status = "succeeded" if out == quantity else "failed"
     await services.dispense.apply_result(

@@ -8,6 +8,7 @@ from api.services.container import Services
 from api.services.machines import NewMachine
 from schema import messages, topics
 from schema.models import Command, Machine, OutboxMessage
+from tests.support.services import unfinished_commands
 
 CLIENT = "client-0001"
 
@@ -82,7 +83,7 @@ async def test_partial_dispense_refunds_the_rest(services: Services, gateway: Te
     created = await services.orders.create(lock.session_id, CLIENT, 3)
     proof = gateway.complete_payment(created.gateway_order_id)
     await services.orders.verify(*proof.values())
-    cmd = (await services.dispense.unfinished())[0]
+    cmd = (await unfinished_commands(services))[0]
     await services.dispense.apply_result("m1", cmd.id, "failed", 1, "jam")
     view = await services.orders.view(created.order_id)
     assert view["status"] == "refund_pending"

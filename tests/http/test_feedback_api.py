@@ -5,6 +5,7 @@ import httpx
 from api.services.feedback_views import FeedbackViews
 from tests.http.conftest import CLIENT
 from tests.http.test_shopper_api import assert_error, paid_order
+from tests.support.services import unfinished_commands
 from tests.support.stack import Stack
 
 
@@ -15,7 +16,7 @@ async def vend(stack: Stack, http: httpx.AsyncClient, machine: str, quantity: in
 
 
 async def finish(stack: Stack, machine: str, dispensed: int) -> None:
-    cmd = (await stack.services.dispense.unfinished())[0]
+    cmd = (await unfinished_commands(stack.services))[0]
     status = "succeeded" if dispensed == cmd.quantity else "failed"
     assert await stack.services.dispense.apply_result(machine, cmd.id, status, dispensed)
 
@@ -92,7 +93,7 @@ async def test_each_unit_shows_in_the_order_as_it_drops(
     stack: Stack, http: httpx.AsyncClient, machine: str
 ) -> None:
     order_id = await vend(stack, http, machine, quantity=3)
-    cmd = (await stack.services.dispense.unfinished())[0]
+    cmd = (await unfinished_commands(stack.services))[0]
     seen = []
     for status, out in (("accepted", 0), ("running", 0), ("running", 1), ("running", 2)):
         assert await stack.services.dispense.apply_result(machine, cmd.id, status, out) or out == 0

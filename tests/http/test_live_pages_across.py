@@ -21,6 +21,7 @@ from tests.benchmarks.measure import percentile
 from tests.http.test_live_streams import frames
 from tests.http.test_shopper_api import paid_order
 from tests.support.databases import migrate_async
+from tests.support.services import unfinished_commands
 from tests.support.stack import Stack, running_stack
 
 pytest_plugins = ["tests.support.db_fixtures"]
@@ -60,7 +61,7 @@ async def test_a_page_on_one_server_sees_what_the_other_commits(pair: tuple[Stac
             first = json.loads((await anext(got))[6:])
             assert first["status"] == "created"
             assert (await on_a.post("/verify-payment", json=proof)).status_code == 200
-            command = (await a.services.dispense.unfinished())[0]
+            command = (await unfinished_commands(a.services))[0]
             seen = [json.loads((await anext(got))[6:])["status"]]
             await a.services.dispense.apply_result("hall-1", command.id, "running", 0)
             seen.append(json.loads((await anext(got))[6:])["status"])

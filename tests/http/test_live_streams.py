@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.http.streams import StreamGate
 from tests.http.test_shopper_api import assert_error, paid_order
+from tests.support.services import unfinished_commands
 from tests.support.stack import Stack
 
 
@@ -60,7 +61,7 @@ async def test_a_change_is_pushed_and_an_idle_page_costs_no_queries(
     gate(stack).heartbeat_s = 0.1
     proof, order = await paid_order(stack, http, machine, quantity=1)
     await http.post("/verify-payment", json=proof)
-    command = (await stack.services.dispense.unfinished())[0]
+    command = (await unfinished_commands(stack.services))[0]
     async with http.stream("GET", f"/api/orders/{order['order_id']}/events") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         got = frames(stream)

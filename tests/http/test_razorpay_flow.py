@@ -14,6 +14,7 @@ from api.services.reconcile import GRACE_S
 from schema.models import Command
 from tests.fakes.razorpay_server import RazorpayFake, razorpay_fake
 from tests.http.conftest import CLIENT, display_code
+from tests.support.services import unfinished_commands
 from tests.support.stack import Stack, running_stack
 
 MID = "rzp-1"
@@ -140,7 +141,7 @@ async def test_partial_dispense_refunds_the_rest_pending_then_processed(
     order = await order_for(live, http, 3)
     payment_id, signature = fake.pay(str(order["gateway_order_id"]))
     await http.post("/verify-payment", json=proof(order, payment_id, signature))
-    [cmd] = await live.services.dispense.unfinished()
+    [cmd] = await unfinished_commands(live.services)
     await live.services.dispense.apply_result(MID, cmd.id, "failed", 1)
     await live.services.refunds.process_pending()
     view = (await http.get(f"/api/orders/{order['order_id']}")).json()
@@ -162,7 +163,7 @@ async def test_silent_machine_times_out_and_refunds(
     order = await order_for(live, http, 2)
     payment_id, signature = fake.pay(str(order["gateway_order_id"]))
     await http.post("/verify-payment", json=proof(order, payment_id, signature))
-    [cmd] = await live.services.dispense.unfinished()
+    [cmd] = await unfinished_commands(live.services)
     clock.value = cmd.deadline
     await live.services.sweeper.tick()
     await live.services.refunds.process_pending()

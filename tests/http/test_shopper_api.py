@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from api.payments.test_gateway import TestGateway
 from schema.models import Command
 from tests.http.conftest import CLIENT, display_code
+from tests.support.services import unfinished_commands
 from tests.support.stack import Stack
 
 
@@ -181,7 +182,7 @@ async def test_trigger_dispense_needs_payment(
 async def test_order_events_stream(stack: Stack, http: httpx.AsyncClient, machine: str) -> None:
     proof, order = await paid_order(stack, http, machine, quantity=1)
     await http.post("/verify-payment", json=proof)
-    cmd = (await stack.services.dispense.unfinished())[0]
+    cmd = (await unfinished_commands(stack.services))[0]
     seen: list[str] = []
     async with http.stream("GET", f"/api/orders/{order['order_id']}/events") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")

@@ -3,12 +3,15 @@
 import contextlib
 from collections.abc import AsyncIterator
 
+from sqlalchemy import select
+
 from api.clock import Clock
 from api.db import create_engine, session_factory
 from api.payments.base import PaymentGateway
 from api.services.container import Services
+from api.services.dispense import UNFINISHED
 from api.services.policy import VendPolicy
-from schema.models import Base
+from schema.models import Base, Command
 
 
 @contextlib.asynccontextmanager
@@ -22,3 +25,9 @@ async def built_services(
         yield Services.build(session_factory(engine), clock, policy or VendPolicy(), gateway)
     finally:
         await engine.dispose()
+
+
+async def unfinished_commands(services: Services) -> list[Command]:
+    """Commands with no final result yet (what a test's machine has still to answer)."""
+    async with services.ctx.db() as s:
+        return list((await s.scalars(select(Command).where(UNFINISHED))).all())

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from api.services.machines import NewMachine
 from schema.models import Machine
+from tests.support.services import unfinished_commands
 from tests.support.stack import Stack
 
 
@@ -98,7 +99,7 @@ class ServiceMachine:
     async def next_command(self) -> Command:
         deadline = time.monotonic() + COMMAND_WAIT_S
         while time.monotonic() < deadline:
-            for cmd in await self.stack.services.dispense.unfinished():
+            for cmd in await unfinished_commands(self.stack.services):
                 if cmd.machine_id == self.machine_id and cmd.status == "pending":
                     return Command(cmd.id, cmd.quantity, cmd.order_id)
             await asyncio.sleep(0.05)  # no event to await: the command is a database row

@@ -5,6 +5,7 @@ import re
 from playwright.async_api import Browser, Page, expect
 
 from api.services.feedback_views import FeedbackViews
+from tests.support.services import unfinished_commands
 from tests.support.stack import Stack
 from tests.web.browser import WEB, phone_page
 from tests.web.machines import Provision, Step, play, vend_all, vend_then_fail
@@ -243,7 +244,7 @@ async def test_a_failed_payment_can_be_paid_again(
         re.compile(r"^The payment failed, so nothing was charged\.")
     )
     await screens.shot("payment-failed")
-    assert not await stack.services.dispense.unfinished()
+    assert not await unfinished_commands(stack.services)
 
     await page.get_by_role("button", name="Pay ₹10.00").click()
     await page.wait_for_url(re.compile(r"/orders/"))
