@@ -4,18 +4,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.http import body as b
+from api.http import specs
 from api.http.deps import require_admin, services, source_address, tokens
 from api.http.shopper import machine_id
 from api.services.machines import NewMachine
 
 
 async def login(request: Request) -> Response:
-    body = await b.json_object(request)
+    body = await specs.read(request, specs.LOGIN)
     user = await services(request).admins.login(
-        b.text(body, "username", max_len=64),
-        b.text(body, "password", max_len=256),
-        source_address(request),
+        body["username"], body["password"], source_address(request)
     )
     issuer = tokens(request)
     token = issuer.issue(user.username, user.token_version)
@@ -34,20 +32,16 @@ async def verify(request: Request) -> Response:
 
 async def register(request: Request) -> Response:
     await require_admin(request)
-    body = await b.json_object(request)
-    price = body.get("price")
-    if not isinstance(price, dict):
-        price = {}
-    capacity = b.integer(body, "capacity", low=1, high=10_000)
+    body = await specs.read(request, specs.REGISTER)
     machine, api_key = await services(request).machines.register(
         NewMachine(
-            machine_id=b.text(body, "machine_id", max_len=32),
-            name=b.text(body, "name", max_len=100),
-            location=b.optional_text(body, "location", max_len=200),
-            price_amount=b.integer(price, "amount", low=0, high=10_000_000),
-            currency=b.text(price, "currency", max_len=3, min_len=3),
-            capacity=capacity,
-            stock=b.integer(body, "stock", low=0, high=capacity, default=0),
+            machine_id=body["machine_id"],
+            name=body["name"],
+            location=body["location"],
+            price_amount=body["price"]["amount"],
+            currency=body["price"]["currency"],
+            capacity=body["capacity"],
+            stock=body["stock"],
         )
     )
     return JSONResponse({"machine_id": machine.id, "api_key": api_key}, status_code=201)
@@ -55,10 +49,8 @@ async def register(request: Request) -> Response:
 
 async def update_stock(request: Request) -> Response:
     await require_admin(request)
-    body = await b.json_object(request)
-    machine = await services(request).machines.set_stock(
-        machine_id(request), b.integer(body, "stock", low=0, high=10_000)
-    )
+    body = await specs.read(request, specs.UPDATE_STOCK)
+    machine = await services(request).machines.set_stock(machine_id(request), body["stock"])
     return JSONResponse(
         {"machine_id": machine.id, "stock": machine.stock, "capacity": machine.capacity}
     )

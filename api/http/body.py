@@ -59,12 +59,6 @@ def text(
     return value
 
 
-def optional_text(body: dict[str, Any], name: str, *, max_len: int = 128) -> str | None:
-    if body.get(name) is None:
-        return None
-    return text(body, name, max_len=max_len)
-
-
 def integer(
     body: dict[str, Any], name: str, *, low: int, high: int, default: int | None = None
 ) -> int:

@@ -5,7 +5,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.errors import Unauthorized
-from api.http import body as b
+from api.http import specs
 from api.http.auth import bearer
 from api.http.deps import services
 from api.http.shopper import machine_id
@@ -25,23 +25,21 @@ async def status(request: Request) -> Response:
 
 async def confirm(request: Request) -> Response:
     mid = await _machine(request)
-    body = await b.json_object(request)
-    applied = await services(request).dispense.confirm(
-        mid, b.text(body, "cmd_id", max_len=64), b.integer(body, "dispensed", low=0, high=1000)
-    )
+    body = await specs.read(request, specs.CONFIRM)
+    applied = await services(request).dispense.confirm(mid, body["cmd_id"], body["dispensed"])
     return JSONResponse({"cmd_id": body["cmd_id"], "applied": applied})
 
 
 async def report_error(request: Request) -> Response:
     mid = await _machine(request)
-    body = await b.json_object(request)
+    body = await specs.read(request, specs.REPORT_ERROR)
     now = services(request).ctx.clock.now()
     await services(request).machines.record_event(
         mid,
         {
             "type": "error",
-            "code": b.text(body, "code", max_len=128),
-            "detail": b.text(body, "detail", max_len=512, min_len=0, required=False),
+            "code": body["code"],
+            "detail": body["detail"],
             "ts": now,
         },
     )

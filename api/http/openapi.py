@@ -1,6 +1,12 @@
-"""The OpenAPI 3.1 description of SmartVend's HTTP API, served at /openapi.json."""
+"""The OpenAPI 3.1 description of SmartVend's HTTP API, served at /openapi.json.
+
+Request bodies come from api.http.specs, the same tables the routes parse with;
+responses are written here.
+"""
 
 from typing import Any
+
+from api.http import specs
 
 JSON = "application/json"
 
@@ -24,15 +30,8 @@ def _int(minimum: int = 0, maximum: int | None = None) -> dict[str, Any]:
     return schema
 
 
-def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
-    """An optional field: null is taken as absent (the string keywords apply to strings)."""
-    return {**schema, "type": [schema["type"], "null"]}
-
-
 NULLABLE_INT = {"type": ["integer", "null"]}
 PRICE = _obj({"amount": _int(), "currency": _str(3, 3)})
-# What a price may be set to (api.services.machines.check_price; INR only).
-PRICE_IN = _obj({"amount": _int(100, 10_000_000), "currency": {"enum": ["INR"]}})
 ERROR = _obj({"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}})})
 MID = {
     "name": "mid",
@@ -120,7 +119,6 @@ def _op(
 
 
 def _paths() -> dict[str, Any]:
-    client = _str(64)
     lock = _obj(
         {
             "machine_id": {"type": "string"},
@@ -176,14 +174,7 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "Lock a machine with the code on its display",
                 lock,
-                body=_obj(
-                    {
-                        "code": _str(16),
-                        "client_id": client,
-                        "machine_id": _or_null(_str(32, pattern="^[A-Za-z0-9_-]{1,32}$")),
-                    },
-                    ["code", "client_id"],
-                ),
+                body=specs.schema(specs.LOCK_BY_CODE),
                 errors=(404, 409, 429, 503),
             )
         },
@@ -192,7 +183,7 @@ def _paths() -> dict[str, Any]:
                 "Release your lock",
                 _obj({"unlocked": {"type": "boolean"}}),
                 params=[MID],
-                body=_obj({"client_id": client, "session_id": _str(40)}),
+                body=specs.schema(specs.UNLOCK),
                 errors=(403, 409),
             )
         },
@@ -200,7 +191,7 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "Create an order for the locked machine",
                 created,
-                body=_obj({"session_id": _str(40), "client_id": client, "quantity": _int(1, 1000)}),
+                body=specs.schema(specs.CREATE_ORDER),
                 errors=(403, 409, 410, 502),
             )
         },
@@ -208,13 +199,7 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "Prove a payment (Razorpay Checkout's handler result)",
                 _obj({"order_id": {"type": "string"}, "status": {"type": "string"}}),
-                body=_obj(
-                    {
-                        "razorpay_order_id": _str(64),
-                        "razorpay_payment_id": _str(64),
-                        "razorpay_signature": _str(256),
-                    }
-                ),
+                body=specs.schema(specs.VERIFY_PAYMENT),
                 errors=(402, 404, 502),
             )
         },
@@ -244,14 +229,7 @@ def _paths() -> dict[str, Any]:
                     }
                 ),
                 params=[ORDER_ID],
-                body=_obj(
-                    {
-                        "client_id": client,
-                        "rating": {"enum": ["up", "down"]},
-                        "comment": _or_null(_str(500, 0)),
-                    },
-                    ["client_id", "rating"],
-                ),
+                body=specs.schema(specs.FEEDBACK),
                 status=201,
                 errors=(403, 404, 409, 429),
             )
@@ -270,7 +248,7 @@ def _paths() -> dict[str, Any]:
                 "Older clients: dispense a verified, paid order (once)",
                 _obj({"order_id": {"type": "string"}, "status": {"type": "string"}}),
                 params=[MID],
-                body=_obj({"order_id": _str(40), "client_id": client}),
+                body=specs.schema(specs.TRIGGER_DISPENSE),
                 errors=(402,),
             )
         },
@@ -278,7 +256,7 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "Test mode only: complete a payment at the built-in gateway",
                 {"type": "object", "additionalProperties": {"type": "string"}},
-                body=_obj({"gateway_order_id": _str(64), "outcome": {"enum": ["pay", "fail"]}}),
+                body=specs.schema(specs.TEST_CHECKOUT),
                 errors=(402,),
                 tag="test mode",
             )
@@ -298,7 +276,7 @@ def _paths() -> dict[str, Any]:
                 "Device fallback: report a command's units out (idempotent)",
                 _obj({"cmd_id": {"type": "string"}, "applied": {"type": "boolean"}}),
                 params=[MID],
-                body=_obj({"cmd_id": _str(64), "dispensed": _int(0, 1000)}),
+                body=specs.schema(specs.CONFIRM),
                 auth=True,
                 errors=(404,),
                 tag="device",
@@ -309,7 +287,7 @@ def _paths() -> dict[str, Any]:
                 "Device fallback: report an error",
                 _obj({"recorded": {"type": "boolean"}}),
                 params=[MID],
-                body=_obj({"code": _str(128), "detail": _or_null(_str(512, 0))}, ["code"]),
+                body=specs.schema(specs.REPORT_ERROR),
                 auth=True,
                 errors=(404,),
                 tag="device",
@@ -319,7 +297,7 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "Admin token for scripts (valid one hour)",
                 _obj({"token": {"type": "string"}, "expires_in": {"const": 3600}}),
-                body=_obj({"username": _str(64), "password": _str(256)}),
+                body=specs.schema(specs.LOGIN),
                 errors=(401, 429),
                 tag="admin",
             )
@@ -344,17 +322,7 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "Register a machine; the API key is shown once",
                 _obj({"machine_id": {"type": "string"}, "api_key": {"type": "string"}}),
-                body=_obj(
-                    {
-                        "machine_id": _str(32, pattern="^[A-Za-z0-9_-]{1,32}$"),
-                        "name": _str(100),
-                        "location": _or_null(_str(200)),
-                        "price": PRICE_IN,
-                        "capacity": _int(1, 10000),
-                        "stock": _int(0, 10000),
-                    },
-                    ["machine_id", "name", "price", "capacity"],
-                ),
+                body=specs.schema(specs.REGISTER),
                 auth=True,
                 status=201,
                 errors=(409,),
@@ -366,7 +334,7 @@ def _paths() -> dict[str, Any]:
                 "Set a machine's stock (restock)",
                 _obj({"machine_id": {"type": "string"}, "stock": _int(), "capacity": _int()}),
                 params=[MID],
-                body=_obj({"stock": _int(0, 10000)}),
+                body=specs.schema(specs.UPDATE_STOCK),
                 auth=True,
                 errors=(404, 409),
                 tag="admin",

@@ -11,12 +11,11 @@ from starlette.routing import Route
 from api.commit_feed import order_channel
 from api.errors import InvalidRequest, PaymentFailed
 from api.http import body as b
-from api.http import streams
+from api.http import specs, streams
 from api.http.deps import services, source_address
 from api.lifecycle.decide import shopper_done
 from api.payments.test_gateway import TestGateway
 from schema import topics
-from schema.models import FEEDBACK_COMMENT_MAX
 
 
 def machine_id(request: Request) -> str:
@@ -36,11 +35,11 @@ async def machines(request: Request) -> Response:
 
 
 async def lock_by_code(request: Request) -> Response:
-    body = await b.json_object(request)
+    body = await specs.read(request, specs.LOCK_BY_CODE)
     lock = await services(request).locks.lock_by_code(
-        b.text(body, "code", max_len=16),
-        b.text(body, "client_id", max_len=64),
-        b.optional_text(body, "machine_id", max_len=32),
+        body["code"],
+        body["client_id"],
+        body["machine_id"],
         source=source_address(request),
     )
     return JSONResponse(
@@ -55,21 +54,15 @@ async def lock_by_code(request: Request) -> Response:
 
 
 async def unlock(request: Request) -> Response:
-    body = await b.json_object(request)
-    await services(request).locks.unlock(
-        machine_id(request),
-        b.text(body, "client_id", max_len=64),
-        b.text(body, "session_id", max_len=40),
-    )
+    body = await specs.read(request, specs.UNLOCK)
+    await services(request).locks.unlock(machine_id(request), body["client_id"], body["session_id"])
     return JSONResponse({"unlocked": True})
 
 
 async def create_order(request: Request) -> Response:
-    body = await b.json_object(request)
+    body = await specs.read(request, specs.CREATE_ORDER)
     created = await services(request).orders.create(
-        b.text(body, "session_id", max_len=40),
-        b.text(body, "client_id", max_len=64),
-        b.integer(body, "quantity", low=1, high=1000),
+        body["session_id"], body["client_id"], body["quantity"]
     )
     return JSONResponse(
         {
@@ -84,11 +77,9 @@ async def create_order(request: Request) -> Response:
 
 
 async def verify_payment(request: Request) -> Response:
-    body = await b.json_object(request)
+    body = await specs.read(request, specs.VERIFY_PAYMENT)
     order = await services(request).orders.verify(
-        b.text(body, "razorpay_order_id", max_len=64),
-        b.text(body, "razorpay_payment_id", max_len=64),
-        b.text(body, "razorpay_signature", max_len=256),
+        body["razorpay_order_id"], body["razorpay_payment_id"], body["razorpay_signature"]
     )
     return JSONResponse({"order_id": order.id, "status": order.status})
 
@@ -98,12 +89,12 @@ async def order_status(request: Request) -> Response:
 
 
 async def order_feedback(request: Request) -> Response:
-    body = await b.json_object(request)
+    body = await specs.read(request, specs.FEEDBACK)
     feedback = await services(request).feedback.give(
         str(request.path_params["order_id"])[:64],
-        b.text(body, "client_id", max_len=64),
-        b.text(body, "rating", max_len=8),
-        b.text(body, "comment", max_len=FEEDBACK_COMMENT_MAX, required=False, min_len=0) or None,
+        body["client_id"],
+        body["rating"],
+        body["comment"] or None,
         source=source_address(request),
     )
     return JSONResponse(
@@ -166,11 +157,9 @@ async def razorpay_webhook(request: Request) -> Response:
 
 
 async def trigger_dispense(request: Request) -> Response:
-    body = await b.json_object(request)
+    body = await specs.read(request, specs.TRIGGER_DISPENSE)
     order = await services(request).orders.trigger(
-        machine_id(request),
-        b.text(body, "order_id", max_len=40),
-        b.text(body, "client_id", max_len=64),
+        machine_id(request), body["order_id"], body["client_id"]
     )
     return JSONResponse({"order_id": order.id, "status": order.status})
 
@@ -180,13 +169,8 @@ async def test_checkout(request: Request) -> Response:
     gateway = services(request).gateway
     if not isinstance(gateway, TestGateway):
         raise InvalidRequest("test checkout is off: live payments are configured")
-    body = await b.json_object(request)
-    outcome = b.text(body, "outcome", max_len=8)
-    if outcome not in ("pay", "fail"):
-        raise InvalidRequest("outcome must be pay or fail")
-    proof = await gateway.checkout(
-        b.text(body, "gateway_order_id", max_len=64), succeed=outcome == "pay"
-    )
+    body = await specs.read(request, specs.TEST_CHECKOUT)
+    proof = await gateway.checkout(body["gateway_order_id"], succeed=body["outcome"] == "pay")
     if "error" in proof:
         raise PaymentFailed("the test payment failed, as chosen; nothing was charged")
     return JSONResponse(proof)

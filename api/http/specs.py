@@ -1,0 +1,192 @@
+"""Each route's request body, written once: parsed by the route, described by /openapi.json.
+
+A spec is a tuple of fields, checked in order (the first bad field is the error).
+``rule`` holds JSON Schema keywords a service checks after parsing (a price's floor,
+the rating's values): written here so the document shows them, enforced there so the
+error stays the service's own.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from api.errors import InvalidRequest
+from api.http import body as b
+from schema.models import FEEDBACK_COMMENT_MAX
+
+MACHINE_ID_PATTERN = {"pattern": "^[A-Za-z0-9_-]{1,32}$"}
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string of min_len..max_len characters; when not required, null or absent is `absent`."""
+
+    name: str
+    max_len: int
+    min_len: int = 1
+    required: bool = True
+    absent: str | None = None
+    choices: tuple[str, ...] = ()
+    rule: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Integer:
+    """An integer in low..high; `high` may name an earlier field whose value is the bound."""
+
+    name: str
+    low: int
+    high: int | str
+    default: int | None = None
+    rule: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass(frozen=True)
+class Object:
+    """A nested object; anything but an object reads as an empty one."""
+
+    name: str
+    fields: "Spec"
+    required: bool = True
+    description: str = ""
+
+
+Field = Text | Integer | Object
+Spec = tuple[Field, ...]
+
+
+def parse(spec: Spec, body: dict[str, Any]) -> dict[str, Any]:
+    """The body's fields, checked in the spec's order; InvalidRequest on the first bad one."""
+    out: dict[str, Any] = {}
+    for f in spec:
+        out[f.name] = _value(f, body, out)
+    return out
+
+
+async def read(request: Request, spec: Spec) -> dict[str, Any]:
+    """The request's JSON body, parsed by the spec."""
+    return parse(spec, await b.json_object(request))
+
+
+def _value(f: Field, body: dict[str, Any], seen: dict[str, Any]) -> Any:
+    if isinstance(f, Object):
+        inner = body.get(f.name)
+        return parse(f.fields, inner if isinstance(inner, dict) else {})
+    if isinstance(f, Integer):
+        high = seen[f.high] if isinstance(f.high, str) else f.high
+        return b.integer(body, f.name, low=f.low, high=high, default=f.default)
+    if not f.required and body.get(f.name) is None:
+        return f.absent
+    value = b.text(body, f.name, max_len=f.max_len, min_len=f.min_len)
+    if f.choices and value not in f.choices:
+        raise InvalidRequest(f"{f.name} must be {' or '.join(f.choices)}")
+    return value
+
+
+def schema(spec: Spec) -> dict[str, Any]:
+    """The JSON Schema of a body that follows the spec."""
+    return {
+        "type": "object",
+        "properties": {f.name: _field_schema(f, spec) for f in spec},
+        "required": [f.name for f in spec if f.required],
+    }
+
+
+def _field_schema(f: Field, spec: Spec) -> dict[str, Any]:
+    out: dict[str, Any]
+    if isinstance(f, Object):
+        out = schema(f.fields)
+    elif isinstance(f, Integer):
+        out = {"type": "integer", "minimum": f.low, "maximum": _bound(f.high, spec), **f.rule}
+    elif f.choices or "enum" in f.rule:
+        out = {"enum": list(f.choices) or f.rule["enum"]}
+    else:
+        out = {"type": "string", "minLength": f.min_len, "maxLength": f.max_len, **f.rule}
+        if not f.required:
+            out["type"] = ["string", "null"]
+    if f.description:
+        out["description"] = f.description
+    return out
+
+
+def _bound(high: int | str, spec: Spec) -> int:
+    """A bound named by another field is documented as that field's own maximum."""
+    if isinstance(high, int):
+        return high
+    other = next(f for f in spec if f.name == high)
+    assert isinstance(other, Integer)
+    return _bound(other.high, spec)
+
+
+CLIENT_ID = Text("client_id", 64, description="The shopper's browser, a random id it keeps")
+SESSION_ID = Text("session_id", 40, description="The lock's session, from lock-by-code")
+
+LOCK_BY_CODE: Spec = (
+    Text("code", 16, description="The code on the machine's display"),
+    CLIENT_ID,
+    Text("machine_id", 32, required=False, rule=MACHINE_ID_PATTERN),
+)
+UNLOCK: Spec = (CLIENT_ID, SESSION_ID)
+CREATE_ORDER: Spec = (SESSION_ID, CLIENT_ID, Integer("quantity", 1, 1000))
+VERIFY_PAYMENT: Spec = (
+    Text("razorpay_order_id", 64),
+    Text("razorpay_payment_id", 64),
+    Text("razorpay_signature", 256),
+)
+FEEDBACK: Spec = (
+    CLIENT_ID,
+    Text("rating", 8, rule={"enum": ["up", "down"]}),
+    Text("comment", FEEDBACK_COMMENT_MAX, min_len=0, required=False),
+)
+TRIGGER_DISPENSE: Spec = (Text("order_id", 40), CLIENT_ID)
+TEST_CHECKOUT: Spec = (
+    Text("outcome", 8, choices=("pay", "fail")),
+    Text("gateway_order_id", 64),
+)
+CONFIRM: Spec = (
+    Text("cmd_id", 64),
+    Integer("dispensed", 0, 1000, description="Units that came out"),
+)
+REPORT_ERROR: Spec = (
+    Text("code", 128),
+    Text("detail", 512, min_len=0, required=False, absent=""),
+)
+LOGIN: Spec = (Text("username", 64), Text("password", 256))
+REGISTER: Spec = (
+    Integer("capacity", 1, 10_000),
+    Text("machine_id", 32, rule=MACHINE_ID_PATTERN),
+    Text("name", 100),
+    Text("location", 200, required=False),
+    Object(
+        "price",
+        (
+            Integer("amount", 0, 10_000_000, rule={"minimum": 100}, description="In paise"),
+            Text("currency", 3, min_len=3, rule={"enum": ["INR"]}),
+        ),
+    ),
+    Integer("stock", 0, "capacity", default=0),
+)
+UPDATE_STOCK: Spec = (Integer("stock", 0, 10_000),)
+
+# Every route with a JSON body: (method, path) -> its spec.
+ROUTES: dict[tuple[str, str], Spec] = {
+    ("post", "/api/lock-by-code"): LOCK_BY_CODE,
+    ("post", "/api/machine/{mid}/unlock"): UNLOCK,
+    ("post", "/create-order"): CREATE_ORDER,
+    ("post", "/verify-payment"): VERIFY_PAYMENT,
+    ("post", "/api/orders/{order_id}/feedback"): FEEDBACK,
+    ("post", "/api/machine/{mid}/trigger-dispense"): TRIGGER_DISPENSE,
+    ("post", "/api/test-gateway/checkout"): TEST_CHECKOUT,
+    ("post", "/api/machine/{mid}/confirm"): CONFIRM,
+    ("post", "/api/machine/{mid}/report-error"): REPORT_ERROR,
+    ("post", "/api/admin/login"): LOGIN,
+    ("post", "/api/machine/register"): REGISTER,
+    ("post", "/api/machine/{mid}/update-stock"): UPDATE_STOCK,
+}
