@@ -291,6 +291,11 @@ async def test_too_many_wrong_codes_make_the_shopper_wait(
             await expect(error).to_have_text(re.compile(r"^That code doesn't match"))
             await page.get_by_label("Code on the machine's display").fill("")
             await expect(error).to_be_empty()
-    # One wrong code is forgiven a minute later (docs/security.md).
-    await expect(error).to_have_text("Too many wrong codes. Please wait 1 minute and try again.")
+    # One wrong code is forgiven a minute after the first (docs/security.md): the wait
+    # is what is left of that minute, a few seconds less on a slow run.
+    await expect(error).to_have_text(
+        re.compile(
+            r"^Too many wrong codes\. Please wait (1 minute|[45]\d seconds) and try again\.$"
+        )
+    )
     await expect(page.get_by_role("button", name="Unlock")).to_be_disabled()
