@@ -22,7 +22,7 @@ from api.services.machines import NewMachine
 from api.settings import async_database_url
 from schema.models import RateBudget
 from tests.support.databases import migrate_async
-from tests.support.stack import ADMIN_PASSWORD, Stack, running_stack
+from tests.support.stack import ADMIN_PASSWORD, Stack, two_servers
 
 pytest_plugins = ["tests.support.db_fixtures"]
 pytestmark = [pytest.mark.postgres]
@@ -91,13 +91,7 @@ async def test_a_long_key_is_stored_by_its_digest(postgresql_url: str) -> None:
 
 @pytest.fixture
 async def pair(tmp_path: Path, postgresql_url: str) -> AsyncIterator[tuple[Stack, Stack]]:
-    await migrate_async(postgresql_url)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    async with (
-        running_stack(tmp_path / "a", mqtt=False, database_url=postgresql_url) as a,
-        running_stack(tmp_path / "b", mqtt=False, database_url=postgresql_url) as b,
-    ):
+    async with two_servers(tmp_path, postgresql_url) as (a, b):
         yield a, b
 
 

@@ -1,8 +1,8 @@
 """Machines over TLS on the listener `smartvend mosquitto-config --tls-port` writes."""
 
 import secrets
-import shutil
 import ssl
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -11,49 +11,37 @@ import trustme
 from broker import mosquitto
 from broker.passwords import hash_secret
 from schema import topics
-from tests.e2e.external import readable_dir, start
-from tests.support.ports import free_port
+from tests.e2e.external import mosquitto_two_ports
 
 pytestmark = pytest.mark.mosquitto
 
 
 async def test_a_machine_speaks_tls_and_the_server_hears_it() -> None:
-    folder = readable_dir()
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "server.pem"))
-    (folder / "server.pem").chmod(0o644)  # mosquitto reads it as its own user
     keys = {"smartvend-server": secrets.token_urlsafe(24), "m-1": secrets.token_urlsafe(24)}
     accounts = [
         ("smartvend-server", "server", hash_secret(keys["smartvend-server"])),
         ("m-1", "machine", hash_secret(keys["m-1"])),
     ]
-    for name, text in (("passwd", mosquitto.password_file(accounts)),
-                       ("acl", mosquitto.acl_file(accounts))):  # fmt: skip
-        (folder / name).write_text(text)
-        (folder / name).chmod(0o644)
-    process = None
-    try:
-        for _attempt in range(3):
-            plain, tls = free_port(), free_port()
-            conf = folder / "mosquitto.conf"
-            conf.write_text(
-                mosquitto.mosquitto_conf(
-                    port=plain,
-                    host="127.0.0.1",
-                    password_file=str(folder / "passwd"),
-                    acl_file=str(folder / "acl"),
-                    persistence_dir=None,
-                    tls_listener=mosquitto.TlsListener(
-                        tls, "127.0.0.1", str(folder / "server.pem"), str(folder / "server.pem")
-                    ),
-                )
-            )
-            conf.chmod(0o644)
-            process = await start(conf, folder / "mosquitto.log", tls)
-            if process is not None:
-                break
-        assert process is not None, (folder / "mosquitto.log").read_text()
+    files = {
+        "server.pem": cert.private_key_and_cert_chain_pem.bytes().decode(),
+        "passwd": mosquitto.password_file(accounts),
+        "acl": mosquitto.acl_file(accounts),
+    }
+
+    def conf(folder: Path, plain: int, tls: int) -> str:
+        pem = str(folder / "server.pem")
+        return mosquitto.mosquitto_conf(
+            port=plain,
+            host="127.0.0.1",
+            password_file=str(folder / "passwd"),
+            acl_file=str(folder / "acl"),
+            persistence_dir=None,
+            tls_listener=mosquitto.TlsListener(tls, "127.0.0.1", pem, pem),
+        )
+
+    async with mosquitto_two_ports(files, conf) as (plain, tls):
         context = ssl.create_default_context()
         ca.configure_trust(context)
         async with aiomqtt.Client(
@@ -79,8 +67,3 @@ async def test_a_machine_speaks_tls_and_the_server_hears_it() -> None:
                 "127.0.0.1", tls, username="m-1", password=keys["m-1"], timeout=2
             ):
                 pass
-    finally:
-        if process is not None and process.returncode is None:
-            process.terminate()
-            await process.wait()
-        shutil.rmtree(folder, ignore_errors=True)

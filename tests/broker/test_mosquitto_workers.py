@@ -3,8 +3,8 @@
 import asyncio
 import contextlib
 import secrets
-import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -12,8 +12,7 @@ import pytest
 from broker import mosquitto
 from broker.passwords import hash_secret
 from schema import topics
-from tests.e2e.external import readable_dir, start
-from tests.support.ports import free_port
+from tests.e2e.external import mosquitto_two_ports
 
 pytestmark = pytest.mark.mosquitto
 MESSAGES = 30
@@ -22,7 +21,6 @@ MESSAGES = 30
 @contextlib.asynccontextmanager
 async def two_listeners(keys: dict[str, str]) -> AsyncIterator[tuple[int, int]]:
     """Mosquitto with the machines' listener and the workers' one; yields both ports."""
-    folder = readable_dir()
     server = [("smartvend-server", "server", hash_secret(keys["smartvend-server"]))]
     machines = [("m-1", "machine", hash_secret(keys["m-1"]))]
     files = {
@@ -31,40 +29,21 @@ async def two_listeners(keys: dict[str, str]) -> AsyncIterator[tuple[int, int]]:
         "passwd-server": mosquitto.password_file(server),
         "acl-server": mosquitto.acl_file(server),
     }
-    for name, text in files.items():
-        (folder / name).write_text(text)
-        (folder / name).chmod(0o644)
-    process = None
-    try:
-        for _attempt in range(3):
-            device_port, server_port = free_port(), free_port()
-            conf = folder / "mosquitto.conf"
-            conf.write_text(
-                mosquitto.mosquitto_conf(
-                    port=device_port,
-                    host="127.0.0.1",
-                    password_file=str(folder / "passwd"),
-                    acl_file=str(folder / "acl"),
-                    persistence_dir=None,
-                    server_listener=mosquitto.ServerListener(
-                        server_port,
-                        "127.0.0.1",
-                        str(folder / "passwd-server"),
-                        str(folder / "acl-server"),
-                    ),
-                )
-            )
-            conf.chmod(0o644)
-            process = await start(conf, folder / "mosquitto.log", server_port)
-            if process is not None:
-                break
-        assert process is not None, (folder / "mosquitto.log").read_text()
-        yield device_port, server_port
-    finally:
-        if process is not None and process.returncode is None:
-            process.terminate()
-            await process.wait()
-        shutil.rmtree(folder, ignore_errors=True)
+
+    def conf(folder: Path, device_port: int, server_port: int) -> str:
+        return mosquitto.mosquitto_conf(
+            port=device_port,
+            host="127.0.0.1",
+            password_file=str(folder / "passwd"),
+            acl_file=str(folder / "acl"),
+            persistence_dir=None,
+            server_listener=mosquitto.ServerListener(
+                server_port, "127.0.0.1", str(folder / "passwd-server"), str(folder / "acl-server")
+            ),
+        )
+
+    async with mosquitto_two_ports(files, conf) as ports:
+        yield ports
 
 
 def worker(port: int, key: str, client_id: str) -> aiomqtt.Client:

@@ -11,7 +11,7 @@ import contextlib
 import shutil
 import socket
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +109,35 @@ async def start(conf: Path, log: Path, port: int) -> asyncio.subprocess.Process 
         process.terminate()
     await process.wait()
     return None
+
+
+@contextlib.asynccontextmanager
+async def mosquitto_two_ports(
+    files: dict[str, str], conf_for: Callable[[Path, int, int], str]
+) -> AsyncIterator[tuple[int, int]]:
+    """Mosquitto with ``files`` written beside its config and two listeners on free
+    ports (``conf_for(folder, first, second)`` writes the config); yields both ports."""
+    folder = readable_dir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+        (folder / name).chmod(0o644)  # mosquitto drops to its own user
+    process = None
+    try:
+        for _attempt in range(3):  # a free port may be taken before mosquitto binds it
+            first, second = free_port(), free_port()
+            conf = folder / "mosquitto.conf"
+            conf.write_text(conf_for(folder, first, second))
+            conf.chmod(0o644)
+            process = await start(conf, folder / "mosquitto.log", second)
+            if process is not None:
+                break
+        assert process is not None, (folder / "mosquitto.log").read_text()
+        yield first, second
+    finally:
+        if process is not None and process.returncode is None:
+            process.terminate()
+            await process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager

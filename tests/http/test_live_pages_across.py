@@ -20,9 +20,8 @@ from api.services.machines import NewMachine
 from tests.benchmarks.measure import percentile
 from tests.http.test_live_streams import frames
 from tests.http.test_shopper_api import paid_order
-from tests.support.databases import migrate_async
 from tests.support.services import unfinished_commands
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack, two_servers
 
 pytest_plugins = ["tests.support.db_fixtures"]
 pytestmark = [pytest.mark.postgres]
@@ -33,13 +32,7 @@ TARGET_P99_MS = 100.0  # the issue's goal; printed, not asserted as a speed limi
 
 @pytest.fixture
 async def pair(tmp_path: Path, postgresql_url: str) -> AsyncIterator[tuple[Stack, Stack]]:
-    await migrate_async(postgresql_url)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    async with (
-        running_stack(tmp_path / "a", mqtt=False, database_url=postgresql_url) as a,
-        running_stack(tmp_path / "b", mqtt=False, database_url=postgresql_url) as b,
-    ):
+    async with two_servers(tmp_path, postgresql_url) as (a, b):
         assert isinstance(a.app.state.notifier, PgNotifier)
         assert isinstance(b.app.state.notifier, PgNotifier)
         yield a, b

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from api.services.container import Services
 from api.settings import Settings
 from schema.models import Base
+from tests.support.databases import migrate_async
 from tests.support.ports import free_port
 from tests.support.uvicorn_server import serve
 
@@ -64,3 +65,16 @@ async def running_stack(tmp: Path, *, mqtt: bool = True, **kwargs: Any) -> Async
     app = create_app(settings, mqtt=mqtt, **app_kwargs)
     async with serve(app) as url:
         yield Stack(url=url, app=app, settings=settings)
+
+
+@contextlib.asynccontextmanager
+async def two_servers(tmp: Path, database_url: str) -> AsyncIterator[tuple[Stack, Stack]]:
+    """Two servers (as two workers or hosts would be) on one migrated database."""
+    await migrate_async(database_url)
+    (tmp / "a").mkdir()
+    (tmp / "b").mkdir()
+    async with (
+        running_stack(tmp / "a", mqtt=False, database_url=database_url) as a,
+        running_stack(tmp / "b", mqtt=False, database_url=database_url) as b,
+    ):
+        yield a, b
