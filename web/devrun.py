@@ -152,9 +152,15 @@ def wait_any(children: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]
 
 
 def stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the simulator, then the server (the first child), each cleanly.
+
+    The server shuts down gracefully on SIGINT. The simulator may still be starting
+    its interpreter, where SIGINT prints a KeyboardInterrupt traceback; SIGTERM ends
+    it quietly at any moment (its machines' wills say they are gone).
+    """
     for child in reversed(children):
         if child.poll() is None:
-            child.send_signal(signal.SIGINT)
+            child.send_signal(signal.SIGINT if child is children[0] else signal.SIGTERM)
     for child in children:
         try:
             child.wait(timeout=10)
