@@ -17,3 +17,15 @@ async def every(interval_s: float, name: str, work: Callable[[], Awaitable[objec
         except Exception:
             log.exception("%s failed; trying again in %.1f s", name, interval_s)
         await asyncio.sleep(interval_s)
+
+
+def stop_if_cancelled() -> None:
+    """Raise ``CancelledError`` when this task was told to stop but an await lost it.
+
+    On Python 3.11 ``asyncio.wait_for`` (aiomqtt waits for acknowledgements with it)
+    drops a cancel that arrives just as the awaited thing finishes. A task that loops
+    over such awaits checks this each turn, so it still stops when told to.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

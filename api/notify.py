@@ -38,7 +38,8 @@ class Subscription:
         """What was published since the last call, oldest first; [] after idle_s or on close."""
         if not self._pending and not self.closed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), idle_s)
+                async with asyncio.timeout(idle_s):
+                    await self._ready.wait()
         self._ready.clear()
         out = list(self._pending)
         self._pending.clear()

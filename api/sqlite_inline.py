@@ -19,7 +19,16 @@ INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("sqlite_inline", d
 
 
 class HybridConnection(aiosqlite.Connection):
-    """An aiosqlite connection whose operations run inline while ``INLINE`` is set."""
+    """An aiosqlite connection whose operations run inline while ``INLINE`` is set.
+
+    Its worker thread is a daemon: a connection that was never closed (a task
+    cancelled mid-transaction at shutdown) must not keep the process alive,
+    waiting for work that will never come. Committed data is already on disk.
+    """
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
+        super().__init__(connector, iter_chunk_size)
+        self._thread.daemon = True
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if INLINE.get() and self._running and self._connection is not None:

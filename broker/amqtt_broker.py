@@ -135,7 +135,8 @@ class GuardedBroker(Routing, Broker):  # type: ignore[misc]
         finished = getattr(handler, "finished", None)
         if finished is not None:
             try:
-                await asyncio.wait_for(finished.wait(), _KICK_TIMEOUT)
+                async with asyncio.timeout(_KICK_TIMEOUT):
+                    await finished.wait()
             except TimeoutError:
                 log.warning("client %s did not stop within %ss", client_id, _KICK_TIMEOUT)
         return True
@@ -205,9 +206,8 @@ class GuardedBroker(Routing, Broker):  # type: ignore[misc]
     ) -> tuple[BrokerProtocolHandler, Session]:
         where = f"{remote_address}:{remote_port}"
         try:
-            session: Session = await asyncio.wait_for(
-                read_connect(reader, writer, self._connect_limit), self._connect_timeout
-            )
+            async with asyncio.timeout(self._connect_timeout):
+                session: Session = await read_connect(reader, writer, self._connect_limit)
         except TimeoutError as exc:
             self.stats.connect_timeouts += 1
             log.info("no CONNECT from %s within %ss; closing", where, self._connect_timeout)

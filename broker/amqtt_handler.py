@@ -151,7 +151,8 @@ class Handler(BrokerProtocolHandler):  # type: ignore[misc]
             writer._writer.close()
         elif writer is not None:
             try:
-                await asyncio.wait_for(writer.close(), _CLOSE_TIMEOUT)
+                async with asyncio.timeout(_CLOSE_TIMEOUT):
+                    await writer.close()
             except (OSError, RuntimeError, TimeoutError, asyncio.CancelledError):
                 log.debug("closing a connection failed", exc_info=True)
         self._end(None)

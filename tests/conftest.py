@@ -1,8 +1,10 @@
-"""Test-wide settings: hypothesis profiles (CI runs more examples)."""
+"""Test-wide settings: hypothesis profiles (CI runs more examples), deadlines."""
 
 import os
 
 from hypothesis import HealthCheck, settings
+
+pytest_plugins = ["tests.support.deadlines"]
 
 settings.register_profile(
     "ci",

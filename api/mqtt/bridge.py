@@ -32,6 +32,7 @@ import aiomqtt
 from sqlalchemy import event
 
 from api.accounts import server_credentials
+from api.background import stop_if_cancelled
 from api.db import session_class
 from api.instrument import count_mqtt
 from api.mqtt.drain import Outgoing, Publish, drain, publish_in_order, retained_snapshot
@@ -175,6 +176,7 @@ class Bridge:
     async def _connection_loop(self) -> None:
         delay = self._min_backoff
         while True:
+            stop_if_cancelled()
             try:
                 async with self._client() as client:
                     delay = self._min_backoff
@@ -236,6 +238,7 @@ class Bridge:
             log.error("the broker refused the server's subscriptions %s", refused)
         self._republish_due = True
         while True:
+            stop_if_cancelled()
             if self._republish_due and self._leads():
                 # The leader: the backlog, then every retained message the broker may have lost.
                 self._republish_due = False
@@ -248,7 +251,8 @@ class Bridge:
                 log.info("republished %d retained messages", len(snapshot))
             self.connected.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                async with asyncio.timeout(self._poll_s):
+                    await self._wake.wait()
             if not self._leads():
                 self._republish_due = True  # for when leadership comes (back) here
             await self._drain_pass(publish)
@@ -290,9 +294,7 @@ class Bridge:
         """An orderly ``offline`` before a clean disconnect (which fires no will)."""
         payload = messages.server_offline(self.services.ctx.clock.now())
         try:
-            await asyncio.wait_for(
-                client.publish(topics.SERVER_STATUS, payload, qos=1, retain=True),
-                GOODBYE_TIMEOUT,
-            )
+            async with asyncio.timeout(GOODBYE_TIMEOUT):
+                await client.publish(topics.SERVER_STATUS, payload, qos=1, retain=True)
         except (aiomqtt.MqttError, TimeoutError):
             log.info("could not publish the server's offline status")

@@ -105,9 +105,11 @@ def shown_code(vm: VirtualMachine) -> str | None:
     return found.group(1) if found else None
 
 
-async def lcd_code(vm: VirtualMachine, *, other_than: str | None = None) -> str:
+async def lcd_code(
+    vm: VirtualMachine, *, other_than: str | None = None, within: float = WAIT_S
+) -> str:
     """The code the machine's LCD shows (a new one when ``other_than`` is given)."""
-    await vm.wait_for(lambda: shown_code(vm) not in (None, other_than), WAIT_S)
+    await vm.wait_for(lambda: shown_code(vm) not in (None, other_than), within)
     code = shown_code(vm)
     assert code is not None
     return code

@@ -53,6 +53,7 @@ KILL_FOLLOWER_AT = 10
 TAKEOVER_LIMIT_S = 5.0
 SHOPPER_PATHS = ("/api/lock-by-code", "/create-order", "/verify-payment")
 LOCK_TTL_S = 8  # a lock whose shopper lost its answer frees the machine soon
+PURCHASE_LIMIT_S = 90.0
 PAGES = 12  # order pages opened for the last purchase, each on a new connection
 LIFECYCLE = ["created", "paid", "dispensing", "dispensed"]
 
@@ -82,13 +83,25 @@ class Shoppers:
                         raise
 
     async def buy(self, vm: VirtualMachine, client_id: str, quantity: int) -> str:
-        """One purchase, as a shopper who starts again when a worker dies under them."""
+        """One purchase, as a shopper who starts again when a worker dies under them.
+
+        After a failed attempt the shopper waits for a new code (a lock whose answer
+        was lost frees the machine after ``LOCK_TTL_S``, and the LCD moves on), or
+        else tries the code shown. A purchase that cannot finish says why each
+        attempt failed."""
+        failures: list[str] = []
+        deadline = time.monotonic() + PURCHASE_LIMIT_S
         code = await flow.lcd_code(vm)
         while True:
             try:
                 return await self._attempt(code, client_id, quantity)
-            except (httpx.TransportError, AssertionError):
-                code = await flow.lcd_code(vm, other_than=code)  # after the lock expires
+            except (httpx.TransportError, AssertionError) as exc:
+                failures.append(f"code {code}: {exc!r}")
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{client_id} could not buy: {failures}") from exc
+            with contextlib.suppress(TimeoutError):
+                await flow.lcd_code(vm, other_than=code, within=2 * LOCK_TTL_S)
+            code = await flow.lcd_code(vm)
 
     async def _attempt(self, code: str, client_id: str, quantity: int) -> str:
         lock = await self.post(

@@ -25,6 +25,7 @@ LEADER = "this worker is now the leader"
 CONNECTED = "connected to the MQTT broker"
 REPUBLISHED = "republished"
 START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
 
 
 class Workers:
@@ -117,6 +118,7 @@ async def serve_workers(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group: see ``stop``
     )
     workers = Workers(process, f"http://127.0.0.1:{port}")
     reader = asyncio.create_task(workers._read())
@@ -135,11 +137,29 @@ async def serve_workers(
             assert ready.status_code == 200, (ready.text, workers.raw[-15:])
         yield workers
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        stopped = await stop(process)
+        reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
+    if not stopped:
+        tail = "\n".join(workers.raw[-40:])
+        raise AssertionError(
+            f"the server did not stop {STOP_TIMEOUT_S:.0f} s after SIGTERM\n{tail}"
+        )
+
+
+async def stop(process: asyncio.subprocess.Process) -> bool:
+    """SIGTERM the supervisor; whatever of its group is left after ``STOP_TIMEOUT_S`` is
+    killed (a worker outliving its supervisor would hold the log pipe open).
+    True when it stopped by itself."""
+    if process.returncode is not None:
+        return True
+    process.terminate()
+    try:
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            await process.wait()
+        return True
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+        return False
