@@ -25,6 +25,9 @@ def stop_if_cancelled() -> None:
     On Python 3.11 ``asyncio.wait_for`` (aiomqtt waits for acknowledgements with it)
     drops a cancel that arrives just as the awaited thing finishes. A task that loops
     over such awaits checks this each turn, so it still stops when told to.
+
+    Only for a task that runs no ``TaskGroup`` of its own: on 3.11 a group whose child
+    failed leaves its parent task with a cancel request counted.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():

@@ -21,6 +21,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 Predicate = Callable[[], bool]
 
+TICK_MS = 1  # the resolution of ``ticks_ms``
+
 
 class MQTTException(Exception):
     """The broker refused the connection (as umqtt.simple raises it)."""
@@ -291,6 +293,8 @@ class HostHal:
         return int(time.time() + self.clock_skew)
 
     def ticks_ms(self) -> int:
+        """Whole milliseconds, as on the chip: a span the firmware times as N ticks
+        lasted more than N - TICK_MS milliseconds."""
         return int(time.monotonic() * 1000)
 
     def ticks_diff(self, later: int, earlier: int) -> int:

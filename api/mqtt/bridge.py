@@ -176,7 +176,6 @@ class Bridge:
     async def _connection_loop(self) -> None:
         delay = self._min_backoff
         while True:
-            stop_if_cancelled()
             try:
                 async with self._client() as client:
                     delay = self._min_backoff
@@ -238,7 +237,7 @@ class Bridge:
             log.error("the broker refused the server's subscriptions %s", refused)
         self._republish_due = True
         while True:
-            stop_if_cancelled()
+            stop_if_cancelled()  # a publish's acknowledgement may have eaten the cancel
             if self._republish_due and self._leads():
                 # The leader: the backlog, then every retained message the broker may have lost.
                 self._republish_due = False

@@ -43,6 +43,18 @@ def hard_limit(item: pytest.Item) -> float:
     return float(item.config.getini("timeout") or 0)
 
 
+def awaiting(task: "asyncio.Task[Any]") -> str:
+    """Where ``task`` waits: its chain of awaits, outermost first."""
+    where = []
+    step: Any = task.get_coro()
+    while step is not None:
+        frame = getattr(step, "cr_frame", None) or getattr(step, "gi_frame", None)
+        if frame is not None:
+            where.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        step = getattr(step, "cr_await", None) or getattr(step, "gi_yieldfrom", None)
+    return f"{task.get_name()}:\n" + "\n".join(where)
+
+
 def with_deadline(
     item: pytest.Item, test: Callable[..., Awaitable[Any]], limit: float
 ) -> Callable[..., Awaitable[Any]]:
@@ -50,6 +62,11 @@ def with_deadline(
     async def run(*args: Any, **kwargs: Any) -> Any:
         spent = time.monotonic() - item.stash.get(STARTED, time.monotonic())
         budget = max(limit * SHARE - spent, 1.0)
+        seen: list[str] = []  # where every task waited when the time ran out
+        loop = asyncio.get_running_loop()
+        snapshot = loop.call_later(
+            budget, lambda: seen.extend(awaiting(task) for task in asyncio.all_tasks())
+        )
         deadline = asyncio.timeout(budget)
         try:
             async with deadline:
@@ -57,10 +74,14 @@ def with_deadline(
         except TimeoutError:
             if not deadline.expired():
                 raise
+            where = "\n".join(seen)
             pytest.fail(
                 f"still running after {limit * SHARE:.0f} s of its {limit:.0f} s limit "
-                "(setup included); cancelled so that what it started was stopped"
+                "(setup included); cancelled so that what it started was stopped. "
+                f"Where its tasks waited:\n{where}"
             )
+        finally:
+            snapshot.cancel()
 
     return run
 
