@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--telemetry-s", type=float, default=60, help="seconds between telemetry (0: none)"
     )
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--flash-dir",
+        default=None,
+        help="keep each machine's flash (boot counter, ledger) in DIR/<machine id>.json, "
+        "so machines started again announce a new boot as real ones do (default: in memory)",
+    )
     p.add_argument("--insecure", action="store_true", help="TLS without certificate checks")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     return p
@@ -93,6 +99,7 @@ async def run(args: argparse.Namespace) -> None:
         telemetry_s=args.telemetry_s,
         seed=args.seed,
         tls_context=context,
+        flash_dir=args.flash_dir,
     )
     live = sys.stdout.isatty()
     async with fleet:

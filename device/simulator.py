@@ -1,8 +1,9 @@
 """A fleet of virtual vending machines speaking the SmartVend MQTT contract.
 
 Each :class:`VirtualMachine` runs the same :class:`~device.controller.Controller`
-as the ESP32 firmware, with in-memory flash, a simulated motor, IR drop sensor
-and LCD, over its own aiomqtt connection (client id = username = machine id,
+as the ESP32 firmware, with in-memory flash (or a file per machine under
+``flash_dir``, which outlives the process as a board's flash does), a simulated
+motor, IR drop sensor and LCD, over its own aiomqtt connection (client id = username = machine id,
 password = API key, TCP_NODELAY). Faults can be injected:
 
 * ``fail_rate``: chance per unit that the item does not fall (``failed``)
@@ -26,14 +27,22 @@ Used by ``python -m device.simulate``, by tests and by the server's demo mode::
 """
 
 import asyncio
+import os
 import random
 import ssl
 import time
 from collections.abc import Iterable
 
+from device.storage import JsonFileStorage
 from device.virtual import Faults, VirtualMachine
 
 __all__ = ["Faults", "Fleet", "VirtualMachine"]
+
+
+def flash_file(flash_dir: str, machine_id: str) -> JsonFileStorage:
+    """A machine's flash as a file that outlives the simulator, boot counter included."""
+    os.makedirs(flash_dir, exist_ok=True)
+    return JsonFileStorage(os.path.join(flash_dir, f"{machine_id}.json"))
 
 
 class Fleet:
@@ -57,6 +66,7 @@ class Fleet:
         tls_context: ssl.SSLContext | None = None,
         connect_spread_s: float | None = None,
         telemetry_s: float = 60,
+        flash_dir: str | None = None,
     ) -> None:
         faults = Faults(
             fail_rate, jam_rate, drop_connection_rate, reboot_rate, clock_skew, service_s
@@ -75,6 +85,7 @@ class Fleet:
                 rng=random.Random(rng.random()),
                 tls_context=tls_context,
                 telemetry_s=telemetry_s,
+                flash=None if flash_dir is None else flash_file(flash_dir, machine_id),
             )
         count = len(self.machines)
         self.connect_spread_s = (

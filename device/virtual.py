@@ -15,13 +15,16 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
 from device.controller import Controller
 from device.storage import MemoryStorage
 from schema import topics, wire
+
+if TYPE_CHECKING:
+    from device.storage import Storage
 
 log = logging.getLogger("smartvend.simulator")
 
@@ -82,6 +85,7 @@ class VirtualMachine:
         tls_context: ssl.SSLContext | None = None,
         keepalive: int = 30,
         telemetry_s: float = 60,
+        flash: "Storage | None" = None,
     ) -> None:
         self.machine_id = machine_id
         self.api_key = api_key
@@ -98,7 +102,9 @@ class VirtualMachine:
             "drop_sensor": True,
             "telemetry_s": telemetry_s,
         }
-        self.storage = MemoryStorage()
+        # The boot counter lives here: a machine started again on the same flash
+        # announces a higher boot, as the contract asks of a real one.
+        self.storage: Storage = flash if flash is not None else MemoryStorage()
         self.controller = Controller(machine_id, self.config, self.storage, self.rng.random)
         self.stats = Stats()
         self.lcd: tuple[str, str] = ("", "")

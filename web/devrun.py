@@ -215,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                         str(credentials),
                         "--mqtt-url",
                         mqtt_url_for_devices(settings),
+                        "--flash-dir",
+                        str(settings.var_dir / "demo-flash"),
                     ],
                     env=env,
                     stdout=subprocess.DEVNULL,

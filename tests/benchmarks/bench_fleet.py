@@ -59,6 +59,9 @@ async def online_fleet(
         "credentials": str(bench.credentials),
         "machines": bench.machines,
         "spread_s": spread_s,
+        # One flash per machine for the stack's life: started again, a machine
+        # announces a higher boot, as real ones do (CONTRACT 1).
+        "flash_dir": str(bench.credentials.with_name("flash")),
     }
     say(f"fleet [{bench.label}]: starting {bench.machines} machines")
     async with workers("fleet", [config], workdir) as (fleet,):

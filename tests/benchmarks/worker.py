@@ -211,7 +211,12 @@ async def run_fleet(cfg: Config, commands: Commands) -> None:
 
     machines = load_credentials(cfg["credentials"])[: cfg.get("machines")]
     fleet = Fleet(
-        machines, cfg["host"], cfg["port"], connect_spread_s=float(cfg["spread_s"]), seed=1
+        machines,
+        cfg["host"],
+        cfg["port"],
+        connect_spread_s=float(cfg["spread_s"]),
+        seed=1,
+        flash_dir=cfg.get("flash_dir"),
     )
     await fleet.__aenter__()  # never left: os._exit below
     emit("started", machines=len(machines))
