@@ -11,7 +11,7 @@ import contextlib
 import shutil
 import socket
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,36 +43,55 @@ async def mosquitto_from_config(
     Yields the broker's port and the machines' API keys.
     """
     settings = test_settings(tmp, database_url=url)
-    conf_dir = readable_dir()
-    log = conf_dir / "mosquitto.log"
+    async with open_runtime(settings) as rt:
+        keys = {mid: await flow.register(rt.services, mid, stock=stock) for mid, stock in machines}
+    creds = server_credentials(settings)
+
+    async def configure(folder: Path, ports: list[int]) -> Path:
+        async with open_runtime(settings) as rt:
+            await write_mosquitto_config(
+                rt.services.ctx.db,
+                folder,
+                port=ports[0],
+                host="127.0.0.1",
+                server_username=creds.username,
+                server_password=creds.password,
+            )
+        return folder / CONF_FILE
+
+    async with running_mosquitto(1, configure) as (port,):
+        yield port, keys
+
+
+@contextlib.asynccontextmanager
+async def running_mosquitto(
+    count: int, configure: Callable[[Path, list[int]], Awaitable[Path]]
+) -> AsyncIterator[list[int]]:
+    """Mosquitto listening on ``count`` free loopback ports; yields them.
+
+    ``configure(folder, ports)`` writes the config (and whatever it needs) into a
+    fresh folder Mosquitto can read, and returns the config file. Started up to
+    three times with new ports, since a free port may be taken before Mosquitto
+    binds it (the last port is the one waited for). Stopped, and the folder
+    removed, on exit.
+    """
+    folder = readable_dir()
+    log = folder / "mosquitto.log"
     process: asyncio.subprocess.Process | None = None
     try:
-        async with open_runtime(settings) as rt:
-            keys = {
-                mid: await flow.register(rt.services, mid, stock=stock) for mid, stock in machines
-            }
-            creds = server_credentials(settings)
-            for _attempt in range(3):
-                port = free_port()
-                await write_mosquitto_config(
-                    rt.services.ctx.db,
-                    conf_dir,
-                    port=port,
-                    host="127.0.0.1",
-                    server_username=creds.username,
-                    server_password=creds.password,
-                )
-                process = await start(conf_dir / CONF_FILE, log, port)
-                if process is not None:
-                    break
+        for _attempt in range(3):
+            ports = [free_port() for _ in range(count)]
+            process = await start(await configure(folder, ports), log, ports[-1])
+            if process is not None:
+                break
         if process is None:
             raise RuntimeError(f"mosquitto did not start:\n{log.read_text()}")
-        yield port, keys
+        yield ports
     finally:
         if process is not None and process.returncode is None:
             process.terminate()
             await process.wait()
-        shutil.rmtree(conf_dir, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def readable_dir() -> Path:
@@ -117,27 +136,16 @@ async def mosquitto_two_ports(
 ) -> AsyncIterator[tuple[int, int]]:
     """Mosquitto with ``files`` written beside its config and two listeners on free
     ports (``conf_for(folder, first, second)`` writes the config); yields both ports."""
-    folder = readable_dir()
-    for name, text in files.items():
-        (folder / name).write_text(text)
-        (folder / name).chmod(0o644)  # mosquitto drops to its own user
-    process = None
-    try:
-        for _attempt in range(3):  # a free port may be taken before mosquitto binds it
-            first, second = free_port(), free_port()
-            conf = folder / "mosquitto.conf"
-            conf.write_text(conf_for(folder, first, second))
-            conf.chmod(0o644)
-            process = await start(conf, folder / "mosquitto.log", second)
-            if process is not None:
-                break
-        assert process is not None, (folder / "mosquitto.log").read_text()
+
+    async def configure(folder: Path, ports: list[int]) -> Path:
+        texts = {**files, "mosquitto.conf": conf_for(folder, *ports)}
+        for name, text in texts.items():
+            (folder / name).write_text(text)
+            (folder / name).chmod(0o644)  # mosquitto drops to its own user
+        return folder / "mosquitto.conf"
+
+    async with running_mosquitto(2, configure) as (first, second):
         yield first, second
-    finally:
-        if process is not None and process.returncode is None:
-            process.terminate()
-            await process.wait()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager

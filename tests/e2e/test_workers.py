@@ -12,7 +12,6 @@ page sees the status changes, whichever worker made them (LISTEN/NOTIFY).
 import asyncio
 import contextlib
 import json
-import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -33,11 +32,10 @@ from device.virtual import VirtualMachine
 from schema import topics
 from schema.models import Command, Machine, Order, Payment, Refund
 from tests.e2e import flow
-from tests.e2e.external import readable_dir, start
+from tests.e2e.external import running_mosquitto
 from tests.fakes.razorpay_server import RazorpayFake, razorpay_fake
 from tests.support import stack
 from tests.support.databases import migrate_async
-from tests.support.ports import free_port
 from tests.support.workers import CONNECTED, Workers, serve_workers
 
 pytest_plugins = ["tests.support.db_fixtures"]
@@ -139,31 +137,23 @@ async def mosquitto_with_worker_listener(
     services: Services, settings: Any
 ) -> AsyncIterator[tuple[int, int]]:
     """Mosquitto as `mosquitto-config --server-port` writes it: (machines', workers') ports."""
-    folder = readable_dir()
     creds = server_credentials(settings)
-    process = None
-    try:
-        for _attempt in range(3):
-            device_port, server_port = free_port(), free_port()
-            await write_mosquitto_config(
-                services.ctx.db,
-                folder,
-                port=device_port,
-                host="127.0.0.1",
-                server_username=creds.username,
-                server_password=creds.password,
-                server_port=server_port,
-            )
-            process = await start(folder / CONF_FILE, folder / "mosquitto.log", server_port)
-            if process is not None:
-                break
-        assert process is not None, "mosquitto did not start"
+
+    async def configure(folder: Path, ports: list[int]) -> Path:
+        device_port, server_port = ports
+        await write_mosquitto_config(
+            services.ctx.db,
+            folder,
+            port=device_port,
+            host="127.0.0.1",
+            server_username=creds.username,
+            server_password=creds.password,
+            server_port=server_port,
+        )
+        return folder / CONF_FILE
+
+    async with running_mosquitto(2, configure) as (device_port, server_port):
         yield device_port, server_port
-    finally:
-        if process is not None and process.returncode is None:
-            process.terminate()
-            await process.wait()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def follower(workers: Workers, first: set[int]) -> int:
