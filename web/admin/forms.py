@@ -4,13 +4,12 @@ Amounts are typed and explained in rupees; the services get paise.
 """
 
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
 from starlette.requests import Request
 
 from api.errors import InvalidRequest
-from api.money import money
+from api.money import AmbiguousAmount, money, parse_rupees
 from web.admin.guard import field
 
 T = TypeVar("T")
@@ -44,17 +43,11 @@ def whole_number(request: Request, name: str, label: str, low: int, high: int) -
 
 
 def rupees(request: Request, name: str, label: str) -> int:
-    """An amount typed in rupees (25, 25.50, ₹1,250), as paise."""
-    text = field(request, name, 16).replace("₹", "").replace(",", "").strip()
-    problem = f"{label} must be an amount in rupees, like 25 or 25.50."
+    """An amount typed in rupees (25, 25.50, ₹1,250), as paise; ambiguous text is refused."""
     try:
-        value = Decimal(text)
-    except InvalidOperation as exc:
-        raise InvalidRequest(problem) from exc
-    paise = value * 100
-    if not value.is_finite() or paise != paise.to_integral_value():
-        raise InvalidRequest(problem)
-    return int(paise)
+        return parse_rupees(field(request, name, 24))
+    except AmbiguousAmount as exc:
+        raise InvalidRequest(f"{label}: {exc}") from exc
 
 
 def price(request: Request, name: str, low: int, high: int) -> int:

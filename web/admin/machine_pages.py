@@ -5,6 +5,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.errors import InvalidRequest, MachineTaken
 from api.http.deps import services, settings
+from api.money import big_change
 from api.services.admin_views import DAY_S
 from api.services.machines import MAX_PRICE, MIN_PRICE, NewMachine
 from schema import topics
@@ -130,6 +131,7 @@ async def _detail_page(
     *,
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
+    confirm: dict[str, object] | None = None,
     status: int = 200,
 ) -> Response:
     views = services(request).admin_views
@@ -150,6 +152,7 @@ async def _detail_page(
             "done": DONE.get(request.query_params.get("done", "")),
             "errors": errors or {},
             "values": values or {},
+            "confirm_price": confirm,
             "events": await views.events(mid),
             "failed": await views.failed_commands(mid),
             "sales_chart": charts.bars(
@@ -196,14 +199,18 @@ async def set_stock(request: Request) -> Response:
 @admin_page
 async def set_price(request: Request) -> Response:
     mid = mid_of(request)
+    values = {"price": field(request, "price", 24)}
     try:
         amount = price(request, "price", MIN_PRICE, MAX_PRICE)
-        await services(request).machines.set_price(mid, amount)
     except InvalidRequest as exc:
-        values = {"price": field(request, "price", 16)}
         return await _detail_page(
             request, mid, errors={"price": exc.message}, values=values, status=400
         )
+    row = await services(request).admin_views.machine(mid)
+    if big_change(row.price_amount, amount) and field(request, "confirm", 8) != "yes":
+        confirm = {"amount": amount, "old": money(row.price_amount), "new": money(amount)}
+        return await _detail_page(request, mid, values=values, confirm=confirm, status=409)
+    await services(request).machines.set_price(mid, amount)
     return RedirectResponse(f"/admin/machines/{mid}?done=price", status_code=303)
 
 
