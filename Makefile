@@ -40,7 +40,7 @@ system-deps:
 migrate: $(STAMP)
 	$(BIN)/smartvend migrate
 
-run: $(STAMP) migrate
+run: $(STAMP)
 	@$(BIN)/python -m web.devrun
 
 # MicroPython (WebAssembly) for the machine's tests, pinned by the lockfile.

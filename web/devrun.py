@@ -1,11 +1,14 @@
 """``make run``: the server plus a few demo machines, on this computer, in one go.
 
 A server already running on the same database is said plainly and nothing is
-started.  Ports are checked next and a taken one is said plainly: the
-contract's MQTT port 1883 is often held by a system Mosquitto, so the embedded
-broker moves to a free port and says how to choose one (or how to use that
-broker instead).  Ctrl-C, or SIGTERM to ``make``, to this process or to any
-process it started, stops all of them.
+started (nor migrated).  Ports are checked next: a port the operator set
+(``SMARTVEND_HTTP_PORT``, ``SMARTVEND_MQTT_PORT``) is never moved, and when it is
+taken ``make run`` says so and stops; a default one that is taken moves to the
+next free port, said plainly (the contract's MQTT port 1883 is often held by a
+system Mosquitto, so the line also says how to use that broker instead).  Then
+the database is migrated.  Ctrl-C, or SIGTERM to ``make``, to this process or
+to any process it started, stops all of them, and a stop someone asked for
+ends with status 0.
 """
 
 import argparse
@@ -22,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from api import instance_lock
+from api import instance_lock, migrations
 from api.errors import InvalidCredentials
 from api.provision import mqtt_url_for_devices, provision
 from api.runtime import open_runtime
@@ -34,7 +37,10 @@ PR_SET_PDEATHSIG = 1
 
 
 def port_free(host: str, port: int) -> bool:
+    """Could a server listen here now? Probed the way servers bind (with address reuse), so
+    connections of a previous run still in TIME_WAIT do not make a free port look taken."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -49,27 +55,42 @@ def next_free(host: str, start: int) -> int:
     raise SystemExit(f"no free port on {host} from {start}")
 
 
+class PortTaken(SystemExit):
+    """A port the operator chose is held by another program: said plainly, never moved."""
+
+
+def _explicit(env: dict[str, str], name: str) -> bool:
+    return bool(env.get(f"SMARTVEND_{name}"))
+
+
 def choose_ports(env: dict[str, str]) -> None:
+    """Keep every port the operator set; move only a default one that is taken, and say so."""
     settings = Settings.from_env(env)
-    if not settings.mqtt_url and not port_free(settings.mqtt_host, settings.mqtt_port):
-        port = next_free(settings.mqtt_host, settings.mqtt_port + 1)
+    checks = [("HTTP", "HTTP_PORT", settings.http_host, settings.http_port)]
+    if not settings.mqtt_url:
+        checks.insert(0, ("MQTT", "MQTT_PORT", settings.mqtt_host, settings.mqtt_port))
+    for label, name, host, port in checks:
+        if port_free(host, port):
+            continue
+        if _explicit(env, name):
+            raise PortTaken(
+                f"! {label} port {host}:{port}, set with SMARTVEND_{name}, is taken by another "
+                f"program (a running server or broker). Stop it, or set SMARTVEND_{name} to a "
+                f"free port; a port you set is never moved."
+            )
+        moved = next_free(host, port + 1)
+        why = (
+            " (another MQTT broker, such as Mosquitto, is running; to use it instead set "
+            f"SMARTVEND_MQTT_URL=mqtt://user:pass@{host}:{port})"
+            if label == "MQTT"
+            else ""
+        )
         print(
-            f"! MQTT port {settings.mqtt_host}:{settings.mqtt_port} is already in use "
-            f"(another MQTT broker, such as Mosquitto, is running).\n"
-            f"  The embedded broker will listen on port {port} instead.\n"
-            f"  Choose a port with SMARTVEND_MQTT_PORT=..., or use that broker with "
-            f"SMARTVEND_MQTT_URL=mqtt://user:pass@{settings.mqtt_host}:{settings.mqtt_port}.",
+            f"! {label} port {host}:{port} is already in use{why}.\n"
+            f"  Using port {moved} instead; choose one with SMARTVEND_{name}=...",
             flush=True,
         )
-        env["SMARTVEND_MQTT_PORT"] = str(port)
-    if not port_free(settings.http_host, settings.http_port):
-        port = next_free(settings.http_host, settings.http_port + 1)
-        print(
-            f"! HTTP port {settings.http_port} is in use; serving on {port} instead "
-            f"(set SMARTVEND_HTTP_PORT to choose).",
-            flush=True,
-        )
-        env["SMARTVEND_HTTP_PORT"] = str(port)
+        env[f"SMARTVEND_{name}"] = str(moved)
 
 
 @dataclass(frozen=True)
@@ -169,6 +190,23 @@ def stop_all(children: list[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
+ASKED_TO_STOP = {0, -signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP}
+
+
+def report_end(name: str, ended: subprocess.Popen[bytes]) -> int:
+    """One process ended before ``make run`` was told to stop: say why, in words.
+
+    Exit 0 or a stop signal means someone asked it to stop (Ctrl-C, ``kill``): that is an
+    ordinary stop, and ``make run`` ends with 0 too. Anything else is a failure.
+    """
+    code = ended.returncode
+    if code in ASKED_TO_STOP:
+        print(f"\n{name} stopped when asked to; stopping SmartVend.", flush=True)
+        return 0
+    print(f"\n{name} failed (exit code {code}); see the log above. Stopping SmartVend.")
+    return 1
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="make run",
@@ -192,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, on_signal)
     die_with_parent()
     choose_ports(env)
+    migrations.upgrade(Settings.from_env(env))  # only once no other server holds the database
     settings = Settings.from_env(env).with_dev_secret()
     admin = admin_password(env, settings.var_dir)
     count = int(env.get("SMARTVEND_DEMO_MACHINES", DEMO_MACHINES))
@@ -239,10 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         ended = wait_any(children)
-        name = "the server" if ended is server else "the simulated machines"
-        print(f"\n{name} stopped (exit {ended.returncode}); stopping everything.", flush=True)
-        return ended.returncode or 0
+        return report_end("the server" if ended is server else "the simulated machines", ended)
     except (KeyboardInterrupt, Stop):
+        print("\nStopping SmartVend.", flush=True)
         return 0
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the cleanup

@@ -6,6 +6,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ import pytest
 
 from api.settings import ALIASES
 from tests.support.ports import free_port
+from web.devrun import port_free
 
 SMARTVEND = Path(sys.executable).parent / "smartvend"
 READY = "Press Ctrl-C to stop."
@@ -126,9 +128,12 @@ def test_sigterm_to_any_process_stops_everything(workdir: Path, victim: str) -> 
     simulator_pid = next(pid for pid in children if pid != server_pid)
     target = {"simulator": simulator_pid, "make run": run.process.pid, "server": server_pid}
     os.kill(target[victim], signal.SIGTERM)
-    run.finish()
+    assert run.finish() == 0, run.output  # a stop someone asked for is not a failure
     assert not any(alive(pid) for pid in children), run.output
     assert run.children() == []
+    assert "exit" not in run.output.split(READY, 1)[1], run.output
+    if victim != "make run":
+        assert "stopped when asked to; stopping SmartVend." in run.output
 
 
 def test_sigterm_to_make_stops_everything(workdir: Path) -> None:
@@ -202,3 +207,46 @@ def test_help_changes_nothing(tmp_path: Path) -> None:
         assert done.returncode == 0, (command, done.stderr)
         assert b"usage:" in done.stdout, command
         assert list(tmp_path.iterdir()) == [], f"{command} left {list(tmp_path.iterdir())}"
+
+
+def test_a_port_set_by_the_operator_is_never_moved(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env["SMARTVEND_HTTP_PORT"] = str(port)
+        run = DevRun(tmp_path, env)
+        assert run.finish() != 0
+    assert f"HTTP port 127.0.0.1:{port}, set with SMARTVEND_HTTP_PORT, is taken" in run.output
+    assert "never moved" in run.output and READY not in run.output
+    assert run.children() == []
+    assert not (tmp_path / "var" / "smartvend.db").exists()  # refused before touching it
+
+
+def test_a_previous_runs_closed_connections_leave_its_port_free() -> None:
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        peer = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        accepted.close()  # the server closes first: its side waits in TIME_WAIT
+        peer.close()
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # a probe without address reuse calls it busy
+    assert port_free("127.0.0.1", port)
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        assert not port_free("127.0.0.1", port)
+
+
+def test_a_fresh_database_is_migrated_by_make_run_itself(tmp_path: Path) -> None:
+    run = DevRun(tmp_path, clean_env(tmp_path))
+    run.wait_ready()
+    os.kill(run.process.pid, signal.SIGINT)
+    assert run.finish() == 0
+    assert "Stopping SmartVend." in run.output and "Traceback" not in run.output
