@@ -6,12 +6,14 @@ import contextlib
 import getpass
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from api import migrations
 from api.errors import ConfigurationError, SmartVendError
+from api.money import AmbiguousAmount, money, parse_rupees
 from api.provision import mqtt_url_for_devices, provision
 from api.runtime import Runtime, open_runtime
 from api.services.machines import NewMachine
@@ -132,6 +134,39 @@ def cmd_integrator_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_integrator_list(_args: argparse.Namespace) -> int:
+    from api.accounts import list_integrators
+
+    async def run() -> list[Any]:
+        async with _runtime() as rt:
+            return await list_integrators(rt.services.ctx.db)
+
+    rows = asyncio.run(run())
+    if not rows:
+        print("no integrator accounts yet: smartvend integrator add NAME")
+        return 0
+    print(f"{'integrator':<24} {'state':<8} {'created (UTC)':<17} description")
+    for row in rows:
+        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row.created_at))
+        state = "revoked" if row.revoked else "active"
+        print(f"{row.username:<24} {state:<8} {created:<17} {row.description or ''}")
+    return 0
+
+
+def machine_price(text: str) -> int:
+    """``--price``: paise as a whole number (``2500``, as the v1 contract has it), or rupees
+    written as rupees (``25.00``, ``₹25``, ``Rs 25``); the command prints what it read."""
+    cleaned = text.strip()
+    if cleaned.isascii() and cleaned.isdigit():
+        return int(cleaned)
+    try:
+        return parse_rupees(cleaned)
+    except AmbiguousAmount as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: paise as a whole number (2500) or rupees with a dot or ₹ (25.00, ₹25)"
+        ) from exc
+
+
 def cmd_machine_add(args: argparse.Namespace) -> int:
     async def run() -> str:
         async with _runtime() as rt:
@@ -148,7 +183,7 @@ def cmd_machine_add(args: argparse.Namespace) -> int:
             return key
 
     key = asyncio.run(run())
-    print(f"machine {args.machine_id} registered")
+    print(f"machine {args.machine_id} registered, selling at {money(args.price)}")
     print(f"api key (shown once, keep it for the machine's config): {key}")
     return 0
 
@@ -203,6 +238,13 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
     return 0
 
 
+# The simulator's own entry point, run as ``smartvend simulate`` so its help says so.
+SIMULATOR = (
+    "import sys; sys.argv[0] = 'smartvend simulate'; "
+    "from device.simulate import main; sys.exit(main())"
+)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Provision simulated machines (unless --credentials is given) and run them.
 
@@ -228,18 +270,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if "--mqtt-url" not in rest:
             rest += ["--mqtt-url", mqtt_url_for_devices(settings)]
         print(f"{count} simulated machines sim-1..sim-{count} (keys in {path})", flush=True)
-    argv = [sys.executable, "-m", "device.simulate", *rest]
+    argv = [sys.executable, "-c", SIMULATOR, *rest]
     os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module
     return 0  # pragma: no cover
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="smartvend", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="smartvend",
+        description="SmartVend: serve the platform, migrate its database, and manage machines, "
+        "admins and integrators. Settings come from SMARTVEND_* environment variables.",
+        epilog="Run `smartvend COMMAND --help` for a command's options.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the API, pages and (unless MQTT_URL) the broker")
-    s.add_argument("--host")
-    s.add_argument("--port", type=int)
+    s.add_argument("--host", help="HTTP address to listen on (default SMARTVEND_HTTP_HOST)")
+    s.add_argument("--port", type=int, help="HTTP port (default SMARTVEND_HTTP_PORT, 8002)")
     s.add_argument(
         "--workers",
         type=int,
@@ -251,16 +298,18 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "mosquitto-config", help="write Mosquitto passwd, acl and conf files from the database"
     )
-    s.add_argument("--out", default="var/mosquitto")
-    s.add_argument("--host")
-    s.add_argument("--port", type=int)
+    s.add_argument("--out", default="var/mosquitto", help="folder for the files (var/mosquitto)")
+    s.add_argument("--host", help="machines' listener address (default SMARTVEND_MQTT_HOST)")
+    s.add_argument("--port", type=int, help="machines' listener port (default SMARTVEND_MQTT_PORT)")
     s.add_argument(
         "--server-port",
         type=int,
         help="also a listener for the server's workers (each with its own client id); "
         "needed by serve --workers N",
     )
-    s.add_argument("--server-host", default="127.0.0.1")
+    s.add_argument(
+        "--server-host", default="127.0.0.1", help="address of the workers' listener (127.0.0.1)"
+    )
     s.add_argument("--tls-port", type=int, help="also a TLS listener for machines (e.g. 8883)")
     s.add_argument("--tls-host", help="address of the TLS listener (default: --host)")
     s.add_argument("--tls-cert", help="certificate chain (PEM) of the TLS listener")
@@ -271,30 +320,37 @@ def parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     s = integrator.add_parser("add", help="create an account; prints its password once")
-    s.add_argument("username")
-    s.add_argument("--description")
+    s.add_argument("username", help="the account's MQTT username")
+    s.add_argument("--description", help="who uses it, for the list")
     s.set_defaults(func=cmd_integrator_add)
     s = integrator.add_parser("revoke", help="revoke an account")
-    s.add_argument("username")
+    s.add_argument("username", help="the account to revoke")
     s.set_defaults(func=cmd_integrator_revoke)
+    s = integrator.add_parser("list", help="list the accounts, active and revoked")
+    s.set_defaults(func=cmd_integrator_list)
 
     s = sub.add_parser("migrate", help="bring the database schema up to date")
-    s.add_argument("--revision", default="head")
+    s.add_argument("--revision", default="head", help="target revision (default: the newest)")
     s.set_defaults(func=cmd_migrate)
 
     machine = sub.add_parser("machine", help="manage machines").add_subparsers(
         dest="action", required=True
     )
     s = machine.add_parser("add", help="register a machine; prints its API key once")
-    s.add_argument("machine_id")
-    s.add_argument("--name")
-    s.add_argument("--price", type=int, required=True, help="unit price in paise")
-    s.add_argument("--stock", type=int, default=0)
-    s.add_argument("--capacity", type=int)
-    s.add_argument("--location")
+    s.add_argument("machine_id", help="the machine's id, as in its config ([A-Za-z0-9_-], ≤ 32)")
+    s.add_argument("--name", help="what shoppers and operators read (default: the id)")
+    s.add_argument(
+        "--price",
+        type=machine_price,
+        required=True,
+        help="unit price: rupees with a dot or ₹ (25.00, ₹25), or paise as a whole number (2500)",
+    )
+    s.add_argument("--stock", type=int, default=0, help="units in the machine now (0)")
+    s.add_argument("--capacity", type=int, help="units it holds when full (default: --stock)")
+    s.add_argument("--location", help="where it stands, for operators' lists")
     s.set_defaults(func=cmd_machine_add)
     s = machine.add_parser("rotate-key", help="issue a new API key; the old one stops working")
-    s.add_argument("machine_id")
+    s.add_argument("machine_id", help="the machine whose key to replace")
     s.set_defaults(func=cmd_machine_rotate_key)
     s = machine.add_parser("list", help="list machines")
     s.set_defaults(func=cmd_machine_list)
@@ -303,7 +359,7 @@ def parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     s = admin.add_parser("create", help="create an admin; password from a prompt or stdin")
-    s.add_argument("username")
+    s.add_argument("username", help="the login name")
     s.set_defaults(func=cmd_admin_create)
 
     s = sub.add_parser("simulate", help="run virtual machines (see --help of device.simulate)")

@@ -41,11 +41,14 @@ def load_credentials(path: str) -> list[tuple[str, str | None]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m device.simulate", description=__doc__.split("\n")[0]
-    )
+    run_as = sys.argv[0] if not sys.argv[0].endswith(".py") else "python -m device.simulate"
+    p = argparse.ArgumentParser(prog=run_as, description=__doc__.split("\n")[0])
     p.add_argument("--machines", type=int, default=None, help="how many machines to run")
-    p.add_argument("--mqtt-url", default="mqtt://127.0.0.1:1883")
+    p.add_argument(
+        "--mqtt-url",
+        default="mqtt://127.0.0.1:1883",
+        help="the broker (mqtt:// or mqtts://; default mqtt://127.0.0.1:1883)",
+    )
     p.add_argument("--credentials", help="JSON file with machine ids and API keys")
     p.add_argument("--fail-rate", type=float, default=0.0, help="chance a unit does not fall")
     p.add_argument("--jam-rate", type=float, default=0.0, help="chance a unit jams the motor")
@@ -57,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--telemetry-s", type=float, default=60, help="seconds between telemetry (0: none)"
     )
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="repeatable faults: the random seed")
     p.add_argument(
         "--flash-dir",
         default=None,

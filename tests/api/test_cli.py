@@ -1,15 +1,18 @@
 """The installed ``smartvend`` console script, run as a subprocess on a temporary SQLite file."""
 
+import argparse
 import asyncio
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 
+from api.cli import parser
 from api.errors import InvalidCredentials
 from api.runtime import open_runtime
 from api.settings import ALIASES, Settings
@@ -162,3 +165,50 @@ def test_bad_input_and_bad_settings_fail_clearly(cli: Cli) -> None:
     assert misconfigured.returncode == 2
     assert "SMARTVEND_HTTP_PORT" in misconfigured.stderr
     assert "Traceback" not in misconfigured.stderr
+
+
+def _every_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _every_parser(child)
+
+
+def test_every_option_and_argument_says_what_it_is() -> None:
+    missing = [
+        f"{p.prog} {a.option_strings or a.dest}"
+        for p in _every_parser(parser())
+        for a in p._actions
+        if not isinstance(a, argparse._SubParsersAction | argparse._HelpAction)
+        and a.dest not in ("rest",)
+        and not a.help
+    ]
+    assert missing == []
+
+
+def test_help_reads_as_the_command_people_type(cli: Cli) -> None:
+    top = cli("--help")
+    assert top.returncode == 0 and "``" not in top.stdout and "smartvend" in top.stdout
+    sim = cli("simulate", "--help")
+    assert sim.returncode == 0
+    assert "usage: smartvend simulate" in sim.stdout and "device.simulate" not in sim.stdout
+
+
+def test_prices_in_rupees_or_paise_and_integrators_listed(cli: Cli) -> None:
+    assert cli("migrate").returncode == 0
+    for mid, price, shown in (("m-r", "25.50", "₹25.50"), ("m-s", "₹25", "₹25.00"),
+                              ("m-p", "2500", "₹25.00")):  # fmt: skip
+        added = cli("machine", "add", mid, "--price", price, "--stock", "1")
+        assert added.returncode == 0, added.stderr
+        assert f"selling at {shown}" in added.stdout
+    refused = cli("machine", "add", "m-x", "--price", "25,50", "--stock", "1")
+    assert refused.returncode == 2 and "rupees with a dot" in refused.stderr
+    assert "no integrator accounts yet" in cli("integrator", "list").stdout
+    assert cli("integrator", "add", "acme", "--description", "Acme BI").returncode == 0
+    assert cli("integrator", "add", "zeta").returncode == 0
+    assert cli("integrator", "revoke", "zeta").returncode == 0
+    listed = cli("integrator", "list").stdout.splitlines()
+    assert re.match(r"acme\s+active\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+Acme BI", listed[1]), listed
+    assert re.match(r"zeta\s+revoked", listed[2]), listed
+    assert "password" not in "\n".join(listed).lower()
