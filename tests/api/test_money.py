@@ -29,8 +29,26 @@ def test_clear_amounts_are_read(text: str, paise: int) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["20,50", "2,5", "1e3", "1_000", "20.505", "-5", "+5", "", ".50", "20.", "1,2,3", "12,34,5",
-     "٢٠", "20 50", "0x10", "nan", "inf", "1,0000"],
+    [
+        "20,50",
+        "2,5",
+        "1e3",
+        "1_000",
+        "20.505",
+        "-5",
+        "+5",
+        "",
+        ".50",
+        "20.",
+        "1,2,3",
+        "12,34,5",
+        "٢٠",
+        "20 50",
+        "0x10",
+        "nan",
+        "inf",
+        "1,0000",
+    ],
 )
 def test_ambiguous_or_odd_text_is_refused(text: str) -> None:
     with pytest.raises(AmbiguousAmount):

@@ -169,3 +169,10 @@ async def test_dev_mode_shows_the_simulated_display_and_other_modes_do_not(
                 page = (await http.get("/m/lobby-1")).text
                 assert 'id="demo-display"' not in page
                 assert await real.display_code() not in page
+
+
+async def test_the_browsers_own_favicon_request_gets_the_icon(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/favicon.ico", follow_redirects=True)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("image/svg+xml")
+    assert answer.content.lstrip().startswith(b"<svg")
