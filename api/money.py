@@ -28,7 +28,12 @@ def money(amount: int, currency: str = "INR") -> str:
 
 
 class AmbiguousAmount(ValueError):
-    """Typed text that is not one clear amount in rupees; the message says what to type."""
+    """Typed text that is not one clear amount in rupees; ``hint`` says what went wrong, if
+    more can be said than "type an amount"."""
+
+    def __init__(self, hint: str = "") -> None:
+        super().__init__(hint or "not an amount in rupees")
+        self.hint = hint
 
 
 _GROUPED_INDIAN = re.compile(r"^\d{1,2}(,\d{2})*,\d{3}$")
@@ -56,7 +61,7 @@ def parse_rupees(text: str) -> int:
             )
         whole = whole.replace(",", "")
     if not whole.isascii() or not whole.isdigit() or (dot and not fraction):
-        raise AmbiguousAmount("Type an amount in rupees, like 20 or 20.50.")
+        raise AmbiguousAmount()
     if dot and (not fraction.isascii() or not fraction.isdigit() or len(fraction) > 2):
         raise AmbiguousAmount("Paise take at most two digits after the dot, like 20.50.")
     return int(whole) * 100 + int(fraction.ljust(2, "0") or "0")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from api.clock import Clock, SystemClock
+from api.clock import Clock, LocalCalendar, SystemClock
 from api.commit_feed import CommitFeed
 from api.db import create_engine, session_factory
 from api.notify import Notifier
@@ -70,6 +70,7 @@ async def open_runtime(
             VendPolicy.from_settings(settings),
             gateway or build_gateway(settings, db),
             build_budgets(settings, engine),
+            LocalCalendar(settings.timezone),
         )
         async with open_notifier(settings) as notifier:  # across processes on PostgreSQL
             feed = CommitFeed(db, notifier)

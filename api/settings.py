@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from starlette.config import Config
 from starlette.datastructures import Secret
 
+from api.clock import DEFAULT_TIMEZONE, LocalCalendar
 from api.errors import ConfigurationError
 
 PREFIX = "SMARTVEND_"
@@ -126,6 +127,7 @@ class Settings:
     trusted_proxies: str = ""
     workers: int = 1
     log_format: str = "text"
+    timezone: str = DEFAULT_TIMEZONE  # every day and time operators read (wire stays Unix s)
 
     @property
     def dev(self) -> bool:
@@ -261,6 +263,10 @@ class Settings:
             raise ConfigurationError(f"{PREFIX}WORKERS must be at least 1")
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(f"{PREFIX}LOG_FORMAT must be text or json")
+        try:
+            LocalCalendar(self.timezone)
+        except ValueError as exc:
+            raise ConfigurationError(f"{PREFIX}TIMEZONE: {exc}") from exc
         for name in ("http_port", "mqtt_port", "mqtt_ws_port", "mqtts_port", "smtp_port"):
             port = getattr(self, name)
             if port is not None and not 0 <= port <= 65535:

@@ -5,16 +5,18 @@ Templates and static files are found next to this module, never relative to
 the working directory.
 """
 
-import datetime as dt
 import hashlib
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from api.clock import LocalCalendar
 from api.money import money as rupees
 
 HERE = Path(__file__).resolve().parent
@@ -29,14 +31,53 @@ def money(amount: int | float | None, currency: str = "INR") -> str:
     return rupees(round(amount), currency)
 
 
-def when(ts: int | None) -> str:
+def calendar_of(request: Request) -> LocalCalendar:
+    """The operators' calendar (``TIMEZONE``) of the server that serves ``request``."""
+    services = getattr(request.app.state, "services", None)
+    return services.ctx.calendar if services is not None else LocalCalendar()
+
+
+def when(ts: int | None, calendar: LocalCalendar) -> str:
+    """A moment in the operators' local time, with its zone: 2026-12-04 11:30:05 IST."""
     if ts is None:
         return "never"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return calendar.text(ts, "%Y-%m-%d %H:%M:%S %Z")
 
 
-def day(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%d %b")
+def day(ts: int, calendar: LocalCalendar) -> str:
+    """A local day as a chart labels it: 04 Dec."""
+    return calendar.text(ts, "%d %b")
+
+
+@pass_context
+def _when_filter(context: Context, ts: int | None) -> str:
+    return when(ts, calendar_of(context["request"]))
+
+
+@pass_context
+def _day_filter(context: Context, ts: int) -> str:
+    return day(ts, calendar_of(context["request"]))
+
+
+ORDER_LABELS = {
+    "created": "awaiting payment",
+    "paid": "paid",
+    "dispensing": "dispensing",
+    "dispensed": "dispensed",
+    "failed": "payment failed",
+    "refund_pending": "refund pending",
+    "refunded": "refunded",
+    "expired": "expired",
+}
+
+
+def order_badge(status: str, dispensed: int = 0) -> tuple[str, str]:
+    """(CSS class, words) of an order's status; a vend that gave some units and refunded the
+    rest reads differently from one refunded in full."""
+    if status in ("refunded", "refund_pending") and dispensed > 0:
+        words = "partly refunded" if status == "refunded" else "partial refund pending"
+        return "partial", words
+    return status, ORDER_LABELS.get(status, status.replace("_", " "))
 
 
 def price(value: dict[str, Any] | None) -> str:
@@ -58,9 +99,10 @@ def static_url(path: str) -> str:
 templates = Jinja2Templates(directory=str(TEMPLATES))
 templates.env.filters["money"] = money
 templates.env.filters["price"] = price
-templates.env.filters["when"] = when
-templates.env.filters["day"] = day
+templates.env.filters["when"] = _when_filter
+templates.env.filters["day"] = _day_filter
 templates.env.globals["static"] = static_url
+templates.env.globals["order_badge"] = order_badge
 
 
 # Pages load only their own scripts and styles; Razorpay's checkout (script, frames

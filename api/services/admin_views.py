@@ -1,7 +1,7 @@
 """Read models for the operator's dashboard: the fleet and one machine. No writes here.
 
-Days are UTC days; "today's sales" are the units a machine reported out since
-midnight UTC, at each order's unit price, less what operators refunded by
+Days are local days (``TIMEZONE``); "today's sales" are the units a machine reported
+out since local midnight, at each order's unit price, less what operators refunded by
 hand today (the automatic refund of units that did not come out is never in
 the sales to begin with).
 """
@@ -29,10 +29,6 @@ from schema.models import (
 
 DAY_S = refund_totals.DAY_S
 FAILED_STATES = ("failed", "rejected", "expired", "unknown")
-
-
-def day_start(ts: int) -> int:
-    return ts - ts % DAY_S
 
 
 @dataclass(frozen=True)
@@ -82,6 +78,7 @@ class AdminViews:
 
     async def fleet(self, machine_id: str | None = None) -> list[FleetRow]:
         now = self.ctx.clock.now()
+        today = self.ctx.calendar.day_start(now)
         alerts = Alerts(self.ctx)
         async with self.ctx.db() as s:
             query = select(Machine).order_by(Machine.name, Machine.id)
@@ -104,14 +101,16 @@ class AdminViews:
                     func.sum(Command.dispensed * Order.unit_amount),
                 )
                 .join(Order, Order.id == Command.order_id)
-                .where(Command.finished_at >= day_start(now), Command.dispensed > 0)
+                .where(Command.finished_at >= today, Command.dispensed > 0)
                 .group_by(Command.machine_id)
             )
             sales = {mid: (int(u or 0), int(a or 0)) for mid, u, a in await s.execute(sales_query)}
-            refunded = await refund_totals.manual_by_machine_day(s, day_start(now), machine_id)
+            refunded = await refund_totals.manual_by_machine_day(
+                s, self.ctx.calendar, today, now, machine_id
+            )
             ratings_query = (
                 select(Feedback.machine_id, Feedback.rating, func.count())
-                .where(Feedback.created_at >= day_start(now))
+                .where(Feedback.created_at >= today)
                 .group_by(Feedback.machine_id, Feedback.rating)
             )
             ratings = {(mid, r): int(n) for mid, r, n in await s.execute(ratings_query)}

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.clock import Clock
+from api.clock import Clock, LocalCalendar
 from api.payments.base import PaymentGateway
 from api.services.admin_views import AdminViews
 from api.services.admins import Admins
@@ -59,8 +59,15 @@ class Services:
         policy: VendPolicy,
         gateway: PaymentGateway,
         budgets: BudgetStore | None = None,
+        calendar: LocalCalendar | None = None,
     ) -> "Services":
-        ctx = Context(db=db, clock=clock, policy=policy, budgets=budgets or MemoryBudgets())
+        ctx = Context(
+            db=db,
+            clock=clock,
+            policy=policy,
+            budgets=budgets or MemoryBudgets(),
+            calendar=calendar or LocalCalendar(),
+        )
         dispense = Dispense(ctx)
         orders = Orders(ctx, gateway)
         refunds = Refunds(ctx, gateway)

@@ -75,9 +75,9 @@ class FeedbackViews:
         return {mid: Tally(int(u or 0), int(d or 0)) for mid, u, d in rows}
 
     async def per_day(self, days: list[int]) -> dict[int, Tally]:
-        """Thumbs up and down of the whole fleet on each UTC day of ``days``."""
+        """Thumbs up and down of the whole fleet on each local day of ``days``."""
         up, down = _tally_columns()
-        day = (Feedback.created_at // DAY_S) * DAY_S
+        day = self.ctx.calendar.bucket(Feedback.created_at, days[0], self.ctx.clock.now() + 1)
         query = select(day, up, down).where(Feedback.created_at >= days[0]).group_by(day)
         async with self.ctx.db() as s:
             rows = (await s.execute(query)).all()

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from api.services import refund_totals
-from api.services.admin_views import DAY_S, day_start
 from api.services.context import Context
 from schema.models import Command, Machine, Order, Telemetry
 
@@ -36,11 +35,6 @@ class DailyTable:
         return sum(found) / len(found) if found else None
 
 
-def _days(now: int, days: int) -> list[int]:
-    today = day_start(now)
-    return [today - DAY_S * i for i in range(days - 1, -1, -1)]
-
-
 class FleetStats:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -60,10 +54,11 @@ class FleetStats:
         """(amount in paise net of manual refunds, units) per machine per day, last ``days``."""
         now = self.ctx.clock.now()
         machines = await self._machines(machine_id)
-        day_list = _days(now, days)
+        calendar = self.ctx.calendar
+        day_list = calendar.days(now, days)
         amounts = DailyTable(day_list, [(m, n) for m, n, _ in machines])
         units = DailyTable(day_list, amounts.machines)
-        day = (Command.finished_at // DAY_S) * DAY_S
+        day = calendar.bucket(Command.finished_at, day_list[0], now + 1)
         query = (
             select(
                 Command.machine_id,
@@ -81,7 +76,9 @@ class FleetStats:
             for mid, d, count, amount in (await s.execute(query)).all():
                 units.values[(mid, int(d or 0))] = float(count or 0)
                 amounts.values[(mid, int(d or 0))] = float(amount or 0)
-            refunded = await refund_totals.manual_by_machine_day(s, day_list[0], machine_id)
+            refunded = await refund_totals.manual_by_machine_day(
+                s, calendar, day_list[0], now, machine_id
+            )
         for key, amount in refunded.items():
             amounts.values[key] = amounts.values.get(key, 0.0) - amount
         return amounts, units
@@ -90,7 +87,8 @@ class FleetStats:
         """Per machine and day, the percentage of ten-minute slots with telemetry."""
         now = self.ctx.clock.now()
         machines = await self._machines(machine_id)
-        table = DailyTable(_days(now, days), [(m, n) for m, n, _ in machines])
+        calendar = self.ctx.calendar
+        table = DailyTable(calendar.days(now, days), [(m, n) for m, n, _ in machines])
         slot = Telemetry.ts // SLOT_S
         query = (
             select(Telemetry.machine_id, slot)
@@ -102,12 +100,12 @@ class FleetStats:
         seen: dict[tuple[str, int], int] = {}
         async with self.ctx.db() as s:
             for mid, n in (await s.execute(query)).all():
-                key = (mid, day_start(int(n) * SLOT_S))
+                key = (mid, calendar.day_start(int(n) * SLOT_S))
                 seen[key] = seen.get(key, 0) + 1
         for mid, _, created in machines:
             for d in table.days:
                 start = max(d, created - created % SLOT_S)
-                end = min(d + DAY_S, now - now % SLOT_S + SLOT_S)
+                end = min(calendar.next_day(d), now - now % SLOT_S + SLOT_S)
                 possible = (end - start) // SLOT_S
                 if possible > 0:
                     table.values[(mid, d)] = min(100.0, 100.0 * seen.get((mid, d), 0) / possible)

@@ -19,16 +19,54 @@ from api.money import money
 from api.services import refund_totals
 from api.services.context import Context
 from schema import topics
-from schema.models import Command, Machine, Order, Payment, Refund, VendSession
+from schema.models import Command, Feedback, Machine, Order, Payment, Refund, VendSession
 
 MAX_PAGE = 200
 STATUSES = tuple(OrderStatus)  # for filter forms
-RowsQuery = Select[Order, str, int | None, int | None, int | None]
+RowsQuery = Select[Order, str, int | None, int | None, int | None, str | None, str | None]
+MACHINE_SEARCH_MAX = 40
+
+# Why money went back, as operators read it (the stored reasons are the lifecycle's codes).
+REFUND_REASONS = {
+    MANUAL_REFUND: "refunded by an operator",
+    "dispense_failed": "not all units came out",
+    "dispense_rejected": "the machine refused the vend",
+    "dispense_expired": "the machine did not start in time",
+    "dispense_unknown": "the machine lost track (restarted mid-vend)",
+    "duplicate_payment": "paid twice",
+    "wrong_amount": "paid the wrong amount",
+    "late_payment": "paid after the reservation ended",
+    "insufficient_stock": "sold out before payment",
+}
+
+
+VERIFIED_VIA = {
+    "verify": "confirmed by the shopper's browser",
+    "webhook": "confirmed by the gateway",
+}
+LOCK_ENDINGS = {
+    "vend_finished": "the vend finished",
+    "unlocked": "the shopper let go",
+    "expired": "the reservation ran out",
+}
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def refund_reason_text(codes: str | None) -> str:
+    """``vend_failed,manual`` -> "not all units came out; refunded by an operator"."""
+    if not codes:
+        return ""
+    seen = list(dict.fromkeys(c for c in codes.split(",") if c))
+    return "; ".join(REFUND_REASONS.get(c, c.replace("_", " ")) for c in seen)
 
 
 @dataclass(frozen=True)
 class OrderFilter:
     machine_id: str | None = None
+    machine_text: str | None = None  # what an operator typed: a machine's id or part of its name
     status: str | None = None
     start: int | None = None  # created_at >= start
     end: int | None = None  # created_at < end
@@ -36,6 +74,8 @@ class OrderFilter:
     def validate(self) -> None:
         if self.machine_id is not None and not topics.is_machine_id(self.machine_id):
             raise InvalidRequest("machine must match [A-Za-z0-9_-]{1,32}")
+        if self.machine_text is not None and len(self.machine_text) > MACHINE_SEARCH_MAX:
+            raise InvalidRequest(f"machine: at most {MACHINE_SEARCH_MAX} characters")
         if self.status is not None and self.status not in STATUSES:
             raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}")
         if self.start is not None and self.end is not None and self.end <= self.start:
@@ -45,6 +85,12 @@ class OrderFilter:
         self.validate()
         if self.machine_id is not None:
             query = query.where(Order.machine_id == self.machine_id)
+        if self.machine_text:
+            pattern = "%" + _escape_like(self.machine_text.lower()) + "%"
+            query = query.where(
+                (Order.machine_id == self.machine_text)
+                | func.lower(Machine.name).like(pattern, escape="\\")
+            )
         if self.status is not None:
             query = query.where(Order.status == self.status)
         if self.start is not None:
@@ -70,6 +116,14 @@ class OrderRow:
     gateway_order_id: str | None
     refund_amount: int | None
     refund_status: str | None
+    unit_amount: int = 0
+    rating: str | None = None
+    refund_reasons: str = ""  # in words, for people and spreadsheets
+
+    @property
+    def partly_refunded(self) -> bool:
+        """Money went back for some of what was paid, not all of it."""
+        return bool(self.refund_amount) and (self.refund_amount or 0) < self.amount
 
 
 @dataclass(frozen=True)
@@ -135,13 +189,23 @@ def _rows_query() -> RowsQuery:
             func.sum(live).label("amount"),
             func.sum(pending).label("pending"),
             func.sum(Refund.amount).label("asked"),
+            func.aggregate_strings(Refund.reason, ",").label("reasons"),
         )
         .group_by(Refund.payment_id)
         .subquery()
     )
     return (
-        select(Order, Machine.name, refunds.c.amount, refunds.c.pending, refunds.c.asked)
+        select(
+            Order,
+            Machine.name,
+            refunds.c.amount,
+            refunds.c.pending,
+            refunds.c.asked,
+            refunds.c.reasons,
+            Feedback.rating,
+        )
         .join(Machine, Machine.id == Order.machine_id)
+        .outerjoin(Feedback, Feedback.order_id == Order.id)
         .outerjoin(
             counted,
             and_(
@@ -160,6 +224,8 @@ def _row(
     refunded: int | None,
     pending: int | None,
     asked: int | None,
+    reasons: str | None = None,
+    rating: str | None = None,
 ) -> OrderRow:
     if asked is None:
         refund_amount, refund_status = None, None
@@ -184,6 +250,9 @@ def _row(
         gateway_order_id=order.gateway_order_id,
         refund_amount=refund_amount,
         refund_status=refund_status,
+        unit_amount=order.unit_amount,
+        rating=rating,
+        refund_reasons=refund_reason_text(reasons),
     )
 
 
@@ -267,8 +336,8 @@ def timeline(d: OrderDetail) -> list[Step]:
             Step(
                 p.created_at,
                 "Payment verified" if counted else "Extra payment",
-                f"{p.gateway_payment_id}: {money(p.amount, p.currency)} "
-                f"(verified by {p.verified_via})",
+                f"{p.gateway_payment_id}: {money(p.amount, p.currency)}, "
+                + VERIFIED_VIA.get(p.verified_via, f"confirmed via {p.verified_via}"),
                 "good" if counted else "bad",
             )
         )
@@ -299,7 +368,7 @@ def timeline(d: OrderDetail) -> list[Step]:
             Step(
                 r.created_at,
                 "Manual refund opened" if r.reason == MANUAL_REFUND else "Refund opened",
-                f"{r.id}: {money(r.amount, o.currency)}, reason {r.reason}",
+                f"{r.id}: {money(r.amount, o.currency)}, {refund_reason_text(r.reason)}",
             )
         )
         if r.status != RefundStatus.PENDING or r.last_error:
@@ -317,6 +386,10 @@ def timeline(d: OrderDetail) -> list[Step]:
             )
     if d.session is not None and d.session.ended_at is not None:
         steps.append(
-            Step(d.session.ended_at, "Lock released", d.session.end_reason or d.session.status)
+            Step(
+                d.session.ended_at,
+                "Lock released",
+                LOCK_ENDINGS.get(d.session.end_reason or d.session.status, "ended"),
+            )
         )
     return sorted(steps, key=lambda st: st.ts)

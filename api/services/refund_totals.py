@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.clock import LocalCalendar
 from api.lifecycle.states import MANUAL_REFUND, RefundStatus
 from schema.models import Order, Refund
 
@@ -51,15 +52,15 @@ def total(refunds: Sequence[Refund]) -> RefundTotal | None:
 
 
 async def manual_by_machine_day(
-    s: AsyncSession, since: int, machine_id: str | None = None
+    s: AsyncSession, calendar: LocalCalendar, since: int, now: int, machine_id: str | None = None
 ) -> dict[tuple[str, int], int]:
-    """Paise refunded by operators per (machine, UTC day of the refund) since ``since``.
+    """Paise refunded by operators per (machine, local day of the refund) since ``since``.
 
     Sales are counted at the units that came out, so the automatic refund of
     what did not come out is already left out of them; what operators give back
     on top is taken off the day the refund was made.
     """
-    day = (Refund.created_at // DAY_S) * DAY_S
+    day = calendar.bucket(Refund.created_at, since, now + 1)
     query = (
         select(Order.machine_id, day, func.sum(Refund.amount))
         .join(Order, Order.id == Refund.order_id)

@@ -75,7 +75,7 @@ async def test_operator_day(tmp_path: Path, browser: Browser) -> None:
         async with page.expect_download() as download_info:
             await page.locator("#download-config").click()
         download = await download_info.value
-        config = json.loads(await anyio.Path(await download.path()).read_text())
+        config = json.loads(await anyio.Path(await download.path()).read_text(encoding="utf-8-sig"))
         assert config["machine_id"] == "vm-1" and config["api_key"] == key
         assert set(config) == set(json.loads(await anyio.Path(EXAMPLE_CONFIG).read_text()))
 
@@ -104,7 +104,9 @@ async def test_operator_day(tmp_path: Path, browser: Browser) -> None:
             await page.get_by_role("link", name="Export CSV").click()
         download = await download_info.value
         rows = list(
-            csv.DictReader(io.StringIO(await anyio.Path(await download.path()).read_text()))
+            csv.DictReader(
+                io.StringIO(await anyio.Path(await download.path()).read_text(encoding="utf-8-sig"))
+            )
         )
         assert sorted(r["machine_id"] for r in rows) == ["gym-2", "lobby-1"]
         assert {r["status"] for r in rows} <= {"dispensed", "refund_pending", "refunded"}

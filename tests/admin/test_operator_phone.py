@@ -248,7 +248,9 @@ async def test_tables_fit_the_phone_and_exports_speak_rupees(
         await shot(page, "orders-phone")
         async with page.expect_download() as download_info:
             await page.get_by_role("link", name="Export CSV").click()
-        text = await anyio.Path(await (await download_info.value).path()).read_text()
+        text = await anyio.Path(await (await download_info.value).path()).read_text(
+            encoding="utf-8-sig"
+        )
         rows = {r["order_id"]: r for r in csv.DictReader(io.StringIO(text))}
         assert (rows[sold]["amount"], rows[sold]["currency"], rows[sold]["amount_paise"]) == (
             "50.00",

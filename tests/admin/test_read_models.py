@@ -168,7 +168,8 @@ async def test_sales_per_day_and_uptime(services: Services) -> None:
     await vend(services, "a", 2)
     stats = FleetStats(services.ctx)
     amounts, units = await stats.sales_per_day(3)
-    today = START - START % DAY_S
+    today = services.ctx.calendar.day_start(START)  # local midnight (Asia/Kolkata)
+    assert today == START - START % DAY_S - 19_800  # 18:30 UTC the day before
     assert amounts.days == [today - 2 * DAY_S, today - DAY_S, today]
     assert amounts.value("a", today) == 5000 and units.value("a", today) == 2
     assert amounts.value("a", today - DAY_S) is None

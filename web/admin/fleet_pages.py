@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.clock import LocalCalendar
 from api.commit_feed import FLEET
 from api.http import streams
 from api.http.deps import services
@@ -22,7 +23,7 @@ MIN_INTERVAL_S = 1.0  # a busy fleet is read at most this often per open page
 STREAM_LIFETIME_S = 300.0  # the browser reconnects by itself; a stream never outlives this
 
 
-def row_view(row: FleetRow) -> dict[str, Any]:
+def row_view(row: FleetRow, calendar: LocalCalendar) -> dict[str, Any]:
     """A fleet row as the page shows it; the same dict feeds the live updates."""
     return {
         "id": row.machine_id,
@@ -30,7 +31,7 @@ def row_view(row: FleetRow) -> dict[str, Any]:
         "location": row.location or "",
         "online": row.online,
         "status": "online" if row.online else "offline",
-        "last_seen": when(row.last_seen),
+        "last_seen": when(row.last_seen, calendar),
         "stock": row.stock,
         "capacity": row.capacity,
         "threshold": row.threshold,
@@ -77,7 +78,8 @@ def _choice(request: Request) -> tuple[str, str]:
 
 async def _rows(request: Request, show: str, sort: str) -> list[dict[str, Any]]:
     rows = await services(request).admin_views.fleet()
-    return [row_view(r) for r in select_rows(rows, show, sort)]
+    calendar = services(request).ctx.calendar
+    return [row_view(r, calendar) for r in select_rows(rows, show, sort)]
 
 
 @admin_page

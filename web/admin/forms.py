@@ -47,7 +47,8 @@ def rupees(request: Request, name: str, label: str) -> int:
     try:
         return parse_rupees(field(request, name, 24))
     except AmbiguousAmount as exc:
-        raise InvalidRequest(f"{label}: {exc}") from exc
+        message = f"{label} must be an amount in rupees, like 25 or 25.50."
+        raise InvalidRequest(f"{message} {exc.hint}".strip()) from exc
 
 
 def price(request: Request, name: str, low: int, high: int) -> int:

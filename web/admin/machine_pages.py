@@ -15,7 +15,7 @@ from web.admin.fleet_pages import row_view
 from web.admin.forms import FieldErrors, price, whole_number
 from web.admin.guard import admin_page, field
 from web.admin.telemetry_view import telemetry_charts
-from web.admin.templating import day, money, render, when
+from web.admin.templating import day, money, render
 
 MAX_CAPACITY = 10_000
 DONE = {
@@ -139,6 +139,7 @@ async def _detail_page(
     now = services(request).ctx.clock.now()
     stats = services(request).fleet_stats
     amounts, units = await stats.sales_per_day(14, mid)
+    calendar = services(request).ctx.calendar
     sales = [amounts.value(mid, d) or 0.0 for d in amounts.days]
     telemetry = await views.telemetry(mid, now - DAY_S)
     url = shopper_url(settings(request), request, mid)
@@ -147,7 +148,7 @@ async def _detail_page(
         request,
         "admin/machine.html",
         {
-            "m": row_view(row),
+            "m": row_view(row, calendar),
             "row": row,
             "done": DONE.get(request.query_params.get("done", "")),
             "errors": errors or {},
@@ -157,16 +158,16 @@ async def _detail_page(
             "failed": await views.failed_commands(mid),
             "sales_chart": charts.bars(
                 f"Sales per day, {row.name}",
-                [day(d) for d in amounts.days],
+                [day(d, calendar) for d in amounts.days],
                 sales,
                 lambda v: money(v),
                 empty="No sales in the last 14 days yet.",
             ),
             "sales_rows": [
-                (day(d), money(amounts.value(mid, d) or 0), int(units.value(mid, d) or 0))
+                (day(d, calendar), money(amounts.value(mid, d) or 0), int(units.value(mid, d) or 0))
                 for d in amounts.days
             ],
-            "telemetry": telemetry_charts(telemetry, lambda ts: when(ts)[11:16]),
+            "telemetry": telemetry_charts(telemetry, lambda ts: calendar.text(ts, "%H:%M")),
             "shopper_url": url,
             "qr": qr_svg(url, f"Scan to buy from {row.name}"),
             "feedback": await feedback.recent(mid),

@@ -9,13 +9,13 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from api.clock import LocalCalendar
 from api.errors import InvalidRequest
 from api.http.deps import services
-from api.services.admin_views import DAY_S
 from api.services.order_views import STATUSES, OrderDetail, OrderFilter, OrderRow
-from web.admin.forms import rupees
+from web.admin.forms import FieldErrors, rupees
 from web.admin.guard import admin_page, field
-from web.admin.templating import SECURITY_HEADERS, money, render, when
+from web.admin.templating import SECURITY_HEADERS, money, render
 
 PAGE = 50
 CSV_COLUMNS = (
@@ -23,48 +23,62 @@ CSV_COLUMNS = (
     "machine_id",
     "machine_name",
     "created_at",
-    "created_utc",
     "paid_at",
     "status",
     "quantity",
     "dispensed",
+    "unit_price",
     "amount",
     "currency",
     "amount_paise",
     "refunded",
     "refunded_paise",
     "refund_status",
+    "refund_reason",
+    "rating",
     "gateway",
     "gateway_order_id",
 )
+BOM = "\ufeff"  # spreadsheets read the file as UTF-8 (₹, names) only with it
 
 
-def _date(text: str, name: str) -> int | None:
+def _date(calendar: LocalCalendar, text: str, label: str) -> int | None:
+    """A date typed in a filter, as the local midnight that starts it."""
     if not text:
         return None
     try:
-        parsed = dt.date.fromisoformat(text)
+        return calendar.midnight(dt.date.fromisoformat(text))
     except ValueError as exc:
-        raise InvalidRequest(f"{name} must be a date like 2026-11-02") from exc
-    return int(dt.datetime(parsed.year, parsed.month, parsed.day, tzinfo=dt.UTC).timestamp())
+        raise InvalidRequest(f"{label}: a date like 2026-11-02") from exc
 
 
-def filters(request: Request) -> tuple[OrderFilter, dict[str, str]]:
+def filters(request: Request) -> tuple[OrderFilter, dict[str, str], dict[str, str]]:
+    """The orders' filter from the query, what was typed (kept on the page), and one
+    message per field that could not be read (that filter is then left out)."""
     q = {k: request.query_params.get(k, "")[:40] for k in ("machine", "status", "from", "to")}
-    end = _date(q["to"], "to")
+    calendar = services(request).ctx.calendar
+    errors = FieldErrors()
+    start = errors.read("from", lambda: _date(calendar, q["from"], "From"))
+    end = errors.read("to", lambda: _date(calendar, q["to"], "To"))
+    status = q["status"] or None
+    if status is not None and status not in STATUSES:
+        errors.add("status", "Choose a status from the list.")
+        status = None
+    if start is not None and end is not None and end < start:
+        errors.add("to", "The end date must not come before the start date.")
+        end = None
     where = OrderFilter(
-        machine_id=q["machine"] or None,
-        status=q["status"] or None,
-        start=_date(q["from"], "from"),
-        end=None if end is None else end + DAY_S,
+        machine_text=q["machine"].strip() or None,
+        status=status,
+        start=start,
+        end=None if end is None else calendar.next_day(end),
     )
-    where.validate()
-    return where, q
+    return where, q, errors.messages
 
 
 @admin_page
 async def order_list(request: Request) -> Response:
-    where, q = filters(request)
+    where, q, errors = filters(request)
     page = request.query_params.get("page", "1")
     number = int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1
     rows = await services(request).order_views.page(
@@ -81,7 +95,9 @@ async def order_list(request: Request) -> Response:
             "page": number,
             "more": len(rows) > PAGE,
             "filter_query": query,
+            "errors": errors,
         },
+        400 if errors else 200,
     )
 
 
@@ -176,23 +192,25 @@ def _rupees(paise: int | None) -> str:
     return "" if paise is None else f"{paise / 100:.2f}"
 
 
-def _csv_row(r: OrderRow) -> tuple[object, ...]:
+def _csv_row(r: OrderRow, calendar: LocalCalendar) -> tuple[object, ...]:
     return (
         r.order_id,
         r.machine_id,
         r.machine_name,
-        r.created_at,
-        when(r.created_at),
-        r.paid_at,
+        calendar.iso(r.created_at),
+        "" if r.paid_at is None else calendar.iso(r.paid_at),
         r.status,
         r.quantity,
         r.dispensed,
+        _rupees(r.unit_amount),
         _rupees(r.amount),
         r.currency,
         r.amount,
         _rupees(r.refund_amount),
         r.refund_amount,
         r.refund_status,
+        r.refund_reasons,
+        r.rating or "",
         r.gateway,
         r.gateway_order_id,
     )
@@ -200,15 +218,18 @@ def _csv_row(r: OrderRow) -> tuple[object, ...]:
 
 @admin_page
 async def order_csv(request: Request) -> Response:
-    where, _ = filters(request)
+    where, _, errors = filters(request)
+    if errors:
+        raise InvalidRequest(" ".join(errors.values()))
     views = services(request).order_views
+    calendar = services(request).ctx.calendar
 
     async def rows() -> AsyncIterator[str]:
-        yield _line(CSV_COLUMNS)
+        yield BOM + _line(CSV_COLUMNS)
         async for row in views.export(where):
-            yield _line(_csv_row(row))
+            yield _line(_csv_row(row, calendar))
 
-    stamp = dt.datetime.fromtimestamp(services(request).ctx.clock.now(), dt.UTC)
-    name = f"smartvend-orders-{stamp:%Y%m%d-%H%M%S}.csv"
+    stamp = calendar.text(services(request).ctx.clock.now(), "%Y%m%d-%H%M%S")
+    name = f"smartvend-orders-{stamp}.csv"
     headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
     return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers=headers)

@@ -18,8 +18,9 @@ def _percent(value: float) -> str:
 async def reports(request: Request) -> Response:
     stats = services(request).fleet_stats
     amounts, units = await stats.sales_per_day(14)
+    calendar = services(request).ctx.calendar
     uptime = await stats.uptime(7)
-    labels = [day(d) for d in amounts.days]
+    labels = [day(d, calendar) for d in amounts.days]
     series = [
         (name, [amounts.value(mid, d) or 0.0 for d in amounts.days])
         for mid, name in amounts.machines
@@ -43,14 +44,14 @@ async def reports(request: Request) -> Response:
             "labels": labels,
             "uptime_chart": charts.bars(
                 "Fleet uptime per day (mean of machines)",
-                [day(d) for d in uptime.days],
+                [day(d, calendar) for d in uptime.days],
                 fleet_uptime,
                 _percent,
                 top=100.0,
             ),
             "uptime": uptime,
-            "uptime_labels": [day(d) for d in uptime.days],
-            "ratings": [(day(d), ratings[d]) for d in amounts.days],
+            "uptime_labels": [day(d, calendar) for d in uptime.days],
+            "ratings": [(day(d, calendar), ratings[d]) for d in amounts.days],
             "money": money,
             "percent": _percent,
         },
