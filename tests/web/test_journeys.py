@@ -299,3 +299,8 @@ async def test_too_many_wrong_codes_make_the_shopper_wait(
         )
     )
     await expect(page.get_by_role("button", name="Unlock")).to_be_disabled()
+    shown = await error.text_content() or ""
+    await expect(error).not_to_have_text(shown)  # the wait counts down as the shopper reads
+    later = re.search(r"wait (\d+) seconds", await error.text_content() or "")
+    first = re.search(r"wait (\d+) seconds", shown)
+    assert later is not None and (first is None or int(later.group(1)) < int(first.group(1)))

@@ -105,6 +105,26 @@
 
   SV.say = function (el, text) { if (el && el.textContent !== text) el.textContent = text; };
 
+  /* After "too many wrong codes": the wait counts down where the shopper reads it, the
+     button comes back when it is over. Returns a function that ends it early. */
+  SV.waitOut = function (el, button, seconds) {
+    var end = Date.now() + Math.max(1, seconds) * 1000;
+    button.disabled = true;
+    var timer = setInterval(tick, 1000);
+    function tick() {
+      var left = Math.ceil((end - Date.now()) / 1000);
+      if (left > 0) {
+        SV.say(el, "Too many wrong codes. Please wait " + SV.duration(left) + " and try again.");
+        return;
+      }
+      clearInterval(timer);
+      button.disabled = false;
+      SV.say(el, "You can try a code again now.");
+    }
+    tick();
+    return function () { clearInterval(timer); button.disabled = false; };
+  };
+
   /* A code as typed or pasted: "754 125", "754-125", "754.125" all read 754125. Other
      scripts' digits (e.g. ٧٥٤) count as digits too. */
   SV.cleanCode = function (raw) {

@@ -37,11 +37,11 @@
       return;
     }
     input.setAttribute("aria-invalid", "true");
-    SV.say(error, SV.explain(res));
-    button.disabled = false;
     if (SV.errorCode(res) === "rate_limited") {
-      button.disabled = true;
-      setTimeout(function () { button.disabled = false; }, (res.retryAfter || 60) * 1000);
+      SV.waitOut(error, button, res.retryAfter || 60);
+    } else {
+      SV.say(error, SV.explain(res));
+      button.disabled = false;
     }
     input.focus();
   });

@@ -149,10 +149,10 @@
     }
     var errorCode = SV.errorCode(res);
     if (errorCode === "invalid_code") codeInput.setAttribute("aria-invalid", "true");
-    SV.say(codeError, SV.explain(res));
     if (errorCode === "rate_limited") {
-      setTimeout(function () { unlockBtn.disabled = false; }, (res.retryAfter || 60) * 1000);
+      SV.waitOut(codeError, unlockBtn, res.retryAfter || 60);
     } else {
+      SV.say(codeError, SV.explain(res));
       unlockBtn.disabled = false;
     }
     if (errorCode !== "invalid_code") refresh();
