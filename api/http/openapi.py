@@ -218,6 +218,32 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/api/orders/{order_id}/feedback": {
+            "get": _op(
+                "This shopper's view of an order's rating: may they rate it, what they gave",
+                _obj(
+                    {
+                        "yours": {"type": "boolean"},
+                        "may_rate": {"type": "boolean"},
+                        "feedback": {
+                            "oneOf": [
+                                {"type": "null"},
+                                _obj(
+                                    {
+                                        "rating": {"enum": ["up", "down"]},
+                                        "comment": {"type": ["string", "null"]},
+                                        "created_at": _int(),
+                                    }
+                                ),
+                            ]
+                        },
+                    }
+                ),
+                params=[
+                    ORDER_ID,
+                    {"name": "client_id", "in": "query", "required": True, "schema": _str(64, 8)},
+                ],
+                errors=(400, 404),
+            ),
             "post": _op(
                 "Rate an order that ended (once): thumbs up or down, an optional comment",
                 _obj(
@@ -232,7 +258,7 @@ def _paths() -> dict[str, Any]:
                 body=specs.schema(specs.FEEDBACK),
                 status=201,
                 errors=(403, 404, 409, 429),
-            )
+            ),
         },
         "/api/webhooks/razorpay": {
             "post": _op(

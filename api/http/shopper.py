@@ -88,6 +88,12 @@ async def order_status(request: Request) -> Response:
     return JSONResponse(await services(request).orders.view(str(request.path_params["order_id"])))
 
 
+async def my_feedback(request: Request) -> Response:
+    client_id = request.query_params.get("client_id", "")
+    order_id = str(request.path_params["order_id"])[:64]
+    return JSONResponse(await services(request).feedback.mine(order_id, client_id))
+
+
 async def order_feedback(request: Request) -> Response:
     body = await specs.read(request, specs.FEEDBACK)
     feedback = await services(request).feedback.give(
@@ -186,6 +192,7 @@ routes = [
     Route("/api/orders/{order_id}", order_status, methods=["GET"]),
     Route("/api/orders/{order_id}/events", order_events, methods=["GET"]),
     Route("/api/orders/{order_id}/feedback", order_feedback, methods=["POST"]),
+    Route("/api/orders/{order_id}/feedback", my_feedback, methods=["GET"]),
     Route("/api/webhooks/razorpay", razorpay_webhook, methods=["POST"]),
     Route("/api/machine/{mid}/trigger-dispense", trigger_dispense, methods=["POST"]),
     Route("/api/test-gateway/checkout", test_checkout, methods=["POST"]),

@@ -74,3 +74,27 @@ class Feedbacks:
         except IntegrityError as exc:  # the same order rated twice at once
             raise FeedbackExists("this order already has feedback") from exc
         return feedback
+
+    async def mine(self, order_id: str, client_id: str) -> dict[str, object]:
+        """What the order page shows this shopper: whether they may rate it (only the buyer,
+        once it ended, once) and the rating they gave, with its comment, if they did."""
+        if not valid_client_id(client_id):
+            raise InvalidRequest("client_id must be 8 to 64 printable characters")
+        async with self.ctx.db() as s:
+            order = await s.get(Order, order_id)
+            if order is None:
+                raise OrderNotFound("no such order")
+            owner = order.client_id == client_id
+            found = None
+            if owner:
+                found = await s.scalar(select(Feedback).where(Feedback.order_id == order.id))
+        given = (
+            None
+            if found is None
+            else {"rating": found.rating, "comment": found.comment, "created_at": found.created_at}
+        )
+        return {
+            "yours": owner,
+            "may_rate": owner and found is None and order.status in ENDED,
+            "feedback": given,
+        }

@@ -16,7 +16,12 @@ pytestmark = WEB
 
 
 async def test_a_shopper_buys_two(
-    stack: Stack, provision: Provision, shopper: Shopper, screens: Screens, page: Page
+    stack: Stack,
+    provision: Provision,
+    shopper: Shopper,
+    screens: Screens,
+    page: Page,
+    browser: Browser,
 ) -> None:
     machine = await provision("lobby-1", name="Lobby snacks", price=2500, stock=8)
     await shopper.open_machine(machine.machine_id)
@@ -78,6 +83,18 @@ async def test_a_shopper_buys_two(
     await shopper.expect_state("Done. Enjoy!")
     await expect(thanks).to_have_text("Thanks! The machine's operator reads every rating.")
     await expect(page.get_by_role("button", name="Good", exact=True)).to_be_disabled()
+    await expect(page.get_by_label("Anything to add?")).to_have_value("Cold and quick")
+    await expect(page.locator("#state-detail")).to_have_text(
+        "2 items dispensed. Take them from the tray."
+    )
+    # Someone else opening the order's link (a shared screenshot, say) is not asked to rate.
+    stranger, errors = await phone_page(browser)
+    await stranger.goto(f"{stack.url}/orders/{order_id}")
+    await expect(stranger.locator("#state-title")).to_have_text("Done. Enjoy!")
+    await expect(stranger.get_by_label("Anything to add?")).to_be_hidden()
+    await expect(stranger.locator("#feedback")).to_be_hidden()
+    await stranger.context.close()
+    assert errors == []
 
 
 async def test_a_failed_dispense_is_refunded(

@@ -15,6 +15,7 @@
   }
 
   function items(n) { return n + (n === 1 ? " item" : " items"); }
+  function takeThem(n) { return "Take " + (n === 1 ? "it" : "them") + " from the tray."; }
 
   function describe(o) {
     var n = o.dispensed, q = o.quantity;
@@ -24,13 +25,13 @@
       case "dispensing":
         if (n === 0) return ["Dispensing 0 of " + q + "…", "The machine is starting. Please wait at the machine and take your items from the tray.", ""];
         return ["Dispensing " + n + " of " + q + "…", items(n) + " out so far. Please wait at the machine and take your items from the tray.", ""];
-      case "dispensed": return ["Done. Enjoy!", items(q) + " dispensed. Take them from the tray.", "done"];
+      case "dispensed": return ["Done. Enjoy!", items(q) + " dispensed. " + takeThem(q), "done"];
       case "expired":
-        if (!o.refund) return ["Order expired", "It wasn't paid in time, so nothing was charged. Enter the code on the machine again to buy.", "problem"];
+        if (!o.refund) return ["Not paid", "No payment went through for this order, so nothing was charged. Enter the code on the machine again to buy.", "problem"];
         return ["Payment arrived too late", "The reservation had already ended, so nothing was dispensed and your payment is being returned.", "problem"];
       default:
         if (!o.refund) return ["This order didn't go through", "Nothing was charged.", "problem"];
-        if (n >= q) return ["Done. Enjoy!", items(q) + " dispensed. Take them from the tray.", "done"];
+        if (n >= q) return ["Done. Enjoy!", items(q) + " dispensed. " + takeThem(q), "done"];
         if (n > 0) return ["Only " + n + " of " + q + " came out", "The machine couldn't dispense the rest. Take what came out from the tray.", "problem"];
         return ["The machine couldn't dispense", "Nothing came out, so you get your money back.", "problem"];
     }
@@ -98,7 +99,8 @@
       SV.say($("refund-title"), (o.refund.manual_amount || 0) >= o.refund.amount ? "A refund from the operator" : "Your refund");
       SV.say($("refund-detail"), refundText(o));
     }
-    $("feedback").hidden = !(ended(o) && o.status !== "expired");
+    $("feedback").hidden = !(ended(o) && o.status !== "expired" && mayRate !== false);
+    if (ended(o) && mayRate === null) loadFeedback();
     if (finished(o)) stop();
   }
 
@@ -125,9 +127,26 @@
     };
   }
 
-  /* Feedback goes to the machine's operator, once per order. */
+  /* Feedback goes to the machine's operator, once per order, from the phone that paid. */
   var feedbackKey = "sv_feedback_" + order.order_id;
   var form = $("feedback-form"), chosen = null;
+  var mayRate = null;  /* null: not asked yet; the server says who may rate and what was given */
+
+  async function loadFeedback() {
+    mayRate = undefined;  /* asking */
+    var res = await SV.api("GET", "/api/orders/" + encodeURIComponent(order.order_id) +
+      "/feedback?client_id=" + encodeURIComponent(SV.clientId()));
+    if (!res.ok) { mayRate = null; return; }
+    var given = res.data.feedback;
+    mayRate = res.data.yours;
+    if (given) {
+      sent(given.rating);
+      $("feedback-comment").value = given.comment || "";
+      SV.say($("feedback-count"), (given.comment || "").length + " of 500 characters");
+    }
+    shown = "";
+    render(order);
+  }
 
   function choose(vote) {
     chosen = vote;
