@@ -68,8 +68,14 @@ async def test_a_manual_refund_is_confirmed_and_changes_money_not_history(
             "Paid ₹50.00 · refunded so far ₹10.00 · can still refund ₹40.00"
         )
 
+        await expect(page).to_have_url(re.compile(rf"/admin/orders/{order_id}$"))  # no ?done=
+        refunds = page.locator("#refunds-card ul.refunds li")
+        await expect(refunds).to_have_count(1)
+        await expect(refunds.first).to_contain_text("pending")
         await services.refunds.process_pending()
+        await expect(refunds.first).to_contain_text("processed")  # live, without a reload
         await page.reload()
+        await expect(page.get_by_text("Refund recorded")).to_have_count(0)  # said once only
         await page.get_by_label("All that is left (₹40.00)").check()
         await page.get_by_role("button", name="Review refund").click()
         await expect(page.locator("dl.facts")).to_contain_text("Refunded so far₹10.00")

@@ -12,6 +12,8 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from api.clock import LocalCalendar
 from api.errors import InvalidRequest
 from api.http.deps import services
+from api.lifecycle.states import ORDER_FINAL, RefundStatus
+from api.services import refund_totals
 from api.services.order_views import STATUSES, OrderDetail, OrderFilter, OrderRow
 from web.admin.forms import FieldErrors, rupees
 from web.admin.guard import admin_page, field
@@ -128,9 +130,26 @@ async def _order_page(
             "error": error,
             "values": values or {},
             "feedback": feedback,
+            "live_state": live_state(detail),
+            "settled": settled(detail),
         },
         status,
     )
+
+
+def live_state(detail: OrderDetail) -> str:
+    """What the page shows, in the terms of the order's live events (GET /api/orders/{id}):
+    the page refreshes its parts when the events say something else."""
+    o = detail.order
+    total = refund_totals.total(detail.refunds)
+    refund = "" if total is None else f"{total.amount}:{total.status}"
+    return f"{o.status}|{o.dispensed}|{refund}"
+
+
+def settled(detail: OrderDetail) -> bool:
+    """Nothing left to change by itself: the vend is over and no refund is on its way."""
+    pending = any(r.status == RefundStatus.PENDING for r in detail.refunds)
+    return not pending and detail.order.status in ORDER_FINAL
 
 
 def _chosen_amount(request: Request, detail: OrderDetail) -> int:
