@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import json
 import os
 import sys
 import time
@@ -238,6 +239,26 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mark_simulated(path: Path) -> None:
+    """Machines run with ``--credentials`` are simulated: in dev mode their shop pages
+    preview their displays, as for the machines ``make run`` starts."""
+    settings = _settings()
+    if not settings.dev or not path.is_file():
+        return  # the simulator itself says what is wrong with a missing file
+    try:
+        ids = [str(e["machine_id"]) for e in json.loads(path.read_text())["machines"]]
+    except (ValueError, KeyError, TypeError):
+        return
+
+    async def run() -> list[str]:
+        async with _runtime() as rt:
+            return await rt.services.machines.mark_simulated(ids)
+
+    known = asyncio.run(run())
+    if known:
+        print(f"dev mode: the shop pages of {', '.join(known)} show their displays", flush=True)
+
+
 # The simulator's own entry point, run as ``smartvend simulate`` so its help says so.
 SIMULATOR = (
     "import sys; sys.argv[0] = 'smartvend simulate'; "
@@ -259,7 +280,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             flush=True,
         )
         rest = ["--help"]
-    elif "--credentials" not in rest:
+    elif "--credentials" in rest:
+        _mark_simulated(Path(rest[rest.index("--credentials") + 1]))
+    else:
         count = 3
         if "--machines" in rest:
             count = int(rest[rest.index("--machines") + 1])

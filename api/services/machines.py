@@ -117,6 +117,17 @@ class Machines:
             raise MachineTaken(f"machine {new.machine_id} is already registered") from exc
         return machine, api_key
 
+    async def mark_simulated(self, machine_ids: list[str]) -> list[str]:
+        """Machines this server's own simulator runs: in dev mode their pages preview what
+        their displays show. Returns the ids it knew."""
+        async with self.ctx.db.begin() as s:
+            found = list(
+                (await s.scalars(select(Machine).where(Machine.id.in_(machine_ids)))).all()
+            )
+            for machine in found:
+                machine.simulated = True
+        return [m.id for m in found]
+
     async def is_simulated(self, machine_id: str) -> bool:
         async with self.ctx.db.begin() as s:
             return (await self._get(s, machine_id)).simulated

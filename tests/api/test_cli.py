@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -18,6 +19,7 @@ from api.runtime import open_runtime
 from api.settings import ALIASES, Settings
 from schema.models import Base
 from tests.support.databases import migrate, sqlite_url
+from tests.support.ports import free_port
 
 SMARTVEND = Path(sys.executable).parent / "smartvend"
 API_KEY = re.compile(r"\bsvk_[A-Za-z0-9_-]+")
@@ -212,3 +214,20 @@ def test_prices_in_rupees_or_paise_and_integrators_listed(cli: Cli) -> None:
     assert re.match(r"acme\s+active\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+Acme BI", listed[1]), listed
     assert re.match(r"zeta\s+revoked", listed[2]), listed
     assert "password" not in "\n".join(listed).lower()
+
+
+def test_machines_run_by_the_simulator_preview_their_display_in_dev_mode(cli: Cli) -> None:
+    assert cli("migrate").returncode == 0
+    added = cli("machine", "add", "m-1", "--price", "2500", "--stock", "3")
+    key = API_KEY.findall(added.stdout)[0]
+    credentials = cli.workdir / "mine.json"
+    credentials.write_text(json.dumps({"machines": [{"machine_id": "m-1", "api_key": key}]}))
+    ran = cli("simulate", "--credentials", str(credentials), "--mqtt-url",
+              f"mqtt://127.0.0.1:{free_port()}", "--duration", "0.5")  # fmt: skip
+    assert "the shop pages of m-1 show their displays" in ran.stdout, ran.stdout + ran.stderr
+
+    async def simulated() -> bool:
+        async with open_runtime(cli.settings) as rt:
+            return await rt.services.machines.is_simulated("m-1")
+
+    assert asyncio.run(simulated())
