@@ -207,6 +207,18 @@ def report_end(name: str, ended: subprocess.Popen[bytes]) -> int:
     return 1
 
 
+def demo_jam_rate(env: dict[str, str]) -> float:
+    """``SMARTVEND_DEMO_JAM_RATE``: the chance that a demo machine's unit jams (0 to 1)."""
+    text = env.get("SMARTVEND_DEMO_JAM_RATE", "0") or "0"
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise SystemExit(f"! SMARTVEND_DEMO_JAM_RATE must be a number from 0 to 1, not {text!r}")
+    return rate
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="make run",
@@ -214,7 +226,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "broker) and simulated demo machines. Ctrl-C, or SIGTERM to any of its processes, "
         "stops all of them.",
         epilog="Environment: SMARTVEND_HTTP_PORT, SMARTVEND_MQTT_PORT, SMARTVEND_MQTT_URL, "
-        "SMARTVEND_ADMIN_PASSWORD, SMARTVEND_DEMO_MACHINES (default 3), SMARTVEND_VAR_DIR.",
+        "SMARTVEND_ADMIN_PASSWORD, SMARTVEND_DEMO_MACHINES (default 3), SMARTVEND_VAR_DIR, "
+        "SMARTVEND_DEMO_JAM_RATE (0 to 1: how often a demo machine jams; default 0).",
     )
     return p.parse_args(argv)
 
@@ -234,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env(env).with_dev_secret()
     admin = admin_password(env, settings.var_dir)
     count = int(env.get("SMARTVEND_DEMO_MACHINES", DEMO_MACHINES))
+    jam_rate = demo_jam_rate(env)
     credentials = settings.var_dir / "demo-machines.json"
     admin_usable = asyncio.run(prepare(settings, count, credentials, admin))
     settings = Settings.from_env(env)
@@ -256,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                         mqtt_url_for_devices(settings),
                         "--flash-dir",
                         str(settings.var_dir / "demo-flash"),
+                        "--jam-rate",
+                        str(jam_rate),
                     ],
                     env=env,
                     stdout=subprocess.DEVNULL,
@@ -274,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  Dashboard:  {base}/admin   ({login})\n"
             f"  MQTT:       {mqtt_url_for_devices(settings)}\n"
             f"  Payments:   {gateway}\n"
+            f"To see a jam and its refund, start with SMARTVEND_DEMO_JAM_RATE=0.5 "
+            f"(each unit then jams with that chance).\n"
             f"Press Ctrl-C to stop.\n",
             flush=True,
         )

@@ -245,8 +245,14 @@ def test_a_previous_runs_closed_connections_leave_its_port_free() -> None:
 
 
 def test_a_fresh_database_is_migrated_by_make_run_itself(tmp_path: Path) -> None:
-    run = DevRun(tmp_path, clean_env(tmp_path))
+    refused = DevRun(tmp_path, {**clean_env(tmp_path), "SMARTVEND_DEMO_JAM_RATE": "lots"})
+    assert refused.finish() != 0 and "SMARTVEND_DEMO_JAM_RATE must be a number" in refused.output
+    run = DevRun(tmp_path, {**clean_env(tmp_path), "SMARTVEND_DEMO_JAM_RATE": "0.5"})
     run.wait_ready()
+    assert "SMARTVEND_DEMO_JAM_RATE=0.5" in run.output  # the banner says how to see a jam
+    commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in run.children()]
+    simulator = next(c for c in commands if b"device.simulate" in c)
+    assert simulator[simulator.index(b"--jam-rate") + 1] == b"0.5"
     os.kill(run.process.pid, signal.SIGINT)
     assert run.finish() == 0
     assert "Stopping SmartVend." in run.output and "Traceback" not in run.output

@@ -36,7 +36,7 @@ async def test_a_shopper_buys_two(
 
     order_id = await shopper.pay_in_test_mode("₹50.00")
     await shopper.expect_state("Payment received")
-    await screens.shot("paid")
+    await screens.shot("paid", doc="shopper-paid.png")
 
     items = page.locator("#items li")
 
