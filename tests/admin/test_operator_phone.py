@@ -250,7 +250,13 @@ async def test_tables_fit_the_phone_and_exports_speak_rupees(
         await log_in(page, "/admin/orders")
         row = page.locator("table.grid tbody tr", has=page.get_by_role("link", name=sold))
         await expect(row).to_contain_text("Lobby by the lifts")  # the machine's name
-        await fits(page)  # the table scrolls inside its card
+        await fits(page)
+        # Below 600 px each order is a card: cells stacked, each named.
+        status = row.locator('td[data-label="Status"]')
+        assert await status.evaluate("td => getComputedStyle(td).display") == "block"
+        label = await status.evaluate("td => getComputedStyle(td, '::before').content")
+        assert label == '"Status"'
+        await expect(page.locator("table.grid thead")).not_to_be_in_viewport()
         await shot(page, "orders-phone")
         async with page.expect_download() as download_info:
             await page.get_by_role("link", name="Export CSV").click()

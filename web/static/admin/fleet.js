@@ -5,6 +5,8 @@
   var live = document.getElementById("live");
   if (!table || !window.EventSource) { return; }
   var body = table.tBodies[0];
+  // Each cell says what it is, for the phone layout where rows become cards.
+  var labels = Array.prototype.map.call(table.tHead.rows[0].cells, function (th) { return th.textContent; });
 
   function el(tag, text, cls) {
     var node = document.createElement(tag);
@@ -15,6 +17,7 @@
 
   function cell(row) {
     var td = el("td");
+    td.dataset.label = labels[row.cells.length] || "";
     for (var i = 1; i < arguments.length; i++) { td.appendChild(arguments[i]); }
     row.appendChild(td);
     return td;
