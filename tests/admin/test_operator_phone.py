@@ -232,6 +232,12 @@ async def test_charts_say_when_there_is_nothing_and_name_their_units(
         await vend(services, "lobby-1", 1)
         await page.reload()
         await expect(page.locator("svg.chart").first).to_be_visible()
+        # Labels stay readable on a phone: at least 10 px of real text, today's bar named.
+        today = page.locator("svg.chart").first.locator('text[font-weight="700"]')
+        await expect(today).to_have_count(1)
+        height = await today.evaluate("t => t.getBoundingClientRect().height")
+        assert height >= 10, height
+        await shot(page, "reports-phone")
         await context.close()
 
 

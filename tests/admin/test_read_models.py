@@ -213,3 +213,14 @@ def test_firmware_config_has_the_example_fields() -> None:
     )
     for key, value in HARDWARE_DEFAULTS.items():
         assert example[key] == value, key
+
+
+def test_chart_axes_are_round_and_todays_bar_is_always_labelled() -> None:
+    assert [charts.nice_top(v) for v in (7500, 100, 18.75, 0.3, 0)] == [8000, 100, 20, 0.4, 1]
+    days = [f"{d:02d} Nov" for d in range(17, 31)]  # 14 days, the last one is today
+    svg = charts.bars("Sales", days, [100.0] * 13 + [7500.0], lambda v: f"₹{v / 100:.2f}")
+    labels = re.findall(r'text-anchor="middle" fill="#4a5568"( font-weight="700")?>([^<]+)<', svg)
+    assert labels[-1] == (' font-weight="700"', "30 Nov")  # today: labelled, in bold
+    assert len(labels) <= 7
+    ticks = re.findall(r'text-anchor="end"[^>]*>([^<]+)<', svg)
+    assert ticks == ["₹0", "₹20", "₹40", "₹60", "₹80"]

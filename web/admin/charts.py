@@ -4,6 +4,7 @@ Each chart is an ``<svg role="img">`` with a ``<title>`` and ``<desc>``; the
 pages put a table with the same numbers next to it.  Every text is escaped.
 """
 
+import math
 import secrets
 from collections.abc import Callable, Sequence
 
@@ -24,6 +25,24 @@ def _frame(title: str, desc: str, body: list[str]) -> Markup:
     return Markup(head + "".join(body) + "</svg>")  # noqa: S704 - every part escaped above
 
 
+def nice_top(top: float) -> float:
+    """The axis's top: the data's top rounded up so four gridlines fall on round values
+    (1, 2, 2.5 or 5 times a power of ten each), never below the data."""
+    if top <= 0:
+        return 1.0
+    step = top / 4
+    power = 10.0 ** math.floor(math.log10(step))
+    for factor in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if step <= factor * power * (1 + 1e-9):
+            return 4 * factor * power
+    return 4 * 10.0 * power
+
+
+def _tick(text: str) -> str:
+    """An axis value says no more than it must: ₹80 rather than ₹80.00."""
+    return text[:-3] if text.endswith(".00") else text
+
+
 def _axis(top: float, fmt: Callable[[float], str]) -> list[str]:
     parts = []
     inner = HEIGHT - TOP - BOTTOM
@@ -35,18 +54,23 @@ def _axis(top: float, fmt: Callable[[float], str]) -> list[str]:
         )
         parts.append(
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="#4a5568">{escape(fmt(value))}</text>'
+            f'fill="#4a5568">{escape(_tick(fmt(value)))}</text>'
         )
     return parts
 
 
 def _labels(labels: Sequence[str], slot: float) -> list[str]:
+    """At most seven labels, counted back from the last bar (today's), which always has one
+    and is set in bold."""
     every = max(1, -(-len(labels) // 7))
+    last = len(labels) - 1
+    bold = ' font-weight="700"'
     return [
         f'<text x="{LEFT + slot * (i + 0.5):.1f}" y="{HEIGHT - BOTTOM + 16}" font-size="11" '
-        f'text-anchor="middle" fill="#4a5568">{escape(label)}</text>'
+        f'text-anchor="middle" fill="#4a5568"{bold if i == last else ""}>'
+        f"{escape(label)}</text>"
         for i, label in enumerate(labels)
-        if i % every == 0
+        if (last - i) % every == 0
     ]
 
 
@@ -67,7 +91,7 @@ def stacked_bars(
     totals = [sum(max(0.0, values[i]) for _, values in series) for i in range(len(labels))]
     if top is None and not any(t > 0 for t in totals):
         return Markup('<p class="chart-empty">{}</p>').format(empty)
-    top = top or max([*totals, 0.0]) or 1.0
+    top = top or nice_top(max([*totals, 0.0]))
     inner_h = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / max(1, len(labels))
     body = _axis(top, fmt)
