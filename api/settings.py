@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.config import Config
 from starlette.datastructures import Secret
@@ -72,6 +73,23 @@ def _optional(cast: Callable[[str], Any]) -> Callable[[str | None], Any]:
     return convert
 
 
+def _check_home_assistant(prefix: str | None, timezone: str) -> None:
+    """``HA_DISCOVERY_PREFIX``: one topic level; ``TIMEZONE``: a zone the system knows."""
+    from schema import topics
+
+    if prefix is not None and not topics.is_discovery_prefix(prefix):
+        raise ConfigurationError(
+            f"{PREFIX}HA_DISCOVERY_PREFIX must be one topic level of A-Z a-z 0-9 _ - "
+            f"(Home Assistant's default is homeassistant), not {prefix!r}"
+        )
+    try:
+        ZoneInfo(timezone)
+    except (ValueError, ZoneInfoNotFoundError) as exc:
+        raise ConfigurationError(
+            f"{PREFIX}TIMEZONE is not a known time zone: {timezone!r}"
+        ) from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "dev"
@@ -126,6 +144,8 @@ class Settings:
     trusted_proxies: str = ""
     workers: int = 1
     log_format: str = "text"
+    ha_discovery_prefix: str | None = None  # Home Assistant discovery (off unless set)
+    timezone: str = "Asia/Kolkata"
 
     @property
     def dev(self) -> bool:
@@ -261,6 +281,7 @@ class Settings:
             raise ConfigurationError(f"{PREFIX}WORKERS must be at least 1")
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(f"{PREFIX}LOG_FORMAT must be text or json")
+        _check_home_assistant(self.ha_discovery_prefix, self.timezone)
         for name in ("http_port", "mqtt_port", "mqtt_ws_port", "mqtts_port", "smtp_port"):
             port = getattr(self, name)
             if port is not None and not 0 <= port <= 65535:

@@ -1,0 +1,133 @@
+"""The retained messages Home Assistant (and integrators) read, kept current.
+
+:class:`HomeAssistantFeed` owns two sets of retained topics: every machine's
+``today`` (always) and, with ``HA_DISCOVERY_PREFIX`` set, the Home Assistant
+discovery configs of the server and of every machine (``api.services.ha_discovery``).
+
+* :meth:`HomeAssistantFeed.snapshot` is everything, for the bridge to publish on
+  (re)connect, on a new leadership and when Home Assistant says ``online``.
+* :meth:`HomeAssistantFeed.refresh` writes what changed since (a sale, a new
+  firmware, a renamed or new machine, local midnight) to the outbox in one
+  transaction, superseding unpublished rows of the same topics; the drain
+  publishes it. A machine gone from the database gets empty configs.
+* :func:`machine_removed` writes a machine's empty configs (and clears its
+  ``today``) in the caller's transaction: decommissioning calls it.
+
+Only the leader runs the feed (the bridge asks ``leads`` first).
+"""
+
+import logging
+from dataclasses import dataclass
+from importlib import metadata
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.clock import Clock
+from api.services import daily_figures, ha_discovery, outgoing
+from schema import messages, topics
+from schema.errors import SchemaError
+from schema.models import Machine
+
+log = logging.getLogger(__name__)
+
+Message = tuple[str, bytes]  # (topic, payload); an empty payload clears a retained topic
+
+
+def smartvend_version() -> str:
+    try:
+        return metadata.version("smartvend")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a bare checkout
+        return "0"
+
+
+@dataclass
+class HomeAssistantFeed:
+    db: async_sessionmaker[AsyncSession]
+    clock: Clock
+    prefix: str | None  # HA_DISCOVERY_PREFIX; None: only the ``today`` topics
+    zone: ZoneInfo
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        self.version = self.version or smartvend_version()
+        self._last: dict[str, bytes] = {}  # what this process last published or enqueued
+
+    @property
+    def birth_topic(self) -> str | None:
+        """Where Home Assistant says ``online`` (None when discovery is off)."""
+        return None if self.prefix is None else topics.discovery_status(self.prefix)
+
+    async def current(self) -> dict[str, bytes]:
+        """Every retained message of the feed as the database says now."""
+        now = self.clock.now()
+        day, since = daily_figures.local_day(now, self.zone)
+        async with self.db() as s:
+            machines = (await s.scalars(select(Machine).order_by(Machine.id))).all()
+            sold = await daily_figures.sold_since(s, since)
+        out: dict[str, bytes] = {}
+        if self.prefix is not None:
+            for topic, config in ha_discovery.server_configs(self.prefix, self.version):
+                out[topic] = ha_discovery.encode(config)
+        for machine in machines:
+            try:
+                figures = daily_figures.today_payload(
+                    machine, day, since, sold.get(machine.id, (0, 0)), now
+                )
+                out[topics.today(machine.id)] = messages.encode("today", figures)
+                if self.prefix is not None:
+                    view = ha_discovery.view_of(machine)
+                    for topic, config in ha_discovery.machine_configs(
+                        self.prefix, view, self.version
+                    ):
+                        out[topic] = ha_discovery.encode(config)
+            except SchemaError as exc:
+                log.error("cannot describe machine %s to Home Assistant: %s", machine.id, exc)
+        return out
+
+    def _changes(self, now: dict[str, bytes], *, everything: bool) -> list[Message]:
+        gone = [(topic, messages.CLEAR) for topic in self._last if topic not in now]
+        kept = [
+            (topic, payload)
+            for topic, payload in now.items()
+            if everything or self._last.get(topic) != payload
+        ]
+        return gone + kept
+
+    async def snapshot(self) -> list[Message]:
+        """Everything, to publish at once (and what has gone since, cleared)."""
+        now = await self.current()
+        changes = self._changes(now, everything=True)
+        self._last = now
+        return changes
+
+    async def refresh(self) -> int:
+        """Write what changed since the last snapshot or refresh to the outbox."""
+        now = await self.current()
+        changes = self._changes(now, everything=False)
+        if changes:
+            async with self.db.begin() as s:
+                await outgoing.supersede(s, [topic for topic, _payload in changes])
+                await outgoing.enqueue_many(s, changes, retain=True, qos=1, now=self.clock.now())
+        self._last = now
+        return len(changes)
+
+
+async def machine_removed(
+    s: AsyncSession,
+    machine_id: str,
+    slot_ids: list[str],
+    now: int,
+    *,
+    prefix: str | None,
+) -> None:
+    """Clear a decommissioned machine's ``today`` and (with a prefix) its discovery
+    configs, in the caller's transaction: Home Assistant then removes the device."""
+    cleared = [topics.today(machine_id)]
+    if prefix is not None:
+        cleared += ha_discovery.removal_topics(prefix, machine_id, slot_ids)
+    await outgoing.supersede(s, cleared)
+    await outgoing.enqueue_many(
+        s, [(topic, messages.CLEAR) for topic in cleared], retain=True, qos=1, now=now
+    )
