@@ -13,7 +13,8 @@ cancelled, reconnecting with capped exponential backoff.  On every connect it
 5. with a :class:`api.services.ha_feed.HomeAssistantFeed`, publishes its retained
    ``today`` topics and Home Assistant discovery with the republish, again when
    Home Assistant announces itself ``online`` on ``{prefix}/status``, and writes
-   what changed to the outbox every ``feed_refresh_s``.
+   what changed to the outbox at most every ``feed_refresh_s`` after a commit (and
+   every ``FEED_IDLE_S`` anyway, which carries the figures over local midnight).
 
 ``kick()`` is the one way the drain is woken. The bridge calls it itself on
 every commit through the services' database (an ``after_commit`` listener it
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 MQTT_TIMEOUT = 10.0
 GOODBYE_TIMEOUT = 2.0
+FEED_IDLE_S = 60.0  # the feed is read at least this often, commits or not
 
 
 def _refused(code: object) -> bool:
@@ -112,7 +114,9 @@ class Bridge:
         self.feed = feed
         self._feed_refresh_s = feed_refresh_s
         self._feed_due = False  # Home Assistant said online: publish the feed again
-        self._feed_next = 0.0  # loop time of the next refresh
+        self._feed_next = 0.0  # loop time before which no refresh runs
+        self._feed_idle = 0.0  # loop time of the next refresh even without commits
+        self._feed_dirty = True  # something committed since the last refresh
 
     @classmethod
     def from_settings(cls, services: Services, settings: Settings, **options: Any) -> "Bridge":
@@ -142,6 +146,7 @@ class Bridge:
 
     def kick(self) -> None:
         """Wake the outbox drain: the one way it is woken (module docstring)."""
+        self._feed_dirty = True
         self._wake.set()
 
     async def wait_drained(self) -> None:
@@ -319,15 +324,19 @@ class Bridge:
             log.exception("reading the Home Assistant feed failed")
             return
         await publish_in_order(publish, [Outgoing(t, p) for t, p in snapshot])
-        self._feed_next = asyncio.get_running_loop().time() + self._feed_refresh_s
+        now = asyncio.get_running_loop().time()
+        self._feed_next, self._feed_idle = now + self._feed_refresh_s, now + FEED_IDLE_S
         log.info("published %d Home Assistant and daily-figure messages", len(snapshot))
 
     async def _refresh_feed(self) -> None:
-        """The leader writes what changed in the feed to the outbox, every ``feed_refresh_s``."""
+        """The leader writes what changed in the feed to the outbox (module docstring)."""
         now = asyncio.get_running_loop().time()
-        if self.feed is None or not self._leads() or now < self._feed_next:
+        if self.feed is None or not self._leads():
             return
-        self._feed_next = now + self._feed_refresh_s
+        if not (self._feed_dirty and now >= self._feed_next) and now < self._feed_idle:
+            return
+        self._feed_dirty = False
+        self._feed_next, self._feed_idle = now + self._feed_refresh_s, now + FEED_IDLE_S
         try:
             await self.feed.refresh()
         except Exception:

@@ -33,6 +33,7 @@ from schema.models import Machine
 log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes]  # (topic, payload); an empty payload clears a retained topic
+Entry = tuple[bytes, bytes]  # (what a change is judged by, the payload)
 
 
 def smartvend_version() -> str:
@@ -53,53 +54,68 @@ class HomeAssistantFeed:
     def __post_init__(self) -> None:
         self.version = self.version or smartvend_version()
         self._last: dict[str, bytes] = {}  # what this process last published or enqueued
+        self._configs: dict[ha_discovery.MachineView, list[Message]] = {}
 
     @property
     def birth_topic(self) -> str | None:
         """Where Home Assistant says ``online`` (None when discovery is off)."""
         return None if self.prefix is None else topics.discovery_status(self.prefix)
 
-    async def current(self) -> dict[str, bytes]:
+    async def current(self) -> dict[str, Entry]:
         """Every retained message of the feed as the database says now."""
         now = self.clock.now()
         day, since = daily_figures.local_day(now, self.zone)
         async with self.db() as s:
             machines = (await s.scalars(select(Machine).order_by(Machine.id))).all()
             sold = await daily_figures.sold_since(s, since)
-        out: dict[str, bytes] = {}
+        out: dict[str, Entry] = {}
         if self.prefix is not None:
             for topic, config in ha_discovery.server_configs(self.prefix, self.version):
-                out[topic] = ha_discovery.encode(config)
+                encoded = ha_discovery.encode(config)
+                out[topic] = (encoded, encoded)
+        configs: dict[ha_discovery.MachineView, list[Message]] = {}
         for machine in machines:
             try:
                 figures = daily_figures.today_payload(
                     machine, day, since, sold.get(machine.id, (0, 0)), now
                 )
-                out[topics.today(machine.id)] = messages.encode("today", figures)
+                # ``ts`` says when the figures were read: a change is a change of the rest.
+                same = messages.encode("today", {**figures, "ts": since})
+                out[topics.today(machine.id)] = (same, messages.encode("today", figures))
                 if self.prefix is not None:
                     view = ha_discovery.view_of(machine)
-                    for topic, config in ha_discovery.machine_configs(
-                        self.prefix, view, self.version
-                    ):
-                        out[topic] = ha_discovery.encode(config)
+                    found = self._configs.get(view)
+                    if found is None:
+                        found = [
+                            (topic, ha_discovery.encode(config))
+                            for topic, config in ha_discovery.machine_configs(
+                                self.prefix, view, self.version
+                            )
+                        ]
+                    configs[view] = found
+                    out.update((topic, (encoded, encoded)) for topic, encoded in found)
             except SchemaError as exc:
                 log.error("cannot describe machine %s to Home Assistant: %s", machine.id, exc)
+        self._configs = configs  # encoded once per machine while it stays the same
         return out
 
-    def _changes(self, now: dict[str, bytes], *, everything: bool) -> list[Message]:
+    def _changes(self, now: dict[str, Entry], *, everything: bool) -> list[Message]:
         gone = [(topic, messages.CLEAR) for topic in self._last if topic not in now]
         kept = [
             (topic, payload)
-            for topic, payload in now.items()
-            if everything or self._last.get(topic) != payload
+            for topic, (same, payload) in now.items()
+            if everything or self._last.get(topic) != same
         ]
         return gone + kept
+
+    def _remember(self, now: dict[str, Entry]) -> None:
+        self._last = {topic: same for topic, (same, _payload) in now.items()}
 
     async def snapshot(self) -> list[Message]:
         """Everything, to publish at once (and what has gone since, cleared)."""
         now = await self.current()
         changes = self._changes(now, everything=True)
-        self._last = now
+        self._remember(now)
         return changes
 
     async def refresh(self) -> int:
@@ -110,7 +126,7 @@ class HomeAssistantFeed:
             async with self.db.begin() as s:
                 await outgoing.supersede(s, [topic for topic, _payload in changes])
                 await outgoing.enqueue_many(s, changes, retain=True, qos=1, now=self.clock.now())
-        self._last = now
+        self._remember(now)
         return len(changes)
 
 
