@@ -16,9 +16,12 @@ discovery configs of the server and of every machine (``api.services.ha_discover
 Only the leader runs the feed (the bridge asks ``leads`` first).
 """
 
+from __future__ import annotations
+
 import logging
 from dataclasses import dataclass
 from importlib import metadata
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -30,10 +33,14 @@ from schema import messages, topics
 from schema.errors import SchemaError
 from schema.models import Machine
 
+if TYPE_CHECKING:
+    from schema.messages import TodayMsg
+
 log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes]  # (topic, payload); an empty payload clears a retained topic
-Entry = tuple[bytes, bytes]  # (what a change is judged by, the payload)
+# (what a change is judged by, the payload: encoded, or figures encoded when sent)
+Entry = tuple[object, "bytes | TodayMsg"]
 
 
 def smartvend_version() -> str:
@@ -53,7 +60,7 @@ class HomeAssistantFeed:
 
     def __post_init__(self) -> None:
         self.version = self.version or smartvend_version()
-        self._last: dict[str, bytes] = {}  # what this process last published or enqueued
+        self._last: dict[str, object] = {}  # what this process last published or enqueued
         self._configs: dict[ha_discovery.MachineView, list[Message]] = {}
 
     @property
@@ -80,8 +87,8 @@ class HomeAssistantFeed:
                     machine, day, since, sold.get(machine.id, (0, 0)), now
                 )
                 # ``ts`` says when the figures were read: a change is a change of the rest.
-                same = messages.encode("today", {**figures, "ts": since})
-                out[topics.today(machine.id)] = (same, messages.encode("today", figures))
+                same = tuple(value for key, value in figures.items() if key != "ts")
+                out[topics.today(machine.id)] = (same, figures)
                 if self.prefix is not None:
                     view = ha_discovery.view_of(machine)
                     found = self._configs.get(view)
@@ -100,13 +107,19 @@ class HomeAssistantFeed:
         return out
 
     def _changes(self, now: dict[str, Entry], *, everything: bool) -> list[Message]:
-        gone = [(topic, messages.CLEAR) for topic in self._last if topic not in now]
-        kept = [
-            (topic, payload)
-            for topic, (same, payload) in now.items()
-            if everything or self._last.get(topic) != same
-        ]
-        return gone + kept
+        out = [(topic, messages.CLEAR) for topic in self._last if topic not in now]
+        for topic, (same, payload) in now.items():
+            if not everything and self._last.get(topic) == same:
+                continue
+            try:
+                encoded = (
+                    payload if isinstance(payload, bytes) else messages.encode("today", payload)
+                )
+            except SchemaError as exc:
+                log.error("cannot publish %s: %s", topic, exc)
+                continue
+            out.append((topic, encoded))
+        return out
 
     def _remember(self, now: dict[str, Entry]) -> None:
         self._last = {topic: same for topic, (same, _payload) in now.items()}
