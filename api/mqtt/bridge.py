@@ -117,6 +117,7 @@ class Bridge:
         self._feed_next = 0.0  # loop time before which no refresh runs
         self._feed_idle = 0.0  # loop time of the next refresh even without commits
         self._feed_dirty = True  # something committed since the last refresh
+        self._feed_published: float | None = None  # loop time of the last whole feed
 
     @classmethod
     def from_settings(cls, services: Services, settings: Settings, **options: Any) -> "Bridge":
@@ -279,7 +280,8 @@ class Bridge:
                 await publish_in_order(publish, snapshot)
                 log.info("republished %d retained messages", len(snapshot))
                 self._feed_due = self.feed is not None
-            if self._feed_due and self._leads():
+                self._feed_published = None  # a new connection gets the feed at once
+            if self._feed_due and self._leads() and self._feed_may_publish():
                 await self._publish_feed(publish)
             self.connected.set()
             with contextlib.suppress(TimeoutError):
@@ -314,10 +316,18 @@ class Bridge:
             self._feed_due = True
             self.kick()
 
+    def _feed_may_publish(self) -> bool:
+        """Births closer than ``feed_refresh_s`` to the last whole feed wait for it:
+        a client repeating ``online`` cannot make the server republish without pause."""
+        last = self._feed_published
+        now = asyncio.get_running_loop().time()
+        return last is None or now >= last + self._feed_refresh_s
+
     async def _publish_feed(self, publish: Publish) -> None:
         """Every message of the feed, published now (the backlog went first)."""
         assert self.feed is not None
         self._feed_due = False
+        await self._drain_pass(publish)  # no older feed row may land after the snapshot
         try:
             snapshot = await self.feed.snapshot()
         except Exception:  # the database: the next refresh writes what is missing
@@ -325,6 +335,7 @@ class Bridge:
             return
         await publish_in_order(publish, [Outgoing(t, p) for t, p in snapshot])
         now = asyncio.get_running_loop().time()
+        self._feed_published = now
         self._feed_next, self._feed_idle = now + self._feed_refresh_s, now + FEED_IDLE_S
         log.info("published %d Home Assistant and daily-figure messages", len(snapshot))
 
