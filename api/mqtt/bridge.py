@@ -342,8 +342,8 @@ class Bridge:
     async def _refresh_feed(self) -> None:
         """The leader writes what changed in the feed to the outbox (module docstring)."""
         now = asyncio.get_running_loop().time()
-        if self.feed is None or not self._leads():
-            return
+        if self.feed is None or not self._leads() or self._republish_due or self._feed_due:
+            return  # not the leader, or the whole feed goes out next anyway
         if not (self._feed_dirty and now >= self._feed_next) and now < self._feed_idle:
             return
         self._feed_dirty = False

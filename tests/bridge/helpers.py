@@ -160,9 +160,14 @@ async def running_bridge(
         services,
         host=host,
         port=port,
-        username=SERVER_USERNAME,
         password=password,
-        **{"poll_s": 0.2, "min_backoff": 0.05, "max_backoff": 0.5, **options},
+        **{
+            "username": SERVER_USERNAME,
+            "poll_s": 0.2,
+            "min_backoff": 0.05,
+            "max_backoff": 0.5,
+            **options,
+        },
     )
     task = asyncio.create_task(bridge.run())
     try:

@@ -7,6 +7,7 @@ On the embedded broker and on a Mosquitto configured by ``write_mosquitto_config
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Callable
 from zoneinfo import ZoneInfo
 
@@ -19,6 +20,7 @@ from api.payments.test_gateway import TestGateway
 from api.services.container import Services
 from api.services.ha_feed import HomeAssistantFeed, machine_removed
 from broker.passwords import hash_secret
+from broker.principals import StaticAuthenticator
 from schema import messages, topics
 from tests.bridge.helpers import (
     WAIT,
@@ -340,3 +342,85 @@ async def test_a_home_assistant_will_elsewhere_is_refused(
         will = aiomqtt.Will(topics.discovery_status(PREFIX), b"offline", qos=1)
         async with mqtt(broker.host, broker.port, HA_USER, password, will=will):
             pass
+
+
+class CountingFeed(HomeAssistantFeed):
+    """The real feed, counting how often a bridge read it whole or refreshed it."""
+
+    snapshots = 0
+    refreshes = 0
+
+    async def snapshot(self) -> list[tuple[str, bytes]]:
+        self.snapshots += 1
+        return await super().snapshot()
+
+    async def refresh(self) -> int:
+        self.refreshes += 1
+        return await super().refresh()
+
+
+async def test_only_the_leader_publishes_the_feed(services: Services, clock: FakeClock) -> None:
+    """Two workers' bridges (two server accounts): Home Assistant's birth reaches both,
+    the leader answers; the other does once it leads."""
+    await prepare(services, clock)
+    keys = {name: secrets.token_urlsafe(16) for name in ("srv-a", "srv-b", "hass")}
+    roles = {"srv-a": "server", "srv-b": "server", "hass": "home_assistant"}
+    authenticator = StaticAuthenticator(
+        {name: (roles[name], hash_secret(key)) for name, key in keys.items()}
+    )
+    leading = {"srv-a": True, "srv-b": False}
+    feeds = {
+        name: CountingFeed(services.ctx.db, clock, "homeassistant", ZoneInfo("Asia/Kolkata"))
+        for name in leading
+    }
+    async with running_embedded(authenticator) as broker:
+        host, port = broker.host, broker.port
+        async with (
+            running_bridge(
+                services, host, port, keys["srv-a"], username="srv-a", client_id="srv-a",
+                feed=feeds["srv-a"], feed_refresh_s=0.1, leads=lambda: leading["srv-a"],
+            ) as leader,
+            running_bridge(
+                services, host, port, keys["srv-b"], username="srv-b", client_id="srv-b",
+                feed=feeds["srv-b"], feed_refresh_s=0.1, leads=lambda: leading["srv-b"],
+            ) as follower,
+            mqtt(host, port, "hass", keys["hass"]) as hass,
+        ):  # fmt: skip
+            assert feeds["srv-a"].snapshots == 1 and feeds["srv-b"].snapshots == 0
+            configs = asyncio.Queue[str]()
+
+            async def collect() -> None:
+                async for message in hass.messages:
+                    if payload(message):
+                        await configs.put(message.topic.value)
+
+            reader = asyncio.create_task(collect())
+            try:
+                await hass.subscribe("homeassistant/+/+/+/config", qos=1)
+                async with asyncio.timeout(WAIT):  # the retained configs
+                    for _ in range(1 + 2 * CONFIGS_PER_MACHINE):
+                        await configs.get()
+                await hass.publish("homeassistant/status", b"online", qos=1)
+
+                async def both_heard() -> bool:
+                    # The follower notes the birth (for when it leads) and does nothing else.
+                    return feeds["srv-a"].snapshots == 2 and follower._feed_due
+
+                await eventually(both_heard, "both bridges to hear Home Assistant's birth")
+                async with asyncio.timeout(WAIT):  # the leader's answer
+                    for _ in range(1 + 2 * CONFIGS_PER_MACHINE):
+                        await configs.get()
+                for bridge in (follower, follower, leader):
+                    async with asyncio.timeout(WAIT):
+                        await bridge.wait_drained()
+                assert feeds["srv-b"].snapshots == 0 and feeds["srv-b"].refreshes == 0
+                assert configs.empty()
+
+                leading.update({"srv-a": False, "srv-b": True})  # leadership moves
+                follower.kick()
+                async with asyncio.timeout(WAIT):
+                    for _ in range(1 + 2 * CONFIGS_PER_MACHINE):
+                        await configs.get()
+                assert feeds["srv-b"].snapshots == 1
+            finally:
+                reader.cancel()
