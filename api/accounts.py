@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 SERVER_USERNAME = "smartvend-server"
 SERVER_SECRET_PURPOSE = "mqtt-server"  # noqa: S105 - a derivation label, not a secret
 MAX_INTEGRATOR_NAME = 64
+# An integrator whose description starts with this mark is a Home Assistant account
+# (role ``home_assistant``, broker.acl); nobody else's description may start with it.
+HOME_ASSISTANT_MARK = "[home-assistant]"
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 Account = tuple[str, str, str]  # (username, role, stored $7$ hash)
@@ -81,6 +84,12 @@ def server_credentials(settings: Settings) -> ServerCredentials:
     )
 
 
+def integrator_role(description: str | None) -> str:
+    """``home_assistant`` for an account made with ``--home-assistant``, else ``integrator``."""
+    marked = description is not None and description.startswith(HOME_ASSISTANT_MARK)
+    return "home_assistant" if marked else "integrator"
+
+
 def valid_integrator_name(username: str) -> bool:
     """1 to 64 characters from ``A-Z a-z 0-9 _ - .``."""
     return 1 <= len(username) <= MAX_INTEGRATOR_NAME and all(ch in _NAME_CHARS for ch in username)
@@ -94,10 +103,13 @@ class DatabaseAuthenticator:
         db: async_sessionmaker[AsyncSession],
         server_username: str,
         server_password_hash: str,
+        *,
+        discovery_prefix: str | None = None,
     ) -> None:
         self._db = db
         self._server_username = server_username
         self._server_hash = server_password_hash
+        self._discovery_prefix = discovery_prefix  # what Home Assistant accounts read
 
     async def authenticate(self, username: str, password: str, client_id: str) -> Principal | None:
         principal = await self._lookup(username, password)
@@ -124,6 +136,8 @@ class DatabaseAuthenticator:
             return None
         if not verify_secret(password, integrator.password_hash):
             return None
+        if integrator_role(integrator.description) == "home_assistant":
+            return Principal("home_assistant", username, discovery_prefix=self._discovery_prefix)
         return Principal(role="integrator", username=username)
 
 
@@ -143,7 +157,7 @@ async def mosquitto_accounts(
         all_machine_ids = set((await s.scalars(select(Machine.id))).all())
         integrators = (
             await s.execute(
-                select(Integrator.username, Integrator.password_hash)
+                select(Integrator.username, Integrator.password_hash, Integrator.description)
                 .where(Integrator.revoked.is_(False))
                 .order_by(Integrator.username)
             )
@@ -153,11 +167,11 @@ async def mosquitto_accounts(
             log.warning("machine %s has the server's username; it cannot log in", machine_id)
             continue
         accounts.append((machine_id, "machine", stored))
-    for username, stored in integrators:
+    for username, stored, description in integrators:
         if username == server_username or username in all_machine_ids:
             log.warning("integrator %s shares its name with another account; skipped", username)
             continue
-        accounts.append((username, "integrator", stored))
+        accounts.append((username, integrator_role(description), stored))
     return accounts
 
 
@@ -166,12 +180,21 @@ async def create_integrator(
     clock: Clock,
     username: str,
     description: str | None = None,
+    *,
+    home_assistant: bool = False,
 ) -> tuple[Integrator, str]:
-    """A read-only MQTT account; its password is returned here once and stored hashed."""
+    """A read-only MQTT account; its password is returned here once and stored hashed.
+
+    ``home_assistant``: an account for Home Assistant (``broker.acl``), marked by
+    :data:`HOME_ASSISTANT_MARK` at the start of its description."""
     if not valid_integrator_name(username):
         raise InvalidRequest("integrator name must be 1 to 64 of A-Z a-z 0-9 _ - .")
     if username == SERVER_USERNAME:
         raise Conflict(f"{username} is the server's account")
+    if description is not None and description.startswith(HOME_ASSISTANT_MARK):
+        raise InvalidRequest(f"a description may not start with {HOME_ASSISTANT_MARK}")
+    if home_assistant:
+        description = f"{HOME_ASSISTANT_MARK} {description or 'Home Assistant'}"
     if description is not None and len(description) > 200:
         raise InvalidRequest("description must be at most 200 characters")
     password = secrets.token_urlsafe(24)

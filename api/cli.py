@@ -90,6 +90,7 @@ def cmd_mosquitto_config(args: argparse.Namespace) -> int:
                 server_host=args.server_host,
                 tls=tls,
                 max_payload=settings.mqtt_max_payload,
+                discovery_prefix=settings.ha_discovery_prefix,
             )
 
     for path in asyncio.run(run()):
@@ -113,12 +114,19 @@ def cmd_integrator_add(args: argparse.Namespace) -> int:
     async def run() -> str:
         async with _runtime() as rt:
             _, password = await create_integrator(
-                rt.services.ctx.db, rt.services.ctx.clock, args.username, args.description
+                rt.services.ctx.db,
+                rt.services.ctx.clock,
+                args.username,
+                args.description,
+                home_assistant=args.home_assistant,
             )
             return password
 
     password = asyncio.run(run())
-    print(f"integrator {args.username} created (read-only MQTT)")
+    if args.home_assistant:
+        print(f"Home Assistant account {args.username} created (reads discovery and state only)")
+    else:
+        print(f"integrator {args.username} created (read-only MQTT)")
     print(f"password (shown once): {password}")
     return 0
 
@@ -345,6 +353,12 @@ def parser() -> argparse.ArgumentParser:
     s = integrator.add_parser("add", help="create an account; prints its password once")
     s.add_argument("username", help="the account's MQTT username")
     s.add_argument("--description", help="who uses it, for the list")
+    s.add_argument(
+        "--home-assistant",
+        action="store_true",
+        help="an account for Home Assistant: reads HA_DISCOVERY_PREFIX/# and state, "
+        "publishes only its own birth on HA_DISCOVERY_PREFIX/status",
+    )
     s.set_defaults(func=cmd_integrator_add)
     s = integrator.add_parser("revoke", help="revoke an account")
     s.add_argument("username", help="the account to revoke")

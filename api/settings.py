@@ -73,6 +73,17 @@ def _optional(cast: Callable[[str], Any]) -> Callable[[str | None], Any]:
     return convert
 
 
+def _check_home_assistant(prefix: str | None) -> None:
+    """``HA_DISCOVERY_PREFIX``: one topic level."""
+    from schema import topics
+
+    if prefix is not None and not topics.is_discovery_prefix(prefix):
+        raise ConfigurationError(
+            f"{PREFIX}HA_DISCOVERY_PREFIX must be one topic level of A-Z a-z 0-9 _ - "
+            f"(Home Assistant's default is homeassistant), not {prefix!r}"
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "dev"
@@ -127,6 +138,7 @@ class Settings:
     trusted_proxies: str = ""
     workers: int = 1
     log_format: str = "text"
+    ha_discovery_prefix: str | None = None  # Home Assistant discovery (off unless set)
     timezone: str = DEFAULT_TIMEZONE  # every day and time operators read (wire stays Unix s)
 
     @property
@@ -263,10 +275,14 @@ class Settings:
             raise ConfigurationError(f"{PREFIX}WORKERS must be at least 1")
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(f"{PREFIX}LOG_FORMAT must be text or json")
+        _check_home_assistant(self.ha_discovery_prefix)
         try:
             LocalCalendar(self.timezone)
         except ValueError as exc:
-            raise ConfigurationError(f"{PREFIX}TIMEZONE: {exc}") from exc
+            raise ConfigurationError(
+                f"{PREFIX}TIMEZONE is not a known time zone: {self.timezone!r} "
+                "(an IANA name, like Asia/Kolkata)"
+            ) from exc
         for name in ("http_port", "mqtt_port", "mqtt_ws_port", "mqtts_port", "smtp_port"):
             port = getattr(self, name)
             if port is not None and not 0 <= port <= 65535:

@@ -2,14 +2,19 @@
 
 Pure policy, no I/O. Each role's rights are a list of *patterns*: subscription
 filters built by :mod:`schema.topics`, where ``+`` stands for any single level (a
-machine id or a command id). A concrete topic is allowed when it matches a pattern;
-a subscription filter is allowed only when every topic it can match is allowed,
-which for these fixed-depth patterns means one pattern covers it level by level.
+machine id or a command id) and a final ``#`` for any levels below. A concrete
+topic is allowed when it matches a pattern; a subscription filter is allowed only
+when every topic it can match is allowed, i.e. one pattern covers it level by level.
+
+A Home Assistant account (CONTRACT section 7) reads what Home Assistant needs:
+everything under its discovery prefix, every machine's ``state`` and ``today``
+and ``server/status``; it publishes only ``{prefix}/status`` (Home Assistant's
+birth and will). It can never reach a machine's ``desired``, ``cmd`` or ``results``.
 """
 
 from typing import Literal
 
-from broker.principals import Principal
+from broker.principals import DEFAULT_DISCOVERY_PREFIX, Principal
 from schema import topics
 from schema.errors import SchemaError
 
@@ -17,16 +22,26 @@ Action = Literal["publish", "subscribe", "receive"]
 
 MACHINE_PUBLISH_KINDS = ("status", "reported", "telemetry", "events", "results")
 MACHINE_RECEIVE_KINDS = ("desired", "cmd")
-INTEGRATOR_RECEIVE_KINDS = ("status", "state", "telemetry", "events", "sales")
+INTEGRATOR_RECEIVE_KINDS = ("status", "state", "telemetry", "events", "sales", "today")
+HOME_ASSISTANT_RECEIVE_KINDS = ("state", "today")
 # Topics whose last message the broker keeps (CONTRACT section 1, "retain: yes").
-RETAINED_KINDS = ("status", "reported", "desired", "cmd", "state", "server_status")
+RETAINED_KINDS = ("status", "reported", "desired", "cmd", "state", "today", "server_status")
 
 _WILD = "+"
 _MULTI = "#"
 
 
+def _discovery_prefix(principal: Principal) -> str:
+    return principal.discovery_prefix or DEFAULT_DISCOVERY_PREFIX
+
+
 def publish_patterns(principal: Principal) -> tuple[str, ...]:
     """Patterns a machine or integrator may publish to (the server is unrestricted)."""
+    if principal.role == "home_assistant":
+        try:
+            return (topics.discovery_status(_discovery_prefix(principal)),)
+        except SchemaError:
+            return ()
     if principal.role != "machine":
         return ()
     try:
@@ -39,6 +54,16 @@ def publish_patterns(principal: Principal) -> tuple[str, ...]:
 
 def receive_patterns(principal: Principal) -> tuple[str, ...]:
     """Patterns a machine or integrator may subscribe to and receive."""
+    if principal.role == "home_assistant":
+        try:
+            discovery: tuple[str, ...] = (topics.discovery_filter(_discovery_prefix(principal)),)
+        except SchemaError:
+            discovery = ()
+        return (
+            *discovery,
+            *(topics.machine_filter(kind) for kind in HOME_ASSISTANT_RECEIVE_KINDS),
+            topics.SERVER_STATUS,
+        )
     if principal.role == "integrator":
         return (
             *(topics.machine_filter(kind) for kind in INTEGRATOR_RECEIVE_KINDS),
@@ -74,14 +99,26 @@ def is_valid_filter(topic_filter: str) -> bool:
 
 
 def _matches(topic: str, pattern: str) -> bool:
-    """Does a concrete ``topic`` match a ``pattern`` (``+`` wildcards only)?"""
+    """Does a concrete ``topic`` match a ``pattern`` (``+``, and ``#`` last)?"""
     got, want = topic.split("/"), pattern.split("/")
+    if want[-1] == _MULTI:  # "a/#" matches "a" and everything below it
+        head = want[:-1]
+        return len(got) >= len(head) and all(
+            w in (_WILD, g) for g, w in zip(got[: len(head)], head, strict=True)
+        )
     return len(got) == len(want) and all(w in (_WILD, g) for g, w in zip(got, want, strict=True))
 
 
 def _covers(pattern: str, topic_filter: str) -> bool:
     """Is every topic ``topic_filter`` can match also matched by ``pattern``?"""
     got, want = topic_filter.split("/"), pattern.split("/")
+    if want[-1] == _MULTI:
+        head = want[:-1]
+        # Every level the pattern names must be named the same (or be "+" in both);
+        # what the filter has below, wildcards included, is covered by "#".
+        return len(got) > len(head) and all(
+            w == _WILD or g == w for g, w in zip(got[: len(head)], head, strict=True)
+        )
     if len(got) != len(want) or _MULTI in got:
         return False
     return all(w == _WILD or g == w for g, w in zip(got, want, strict=True))
@@ -109,8 +146,14 @@ def allowed(principal: Principal, action: str, topic: str) -> bool:
 
 
 def may_retain(topic: str) -> bool:
-    """True for the topics the contract marks retained; a retained publish elsewhere
-    is delivered as not retained and not stored."""
+    """True for the topics the contract marks retained, and Home Assistant discovery
+    configs (only the server may publish those); a retained publish elsewhere is
+    delivered as not retained and not stored."""
+    try:
+        topics.parse_discovery_config(topic)
+        return True
+    except SchemaError:
+        pass
     try:
         kind, _mid, _cmd = topics.parse(topic)
     except SchemaError:

@@ -85,12 +85,15 @@ def _rules(principal: Principal) -> list[str]:
     return rules
 
 
-def acl_file(accounts: Iterable[Account]) -> str:
-    """A Mosquitto ``acl_file`` granting each account exactly its role's topics."""
+def acl_file(accounts: Iterable[Account], *, discovery_prefix: str | None = None) -> str:
+    """A Mosquitto ``acl_file`` granting each account exactly its role's topics.
+
+    ``discovery_prefix``: what Home Assistant accounts read (None: its default)."""
     blocks = []
     for username, role, _stored in accounts:
         _check_account(username, role)
-        rules = _rules(Principal(role=role, username=username))
+        prefix = discovery_prefix if role == "home_assistant" else None
+        rules = _rules(Principal(role=role, username=username, discovery_prefix=prefix))
         blocks.append("\n".join([f"user {username}", *rules]) + "\n")
     return "\n".join(blocks)
 

@@ -6,16 +6,21 @@ from typing import Literal, Protocol
 
 from broker.passwords import verify_secret
 
-Role = Literal["machine", "server", "integrator"]
-ROLES: tuple[Role, ...] = ("machine", "server", "integrator")
+Role = Literal["machine", "server", "integrator", "home_assistant"]
+ROLES: tuple[Role, ...] = ("machine", "server", "integrator", "home_assistant")
+DEFAULT_DISCOVERY_PREFIX = "homeassistant"
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated MQTT client: its role and its username (a machine's id)."""
+    """An authenticated MQTT client: its role and its username (a machine's id).
+
+    ``discovery_prefix``: for a Home Assistant account, the discovery prefix it
+    reads (None: Home Assistant's default)."""
 
     role: str
     username: str
+    discovery_prefix: str | None = None
 
 
 class Authenticator(Protocol):

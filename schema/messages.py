@@ -1,8 +1,8 @@
 """Every SmartVend MQTT payload, as the server sees them, and their JSON Schemas.
 
 The machine's kinds and the checker live in :mod:`schema.wire` (portable: the
-firmware loads it); this module adds the kinds only the server speaks (``state``
-and ``sales``, to integrators) and builds :data:`SCHEMAS` from the same field
+firmware loads it); this module adds the kinds only the server speaks (``state``,
+``sales`` and ``today``, to integrators) and builds :data:`SCHEMAS` from the same field
 tables, so validation and the published schemas cannot drift apart. ``decode``
 and ``encode`` raise only :class:`SchemaError`. Server side only (CPython).
 """
@@ -107,6 +107,15 @@ if TYPE_CHECKING:
         currency: str
         ts: int
 
+    class TodayMsg(TypedDict):
+        day: str
+        since: int
+        vends: int
+        amount: int
+        currency: str
+        fw: str | None
+        ts: int
+
     # ``ts`` and any number of numeric readings.
     TelemetryMsg = dict[str, int | float]
 
@@ -153,6 +162,20 @@ SERVER_SPECS: dict[str, Kind] = {
         (),
         None,
     ),
+    # The machine's figures for the local day (TIMEZONE), retained and kept current.
+    "today": (
+        (
+            ("day", ("str", False, 10, 10, None), True),
+            ("since", _INT, True),
+            ("vends", _INT, True),
+            ("amount", ("int", False, -MAX_INT, MAX_INT), True),
+            ("currency", ("str", False, 3, 3, "upper"), True),
+            ("fw", ("str", True, 1, 32, None), True),
+            ("ts", _INT, True),
+        ),
+        (),
+        None,
+    ),
 }
 SPECS: dict[str, Kind] = {**wire.SPECS, **SERVER_SPECS}
 KINDS = tuple(SPECS)
@@ -171,6 +194,8 @@ def encode(kind: Literal["state"], obj: StateMsg) -> bytes: ...
 def encode(kind: Literal["sales"], obj: SalesMsg) -> bytes: ...
 @overload
 def encode(kind: Literal["server_status"], obj: ServerStatusMsg) -> bytes: ...
+@overload
+def encode(kind: Literal["today"], obj: TodayMsg) -> bytes: ...
 @overload
 def encode(kind: str, obj: Mapping[str, Any]) -> bytes: ...
 def encode(kind: str, obj: Mapping[str, Any]) -> bytes:
@@ -198,6 +223,8 @@ def decode(kind: Literal["server_status"], payload: bytes) -> ServerStatusMsg: .
 def decode(kind: Literal["state"], payload: bytes) -> StateMsg: ...
 @overload
 def decode(kind: Literal["sales"], payload: bytes) -> SalesMsg: ...
+@overload
+def decode(kind: Literal["today"], payload: bytes) -> TodayMsg: ...
 @overload
 def decode(kind: str, payload: bytes) -> Any: ...  # a kind known only at run time
 def decode(kind: str, payload: bytes) -> Any:

@@ -11,7 +11,7 @@ SERVER_STATUS = ROOT + "/server/status"
 # Per-machine topic kinds, by direction.
 DEVICE_KINDS = ("status", "reported", "telemetry", "events", "results")
 CLOUD_KINDS = ("desired", "cmd")
-SERVER_KINDS = ("state", "sales")
+SERVER_KINDS = ("state", "sales", "today")
 # Kinds that carry a command id as the last level.
 ID_KINDS = ("results", "cmd")
 MACHINE_KINDS = DEVICE_KINDS + CLOUD_KINDS + SERVER_KINDS
@@ -98,6 +98,11 @@ def sales(mid: str) -> str:
     return machine_topic(mid, "sales")
 
 
+def today(mid: str) -> str:
+    """The machine's figures for the local day (retained, kept current by the server)."""
+    return machine_topic(mid, "today")
+
+
 def machine_filter(kind: str, mid: str = "+") -> str:
     """A subscription filter for one kind, of one machine or (``+``) of all."""
     if kind in ID_KINDS:
@@ -142,3 +147,63 @@ def parse(topic: object) -> tuple[str, str | None, str | None]:
     if len(parts) != 2:
         raise SchemaError("unexpected topic levels")
     return (kind, mid, None)
+
+
+# -- Home Assistant MQTT discovery -------------------------------------------
+# Configs are retained at ``{prefix}/{component}/{node_id}/{object_id}/config``;
+# Home Assistant announces itself on ``{prefix}/status``. The prefix is one level.
+
+DISCOVERY_COMPONENTS = ("binary_sensor", "sensor")
+
+
+def is_discovery_prefix(value: object) -> bool:
+    """One topic level of ``[A-Za-z0-9_-]``, and not SmartVend's own root."""
+    return _is_id(value, 64) and value != ROOT.split("/")[0]
+
+
+def _discovery_level(value: str) -> str:
+    if not _is_id(value, 96):
+        raise SchemaError("invalid discovery id")
+    return value
+
+
+def discovery_config(prefix: str, component: str, node_id: str, object_id: str) -> str:
+    """``{prefix}/{component}/{node_id}/{object_id}/config``."""
+    if not is_discovery_prefix(prefix):
+        raise SchemaError("invalid discovery prefix")
+    if component not in DISCOVERY_COMPONENTS:
+        raise SchemaError("unknown discovery component")
+    node, obj = _discovery_level(node_id), _discovery_level(object_id)
+    return prefix + "/" + component + "/" + node + "/" + obj + "/config"
+
+
+def discovery_status(prefix: str) -> str:
+    """Where Home Assistant publishes ``online`` (its birth) and ``offline`` (its will)."""
+    if not is_discovery_prefix(prefix):
+        raise SchemaError("invalid discovery prefix")
+    return prefix + "/status"
+
+
+def discovery_filter(prefix: str) -> str:
+    """Everything under the discovery prefix (what Home Assistant subscribes to)."""
+    if not is_discovery_prefix(prefix):
+        raise SchemaError("invalid discovery prefix")
+    return prefix + "/#"
+
+
+def parse_discovery_config(topic: object) -> tuple[str, str, str, str]:
+    """Split ``{prefix}/{component}/[{node_id}/]{object_id}/config`` into
+    ``(prefix, component, node_id, object_id)`` (``node_id`` ``""`` when absent);
+    anything else raises :class:`SchemaError`."""
+    if not isinstance(topic, str):
+        raise SchemaError("topic must be a string")
+    parts = topic.split("/")
+    if len(parts) not in (4, 5) or parts[-1] != "config":
+        raise SchemaError("not a discovery config topic")
+    if not is_discovery_prefix(parts[0]) or not _is_id(parts[1], 64):
+        raise SchemaError("not a discovery config topic")
+    ids = parts[2:-1]
+    if not all(_is_id(level, 96) for level in ids):
+        raise SchemaError("invalid discovery id")
+    node = ids[0] if len(ids) == 2 else ""
+    return (parts[0], parts[1], node, ids[-1])

@@ -9,7 +9,12 @@ cancelled, reconnecting with capped exponential backoff.  On every connect it
 3. publishes the outbox backlog, then republishes from the database every
    machine's ``desired`` and ``state`` and every unfinished ``cmd``: a broker
    may have restarted and lost its retained messages;
-4. drains the outbox whenever ``kick()`` is called, and every ``poll_s`` anyway.
+4. drains the outbox whenever ``kick()`` is called, and every ``poll_s`` anyway;
+5. with a :class:`api.services.ha_feed.HomeAssistantFeed`, publishes its retained
+   ``today`` topics and Home Assistant discovery with the republish, again when
+   Home Assistant announces itself ``online`` on ``{prefix}/status``, and writes
+   what changed to the outbox at most every ``feed_refresh_s`` after a commit (and
+   every ``FEED_IDLE_S`` anyway, which carries the figures over local midnight).
 
 ``kick()`` is the one way the drain is woken. The bridge calls it itself on
 every commit through the services' database (an ``after_commit`` listener it
@@ -38,6 +43,7 @@ from api.instrument import count_mqtt
 from api.mqtt.drain import Outgoing, Publish, drain, publish_in_order, retained_snapshot
 from api.mqtt.ingest import DEFAULT_SHARDS, Ingest
 from api.services.container import Services
+from api.services.ha_feed import HomeAssistantFeed
 from api.settings import Settings
 from schema import messages, topics
 from schema.errors import SchemaError
@@ -47,6 +53,7 @@ log = logging.getLogger(__name__)
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 MQTT_TIMEOUT = 10.0
 GOODBYE_TIMEOUT = 2.0
+FEED_IDLE_S = 60.0  # the feed is read at least this often, commits or not
 
 
 def _refused(code: object) -> bool:
@@ -75,6 +82,8 @@ class Bridge:
         max_backoff: float = 10.0,
         shared_group: str | None = None,
         leads: Callable[[], bool] = lambda: True,
+        feed: HomeAssistantFeed | None = None,
+        feed_refresh_s: float = 5.0,
     ) -> None:
         self.services = services
         self.host = host
@@ -100,6 +109,14 @@ class Bridge:
         self._passes_started = 0
         self._passes_done = 0
         self._republish_due = True  # the leader republishes retained state when set
+        # Home Assistant discovery and the ``today`` topics (api.services.ha_feed).
+        self.feed = feed
+        self._feed_refresh_s = feed_refresh_s
+        self._feed_due = False  # Home Assistant said online: publish the feed again
+        self._feed_next = 0.0  # loop time before which no refresh runs
+        self._feed_idle = 0.0  # loop time of the next refresh even without commits
+        self._feed_dirty = True  # something committed since the last refresh
+        self._feed_published: float | None = None  # loop time of the last whole feed
 
     @classmethod
     def from_settings(cls, services: Services, settings: Settings, **options: Any) -> "Bridge":
@@ -107,7 +124,13 @@ class Bridge:
 
         ``options`` (see ``api.cluster.bridge_options``) override the defaults."""
         creds = server_credentials(settings)
-        kwargs: dict[str, Any] = {"client_id": creds.username, **options}
+        feed = HomeAssistantFeed(
+            services.ctx.db,
+            services.ctx.clock,
+            settings.ha_discovery_prefix,
+            services.ctx.calendar,
+        )
+        kwargs: dict[str, Any] = {"client_id": creds.username, "feed": feed, **options}
         return cls(
             services,
             host=creds.host,
@@ -123,6 +146,7 @@ class Bridge:
 
     def kick(self) -> None:
         """Wake the outbox drain: the one way it is woken (module docstring)."""
+        self._feed_dirty = True
         self._wake.set()
 
     async def wait_drained(self) -> None:
@@ -216,6 +240,9 @@ class Bridge:
             if message.topic.value == topics.SERVER_STATUS:
                 self._server_status_seen(data)
                 continue
+            if self.feed is not None and message.topic.value == self.feed.birth_topic:
+                self._home_assistant_seen(data)
+                continue
             await self.ingest.put(message.topic.value, data)
 
     async def _publish_side(self, client: aiomqtt.Client) -> None:
@@ -231,6 +258,9 @@ class Bridge:
         if self._shared_group is not None:
             filters = [(topics.shared(self._shared_group, f), qos) for f, qos in filters]
             filters.append((topics.SERVER_STATUS, 1))  # to answer a dead worker's will
+        birth = None if self.feed is None else self.feed.birth_topic
+        if birth is not None:  # every worker listens, the leader answers
+            filters.append((birth, 1))
         granted = await client.subscribe(filters)
         refused = [f for (f, _), code in zip(filters, granted, strict=False) if _refused(code)]
         if refused:
@@ -248,6 +278,10 @@ class Bridge:
                 snapshot = await retained_snapshot(self.services.ctx.db)
                 await publish_in_order(publish, snapshot)
                 log.info("republished %d retained messages", len(snapshot))
+                self._feed_due = self.feed is not None
+                self._feed_published = None  # a new connection gets the feed at once
+            if self._feed_due and self._leads() and self._feed_may_publish():
+                await self._publish_feed(publish)
             self.connected.set()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_s):
@@ -255,6 +289,7 @@ class Bridge:
             if not self._leads():
                 self._republish_due = True  # for when leadership comes (back) here
             await self._drain_pass(publish)
+            await self._refresh_feed()
 
     def _server_status_seen(self, payload: bytes) -> None:
         """A worker died (its will said ``offline``): the leader republishes.
@@ -272,6 +307,50 @@ class Bridge:
             log.info("another server worker went offline; republishing if leader")
             self._republish_due = True
             self.kick()
+
+    def _home_assistant_seen(self, payload: bytes) -> None:
+        """Home Assistant (re)started: its birth ``online`` asks for discovery again."""
+        if payload.strip() == b"online":
+            log.info("Home Assistant is online; publishing discovery again if leader")
+            self._feed_due = True
+            self.kick()
+
+    def _feed_may_publish(self) -> bool:
+        """Births closer than ``feed_refresh_s`` to the last whole feed wait for it:
+        a client repeating ``online`` cannot make the server republish without pause."""
+        last = self._feed_published
+        now = asyncio.get_running_loop().time()
+        return last is None or now >= last + self._feed_refresh_s
+
+    async def _publish_feed(self, publish: Publish) -> None:
+        """Every message of the feed, published now (the backlog went first)."""
+        assert self.feed is not None
+        self._feed_due = False
+        await self._drain_pass(publish)  # no older feed row may land after the snapshot
+        try:
+            snapshot = await self.feed.snapshot()
+        except Exception:  # the database: the next refresh writes what is missing
+            log.exception("reading the Home Assistant feed failed")
+            return
+        await publish_in_order(publish, [Outgoing(t, p) for t, p in snapshot])
+        now = asyncio.get_running_loop().time()
+        self._feed_published = now
+        self._feed_next, self._feed_idle = now + self._feed_refresh_s, now + FEED_IDLE_S
+        log.info("published %d Home Assistant and daily-figure messages", len(snapshot))
+
+    async def _refresh_feed(self) -> None:
+        """The leader writes what changed in the feed to the outbox (module docstring)."""
+        now = asyncio.get_running_loop().time()
+        if self.feed is None or not self._leads() or self._republish_due or self._feed_due:
+            return  # not the leader, or the whole feed goes out next anyway
+        if not (self._feed_dirty and now >= self._feed_next) and now < self._feed_idle:
+            return
+        self._feed_dirty = False
+        self._feed_next, self._feed_idle = now + self._feed_refresh_s, now + FEED_IDLE_S
+        try:
+            await self.feed.refresh()
+        except Exception:
+            log.exception("refreshing the Home Assistant feed failed; retrying")
 
     async def _drain_pass(self, publish: Publish) -> None:
         self._wake.clear()

@@ -43,6 +43,7 @@ def _write_all(
     server: tuple[int, str] | None,
     tls: mosquitto.TlsListener | None,
     max_payload: int,
+    discovery_prefix: str | None = None,
 ) -> list[Path]:
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,9 @@ def _write_all(
             acl_file=str(written[1]),
         )
     passwd = _write(out_dir / PASSWORD_FILE, mosquitto.password_file(accounts))
-    acl = _write(out_dir / ACL_FILE, mosquitto.acl_file(accounts))
+    acl = _write(
+        out_dir / ACL_FILE, mosquitto.acl_file(accounts, discovery_prefix=discovery_prefix)
+    )
     conf = _write(
         out_dir / CONF_FILE,
         mosquitto.mosquitto_conf(
@@ -94,6 +97,7 @@ async def write_mosquitto_config(
     server_host: str = "127.0.0.1",
     tls: mosquitto.TlsListener | None = None,
     max_payload: int = mosquitto.DEFAULT_MAX_PAYLOAD,
+    discovery_prefix: str | None = None,
 ) -> list[Path]:
     """Write ``passwd``, ``acl`` and ``mosquitto.conf`` into ``out_dir``; return their paths.
 
@@ -104,9 +108,19 @@ async def write_mosquitto_config(
     worker keeps its own client id; needed to run ``serve --workers N``.
     ``tls``: a TLS listener for machines (same accounts and rules as ``port``).
     ``max_payload``: publishes over this many bytes are dropped (``MQTT_MAX_PAYLOAD``).
+    ``discovery_prefix``: what Home Assistant accounts may read (``HA_DISCOVERY_PREFIX``).
     """
     accounts = await mosquitto_accounts(db, server_username, hash_secret(server_password))
     server = None if server_port is None else (server_port, server_host)
     return await asyncio.to_thread(
-        _write_all, accounts, out_dir, port, host, persistence_dir, server, tls, max_payload
+        _write_all,
+        accounts,
+        out_dir,
+        port,
+        host,
+        persistence_dir,
+        server,
+        tls,
+        max_payload,
+        discovery_prefix,
     )

@@ -37,7 +37,10 @@ class MqttLink:
 async def _embedded(rt: Runtime) -> EmbeddedBroker:
     settings = rt.settings
     authenticator = DatabaseAuthenticator(
-        rt.services.ctx.db, SERVER_USERNAME, hash_secret(server_password(settings))
+        rt.services.ctx.db,
+        SERVER_USERNAME,
+        hash_secret(server_password(settings)),
+        discovery_prefix=settings.ha_discovery_prefix,
     )
     broker = EmbeddedBroker(
         settings.mqtt_host,

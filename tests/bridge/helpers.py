@@ -151,18 +151,23 @@ async def order_status(services: Services, order_id: str) -> str:
 
 @contextlib.asynccontextmanager
 async def running_bridge(
-    services: Services, host: str, port: int, password: str
+    services: Services, host: str, port: int, password: str, **options: Any
 ) -> AsyncIterator[Bridge]:
-    """A bridge logged in as the server, connected and republished; stopped on exit."""
+    """A bridge logged in as the server, connected and republished; stopped on exit.
+
+    ``options`` go to :class:`Bridge` (a Home Assistant feed, say)."""
     bridge = Bridge(
         services,
         host=host,
         port=port,
-        username=SERVER_USERNAME,
         password=password,
-        poll_s=0.2,
-        min_backoff=0.05,
-        max_backoff=0.5,
+        **{
+            "username": SERVER_USERNAME,
+            "poll_s": 0.2,
+            "min_backoff": 0.05,
+            "max_backoff": 0.5,
+            **options,
+        },
     )
     task = asyncio.create_task(bridge.run())
     try:
@@ -221,7 +226,7 @@ async def _started(proc: asyncio.subprocess.Process, port: int) -> None:
 
 @contextlib.asynccontextmanager
 async def generated_mosquitto(
-    services: Services, server_password: str
+    services: Services, server_password: str, discovery_prefix: str | None = None
 ) -> AsyncIterator[tuple[str, int, list[Path]]]:
     """Mosquitto run from the files ``write_mosquitto_config`` wrote from the database."""
     binary = mosquitto_binary()
@@ -237,6 +242,7 @@ async def generated_mosquitto(
                 host="127.0.0.1",
                 server_username=SERVER_USERNAME,
                 server_password=server_password,
+                discovery_prefix=discovery_prefix,
             )
             log = (out_dir / "stderr.log").open("wb")
             proc = await asyncio.create_subprocess_exec(

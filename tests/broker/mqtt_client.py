@@ -13,7 +13,14 @@ import aiomqtt
 from broker.embedded import EmbeddedBroker
 from broker.passwords import hash_secret
 
-ROLES = {"A": "machine", "B": "machine", "acme": "integrator", "srv": "server", "watch": "server"}
+ROLES = {
+    "A": "machine",
+    "B": "machine",
+    "acme": "integrator",
+    "hass": "home_assistant",
+    "srv": "server",
+    "watch": "server",
+}
 BROKER_KINDS = ("embedded", "mosquitto")
 
 

@@ -1,7 +1,8 @@
 """CONTRACT section 1 "Credentials and access", on the embedded broker and on Mosquitto.
 
-Every role x every topic kind (its own machine's, another machine's, the server's)
-x publish / subscribe / receive, live and retained. A refusal is proven with a
+Every role x every topic kind (its own machine's, another machine's, the server's,
+Home Assistant's discovery prefix and another prefix) x publish / subscribe /
+receive, live and retained. A refusal is proven with a
 sentinel: the forbidden messages go first, an allowed sentinel last on the same
 ordered path, and once the sentinel arrives the forbidden ones must be absent.
 The expectations are written out here, independently of ``broker.acl``.
@@ -16,16 +17,39 @@ from schema import topics
 from tests.broker.mqtt_client import BrokerUnderTest, client, granted, messages_until
 
 OWNERS = ("A", "B")
-KINDS = ("status", "reported", "telemetry", "events", "results", "desired", "cmd", "state", "sales")
+KINDS = (
+    "status",
+    "reported",
+    "telemetry",
+    "events",
+    "results",
+    "desired",
+    "cmd",
+    "state",
+    "sales",
+    "today",
+)
 SERVER = ("server", "server_status")
-CASES = [(owner, kind) for owner in OWNERS for kind in KINDS] + [SERVER]
-ACTORS = ("A", "B", "acme", "srv")
+# Home Assistant's birth topic and a discovery config under its (default) prefix, and a
+# config under a prefix nobody reads.
+HA_STATUS = ("ha", "status")
+HA_CONFIG = ("ha", "config")
+OTHER_CONFIG = ("other", "config")
+HA_TOPICS = {
+    HA_STATUS: "homeassistant/status",
+    HA_CONFIG: "homeassistant/sensor/smartvend_A/vends_today/config",
+    OTHER_CONFIG: "elsewhere/sensor/smartvend_A/vends_today/config",
+}
+CASES = [(owner, kind) for owner in OWNERS for kind in KINDS] + [*HA_TOPICS, SERVER]
+ACTORS = ("A", "B", "acme", "hass", "srv")
 
 
 def topic_of(case: tuple[str, str]) -> str:
     owner, kind = case
     if case == SERVER:
         return topics.SERVER_STATUS
+    if case in HA_TOPICS:
+        return HA_TOPICS[case]
     if kind in ("results", "cmd"):
         return topics.machine_topic(owner, kind, "c-1")
     return topics.machine_topic(owner, kind)
@@ -42,19 +66,26 @@ def machine_can_receive(mid: str) -> set[tuple[str, str]]:
 INTEGRATOR_RECEIVES = {
     (owner, kind)
     for owner in OWNERS
-    for kind in ("status", "state", "telemetry", "events", "sales")
+    for kind in ("status", "state", "telemetry", "events", "sales", "today")
 } | {SERVER}
+HOME_ASSISTANT_RECEIVES = {(owner, kind) for owner in OWNERS for kind in ("state", "today")} | {
+    SERVER,
+    HA_STATUS,
+    HA_CONFIG,
+}
 
 EXPECTED_PUBLISH = {
     "A": machine_can_publish("A"),
     "B": machine_can_publish("B"),
     "acme": set(),
+    "hass": {HA_STATUS},  # its birth and will; never a machine's topic
     "srv": set(CASES),
 }
 EXPECTED_RECEIVE = {
     "A": machine_can_receive("A"),
     "B": machine_can_receive("B"),
     "acme": INTEGRATOR_RECEIVES,
+    "hass": HOME_ASSISTANT_RECEIVES,
     "srv": set(CASES),
 }
 
@@ -70,13 +101,20 @@ WILDCARDS = {
     "smartvend/v1/machines/A/#": set(),
     "smartvend/v1/machines/A/+": set(),
     "smartvend/v1/machines/+/+": set(),
-    "smartvend/v1/machines/+/state": {"acme"},
+    "smartvend/v1/machines/+/state": {"acme", "hass"},
+    "smartvend/v1/machines/+/today": {"acme", "hass"},
     "smartvend/v1/machines/+/status": {"acme"},
     "smartvend/v1/machines/+/sales": {"acme"},
     "smartvend/v1/machines/+/results/+": set(),
     "smartvend/v1/server/+": set(),
     "+/v1/server/status": set(),
     "$SYS/#": set(),
+    "homeassistant/#": {"hass"},
+    "homeassistant/+/+/+/config": {"hass"},
+    "homeassistant/status": {"hass"},
+    "elsewhere/#": set(),
+    "+/status": set(),
+    "+/sensor/+/+/config": set(),
 }
 
 
@@ -121,6 +159,8 @@ async def test_publish(mqtt_broker: BrokerUnderTest, actor: str) -> None:
     async with client(mqtt_broker, "watch") as watch:
         await watch.publish(topics.SERVER_STATUS, sentinel, qos=1, retain=True)
         await watch.subscribe("smartvend/v1/machines/#", qos=0)
+        await watch.subscribe("homeassistant/#", qos=0)
+        await watch.subscribe("elsewhere/#", qos=0)
         await watch.subscribe(topics.SERVER_STATUS, qos=0)
         kept = await messages_until(watch, sentinel)
     retained = cases_in(kept, "pub")

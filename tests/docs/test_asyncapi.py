@@ -23,11 +23,20 @@ DELIVERY = {
     "server_status": (True, 1),
     "state": (True, 1),
     "sales": (False, 1),
+    "today": (True, 1),
 }
 SENT_BY_DEVICE = {"status", "reported", "telemetry", "events", "results"}
 RECEIVED_BY_DEVICE = {"desired", "cmd", "server_status"}
 # Machine access is narrower than this (own topics only), integrators see every machine.
-RECEIVED_BY_INTEGRATOR = {"status", "state", "telemetry", "events", "sales", "server_status"}
+RECEIVED_BY_INTEGRATOR = {
+    "status",
+    "state",
+    "telemetry",
+    "events",
+    "sales",
+    "today",
+    "server_status",
+}
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,15 @@ VALID: dict[str, dict[str, Any]] = {
         "last_seen": T,
     },
     "sales": {"order": "ord_1", "quantity": 2, "amount": 5000, "currency": "INR", "ts": T},
+    "today": {
+        "day": "2026-12-04",
+        "since": T - 3600,
+        "vends": 3,
+        "amount": 7500,
+        "currency": "INR",
+        "fw": "1.0.0",
+        "ts": T,
+    },
 }
 
 
@@ -85,6 +94,7 @@ def test_kinds_and_limits_are_the_contract_ones() -> None:
         "server_status",
         "state",
         "sales",
+        "today",
     )
     assert messages.MAX_PAYLOAD == 4096
     assert set(messages.SCHEMAS) == set(messages.KINDS) == set(VALID)

@@ -33,6 +33,7 @@ def test_literal_topics() -> None:
     assert topics.cmd("vm-1", "c_1") == m + "cmd/c_1"
     assert topics.state("vm-1") == m + "state"
     assert topics.sales("vm-1") == m + "sales"
+    assert topics.today("vm-1") == m + "today"
     assert topics.SERVER_STATUS == "smartvend/v1/server/status"
     assert topics.ROOT == "smartvend/v1"
 
@@ -40,7 +41,7 @@ def test_literal_topics() -> None:
 def test_kind_groups_cover_the_contract() -> None:
     assert topics.DEVICE_KINDS == ("status", "reported", "telemetry", "events", "results")
     assert topics.CLOUD_KINDS == ("desired", "cmd")
-    assert topics.SERVER_KINDS == ("state", "sales")
+    assert topics.SERVER_KINDS == ("state", "sales", "today")
     assert topics.ID_KINDS == ("results", "cmd")
 
 
