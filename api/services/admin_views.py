@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from api.errors import MachineNotFound
 from api.lifecycle.states import SessionStatus
-from api.services import refund_totals
+from api.services import daily_figures, refund_totals
 from api.services.alerts import Alerts
 from api.services.context import Context
 from schema.models import (
@@ -22,7 +22,6 @@ from schema.models import (
     DeviceEvent,
     Feedback,
     Machine,
-    Order,
     Telemetry,
     VendSession,
 )
@@ -94,29 +93,13 @@ class AdminViews:
                     )
                 ).all()
             )
-            sales_query = (
-                select(
-                    Command.machine_id,
-                    func.sum(Command.dispensed),
-                    func.sum(Command.dispensed * Order.unit_amount),
-                )
-                .join(Order, Order.id == Command.order_id)
-                .where(Command.finished_at >= today, Command.dispensed > 0)
-                .group_by(Command.machine_id)
-            )
-            sales = {mid: (int(u or 0), int(a or 0)) for mid, u, a in await s.execute(sales_query)}
-            refunded = await refund_totals.manual_by_machine_day(
-                s, self.ctx.calendar, today, now, machine_id
-            )
+            sales = await daily_figures.sold_since(s, self.ctx.calendar, today, now, machine_id)
             ratings_query = (
                 select(Feedback.machine_id, Feedback.rating, func.count())
                 .where(Feedback.created_at >= today)
                 .group_by(Feedback.machine_id, Feedback.rating)
             )
             ratings = {(mid, r): int(n) for mid, r, n in await s.execute(ratings_query)}
-        for (mid, _), amount in refunded.items():
-            units, gross = sales.get(mid, (0, 0))
-            sales[mid] = (units, gross - amount)
         return [
             FleetRow(
                 machine_id=m.id,

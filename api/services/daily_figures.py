@@ -27,9 +27,14 @@ def local_day(now: int, calendar: LocalCalendar) -> tuple[str, int]:
 
 
 async def sold_since(
-    s: AsyncSession, calendar: LocalCalendar, since: int, now: int
+    s: AsyncSession,
+    calendar: LocalCalendar,
+    since: int,
+    now: int,
+    machine_id: str | None = None,
 ) -> dict[str, tuple[int, int]]:
-    """``{machine_id: (units, paise)}`` sold since ``since`` (net of manual refunds)."""
+    """``{machine_id: (units, paise)}`` sold since ``since`` (net of manual refunds), for
+    every machine or only ``machine_id``."""
     query = (
         select(
             Command.machine_id,
@@ -40,8 +45,10 @@ async def sold_since(
         .where(Command.finished_at >= since, Command.dispensed > 0)
         .group_by(Command.machine_id)
     )
+    if machine_id is not None:
+        query = query.where(Command.machine_id == machine_id)
     sold = {mid: (int(u or 0), int(a or 0)) for mid, u, a in (await s.execute(query)).all()}
-    refunded = await refund_totals.manual_by_machine_day(s, calendar, since, now)
+    refunded = await refund_totals.manual_by_machine_day(s, calendar, since, now, machine_id)
     for (mid, _day), amount in refunded.items():
         units, gross = sold.get(mid, (0, 0))
         sold[mid] = (units, gross - amount)
