@@ -101,7 +101,8 @@ def create_app(
                 # Singleton work: only the leader among several workers runs it.
                 tasks = [
                     asyncio.create_task(
-                        background.every(interval, name, leader.leader_only(leadership, work))
+                        background.every(interval, name, leader.leader_only(leadership, work)),
+                        name=f"{background.TASK_PREFIX}{name}",
                     )
                     for interval, name, work in periodic
                 ]

@@ -7,6 +7,9 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger(__name__)
 
 
+TASK_PREFIX = "periodic: "  # the asyncio task name of each periodic job, e.g. "periodic: deadlines"
+
+
 async def every(interval_s: float, name: str, work: Callable[[], Awaitable[object]]) -> None:
     """Run ``work`` every ``interval_s`` until cancelled; a failure is logged, not fatal."""
     while True:
