@@ -12,7 +12,16 @@ Portable and small: this is what the machine loads (only ``json`` at run time;
 no typing, dataclasses, enum or re). Specs are tuples:
 ``("int", nullable, min, max)``, ``("str", nullable, min, max, chars)``,
 ``("enum", nullable, values)``, ``("bool", nullable)``, ``("num", nullable)``,
-``("obj", nullable, fields)``; a field is ``(name, spec, required)``.
+``("obj", nullable, fields)``, ``("list", nullable, min, max, item spec)``; a field
+is ``(name, spec, required)``.
+
+Several products per machine (contract section 5, additive): ``desired`` may carry
+``slots`` (display order), ``cmd`` may carry ``lines`` (a command without them is one
+line on the only slot, motor 0), ``results`` carry ``lines`` on ``running`` and every
+final status of such a command, ``reported`` may carry ``slots`` with their stock.
+Product names on the wire are "text": no control characters and nothing beyond the
+Basic Multilingual Plane (at most 3 bytes each in UTF-8), so a 60-slot ``desired``
+with 40-character names always fits the broker's 16 KiB (tests/schema).
 """
 
 import json
@@ -38,20 +47,39 @@ if TYPE_CHECKING:
     Rule = tuple[str, str | None, str, tuple[str, ...]]
     Kind = tuple[tuple[Field, ...], tuple[Rule, ...], Spec | None]
 
-MAX_PAYLOAD = const(4096)
+MAX_PAYLOAD = const(16384)  # the broker's MQTT_MAX_PAYLOAD default
 MAX_INT = 9007199254740991  # 2**53 - 1: the largest integer every JSON reader keeps exact
 MAX_TELEMETRY_KEYS = const(32)
 MAX_TELEMETRY_KEY = const(32)
 # The payload that clears a retained topic (a finished command).
 CLEAR = b""
 
-CHARS = {"digits": "0123456789", "upper": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "id": topics._ID_CHARS}
+MAX_SLOTS = const(60)
+MAX_MOTOR = const(99)
+CHARS = {
+    "digits": "0123456789",
+    "upper": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "id": topics._ID_CHARS,
+    "slot": "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+}
 
 _INT = ("int", False, 0, MAX_INT)
 _POSITIVE = ("int", False, 1, MAX_INT)
 _TIME = _INT
 _CMD_ID = ("str", False, 1, topics.MAX_CMD_ID, "id")
 _TEXT = ("str", False, 0, 512, None)
+_SLOT_ID = ("str", False, 1, 4, "slot")
+_MOTOR = ("int", False, 0, MAX_MOTOR)
+_PRICE = ("obj", False, (("amount", _INT, True), ("currency", ("str", False, 3, 3, "upper"), True)))
+# A product's name as shoppers read it: 1-40 characters of "text" (see above).
+_NAME = ("str", False, 1, 40, "text")
+_LINE_COUNTS = (
+    "list",
+    False,
+    1,
+    MAX_SLOTS,
+    ("obj", False, (("slot", _SLOT_ID, True), ("dispensed", _INT, True))),
+)
 
 # Each kind: (fields, rules, extra). A rule (field, value, effect, names) applies
 # when ``field`` equals ``value`` (``value`` None: when ``field`` is not null);
@@ -78,6 +106,17 @@ SPECS: "dict[str, Kind]" = {
             ),
             ("stock", ("int", True, 0, MAX_INT), True),
             ("ts", _TIME, True),
+            (
+                "slots",
+                (
+                    "list",
+                    False,
+                    1,
+                    MAX_SLOTS,
+                    ("obj", False, (("id", _SLOT_ID, True), ("stock", _INT, True))),
+                ),
+                False,
+            ),
         ),
         (),
         None,
@@ -120,6 +159,7 @@ SPECS: "dict[str, Kind]" = {
             ("dispensed", _INT, True),
             ("error", _TEXT, False),
             ("ts", _TIME, True),
+            ("lines", _LINE_COUNTS, False),
         ),
         (),
         None,
@@ -146,16 +186,30 @@ SPECS: "dict[str, Kind]" = {
                 ),
                 True,
             ),
-            (
-                "price",
-                (
-                    "obj",
-                    False,
-                    (("amount", _INT, True), ("currency", ("str", False, 3, 3, "upper"), True)),
-                ),
-                True,
-            ),
+            ("price", _PRICE, True),
             ("stock", _INT, True),
+            (
+                "slots",
+                (
+                    "list",
+                    False,
+                    1,
+                    MAX_SLOTS,
+                    (
+                        "obj",
+                        False,
+                        (
+                            ("id", _SLOT_ID, True),
+                            ("motor", _MOTOR, True),
+                            ("name", _NAME, True),
+                            ("price", _PRICE, True),
+                            ("stock", _INT, True),
+                            ("enabled", ("bool", False), True),
+                        ),
+                    ),
+                ),
+                False,
+            ),
         ),
         (("lock", None, "null", ("display",)),),
         None,
@@ -168,6 +222,25 @@ SPECS: "dict[str, Kind]" = {
             ("order", ("str", False, 1, 128, None), True),
             ("issued_at", _TIME, True),
             ("expires_at", _TIME, True),
+            (
+                "lines",
+                (
+                    "list",
+                    False,
+                    1,
+                    MAX_SLOTS,
+                    (
+                        "obj",
+                        False,
+                        (
+                            ("slot", _SLOT_ID, True),
+                            ("motor", _MOTOR, True),
+                            ("quantity", _POSITIVE, True),
+                        ),
+                    ),
+                ),
+                False,
+            ),
         ),
         (),
         None,
@@ -202,7 +275,11 @@ def _value(spec: "Spec", value: object, path: str, strict: bool) -> object:
     if t == "str":
         if not isinstance(value, str) or not spec[2] <= len(value) <= spec[3]:
             raise SchemaError(path + ": must be a string of the allowed length")
-        if spec[4] is not None:
+        if spec[4] == "text":
+            for ch in value:
+                if ch < " " or ch == "\x7f" or ch > "\uffff":
+                    raise SchemaError(path + ": invalid character")
+        elif spec[4] is not None:
             allowed = CHARS[spec[4]]
             for ch in value:
                 if ch not in allowed:
@@ -216,6 +293,11 @@ def _value(spec: "Spec", value: object, path: str, strict: bool) -> object:
         if not isinstance(value, bool):
             raise SchemaError(path + ": must be true or false")
         return value
+    if t == "list":
+        if not isinstance(value, list) or not spec[2] <= len(value) <= spec[3]:
+            raise SchemaError(path + ": must be a list of the allowed length")
+        item = spec[4]
+        return [_value(item, v, path + "[]", strict) for v in value]
     if t == "num":
         # ``v - v`` is 0 for every finite number and NaN for infinities and NaN.
         if not (_is_int(value) or isinstance(value, float)) or value - value != 0:  # type: ignore[operator]
@@ -312,6 +394,9 @@ def _json(value: object, spec: "Spec | None") -> str:
         return _quote(value)
     if isinstance(value, dict):
         return _fields(spec[2] if spec else (), None, value)
+    if isinstance(value, list):
+        item = spec[4] if spec else None
+        return "[" + ",".join([_json(v, item) for v in value]) + "]"
     if isinstance(value, float):
         return json.dumps(value)
     return str(value)
