@@ -30,7 +30,9 @@ def test_desired_slots_in_display_order() -> None:
     slots = [slot(id="B2", motor=3), slot(), slot(id="C10", motor=9, enabled=False, stock=0)]
     obj = with_("desired", slots=slots)
     assert_accepted("desired", obj)
-    assert [s["id"] for s in messages.decode("desired", messages.encode("desired", obj))["slots"]] == [
+    assert [
+        s["id"] for s in messages.decode("desired", messages.encode("desired", obj))["slots"]
+    ] == [
         "B2",
         "A1",
         "C10",
