@@ -91,6 +91,14 @@ from device.ledger import Ledger
 from schema import topics, wire
 from schema.errors import SchemaError
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(value: int) -> int:
+        return value
+
+
 TYPE_CHECKING = False  # mypy reads the block below; no runtime ever runs it
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -127,8 +135,12 @@ DEFAULTS: "dict[str, Any]" = {
     "slot_s": 3,
 }
 # A line of a running job: [slot id or None (a command without lines), motor,
-# quantity, dispensed, error or None].
-SLOT, MOTOR, QTY, GOT, ERR = 0, 1, 2, 3, 4
+# quantity, dispensed, error or None]; compiled away on MicroPython.
+_SLOT = const(0)
+_MOTOR = const(1)
+_QTY = const(2)
+_GOT = const(3)
+_ERR = const(4)
 
 
 def seeded(text: str) -> "Callable[[], float]":
@@ -177,7 +189,11 @@ class Controller:
         self.stock: int | None = storage.get("stock")
         self.fault: str | None = storage.get("fault")
         self.jammed: list[int] = storage.get("jammed") or []
-        self.slot_text: str | None = storage.get("slots")  # 16 characters per slot
+        # The idle screen's slot lines live in flash (16 characters each, one string:
+        # a "cold" key on the board); RAM holds their count and the line on show.
+        text = storage.get("slots")
+        self.slot_count = len(text) // screen.WIDTH if text else 0
+        self.slot_shown: tuple[int, str] | None = None  # (index, line)
         self.booted = False
         self.connected = False
         self.will_ready = False
@@ -249,14 +265,18 @@ class Controller:
             lines = job["lines"]
             before = 0
             for line in lines[: job["at"]]:
-                before += line[QTY]
+                before += line[_QTY]
             view["unit"] = min(before + job["unit"] + 1, job["quantity"])
             view["quantity"] = job["quantity"]
-            view["slot"] = lines[min(job["at"], len(lines) - 1)][SLOT]
-        elif self.slot_text:
-            count = len(self.slot_text) // screen.WIDTH
-            at = int(now // self.config["slot_s"]) % count * screen.WIDTH
-            view["slot"] = self.slot_text[at : at + screen.WIDTH].rstrip()
+            view["slot"] = lines[min(job["at"], len(lines) - 1)][_SLOT]
+        elif self.slot_count:
+            at = int(now // self.config["slot_s"]) % self.slot_count
+            shown = self.slot_shown
+            if shown is None or shown[0] != at:
+                text = self.storage.get("slots") or ""
+                start = at * screen.WIDTH
+                shown = self.slot_shown = (at, text[start : start + screen.WIDTH].rstrip())
+            view["slot"] = shown[1]
         return view
 
     def will(self) -> "tuple[str, bytes, bool, int]":
@@ -359,7 +379,8 @@ class Controller:
         self.desired = desired
         self.version = desired["version"]
         self.stock = desired["stock"]
-        self.slot_text = text
+        self.slot_count = len(text) // screen.WIDTH if text else 0
+        self.slot_shown = None
         self.storage.update(
             {"desired": desired, "version": self.version, "stock": self.stock, "slots": text}
         )
@@ -476,7 +497,7 @@ class Controller:
         job = self.job
         assert job is not None
         job["run"] = self.runs
-        motor = job["lines"][job["at"]][MOTOR]
+        motor = job["lines"][job["at"]][_MOTOR]
         out.append(("motor", self.runs, self.config["motor_ms"], self.config["settle_ms"], motor))
 
     def _next_line(self, now: float, out: "Out") -> None:
@@ -486,9 +507,9 @@ class Controller:
         lines = job["lines"]
         while job["at"] < len(lines):
             line = lines[job["at"]]
-            if line[GOT] < line[QTY] and line[ERR] is None:
-                if job["multi"] and line[MOTOR] in self.jammed:
-                    line[ERR] = "jam"  # jammed earlier: skipped until serviced
+            if line[_GOT] < line[_QTY] and line[_ERR] is None:
+                if job["multi"] and line[_MOTOR] in self.jammed:
+                    line[_ERR] = "jam"  # jammed earlier: skipped until serviced
                     continue
                 self._run_unit(out)
                 return
@@ -496,7 +517,7 @@ class Controller:
             job["unit"] = 0
         error = None
         for line in lines:
-            error = error or line[ERR]
+            error = error or line[_ERR]
         if job["dispensed"] >= job["quantity"]:
             self._finish("succeeded", now, out)
         else:
@@ -505,7 +526,7 @@ class Controller:
     def _end_line(self, error: str, now: float, out: "Out") -> None:
         job = self.job
         assert job is not None
-        job["lines"][job["at"]][ERR] = error
+        job["lines"][job["at"]][_ERR] = error
         job["run"] = None
         if job["multi"]:
             self._next_line(now, out)
@@ -516,10 +537,10 @@ class Controller:
         job = self.job
         assert job is not None
         line = job["lines"][job["at"]]
-        units = min(units, line[QTY] - line[GOT])
+        units = min(units, line[_QTY] - line[_GOT])
         if units <= 0:
             return
-        line[GOT] += units
+        line[_GOT] += units
         job["dispensed"] += units
         if self.stock is not None:
             self.stock = max(0, self.stock - units)
@@ -534,10 +555,10 @@ class Controller:
         line = job["lines"][job["at"]]
         if not self.config["drop_sensor"]:
             self._count(1, now, out)
-        elif line[GOT] < job["unit"] + 1:
+        elif line[_GOT] < job["unit"] + 1:
             detail = "unit " + str(job["unit"] + 1)
             if job["multi"]:
-                detail = "slot " + line[SLOT] + " " + detail
+                detail = "slot " + line[_SLOT] + " " + detail
             self._event(out, now, "error", "not_dropped", detail)
             self._end_line("not_dropped", now, out)
             return
@@ -554,10 +575,10 @@ class Controller:
         job = self.job
         if job is not None and job["multi"]:
             line = job["lines"][job["at"]]
-            detail = "slot " + line[SLOT] + " motor " + str(line[MOTOR]) + " stalled"
+            detail = "slot " + line[_SLOT] + " motor " + str(line[_MOTOR]) + " stalled"
             self._event(out, now, "jam", "motor_jam", detail)
-            if line[MOTOR] not in self.jammed:
-                self.jammed.append(line[MOTOR])
+            if line[_MOTOR] not in self.jammed:
+                self.jammed.append(line[_MOTOR])
                 self.storage.put("jammed", self.jammed)
             out.append(("motor_stop",))
             self._end_line("jam", now, out)
@@ -673,7 +694,7 @@ class Controller:
 
 def _counts(job: "Msg") -> "list[Msg]":
     """The per-line counts of a job, as ``results`` and ``inflight`` carry them."""
-    return [{"slot": line[SLOT], "dispensed": line[GOT]} for line in job["lines"]]
+    return [{"slot": line[_SLOT], "dispensed": line[_GOT]} for line in job["lines"]]
 
 
 def _unrun(cmd: "Msg", status: str, now: float, error: str) -> "Msg":

@@ -275,7 +275,7 @@ class HostHal:
         self.flash_dir = flash_dir
         self.clock_skew = clock_skew
         self.lcd_device = RecordingLcd()
-        self.motor_device = RecordingMotor()
+        self.motor_devices = [RecordingMotor()]  # one per configured motor
         self.drop_device = FakeDropSensor()
         self.door_device = FakeDoor()
         self.watchdog_device = FakeWatchdog()
@@ -334,8 +334,17 @@ class HostHal:
     def lcd(self, config: dict[str, Any]) -> RecordingLcd:
         return self.lcd_device
 
-    def motor(self, config: dict[str, Any]) -> RecordingMotor:
-        return self.motor_device
+    @property
+    def motor_device(self) -> RecordingMotor:
+        """Motor 0 (the only one of a machine configured the v1 way)."""
+        return self.motor_devices[0]
+
+    def motors(self, config: dict[str, Any]) -> list[RecordingMotor]:
+        """As hal.motors: one per entry of ``motors``, or one for the v1 ``pins``."""
+        count = len(config.get("motors") or [None])
+        while len(self.motor_devices) < count:
+            self.motor_devices.append(RecordingMotor())
+        return self.motor_devices[:count]
 
     def drop_sensor(self, config: dict[str, Any]) -> FakeDropSensor | None:
         return self.drop_device if config.get("drop_sensor") else None

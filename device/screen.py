@@ -37,10 +37,10 @@ RUPEE = "\u20b9"  # drawn by the HAL as custom character 0
 
 def fit(text: str) -> str:
     """Cut to the display width and drop characters the LCD cannot draw."""
-    out = ""
-    for ch in str(text):
-        out += ch if 32 <= ord(ch) < 127 or ch == RUPEE else "?"
-    return out[:WIDTH]
+    out = []
+    for ch in str(text)[:WIDTH]:
+        out.append(ch if 32 <= ord(ch) < 127 or ch == RUPEE else "?")
+    return "".join(out)
 
 
 def price_text(price: "dict[str, Any] | None") -> str:

@@ -260,50 +260,57 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _value(spec: "Spec", value: object, path: str, strict: bool) -> object:
+def _value(spec: "Spec", value: object, strict: bool) -> object:
+    """``value`` checked against ``spec``; errors say ``": what"``, the callers put
+    the field's path in front (built only on error: a 60-slot ``desired`` would
+    otherwise build a path string for each of its 480 values)."""
     if value is None:
         if spec[1]:
             return None
-        raise SchemaError(path + ": must not be null")
+        raise SchemaError(": must not be null")
     t = spec[0]
     if t == "int":
         if not _is_int(value):
-            raise SchemaError(path + ": must be an integer")
+            raise SchemaError(": must be an integer")
         if not spec[2] <= value <= spec[3]:
-            raise SchemaError(path + ": out of range")
+            raise SchemaError(": out of range")
         return value
     if t == "str":
         if not isinstance(value, str) or not spec[2] <= len(value) <= spec[3]:
-            raise SchemaError(path + ": must be a string of the allowed length")
+            raise SchemaError(": must be a string of the allowed length")
         if spec[4] == "text":
-            for ch in value:
-                if ch < " " or ch == "\x7f" or ch > "\uffff":
-                    raise SchemaError(path + ": invalid character")
+            # UTF-8 bytes (small ints, no allocation each): no control characters,
+            # nothing past the BMP (a 4-byte sequence starts with 0xF0 or more).
+            for byte in value.encode("utf-8", "surrogatepass"):
+                if byte < 32 or byte == 127 or byte >= 0xF0:
+                    raise SchemaError(": invalid character")
         elif spec[4] is not None:
             allowed = CHARS[spec[4]]
             for ch in value:
                 if ch not in allowed:
-                    raise SchemaError(path + ": invalid character")
+                    raise SchemaError(": invalid character")
         return value
     if t == "enum":
         if not isinstance(value, str) or value not in spec[2]:
-            raise SchemaError(path + ": not one of " + ", ".join(spec[2]))
+            raise SchemaError(": not one of " + ", ".join(spec[2]))
         return value
     if t == "bool":
         if not isinstance(value, bool):
-            raise SchemaError(path + ": must be true or false")
+            raise SchemaError(": must be true or false")
         return value
     if t == "list":
         if not isinstance(value, list) or not spec[2] <= len(value) <= spec[3]:
-            raise SchemaError(path + ": must be a list of the allowed length")
-        item = spec[4]
-        return [_value(item, v, path + "[]", strict) for v in value]
+            raise SchemaError(": must be a list of the allowed length")
+        try:
+            return [_value(spec[4], v, strict) for v in value]
+        except SchemaError as exc:
+            raise SchemaError("[]" + str(exc)) from None
     if t == "num":
         # ``v - v`` is 0 for every finite number and NaN for infinities and NaN.
         if not (_is_int(value) or isinstance(value, float)) or value - value != 0:  # type: ignore[operator]
-            raise SchemaError(path + ": must be a finite number")
+            raise SchemaError(": must be a finite number")
         return value
-    return _object(spec[2], (), None, value, path, strict)
+    return _object(spec[2], (), None, value, "", strict)
 
 
 def _object(
@@ -317,23 +324,27 @@ def _object(
     if not isinstance(obj, dict):
         raise SchemaError(path + ": must be an object")
     out = {}
-    names = []
     for name, spec, required in fields:
-        names.append(name)
         if name in obj:
-            out[name] = _value(spec, obj[name], path + "." + name, strict)
+            try:
+                out[name] = _value(spec, obj[name], strict)
+            except SchemaError as exc:
+                raise SchemaError(path + "." + name + str(exc)) from None
         elif required:
             raise SchemaError(path + "." + name + ": missing")
-    for key in obj:
-        if key in names:
-            continue
-        if extra is None:
-            if strict:
+    if len(out) < len(obj) and (strict or extra is not None):
+        names = [field[0] for field in fields]
+        for key in obj:
+            if key in names:
+                continue
+            if extra is None:
                 raise SchemaError(path + ": unknown field " + repr(key))
-            continue
-        if not isinstance(key, str) or not 1 <= len(key) <= MAX_TELEMETRY_KEY:
-            raise SchemaError(path + ": invalid key " + repr(key))
-        out[key] = _value(extra, obj[key], path + "." + key, strict)
+            if not isinstance(key, str) or not 1 <= len(key) <= MAX_TELEMETRY_KEY:
+                raise SchemaError(path + ": invalid key " + repr(key))
+            try:
+                out[key] = _value(extra, obj[key], strict)
+            except SchemaError as exc:
+                raise SchemaError(path + "." + key + str(exc)) from None
     if extra is not None and len(out) > MAX_TELEMETRY_KEYS:
         raise SchemaError(path + ": too many keys")
     for field, value, effect, targets in rules:

@@ -77,18 +77,19 @@ class _Client:
 
 
 class _Part:
-    def __init__(self, hal: object, name: str) -> None:
+    def __init__(self, hal: object, name: str, index: int = 0) -> None:
         self.hal = hal
         self.name = name
+        self.index = index
 
     def show(self, line1: str, line2: str) -> None:
         self.hal.record("lcd", line1, line2)
 
     def on(self) -> None:
-        self.hal.record("motor_on")
+        self.hal.record("motor_on", self.index)
 
     def off(self) -> None:
-        self.hal.record("motor_off")
+        self.hal.record("motor_off", self.index)
 
     def feed(self) -> None:
         pass
@@ -113,8 +114,8 @@ class ScriptedHal:
     def lcd(self, config: dict) -> _Part:
         return _Part(self, "lcd")
 
-    def motor(self, config: dict) -> _Part:
-        return _Part(self, "motor")
+    def motors(self, config: dict) -> list:
+        return [_Part(self, "motor", i) for i in range(len(config.get("motors") or [0]))]
 
     def drop_sensor(self, config: dict) -> None:
         return None

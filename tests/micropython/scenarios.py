@@ -143,12 +143,12 @@ def _record(t: int, action: tuple) -> list:
 def play(name: str, directory: str) -> list:
     """Run scenario ``name`` with flash in ``directory``; ``[[t, action...], ...]``."""
     path = directory + "/" + name + ".json"
-    ctrl = Controller(MID, CONFIG, JsonFileStorage(path))
+    ctrl = Controller(MID, CONFIG, JsonFileStorage(path, ("ledger", "slots")))
     transcript = []
     for step in SCRIPTS[name]:
         t, event = step
         if event == REBOOT:
-            ctrl = Controller(MID, CONFIG, JsonFileStorage(path))
+            ctrl = Controller(MID, CONFIG, JsonFileStorage(path, ("ledger", "slots")))
             transcript.append(_record(t, (REBOOT,)))
             continue
         for action in ctrl.handle(event, T0 + t):

@@ -174,7 +174,8 @@ def test_heap_budget(image: Path, capsys: pytest.CaptureFixture[str]) -> None:
             + ", ".join(f"{key} {value:,}" for key, value in figures.items())
         )
     assert 0 < figures["hal"] < figures["import"] <= figures["resident"]
-    assert figures["resident"] <= figures["resident_full_ledger"]
     assert figures["resident"] < figures["peak"]
-    assert figures["resident"] <= RESIDENT_BUDGET, figures
-    assert figures["resident_full_ledger"] <= RESIDENT_BUDGET, figures
+    # A 60-slot machine after an order whose middle line jammed, with a full ledger
+    # of such orders, and after a reboot in the middle of one.
+    for key in ("resident", "resident_full_ledger", "resident_reboot"):
+        assert figures[key] <= RESIDENT_BUDGET, figures
