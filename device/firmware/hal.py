@@ -263,13 +263,14 @@ def lcd(config: "dict[str, Any]") -> Lcd | ConsoleLcd:
 
 class Motor:
     """One channel: IN1/IN2 set the direction, ENA (PWM) the speed. Without ``ena``
-    the channel's ENA jumper stays on (full speed) and saves a pin."""
+    the channel's ENA jumper stays on (full speed); without ``in2`` that input is
+    wired to GND (a spiral turns one way): each saves a pin."""
 
     def __init__(
-        self, ena: "int | None", in1: int, in2: int, freq: int = 1000, duty: int = 100
+        self, ena: "int | None", in1: int, in2: "int | None", freq: int = 1000, duty: int = 100
     ) -> None:
         self.in1 = machine.Pin(in1, machine.Pin.OUT, value=0)
-        self.in2 = machine.Pin(in2, machine.Pin.OUT, value=0)
+        self.in2 = None if in2 is None else machine.Pin(in2, machine.Pin.OUT, value=0)
         self.ena = None
         if ena is not None:
             self.ena = machine.PWM(machine.Pin(ena), freq=freq, duty_u16=0)
@@ -277,7 +278,8 @@ class Motor:
 
     def on(self) -> None:
         self.in1.value(1)
-        self.in2.value(0)
+        if self.in2 is not None:
+            self.in2.value(0)
         if self.ena is not None:
             self.ena.duty_u16(self.duty)
 
@@ -285,7 +287,8 @@ class Motor:
         if self.ena is not None:
             self.ena.duty_u16(0)
         self.in1.value(0)
-        self.in2.value(0)
+        if self.in2 is not None:
+            self.in2.value(0)
 
 
 def _wired(config: "dict[str, Any] | None") -> "list[dict[str, Any]]":
@@ -304,8 +307,9 @@ def motors(config: "dict[str, Any]") -> "list[Motor]":
     duty = int(config.get("motor_duty", 100))
     out = []
     for pins in _wired(config):
-        ena = pins.get("ena")
-        out.append(Motor(None if ena is None else int(ena), int(pins["in1"]), int(pins["in2"]), hz, duty))
+        ena, in2 = pins.get("ena"), pins.get("in2")
+        ena = None if ena is None else int(ena)
+        out.append(Motor(ena, int(pins["in1"]), None if in2 is None else int(in2), hz, duty))
     return out
 
 
