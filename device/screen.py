@@ -37,8 +37,14 @@ RUPEE = "\u20b9"  # drawn by the HAL as custom character 0
 
 def fit(text: str) -> str:
     """Cut to the display width and drop characters the LCD cannot draw."""
+    text = str(text)[:WIDTH]
+    for byte in text.encode():  # small ints: no allocation while all is plain ASCII
+        if not 32 <= byte < 127:
+            break
+    else:
+        return text
     out = []
-    for ch in str(text)[:WIDTH]:
+    for ch in text:
         out.append(ch if 32 <= ord(ch) < 127 or ch == RUPEE else "?")
     return "".join(out)
 
@@ -62,8 +68,10 @@ def slot_line(slot: "dict[str, Any]") -> str:
     if slot["stock"] <= 0:
         right = "sold out"
     else:
-        parts = price_text(price).split(" ", 1)
-        right = (RUPEE if price["currency"] == "INR" else parts[0]) + parts[1]
+        amount = int(price["amount"])
+        currency = price["currency"]
+        symbol = RUPEE if currency == "INR" else _SYMBOLS.get(currency, currency)
+        right = f"{symbol}{amount // 100}.{amount % 100:02d}"
     room = WIDTH - 1 - len(right)
     if room < 3:  # an absurd price: the price alone
         return (right + " " * WIDTH)[:WIDTH]

@@ -301,10 +301,17 @@ def _value(spec: "Spec", value: object, strict: bool) -> object:
     if t == "list":
         if not isinstance(value, list) or not spec[2] <= len(value) <= spec[3]:
             raise SchemaError(": must be a list of the allowed length")
-        try:
-            return [_value(spec[4], v, strict) for v in value]
-        except SchemaError as exc:
-            raise SchemaError("[]" + str(exc)) from None
+        items = value  # the list itself unless an item had to change
+        for i in range(len(value)):
+            try:
+                checked = _value(spec[4], value[i], strict)
+            except SchemaError as exc:
+                raise SchemaError("[]" + str(exc)) from None
+            if checked is not value[i]:
+                if items is value:
+                    items = list(value)
+                items[i] = checked
+        return items
     if t == "num":
         # ``v - v`` is 0 for every finite number and NaN for infinities and NaN.
         if not (_is_int(value) or isinstance(value, float)) or value - value != 0:  # type: ignore[operator]
@@ -323,16 +330,34 @@ def _object(
 ) -> "dict[str, Any]":
     if not isinstance(obj, dict):
         raise SchemaError(path + ": must be an object")
-    out = {}
+    # The checked object is ``obj`` itself when it has only known fields, each
+    # unchanged: a 60-slot ``desired`` is checked without a copy of its slots.
+    changed = None
+    known = 0
     for name, spec, required in fields:
         if name in obj:
+            known += 1
             try:
-                out[name] = _value(spec, obj[name], strict)
+                checked = _value(spec, obj[name], strict)
             except SchemaError as exc:
                 raise SchemaError(path + "." + name + str(exc)) from None
+            if checked is not obj[name]:
+                if changed is None:
+                    changed = {}
+                changed[name] = checked
         elif required:
             raise SchemaError(path + "." + name + ": missing")
-    if len(out) < len(obj) and (strict or extra is not None):
+    if changed is None and known == len(obj) and extra is None:
+        out = obj
+    else:
+        out = {}
+        for entry in fields:
+            name = entry[0]
+            if changed is not None and name in changed:
+                out[name] = changed[name]
+            elif name in obj:
+                out[name] = obj[name]
+    if known < len(obj) and (strict or extra is not None):
         names = [field[0] for field in fields]
         for key in obj:
             if key in names:
