@@ -99,7 +99,11 @@ class Checker:
             after = rig.ctrl.ledger.ids()
             if inflight:
                 assert after == [*before, inflight["cmd_id"]][-SIZE:]
-                assert rig.ctrl.ledger.get(inflight["cmd_id"])["status"] == "unknown"
+                unknown = rig.ctrl.ledger.get(inflight["cmd_id"])
+                assert unknown["status"] == "unknown"
+                # What was counted before the power went, per line too, kept in flash.
+                assert unknown["dispensed"] == inflight["dispensed"]
+                assert unknown.get("lines") == inflight.get("lines")
             else:
                 assert after == before
             rig.connect()
