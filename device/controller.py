@@ -60,7 +60,9 @@ later lines on it are skipped (0 dispensed) until the service door is opened and
 closed; a jam during a command without lines stops the machine as before. A
 command without lines is one line on motor 0, and its results carry no
 ``lines``, byte for byte as before. The slots of ``desired`` are kept only as the
-LCD's idle lines (16 characters each, ``A1 Cola ₹20.00``), one string in RAM.
+LCD's idle lines (16 characters each, ``A1 Cola   ₹20.00``), one string under the
+flash key ``slots`` (a file of its own on the board, read when the line shown
+changes); a ``desired`` with one slot keeps the v1 screen.
 
 Config keys (all optional): ``motor_ms`` (motor on-time per unit, 800),
 ``drop_sensor`` (bool: a unit counts only when the IR beam sees it fall),
@@ -290,7 +292,10 @@ class Controller:
         self.started_at = now
         inflight = self.storage.get("inflight")
         if inflight and inflight["cmd_id"] in self.ledger:
-            self.storage.put("inflight", None)  # its final result was recorded already
+            # The power went between the ledger's file and the main file: the final
+            # result was recorded (maybe never sent); send it again once connected.
+            self.storage.put("inflight", None)
+            self.unsent.append(inflight["cmd_id"])
         elif inflight:
             cmd_id = inflight["cmd_id"]
             result = _result(cmd_id, "unknown", inflight["dispensed"], now, "rebooted")

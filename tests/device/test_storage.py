@@ -81,4 +81,4 @@ def test_power_cut_between_the_cold_file_and_the_main_file(tmp_path: Path) -> No
     rig = Rig(storage=JsonFileStorage(path, ("ledger",)))  # type: ignore[arg-type]
     rig.connect()
     assert rig.storage.get("inflight") is None
-    assert rig.ctrl.ledger.get("c1") == result and rig.results() == []
+    assert rig.ctrl.ledger.get("c1") == result and rig.results() == [result]  # sent again
