@@ -4,8 +4,8 @@ On the board MicroPython runs this file after boot.py and ``main()`` imports the
 real HAL (hal.py). On a PC the same loop runs with ``device.hosthal.HostHal``:
 ``Firmware(hal, config)`` never imports ``machine`` itself.
 
-One pass of the loop (``Firmware.step``) feeds the watchdog, advances the motor
-timer, turns drop-sensor pulses and door changes into events, reads MQTT
+One pass of the loop (``Firmware.step``) feeds the watchdog, advances the timer
+of the motor now running (``hal.motors(config)``: the action names its index), turns drop-sensor pulses and door changes into events, reads MQTT
 (non-blocking), pings the broker, reconnects with backoff when the link is down
 (never while the motor runs), and sends a ``tick`` once a second. Every wait
 before a reconnect is jittered (0.5 to 1.5 times the backoff), and so is the
