@@ -3,9 +3,10 @@ runs under CPython against recording fakes and a real MQTT broker.
 
 ``HostHal`` offers the same names as device/firmware/hal.py. The LCD and the
 motors (one per entry of the config's ``motors``, or one) record what they are
-told (with monotonic timings) and let a test wait for a condition; the drop sensor and door are driven by the test; flash is a
-directory; MQTT is :class:`UmqttOverPaho`, a paho-mqtt client with the small
-blocking interface of ``umqtt.simple.MQTTClient`` that the firmware uses.
+told (with monotonic timings) and let a test wait for a condition; the drop
+sensor and door are driven by the test; flash is a directory; MQTT is
+:class:`UmqttOverPaho`, a paho-mqtt client with the small blocking interface of
+``umqtt.simple.MQTTClient`` that the firmware uses.
 """
 
 import contextlib
