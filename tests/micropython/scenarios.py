@@ -67,7 +67,7 @@ def desired(
     return ("message", topics.desired(MID), _text(body))
 
 
-def command(cmd_id: str, quantity: int, expires_at: int = T0 + 120, lines: list = None) -> tuple:
+def command(cmd_id: str, quantity: int, expires_at: int = T0 + 120, lines: object = None) -> tuple:
     body = {
         "cmd_id": cmd_id,
         "action": "dispense",
