@@ -33,20 +33,36 @@ Actions (tuples), to perform in order:
                                                         then connect
 ``("subscribe", topic_filter, qos)``                    subscribe
 ``("publish", topic, payload, retain, qos)``            publish (payload bytes)
-``("motor", run, run_ms, settle_ms)``                   run the motor for one unit
-                                                        for ``run_ms``, stop it, wait
-                                                        ``settle_ms``, then send
-                                                        ``("motor_done", run)``
+``("motor", run, run_ms, settle_ms, motor)``            run motor ``motor`` (an index
+                                                        into the config's ``motors``)
+                                                        for one unit for ``run_ms``,
+                                                        stop it, wait ``settle_ms``,
+                                                        then send ``("motor_done", run)``
 ``("motor_stop",)``                                     stop the motor now; no
                                                         ``motor_done`` is expected
 ``("lcd", line1, line2)``                               show two lines (<= 16 chars)
 ======================================================= =============================
 
-Flash keys: ``boot`` (int), ``desired`` (last applied desired dict),
-``version``, ``stock``, ``fault``, ``ledger`` (see device/ledger.py) and
-``inflight`` (``{"cmd_id", "quantity", "dispensed"}`` written before every
-motor run and after every counted unit; cleared in the same write that records
-the final result).
+Flash keys: ``boot`` (int), ``desired`` (last applied desired dict, without its
+slots), ``slots`` (the LCD's line per enabled slot, see below), ``version``,
+``stock``, ``fault``, ``jammed`` (motors that jammed during a command with lines),
+``ledger`` (see device/ledger.py) and ``inflight`` (``{"cmd_id", "quantity",
+"dispensed"}``, plus ``lines`` ``[{"slot", "dispensed"}]`` for a command with
+lines, written before every motor run and after every counted unit; cleared in
+the same write that records the final result).
+
+Several slots (contract section 5): a command's ``lines`` run in order, each on
+its own motor; a line that jams or drops nothing ends that line and the next one
+starts. The result is ``succeeded`` only when every line is complete, else
+``failed`` with per-line counts (``lines`` on ``running`` and on every final
+status). A jam during a command with lines marks only that motor (``jammed``):
+later lines on it are skipped (0 dispensed) until the service door is opened and
+closed; a jam during a command without lines stops the machine as before. A
+command without lines is one line on motor 0, and its results carry no
+``lines``, byte for byte as before. The slots of ``desired`` are kept only as the
+LCD's idle lines (16 characters each, ``A1 Cola   ₹20.00``), one string under the
+flash key ``slots`` (a file of its own on the board, read when the line shown
+changes); a ``desired`` with one slot keeps the v1 screen.
 
 Config keys (all optional): ``motor_ms`` (motor on-time per unit, 800),
 ``drop_sensor`` (bool: a unit counts only when the IR beam sees it fall),
@@ -57,7 +73,9 @@ messages, 60; 0: none), ``telemetry_jitter`` (each interval is drawn from
 ``telemetry_s``, so machines that reconnect together do not report together),
 ``max_quantity`` (10),
 ``message_s`` (seconds a thanks/failure message stays, 4), ``queue`` (commands
-waiting behind a running one, 4), ``fw`` (firmware version string).
+waiting behind a running one, 4), ``fw`` (firmware version string), ``motors``
+(the wired motors: a list of pin dicts as the HAL reads them, or a count; absent:
+not checked), ``slot_s`` (seconds each slot stays on the idle screen, 3).
 
 ``rand`` (optional) is a function returning a float in [0, 1) for the jitter:
 the firmware passes its hardware-seeded ``random.random``; without one a small
@@ -74,6 +92,14 @@ from device import screen
 from device.ledger import Ledger
 from schema import topics, wire
 from schema.errors import SchemaError
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(value: int) -> int:
+        return value
+
 
 TYPE_CHECKING = False  # mypy reads the block below; no runtime ever runs it
 if TYPE_CHECKING:
@@ -108,7 +134,15 @@ DEFAULTS: "dict[str, Any]" = {
     "message_s": 4,
     "queue": 4,
     "fw": FW_VERSION,
+    "slot_s": 3,
 }
+# A line of a running job: [slot id or None (a command without lines), motor,
+# quantity, dispensed, error or None]; compiled away on MicroPython.
+_SLOT = const(0)
+_MOTOR = const(1)
+_QTY = const(2)
+_GOT = const(3)
+_ERR = const(4)
 
 
 def seeded(text: str) -> "Callable[[], float]":
@@ -156,6 +190,12 @@ class Controller:
         self.version: int = storage.get("version", 0)
         self.stock: int | None = storage.get("stock")
         self.fault: str | None = storage.get("fault")
+        self.jammed: list[int] = storage.get("jammed") or []
+        # The idle screen's slot lines live in flash (16 characters each, one string:
+        # a "cold" key on the board); RAM holds their count and the line on show.
+        text = storage.get("slots")
+        self.slot_count = len(text) // screen.WIDTH if text else 0
+        self.slot_shown: tuple[int, str] | None = None  # (index, line)
         self.booted = False
         self.connected = False
         self.will_ready = False
@@ -222,9 +262,23 @@ class Controller:
             "message": message,
             "fault": self.fault,
         }
-        if self.job is not None:
-            view["unit"] = min(self.job["unit"] + 1, self.job["quantity"])
-            view["quantity"] = self.job["quantity"]
+        job = self.job
+        if job is not None:
+            lines = job["lines"]
+            before = 0
+            for line in lines[: job["at"]]:
+                before += line[_QTY]
+            view["unit"] = min(before + job["unit"] + 1, job["quantity"])
+            view["quantity"] = job["quantity"]
+            view["slot"] = lines[min(job["at"], len(lines) - 1)][_SLOT]
+        elif self.slot_count:
+            at = int(now // self.config["slot_s"]) % self.slot_count
+            shown = self.slot_shown
+            if shown is None or shown[0] != at:
+                text = self.storage.get("slots") or ""
+                start = at * screen.WIDTH
+                shown = self.slot_shown = (at, text[start : start + screen.WIDTH].rstrip())
+            view["slot"] = shown[1]
         return view
 
     def will(self) -> "tuple[str, bytes, bool, int]":
@@ -237,10 +291,18 @@ class Controller:
         self.booted = True
         self.started_at = now
         inflight = self.storage.get("inflight")
-        if inflight:
-            result = _result(inflight["cmd_id"], "unknown", inflight["dispensed"], now, "rebooted")
-            self.ledger.add(result, {"inflight": None})
+        if inflight and inflight["cmd_id"] in self.ledger:
+            # The power went between the ledger's file and the main file: the final
+            # result was recorded (maybe never sent); send it again once connected.
+            self.storage.put("inflight", None)
             self.unsent.append(inflight["cmd_id"])
+        elif inflight:
+            cmd_id = inflight["cmd_id"]
+            result = _result(cmd_id, "unknown", inflight["dispensed"], now, "rebooted")
+            if inflight.get("lines"):
+                result["lines"] = inflight["lines"]
+            self.ledger.add(result, {"inflight": None})
+            self.unsent.append(cmd_id)
 
     def _on_boot(self, event: "Event", now: float, out: "Out") -> None:
         if not self.booted:
@@ -311,10 +373,22 @@ class Controller:
             return
         if desired["version"] <= self.version:
             return
+        slots = desired.pop("slots", None)
+        text = None
+        if slots is not None and len(slots) > 1:  # one slot: the v1 screen, its price
+            parts = []
+            for slot in slots:
+                if slot["enabled"]:
+                    parts.append(screen.slot_line(slot))
+            text = "".join(parts) or None
         self.desired = desired
         self.version = desired["version"]
         self.stock = desired["stock"]
-        self.storage.update({"desired": desired, "version": self.version, "stock": self.stock})
+        self.slot_count = len(text) // screen.WIDTH if text else 0
+        self.slot_shown = None
+        self.storage.update(
+            {"desired": desired, "version": self.version, "stock": self.stock, "slots": text}
+        )
 
     def _command(self, cmd_id: str, payload: bytes, now: float, out: "Out") -> None:
         if not payload:
@@ -325,8 +399,7 @@ class Controller:
             return
         job = self.job
         if job is not None and job["cmd_id"] == cmd_id:
-            running = _result(cmd_id, "running", job["dispensed"], now)
-            self._publish_result(running, out)
+            self._publish_result(self._job_result("running", now), out)
             return
         for waiting in self.queue:
             if waiting["cmd_id"] == cmd_id:
@@ -340,7 +413,7 @@ class Controller:
             self._final(_result(cmd_id, "rejected", 0, now, "cmd_id_mismatch"), now, out)
             return
         if len(self.queue) >= self.config["queue"]:
-            self._final(_result(cmd_id, "rejected", 0, now, "busy"), now, out)
+            self._final(_unrun(cmd, "rejected", now, "busy"), now, out)
             return
         self.queue.append(cmd)
 
@@ -363,6 +436,17 @@ class Controller:
             return ("rejected", "door_open")
         if self.stock is not None and quantity > self.stock:
             return ("rejected", "insufficient_stock")
+        lines = cmd.get("lines")
+        if lines is not None:
+            total = 0
+            wired = self.config.get("motors")
+            count = len(wired) if isinstance(wired, list) else wired
+            for line in lines:
+                total += line["quantity"]
+                if count is not None and line["motor"] >= count:
+                    return ("rejected", "unknown_motor")
+            if total != quantity:
+                return ("rejected", "invalid_lines")
         return None
 
     def _start_next(self, now: float, out: "Out") -> None:
@@ -373,27 +457,43 @@ class Controller:
             refusal = self._refusal(cmd, now)
             if refusal is not None:
                 status, error = refusal
-                self._final(_result(cmd["cmd_id"], status, 0, now, error), now, out)
+                self._final(_unrun(cmd, status, now, error), now, out)
                 continue
+            lines = []
+            for line in cmd.get("lines") or ():
+                lines.append([line["slot"], line["motor"], line["quantity"], 0, None])
             self.job = {
                 "cmd_id": cmd["cmd_id"],
                 "quantity": cmd["quantity"],
                 "dispensed": 0,
-                "unit": 0,
+                "unit": 0,  # the unit of the current line now running (from 0)
                 "run": None,
+                "lines": lines or [[None, 0, cmd["quantity"], 0, None]],
+                "at": 0,  # the current line
+                "multi": bool(lines),  # results carry lines
             }
             self.message = None
             self._publish_result(_result(cmd["cmd_id"], "accepted", 0, now), out)
-            self._run_unit(out)
+            self._next_line(now, out)
+
+    def _job_result(self, status: str, now: float, error: str | None = None) -> "Msg":
+        job = self.job
+        assert job is not None  # only while a command runs, as below
+        result = _result(job["cmd_id"], status, job["dispensed"], now, error)
+        if job["multi"]:
+            result["lines"] = _counts(job)
+        return result
 
     def _save_inflight(self) -> None:
         job = self.job
-        assert job is not None  # only while a command runs, as below
+        assert job is not None
         inflight = {
             "cmd_id": job["cmd_id"],
             "quantity": job["quantity"],
             "dispensed": job["dispensed"],
         }
+        if job["multi"]:
+            inflight["lines"] = _counts(job)
         self.storage.update({"inflight": inflight, "stock": self.stock})
 
     def _run_unit(self, out: "Out") -> None:
@@ -402,36 +502,73 @@ class Controller:
         job = self.job
         assert job is not None
         job["run"] = self.runs
-        out.append(("motor", self.runs, self.config["motor_ms"], self.config["settle_ms"]))
+        motor = job["lines"][job["at"]][_MOTOR]
+        out.append(("motor", self.runs, self.config["motor_ms"], self.config["settle_ms"], motor))
+
+    def _next_line(self, now: float, out: "Out") -> None:
+        """Run the current line's next unit, or move on to the next line, or finish."""
+        job = self.job
+        assert job is not None
+        lines = job["lines"]
+        while job["at"] < len(lines):
+            line = lines[job["at"]]
+            if line[_GOT] < line[_QTY] and line[_ERR] is None:
+                if job["multi"] and line[_MOTOR] in self.jammed:
+                    line[_ERR] = "jam"  # jammed earlier: skipped until serviced
+                    continue
+                self._run_unit(out)
+                return
+            job["at"] += 1
+            job["unit"] = 0
+        error = None
+        for line in lines:
+            error = error or line[_ERR]
+        if job["dispensed"] >= job["quantity"]:
+            self._finish("succeeded", now, out)
+        else:
+            self._finish("failed", now, out, error or "incomplete")
+
+    def _end_line(self, error: str, now: float, out: "Out") -> None:
+        job = self.job
+        assert job is not None
+        job["lines"][job["at"]][_ERR] = error
+        job["run"] = None
+        if job["multi"]:
+            self._next_line(now, out)
+        else:
+            self._finish("failed", now, out, error)
 
     def _count(self, units: int, now: float, out: "Out") -> None:
         job = self.job
         assert job is not None
-        units = min(units, job["quantity"] - job["dispensed"])
+        line = job["lines"][job["at"]]
+        units = min(units, line[_QTY] - line[_GOT])
         if units <= 0:
             return
+        line[_GOT] += units
         job["dispensed"] += units
         if self.stock is not None:
             self.stock = max(0, self.stock - units)
         self._save_inflight()
         if job["dispensed"] < job["quantity"]:  # progress; the last unit's result is final
-            self._publish_result(_result(job["cmd_id"], "running", job["dispensed"], now), out)
+            self._publish_result(self._job_result("running", now), out)
 
     def _on_motor_done(self, event: "Event", now: float, out: "Out") -> None:
         job = self.job
         if job is None or event[1] != job["run"]:
             return  # a stale run (stopped by a jam, or from before a reboot)
+        line = job["lines"][job["at"]]
         if not self.config["drop_sensor"]:
             self._count(1, now, out)
-        elif job["dispensed"] < job["unit"] + 1:
-            self._event(out, now, "error", "not_dropped", "unit " + str(job["unit"] + 1))
-            self._finish("failed", now, out, "not_dropped")
-            return
-        if job["dispensed"] >= job["quantity"]:
-            self._finish("succeeded", now, out)
+        elif line[_GOT] < job["unit"] + 1:
+            detail = "unit " + str(job["unit"] + 1)
+            if job["multi"]:
+                detail = "slot " + line[_SLOT] + " " + detail
+            self._event(out, now, "error", "not_dropped", detail)
+            self._end_line("not_dropped", now, out)
             return
         job["unit"] += 1
-        self._run_unit(out)
+        self._next_line(now, out)
 
     def _on_drop(self, event: "Event", now: float, out: "Out") -> None:
         if self.job is None or not self.config["drop_sensor"]:
@@ -440,17 +577,28 @@ class Controller:
         self._count(1, now, out)
 
     def _on_jam(self, event: "Event", now: float, out: "Out") -> None:
+        job = self.job
+        if job is not None and job["multi"]:
+            line = job["lines"][job["at"]]
+            detail = "slot " + line[_SLOT] + " motor " + str(line[_MOTOR]) + " stalled"
+            self._event(out, now, "jam", "motor_jam", detail)
+            if line[_MOTOR] not in self.jammed:
+                self.jammed.append(line[_MOTOR])
+                self.storage.put("jammed", self.jammed)
+            out.append(("motor_stop",))
+            self._end_line("jam", now, out)
+            return
         self._event(out, now, "jam", "motor_jam", "motor stalled")
         self.fault = "jam"
         self.storage.put("fault", self.fault)
-        if self.job is not None:
+        if job is not None:
             out.append(("motor_stop",))
             self._finish("failed", now, out, "jam")
 
     def _finish(self, status: str, now: float, out: "Out", error: str | None = None) -> None:
         job = self.job
         assert job is not None
-        result = _result(job["cmd_id"], status, job["dispensed"], now, error)
+        result = self._job_result(status, now, error)
         self.ledger.add(result, {"inflight": None, "stock": self.stock})
         self.job = None
         if status == "succeeded":
@@ -491,9 +639,10 @@ class Controller:
             self._event(out, now, "door_open", "door", "service door opened")
             return
         self._event(out, now, "door_closed", "door", "service door closed")
-        if self.fault:
+        if self.fault or self.jammed:
             self.fault = None
-            self.storage.put("fault", None)
+            self.jammed = []
+            self.storage.update({"fault": None, "jammed": None})
 
     def _on_tick(self, event: "Event", now: float, out: "Out") -> None:
         period = self.config["telemetry_s"]
@@ -546,6 +695,19 @@ class Controller:
         if pair != self.last_lcd:
             self.last_lcd = pair
             out.append(("lcd", pair[0], pair[1]))
+
+
+def _counts(job: "Msg") -> "list[Msg]":
+    """The per-line counts of a job, as ``results`` and ``inflight`` carry them."""
+    return [{"slot": line[_SLOT], "dispensed": line[_GOT]} for line in job["lines"]]
+
+
+def _unrun(cmd: "Msg", status: str, now: float, error: str) -> "Msg":
+    """The final result of a command that never ran (its lines all at 0)."""
+    result = _result(cmd["cmd_id"], status, 0, now, error)
+    if cmd.get("lines"):
+        result["lines"] = [{"slot": line["slot"], "dispensed": 0} for line in cmd["lines"]]
+    return result
 
 
 def _result(

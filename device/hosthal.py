@@ -2,10 +2,11 @@
 runs under CPython against recording fakes and a real MQTT broker.
 
 ``HostHal`` offers the same names as device/firmware/hal.py. The LCD and the
-motor record what they are told (with monotonic timings) and let a test wait
-for a condition; the drop sensor and door are driven by the test; flash is a
-directory; MQTT is :class:`UmqttOverPaho`, a paho-mqtt client with the small
-blocking interface of ``umqtt.simple.MQTTClient`` that the firmware uses.
+motors (one per entry of the config's ``motors``, or one) record what they are
+told (with monotonic timings) and let a test wait for a condition; the drop
+sensor and door are driven by the test; flash is a directory; MQTT is
+:class:`UmqttOverPaho`, a paho-mqtt client with the small blocking interface of
+``umqtt.simple.MQTTClient`` that the firmware uses.
 """
 
 import contextlib
@@ -275,7 +276,7 @@ class HostHal:
         self.flash_dir = flash_dir
         self.clock_skew = clock_skew
         self.lcd_device = RecordingLcd()
-        self.motor_device = RecordingMotor()
+        self.motor_devices = [RecordingMotor()]  # one per configured motor
         self.drop_device = FakeDropSensor()
         self.door_device = FakeDoor()
         self.watchdog_device = FakeWatchdog()
@@ -334,8 +335,17 @@ class HostHal:
     def lcd(self, config: dict[str, Any]) -> RecordingLcd:
         return self.lcd_device
 
-    def motor(self, config: dict[str, Any]) -> RecordingMotor:
-        return self.motor_device
+    @property
+    def motor_device(self) -> RecordingMotor:
+        """Motor 0 (the only one of a machine configured the v1 way)."""
+        return self.motor_devices[0]
+
+    def motors(self, config: dict[str, Any]) -> list[RecordingMotor]:
+        """As hal.motors: one per entry of ``motors``, or one for the v1 ``pins``."""
+        count = len(config.get("motors") or [None])
+        while len(self.motor_devices) < count:
+            self.motor_devices.append(RecordingMotor())
+        return self.motor_devices[:count]
 
     def drop_sensor(self, config: dict[str, Any]) -> FakeDropSensor | None:
         return self.drop_device if config.get("drop_sensor") else None

@@ -20,20 +20,22 @@ KEY = "ledger"
 
 
 class Ledger:
-    """The results live in flash (and in the storage's copy); in RAM only their ids,
+    """The results live in flash (the firmware keeps them out of RAM: a ``cold`` key
+    of device/storage.py); in RAM only their ids, as one string ``"\\nid1\\nid2\\n"``,
     so a full ledger costs the heap a few hundred bytes, not 32 decoded results."""
 
     def __init__(self, storage: "Storage", size: int = SIZE) -> None:
         self.storage = storage
         self.size = size
-        self._ids: list[str] = [e["cmd_id"] for e in self._entries()]
+        self._ids = ""
+        self.commit(self._entries())
 
     def _entries(self) -> "list[Result]":
         entries = self.storage.get(KEY, [])
         return [e for e in entries if isinstance(e, dict) and "cmd_id" in e]
 
     def get(self, cmd_id: str) -> "Result | None":
-        if cmd_id not in self._ids:
+        if cmd_id not in self:
             return None
         for entry in self._entries():
             if entry["cmd_id"] == cmd_id:
@@ -41,13 +43,13 @@ class Ledger:
         return None
 
     def __contains__(self, cmd_id: str) -> bool:
-        return cmd_id in self._ids
+        return "\n" + cmd_id + "\n" in self._ids  # ids never hold a newline
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self.ids())
 
     def ids(self) -> "list[str]":
-        return list(self._ids)
+        return self._ids.split("\n")[1:-1]
 
     def with_result(self, result: "Result") -> "list[Result]":
         """The entries after recording ``result`` (not stored yet: see :meth:`commit`)."""
@@ -57,7 +59,7 @@ class Ledger:
 
     def commit(self, entries: "list[Result]") -> None:
         """Adopt ``entries`` once the caller has written them (with other keys) to flash."""
-        self._ids = [e["cmd_id"] for e in entries]
+        self._ids = "\n" + "".join([e["cmd_id"] + "\n" for e in entries])
 
     def add(self, result: "Result", also: "dict[str, object] | None" = None) -> None:
         """Record ``result`` and write it, with the ``also`` keys, in one flash write."""

@@ -2,7 +2,9 @@
 
 ``lines(view)`` is a pure function: the controller builds ``view`` (a dict) and
 emits an ``("lcd", line1, line2)`` action whenever the result changes. Lines are
-plain ASCII (an HD44780 has no rupee sign) and at most 16 characters.
+ASCII and at most 16 characters, plus the rupee sign ``₹`` in the slot lines,
+which the HAL draws as a custom character (an HD44780's ROM has none; the
+firmware programs it into CGRAM). The v1 price line stays ``Rs 25.00``.
 
 View keys (all optional except ``mode``):
 
@@ -14,6 +16,8 @@ View keys (all optional except ``mode``):
 * ``stock``: units left or None when unknown
 * ``unit``, ``quantity``: dispense progress (1-based unit)
 * ``message``: ``(line1, line2)`` shown for a few seconds after a vend
+* ``slot``: while dispensing a command with lines, the slot id now running; when
+  idle on a machine with several slots, the slot line to show (``slot_line``)
 * ``fault``: the error code while in ``error``
 
 Portable: runs under CPython and MicroPython (no str.ljust/center there).
@@ -28,14 +32,21 @@ if TYPE_CHECKING:
 WIDTH = 16
 
 _SYMBOLS = {"INR": "Rs", "USD": "$", "EUR": "EUR", "GBP": "GBP"}
+RUPEE = "\u20b9"  # drawn by the HAL as custom character 0
 
 
 def fit(text: str) -> str:
     """Cut to the display width and drop characters the LCD cannot draw."""
-    out = ""
-    for ch in str(text):
-        out += ch if 32 <= ord(ch) < 127 else "?"
-    return out[:WIDTH]
+    text = str(text)[:WIDTH]
+    for byte in text.encode():  # small ints: no allocation while all is plain ASCII
+        if not 32 <= byte < 127:
+            break
+    else:
+        return text
+    out = []
+    for ch in text:
+        out.append(ch if 32 <= ord(ch) < 127 or ch == RUPEE else "?")
+    return "".join(out)
 
 
 def price_text(price: "dict[str, Any] | None") -> str:
@@ -48,6 +59,24 @@ def price_text(price: "dict[str, Any] | None") -> str:
     whole = amount // 100
     cents = amount % 100
     return symbol + " " + str(whole) + "." + ("0" if cents < 10 else "") + str(cents)
+
+
+def slot_line(slot: "dict[str, Any]") -> str:
+    """A ``desired`` slot as one idle-screen line of exactly 16 characters, the price
+    on the right: ``"A1 Cola   ₹20.00"`` (the name cut to fit), ``"C2 Choc sold out"``."""
+    price = slot["price"]
+    if slot["stock"] <= 0:
+        right = "sold out"
+    else:
+        amount = int(price["amount"])
+        currency = price["currency"]
+        symbol = RUPEE if currency == "INR" else _SYMBOLS.get(currency, currency)
+        right = f"{symbol}{amount // 100}.{amount % 100:02d}"
+    room = WIDTH - 1 - len(right)
+    if room < 3:  # an absurd price: the price alone
+        return (right + " " * WIDTH)[:WIDTH]
+    left = fit(slot["id"] + " " + slot["name"])[:room]
+    return left + " " * (WIDTH - len(left) - len(right)) + right
 
 
 def thanks() -> "Lines":
@@ -73,9 +102,10 @@ def rejected(error: str) -> "Lines":
 def lines(view: "dict[str, Any]") -> "Lines":
     """The two LCD lines for this view, each at most 16 characters."""
     mode = view.get("mode")
+    slot = view.get("slot")
     if mode == "dispensing":
         progress = str(view.get("unit", 1)) + "/" + str(view.get("quantity", 1))
-        pair: Lines = ("Dispensing " + progress, "Please wait")
+        pair: Lines = ("Dispensing " + progress, "Slot " + slot if slot else "Please wait")
     elif view.get("message"):
         pair = view["message"]
     elif mode == "error":
@@ -93,7 +123,7 @@ def lines(view: "dict[str, Any]") -> "Lines":
     elif not view.get("server_online", True):
         pair = ("Service paused", "Please wait")
     elif view.get("code"):
-        pair = ("Code " + view["code"], price_text(view.get("price")))
+        pair = ("Code " + view["code"], slot or price_text(view.get("price")))
     else:
-        pair = ("Please wait", price_text(view.get("price")))
+        pair = ("Please wait", slot or price_text(view.get("price")))
     return (fit(pair[0]), fit(pair[1]))

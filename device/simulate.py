@@ -5,8 +5,15 @@
 
 ``--credentials`` is a JSON file ``{"machines": [{"machine_id": ..., "api_key": ...}]}``
 (the first ``--machines`` entries are used; all of them when ``--machines`` is
-omitted). Without it, machines are named ``sim-0001`` ... and connect without a
-password (only a broker that allows that will accept them).
+omitted); an entry may say ``"slots": 6`` for a machine with six motors.
+
+Several slots: ``--slots 6`` gives every machine (without its own ``slots``) six
+motors; ``--jam-slot B3`` makes slot B3's motor stall on every run and
+``--empty-slot A2`` makes slot A2 drop nothing (both repeatable; slot ids as the
+server's planogram names them).
+
+Without ``--credentials``, machines are named ``sim-0001`` ... and connect without
+a password (only a broker that allows that will accept them).
 A one-line summary is printed every second; Ctrl-C stops.
 """
 
@@ -17,6 +24,7 @@ import json
 import ssl
 import sys
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from device.simulator import Fleet
@@ -31,13 +39,22 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
     return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
 
 
-def load_credentials(path: str) -> list[tuple[str, str | None]]:
+def _entries(path: str) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     entries = data.get("machines") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise ValueError(path + ': expected {"machines": [{"machine_id", "api_key"}, ...]}')
-    return [(str(e["machine_id"]), e.get("api_key")) for e in entries]
+    return entries
+
+
+def load_credentials(path: str) -> list[tuple[str, str | None]]:
+    return [(str(e["machine_id"]), e.get("api_key")) for e in _entries(path)]
+
+
+def load_slot_counts(path: str) -> dict[str, int]:
+    """The ``slots`` (motor count) of the entries that give one."""
+    return {str(e["machine_id"]): int(e["slots"]) for e in _entries(path) if "slots" in e}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--service-s", type=float, default=5.0, help="operator visit after a jam")
     p.add_argument(
         "--telemetry-s", type=float, default=60, help="seconds between telemetry (0: none)"
+    )
+    p.add_argument(
+        "--slots", type=int, default=1, help="motors per machine (several slots), default 1"
+    )
+    p.add_argument(
+        "--jam-slot",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="this slot's motor stalls on every run (repeatable)",
+    )
+    p.add_argument(
+        "--empty-slot",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="this slot drops nothing (repeatable)",
     )
     p.add_argument("--seed", type=int, default=None, help="repeatable faults: the random seed")
     p.add_argument(
@@ -103,6 +137,10 @@ async def run(args: argparse.Namespace) -> None:
         seed=args.seed,
         tls_context=context,
         flash_dir=args.flash_dir,
+        slots=args.slots,
+        slot_counts=load_slot_counts(args.credentials) if args.credentials else None,
+        jam_slots=args.jam_slot,
+        empty_slots=args.empty_slot,
     )
     live = sys.stdout.isatty()
     async with fleet:

@@ -14,6 +14,15 @@ password = API key, TCP_NODELAY). Faults can be injected:
 * ``reboot_rate``: chance per machine per second of a power cut (a command
   interrupted mid-run is reported ``unknown`` after the reboot)
 * ``clock_skew``: each machine's clock is off by up to this many seconds
+* ``jam_slots``: slot ids (``"B3"``) whose motor stalls on every run: the line
+  ends ``jam``, the order goes on with its next lines, and that motor is skipped
+  until the simulated operator's visit ``service_s`` later
+* ``empty_slots``: slot ids whose motor turns but drops nothing: the line ends
+  ``not_dropped`` and the order goes on
+
+Machines have ``slots`` motors each (1: the v1 machine), or their own number from
+``slot_counts``; which slot is on which motor comes from the server's ``desired``,
+as on a real machine.
 
 Each machine sends telemetry every ``telemetry_s`` seconds (60; 0: none), jittered
 like the firmware's, and waits a random 0.5 to 1.5 times its backoff before
@@ -67,10 +76,22 @@ class Fleet:
         connect_spread_s: float | None = None,
         telemetry_s: float = 60,
         flash_dir: str | None = None,
+        slots: int = 1,
+        slot_counts: dict[str, int] | None = None,
+        jam_slots: Iterable[str] = (),
+        empty_slots: Iterable[str] = (),
     ) -> None:
         faults = Faults(
-            fail_rate, jam_rate, drop_connection_rate, reboot_rate, clock_skew, service_s
+            fail_rate,
+            jam_rate,
+            drop_connection_rate,
+            reboot_rate,
+            clock_skew,
+            service_s,
+            jam_slots,
+            empty_slots,
         )
+        counts = slot_counts or {}
         rng = random.Random(seed)
         self.machines: dict[str, VirtualMachine] = {}
         for machine_id, api_key in machines:
@@ -86,6 +107,7 @@ class Fleet:
                 tls_context=tls_context,
                 telemetry_s=telemetry_s,
                 flash=None if flash_dir is None else flash_file(flash_dir, machine_id),
+                motors=counts.get(machine_id, slots),
             )
         count = len(self.machines)
         self.connect_spread_s = (

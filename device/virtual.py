@@ -14,7 +14,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
@@ -39,7 +39,9 @@ class _Stale(Exception):
 
 
 class Faults:
-    """Fault injection rates (0 disables each)."""
+    """Fault injection rates (0 disables each), and slots that always fail:
+    ``jam_slots`` (the motor stalls on every run) and ``empty_slots`` (the motor
+    turns, nothing falls), named by the shopper's slot id (``A1``)."""
 
     def __init__(
         self,
@@ -49,6 +51,8 @@ class Faults:
         reboot_rate: float = 0.0,
         clock_skew: float = 0.0,
         service_s: float = 5.0,
+        jam_slots: "Iterable[str]" = (),
+        empty_slots: "Iterable[str]" = (),
     ) -> None:
         self.fail_rate = fail_rate
         self.jam_rate = jam_rate
@@ -56,6 +60,8 @@ class Faults:
         self.reboot_rate = reboot_rate
         self.clock_skew = clock_skew
         self.service_s = service_s
+        self.jam_slots = frozenset(jam_slots)
+        self.empty_slots = frozenset(empty_slots)
 
 
 class Stats:
@@ -86,6 +92,7 @@ class VirtualMachine:
         keepalive: int = 30,
         telemetry_s: float = 60,
         flash: "Storage | None" = None,
+        motors: int = 1,
     ) -> None:
         self.machine_id = machine_id
         self.api_key = api_key
@@ -101,6 +108,7 @@ class VirtualMachine:
             "settle_ms": settle_ms,
             "drop_sensor": True,
             "telemetry_s": telemetry_s,
+            "motors": motors,  # lines on motors beyond these are rejected
         }
         # The boot counter lives here: a machine started again on the same flash
         # announces a higher boot, as the contract asks of a real one.
@@ -110,6 +118,7 @@ class VirtualMachine:
         self.lcd: tuple[str, str] = ("", "")
         self.motor_runs = 0
         self.motor_on = False
+        self.slot_runs: dict[str, int] = {}  # motor runs per slot id (commands with lines)
         self.connected = False
         self.online = False
         self._client: aiomqtt.Client | None = None
@@ -260,7 +269,10 @@ class VirtualMachine:
             self._will = aiomqtt.Will(action[1], action[2], qos=action[4], retain=action[3])
         elif name == "motor":
             self.motor_runs += 1
-            motor = self._motor(action[1], action[2], action[3], self.generation)
+            slot = self._running_slot()
+            if slot is not None:
+                self.slot_runs[slot] = self.slot_runs.get(slot, 0) + 1
+            motor = self._motor(action[1], action[2], action[3], self.generation, slot)
             self._spawn(motor, self._hardware)
         elif name == "motor_stop":
             self.motor_on = False
@@ -303,10 +315,20 @@ class VirtualMachine:
 
     # -- simulated hardware --
 
-    async def _motor(self, run: int, run_ms: int, settle_ms: int, gen: int) -> None:
+    def _running_slot(self) -> str | None:
+        """The slot id of the line now running (None for a command without lines)."""
+        job = self.controller.job
+        if job is None:
+            return None
+        slot: str | None = job["lines"][job["at"]][0]
+        return slot
+
+    async def _motor(
+        self, run: int, run_ms: int, settle_ms: int, gen: int, slot: str | None = None
+    ) -> None:
         faults = self.faults
         self.motor_on = True
-        if self.rng.random() < faults.jam_rate:
+        if slot in faults.jam_slots or self.rng.random() < faults.jam_rate:
             await asyncio.sleep(run_ms / 2000)
             self.motor_on = False
             await self.event(("jam",), gen)
@@ -317,7 +339,7 @@ class VirtualMachine:
         self.motor_on = False
         if not stopped:
             return  # stopped from outside
-        if self.rng.random() >= faults.fail_rate:
+        if slot not in faults.empty_slots and self.rng.random() >= faults.fail_rate:
             await self.event(("drop",), gen)
         await asyncio.sleep(settle_ms / 1000)
         await self.event(("motor_done", run), gen)

@@ -21,6 +21,7 @@ _TYPES = {
     "bool": "boolean",
     "num": "number",
     "obj": "object",
+    "list": "array",
 }
 
 
@@ -42,6 +43,10 @@ def _spec(spec: Spec, patterns: dict[str, str]) -> dict[str, Any]:
         out["enum"] = list(spec[2])
     elif t == "obj":
         out.update(_object(spec[2], (), patterns))
+    elif t == "list":
+        out["items"] = _spec(spec[4], patterns)
+        out["minItems"] = spec[2]
+        out["maxItems"] = spec[3]
     if spec[1]:
         out["type"] = [out["type"], "null"]
         if "enum" in out:

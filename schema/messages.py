@@ -39,17 +39,26 @@ if TYPE_CHECKING:
         fw: NotRequired[str]
         ts: NotRequired[int]
 
+    class SlotStockMsg(TypedDict):
+        id: str
+        stock: int
+
     class ReportedMsg(TypedDict):
         desired_version: int
         mode: Literal["idle", "locked", "dispensing", "error", "out_of_service"]
         stock: int | None
         ts: int
+        slots: NotRequired[list[SlotStockMsg]]
 
     class EventsMsg(TypedDict):
         type: Literal["error", "jam", "door_open", "door_closed", "restocked"]
         code: str
         detail: str
         ts: int
+
+    class LineCountMsg(TypedDict):
+        slot: str
+        dispensed: int
 
     class ResultsMsg(TypedDict):
         cmd_id: str
@@ -59,6 +68,7 @@ if TYPE_CHECKING:
         dispensed: int
         error: NotRequired[str]
         ts: int
+        lines: NotRequired[list[LineCountMsg]]
 
     class PriceMsg(TypedDict):
         amount: int
@@ -72,6 +82,14 @@ if TYPE_CHECKING:
         session: str
         expires_at: int
 
+    class SlotMsg(TypedDict):
+        id: str
+        motor: int
+        name: str
+        price: PriceMsg
+        stock: int
+        enabled: bool
+
     class DesiredMsg(TypedDict):
         version: int
         mode: Literal["in_service", "out_of_service"]
@@ -79,6 +97,12 @@ if TYPE_CHECKING:
         lock: LockMsg | None
         price: PriceMsg
         stock: int
+        slots: NotRequired[list[SlotMsg]]
+
+    class CmdLineMsg(TypedDict):
+        slot: str
+        motor: int
+        quantity: int
 
     class CmdMsg(TypedDict):
         cmd_id: str
@@ -87,10 +111,18 @@ if TYPE_CHECKING:
         order: str
         issued_at: int
         expires_at: int
+        lines: NotRequired[list[CmdLineMsg]]
 
     class ServerStatusMsg(TypedDict):
         state: Literal["online", "offline"]
         ts: NotRequired[int]
+
+    class StateSlotMsg(TypedDict):
+        id: str
+        name: str
+        price: PriceMsg
+        stock: int
+        enabled: bool
 
     class StateMsg(TypedDict):
         online: bool
@@ -99,6 +131,14 @@ if TYPE_CHECKING:
         busy: bool
         price: PriceMsg
         last_seen: int | None
+        slots: NotRequired[list[StateSlotMsg]]
+
+    class SaleLineMsg(TypedDict):
+        slot: str
+        product: str
+        quantity: int
+        unit_amount: int
+        amount: int
 
     class SalesMsg(TypedDict):
         order: str
@@ -106,6 +146,7 @@ if TYPE_CHECKING:
         amount: int
         currency: str
         ts: int
+        lines: NotRequired[list[SaleLineMsg]]
 
     class TodayMsg(TypedDict):
         day: str
@@ -136,7 +177,30 @@ __all__ = [
 ]
 
 _INT = ("int", False, 0, MAX_INT)
-_PRICE = ("obj", False, (("amount", _INT, True), ("currency", ("str", False, 3, 3, "upper"), True)))
+_PRICE = wire._PRICE
+_SLOT_ID = wire._SLOT_ID
+_STATE_SLOT = (
+    "obj",
+    False,
+    (
+        ("id", _SLOT_ID, True),
+        ("name", wire._NAME, True),
+        ("price", _PRICE, True),
+        ("stock", _INT, True),
+        ("enabled", ("bool", False), True),
+    ),
+)
+_SALE_LINE = (
+    "obj",
+    False,
+    (
+        ("slot", _SLOT_ID, True),
+        ("product", ("str", False, 1, 64, None), True),
+        ("quantity", _INT, True),
+        ("unit_amount", _INT, True),
+        ("amount", _INT, True),
+    ),
+)
 
 SERVER_SPECS: dict[str, Kind] = {
     "state": (
@@ -147,6 +211,7 @@ SERVER_SPECS: dict[str, Kind] = {
             ("busy", ("bool", False), True),
             ("price", _PRICE, True),
             ("last_seen", ("int", True, 0, MAX_INT), True),
+            ("slots", ("list", False, 1, wire.MAX_SLOTS, _STATE_SLOT), False),
         ),
         (),
         None,
@@ -158,6 +223,7 @@ SERVER_SPECS: dict[str, Kind] = {
             ("amount", _INT, True),
             ("currency", ("str", False, 3, 3, "upper"), True),
             ("ts", _INT, True),
+            ("lines", ("list", False, 1, wire.MAX_SLOTS, _SALE_LINE), False),
         ),
         (),
         None,
@@ -179,7 +245,14 @@ SERVER_SPECS: dict[str, Kind] = {
 }
 SPECS: dict[str, Kind] = {**wire.SPECS, **SERVER_SPECS}
 KINDS = tuple(SPECS)
-_PATTERNS = {"digits": "0-9", "upper": "A-Z", "id": "A-Za-z0-9_-"}
+# "text": no control characters, nothing past the BMP (see wire).
+_PATTERNS = {
+    "digits": "0-9",
+    "upper": "A-Z",
+    "id": "A-Za-z0-9_-",
+    "slot": "A-Z0-9",
+    "text": "\\u0020-\\u007e\\u0080-\\uffff",
+}
 
 SCHEMAS = build_schemas(KINDS, SPECS, _PATTERNS, MAX_TELEMETRY_KEYS, MAX_TELEMETRY_KEY)
 

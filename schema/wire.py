@@ -12,7 +12,16 @@ Portable and small: this is what the machine loads (only ``json`` at run time;
 no typing, dataclasses, enum or re). Specs are tuples:
 ``("int", nullable, min, max)``, ``("str", nullable, min, max, chars)``,
 ``("enum", nullable, values)``, ``("bool", nullable)``, ``("num", nullable)``,
-``("obj", nullable, fields)``; a field is ``(name, spec, required)``.
+``("obj", nullable, fields)``, ``("list", nullable, min, max, item spec)``; a field
+is ``(name, spec, required)``.
+
+Several products per machine (contract section 5, additive): ``desired`` may carry
+``slots`` (display order), ``cmd`` may carry ``lines`` (a command without them is one
+line on the only slot, motor 0), ``results`` carry ``lines`` on ``running`` and every
+final status of such a command, ``reported`` may carry ``slots`` with their stock.
+Product names on the wire are "text": no control characters and nothing beyond the
+Basic Multilingual Plane (at most 3 bytes each in UTF-8), so a 60-slot ``desired``
+with 40-character names always fits the broker's 16 KiB (tests/schema).
 """
 
 import json
@@ -38,20 +47,39 @@ if TYPE_CHECKING:
     Rule = tuple[str, str | None, str, tuple[str, ...]]
     Kind = tuple[tuple[Field, ...], tuple[Rule, ...], Spec | None]
 
-MAX_PAYLOAD = const(4096)
+MAX_PAYLOAD = const(16384)  # the broker's MQTT_MAX_PAYLOAD default
 MAX_INT = 9007199254740991  # 2**53 - 1: the largest integer every JSON reader keeps exact
 MAX_TELEMETRY_KEYS = const(32)
 MAX_TELEMETRY_KEY = const(32)
 # The payload that clears a retained topic (a finished command).
 CLEAR = b""
 
-CHARS = {"digits": "0123456789", "upper": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "id": topics._ID_CHARS}
+MAX_SLOTS = const(60)
+MAX_MOTOR = const(99)
+CHARS = {
+    "digits": "0123456789",
+    "upper": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "id": topics._ID_CHARS,
+    "slot": "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+}
 
 _INT = ("int", False, 0, MAX_INT)
 _POSITIVE = ("int", False, 1, MAX_INT)
 _TIME = _INT
 _CMD_ID = ("str", False, 1, topics.MAX_CMD_ID, "id")
 _TEXT = ("str", False, 0, 512, None)
+_SLOT_ID = ("str", False, 1, 4, "slot")
+_MOTOR = ("int", False, 0, MAX_MOTOR)
+_PRICE = ("obj", False, (("amount", _INT, True), ("currency", ("str", False, 3, 3, "upper"), True)))
+# A product's name as shoppers read it: 1-40 characters of "text" (see above).
+_NAME = ("str", False, 1, 40, "text")
+_LINE_COUNTS = (
+    "list",
+    False,
+    1,
+    MAX_SLOTS,
+    ("obj", False, (("slot", _SLOT_ID, True), ("dispensed", _INT, True))),
+)
 
 # Each kind: (fields, rules, extra). A rule (field, value, effect, names) applies
 # when ``field`` equals ``value`` (``value`` None: when ``field`` is not null);
@@ -78,6 +106,17 @@ SPECS: "dict[str, Kind]" = {
             ),
             ("stock", ("int", True, 0, MAX_INT), True),
             ("ts", _TIME, True),
+            (
+                "slots",
+                (
+                    "list",
+                    False,
+                    1,
+                    MAX_SLOTS,
+                    ("obj", False, (("id", _SLOT_ID, True), ("stock", _INT, True))),
+                ),
+                False,
+            ),
         ),
         (),
         None,
@@ -120,6 +159,7 @@ SPECS: "dict[str, Kind]" = {
             ("dispensed", _INT, True),
             ("error", _TEXT, False),
             ("ts", _TIME, True),
+            ("lines", _LINE_COUNTS, False),
         ),
         (),
         None,
@@ -146,16 +186,30 @@ SPECS: "dict[str, Kind]" = {
                 ),
                 True,
             ),
-            (
-                "price",
-                (
-                    "obj",
-                    False,
-                    (("amount", _INT, True), ("currency", ("str", False, 3, 3, "upper"), True)),
-                ),
-                True,
-            ),
+            ("price", _PRICE, True),
             ("stock", _INT, True),
+            (
+                "slots",
+                (
+                    "list",
+                    False,
+                    1,
+                    MAX_SLOTS,
+                    (
+                        "obj",
+                        False,
+                        (
+                            ("id", _SLOT_ID, True),
+                            ("motor", _MOTOR, True),
+                            ("name", _NAME, True),
+                            ("price", _PRICE, True),
+                            ("stock", _INT, True),
+                            ("enabled", ("bool", False), True),
+                        ),
+                    ),
+                ),
+                False,
+            ),
         ),
         (("lock", None, "null", ("display",)),),
         None,
@@ -168,6 +222,25 @@ SPECS: "dict[str, Kind]" = {
             ("order", ("str", False, 1, 128, None), True),
             ("issued_at", _TIME, True),
             ("expires_at", _TIME, True),
+            (
+                "lines",
+                (
+                    "list",
+                    False,
+                    1,
+                    MAX_SLOTS,
+                    (
+                        "obj",
+                        False,
+                        (
+                            ("slot", _SLOT_ID, True),
+                            ("motor", _MOTOR, True),
+                            ("quantity", _POSITIVE, True),
+                        ),
+                    ),
+                ),
+                False,
+            ),
         ),
         (),
         None,
@@ -187,41 +260,64 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _value(spec: "Spec", value: object, path: str, strict: bool) -> object:
+def _value(spec: "Spec", value: object, strict: bool) -> object:
+    """``value`` checked against ``spec``; errors say ``": what"``, the callers put
+    the field's path in front (built only on error: a 60-slot ``desired`` would
+    otherwise build a path string for each of its 480 values)."""
     if value is None:
         if spec[1]:
             return None
-        raise SchemaError(path + ": must not be null")
+        raise SchemaError(": must not be null")
     t = spec[0]
     if t == "int":
         if not _is_int(value):
-            raise SchemaError(path + ": must be an integer")
+            raise SchemaError(": must be an integer")
         if not spec[2] <= value <= spec[3]:
-            raise SchemaError(path + ": out of range")
+            raise SchemaError(": out of range")
         return value
     if t == "str":
         if not isinstance(value, str) or not spec[2] <= len(value) <= spec[3]:
-            raise SchemaError(path + ": must be a string of the allowed length")
-        if spec[4] is not None:
+            raise SchemaError(": must be a string of the allowed length")
+        if spec[4] == "text":
+            # UTF-8 bytes (small ints, no allocation each): no control characters,
+            # nothing past the BMP (a 4-byte sequence starts with 0xF0 or more).
+            for byte in value.encode("utf-8", "surrogatepass"):
+                if byte < 32 or byte == 127 or byte >= 0xF0:
+                    raise SchemaError(": invalid character")
+        elif spec[4] is not None:
             allowed = CHARS[spec[4]]
             for ch in value:
                 if ch not in allowed:
-                    raise SchemaError(path + ": invalid character")
+                    raise SchemaError(": invalid character")
         return value
     if t == "enum":
         if not isinstance(value, str) or value not in spec[2]:
-            raise SchemaError(path + ": not one of " + ", ".join(spec[2]))
+            raise SchemaError(": not one of " + ", ".join(spec[2]))
         return value
     if t == "bool":
         if not isinstance(value, bool):
-            raise SchemaError(path + ": must be true or false")
+            raise SchemaError(": must be true or false")
         return value
+    if t == "list":
+        if not isinstance(value, list) or not spec[2] <= len(value) <= spec[3]:
+            raise SchemaError(": must be a list of the allowed length")
+        items = value  # the list itself unless an item had to change
+        for i in range(len(value)):
+            try:
+                checked = _value(spec[4], value[i], strict)
+            except SchemaError as exc:
+                raise SchemaError("[]" + str(exc)) from None
+            if checked is not value[i]:
+                if items is value:
+                    items = list(value)
+                items[i] = checked
+        return items
     if t == "num":
         # ``v - v`` is 0 for every finite number and NaN for infinities and NaN.
         if not (_is_int(value) or isinstance(value, float)) or value - value != 0:  # type: ignore[operator]
-            raise SchemaError(path + ": must be a finite number")
+            raise SchemaError(": must be a finite number")
         return value
-    return _object(spec[2], (), None, value, path, strict)
+    return _object(spec[2], (), None, value, "", strict)
 
 
 def _object(
@@ -234,24 +330,46 @@ def _object(
 ) -> "dict[str, Any]":
     if not isinstance(obj, dict):
         raise SchemaError(path + ": must be an object")
-    out = {}
-    names = []
+    # The checked object is ``obj`` itself when it has only known fields, each
+    # unchanged: a 60-slot ``desired`` is checked without a copy of its slots.
+    changed = None
+    known = 0
     for name, spec, required in fields:
-        names.append(name)
         if name in obj:
-            out[name] = _value(spec, obj[name], path + "." + name, strict)
+            known += 1
+            try:
+                checked = _value(spec, obj[name], strict)
+            except SchemaError as exc:
+                raise SchemaError(path + "." + name + str(exc)) from None
+            if checked is not obj[name]:
+                if changed is None:
+                    changed = {}
+                changed[name] = checked
         elif required:
             raise SchemaError(path + "." + name + ": missing")
-    for key in obj:
-        if key in names:
-            continue
-        if extra is None:
-            if strict:
+    if changed is None and known == len(obj) and extra is None:
+        out = obj
+    else:
+        out = {}
+        for entry in fields:
+            name = entry[0]
+            if changed is not None and name in changed:
+                out[name] = changed[name]
+            elif name in obj:
+                out[name] = obj[name]
+    if known < len(obj) and (strict or extra is not None):
+        names = [field[0] for field in fields]
+        for key in obj:
+            if key in names:
+                continue
+            if extra is None:
                 raise SchemaError(path + ": unknown field " + repr(key))
-            continue
-        if not isinstance(key, str) or not 1 <= len(key) <= MAX_TELEMETRY_KEY:
-            raise SchemaError(path + ": invalid key " + repr(key))
-        out[key] = _value(extra, obj[key], path + "." + key, strict)
+            if not isinstance(key, str) or not 1 <= len(key) <= MAX_TELEMETRY_KEY:
+                raise SchemaError(path + ": invalid key " + repr(key))
+            try:
+                out[key] = _value(extra, obj[key], strict)
+            except SchemaError as exc:
+                raise SchemaError(path + "." + key + str(exc)) from None
     if extra is not None and len(out) > MAX_TELEMETRY_KEYS:
         raise SchemaError(path + ": too many keys")
     for field, value, effect, targets in rules:
@@ -312,6 +430,9 @@ def _json(value: object, spec: "Spec | None") -> str:
         return _quote(value)
     if isinstance(value, dict):
         return _fields(spec[2] if spec else (), None, value)
+    if isinstance(value, list):
+        item = spec[4] if spec else None
+        return "[" + ",".join([_json(v, item) for v in value]) + "]"
     if isinstance(value, float):
         return json.dumps(value)
     return str(value)

@@ -1,4 +1,5 @@
-"""Runs first after every reset: make the motor safe before anything else.
+"""Runs first after every reset: drive every configured motor's pins low (config
+``motors``, or the single motor of ``pins``) before anything else.
 
 Then MicroPython runs main.py, which starts the SmartVend firmware loop.
 """

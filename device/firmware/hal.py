@@ -5,8 +5,10 @@ small functions and classes; device/hosthal.py provides the same names on a PC.
 
 * Wi-Fi (station mode, retried), NTP, the clock in Unix seconds
 * an MQTT client (umqtt.simple) with TLS, last will and keepalive
-* a 16x2 HD44780 LCD behind a PCF8574 I2C backpack, driven in 4-bit mode
-* the vend motor through an H-bridge (L298N style: ENA on PWM, IN1, IN2)
+* a 16x2 HD44780 LCD behind a PCF8574 I2C backpack, driven in 4-bit mode, with
+  the rupee sign as custom character 0
+* the vend motors, one H-bridge channel each (L298N style: ENA on PWM, IN1, IN2),
+  from the config's ``motors`` list (or the single motor of ``pins``)
 * the IR drop sensor (beam-break pulses counted in an interrupt), the door switch
 * the watchdog
 """
@@ -171,6 +173,8 @@ def mqtt(config: "dict[str, Any]") -> Mqtt:
 _RS = 0x01
 _E = 0x04
 _BACKLIGHT = 0x08
+_RUPEE = 0x20B9  # drawn as CGRAM character 0, 5x8 dots:
+_RUPEE_DOTS = (0x1F, 0x02, 0x1F, 0x02, 0x1C, 0x06, 0x03, 0x00)
 
 
 class Lcd:
@@ -192,6 +196,10 @@ class Lcd:
         self._pulse(0x20)
         for command in (0x28, 0x08, 0x01, 0x06, 0x0C):  # 2 lines 5x8, off, clear, entry, on
             self.command(command)
+        self.command(0x40)  # CGRAM address 0: the rupee sign
+        for dots in _RUPEE_DOTS:
+            self._send(dots, _RS)
+        self.command(0x80)
 
     def _out(self, bits: int) -> None:
         self.buf[0] = bits | _BACKLIGHT
@@ -220,7 +228,11 @@ class Lcd:
             self.command(0x80 | (0x40 * row))
             for ch in text:
                 code = ord(ch)
-                self._send(code if 32 <= code < 127 else 0x3F, _RS)
+                if code == _RUPEE:
+                    code = 0
+                elif not 32 <= code < 127:
+                    code = 0x3F
+                self._send(code, _RS)
             self.rows[row] = text
 
 
@@ -246,43 +258,67 @@ def lcd(config: "dict[str, Any]") -> Lcd | ConsoleLcd:
         return ConsoleLcd()
 
 
-# -- motor through an H-bridge --
+# -- motors, one H-bridge channel each --
 
 
 class Motor:
-    def __init__(self, ena: int, in1: int, in2: int, freq: int = 1000, duty: int = 100) -> None:
+    """One channel: IN1/IN2 set the direction, ENA (PWM) the speed. Without ``ena``
+    the channel's ENA jumper stays on (full speed); without ``in2`` that input is
+    wired to GND (a spiral turns one way): each saves a pin."""
+
+    def __init__(
+        self, ena: "int | None", in1: int, in2: "int | None", freq: int = 1000, duty: int = 100
+    ) -> None:
         self.in1 = machine.Pin(in1, machine.Pin.OUT, value=0)
-        self.in2 = machine.Pin(in2, machine.Pin.OUT, value=0)
-        self.ena = machine.PWM(machine.Pin(ena), freq=freq, duty_u16=0)
+        self.in2 = None if in2 is None else machine.Pin(in2, machine.Pin.OUT, value=0)
+        self.ena = None
+        if ena is not None:
+            self.ena = machine.PWM(machine.Pin(ena), freq=freq, duty_u16=0)
         self.duty = 65535 * max(0, min(100, duty)) // 100
 
     def on(self) -> None:
         self.in1.value(1)
-        self.in2.value(0)
-        self.ena.duty_u16(self.duty)
+        if self.in2 is not None:
+            self.in2.value(0)
+        if self.ena is not None:
+            self.ena.duty_u16(self.duty)
 
     def off(self) -> None:
-        self.ena.duty_u16(0)
+        if self.ena is not None:
+            self.ena.duty_u16(0)
         self.in1.value(0)
-        self.in2.value(0)
+        if self.in2 is not None:
+            self.in2.value(0)
 
 
-def motor(config: "dict[str, Any]") -> Motor:
+def _wired(config: "dict[str, Any] | None") -> "list[dict[str, Any]]":
+    """The motors' pins: ``motors`` ([{"ena", "in1", "in2"}, ...], index = motor
+    number), or else the single motor of ``pins`` (the first config) as motor 0."""
+    config = config or {}
+    wired = config.get("motors")
+    if wired:
+        return wired  # type: ignore[no-any-return]
     pins = config.get("pins", {})
-    return Motor(
-        int(pins.get("ena", 25)),
-        int(pins.get("in1", 26)),
-        int(pins.get("in2", 27)),
-        int(config.get("motor_pwm_hz", 1000)),
-        int(config.get("motor_duty", 100)),
-    )
+    return [{"ena": pins.get("ena", 25), "in1": pins.get("in1", 26), "in2": pins.get("in2", 27)}]
+
+
+def motors(config: "dict[str, Any]") -> "list[Motor]":
+    hz = int(config.get("motor_pwm_hz", 1000))
+    duty = int(config.get("motor_duty", 100))
+    out = []
+    for pins in _wired(config):
+        ena, in2 = pins.get("ena"), pins.get("in2")
+        ena = None if ena is None else int(ena)
+        out.append(Motor(ena, int(pins["in1"]), None if in2 is None else int(in2), hz, duty))
+    return out
 
 
 def safe_outputs(config: "dict[str, Any] | None" = None) -> None:
-    """Drive the H-bridge inputs low as early as possible after reset."""
-    pins = (config or {}).get("pins", {})
-    for name, default in (("ena", 25), ("in1", 26), ("in2", 27)):
-        machine.Pin(int(pins.get(name, default)), machine.Pin.OUT, value=0)
+    """Drive every motor's H-bridge inputs low as early as possible after reset."""
+    for pins in _wired(config):
+        for name in ("ena", "in1", "in2"):
+            if pins.get(name) is not None:
+                machine.Pin(int(pins[name]), machine.Pin.OUT, value=0)
 
 
 # -- sensors --

@@ -4,8 +4,8 @@ On the board MicroPython runs this file after boot.py and ``main()`` imports the
 real HAL (hal.py). On a PC the same loop runs with ``device.hosthal.HostHal``:
 ``Firmware(hal, config)`` never imports ``machine`` itself.
 
-One pass of the loop (``Firmware.step``) feeds the watchdog, advances the motor
-timer, turns drop-sensor pulses and door changes into events, reads MQTT
+One pass of the loop (``Firmware.step``) feeds the watchdog, advances the timer
+of the motor now running (``hal.motors(config)``: the action names its index), turns drop-sensor pulses and door changes into events, reads MQTT
 (non-blocking), pings the broker, reconnects with backoff when the link is down
 (never while the motor runs), and sends a ``tick`` once a second. Every wait
 before a reconnect is jittered (0.5 to 1.5 times the backoff), and so is the
@@ -33,10 +33,13 @@ class Firmware:
         self.hal = hal
         self.config = config
         path = hal.flash_path(config.get("state_file", "state.json"))
-        storage = JsonFileStorage(path)
+        storage = JsonFileStorage(path, ("ledger", "slots"))  # these stay in flash
+        self.motors = hal.motors(config)
+        if "motors" not in config:  # the controller refuses lines on motors not wired
+            config = dict(config)
+            config["motors"] = len(self.motors)
         self.controller = Controller(config["machine_id"], config, storage, random.random)
         self.lcd = hal.lcd(config)
-        self.motor = hal.motor(config)
         self.drop = hal.drop_sensor(config)
         self.door = hal.door(config)
         self.dog = hal.watchdog(config)
@@ -44,8 +47,8 @@ class Firmware:
         self.connected = False
         self.broken = False
         self.inbox = []
-        self.run = None  # [run, phase ("on" or "settle"), started_ticks, duration_ms]
-        self.starting = None  # (run, run_ms, settle_ms) to start after the current batch
+        self.run = None  # [run, phase ("on" or "settle"), started_ticks, duration_ms, motor]
+        self.starting = None  # (run, run_ms, settle_ms, motor) to start after the batch
         self.settle_ms = 0
         self.backoff_ms = 1000
         self.retry_at = None  # ticks of the last failed attempt (None: try now)
@@ -68,10 +71,10 @@ class Firmware:
             self.lost()
 
     def start_motor(self) -> None:
-        run, run_ms, settle_ms = self.starting
+        run, run_ms, settle_ms, motor = self.starting
         self.starting = None
-        self.motor.on()
-        self.run = [run, "on", self.hal.ticks_ms(), run_ms]
+        self.motors[motor].on()
+        self.run = [run, "on", self.hal.ticks_ms(), run_ms, motor]
         self.settle_ms = settle_ms
 
     def perform(self, action: tuple) -> None:
@@ -82,10 +85,10 @@ class Firmware:
             # Started once the batch is done: a QoS 1 publish after it in the same
             # batch (``reported``) blocks until the broker answers, and a slow
             # answer must not lengthen the motor's run (one turn, one item).
-            self.starting = (action[1], action[2], action[3])
+            self.starting = (action[1], action[2], action[3], action[4])
         elif name == "motor_stop":
             self.starting = None
-            self.motor.off()
+            self.motors_off()
             self.run = None
         elif name == "will":
             self.client = self.hal.mqtt(self.config)
@@ -185,6 +188,10 @@ class Firmware:
             self.dispatch(("tick", hal.metrics()))
         hal.sleep_ms(LOOP_MS)
 
+    def motors_off(self) -> None:
+        for motor in self.motors:  # only one ever runs; stopping all is as quick
+            motor.off()
+
     def due(self) -> bool:
         if self.retry_at is None:
             return True
@@ -199,7 +206,7 @@ class Firmware:
         if hal.ticks_diff(t, run[2]) < run[3]:
             return
         if run[1] == "on":
-            self.motor.off()
+            self.motors[run[4]].off()
             run[1] = "settle"
             run[2] = t
             run[3] = self.settle_ms
@@ -226,7 +233,7 @@ class Firmware:
         self.start()
         while stop is None or not stop():
             self.step()
-        self.motor.off()
+        self.motors_off()
         if self.client is not None and self.connected:
             try:  # noqa: SIM105 (no contextlib on MicroPython)
                 self.client.disconnect()
@@ -256,7 +263,7 @@ def main(hal: object = None, config: dict | None = None) -> None:
         firmware.run_forever()
     except Exception as exc:  # anything unexpected: log, stop the motor, start over
         hal.log("fatal: " + repr(exc))
-        firmware.motor.off()
+        firmware.motors_off()
         hal.sleep_ms(2000)
         hal.reset()
 

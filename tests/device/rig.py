@@ -20,6 +20,7 @@ def desired(
     stock: int = 10,
     amount: int = 2500,
     expires_at: int = T0 + 3600,
+    slots: list[dict[str, Any]] | None = None,
 ) -> bytes:
     obj: dict[str, Any] = {
         "version": version,
@@ -29,10 +30,33 @@ def desired(
         "price": {"amount": amount, "currency": "INR"},
         "stock": stock,
     }
+    if slots is not None:
+        obj["slots"] = slots
     return messages.encode("desired", obj)
 
 
-def command(cmd_id: str, quantity: int = 1, *, expires_at: int = T0 + 60) -> bytes:
+def slot(
+    slot_id: str, motor: int, name: str, amount: int = 2000, stock: int = 5, enabled: bool = True
+) -> dict[str, Any]:
+    price = {"amount": amount, "currency": "INR"}
+    return {
+        "id": slot_id,
+        "motor": motor,
+        "name": name,
+        "price": price,
+        "stock": stock,
+        "enabled": enabled,
+    }
+
+
+def command(
+    cmd_id: str,
+    quantity: int = 1,
+    *,
+    expires_at: int = T0 + 60,
+    lines: list[tuple[str, int, int]] | None = None,
+) -> bytes:
+    """A dispense command; ``lines`` as (slot, motor, quantity), ``quantity`` their total."""
     obj = {
         "cmd_id": cmd_id,
         "action": "dispense",
@@ -41,6 +65,9 @@ def command(cmd_id: str, quantity: int = 1, *, expires_at: int = T0 + 60) -> byt
         "issued_at": T0,
         "expires_at": expires_at,
     }
+    if lines is not None:
+        obj["lines"] = [{"slot": s, "motor": m, "quantity": q} for s, m, q in lines]
+        obj["quantity"] = sum(q for _, _, q in lines)
     return messages.encode("cmd", obj)
 
 
@@ -60,6 +87,7 @@ class Rig:
         self.actions: list[tuple[Any, ...]] = []
         self.published: list[tuple[str, dict[str, Any] | bytes, bool, int]] = []
         self.motor: list[tuple[int, str]] = []  # (run, cmd_id)
+        self.motors: list[int] = []  # the motor index of each run, in order
         self.pending: list[int] = []  # motor runs awaiting motor_done
         self.lcd: tuple[str, str] | None = None
         self.will: tuple[Any, ...] | None = None
@@ -86,6 +114,7 @@ class Rig:
         elif name == "motor":
             assert self.ctrl.job is not None
             self.motor.append((action[1], self.ctrl.job["cmd_id"]))
+            self.motors.append(action[4])
             self.pending.append(action[1])
         elif name == "motor_stop":
             self.pending.clear()

@@ -1,6 +1,8 @@
 """Any sequence of cloud messages, hardware events, reboots and clock jumps keeps
 the device rules: one run per command, never an expired one, a bounded ledger
-that survives reboots, versions that never go backwards."""
+that survives reboots, versions that never go backwards; for commands with lines,
+at most the ordered quantity per line, a total that is the sum of the lines, and
+no line run again after a reboot."""
 
 from typing import Any
 
@@ -12,13 +14,17 @@ from schema import topics
 from tests.device.rig import MID, T0, Rig
 
 _cmd = st.tuples(st.just("cmd"), st.integers(1, 3), st.integers(-30, 120))
+# A command with lines: (motor, quantity) per line, motors 0-3 of the 4 wired.
+_lines = st.lists(st.tuples(st.integers(0, 3), st.integers(1, 2)), min_size=1, max_size=3)
+_lcmd = st.tuples(st.just("lcmd"), _lines, st.integers(-30, 120))
 _done = st.tuples(st.just("done"))
 _reboot = st.tuples(st.just("reboot"))
 _dup = st.tuples(st.just("dup"), st.integers(0, 40))
 # Commands, motor completions, reboots and repeats are the interesting part: weight them.
 op = st.one_of(
     _cmd,
-    _cmd,
+    _lcmd,
+    _lcmd,
     _done,
     _done,
     _reboot,
@@ -40,14 +46,16 @@ class Checker:
     """Replays ops on a Rig and checks the invariants after each one."""
 
     def __init__(self, drop_sensor: bool) -> None:
-        self.rig = Rig({"drop_sensor": drop_sensor, "motor_ms": 100})
+        self.rig = Rig({"drop_sensor": drop_sensor, "motor_ms": 100, "motors": 4})
         self.rig.connect()
         self.cmds: list[tuple[str, int, int]] = []  # (cmd_id, quantity, expires_at)
+        self.lines: dict[str, list[tuple[str, int, int]]] = {}  # cmd_id -> its lines
         self.active: str | None = None
         self.closed: set[str] = set()
         self.door = False
         self.version = 0
         self.seen = 0
+        self.results = 0
 
     def apply(self, step: tuple[Any, ...]) -> None:
         rig = self.rig
@@ -61,10 +69,19 @@ class Checker:
             expires = int(rig.now) + step[2]
             self.cmds.append((cmd_id, step[1], expires))
             rig.order(cmd_id, step[1], expires_at=expires)
+        elif name == "lcmd":
+            if len(self.cmds) >= SIZE - 4:
+                return
+            cmd_id = f"c{len(self.cmds)}"
+            expires = int(rig.now) + step[2]
+            lines = [(f"S{i}", motor, qty) for i, (motor, qty) in enumerate(step[1])]
+            self.cmds.append((cmd_id, sum(q for _, _, q in lines), expires))
+            self.lines[cmd_id] = lines
+            rig.order(cmd_id, expires_at=expires, lines=lines)
         elif name in ("dup", "clear") and self.cmds:
             cmd_id, quantity, expires = self.cmds[step[1] % len(self.cmds)]
             if name == "dup":
-                rig.order(cmd_id, quantity, expires_at=expires)
+                rig.order(cmd_id, quantity, expires_at=expires, lines=self.lines.get(cmd_id))
             else:
                 rig.deliver(topics.cmd(MID, cmd_id), b"")
         elif name == "done" and rig.pending:
@@ -82,7 +99,11 @@ class Checker:
             after = rig.ctrl.ledger.ids()
             if inflight:
                 assert after == [*before, inflight["cmd_id"]][-SIZE:]
-                assert rig.ctrl.ledger.get(inflight["cmd_id"])["status"] == "unknown"
+                unknown = rig.ctrl.ledger.get(inflight["cmd_id"])
+                assert unknown["status"] == "unknown"
+                # What was counted before the power went, per line too, kept in flash.
+                assert unknown["dispensed"] == inflight["dispensed"]
+                assert unknown.get("lines") == inflight.get("lines")
             else:
                 assert after == before
             rig.connect()
@@ -108,6 +129,25 @@ class Checker:
         self.active = job["cmd_id"] if job else None
         for cmd_id, quantity, _ in self.cmds:
             assert rig.runs_for(cmd_id) <= quantity
+            for motor in range(4):  # no motor turns more than its lines ordered
+                ordered = sum(q for _, m, q in self.lines.get(cmd_id, ()) if m == motor)
+                runs = [m for (_, c), m in zip(rig.motor, rig.motors, strict=True) if c == cmd_id]
+                if cmd_id in self.lines:
+                    assert runs.count(motor) <= ordered
+                else:
+                    assert set(runs) <= {0}
+        for result in rig.results()[self.results :]:
+            lines = self.lines.get(result["cmd_id"])
+            if lines is None or result["status"] == "accepted":
+                assert "lines" not in result
+                continue
+            assert [c["slot"] for c in result["lines"]] == [s for s, _, _ in lines]
+            for count, (_, _, ordered) in zip(result["lines"], lines, strict=True):
+                assert 0 <= count["dispensed"] <= ordered
+            assert result["dispensed"] == sum(c["dispensed"] for c in result["lines"])
+            if result["status"] == "succeeded":
+                assert result["dispensed"] == sum(q for _, _, q in lines)
+        self.results = len(rig.results())
         ledger = rig.storage.get("ledger", [])
         assert isinstance(ledger, list) and len(ledger) <= SIZE
         assert [e["cmd_id"] for e in ledger] == rig.ctrl.ledger.ids()
@@ -138,7 +178,8 @@ def test_any_sequence_keeps_device_rules(steps: list[tuple[Any, ...]], drop_sens
         if result["status"] in ("accepted", "running"):
             continue
         previous = finals.setdefault(result["cmd_id"], result)
-        assert (previous["status"], previous["dispensed"]) == (
+        assert (previous["status"], previous["dispensed"], previous.get("lines")) == (
             result["status"],
             result["dispensed"],
+            result.get("lines"),
         )

@@ -36,10 +36,48 @@ def test_lines_for_each_state(changes: dict[str, object], expected: tuple[str, s
 
 
 def test_lines_fit_sixteen_ascii_columns() -> None:
-    view = dict(READY, message=("Only 10/10 given here", "Refund \u20b9 rest"))
+    view = dict(READY, message=("Only 10/10 given here", "Refund \u20ac \u20b9 rest"))
     line1, line2 = screen.lines(view)
     assert line1 == "Only 10/10 given"
-    assert line2 == "Refund ? rest"
+    assert line2 == "Refund ? \u20b9 rest"  # the rupee sign is the LCD's custom character
+
+
+def _slot(**changes: object) -> dict[str, object]:
+    return {
+        "id": "A1",
+        "name": "Cola",
+        "price": {"amount": 2000, "currency": "INR"},
+        "stock": 3,
+        **changes,
+    }
+
+
+@pytest.mark.parametrize(
+    ("slot", "line"),
+    [
+        (_slot(), "A1 Cola   \u20b920.00"),
+        (
+            _slot(id="B10", name="Salted potato chips", price={"amount": 12050, "currency": "INR"}),
+            "B10 Salt \u20b9120.50",
+        ),
+        (_slot(id="C2", name="Chocolate", stock=0), "C2 Choc sold out"),
+        (_slot(name="Caf\u00e9", price={"amount": 150, "currency": "USD"}), "A1 Caf?    $1.50"),
+        (_slot(price={"amount": 10**15, "currency": "INR"}), "\u20b910000000000000."),
+    ],
+)
+def test_slot_lines_are_sixteen_characters(slot: dict[str, object], line: str) -> None:
+    assert screen.slot_line(slot) == line
+    assert len(line) == 16
+
+
+def test_idle_screen_with_slots_and_dispensing_a_line() -> None:
+    assert screen.lines(dict(READY, code="123456", slot="A1 Cola   \u20b920.00")) == (
+        "Code 123456",
+        "A1 Cola   \u20b920.00",
+    )
+    assert screen.lines(dict(READY, code=None, slot="B3 Chips")) == ("Please wait", "B3 Chips")
+    dispensing = dict(READY, mode="dispensing", unit=2, quantity=3, slot="B3")
+    assert screen.lines(dispensing) == ("Dispensing 2/3", "Slot B3")
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,16 @@ INBOX = [
     (4000, ROOT + "cmd/c1", COMMAND),  # re-sent: answered from the ledger
 ]
 RUN_MS = 6000
+# A machine with three motors: desired slots, a command of two lines on motors 0 and 2.
+SLOT_DESIRED = DESIRED[:-1] + (
+    ',"slots":[{"id":"A1","motor":0,"name":"Cola","price":{"amount":2000,"currency":"INR"},'
+    '"stock":3,"enabled":true},{"id":"B1","motor":2,"name":"Chips","price":{"amount":1500,'
+    '"currency":"INR"},"stock":2,"enabled":true}]}'
+)
+SLOT_COMMAND = COMMAND[:-1] + (
+    ',"lines":[{"slot":"A1","motor":0,"quantity":1},{"slot":"B1","motor":2,"quantity":1}]}'
+)
+MOTORS = [{"ena": 25, "in1": 26, "in2": 27}, {"in1": 14, "in2": 12}, {"in1": 18, "in2": 19}]
 
 
 class _Client:
@@ -77,28 +87,29 @@ class _Client:
 
 
 class _Part:
-    def __init__(self, hal: object, name: str) -> None:
+    def __init__(self, hal: object, name: str, index: int = 0) -> None:
         self.hal = hal
         self.name = name
+        self.index = index
 
     def show(self, line1: str, line2: str) -> None:
         self.hal.record("lcd", line1, line2)
 
     def on(self) -> None:
-        self.hal.record("motor_on")
+        self.hal.record("motor_on", self.index)
 
     def off(self) -> None:
-        self.hal.record("motor_off")
+        self.hal.record("motor_off", self.index)
 
     def feed(self) -> None:
         pass
 
 
 class ScriptedHal:
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, inbox: list) -> None:
         self.directory = directory
         self.ms = 0
-        self.inbox = list(INBOX)
+        self.inbox = list(inbox)
         self.seen = []
 
     def record(self, *what: object) -> None:
@@ -113,8 +124,8 @@ class ScriptedHal:
     def lcd(self, config: dict) -> _Part:
         return _Part(self, "lcd")
 
-    def motor(self, config: dict) -> _Part:
-        return _Part(self, "motor")
+    def motors(self, config: dict) -> list:
+        return [_Part(self, "motor", i) for i in range(len(config.get("motors") or [0]))]
 
     def drop_sensor(self, config: dict) -> None:
         return None
@@ -156,9 +167,16 @@ class ScriptedHal:
         self.record("log", message)
 
 
-def play(directory: str) -> list:
-    hal = ScriptedHal(directory)
+def play(directory: str, slots: bool = False) -> list:
+    """A vend on a one-motor machine, or (``slots``) an order of two lines on a
+    three-motor machine."""
+    inbox = INBOX
     config = {"machine_id": MID, "motor_ms": 800, "settle_ms": 200, "telemetry_s": 0}
+    if slots:
+        inbox = [INBOX[0], (0, INBOX[1][1], SLOT_DESIRED)]
+        inbox += [(t, topic, SLOT_COMMAND) for t, topic, _ in INBOX[2:]]
+        config["motors"] = MOTORS
+    hal = ScriptedHal(directory, inbox)
     firmware = Firmware(hal, config)
     firmware.run_forever(lambda: hal.ms >= RUN_MS)
     return hal.seen

@@ -16,14 +16,29 @@ from schema import topics
 
 MID = "VM-1"
 T0 = 1767225600  # 2026-01-01, a clock NTP has set
-CONFIG = {"motor_ms": 500, "settle_ms": 100, "telemetry_s": 60, "fw": "1.0.0"}
+CONFIG = {"motor_ms": 500, "settle_ms": 100, "telemetry_s": 60, "fw": "1.0.0", "motors": 8}
+# Six slots on motors 0-7 (not in order: a slot's id is not its motor), one disabled.
+SLOTS = [
+    ("A1", 0, "Cola 330 ml", 2000, 7, True),
+    ("A2", 1, "Lemon soda", 2000, 0, True),
+    ("B1", 4, "Salted chips", 2000, 5, True),
+    ("B2", 5, "Masala peanuts", 1500, 5, True),
+    ("C1", 7, "Chocolate bar", 4500, 3, True),
+    ("C2", 6, "Old stock", 1000, 2, False),
+]
 
 
 def _text(value: object) -> bytes:
     return json.dumps(value).encode("utf-8")
 
 
-def desired(version: int, stock: int = 5, locked: bool = False, mode: str = "in_service") -> tuple:
+def desired(
+    version: int,
+    stock: int = 5,
+    locked: bool = False,
+    mode: str = "in_service",
+    slots: bool = False,
+) -> tuple:
     display = None
     lock = {"session": "s-" + str(version), "expires_at": T0 + 300}
     if not locked:
@@ -37,10 +52,22 @@ def desired(version: int, stock: int = 5, locked: bool = False, mode: str = "in_
         "price": {"amount": 2500, "currency": "INR"},
         "stock": stock,
     }
+    if slots:
+        body["slots"] = [
+            {
+                "id": sid,
+                "motor": motor,
+                "name": name,
+                "price": {"amount": amount, "currency": "INR"},
+                "stock": units,
+                "enabled": on,
+            }
+            for sid, motor, name, amount, units, on in SLOTS
+        ]
     return ("message", topics.desired(MID), _text(body))
 
 
-def command(cmd_id: str, quantity: int, expires_at: int = T0 + 120) -> tuple:
+def command(cmd_id: str, quantity: int, expires_at: int = T0 + 120, lines: object = None) -> tuple:
     body = {
         "cmd_id": cmd_id,
         "action": "dispense",
@@ -49,7 +76,12 @@ def command(cmd_id: str, quantity: int, expires_at: int = T0 + 120) -> tuple:
         "issued_at": T0,
         "expires_at": expires_at,
     }
+    if lines:
+        body["lines"] = [{"slot": s, "motor": m, "quantity": q} for s, m, q in lines]
     return ("message", topics.cmd(MID, cmd_id), _text(body))
+
+
+ORDER = [("A1", 0, 2), ("B1", 4, 1), ("C1", 7, 1)]
 
 
 def _start() -> list:
@@ -122,6 +154,18 @@ SCRIPTS = {
         [(2, desired(2, locked=True)), (3, ("tick",)), (4, desired(3))],
         [(700, ("tick", {"temp_c": 31.5, "rssi": -61})), (800, ("tick", {"temp_c": -0.25}))],
     ),
+    "lines_jam_then_reboot": _script(
+        _start(),
+        [(2, desired(2, stock=22, slots=True)), (3, ("tick",)), (6, ("tick",))],
+        # A1 gives two, B1 jams, C1 still gives its one: failed, with the lines.
+        [(7, command("c1", 4, lines=ORDER))],
+        _motor(8, [1, 2]),
+        [(10, ("jam",)), (11, ("motor_done", 3)), (12, ("motor_done", 4))],
+        # B1's motor stays jammed: skipped; A1 gives one, then the power goes.
+        [(20, command("c2", 3, lines=[("B1", 4, 1), ("A1", 0, 2)])), (21, ("motor_done", 5))],
+        [(22, REBOOT), (23, ("boot",)), (23, ("connecting",)), (24, ("connected",))],
+        [(25, command("c2", 3, lines=[("B1", 4, 1), ("A1", 0, 2)])), (26, ("tick",))],
+    ),
     "door_open_close": _script(
         _start(),
         [(2, ("door", True)), (3, command("c1", 1)), (4, ("door", True)), (5, ("door", False))],
@@ -143,12 +187,12 @@ def _record(t: int, action: tuple) -> list:
 def play(name: str, directory: str) -> list:
     """Run scenario ``name`` with flash in ``directory``; ``[[t, action...], ...]``."""
     path = directory + "/" + name + ".json"
-    ctrl = Controller(MID, CONFIG, JsonFileStorage(path))
+    ctrl = Controller(MID, CONFIG, JsonFileStorage(path, ("ledger", "slots")))
     transcript = []
     for step in SCRIPTS[name]:
         t, event = step
         if event == REBOOT:
-            ctrl = Controller(MID, CONFIG, JsonFileStorage(path))
+            ctrl = Controller(MID, CONFIG, JsonFileStorage(path, ("ledger", "slots")))
             transcript.append(_record(t, (REBOOT,)))
             continue
         for action in ctrl.handle(event, T0 + t):

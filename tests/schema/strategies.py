@@ -32,15 +32,32 @@ def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Json]:
             )
         elif kind == "string" and "enum" in schema:
             options.append(st.sampled_from([v for v in schema["enum"] if v is not None]))
+        elif kind == "string" and "\\uffff" in schema.get("pattern", ""):
+            options.append(_text(schema["pattern"]))
         elif kind == "string" and "pattern" in schema:
-            options.append(st.from_regex(schema["pattern"], fullmatch=True))
+            # No lone surrogates: they are not text (no UTF-8 encodes them).
+            text = st.characters(exclude_categories=["Cs"])
+            options.append(st.from_regex(schema["pattern"], fullmatch=True, alphabet=text))
         elif kind == "string":
             options.append(st.text(min_size=schema["minLength"], max_size=schema["maxLength"]))
         elif kind == "object":
             options.append(_object(schema))
+        elif kind == "array":
+            # A few items: the longest lists are checked apart (test_messages_rules).
+            items = from_schema(schema["items"])
+            most = min(schema["maxItems"], schema["minItems"] + 3)
+            options.append(st.lists(items, min_size=schema["minItems"], max_size=most))
         else:  # pragma: no cover - a keyword this helper does not know yet
             raise AssertionError(kind)
     return st.one_of(options)
+
+
+def _text(pattern: str) -> st.SearchStrategy[str]:
+    """The wire's "text" class (the BMP without control characters): from_regex is
+    slow on so wide a class, so draw such text directly."""
+    lo, hi = pattern[pattern.rindex("{") + 1 : pattern.rindex("}")].split(",")
+    alphabet = st.characters(exclude_categories=["Cs", "Cc"], max_codepoint=0xFFFF)
+    return st.text(alphabet, min_size=int(lo), max_size=int(hi))
 
 
 def _merge(parts: tuple[dict[str, Json], dict[str, Json]]) -> dict[str, Json]:

@@ -35,24 +35,33 @@ def test_round_trip(kind: str, data: st.DataObject) -> None:
     assert jsonschema_rs.Draft7Validator(messages.SCHEMAS[kind]).is_valid(decoded)
 
 
-def _mutate(obj: dict[str, Any], path: list[str], value: Any, delete: bool) -> dict[str, Any]:
+def _mutate(obj: dict[str, Any], path: list[Any], value: Any, delete: bool) -> dict[str, Any]:
     out = json.loads(json.dumps(obj))
     target = out
     for key in path[:-1]:
         target = target[key]
-    if delete:
+    if delete and isinstance(target, list):
+        del target[path[-1]]
+    elif delete:
         target.pop(path[-1], None)
     else:
         target[path[-1]] = value
     return out  # type: ignore[no-any-return]
 
 
-def _paths(obj: dict[str, Any]) -> list[list[str]]:
-    paths = []
+def _paths(obj: dict[str, Any]) -> list[list[Any]]:
+    """Every field, nested object field, list item and field of a list item
+    (slots, lines) of ``obj``."""
+    paths: list[list[Any]] = []
     for key, value in obj.items():
         paths.append([key])
         if isinstance(value, dict):
             paths.extend([key, sub] for sub in value)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                paths.append([key, index])
+                if isinstance(item, dict):
+                    paths.extend([key, index, sub] for sub in item)
     return paths
 
 
