@@ -20,7 +20,7 @@ from api.services.policy import VendPolicy
 from schema.models import Base, Machine, Telemetry
 from tests.admin.support import register, vend
 from web.admin import charts
-from web.admin.device_config import HARDWARE_DEFAULTS
+from web.admin.device_config import HARDWARE_DEFAULTS, MOTOR_PINS, motor_pins
 from web.admin.order_pages import _cell
 
 START = 1_800_000_000 - 1_800_000_000 % DAY_S + 10 * 3600  # 10:00 UTC
@@ -213,6 +213,8 @@ def test_firmware_config_has_the_example_fields() -> None:
     )
     for key, value in HARDWARE_DEFAULTS.items():
         assert example[key] == value, key
+    assert example["motors"] == MOTOR_PINS == motor_pins(6)
+    assert motor_pins(1) == MOTOR_PINS[:1] and motor_pins(8) == MOTOR_PINS
 
 
 def test_chart_axes_are_round_and_todays_bar_is_always_labelled() -> None:

@@ -37,6 +37,23 @@ HARDWARE_DEFAULTS: dict[str, Any] = {
 }
 
 
+# One H-bridge channel per motor, as the example wires six (docs/firmware.md, "Several
+# motors"); a machine's config lists as many as its planogram's motors.
+MOTOR_PINS: list[dict[str, int]] = [
+    {"ena": 25, "in1": 26, "in2": 27},
+    {"in1": 4},
+    {"in1": 13},
+    {"in1": 16},
+    {"in1": 17},
+    {"in1": 18},
+]
+
+
+def motor_pins(count: int) -> list[dict[str, int]]:
+    """The first ``count`` motors' pins, up to the example's six (more are wired by hand)."""
+    return MOTOR_PINS[: max(1, min(count, len(MOTOR_PINS)))]
+
+
 def mqtt_endpoint(settings: Settings, request: Request) -> tuple[str, int, bool]:
     """(host, port, tls) devices and integrators connect to."""
     if settings.mqtt_url:
@@ -50,7 +67,7 @@ def mqtt_endpoint(settings: Settings, request: Request) -> tuple[str, int, bool]
 
 
 def firmware_config(
-    settings: Settings, request: Request, machine_id: str, api_key: str
+    settings: Settings, request: Request, machine_id: str, api_key: str, motors: int = 1
 ) -> dict[str, Any]:
     host, port, tls = mqtt_endpoint(settings, request)
     mqtt: dict[str, Any] = {
@@ -67,6 +84,7 @@ def firmware_config(
         "wifi": {"ssid": "shop-wifi", "password": "wifi-password", "retries": 3, "wait_s": 8},
         "mqtt": mqtt,
         **HARDWARE_DEFAULTS,
+        "motors": motor_pins(motors),
     }
 
 
