@@ -17,7 +17,7 @@ no typing, dataclasses, enum or re). Specs are tuples:
 
 import json
 
-from schema import topics
+from schema import statuses, topics
 from schema.errors import SchemaError
 
 try:
@@ -102,19 +102,7 @@ SPECS: "dict[str, Kind]" = {
             ("cmd_id", _CMD_ID, True),
             (
                 "status",
-                (
-                    "enum",
-                    False,
-                    (
-                        "accepted",
-                        "running",
-                        "succeeded",
-                        "failed",
-                        "rejected",
-                        "expired",
-                        "unknown",
-                    ),
-                ),
+                ("enum", False, statuses.RESULT),
                 True,
             ),
             ("dispensed", _INT, True),
