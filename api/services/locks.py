@@ -27,11 +27,9 @@ from api.errors import (
     SmartVendError,
     VendInProgress,
 )
-from api.ids import new_id
-from api.lifecycle import decide
-from api.lifecycle.states import SessionStatus
-from api.lifecycle.table import Event, step
-from api.services import outgoing, sessions
+from api.lifecycle import decide, vend
+from api.lifecycle.table import Event
+from api.services import outgoing, sessions, vend_load, vend_writer
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.guesses import GuessGuard, GuessLimits
@@ -54,19 +52,17 @@ def valid_client_id(client_id: str) -> bool:
     return 8 <= len(client_id) <= MAX_CLIENT_ID and client_id.isprintable()
 
 
-async def end_session(
-    s: AsyncSession, ctx: Context, session: VendSession, reason: Event, now: int
-) -> None:
-    """End a lock: unpaid orders expire, the machine shows a new code."""
-    session.status = step(SessionStatus, session.status, reason)
-    session.ended_at = now
-    session.end_reason = reason
-    await sessions.expire_unpaid(s, session.id, Event.LOCK_ENDED, now)
-    await s.flush()
-    machine = await s.get(Machine, session.machine_id, with_for_update=True)
-    assert machine is not None
-    await rotate_code(s, machine, now, ctx.policy.display_code_ttl_s)
-    await outgoing.machine_changed(s, machine, now)
+async def end_lock(
+    s: AsyncSession, ctx: Context, session: VendSession, reason: Event, now: int, **rule: bool
+) -> str | None:
+    """End a lock (its row lock held): unpaid orders expire, the machine shows a new code.
+
+    Returns the lifecycle's refusal, if it keeps the lock (a vend in flight).
+    """
+    loaded = await vend_load.by_session(s, session)
+    outcome = vend.lock_ended(loaded.vend, reason, now, **rule)
+    await vend_writer.apply(s, loaded.rows, outcome, now, policy=ctx.policy)
+    return outcome.refusal
 
 
 class Locks:
@@ -131,7 +127,7 @@ class Locks:
             if current is not None:
                 # A lock that ran out but was not swept yet: end it now; its
                 # shopper's code is gone and the machine shows a fresh one.
-                await end_session(s, self.ctx, current, Event.EXPIRED, now)
+                await end_lock(s, self.ctx, current, Event.EXPIRED, now, vend_keeps_it=False)
                 refusal = InvalidCode("the code has changed; read the new one on the display")
             elif machine.display_code != code or (machine.display_code_expires_at or 0) <= now:
                 await self._count_machine_failure(s, machine, now)
@@ -167,14 +163,8 @@ class Locks:
             ("desired_version", version),
         ):
             set_committed_value(machine, name, value)
-        session = VendSession(
-            id=new_id("ses"),
-            machine_id=machine.id,
-            client_id=client_id,
-            source=source[:64] or None,
-            status=step(SessionStatus, None, Event.CREATE),
-            created_at=now,
-            expires_at=now + self.ctx.policy.lock_ttl_s,
+        session = vend_writer.new_session(
+            machine.id, client_id, source, now, self.ctx.policy.lock_ttl_s
         )
         s.add(session)
         try:
@@ -216,9 +206,10 @@ class Locks:
                 session is None
                 or session.machine_id != machine_id
                 or session.client_id != client_id
-                or session.status != SessionStatus.ACTIVE
             ):
                 raise NotLockOwner("this lock is not yours")
-            if await sessions.vend_in_flight(s, session.id):
+            refusal = await end_lock(s, self.ctx, session, Event.UNLOCKED, now)
+            if refusal == vend.VEND_IN_FLIGHT:
                 raise VendInProgress("your items are being dispensed")
-            await end_session(s, self.ctx, session, Event.UNLOCKED, now)
+            if refusal is not None:
+                raise NotLockOwner("this lock is not yours")

@@ -5,12 +5,17 @@ crash between commit and publish loses nothing. The payloads are built in
 ``api.services.outbox``.
 """
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.services import outbox, sessions
 from schema import messages, topics
 from schema.models import Command, Machine, OutboxMessage, VendSession
+
+if TYPE_CHECKING:
+    from schema.messages import SalesMsg
 
 
 async def enqueue(
@@ -105,3 +110,37 @@ async def sale(
     await enqueue(
         s, topics.sales(machine_id), messages.encode("sales", payload), retain=False, qos=1, now=now
     )
+
+
+async def vend_changed(
+    s: AsyncSession,
+    machine: Machine,
+    lock: VendSession | None,
+    now: int,
+    *,
+    command: Command | None = None,
+    clear: bool = False,
+    sale: "SalesMsg | None" = None,
+) -> None:
+    """One vend event's messages: a sale, the command sent or cleared, desired and state.
+
+    ``desired``'s version goes up by one; its and ``state``'s unpublished
+    predecessors are superseded, as in :func:`machine_changed`.
+    """
+    machine.desired_version += 1
+    made = outbox.vend_messages(machine, lock, command, clear, sale)
+    names = [topics.machine_topic(machine.id, kind, cmd_id) for kind, cmd_id, _b, _r in made]
+    rows = [
+        {
+            "topic": topic,
+            "payload": messages.CLEAR if body is None else messages.encode(kind, body),
+            "retain": retain,
+            "qos": 1,
+            "created_at": now,
+        }
+        for topic, (kind, _cmd_id, body, retain) in zip(names, made, strict=True)
+    ]
+    if rows[:-2]:  # a sale and the command first: never coalesced, they keep their ids
+        await s.execute(insert(OutboxMessage), rows[:-2])
+    await supersede(s, names[-2:])  # then desired and state replace their predecessors
+    await s.execute(insert(OutboxMessage), rows[-2:])
