@@ -7,7 +7,6 @@ services load the snapshot, call one of these once, and apply the answer once
 (``api.services.vend_writer``). Pure: no database, no clock, no network.
 """
 
-from dataclasses import replace
 from typing import Protocol
 
 from api.lifecycle import decide
@@ -29,14 +28,15 @@ from api.lifecycle.snapshot import (
 )
 from api.lifecycle.states import (
     BUSY,
+    COMMAND_FINAL,
     MANUAL_REFUND,
-    CommandStatus,
+    PROGRESS,
     OrderStatus,
     PaymentDisposition,
     RefundStatus,
     SessionStatus,
 )
-from api.lifecycle.table import Event, allowed, step
+from api.lifecycle.table import Event, allowed, moves, step
 
 # Refusals: an Outcome's ``refusal``, which the service turns into its error.
 SESSION_EXPIRED = "session_expired"
@@ -44,6 +44,7 @@ NOT_ENOUGH_STOCK = "insufficient_stock"
 VEND_IN_FLIGHT = "vend_in_flight"
 NOT_ACTIVE = "not_active"
 SILENCE = "no final result before the deadline"
+RESULT = PROGRESS | COMMAND_FINAL  # what a machine may say about a command
 
 
 class Terms(Protocol):
@@ -74,7 +75,7 @@ def spread(lines: tuple[Line, ...], dispensed: int) -> tuple[Line, ...]:
 def refund_due(lines: tuple[Line, ...], paid: int, refunded: int) -> int:
     """The sum of (quantity - dispensed) x unit price per line, never more than is left paid."""
     due = sum(line.short * line.unit_amount for line in lines)
-    return min(due, decide.refund_room(paid, refunded))
+    return min(due, max(0, paid - refunded))
 
 
 # Events
@@ -142,24 +143,35 @@ def payment_verified(vend: Vend, paid: Incoming, terms: Terms, now: int) -> Outc
     )
 
 
+def settles(reported: str) -> bool:
+    """A final word settles the vend (sale, refund, the lock's end); progress does not."""
+    return reported in COMMAND_FINAL
+
+
 def machine_result(vend: Vend, reported: str, dispensed: int, error: str | None) -> Outcome:
-    """A machine's word about its command, which may come twice, late or out of order."""
+    """A machine's word about its command, which may come twice, late or out of order.
+
+    A final status is final; progress never moves a command backwards; the
+    units counted only grow and never pass the quantity ordered.
+    """
     command, order = vend.command, vend.order
     assert command is not None and order is not None
-    report = decide.read_report(
-        command.status, command.dispensed, command.quantity, reported, dispensed
-    )
-    if report.kind == "finish":
-        assert report.status is not None
-        return _finish(vend, order, report.status, report.dispensed, error)
-    if report.kind != "progress":
+    if command.status in COMMAND_FINAL or reported not in RESULT:
         return Outcome()
+    count = min(max(command.dispensed, dispensed), command.quantity)
+    if reported in COMMAND_FINAL:
+        return _settle(vend, order, Event(reported), count, error)
+    lines = spread(order.lines, count)
+    event = Event(reported)
+    moved = moves(command=(command.status, event), order=(order.status, event), strict=False)
+    if moved.command is None and count == command.dispensed:
+        return Outcome()  # progress already known
     return Outcome(
-        command=report.status,
-        command_accepted=report.status is not None,
-        command_dispensed=report.dispensed,
-        order=decide.progress_order(order.status, report),
-        lines=spread(order.lines, report.dispensed),
+        command=moved.command,
+        command_accepted=moved.command is not None,
+        command_dispensed=count,
+        order=moved.order,
+        lines=lines,
     )
 
 
@@ -169,45 +181,56 @@ def deadline_passed(vend: Vend, now: int) -> Outcome:
     assert command is not None and order is not None
     if not decide.silent(command.status, command.deadline, now):
         return Outcome()
-    status = step(CommandStatus, command.status, Event.SILENT)
-    return _finish(vend, order, status, command.dispensed, SILENCE)
+    return _settle(vend, order, Event.SILENT, command.dispensed, SILENCE)
 
 
-def _finish(
-    vend: Vend, order: OrderSnap, status: CommandStatus, dispensed: int, error: str | None
+def _settle(
+    vend: Vend, order: OrderSnap, event: Event, dispensed: int, error: str | None
 ) -> Outcome:
     """A final word: a sale of what came out, a refund of the rest, the lock ends."""
+    assert vend.command is not None
     lines = spread(order.lines, dispensed)
-    sold = sum(line.dispensed * line.unit_amount for line in lines)
     payment = _counted(vend.payments)
+    earlier = [r for r in vend.refunds if r.payment_id == payment.id]
+    done = sum(r.amount for r in earlier if r.status != RefundStatus.FAILED)
+    amount = refund_due(lines, payment.amount, done)
+    short = dispensed < order.quantity
+    automatic = any(r.reason != MANUAL_REFUND for r in earlier)
     refunds: tuple[NewRefund, ...] = ()
-    order_event = Event.VEND_COMPLETE
-    if dispensed < order.quantity:
-        order_event = Event.REFUND_OPENED
-        earlier = [r for r in vend.refunds if r.payment_id == payment.id]
-        done = sum(r.amount for r in earlier if r.status != RefundStatus.FAILED)
-        amount = refund_due(lines, payment.amount, done)
-        automatic = any(r.reason != MANUAL_REFUND for r in earlier)
-        if amount > 0 and not automatic:
-            shares = tuple((line.slot, line.short * line.unit_amount) for line in lines)
-            refunds = (NewRefund(payment.id, amount, f"dispense_{status}", shares),)
-    moved = order_event is Event.VEND_COMPLETE or refunds
-    sale = Sale(dispensed, sold, lines) if dispensed > 0 else None
-    outcome = Outcome(
-        order=step(OrderStatus, order.status, order_event) if moved else None,
+    order_event: Event | None = Event.VEND_COMPLETE
+    if short:
+        # Only a refund moves a short order (none is owed at a price of nothing).
+        order_event = Event.REFUND_OPENED if amount > 0 and not automatic else None
+    session = vend.session
+    ends = session is not None and session.status == SessionStatus.ACTIVE
+    moved = moves(
+        command=(vend.command.status, event),
+        order=(order.status, order_event),
+        session=(session.status, Event.VEND_FINISHED) if session is not None and ends else None,
+        unpaid=Event.LOCK_ENDED if ends else None,
+    )
+    assert moved.command is not None
+    if order_event is Event.REFUND_OPENED:
+        shares = tuple((line.slot, line.short * line.unit_amount) for line in lines)
+        refunds = (NewRefund(payment.id, amount, f"dispense_{moved.command}", shares),)
+    sold = sum(line.dispensed * line.unit_amount for line in lines)
+    return Outcome(
+        order=moved.order,
         lines=lines,
-        command=status,
+        command=moved.command,
         command_dispensed=dispensed,
         command_finished=True,
         command_error=error,
         refunds=refunds,
         stock_taken=dispensed,
-        publish=Publish(desired=True, clear=True, sale=sale),
+        session=moved.session,
+        end_reason=Event.VEND_FINISHED if ends else None,
+        expire_unpaid=moved.unpaid,
+        rotate_code=ends,
+        publish=Publish(
+            desired=True, clear=True, sale=Sale(dispensed, sold, lines) if dispensed else None
+        ),
     )
-    session = vend.session
-    if session is None or session.status != SessionStatus.ACTIVE:
-        return outcome
-    return _ended(outcome, session.status, Event.VEND_FINISHED)
 
 
 def _counted(payments: tuple[PaymentSnap, ...]) -> PaymentSnap:
@@ -228,17 +251,13 @@ def lock_ended(vend: Vend, event: Event, now: int, *, vend_keeps_it: bool = True
         return Outcome(refusal=NOT_ACTIVE)
     if vend_keeps_it and any(status in BUSY for _id, status in session.orders):
         return Outcome(refusal=VEND_IN_FLIGHT)
-    return _ended(Outcome(), session.status, event)
-
-
-def _ended(outcome: Outcome, status: str, event: Event) -> Outcome:
-    return replace(
-        outcome,
-        session=step(SessionStatus, status, event),
+    moved = moves(session=(session.status, event), unpaid=Event.LOCK_ENDED)
+    return Outcome(
+        session=moved.session,
         end_reason=str(event),
-        expire_unpaid=step(OrderStatus, OrderStatus.CREATED, Event.LOCK_ENDED),
+        expire_unpaid=moved.unpaid,
         rotate_code=True,
-        publish=replace(outcome.publish, desired=True),
+        publish=Publish(desired=True),
     )
 
 

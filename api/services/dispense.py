@@ -34,7 +34,8 @@ class Dispense:
         """Apply a device's report; False when it changed nothing (unknown, duplicate, late)."""
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
-            loaded = await vend_load.by_command(s, cmd_id, machine_id)
+            whole = vend.settles(status)
+            loaded = await vend_load.by_command(s, cmd_id, machine_id, whole=whole)
             if loaded is None:
                 return False
             outcome = vend.machine_result(loaded.vend, status, dispensed, error)

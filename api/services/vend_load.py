@@ -51,14 +51,28 @@ def lines_of(order: Order) -> tuple[Line, ...]:
     return (Line(ONLY_SLOT, "", order.quantity, order.dispensed, order.unit_amount),)
 
 
-async def by_command(s: AsyncSession, cmd_id: str, machine_id: str) -> Loaded | None:
-    """A machine's command with its vend; None when the machine has no such command."""
-    command = await s.get(Command, cmd_id, with_for_update=True)
-    if command is None or command.machine_id != machine_id:
+async def by_command(
+    s: AsyncSession, cmd_id: str, machine_id: str, *, whole: bool = True
+) -> Loaded | None:
+    """A machine's command with its vend; None when the machine has no such command.
+
+    A progress report concerns the command and its order alone (``whole``
+    False): the lock, the machine and the money are loaded for a final word.
+    """
+    found = (
+        await s.execute(
+            select(Command, Order)
+            .join(Order, Order.id == Command.order_id)
+            .where(Command.id == cmd_id, Command.machine_id == machine_id)
+            .with_for_update()
+        )
+    ).first()
+    if found is None:
         return None
-    order = await s.get(Order, command.order_id, with_for_update=True)
-    assert order is not None
-    return await _around(s, Rows(order=order, command=command))
+    rows = Rows(command=found[0], order=found[1])
+    if not whole:
+        return Loaded(rows, snapshot(rows))
+    return await _around(s, rows)
 
 
 async def by_order(s: AsyncSession, order: Order) -> Loaded:
@@ -70,6 +84,8 @@ async def by_order(s: AsyncSession, order: Order) -> Loaded:
 async def by_session(s: AsyncSession, session: VendSession) -> Loaded:
     """A lock (the caller holds its row lock) with its machine and its orders."""
     rows = Rows(session=session)
+    found = await s.execute(select(Order.id, Order.status).where(Order.session_id == session.id))
+    rows.session_orders = [(order_id, status) for order_id, status in found.all()]
     return await _finish(s, rows, session.machine_id)
 
 
@@ -93,10 +109,16 @@ async def _around(s: AsyncSession, rows: Rows) -> Loaded:
     assert order is not None
     rows.machine = await s.get(Machine, order.machine_id, with_for_update=True)
     rows.session = await s.get(VendSession, order.session_id, with_for_update=True)
-    rows.payments = list(
-        (await s.scalars(select(Payment).where(Payment.order_id == order.id))).all()
+    money = await s.execute(
+        select(Payment, Refund)
+        .outerjoin(Refund, Refund.payment_id == Payment.id)
+        .where(Payment.order_id == order.id)
     )
-    rows.refunds = list((await s.scalars(select(Refund).where(Refund.order_id == order.id))).all())
+    for payment, refund in money.all():
+        if payment not in rows.payments:
+            rows.payments.append(payment)
+        if refund is not None:
+            rows.refunds.append(refund)
     return await _finish(s, rows, order.machine_id)
 
 
@@ -104,11 +126,6 @@ async def _finish(s: AsyncSession, rows: Rows, machine_id: str) -> Loaded:
     if rows.machine is None:
         rows.machine = await s.get(Machine, machine_id, with_for_update=True)
     session = rows.session
-    if session is not None:
-        found = await s.execute(
-            select(Order.id, Order.status).where(Order.session_id == session.id)
-        )
-        rows.session_orders = [(order_id, status) for order_id, status in found.all()]
     if session is not None and session.status == SessionStatus.ACTIVE:
         rows.lock = session
     else:
