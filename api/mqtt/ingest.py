@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from api.errors import SmartVendError
+from api.errors import IllegalMove, InvalidMessage, SmartVendError, translated
 from api.instrument import observe_batch
 from api.lifecycle.states import CommandStatus
 from api.services.container import Services
@@ -64,6 +64,11 @@ def _topic(kind: str, machine_id: str, cmd_id: str | None) -> str:
         return topics.machine_topic(machine_id, kind, cmd_id)
     except SchemaError:
         return f"{kind} of {machine_id!r}"
+
+
+def _refused(exc: Exception) -> bool:
+    """A message a service refused (logged and skipped), not a bug (an IllegalMove) or an outage."""
+    return isinstance(exc, SmartVendError) and not isinstance(exc, IllegalMove)
 
 
 class Ingest:
@@ -198,10 +203,10 @@ class Ingest:
     async def _apply_one(self, item: DeviceMessage, payload: bytes) -> None:
         try:
             await self._dispatch(item.kind, item.machine_id, None, payload)
-        except (SchemaError, SmartVendError) as exc:
-            self._reject(_topic(item.kind, item.machine_id, None), item.machine_id, str(exc))
-            return
-        except Exception:
+        except Exception as exc:
+            if _refused(exc):
+                self._reject(_topic(item.kind, item.machine_id, None), item.machine_id, str(exc))
+                return
             self.stats.failed += 1
             topic = _topic(item.kind, item.machine_id, None)
             log.exception("handling %s from machine %s failed", topic, item.machine_id)
@@ -215,11 +220,11 @@ class Ingest:
             return
         try:
             await self._dispatch(kind, machine_id, cmd_id, payload)
-        except (SchemaError, SmartVendError) as exc:
-            topic = _topic(kind, machine_id, cmd_id)
-            self._reject(topic, machine_id, f"{exc} (payload {_shown(payload)})")
-            return
-        except Exception:
+        except Exception as exc:
+            if _refused(exc):
+                topic = _topic(kind, machine_id, cmd_id)
+                self._reject(topic, machine_id, f"{exc} (payload {_shown(payload)})")
+                return
             self.stats.failed += 1
             topic = _topic(kind, machine_id, cmd_id)
             log.exception("handling %s from machine %s failed", topic, machine_id)
@@ -241,8 +246,9 @@ class Ingest:
         """Decode ``payload`` as ``kind`` and call its service (the commit wakes the drain)."""
         handler = HANDLERS.get(kind)
         if handler is None:  # pragma: no cover - put() filters
-            raise SchemaError(f"{kind}: not a device message")
-        await handler(self.services, machine_id, cmd_id, payload)
+            raise InvalidMessage(f"{kind}: not a device message")
+        with translated():
+            await handler(self.services, machine_id, cmd_id, payload)
 
 
 # One handler per device message kind: decode to the kind's typed message, call its service.
