@@ -46,4 +46,3 @@ def render(doc: str) -> str:
     if start < 0 or end < start:
         raise ValueError("the lifecycle-diagram markers are missing")
     return doc[:start] + section() + doc[end + len(END) :]
-

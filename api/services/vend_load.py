@@ -1,9 +1,11 @@
 """A vend's rows, loaded once per event, and the lifecycle's snapshot of them.
 
 Each loader takes the rows an event touches, under row locks on PostgreSQL in
-the order the services have always taken them (a command before its order, an
-order before its lock, a lock before its machine), and returns them with the
-pure :class:`~api.lifecycle.snapshot.Vend` the lifecycle decides on.
+the order the services have always taken them (a command before its order; a
+payment's order, then its lock, then the machine, as create-order takes the
+lock before the machine; a result's order, then the machine, then the lock),
+and returns them with the pure :class:`~api.lifecycle.snapshot.Vend` the
+lifecycle decides on.
 """
 
 from dataclasses import dataclass, field
@@ -72,13 +74,13 @@ async def by_command(
     rows = Rows(command=found[0], order=found[1])
     if not whole:
         return Loaded(rows, snapshot(rows))
-    return await _around(s, rows)
+    return await _around(s, rows, session_first=False)
 
 
 async def by_order(s: AsyncSession, order: Order) -> Loaded:
     """An order (the caller holds its row lock) with its lock, command and money."""
     command = await s.scalar(select(Command).where(Command.order_id == order.id))
-    return await _around(s, Rows(order=order, command=command))
+    return await _around(s, Rows(order=order, command=command), session_first=True)
 
 
 async def by_session(s: AsyncSession, session: VendSession) -> Loaded:
@@ -104,11 +106,14 @@ async def by_refund(s: AsyncSession, refund: Refund) -> Loaded:
     return Loaded(rows, snapshot(rows))
 
 
-async def _around(s: AsyncSession, rows: Rows) -> Loaded:
+async def _around(s: AsyncSession, rows: Rows, *, session_first: bool) -> Loaded:
     order = rows.order
     assert order is not None
+    if session_first:  # a payment: as create-order, the lock before its machine
+        rows.session = await s.get(VendSession, order.session_id, with_for_update=True)
     rows.machine = await s.get(Machine, order.machine_id, with_for_update=True)
-    rows.session = await s.get(VendSession, order.session_id, with_for_update=True)
+    if not session_first:  # a result: as it always did, the machine before the lock
+        rows.session = await s.get(VendSession, order.session_id, with_for_update=True)
     money = await s.execute(
         select(Payment, Refund)
         .outerjoin(Refund, Refund.payment_id == Payment.id)
