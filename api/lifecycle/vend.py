@@ -88,7 +88,7 @@ def order_requested(vend: Vend, client_id: str, quantity: int, terms: Terms, now
     if not decide.session_live(session.status, session.expires_at, now):
         return Outcome(refusal=SESSION_EXPIRED)
     lines = (Line(ONLY_SLOT, machine.product, quantity, 0, machine.price_amount),)
-    if quantity > machine.stock:
+    if decide.stock_verdict(machine.stock, quantity) is not PaymentVerdict.DISPATCH:
         return Outcome(refusal=NOT_ENOUGH_STOCK)
     if any(status in BUSY for _id, status in session.orders):
         return Outcome(refusal=VEND_IN_FLIGHT)
@@ -123,11 +123,11 @@ def payment_verified(vend: Vend, paid: Incoming, terms: Terms, now: int) -> Outc
     if verdict.refund_reason is not None:
         if paid.amount <= 0:
             return Outcome(payment=payment, order_paid=counted)
-        moves = decide.refund_moves_order(verdict.refund_reason, verdict.disposition)
+        follows = decide.refund_moves_order(verdict.refund_reason, verdict.disposition)
         return Outcome(
             payment=payment,
             order_paid=counted,
-            order=step(OrderStatus, order.status, Event.REFUND_OPENED) if moves else None,
+            order=step(OrderStatus, order.status, Event.REFUND_OPENED) if follows else None,
             refunds=(NewRefund(None, paid.amount, verdict.refund_reason),),
         )
     expires_at = now + terms.command_ttl_s
