@@ -53,14 +53,20 @@ def valid_client_id(client_id: str) -> bool:
 
 
 async def end_lock(
-    s: AsyncSession, ctx: Context, session: VendSession, reason: Event, now: int, **rule: bool
+    s: AsyncSession,
+    ctx: Context,
+    session: VendSession,
+    reason: Event,
+    now: int,
+    *,
+    vend_keeps_it: bool = True,
 ) -> str | None:
     """End a lock (its row lock held): unpaid orders expire, the machine shows a new code.
 
     Returns the lifecycle's refusal, if it keeps the lock (a vend in flight).
     """
     loaded = await vend_load.by_session(s, session)
-    outcome = vend.lock_ended(loaded.vend, reason, now, **rule)
+    outcome = vend.lock_ended(loaded.vend, reason, now, vend_keeps_it=vend_keeps_it)
     await vend_writer.apply(s, loaded.rows, outcome, now, policy=ctx.policy)
     return outcome.refusal
 
