@@ -60,13 +60,11 @@ async def machine_changed(
     when the caller already raised ``desired_version`` in its own UPDATE.
     """
     active = await sessions.active_session(s, machine.id) if isinstance(lock, _LookUp) else lock
+    if desired:
+        await vend_changed(s, machine, active, now, version_bumped=version_bumped)
+        return
     state = outbox.state_payload(machine, active is not None)
     encoded = [(topics.state(machine.id), messages.encode("state", state))]
-    if desired:
-        if not version_bumped:
-            machine.desired_version += 1
-        shown = outbox.desired_payload(machine, active)
-        encoded.insert(0, (topics.desired(machine.id), messages.encode("desired", shown)))
     await supersede(s, [topic for topic, _payload in encoded])
     await enqueue_many(s, encoded, retain=True, qos=1, now=now)
 
@@ -121,13 +119,15 @@ async def vend_changed(
     command: Command | None = None,
     clear: bool = False,
     sale: "SalesMsg | None" = None,
+    version_bumped: bool = False,
 ) -> None:
     """One vend event's messages: a sale, the command sent or cleared, desired and state.
 
-    ``desired``'s version goes up by one; its and ``state``'s unpublished
-    predecessors are superseded, as in :func:`machine_changed`.
+    ``desired``'s version goes up by one (unless the caller's own UPDATE raised
+    it); its and ``state``'s unpublished predecessors are superseded.
     """
-    machine.desired_version += 1
+    if not version_bumped:
+        machine.desired_version += 1
     made = outbox.vend_messages(machine, lock, command, clear, sale)
     names = [topics.machine_topic(machine.id, kind, cmd_id) for kind, cmd_id, _b, _r in made]
     rows = [
