@@ -49,6 +49,38 @@ def session_live(status: str, expires_at: int, now: int) -> bool:
     return status == SessionStatus.ACTIVE and expires_at > now
 
 
+# Locks
+
+
+class Availability(StrEnum):
+    """Whether a machine may be locked once its code was right."""
+
+    AVAILABLE = "available"
+    OUT_OF_SERVICE = "machine_out_of_service"
+    OFFLINE = "machine_offline"
+    EMPTY = "insufficient_stock"
+
+
+def availability(mode: str, online: bool, stock: int) -> Availability:
+    if mode != "in_service":
+        return Availability.OUT_OF_SERVICE
+    if not online:
+        return Availability.OFFLINE
+    if stock < 1:
+        return Availability.EMPTY
+    return Availability.AVAILABLE
+
+
+def code_shown(shown: str | None, expires_at: int | None, code: str, now: int) -> bool:
+    """``code`` is the one on the machine's display, and it has not run out."""
+    return shown is not None and shown == code and (expires_at or 0) > now
+
+
+def code_spent(failures: int, budget: int, shown: str | None) -> bool:
+    """A machine's failure budget for wrong codes is spent: its code changes."""
+    return failures >= budget and bool(shown)
+
+
 def payment_verdict(order_status: str, right_amount: bool, lock_live: bool) -> PaymentVerdict:
     """A verified payment of an order: count it once, dispense only in time and in full.
 

@@ -135,7 +135,9 @@ class Locks:
                 # shopper's code is gone and the machine shows a fresh one.
                 await end_lock(s, self.ctx, current, Event.EXPIRED, now, vend_keeps_it=False)
                 refusal = InvalidCode("the code has changed; read the new one on the display")
-            elif machine.display_code != code or (machine.display_code_expires_at or 0) <= now:
+            elif not decide.code_shown(
+                machine.display_code, machine.display_code_expires_at, code, now
+            ):
                 await self._count_machine_failure(s, machine, now)
                 refusal = InvalidCode("wrong or expired code; check the machine's display")
             else:
@@ -190,17 +192,19 @@ class Locks:
         )
 
     def _check_available(self, machine: Machine) -> None:
-        if machine.mode != "in_service":
+        found = decide.availability(machine.mode, machine.online, machine.stock)
+        if found is decide.Availability.OUT_OF_SERVICE:
             raise MachineOutOfService("this machine is out of service")
-        if not machine.online:
+        if found is decide.Availability.OFFLINE:
             raise MachineOffline("this machine is offline")
-        if machine.stock < 1:
+        if found is decide.Availability.EMPTY:
             raise InsufficientStock("this machine is empty")
 
     async def _count_machine_failure(self, s: AsyncSession, machine: Machine, now: int) -> None:
         """Spend the machine's failure budget; when it runs out the code changes."""
         machine.code_failures += 1
-        if machine.code_failures >= self.ctx.policy.code_failure_budget and machine.display_code:
+        budget = self.ctx.policy.code_failure_budget
+        if decide.code_spent(machine.code_failures, budget, machine.display_code):
             await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
             await outgoing.machine_changed(s, machine, now)
 

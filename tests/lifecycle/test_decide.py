@@ -141,3 +141,25 @@ def test_manual_refunds_never_pass_what_was_paid(
     assert decide.manual_verdict(1, None, 0, None) is ManualVerdict.NOT_PAID
     if refunded == paid and decide.vend_over(command):
         assert decide.manual_verdict(1, paid, refunded, command) is ManualVerdict.REFUNDED_IN_FULL
+
+
+@given(st.sampled_from(["in_service", "out_of_service"]), st.booleans(), units)
+def test_a_machine_is_available_in_service_online_and_stocked(
+    mode: str, online: bool, stock: int
+) -> None:
+    found = decide.availability(mode, online, stock)
+    assert (found is decide.Availability.AVAILABLE) == (
+        mode == "in_service" and online and stock >= 1
+    )
+    if mode != "in_service":
+        assert found is decide.Availability.OUT_OF_SERVICE
+
+
+@given(st.sampled_from([None, "123456", "654321"]), st.one_of(st.none(), times), times)
+def test_a_code_counts_only_as_shown_and_in_time(
+    shown: str | None, expires_at: int | None, now: int
+) -> None:
+    hit = decide.code_shown(shown, expires_at, "123456", now)
+    assert hit == (shown == "123456" and expires_at is not None and expires_at > now)
+    assert decide.code_spent(3, 3, shown) == (shown is not None)
+    assert not decide.code_spent(2, 3, "123456")
