@@ -3,7 +3,21 @@
 Services raise these; foreign errors (database, gateway SDK, broker) are
 translated at the seam where they occur.  ``api.http`` maps each class to an
 HTTP status with one table, so a route never chooses a status code itself.
+
+The packages below ``api`` keep errors of their own, since they cannot import
+it: ``schema``'s :class:`SchemaError`, ``broker``'s :class:`BrokerError` and the
+lifecycle's :class:`IllegalTransition`. Each has a subclass here that is also a
+:class:`SmartVendError` (so ``except SchemaError`` still catches it), and
+:func:`translated` turns the originals into them where they cross into the
+server.
 """
+
+import contextlib
+from collections.abc import Iterator
+
+from api.lifecycle.table import IllegalTransition
+from broker.errors import BrokerError
+from schema.errors import SchemaError
 
 
 class SmartVendError(Exception):
@@ -154,3 +168,36 @@ class ConfigurationError(SmartVendError):
     """Settings that cannot work; raised at start, before anything listens."""
 
     code = "configuration_error"
+
+
+class InvalidMessage(SmartVendError, SchemaError):
+    """A topic or payload off the wire contract, as the server meets it."""
+
+    code = "invalid_message"
+
+
+class BrokerFailure(SmartVendError, BrokerError):
+    """The MQTT broker failed (the broker package's error, inside the server)."""
+
+    code = "broker_error"
+
+
+class IllegalMove(SmartVendError, IllegalTransition):
+    """A status move the vend's state diagram does not have: a bug, never a fallback."""
+
+    code = "illegal_transition"
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Re-raise the lower packages' errors as members of this tree."""
+    try:
+        yield
+    except SmartVendError:
+        raise
+    except SchemaError as exc:
+        raise InvalidMessage(str(exc)) from exc
+    except IllegalTransition as exc:
+        raise IllegalMove(str(exc)) from exc
+    except BrokerError as exc:
+        raise BrokerFailure(str(exc)) from exc

@@ -26,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from schema import statuses
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -35,30 +37,13 @@ NAMING_CONVENTION = {
 }
 
 MACHINE_MODES = ("in_service", "out_of_service")
-SESSION_STATES = ("active", "ended", "expired")
-ORDER_STATES = (
-    "created",
-    "paid",
-    "dispensing",
-    "dispensed",
-    "failed",
-    "refund_pending",
-    "refunded",
-    "expired",
-)
-COMMAND_STATES = (
-    "pending",
-    "accepted",
-    "running",
-    "succeeded",
-    "failed",
-    "rejected",
-    "expired",
-    "unknown",
-)
-FINAL_COMMAND_STATES = ("succeeded", "failed", "rejected", "expired", "unknown")
-REFUND_STATES = ("pending", "processed", "failed")
-MANUAL_REFUND = "manual"  # Refund.reason of an operator's refund; every other reason is automatic
+SESSION_STATES = statuses.SESSION
+ORDER_STATES = statuses.ORDER
+COMMAND_STATES = statuses.COMMAND
+FINAL_COMMAND_STATES = statuses.COMMAND_FINAL
+REFUND_STATES = statuses.REFUND
+MANUAL_REFUND = statuses.MANUAL_REFUND
+_ACTIVE_LOCK = f"status = '{statuses.SESSION[0]}'"  # the partial unique index's condition
 RATINGS = ("up", "down")
 FEEDBACK_COMMENT_MAX = 500
 
@@ -124,8 +109,8 @@ class VendSession(Base):
             "uq_vend_sessions_one_active_per_machine",
             "machine_id",
             unique=True,
-            sqlite_where=text("status = 'active'"),
-            postgresql_where=text("status = 'active'"),
+            sqlite_where=text(_ACTIVE_LOCK),
+            postgresql_where=text(_ACTIVE_LOCK),
         ),
     )
 
@@ -133,7 +118,7 @@ class VendSession(Base):
     machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id"), index=True)
     client_id: Mapped[str] = mapped_column(String(64))
     source: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=statuses.SESSION[0])
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     ended_at: Mapped[int | None] = mapped_column(BigInteger)
@@ -158,7 +143,7 @@ class Order(Base):
     unit_amount: Mapped[int] = mapped_column(Integer)
     amount: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(16), default="created", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=statuses.ORDER[0], index=True)
     dispensed: Mapped[int] = mapped_column(Integer, default=0)
     gateway: Mapped[str] = mapped_column(String(16))
     gateway_order_id: Mapped[str | None] = mapped_column(String(64))
@@ -205,7 +190,7 @@ class Refund(Base):
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
     payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"))
     amount: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=statuses.REFUND[0], index=True)
     reason: Mapped[str] = mapped_column(String(64))
     gateway_refund_id: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -249,7 +234,7 @@ class Command(Base):
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
     machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id"), index=True)
     quantity: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=statuses.COMMAND[0], index=True)
     dispensed: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(512))
     issued_at: Mapped[int] = mapped_column(BigInteger)

@@ -26,7 +26,7 @@ with 40-character names always fits the broker's 16 KiB (tests/schema).
 
 import json
 
-from schema import topics
+from schema import statuses, topics
 from schema.errors import SchemaError
 
 try:
@@ -141,19 +141,7 @@ SPECS: "dict[str, Kind]" = {
             ("cmd_id", _CMD_ID, True),
             (
                 "status",
-                (
-                    "enum",
-                    False,
-                    (
-                        "accepted",
-                        "running",
-                        "succeeded",
-                        "failed",
-                        "rejected",
-                        "expired",
-                        "unknown",
-                    ),
-                ),
+                ("enum", False, statuses.RESULT),
                 True,
             ),
             ("dispensed", _INT, True),

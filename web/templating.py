@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from api.clock import LocalCalendar
+from api.lifecycle.states import OrderStatus
 from api.money import money as rupees
 
 HERE = Path(__file__).resolve().parent
@@ -59,25 +60,26 @@ def _day_filter(context: Context, ts: int) -> str:
     return day(ts, calendar_of(context["request"]))
 
 
+_O = OrderStatus
 ORDER_LABELS = {
-    "created": "awaiting payment",
-    "paid": "paid",
-    "dispensing": "dispensing",
-    "dispensed": "dispensed",
-    "failed": "payment failed",
-    "refund_pending": "refund pending",
-    "refunded": "refunded",
-    "expired": "expired",
+    _O.CREATED: "awaiting payment",
+    _O.PAID: "paid",
+    _O.DISPENSING: "dispensing",
+    _O.DISPENSED: "dispensed",
+    _O.FAILED: "payment failed",
+    _O.REFUND_PENDING: "refund pending",
+    _O.REFUNDED: "refunded",
+    _O.EXPIRED: "expired",
 }
 
 
 def order_badge(status: str, dispensed: int = 0) -> tuple[str, str]:
     """(CSS class, words) of an order's status; a vend that gave some units and refunded the
     rest reads differently from one refunded in full."""
-    if status in ("refunded", "refund_pending") and dispensed > 0:
-        words = "partly refunded" if status == "refunded" else "partial refund pending"
+    if status in (_O.REFUNDED, _O.REFUND_PENDING) and dispensed > 0:
+        words = "partly refunded" if status == _O.REFUNDED else "partial refund pending"
         return "partial", words
-    return status, ORDER_LABELS.get(status, status.replace("_", " "))
+    return status, ORDER_LABELS.get(OrderStatus(status), status.replace("_", " "))
 
 
 def price(value: dict[str, Any] | None) -> str:

@@ -7,6 +7,7 @@ responses are written here.
 from typing import Any
 
 from api.http import specs
+from schema import statuses
 
 JSON = "application/json"
 
@@ -46,18 +47,7 @@ ORDER = _obj(
     {
         "order_id": {"type": "string"},
         "machine_id": {"type": "string"},
-        "status": {
-            "enum": [
-                "created",
-                "paid",
-                "dispensing",
-                "dispensed",
-                "failed",
-                "refund_pending",
-                "refunded",
-                "expired",
-            ]
-        },
+        "status": {"enum": list(statuses.ORDER)},
         "quantity": _int(1),
         "dispensed": _int(),
         "amount": _int(),
@@ -68,7 +58,7 @@ ORDER = _obj(
                 _obj(
                     {
                         "amount": _int(),
-                        "status": {"enum": ["pending", "processed", "failed"]},
+                        "status": {"enum": list(statuses.REFUND)},
                         "manual_amount": _int(1),
                     },
                     ["amount", "status"],

@@ -4,23 +4,20 @@ The services load rows, ask here, and save what they are told; nothing here
 reads a database, a clock or the network.
 """
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 from api.lifecycle.states import (
-    BUSY,
     COMMAND_FINAL,
     COUNTED,
     MANUAL_REFUND,
     ORDER_FINAL,
-    PROGRESS,
     CommandStatus,
     OrderStatus,
     PaymentDisposition,
     RefundStatus,
     SessionStatus,
 )
-from api.lifecycle.table import Event, allowed, step
+from api.lifecycle.table import Event
 
 MAX_REFUND_ATTEMPTS = 8  # a refund the gateway keeps refusing is failed after this many
 
@@ -52,6 +49,38 @@ def session_live(status: str, expires_at: int, now: int) -> bool:
     return status == SessionStatus.ACTIVE and expires_at > now
 
 
+# Locks
+
+
+class Availability(StrEnum):
+    """Whether a machine may be locked once its code was right."""
+
+    AVAILABLE = "available"
+    OUT_OF_SERVICE = "machine_out_of_service"
+    OFFLINE = "machine_offline"
+    EMPTY = "insufficient_stock"
+
+
+def availability(mode: str, online: bool, stock: int) -> Availability:
+    if mode != "in_service":
+        return Availability.OUT_OF_SERVICE
+    if not online:
+        return Availability.OFFLINE
+    if stock < 1:
+        return Availability.EMPTY
+    return Availability.AVAILABLE
+
+
+def code_shown(shown: str | None, expires_at: int | None, code: str, now: int) -> bool:
+    """``code`` is the one on the machine's display, and it has not run out."""
+    return shown is not None and shown == code and (expires_at or 0) > now
+
+
+def code_spent(failures: int, budget: int, shown: str | None) -> bool:
+    """A machine's failure budget for wrong codes is spent: its code changes."""
+    return failures >= budget and bool(shown)
+
+
 def payment_verdict(order_status: str, right_amount: bool, lock_live: bool) -> PaymentVerdict:
     """A verified payment of an order: count it once, dispense only in time and in full.
 
@@ -73,31 +102,12 @@ def stock_verdict(stock: int, quantity: int) -> PaymentVerdict:
     return PaymentVerdict.NO_STOCK if stock < quantity else PaymentVerdict.DISPATCH
 
 
-def order_busy(status: str) -> bool:
-    """A vend in flight: it keeps its lock, and no new order or unlock may start."""
-    return status in BUSY
-
-
 def shopper_done(order_status: str, refund_status: str | None) -> bool:
     """Nothing more will change for the shopper: a final order, its refund not pending."""
     return order_status in ORDER_FINAL and refund_status != RefundStatus.PENDING
 
 
 # Device results
-
-
-@dataclass(frozen=True)
-class Report:
-    """What a device's result does to its command."""
-
-    kind: str  # "ignore", "progress" or "finish"
-    status: CommandStatus | None  # the command's new status; None keeps it
-    dispensed: int
-    event: Event | None = None  # the device's word, for the order (progress_order)
-
-    @property
-    def changes(self) -> bool:
-        return self.kind != "ignore"
 
 
 def command_deadline(expires_at: int, quantity: int, unit_run_s: int) -> int:
@@ -110,64 +120,14 @@ def silent(status: str, deadline: int, now: int) -> bool:
     return status not in COMMAND_FINAL and deadline <= now
 
 
-def read_report(current: str, counted: int, quantity: int, reported: str, dispensed: int) -> Report:
-    """A device's report, which may come twice, late or out of order.
-
-    A final status is final; progress never moves a command backwards; the
-    units counted only grow and never pass the quantity ordered.
-    """
-    ignore = Report("ignore", None, counted)
-    if current in COMMAND_FINAL:
-        return ignore
-    count = min(max(counted, dispensed), quantity)
-    if reported in PROGRESS:
-        moved = allowed(CommandStatus, current, Event(reported))
-        if not moved and count == counted:
-            return ignore
-        new = step(CommandStatus, current, Event(reported)) if moved else None
-        return Report("progress", new, count, Event(reported))
-    if reported not in COMMAND_FINAL:
-        return ignore
-    return Report("finish", step(CommandStatus, current, Event(reported)), count, Event(reported))
-
-
 def confirmed_status(dispensed: int, quantity: int) -> CommandStatus:
     """The HTTP fallback's final word: all units out is success, fewer is failure."""
     return CommandStatus.SUCCEEDED if dispensed >= quantity else CommandStatus.FAILED
 
 
-def progress_order(order_status: str, report: Report) -> OrderStatus:
-    """A paid order starts dispensing with the machine's first word about it."""
-    event = report.event
-    if report.kind != "progress" or event is None or not allowed(OrderStatus, order_status, event):
-        return OrderStatus(order_status)
-    return step(OrderStatus, order_status, event)
-
-
-@dataclass(frozen=True)
-class Settlement:
-    """How a finished command settles its order."""
-
-    order_event: Event  # VEND_COMPLETE, or REFUND_OPENED when units are missing
-    sale_amount: int  # what the units that came out cost
-    refund_amount: int  # the undispensed units at the order's unit price
-    reason: str  # the automatic refund's reason, when there is one
-
-
 def undispensed(quantity: int, dispensed: int, unit_amount: int) -> int:
     """What a vend refunds: ``quantity - dispensed`` units at the order's unit price."""
     return max(0, quantity - dispensed) * unit_amount
-
-
-def settle(status: str, quantity: int, dispensed: int, unit_amount: int) -> Settlement:
-    """A final status with the units that fell: a sale of those, a refund of the rest."""
-    short = dispensed < quantity
-    return Settlement(
-        order_event=Event.REFUND_OPENED if short else Event.VEND_COMPLETE,
-        sale_amount=dispensed * unit_amount,
-        refund_amount=undispensed(quantity, dispensed, unit_amount),
-        reason=f"dispense_{status}",
-    )
 
 
 # Refunds

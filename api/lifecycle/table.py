@@ -126,3 +126,42 @@ def step(kind: type[S], source: str | None, event: Event) -> S:
 
 def allowed(kind: type[StrEnum], source: str | None, event: Event) -> bool:
     return (kind, source, event) in _MOVES
+
+
+@dataclass(frozen=True)
+class Moves:
+    """Where one event takes each record of a vend; None where it stays."""
+
+    command: CommandStatus | None = None
+    order: OrderStatus | None = None
+    session: SessionStatus | None = None
+    unpaid: OrderStatus | None = None  # where the lock's unpaid orders go
+
+
+Wanted = tuple[str | None, Event | None] | None  # (status now, event), or no move asked
+
+
+def moves(
+    *,
+    command: Wanted = None,
+    order: Wanted = None,
+    session: Wanted = None,
+    unpaid: Event | None = None,
+    strict: bool = True,
+) -> Moves:
+    """Every move of one event at once. ``strict``: a move the table lacks raises
+    IllegalTransition; otherwise that record stays where it is."""
+
+    def one(kind: type[S], wanted: Wanted) -> S | None:
+        if wanted is None or wanted[1] is None:
+            return None
+        if not strict and not allowed(kind, wanted[0], wanted[1]):
+            return None
+        return step(kind, wanted[0], wanted[1])
+
+    return Moves(
+        command=one(CommandStatus, command),
+        order=one(OrderStatus, order),
+        session=one(SessionStatus, session),
+        unpaid=one(OrderStatus, (OrderStatus.CREATED, unpaid)),
+    )

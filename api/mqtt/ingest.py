@@ -18,11 +18,12 @@ import asyncio
 import logging
 import time
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
-from api.errors import SmartVendError
+from api.errors import IllegalMove, InvalidMessage, SmartVendError, translated
 from api.instrument import observe_batch
+from api.lifecycle.states import CommandStatus
 from api.services.container import Services
 from api.services.device_batch import DeviceMessage, apply_batch
 from schema import messages, topics
@@ -63,6 +64,11 @@ def _topic(kind: str, machine_id: str, cmd_id: str | None) -> str:
         return topics.machine_topic(machine_id, kind, cmd_id)
     except SchemaError:
         return f"{kind} of {machine_id!r}"
+
+
+def _refused(exc: Exception) -> bool:
+    """A message a service refused (logged and skipped), not a bug (an IllegalMove) or an outage."""
+    return isinstance(exc, SmartVendError) and not isinstance(exc, IllegalMove)
 
 
 class Ingest:
@@ -168,12 +174,14 @@ class Ingest:
     async def apply_batch(self, items: list[tuple[str, str, bytes]]) -> None:
         """Decode ``items``, apply them in one transaction; logs and counts, never raises."""
         decoded: list[DeviceMessage] = []
+        raw: list[bytes] = []
         for kind, machine_id, payload in items:
             if not payload:
                 self.stats.ignored += 1
                 continue
             try:
                 decoded.append(DeviceMessage(kind, machine_id, messages.decode(kind, payload)))
+                raw.append(payload)
             except SchemaError as exc:
                 topic = _topic(kind, machine_id, None)
                 self._reject(topic, machine_id, f"{exc} (payload {_shown(payload)})")
@@ -186,19 +194,19 @@ class Ingest:
             log.exception(
                 "a batch of %d device messages failed; applying them one by one", len(decoded)
             )
-            for item in decoded:
-                await self._apply_one(item)
+            for item, payload in zip(decoded, raw, strict=True):
+                await self._apply_one(item, payload)
             return
         self.stats.batches += 1
         self.stats.applied += len(decoded)
 
-    async def _apply_one(self, item: DeviceMessage) -> None:
+    async def _apply_one(self, item: DeviceMessage, payload: bytes) -> None:
         try:
-            await self._dispatch(item.kind, item.machine_id, None, item.msg)
-        except (SchemaError, SmartVendError) as exc:
-            self._reject(_topic(item.kind, item.machine_id, None), item.machine_id, str(exc))
-            return
-        except Exception:
+            await self._dispatch(item.kind, item.machine_id, None, payload)
+        except Exception as exc:
+            if _refused(exc):
+                self._reject(_topic(item.kind, item.machine_id, None), item.machine_id, str(exc))
+                return
             self.stats.failed += 1
             topic = _topic(item.kind, item.machine_id, None)
             log.exception("handling %s from machine %s failed", topic, item.machine_id)
@@ -211,13 +219,12 @@ class Ingest:
             self.stats.ignored += 1
             return
         try:
-            msg = messages.decode(kind, payload)
-            await self._dispatch(kind, machine_id, cmd_id, msg)
-        except (SchemaError, SmartVendError) as exc:
-            topic = _topic(kind, machine_id, cmd_id)
-            self._reject(topic, machine_id, f"{exc} (payload {_shown(payload)})")
-            return
-        except Exception:
+            await self._dispatch(kind, machine_id, cmd_id, payload)
+        except Exception as exc:
+            if _refused(exc):
+                topic = _topic(kind, machine_id, cmd_id)
+                self._reject(topic, machine_id, f"{exc} (payload {_shown(payload)})")
+                return
             self.stats.failed += 1
             topic = _topic(kind, machine_id, cmd_id)
             log.exception("handling %s from machine %s failed", topic, machine_id)
@@ -234,23 +241,51 @@ class Ingest:
         )
 
     async def _dispatch(
-        self, kind: str, machine_id: str, cmd_id: str | None, msg: dict[str, Any]
+        self, kind: str, machine_id: str, cmd_id: str | None, payload: bytes
     ) -> None:
-        """Call the service for ``kind`` (its commit wakes the outbox drain)."""
-        services = self.services
-        if kind == "status":
-            await services.machines.apply_status(machine_id, msg)
-        elif kind == "reported":
-            await services.machines.apply_reported(machine_id, msg)
-        elif kind == "telemetry":
-            await services.machines.record_telemetry(machine_id, msg)
-        elif kind == "events":
-            await services.machines.record_event(machine_id, msg)
-        elif kind == "results":
-            if msg["cmd_id"] != cmd_id:
-                raise SchemaError("results: cmd_id differs from the topic's")
-            await services.dispense.apply_result(
-                machine_id, msg["cmd_id"], msg["status"], msg["dispensed"], msg.get("error")
-            )
-        else:
-            raise SchemaError(f"{kind}: not a device message")  # pragma: no cover - put() filters
+        """Decode ``payload`` as ``kind`` and call its service (the commit wakes the drain)."""
+        handler = HANDLERS.get(kind)
+        if handler is None:  # pragma: no cover - put() filters
+            raise InvalidMessage(f"{kind}: not a device message")
+        with translated():
+            await handler(self.services, machine_id, cmd_id, payload)
+
+
+# One handler per device message kind: decode to the kind's typed message, call its service.
+Handler = Callable[[Services, str, str | None, bytes], Awaitable[object]]
+
+
+async def _status(services: Services, machine_id: str, _cmd: str | None, payload: bytes) -> bool:
+    return await services.machines.apply_status(machine_id, messages.decode("status", payload))
+
+
+async def _reported(services: Services, machine_id: str, _cmd: str | None, payload: bytes) -> None:
+    await services.machines.apply_reported(machine_id, messages.decode("reported", payload))
+
+
+async def _telemetry(services: Services, machine_id: str, _cmd: str | None, payload: bytes) -> None:
+    await services.machines.record_telemetry(machine_id, messages.decode("telemetry", payload))
+
+
+async def _events(services: Services, machine_id: str, _cmd: str | None, payload: bytes) -> None:
+    await services.machines.record_event(machine_id, messages.decode("events", payload))
+
+
+async def _results(services: Services, machine_id: str, cmd_id: str | None, payload: bytes) -> bool:
+    msg = messages.decode("results", payload)
+    if msg["cmd_id"] != cmd_id:
+        raise SchemaError("results: cmd_id differs from the topic's")
+    status = CommandStatus(msg["status"])
+    error = msg.get("error")
+    return await services.dispense.apply_result(
+        machine_id, msg["cmd_id"], status, msg["dispensed"], error
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "status": _status,
+    "reported": _reported,
+    "telemetry": _telemetry,
+    "events": _events,
+    "results": _results,
+}

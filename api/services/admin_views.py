@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from api.errors import MachineNotFound
-from api.lifecycle.states import SessionStatus
+from api.lifecycle.states import SHORT, SessionStatus, ordered
 from api.services import daily_figures, refund_totals
 from api.services.alerts import Alerts
 from api.services.context import Context
@@ -27,7 +27,7 @@ from schema.models import (
 )
 
 DAY_S = refund_totals.DAY_S
-FAILED_STATES = ("failed", "rejected", "expired", "unknown")
+FAILED_STATES = ordered(SHORT)
 
 
 @dataclass(frozen=True)

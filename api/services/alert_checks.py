@@ -9,13 +9,13 @@ refunds by looking for an alert that already names the command or refund.
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.lifecycle.states import RefundStatus
+from api.lifecycle.states import SHORT, RefundStatus, ordered
 from api.money import money
 from api.services.alerts import Alerts
 from api.services.context import Context
 from schema.models import Alert, Command, Machine, Order, Refund
 
-FAILED_VEND_STATES = ("failed", "rejected", "expired", "unknown")
+FAILED_VEND_STATES = ordered(SHORT)
 LOOKBACK_S = 2 * 86400  # failures older than this are history, not news
 
 

@@ -15,12 +15,12 @@ from api.errors import (
     OrderNotFinished,
     OrderNotFound,
 )
+from api.lifecycle.states import ENDED
 from api.services.context import Context
 from api.services.locks import valid_client_id
 from api.services.ratelimit import FailureLimiter
 from schema.models import FEEDBACK_COMMENT_MAX, RATINGS, Feedback, Order
 
-ENDED = ("dispensed", "failed", "refund_pending", "refunded", "expired")
 WINDOW_S = 3600
 PER_CLIENT = 10
 PER_SOURCE = 300  # many shoppers share one address on a campus network

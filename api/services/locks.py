@@ -27,11 +27,9 @@ from api.errors import (
     SmartVendError,
     VendInProgress,
 )
-from api.ids import new_id
-from api.lifecycle import decide
-from api.lifecycle.states import SessionStatus
-from api.lifecycle.table import Event, step
-from api.services import outgoing, sessions
+from api.lifecycle import decide, vend
+from api.lifecycle.table import Event
+from api.services import outgoing, sessions, vend_load, vend_writer
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.guesses import GuessGuard, GuessLimits
@@ -54,19 +52,23 @@ def valid_client_id(client_id: str) -> bool:
     return 8 <= len(client_id) <= MAX_CLIENT_ID and client_id.isprintable()
 
 
-async def end_session(
-    s: AsyncSession, ctx: Context, session: VendSession, reason: Event, now: int
-) -> None:
-    """End a lock: unpaid orders expire, the machine shows a new code."""
-    session.status = step(SessionStatus, session.status, reason)
-    session.ended_at = now
-    session.end_reason = reason
-    await sessions.expire_unpaid(s, session.id, Event.LOCK_ENDED, now)
-    await s.flush()
-    machine = await s.get(Machine, session.machine_id, with_for_update=True)
-    assert machine is not None
-    await rotate_code(s, machine, now, ctx.policy.display_code_ttl_s)
-    await outgoing.machine_changed(s, machine, now)
+async def end_lock(
+    s: AsyncSession,
+    ctx: Context,
+    session: VendSession,
+    reason: Event,
+    now: int,
+    *,
+    vend_keeps_it: bool = True,
+) -> str | None:
+    """End a lock (its row lock held): unpaid orders expire, the machine shows a new code.
+
+    Returns the lifecycle's refusal, if it keeps the lock (a vend in flight).
+    """
+    loaded = await vend_load.by_session(s, session)
+    outcome = vend.lock_ended(loaded.vend, reason, now, vend_keeps_it=vend_keeps_it)
+    await vend_writer.apply(s, loaded.rows, outcome, now, policy=ctx.policy)
+    return outcome.refusal
 
 
 class Locks:
@@ -131,9 +133,11 @@ class Locks:
             if current is not None:
                 # A lock that ran out but was not swept yet: end it now; its
                 # shopper's code is gone and the machine shows a fresh one.
-                await end_session(s, self.ctx, current, Event.EXPIRED, now)
+                await end_lock(s, self.ctx, current, Event.EXPIRED, now, vend_keeps_it=False)
                 refusal = InvalidCode("the code has changed; read the new one on the display")
-            elif machine.display_code != code or (machine.display_code_expires_at or 0) <= now:
+            elif not decide.code_shown(
+                machine.display_code, machine.display_code_expires_at, code, now
+            ):
                 await self._count_machine_failure(s, machine, now)
                 refusal = InvalidCode("wrong or expired code; check the machine's display")
             else:
@@ -167,14 +171,8 @@ class Locks:
             ("desired_version", version),
         ):
             set_committed_value(machine, name, value)
-        session = VendSession(
-            id=new_id("ses"),
-            machine_id=machine.id,
-            client_id=client_id,
-            source=source[:64] or None,
-            status=step(SessionStatus, None, Event.CREATE),
-            created_at=now,
-            expires_at=now + self.ctx.policy.lock_ttl_s,
+        session = vend_writer.new_session(
+            machine.id, client_id, source, now, self.ctx.policy.lock_ttl_s
         )
         s.add(session)
         try:
@@ -194,17 +192,19 @@ class Locks:
         )
 
     def _check_available(self, machine: Machine) -> None:
-        if machine.mode != "in_service":
+        found = decide.availability(machine.mode, machine.online, machine.stock)
+        if found is decide.Availability.OUT_OF_SERVICE:
             raise MachineOutOfService("this machine is out of service")
-        if not machine.online:
+        if found is decide.Availability.OFFLINE:
             raise MachineOffline("this machine is offline")
-        if machine.stock < 1:
+        if found is decide.Availability.EMPTY:
             raise InsufficientStock("this machine is empty")
 
     async def _count_machine_failure(self, s: AsyncSession, machine: Machine, now: int) -> None:
         """Spend the machine's failure budget; when it runs out the code changes."""
         machine.code_failures += 1
-        if machine.code_failures >= self.ctx.policy.code_failure_budget and machine.display_code:
+        budget = self.ctx.policy.code_failure_budget
+        if decide.code_spent(machine.code_failures, budget, machine.display_code):
             await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
             await outgoing.machine_changed(s, machine, now)
 
@@ -216,9 +216,10 @@ class Locks:
                 session is None
                 or session.machine_id != machine_id
                 or session.client_id != client_id
-                or session.status != SessionStatus.ACTIVE
             ):
                 raise NotLockOwner("this lock is not yours")
-            if await sessions.vend_in_flight(s, session.id):
+            refusal = await end_lock(s, self.ctx, session, Event.UNLOCKED, now)
+            if refusal == vend.VEND_IN_FLIGHT:
                 raise VendInProgress("your items are being dispensed")
-            await end_session(s, self.ctx, session, Event.UNLOCKED, now)
+            if refusal is not None:
+                raise NotLockOwner("this lock is not yours")

@@ -1,7 +1,7 @@
 """The fleet: registration, credentials, stock, price, mode and presence."""
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +24,9 @@ from schema.models import (
     Machine,
     Telemetry,
 )
+
+if TYPE_CHECKING:
+    from schema.messages import EventsMsg, ReportedMsg, StatusMsg, TelemetryMsg
 
 RESERVED_IDS = frozenset({"smartvend-server", "server", "admin"})
 MIN_PRICE = 100  # one rupee: the smallest amount a payment gateway takes
@@ -193,7 +196,7 @@ class Machines:
             await outgoing.machine_changed(s, machine, now)
         return machine
 
-    async def apply_status(self, machine_id: str, msg: dict[str, Any]) -> bool:
+    async def apply_status(self, machine_id: str, msg: "StatusMsg") -> bool:
         """Presence from ``status``; a will of an older ``boot`` never wins. True if applied."""
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
@@ -214,7 +217,7 @@ class Machines:
             await outgoing.machine_changed(s, machine, now, desired=False)
         return True
 
-    async def apply_reported(self, machine_id: str, msg: dict[str, Any]) -> None:
+    async def apply_reported(self, machine_id: str, msg: "ReportedMsg") -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             machine = await self._heard(s, machine_id, now)
@@ -227,7 +230,7 @@ class Machines:
             if changed:
                 await outgoing.machine_changed(s, machine, now, desired=False)
 
-    async def record_event(self, machine_id: str, msg: dict[str, Any]) -> None:
+    async def record_event(self, machine_id: str, msg: "EventsMsg") -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             machine = await self._heard(s, machine_id, now)
@@ -244,7 +247,7 @@ class Machines:
                 )
             )
 
-    async def record_telemetry(self, machine_id: str, msg: dict[str, Any]) -> None:
+    async def record_telemetry(self, machine_id: str, msg: "TelemetryMsg") -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             machine = await self._heard(s, machine_id, now)

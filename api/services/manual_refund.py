@@ -10,8 +10,6 @@ to the gateway, with the refund's id as the idempotency key.
 
 import logging
 
-from sqlalchemy import select
-
 from api.errors import (
     InvalidRequest,
     OrderNotFound,
@@ -19,14 +17,14 @@ from api.errors import (
     RefundedInFull,
     VendInProgress,
 )
-from api.lifecycle import decide
+from api.lifecycle import decide, vend
 from api.lifecycle.decide import ManualVerdict
-from api.lifecycle.states import MANUAL_REFUND, PaymentDisposition
+from api.lifecycle.states import PaymentDisposition
 from api.money import money
+from api.services import vend_load, vend_writer
 from api.services.context import Context
 from api.services.refund_totals import refunded
-from api.services.refunds import new_refund
-from schema.models import Command, Order, Payment, Refund
+from schema.models import Order, Refund
 
 log = logging.getLogger(__name__)
 
@@ -42,44 +40,32 @@ class ManualRefunds:
             order = await s.get(Order, order_id, with_for_update=True)
             if order is None:
                 raise OrderNotFound(f"no order {order_id}")
-            payment = await s.scalar(
-                select(Payment).where(
-                    Payment.order_id == order.id,
-                    Payment.disposition == PaymentDisposition.COUNTED,
-                )
+            loaded = await vend_load.by_order(s, order)
+            outcome = vend.manual_refund(loaded.vend, amount)
+            payment = next(
+                (p for p in loaded.rows.payments if p.disposition == PaymentDisposition.COUNTED),
+                None,
             )
-            command = await s.scalar(select(Command).where(Command.order_id == order.id))
-            earlier = (
-                []
-                if payment is None
-                else (await s.scalars(select(Refund).where(Refund.payment_id == payment.id))).all()
-            )
-            done = refunded(earlier)
-            verdict = decide.manual_verdict(
-                amount,
-                None if payment is None else payment.amount,
-                done,
-                None if command is None else command.status,
-            )
-            if verdict is ManualVerdict.NOT_PAID:
+            if outcome.refusal == ManualVerdict.NOT_PAID:
                 raise PaymentRequired("this order was never paid; there is nothing to refund")
             assert payment is not None
-            if verdict is ManualVerdict.VEND_RUNNING:
+            if outcome.refusal == ManualVerdict.VEND_RUNNING:
                 raise VendInProgress("the vend is still running; refund after it ends")
-            if verdict is ManualVerdict.REFUNDED_IN_FULL:
+            if outcome.refusal == ManualVerdict.REFUNDED_IN_FULL:
                 raise RefundedInFull(
                     f"the whole payment of {money(payment.amount, payment.currency)} "
                     "is already refunded"
                 )
-            if verdict is ManualVerdict.OUT_OF_RANGE:
-                room = decide.refund_room(payment.amount, done)
+            if outcome.refusal == ManualVerdict.OUT_OF_RANGE:
+                earlier = [r for r in loaded.rows.refunds if r.payment_id == payment.id]
+                room = decide.refund_room(payment.amount, refunded(earlier))
                 raise InvalidRequest(
                     f"the refund must be from {money(1, payment.currency)} to "
                     f"{money(room, payment.currency)}: "
                     f"{money(payment.amount - room, payment.currency)} of the "
                     f"{money(payment.amount, payment.currency)} paid is already refunded"
                 )
-            refund = new_refund(order, payment, amount, MANUAL_REFUND, now)
-            s.add(refund)
+            written = await vend_writer.apply(s, loaded.rows, outcome, now)
+            refund = written.refunds[0]
         log.info("order %s: manual refund %s of %d by %s", order_id, refund.id, amount, by or "?")
         return refund

@@ -26,18 +26,14 @@ from api.errors import (
     SessionExpired,
     VendInProgress,
 )
-from api.ids import new_id
-from api.lifecycle import decide
+from api.lifecycle import vend
 from api.lifecycle.decide import PaymentVerdict
-from api.lifecycle.states import PAYABLE, OrderStatus, PaymentDisposition
-from api.lifecycle.table import Event, step
+from api.lifecycle.snapshot import Incoming
+from api.lifecycle.states import PAYABLE, PaymentDisposition
 from api.payments.base import GatewayPayment, PaymentGateway
-from api.services import outgoing, refund_totals
+from api.services import refund_totals, vend_load, vend_writer
 from api.services.context import Context
-from api.services.dispense import dispatch
-from api.services.refunds import open_refund
-from api.services.sessions import expire_unpaid, vend_in_flight
-from schema.models import Command, Machine, Order, Payment, Refund, VendSession
+from schema.models import Command, Order, Payment, Refund, VendSession
 
 log = logging.getLogger(__name__)
 
@@ -65,33 +61,20 @@ class Orders:
             session = await s.get(VendSession, session_id, with_for_update=True)
             if session is None or session.client_id != client_id:
                 raise NotLockOwner("this session is not yours")
-            if not decide.session_live(session.status, session.expires_at, now):
+            loaded = await vend_load.by_session(s, session)
+            outcome = vend.order_requested(loaded.vend, client_id, quantity, self.ctx.policy, now)
+            if outcome.refusal == vend.SESSION_EXPIRED:
                 raise SessionExpired("your session has ended; enter the code again")
-            machine = await s.get(Machine, session.machine_id, with_for_update=True)
-            assert machine is not None
-            if quantity > machine.stock:
-                raise InsufficientStock(f"only {machine.stock} left in this machine")
-            if await vend_in_flight(s, session.id):
+            if outcome.refusal == vend.NOT_ENOUGH_STOCK:
+                assert loaded.rows.machine is not None
+                raise InsufficientStock(f"only {loaded.rows.machine.stock} left in this machine")
+            if outcome.refusal == vend.VEND_IN_FLIGHT:
                 raise VendInProgress("your earlier order is being dispensed")
-            await expire_unpaid(s, session.id, Event.REPLACED, now)  # a new order replaces it
-            order = Order(
-                id=new_id("ord"),
-                machine_id=machine.id,
-                session_id=session.id,
-                client_id=client_id,
-                quantity=quantity,
-                unit_amount=machine.price_amount,
-                amount=machine.price_amount * quantity,
-                currency=machine.currency,
-                status=step(OrderStatus, None, Event.CREATE),
-                dispensed=0,
-                gateway=self.gateway.name,
-                created_at=now,
-                updated_at=now,
+            written = await vend_writer.apply(
+                s, loaded.rows, outcome, now, policy=self.ctx.policy, gateway=self.gateway.name
             )
-            s.add(order)
-            session.expires_at = max(session.expires_at, now + self.ctx.policy.lock_ttl_s)
-            await outgoing.machine_changed(s, machine, now)
+            order = written.order
+            assert order is not None
         try:
             remote = await self.gateway.create_order(
                 amount=order.amount,
@@ -100,9 +83,12 @@ class Orders:
                 notes={"machine": order.machine_id, "session": order.session_id},
             )
         except GatewayError:
-            await self._set(
-                order.id, status=step(OrderStatus, OrderStatus.CREATED, Event.GATEWAY_REFUSED)
-            )
+            async with self.ctx.db.begin() as s:
+                refused = await s.get(Order, order.id, with_for_update=True)
+                assert refused is not None
+                loaded = vend_load.order_only(refused)
+                outcome = vend.gateway_refused(loaded.vend)
+                await vend_writer.apply(s, loaded.rows, outcome, now, policy=self.ctx.policy)
             raise
         await self._set(order.id, gateway_order_id=remote.id)
         return CreatedOrder(
@@ -157,29 +143,10 @@ class Orders:
     async def _count(
         self, s: AsyncSession, order: Order, remote: GatewayPayment, via: str, now: int
     ) -> None:
-        session = await s.get(VendSession, order.session_id, with_for_update=True)
-        assert session is not None
-        verdict = decide.payment_verdict(
-            order.status,
-            right_amount=remote.amount == order.amount and remote.currency == order.currency,
-            lock_live=decide.session_live(session.status, session.expires_at, now),
-        )
-        payment = Payment(
-            id=new_id("pay"),
-            order_id=order.id,
-            gateway_payment_id=remote.id,
-            amount=remote.amount,
-            currency=remote.currency,
-            disposition=verdict.disposition,
-            verified_via=via,
-            created_at=now,
-        )
-        s.add(payment)
-        await s.flush()
-        if verdict is not PaymentVerdict.DUPLICATE:
-            order.paid_at = now
-            order.updated_at = now
-        if verdict is PaymentVerdict.WRONG_AMOUNT:
+        loaded = await vend_load.by_order(s, order)
+        paid = Incoming(remote.id, remote.amount, remote.currency, via)
+        outcome = vend.payment_verified(loaded.vend, paid, self.ctx.policy, now)
+        if any(r.reason == PaymentVerdict.WRONG_AMOUNT for r in outcome.refunds):
             log.warning(
                 "order %s paid %d %s, expected %d",
                 order.id,
@@ -187,16 +154,7 @@ class Orders:
                 remote.currency,
                 order.amount,
             )
-        machine = None
-        if verdict is PaymentVerdict.DISPATCH:
-            machine = await s.get(Machine, order.machine_id, with_for_update=True)
-            assert machine is not None
-            verdict = decide.stock_verdict(machine.stock, order.quantity)
-        if verdict.refund_reason is not None:
-            await open_refund(s, order, payment, payment.amount, verdict.refund_reason, now)
-        else:
-            order.status = step(OrderStatus, order.status, Event.PAYMENT_COUNTED)
-            await dispatch(s, self.ctx, order, session, now)
+        await vend_writer.apply(s, loaded.rows, outcome, now, policy=self.ctx.policy)
 
     async def trigger(self, machine_id: str, order_id: str, client_id: str) -> Order:
         """Older clients ask to dispense; only a counted payment has a command."""

@@ -7,7 +7,7 @@ them to the outbox in the cause's transaction, and the MQTT drain
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from schema.models import Command, Machine, VendSession
 
@@ -68,3 +68,26 @@ def sale_payload(order_id: str, quantity: int, amount: int, currency: str, now: 
         "currency": currency,
         "ts": now,
     }
+
+
+def vend_messages(
+    machine: Machine,
+    lock: VendSession | None,
+    command: Command | None,
+    clear: bool,
+    sale: SalesMsg | None,
+) -> list[tuple[str, str | None, dict[str, Any] | None, bool]]:
+    """What one vend event shows, in publish order: ``(kind, cmd_id, payload, retain)``.
+
+    A sale, the command (sent, or cleared with an empty payload), then the
+    machine's ``desired`` and ``state``. ``payload`` None is the empty one.
+    """
+    out: list[tuple[str, str | None, dict[str, Any] | None, bool]] = []
+    if sale is not None:
+        out.append(("sales", None, dict(sale), False))
+    if command is not None:
+        body = None if clear else dict(command_payload(command))
+        out.append(("cmd", command.id, body, True))
+    out.append(("desired", None, dict(desired_payload(machine, lock)), True))
+    out.append(("state", None, dict(state_payload(machine, lock is not None)), True))
+    return out

@@ -5,12 +5,17 @@ crash between commit and publish loses nothing. The payloads are built in
 ``api.services.outbox``.
 """
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.services import outbox, sessions
 from schema import messages, topics
 from schema.models import Command, Machine, OutboxMessage, VendSession
+
+if TYPE_CHECKING:
+    from schema.messages import SalesMsg
 
 
 async def enqueue(
@@ -55,13 +60,11 @@ async def machine_changed(
     when the caller already raised ``desired_version`` in its own UPDATE.
     """
     active = await sessions.active_session(s, machine.id) if isinstance(lock, _LookUp) else lock
+    if desired:
+        await vend_changed(s, machine, active, now, version_bumped=version_bumped)
+        return
     state = outbox.state_payload(machine, active is not None)
     encoded = [(topics.state(machine.id), messages.encode("state", state))]
-    if desired:
-        if not version_bumped:
-            machine.desired_version += 1
-        shown = outbox.desired_payload(machine, active)
-        encoded.insert(0, (topics.desired(machine.id), messages.encode("desired", shown)))
     await supersede(s, [topic for topic, _payload in encoded])
     await enqueue_many(s, encoded, retain=True, qos=1, now=now)
 
@@ -105,3 +108,39 @@ async def sale(
     await enqueue(
         s, topics.sales(machine_id), messages.encode("sales", payload), retain=False, qos=1, now=now
     )
+
+
+async def vend_changed(
+    s: AsyncSession,
+    machine: Machine,
+    lock: VendSession | None,
+    now: int,
+    *,
+    command: Command | None = None,
+    clear: bool = False,
+    sale: "SalesMsg | None" = None,
+    version_bumped: bool = False,
+) -> None:
+    """One vend event's messages: a sale, the command sent or cleared, desired and state.
+
+    ``desired``'s version goes up by one (unless the caller's own UPDATE raised
+    it); its and ``state``'s unpublished predecessors are superseded.
+    """
+    if not version_bumped:
+        machine.desired_version += 1
+    made = outbox.vend_messages(machine, lock, command, clear, sale)
+    names = [topics.machine_topic(machine.id, kind, cmd_id) for kind, cmd_id, _b, _r in made]
+    rows = [
+        {
+            "topic": topic,
+            "payload": messages.CLEAR if body is None else messages.encode(kind, body),
+            "retain": retain,
+            "qos": 1,
+            "created_at": now,
+        }
+        for topic, (kind, _cmd_id, body, retain) in zip(names, made, strict=True)
+    ]
+    if rows[:-2]:  # a sale and the command first: never coalesced, they keep their ids
+        await s.execute(insert(OutboxMessage), rows[:-2])
+    await supersede(s, names[-2:])  # then desired and state replace their predecessors
+    await s.execute(insert(OutboxMessage), rows[-2:])

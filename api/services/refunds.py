@@ -15,68 +15,22 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import GatewayError
-from api.ids import new_id
-from api.lifecycle import decide
-from api.lifecycle.states import MANUAL_REFUND, OrderStatus, RefundStatus
-from api.lifecycle.table import Event, allowed, step
+from api.lifecycle import decide, vend
+from api.lifecycle.states import RefundStatus
 from api.payments.base import PaymentGateway
+from api.services import vend_load, vend_writer
 from api.services.context import Context
-from schema.models import Order, Payment, Refund
+from schema.models import Payment, Refund
 
 log = logging.getLogger(__name__)
 
 
-async def open_refund(
-    s: AsyncSession, order: Order, payment: Payment, amount: int, reason: str, now: int
-) -> Refund | None:
-    """Record the automatic refund of ``amount`` of ``payment``; at most one per payment."""
-    existing = await s.scalar(
-        select(Refund).where(Refund.payment_id == payment.id, Refund.reason != MANUAL_REFUND)
-    )
-    if existing is not None or amount <= 0:
-        return existing
-    refund = new_refund(order, payment, amount, reason, now)
-    s.add(refund)
-    if decide.refund_moves_order(reason, payment.disposition):
-        order.status = step(OrderStatus, order.status, Event.REFUND_OPENED)
-        order.updated_at = now
-    await s.flush()
-    return refund
-
-
-def new_refund(order: Order, payment: Payment, amount: int, reason: str, now: int) -> Refund:
-    """A pending refund row, its id the gateway's idempotency key."""
-    return Refund(
-        id=new_id("rfd"),
-        order_id=order.id,
-        payment_id=payment.id,
-        amount=amount,
-        status=step(RefundStatus, None, Event.CREATE),
-        reason=reason,
-        attempts=0,
-        created_at=now,
-        updated_at=now,
-    )
-
-
 async def settle(s: AsyncSession, refund: Refund, status: str, now: int) -> None:
-    """A gateway's final word on a refund; the order ends ``refunded`` when processed."""
-    event = decide.refund_event(status)
-    if event is None or not allowed(RefundStatus, refund.status, event):
-        return  # not a final word, the same word again, or a stale one after processed
-    refund.status = step(RefundStatus, refund.status, event)
-    refund.updated_at = now
-    if refund.reason == MANUAL_REFUND:
-        return  # money, not history: the order keeps its status
-    payment = await s.get(Payment, refund.payment_id)
-    order = await s.get(Order, refund.order_id, with_for_update=True)
-    if payment is None or order is None:
-        return
-    if decide.refund_moves_order(refund.reason, payment.disposition) and allowed(
-        OrderStatus, order.status, event
-    ):
-        order.status = step(OrderStatus, order.status, event)
-        order.updated_at = now
+    """A gateway's final word on a refund (its row lock held); an automatic one ends its
+    order ``refunded`` when processed."""
+    loaded = await vend_load.by_refund(s, refund)
+    outcome = vend.refund_word(loaded.vend, refund.id, status)
+    await vend_writer.apply(s, loaded.rows, outcome, now)
 
 
 class Refunds:

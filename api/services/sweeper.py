@@ -18,8 +18,7 @@ from api.services import outgoing
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.dispense import Dispense
-from api.services.locks import end_session
-from api.services.sessions import vend_in_flight
+from api.services.locks import end_lock
 from schema.models import Machine, VendSession
 
 
@@ -60,9 +59,8 @@ class Sweeper:
                 )
             ).all()
             ended = 0
-            for session in stale:
-                if not await vend_in_flight(s, session.id):  # a vend in flight keeps its lock
-                    await end_session(s, self.ctx, session, Event.EXPIRED, now)
+            for session in stale:  # a vend in flight keeps its lock
+                if await end_lock(s, self.ctx, session, Event.EXPIRED, now) is None:
                     ended += 1
             return ended
 

@@ -9,14 +9,13 @@ from api.lifecycle.states import (
     BUSY,
     COMMAND_FINAL,
     COUNTED,
-    PROGRESS,
     CommandStatus,
     OrderStatus,
     PaymentDisposition,
     RefundStatus,
     SessionStatus,
 )
-from api.lifecycle.table import Event, allowed, step
+from api.lifecycle.table import Event, step
 
 order_states = st.sampled_from(OrderStatus)
 command_states = st.sampled_from(CommandStatus)
@@ -67,62 +66,6 @@ def test_a_lock_is_live_while_active_and_before_it_runs_out(
     assert live == (status is SessionStatus.ACTIVE and now < expires_at)
 
 
-@given(command_states, units, units, reports, units)
-def test_a_report_never_moves_a_command_back(
-    current: CommandStatus, counted: int, quantity: int, reported: str, dispensed: int
-) -> None:
-    counted = min(counted, quantity)
-    report = decide.read_report(current, counted, quantity, reported, dispensed)
-    assert counted <= report.dispensed <= quantity
-    if current in COMMAND_FINAL or reported not in {*PROGRESS, *COMMAND_FINAL}:
-        assert not report.changes and report.dispensed == counted
-    elif reported in COMMAND_FINAL:
-        assert report.kind == "finish" and report.status == reported
-    elif report.status is not None:
-        assert report.kind == "progress"
-        assert RANK[report.status] > RANK[current]
-    else:
-        assert report.kind in ("ignore", "progress")
-        assert report.changes == (report.dispensed != counted)
-
-
-@given(st.lists(st.tuples(reports, units), max_size=12), st.integers(min_value=1, max_value=10))
-def test_a_vend_finishes_once_and_accounts_for_every_unit(
-    stream: list[tuple[str, int]], quantity: int
-) -> None:
-    status, counted, finished = CommandStatus.PENDING, 0, 0
-    for reported, dispensed in stream:
-        report = decide.read_report(status, counted, quantity, reported, dispensed)
-        counted = report.dispensed
-        if report.status is not None:
-            status = report.status
-        finished += report.kind == "finish"
-    assert finished <= 1
-    if finished:
-        assert status in COMMAND_FINAL
-        done = decide.settle(status, quantity, counted, 250)
-        assert done.sale_amount + done.refund_amount == quantity * 250
-    else:
-        assert status not in COMMAND_FINAL
-
-
-@given(command_states, units, units, prices)
-def test_a_result_settles_into_a_sale_and_a_refund_of_the_rest(
-    status: CommandStatus, quantity: int, dispensed: int, unit: int
-) -> None:
-    dispensed = min(dispensed, quantity)
-    done = decide.settle(status, quantity, dispensed, unit)
-    assert done.sale_amount == dispensed * unit
-    assert done.refund_amount == (quantity - dispensed) * unit
-    assert done.reason == f"dispense_{status}"
-    for order in BUSY:
-        assert allowed(OrderStatus, order, done.order_event)
-    if dispensed == quantity:
-        assert done.order_event is Event.VEND_COMPLETE
-    else:
-        assert step(OrderStatus, OrderStatus.PAID, done.order_event) is OrderStatus.REFUND_PENDING
-
-
 @given(command_states, times, times)
 def test_silence_past_the_deadline_is_unknown(
     status: CommandStatus, deadline: int, now: int
@@ -145,18 +88,6 @@ def test_the_http_fallback_succeeds_only_with_every_unit(dispensed: int, quantit
     assert (status is CommandStatus.SUCCEEDED) == (dispensed >= quantity)
 
 
-@given(order_states, command_states, reports, units)
-def test_progress_starts_a_paid_order_dispensing(
-    status: OrderStatus, current: CommandStatus, reported: str, dispensed: int
-) -> None:
-    report = decide.read_report(current, 0, 5, reported, dispensed)
-    moved = decide.progress_order(status, report)
-    if status is OrderStatus.PAID and report.kind == "progress":
-        assert moved is OrderStatus.DISPENSING
-    else:
-        assert moved == status
-
-
 @given(order_states, st.sampled_from([None, *RefundStatus]))
 def test_the_shopper_waits_for_a_final_order_and_refund(
     status: OrderStatus, refund: RefundStatus | None
@@ -167,7 +98,7 @@ def test_the_shopper_waits_for_a_final_order_and_refund(
         in (OrderStatus.DISPENSED, OrderStatus.REFUNDED, OrderStatus.EXPIRED, OrderStatus.FAILED)
         and refund is not RefundStatus.PENDING
     )
-    assert not (done and decide.order_busy(status))
+    assert not (done and status in BUSY)
 
 
 @given(
@@ -210,3 +141,25 @@ def test_manual_refunds_never_pass_what_was_paid(
     assert decide.manual_verdict(1, None, 0, None) is ManualVerdict.NOT_PAID
     if refunded == paid and decide.vend_over(command):
         assert decide.manual_verdict(1, paid, refunded, command) is ManualVerdict.REFUNDED_IN_FULL
+
+
+@given(st.sampled_from(["in_service", "out_of_service"]), st.booleans(), units)
+def test_a_machine_is_available_in_service_online_and_stocked(
+    mode: str, online: bool, stock: int
+) -> None:
+    found = decide.availability(mode, online, stock)
+    assert (found is decide.Availability.AVAILABLE) == (
+        mode == "in_service" and online and stock >= 1
+    )
+    if mode != "in_service":
+        assert found is decide.Availability.OUT_OF_SERVICE
+
+
+@given(st.sampled_from([None, "123456", "654321"]), st.one_of(st.none(), times), times)
+def test_a_code_counts_only_as_shown_and_in_time(
+    shown: str | None, expires_at: int | None, now: int
+) -> None:
+    hit = decide.code_shown(shown, expires_at, "123456", now)
+    assert hit == (shown == "123456" and expires_at is not None and expires_at > now)
+    assert decide.code_spent(3, 3, shown) == (shown is not None)
+    assert not decide.code_spent(2, 3, "123456")

@@ -1,0 +1,243 @@
+"""The one writer of a vend's statuses: an event's Outcome applied to its rows, once.
+
+The lifecycle (``api.lifecycle.vend``) decides; this module writes what it was
+told, in the event's transaction, and nothing else in the server sets the
+status of an order, a command, a refund or a lock (``tests/lifecycle/
+test_one_writer.py`` keeps it so). What devices and integrators must see goes
+to the outbox in the same transaction.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.commit_feed import order_channel, touch
+from api.ids import new_id
+from api.lifecycle.snapshot import Incoming, NewRefund, Outcome
+from api.lifecycle.states import CommandStatus, OrderStatus, RefundStatus, SessionStatus
+from api.lifecycle.table import Event, step
+from api.services import outgoing
+from api.services.codes import rotate_code
+from api.services.policy import VendPolicy
+from api.services.vend_load import Rows
+from schema.models import Command, Machine, Order, Payment, Refund, VendSession
+
+if TYPE_CHECKING:
+    from schema.messages import SalesMsg
+
+log = logging.getLogger(__name__)
+_POLICY = VendPolicy()  # only a lock's end reads it (the new code's lifetime)
+
+
+@dataclass
+class Written:
+    """The rows an outcome created."""
+
+    order: Order | None = None
+    payment: Payment | None = None
+    command: Command | None = None
+    refunds: list[Refund] = field(default_factory=list)
+
+
+async def apply(
+    s: AsyncSession,
+    rows: Rows,
+    outcome: Outcome,
+    now: int,
+    *,
+    policy: VendPolicy = _POLICY,
+    gateway: str = "",
+) -> Written:
+    """Write ``outcome`` to ``rows``: statuses, amounts, stock, refunds, messages."""
+    written = Written()
+    session, machine = rows.session, rows.machine
+    if outcome.expire_unpaid is not None and session is not None:
+        await _expire_unpaid(s, session.id, outcome.expire_unpaid, now)
+    if outcome.new_order is not None:
+        assert session is not None and machine is not None and outcome.order is not None
+        rows.order = written.order = _new_order(outcome, session, gateway, now)
+        s.add(written.order)
+    order = rows.order
+    if outcome.payment is not None:
+        assert order is not None
+        written.payment = _payment(order, outcome.payment.incoming, outcome.payment.disposition)
+        written.payment.created_at = now
+        s.add(written.payment)
+        await s.flush()  # a payment counted twice at once fails here, before anything else
+    if order is not None and outcome.new_order is None:
+        _order(order, outcome, now)
+    command = rows.command
+    if command is not None:
+        _command(command, outcome, now)
+    if outcome.dispatch is not None:
+        assert order is not None
+        rows.command = command = written.command = Command(
+            id=new_id("cmd"),
+            order_id=order.id,
+            machine_id=order.machine_id,
+            quantity=outcome.dispatch.quantity,
+            status=step(CommandStatus, None, Event.CREATE),
+            dispensed=0,
+            issued_at=now,
+            expires_at=outcome.dispatch.expires_at,
+            deadline=outcome.dispatch.deadline,
+        )
+        s.add(command)
+    if outcome.session_expires_at is not None and session is not None:
+        session.expires_at = outcome.session_expires_at
+    for new in outcome.refunds:
+        assert order is not None
+        paid = written.payment.id if written.payment is not None else new.payment_id
+        assert paid is not None
+        written.refunds.append(_refund(order, paid, new, now))
+        s.add(written.refunds[-1])
+    if outcome.refund is not None:
+        refund_id, status = outcome.refund
+        for refund in rows.refunds:
+            if refund.id == refund_id:
+                refund.status = status
+                refund.updated_at = now
+    if outcome.stock_taken and machine is not None:
+        _take_stock(machine, outcome.stock_taken)
+    lock = rows.lock
+    if outcome.session is not None and session is not None:
+        session.status = outcome.session
+        session.ended_at = now
+        session.end_reason = outcome.end_reason
+        lock = None if lock is session else lock
+    if written.refunds or written.command is not None or written.order is not None:
+        await s.flush()
+    if outcome.rotate_code and machine is not None:
+        await rotate_code(s, machine, now, policy.display_code_ttl_s)
+    shown = outcome.publish
+    if shown.desired and machine is not None:
+        sale: SalesMsg | None = None
+        if shown.sale is not None and order is not None:
+            sale = {
+                "order": order.id,
+                "quantity": shown.sale.quantity,
+                "amount": shown.sale.amount,
+                "currency": order.currency,
+                "ts": now,
+            }
+        sent = command if shown.command or shown.clear else None
+        await outgoing.vend_changed(
+            s, machine, lock, now, command=sent, clear=shown.clear, sale=sale
+        )
+    return written
+
+
+def _new_order(outcome: Outcome, session: VendSession, gateway: str, now: int) -> Order:
+    new = outcome.new_order
+    assert new is not None and outcome.order is not None
+    unit = new.lines[0].unit_amount
+    return Order(
+        id=new_id("ord"),
+        machine_id=session.machine_id,
+        session_id=session.id,
+        client_id=new.client_id,
+        quantity=new.quantity,
+        unit_amount=unit,
+        amount=new.amount,
+        currency=new.currency,
+        status=outcome.order,
+        dispensed=0,
+        gateway=gateway,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _payment(order: Order, paid: Incoming, disposition: str) -> Payment:
+    return Payment(
+        id=new_id("pay"),
+        order_id=order.id,
+        gateway_payment_id=paid.gateway_payment_id,
+        amount=paid.amount,
+        currency=paid.currency,
+        disposition=disposition,
+        verified_via=paid.via,
+    )
+
+
+def _order(order: Order, outcome: Outcome, now: int) -> None:
+    touched = False
+    if outcome.order_paid:
+        order.paid_at = now
+        touched = True
+    if outcome.order is not None:
+        order.status = outcome.order
+        touched = True
+    if outcome.lines is not None:
+        order.dispensed = sum(line.dispensed for line in outcome.lines)
+        touched = True
+    if touched:
+        order.updated_at = now
+
+
+def _command(command: Command, outcome: Outcome, now: int) -> None:
+    if outcome.command is not None:
+        command.status = outcome.command
+    if outcome.command_accepted:
+        command.accepted_at = command.accepted_at or now
+    if outcome.command_dispensed is not None:
+        command.dispensed = outcome.command_dispensed
+    if outcome.command_finished:
+        command.finished_at = now
+        error = outcome.command_error
+        command.error = error[:512] if error else command.error
+
+
+def _refund(order: Order, payment_id: str, new: NewRefund, now: int) -> Refund:
+    """A pending refund row, its id the gateway's idempotency key."""
+    return Refund(
+        id=new_id("rfd"),
+        order_id=order.id,
+        payment_id=payment_id,
+        amount=new.amount,
+        status=step(RefundStatus, None, Event.CREATE),
+        reason=new.reason,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def _expire_unpaid(s: AsyncSession, session_id: str, target: OrderStatus, now: int) -> None:
+    """The lock's unpaid orders expire (the lock ended, or a newer order replaces them)."""
+    expired = await s.scalars(
+        update(Order)
+        .where(Order.session_id == session_id, Order.status == OrderStatus.CREATED)
+        .values(status=target, updated_at=now)
+        .returning(Order.id)
+    )
+    touch(s, *(order_channel(order_id) for order_id in expired.all()))
+
+
+def _take_stock(machine: Machine, dispensed: int) -> None:
+    if dispensed > machine.stock:
+        # The machine held more than we were told: book the difference as a
+        # correction so stock == restocked - dispensed still adds up.
+        log.warning(
+            "machine %s dispensed %d with %d in stock", machine.id, dispensed, machine.stock
+        )
+        machine.restocked_total += dispensed - machine.stock
+        machine.stock = dispensed
+    machine.stock -= dispensed
+    machine.dispensed_total += dispensed
+
+
+def new_session(machine_id: str, client_id: str, source: str, now: int, ttl_s: int) -> VendSession:
+    """A lock taken with the code on the display (the lock path's one status write)."""
+    return VendSession(
+        id=new_id("ses"),
+        machine_id=machine_id,
+        client_id=client_id,
+        source=source[:64] or None,
+        status=step(SessionStatus, None, Event.CREATE),
+        created_at=now,
+        expires_at=now + ttl_s,
+    )
