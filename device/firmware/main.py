@@ -18,7 +18,9 @@ callback only queues messages: umqtt calls it from inside ``publish`` and
 import json
 import random
 
+from device import ota
 from device.controller import Controller
+from device.flash import Flash
 from device.storage import JsonFileStorage
 
 LOOP_MS = 10
@@ -34,6 +36,14 @@ class Firmware:
         self.config = config
         path = hal.flash_path(config.get("state_file", "state.json"))
         storage = JsonFileStorage(path)
+        self.flash = Flash(hal.flash_path("fw.json")[: -len("/fw.json")])
+        self.fw_state = ota.boot_state(self.flash)  # what boot.py chose (None: no updates yet)
+        if self.fw_state and self.fw_state.get("current"):
+            config = dict(config, fw=self.fw_state["current"])
+            self.config = config
+        self.updater = None  # the firmware update under way (device/ota.py)
+        self.later = []  # events that follow an action (sent after the batch)
+        self.trial_ms = int(config.get("trial_s", 120)) * 1000
         self.controller = Controller(config["machine_id"], config, storage, random.random)
         self.lcd = hal.lcd(config)
         self.motor = hal.motor(config)
@@ -54,6 +64,7 @@ class Firmware:
         self.last_ping = self.last_tick
         self.keepalive_ms = int(config.get("mqtt", {}).get("keepalive", 30)) * 1000
         self.synced_at = None
+        self.booted_at = self.last_tick
 
     # -- controller plumbing --
 
@@ -91,6 +102,13 @@ class Firmware:
             self.client = self.hal.mqtt(self.config)
             self.client.set_callback(self.on_message)
             self.client.set_last_will(action[1], action[2], action[3], action[4])
+        elif name == "update":
+            self.start_update(action[1])
+        elif name == "fw_confirm":
+            ota.confirm(self.flash)
+            self.later.append(("fw_confirmed", action[1]))
+        elif name == "fw_reported":
+            ota.reported(self.flash)
         elif name in ("publish", "subscribe"):
             if self.client is None or not self.connected or self.broken:
                 return
@@ -107,6 +125,45 @@ class Firmware:
         if isinstance(topic, (bytes, bytearray)):
             topic = bytes(topic).decode("utf-8")
         self.inbox.append((topic, bytes(payload)))
+
+    # -- firmware updates --
+
+    def start_update(self, cmd: dict) -> None:
+        hal = self.hal
+        if self.synced_at is None and hal.sync_time(self.config):  # NTP before TLS
+            self.synced_at = hal.now()
+        config = self.config
+        self.updater = ota.Updater(
+            self.flash,
+            cmd,
+            config.get("firmware_keys", []),
+            self.controller.config["fw"],
+            lambda url, offset: hal.http_get(config, url, offset),
+            config.get("http_url", ""),
+        )
+
+    def step_update(self) -> None:
+        updater = self.updater
+        if updater.reboot:
+            if self.controller.job is None and self.run is None:  # never mid-vend
+                self.hal.log("update: switching to " + updater.firmware["version"])
+                self.hal.reset()
+            return
+        for result in updater.step(self.hal.now()):
+            self.dispatch(("update_result", result))
+        if updater.finished:
+            self.updater = None
+
+    def check_trial(self) -> None:
+        """A version on trial that has not confirmed itself within ``trial_s`` gives up."""
+        hal = self.hal
+        if self.controller.trial is None:
+            return
+        if hal.ticks_diff(hal.ticks_ms(), self.booted_at) < self.trial_ms:
+            return
+        hal.log("update: not confirmed within trial_s, rolling back")
+        ota.give_up(self.flash)
+        hal.reset()
 
     # -- connection --
 
@@ -133,6 +190,10 @@ class Firmware:
         stale = self.synced_at is None or now - self.synced_at > NTP_EVERY_S
         if stale and hal.sync_time(self.config):
             self.synced_at = hal.now()
+        if self.synced_at is None and self.config.get("mqtt", {}).get("tls"):
+            hal.log("mqtt: no TLS before the clock is set (NTP)")
+            self.schedule_retry()
+            return
         self.dispatch(("connecting",))
         client = self.client
         try:
@@ -157,7 +218,10 @@ class Firmware:
     # -- the loop --
 
     def start(self) -> None:
+        self.booted_at = self.hal.ticks_ms()
         self.dispatch(("boot",))
+        if self.fw_state:
+            self.dispatch(("fw_boot", self.fw_state))
         self.retry_at = None
         self.wait_ms = 0
 
@@ -177,6 +241,11 @@ class Firmware:
         while self.inbox:
             topic, payload = self.inbox.pop(0)
             self.dispatch(("message", topic, payload))
+        while self.later:
+            self.dispatch(self.later.pop(0))
+        if self.updater is not None:
+            self.step_update()
+        self.check_trial()
         if not self.connected and self.run is None and self.due():
             self.try_connect()
         t = hal.ticks_ms()
