@@ -101,7 +101,9 @@ def _combine(s: int, b: "Point", k: int, a: "Point") -> "Point":
     both = _add(b, a)
     table = (None, b, a, both)
     acc = ZERO
-    bit = max(s.bit_length(), k.bit_length())
+    bit = 256  # s < L < 2**253 and k < L (int.bit_length is not on MicroPython)
+    while bit > 0 and not (s >> (bit - 1)) | (k >> (bit - 1)):
+        bit -= 1
     while bit > 0:
         bit -= 1
         acc = _double(acc)

@@ -31,8 +31,6 @@ Portable: runs under CPython and MicroPython (``hashlib.sha256``, ``json``).
 import hashlib
 import json
 
-from device import ed25519
-
 TYPE_CHECKING = False  # mypy reads the block below; no runtime ever runs it
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -111,6 +109,8 @@ def version_key(version: str) -> "list[Any]":
 
 def signed_by(keys: "list[str]", manifest: bytes, signature: str) -> bool:
     """True when one of ``keys`` (64 hex chars each) signed ``manifest``."""
+    from device import ed25519  # only while an update is checked: 9 KB of heap
+
     try:
         sig = ed25519.from_hex(signature)
     except ValueError:

@@ -18,9 +18,7 @@ callback only queues messages: umqtt calls it from inside ``publish`` and
 import json
 import random
 
-from device import ota
 from device.controller import Controller
-from device.flash import Flash
 from device.storage import JsonFileStorage
 
 LOOP_MS = 10
@@ -36,8 +34,10 @@ class Firmware:
         self.config = config
         path = hal.flash_path(config.get("state_file", "state.json"))
         storage = JsonFileStorage(path)
-        self.flash = Flash(hal.flash_path("fw.json")[: -len("/fw.json")])
-        self.fw_state = ota.boot_state(self.flash)  # what boot.py chose (None: no updates yet)
+        # What boot.py chose (None: a board without updates). Read like state.json: the
+        # file, or a finished .tmp next to it.
+        self.fw_state = JsonFileStorage(hal.flash_path("fw.json")).snapshot() or None
+        self.flash = None  # device.flash.Flash, made on the first update (heap)
         if self.fw_state and self.fw_state.get("current"):
             config = dict(config, fw=self.fw_state["current"])
             self.config = config
@@ -105,10 +105,10 @@ class Firmware:
         elif name == "update":
             self.start_update(action[1])
         elif name == "fw_confirm":
-            ota.confirm(self.flash)
+            ota().confirm(flash_of(self))
             self.later.append(("fw_confirmed", action[1]))
         elif name == "fw_reported":
-            ota.reported(self.flash)
+            ota().reported(flash_of(self))
         elif name in ("publish", "subscribe"):
             if self.client is None or not self.connected or self.broken:
                 return
@@ -133,8 +133,8 @@ class Firmware:
         if self.synced_at is None and hal.sync_time(self.config):  # NTP before TLS
             self.synced_at = hal.now()
         config = self.config
-        self.updater = ota.Updater(
-            self.flash,
+        self.updater = ota().Updater(
+            flash_of(self),
             cmd,
             config.get("firmware_keys", []),
             self.controller.config["fw"],
@@ -162,7 +162,7 @@ class Firmware:
         if hal.ticks_diff(hal.ticks_ms(), self.booted_at) < self.trial_ms:
             return
         hal.log("update: not confirmed within trial_s, rolling back")
-        ota.give_up(self.flash)
+        ota().give_up(flash_of(self))
         hal.reset()
 
     # -- connection --
@@ -301,6 +301,23 @@ class Firmware:
                 self.client.disconnect()
             except OSError:
                 pass
+
+
+def ota() -> object:
+    """device.ota, imported on the first update: the heap of a machine that is not
+    updating does not carry it (nor the Ed25519 code it imports)."""
+    from device import ota as module
+
+    return module
+
+
+def flash_of(firmware: "Firmware") -> object:
+    """The update's view of the flash (device/flash.py), made when first needed."""
+    if firmware.flash is None:
+        from device.flash import Flash
+
+        firmware.flash = Flash(firmware.hal.flash_path("fw.json")[: -len("/fw.json")])
+    return firmware.flash
 
 
 def jittered(ms: int) -> int:

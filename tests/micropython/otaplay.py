@@ -14,6 +14,7 @@ import json
 import os
 
 from boot import select
+
 from device import ota
 from device.controller import Controller
 from device.flash import Flash
@@ -169,7 +170,7 @@ def install(root: str, releases: str, version: str = OLD) -> None:
 def _mkdirs(path: str) -> None:
     parts = path.split("/")
     for i in range(2, len(parts) + 1):
-        try:
+        try:  # noqa: SIM105 (no contextlib on MicroPython)
             os.mkdir("/".join(parts[:i]))
         except OSError:
             pass

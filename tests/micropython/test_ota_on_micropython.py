@@ -83,10 +83,11 @@ def otaplay(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 def both(image: Path, otaplay: ModuleType, tmp_path: Path, releases: Path, call: str) -> object:
     """``otaplay.<call>`` on MicroPython and on CPython: the same answer from both."""
-    code = f"import json, otaplay\nprint(json.dumps(otaplay.{call.format(root='/flash/b', releases='/lib/releases')}))\n"
+    on_board = call.format(root="/flash/b", releases="/lib/releases")
+    code = f"import json, otaplay\nprint(json.dumps(otaplay.{on_board}))\n"
     on_micropython = json.loads(interpreter.run(image, code))
     root = tmp_path / "b"
-    on_cpython = eval("otaplay." + call.format(root=str(root), releases=str(releases)))  # noqa: S307
+    on_cpython = eval("otaplay." + call.format(root=str(root), releases=str(releases)))
     assert on_micropython == json.loads(json.dumps(on_cpython))
     return on_micropython
 
