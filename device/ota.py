@@ -15,10 +15,11 @@ true the firmware resets and boot.py finishes the switch.
    free flash (``no_space``); only then ``accepted``.
 2. **download**: each file streamed into ``/staging`` in ``chunk`` bytes (one
    write per step, the file closed after each), resuming from the staged size
-   with ``Range``; a dropped link is retried ``retries`` times in a row, then
-   ``failed`` ``download_failed``. A staging folder from an earlier attempt at
-   the same release is kept (the same manifest bytes), so a reboot mid-download
-   resumes where it stopped when the command comes again.
+   with ``Range``; a dropped link is retried ``retries`` times in a row, after
+   waits of ``retry_s`` doubling each time, then ``failed`` ``download_failed``.
+   A staging folder from an earlier attempt at the same release is kept (the
+   same manifest bytes), so a reboot mid-download resumes where it stopped when
+   the command comes again.
 3. **verify**: every staged file read back and its sha256 and size compared
    with the signed manifest (``failed`` ``hash_mismatch``, and the bad file is
    removed so a later attempt fetches it again).
@@ -53,6 +54,7 @@ STAGING = "staging"
 RELEASE = STAGING + "/.release.json"  # the manifest bytes and signature of what is staged
 CHUNK = 1024
 RETRIES = 5
+RETRY_S = 1.0  # the wait after a failed request, doubled after each one in a row (to 30 s)
 SPARE = 8192  # bytes the file system keeps free besides the new files
 PROGRESS_EVERY = 16384  # bytes between two download progress reports
 MAX_MANIFEST = 16384
@@ -140,6 +142,7 @@ class Updater:
         base_url: str = "",
         chunk: int = CHUNK,
         retries: int = RETRIES,
+        retry_s: float = RETRY_S,
     ) -> None:
         self.flash = flash
         self.cmd_id: str = cmd["cmd_id"]
@@ -150,6 +153,8 @@ class Updater:
         self.base_url = base_url.rstrip("/")
         self.chunk = chunk
         self.retries = retries
+        self.retry_s = retry_s
+        self.wait_until: float = 0  # after a failed request: not before this time
         self.stage = "manifest"
         self.files: list[Msg] = []
         self.index = 0  # the file being downloaded or checked
@@ -186,7 +191,7 @@ class Updater:
 
     def step(self, now: float) -> "list[Msg]":
         """One piece of work; the results it produced, in order."""
-        if self.finished or self.reboot:
+        if self.finished or self.reboot or now < self.wait_until:
             return []
         if self.stage == "manifest":
             return self._manifest(now)
@@ -200,10 +205,7 @@ class Updater:
         try:
             data = self._get(self.url(self.firmware["manifest_url"]), MAX_MANIFEST)
         except OSError:
-            self.failures += 1
-            if self.failures > self.retries:
-                return self._end("failed", "download_failed", now)
-            return []
+            return self._failed(now)
         self.failures = 0
         signature = self.firmware["signature"]
         if not signed_by(self.keys, data, signature):
@@ -236,6 +238,14 @@ class Updater:
             self.flash.write_json(RELEASE, release)
         self.stage = "download"
         return [self._result("accepted", now), self._progress("download", 0, now)]
+
+    def _failed(self, now: float) -> "list[Msg]":
+        """A request failed (a dropped link, a server error): wait, then try again."""
+        self.failures += 1
+        if self.failures > self.retries:
+            return self._end("failed", "download_failed", now)
+        self.wait_until = now + min(30.0, self.retry_s * 2 ** (self.failures - 1))
+        return []
 
     def _staged_bytes(self) -> int:
         staged = 0
@@ -286,10 +296,7 @@ class Updater:
         try:
             data = self._chunk(entry, have)
         except OSError:
-            self.failures += 1
-            if self.failures > self.retries:
-                return self._end("failed", "download_failed", now)
-            return []
+            return self._failed(now)
         self.failures = 0
         f = self.flash.open_write(name, append=have > 0)
         try:

@@ -243,8 +243,8 @@ class Firmware:
             self.dispatch(("message", topic, payload))
         while self.later:
             self.dispatch(self.later.pop(0))
-        if self.updater is not None:
-            self.step_update()
+        if self.updater is not None and self.run is None and self.controller.job is None:
+            self.step_update()  # never while the motor runs: a slow read must not lengthen it
         self.check_trial()
         if not self.connected and self.run is None and self.due():
             self.try_connect()

@@ -261,6 +261,7 @@ class Board:
         """Step the update to its end; True when it asks for the reset into the new version."""
         while self.updater is not None and limit:
             limit -= 1
+            self.t += 1  # a second per step: waits after a dropped link pass
             for result in self.updater.step(self.t):
                 self.handle(("update_result", result))
             if self.updater.reboot:
