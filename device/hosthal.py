@@ -270,6 +270,27 @@ class UmqttOverPaho:
             self._loop(0.05)
 
 
+def http_get(config: dict[str, Any], url: str, offset: int = 0) -> "HttpResponse":
+    """GET ``url`` with the machine's API key as a bearer token and, from a non-zero
+    ``offset``, ``Range: bytes=offset-``; the body is left to stream (``OSError``
+    on a network failure, as on the board)."""
+    parts = urlsplit(url)
+    conn_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    conn = conn_class(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    headers = {"Authorization": "Bearer " + str(config.get("api_key") or "")}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        conn.request("GET", parts.path or "/", headers=headers)
+        response = conn.getresponse()
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        raise OSError(f"http: {exc!r}") from exc
+    return HttpResponse(conn, response)
+
+
 class HttpResponse:
     """An HTTP response whose body the firmware reads a chunk at a time."""
 
@@ -341,21 +362,7 @@ class HostHal:
         self.calls.append("http")
         if url.startswith("https://") and not self.clock_set:
             raise OSError("TLS before the clock was set")
-        parts = urlsplit(url)
-        conn_class = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        conn = conn_class(parts.hostname or "127.0.0.1", parts.port, timeout=10)
-        headers = {"Authorization": "Bearer " + str(config.get("api_key", ""))}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-        try:
-            conn.request("GET", parts.path or "/", headers=headers)
-            response = conn.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise OSError(f"http: {exc!r}") from exc
-        return HttpResponse(conn, response)
+        return http_get(config, url, offset)
 
     def wifi_ok(self) -> bool:
         return self.wifi_up

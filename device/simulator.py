@@ -15,6 +15,15 @@ password = API key, TCP_NODELAY). Faults can be injected:
   interrupted mid-run is reported ``unknown`` after the reboot)
 * ``clock_skew``: each machine's clock is off by up to this many seconds
 
+With ``fw_dir``, each machine also takes firmware updates for real: its
+firmware files live in ``fw_dir/<machine id>/`` and an update command makes it
+download the release from ``http_url`` with its key, check it against
+``firmware_keys``, switch at a simulated reboot and confirm or roll back, as a
+board does (device/simfirmware.py, with the faults ``hash_mismatch_rate``,
+``crash_on_boot_rate``, ``download_drop_rate``, ``download_delay_s``), and
+``offline_rate`` (chance per machine per second) takes a machine off the
+network for ``offline_s`` seconds.
+
 Each machine sends telemetry every ``telemetry_s`` seconds (60; 0: none), jittered
 like the firmware's, and waits a random 0.5 to 1.5 times its backoff before
 reconnecting.
@@ -33,10 +42,11 @@ import ssl
 import time
 from collections.abc import Iterable
 
+from device.simfirmware import FirmwareFaults, SimFirmware
 from device.storage import JsonFileStorage
 from device.virtual import Faults, VirtualMachine
 
-__all__ = ["Faults", "Fleet", "VirtualMachine"]
+__all__ = ["Faults", "FirmwareFaults", "Fleet", "VirtualMachine"]
 
 
 def flash_file(flash_dir: str, machine_id: str) -> JsonFileStorage:
@@ -67,13 +77,38 @@ class Fleet:
         connect_spread_s: float | None = None,
         telemetry_s: float = 60,
         flash_dir: str | None = None,
+        fw_dir: str | None = None,
+        http_url: str = "",
+        firmware_keys: Iterable[str] = (),
+        trial_s: float = 120.0,
+        fw_version: str = "1.0.0",
+        fw_faults: FirmwareFaults | None = None,
+        offline_rate: float = 0.0,
+        offline_s: float = 30.0,
     ) -> None:
         faults = Faults(
             fail_rate, jam_rate, drop_connection_rate, reboot_rate, clock_skew, service_s
         )
+        keys = list(firmware_keys)
+        self.offline_rate = offline_rate
+        self.offline_s = offline_s
+        self._offline_rng = random.Random(seed)
+        self._offline_task: asyncio.Task[None] | None = None
         rng = random.Random(seed)
         self.machines: dict[str, VirtualMachine] = {}
         for machine_id, api_key in machines:
+            firmware = None
+            if fw_dir is not None:
+                firmware = SimFirmware(
+                    os.path.join(fw_dir, machine_id),
+                    version=fw_version,
+                    http_url=http_url,
+                    keys=keys,
+                    api_key=api_key,
+                    trial_s=trial_s,
+                    faults=fw_faults,
+                    rng=random.Random(rng.random()),
+                )
             self.machines[machine_id] = VirtualMachine(
                 machine_id,
                 api_key,
@@ -86,6 +121,7 @@ class Fleet:
                 tls_context=tls_context,
                 telemetry_s=telemetry_s,
                 flash=None if flash_dir is None else flash_file(flash_dir, machine_id),
+                firmware=firmware,
             )
         count = len(self.machines)
         self.connect_spread_s = (
@@ -97,10 +133,31 @@ class Fleet:
         self.started = time.monotonic()
         for index, vm in enumerate(self.machines.values()):
             vm.start(self.connect_spread_s * index / max(1, len(self.machines)))
+        if self.offline_rate > 0:
+            self._offline_task = asyncio.create_task(self._outages())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._offline_task is not None:
+            self._offline_task.cancel()
+            await asyncio.gather(self._offline_task, return_exceptions=True)
         await asyncio.gather(*(vm.stop() for vm in self.machines.values()))
+
+    async def _outages(self) -> None:
+        """Each second, each machine goes off the network with ``offline_rate``."""
+        while True:
+            await asyncio.sleep(1.0)
+            for vm in self.machines.values():
+                if self._offline_rng.random() < self.offline_rate:
+                    vm.go_offline(self.offline_s)
+
+    def versions(self) -> dict[str, int]:
+        """How many machines run each firmware version."""
+        out: dict[str, int] = {}
+        for vm in self.machines.values():
+            version = str(vm.controller.config["fw"])
+            out[version] = out.get(version, 0) + 1
+        return out
 
     def machine(self, machine_id: str) -> VirtualMachine:
         return self.machines[machine_id]
