@@ -190,6 +190,8 @@ def start(root: str = "") -> None:
         hal.safe_outputs(config)
     except ImportError:  # hal.py not copied yet: a bare board, keep the REPL usable
         pass
+    except Exception as exc:  # main.py still runs: it drives the pins itself
+        print("[smartvend] boot: " + repr(exc))
 
 
 if __name__ == "__main__":

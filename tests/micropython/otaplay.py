@@ -12,7 +12,9 @@ Portable: runs under MicroPython (only ``json``, ``os``, ``hashlib``) and CPytho
 import hashlib
 import json
 import os
+import sys
 
+import boot
 from boot import select
 
 from device import ota
@@ -414,3 +416,16 @@ def power_cuts(root: str, releases: str, first: int, last: int) -> list:
         st = select(Flash(root)) or {}
         out.append([cut_at, cut, version_in(root, releases), st.get("current"), st.get("phase")])
     return out
+
+
+def start(root: str, releases: str) -> list:
+    """boot.py's start on a board with ``/current``: the folder MicroPython runs."""
+    install(root, releases)
+    here = os.getcwd()
+    try:
+        boot.start(root)
+        return [os.getcwd(), sys.path[0]]
+    finally:
+        os.chdir(here)
+        if sys.path[0] == root + "/current":
+            sys.path.pop(0)

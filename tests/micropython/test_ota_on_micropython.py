@@ -169,3 +169,16 @@ def test_power_cut_at_every_change_leaves_a_complete_version(
     assert "1.0.0" in versions and "1.1.0" in versions
     first_new = versions.index("1.1.0")
     assert versions[first_new:] == ["1.1.0"] * (len(versions) - first_new)  # no way back
+
+
+def test_boot_enters_the_current_folder(
+    image: Path, otaplay: ModuleType, tmp_path: Path, releases: Path
+) -> None:
+    code = "import json, otaplay\nprint(json.dumps(otaplay.start('/flash/s', '/lib/releases')))"
+    output = interpreter.run(image, code).splitlines()
+    # The stand-in ``machine`` has no pins: boot.py says so and goes on.
+    assert len(output) == 2 and output[0].startswith("[smartvend] boot: AttributeError")
+    assert "Pin" in output[0]
+    assert json.loads(output[-1]) == ["/flash/s/current", "/flash/s/current"]
+    root = tmp_path / "s"
+    assert otaplay.start(str(root), str(releases)) == [str(root / "current")] * 2
