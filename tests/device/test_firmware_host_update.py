@@ -123,8 +123,12 @@ async def test_update_through_the_firmware_loop(tmp_path: Path, mosquitto_port: 
                     lambda r: r[0] == "results" and r[2] == "u1" and r[3]["status"] == "succeeded"
                 )
                 assert done
-                statuses = [r[3] for r in server.received if r[0] == "status" and r[3]]
-                assert statuses[-1]["state"] == "online" and statuses[-1]["fw"] == NEW
+                online_fw = [
+                    r[3]["fw"]
+                    for r in server.received
+                    if r[0] == "status" and r[3] and r[3]["state"] == "online"
+                ]
+                assert online_fw == ["1.0.0", NEW]
             finally:
                 new.power_off()
             assert new.error is None and not new.reset.is_set()

@@ -58,7 +58,7 @@ async def test_fleet_applies_a_release_with_faults(tmp_path: Path, mosquitto_por
         "good": FirmwareFaults(),
         "hash": FirmwareFaults(hash_mismatch_rate=1.0),
         "crash": FirmwareFaults(crash_on_boot_rate=1.0),
-        "drops": FirmwareFaults(download_drop_rate=0.3, download_delay_s=0.01),
+        "drops": FirmwareFaults(download_drop_rate=0.2, download_delay_s=0.01),
         "away": FirmwareFaults(),
     }
     with release_server(tmp_path / "releases") as http:
