@@ -182,3 +182,28 @@ def test_boot_enters_the_current_folder(
     assert json.loads(output[-1]) == ["/flash/s/current", "/flash/s/current"]
     root = tmp_path / "s"
     assert otaplay.start(str(root), str(releases)) == [str(root / "current")] * 2
+
+
+def test_ed25519_time_and_heap_on_micropython(
+    image: Path, releases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The figures docs/firmware.md gives for MicroPython (printed, loosely bounded)."""
+    chunks = [
+        "import gc, json, time\ngc.collect()\nbase = gc.mem_alloc()",
+        "from device import ed25519\nfrom device.ota import signed_by",
+        "resident = gc.mem_alloc() - base\n"
+        "data = open('/lib/releases/1.1.0/manifest.json', 'rb').read()\n"
+        "sig = open('/lib/releases/1.1.0/signature').read().strip()\n"
+        "keys = json.loads(open('/lib/releases/keys.json').read())[1:]",
+        "before = gc.mem_alloc()\nt = time.ticks_us()\nok = signed_by(keys, data, sig)\n"
+        "us = time.ticks_diff(time.ticks_us(), t)\nchurn = gc.mem_alloc() - before",
+        "t = time.ticks_us()\ned25519.sha512(data)\nsha_us = time.ticks_diff(time.ticks_us(), t)",
+        "print(json.dumps({'ok': ok, 'resident': resident, 'verify_ms': us // 1000, "
+        "'sha512_ms': sha_us // 1000, 'allocated': churn, 'manifest': len(data)}))",
+    ]
+    figures = json.loads(interpreter.run(image, *chunks).splitlines()[-1])
+    with capsys.disabled():
+        print(f"\nEd25519 on MicroPython (WebAssembly): {figures}")
+    assert figures["ok"] is True
+    assert 0 < figures["resident"] < 20 * 1024  # ed25519 + ota + flash, as .mpy
+    assert figures["sha512_ms"] <= figures["verify_ms"]
