@@ -187,6 +187,13 @@ class Updater:
             return path
         return self.base_url + path
 
+    def file_url(self, path: str) -> str:
+        """Next to the manifest: ``.../{version}/manifest`` -> ``.../{version}/files/{path}``."""
+        manifest = self.url(self.firmware["manifest_url"])
+        if manifest.endswith("/manifest"):
+            return manifest[: -len("manifest")] + "files/" + path
+        return self.url("/api/firmware/" + self.firmware["version"] + "/files/" + path)
+
     # -- the steps --
 
     def step(self, now: float) -> "list[Msg]":
@@ -307,8 +314,7 @@ class Updater:
 
     def _chunk(self, entry: "Msg", offset: int) -> bytes:
         """Up to ``chunk`` bytes of ``entry`` from ``offset`` (a ranged request)."""
-        version = self.firmware["version"]
-        url = self.url("/api/firmware/" + version + "/files/" + entry["path"])
+        url = self.file_url(entry["path"])
         response = self.fetch(url, offset)
         try:
             if offset and response.status == 200:

@@ -139,7 +139,7 @@ class Firmware:
             config.get("firmware_keys", []),
             self.controller.config["fw"],
             lambda url, offset: hal.http_get(config, url, offset),
-            config.get("http_url", ""),
+            http_url(config),
         )
 
     def step_update(self) -> None:
@@ -301,6 +301,17 @@ class Firmware:
                 self.client.disconnect()
             except OSError:
                 pass
+
+
+def http_url(config: dict) -> str:
+    """The server's base URL for downloads: ``http_url``, else the MQTT host
+    (``https://host`` with TLS, ``http://host:8002`` without, the server's default)."""
+    if config.get("http_url"):
+        return config["http_url"]
+    broker = config.get("mqtt", {})
+    if broker.get("tls"):
+        return "https://" + broker.get("host", "")
+    return "http://" + broker.get("host", "") + ":8002"
 
 
 def ota() -> object:
