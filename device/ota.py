@@ -13,10 +13,12 @@ true the firmware resets and boot.py finishes the switch.
    the command's (``bad_signature``) and the running one (``same_version``;
    ``downgrade`` unless the signed manifest allows it), its size against the
    free flash (``no_space``); only then ``accepted``.
-2. **download**: each file streamed into ``/staging`` in ``chunk`` bytes (one
-   write per step, the file closed after each), resuming from the staged size
-   with ``Range``; a dropped link is retried ``retries`` times in a row, after
-   waits of ``retry_s`` doubling each time, then ``failed`` ``download_failed``.
+2. **download**: each file streamed into ``/staging`` over one request, in
+   ``chunk`` bytes (one read and one write per step, the file closed after
+   each); after a dropped link a new request resumes from the staged size
+   with ``Range`` (a server that answers 200 instead starts the file over). A
+   failed request is retried ``retries`` times in a row, after waits of
+   ``retry_s`` doubling each time, then ``failed`` ``download_failed``.
    A staging folder from an earlier attempt at the same release is kept (the
    same manifest bytes), so a reboot mid-download resumes where it stopped when
    the command comes again.
@@ -164,6 +166,8 @@ class Updater:
         self.failures = 0
         self.reboot = False
         self.finished = False
+        self.response: Response | None = None  # the file being streamed
+        self.appending = False  # its chunks go after what is staged
 
     # -- results --
 
@@ -174,6 +178,7 @@ class Updater:
         return result
 
     def _end(self, status: str, error: str, now: float) -> "list[Msg]":
+        self._close()
         self.finished = True
         return [self._result(status, now, error)]
 
@@ -292,6 +297,7 @@ class Updater:
             self.flash.remove(name)
             have = -1
         if have == entry["size"]:
+            self._close()
             self.index += 1
             self.done_bytes += have
             return self._maybe_progress(now)
@@ -301,38 +307,41 @@ class Updater:
                 self.flash.makedirs(folder)
             have = 0
         try:
-            data = self._chunk(entry, have)
+            data = self._read(entry, name, have)
         except OSError:
+            self._close()
             return self._failed(now)
         self.failures = 0
-        f = self.flash.open_write(name, append=have > 0)
+        f = self.flash.open_write(name, append=self.appending)
         try:
             self.flash.write(f, data)
         finally:
             f.close()
+        self.appending = True
         return self._maybe_progress(now)
 
-    def _chunk(self, entry: "Msg", offset: int) -> bytes:
-        """Up to ``chunk`` bytes of ``entry`` from ``offset`` (a ranged request)."""
-        url = self.file_url(entry["path"])
-        response = self.fetch(url, offset)
-        try:
-            if offset and response.status == 200:
-                raise OSError("no range support")  # never append a whole file to a part
+    def _read(self, entry: "Msg", name: str, have: int) -> bytes:
+        """The next chunk of ``entry``: one request per file, read a chunk per step;
+        after a dropped link a new request with ``Range`` from the staged size."""
+        if self.response is None:
+            response = self.fetch(self.file_url(entry["path"]), have)
+            self.response = response
             if response.status not in (200, 206):
                 raise OSError("HTTP " + str(response.status))
-            want = min(self.chunk, entry["size"] - offset)
-            data = response.read(want)
-            while data and len(data) < want:  # a short read is not the end
-                more = response.read(want - len(data))
-                if not more:
-                    break
-                data += more
-        finally:
-            response.close()
-        if not data and want:
-            raise OSError("no data")
-        return data
+            # A whole file in answer to a Range: start the staged part over.
+            self.appending = have > 0 and response.status == 206
+        data = self.response.read(min(self.chunk, entry["size"] - (have if self.appending else 0)))
+        if not data:
+            raise OSError("the link closed early")  # resumed with Range next time
+        return bytes(data)
+
+    def _close(self) -> None:
+        if self.response is not None:
+            try:  # noqa: SIM105 (no contextlib on MicroPython)
+                self.response.close()
+            except OSError:
+                pass
+            self.response = None
 
     def _maybe_progress(self, now: float) -> "list[Msg]":
         done = self.done_bytes

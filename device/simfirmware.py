@@ -11,7 +11,8 @@ the machine's key. Faults, each a chance (0 disables it):
   (``failed`` ``hash_mismatch``);
 * ``crash_on_boot_rate``: per new version, the machine crashes at every boot of
   it, so boot.py rolls back after three boots (``failed`` ``rolled_back``);
-* ``download_drop_rate``: per request, the link drops (retried with ``Range``);
+* ``download_drop_rate``: per request and per chunk read, the link drops
+  (the rest is fetched with ``Range``);
 * ``download_delay_s``: a pause after every chunk (a slow link).
 
 A machine that has never been updated starts with ``version`` in ``current``
@@ -78,6 +79,24 @@ class _Corrupted:
         self.response.close()
 
 
+class _Flaky:
+    """A response whose link may drop at any read (then the rest comes with Range)."""
+
+    def __init__(self, response: Any, owner: "SimFirmware") -> None:
+        self.response = response
+        self.owner = owner
+        self.status = response.status
+
+    def read(self, n: int) -> bytes:
+        owner = self.owner
+        if owner.offline or owner.rng.random() < owner.faults.download_drop_rate:
+            raise OSError("connection lost")
+        return bytes(self.response.read(n))
+
+    def close(self) -> None:
+        self.response.close()
+
+
 class SimFirmware:
     def __init__(
         self,
@@ -129,9 +148,9 @@ class SimFirmware:
         def fetch(url: str, offset: int) -> Any:
             if self.offline or self.rng.random() < self.faults.download_drop_rate:
                 raise OSError("connection lost")
-            response = http_get(config, url, offset)
+            response: Any = _Flaky(http_get(config, url, offset), self)
             if corrupt and "/files/" in url and offset == 0:
-                return _Corrupted(response)
+                response = _Corrupted(response)
             return response
 
         return ota.Updater(

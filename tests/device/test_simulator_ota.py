@@ -2,6 +2,7 @@
 real HTTP server: each applies the release to its own files, with faults."""
 
 import asyncio
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -52,13 +53,13 @@ async def final(server: FakeServer, mid: str, cmd_id: str, within: float = 30) -
 async def test_fleet_applies_a_release_with_faults(tmp_path: Path, mosquitto_port: int) -> None:
     now = int(time.time())
     key = Ed25519PrivateKey.generate()
-    files = sample_files(NEW, 9000)
+    files = sample_files(NEW, 20000)
     signature = build_release(tmp_path / "releases", NEW, files, key)
     faults = {
         "good": FirmwareFaults(),
         "hash": FirmwareFaults(hash_mismatch_rate=1.0),
         "crash": FirmwareFaults(crash_on_boot_rate=1.0),
-        "drops": FirmwareFaults(download_drop_rate=0.2, download_delay_s=0.01),
+        "drops": FirmwareFaults(download_drop_rate=0.3, download_delay_s=0.01),
         "away": FirmwareFaults(),
     }
     with release_server(tmp_path / "releases") as http:
@@ -76,6 +77,7 @@ async def test_fleet_applies_a_release_with_faults(tmp_path: Path, mosquitto_por
                     api_key="key-" + mid,
                     trial_s=20,
                     faults=fw_faults,
+                    rng=random.Random(3),  # the same drops on every run
                 ),
                 telemetry_s=0,
             )

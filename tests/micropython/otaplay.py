@@ -71,12 +71,17 @@ class CutFlash(Flash):
 
 
 class _Body:
-    def __init__(self, data: bytes, status: int) -> None:
+    def __init__(self, data: bytes, status: int, server: "Server") -> None:
         self.data = data
         self.status = status
         self.at = 0
+        self.server = server
 
     def read(self, n: int) -> bytes:
+        self.server.reads += 1
+        drop = self.server.drop_every
+        if drop and self.server.reads % drop == 0:
+            raise OSError("connection reset")  # mid-file: resumed with Range
         out = self.data[self.at : self.at + n]
         self.at += len(out)
         return out
@@ -87,31 +92,28 @@ class _Body:
 
 class Server:
     """The release files over "HTTP": ``corrupt`` serves one file with a byte
-    flipped; ``drop_every`` fails every n-th request (a dropped link)."""
+    flipped; ``drop_every`` drops the link at every n-th read."""
 
     def __init__(self, releases: str, corrupt: str = "", drop_every: int = 0) -> None:
         self.releases = releases
         self.corrupt = corrupt
         self.drop_every = drop_every
-        self.requests = 0
+        self.reads = 0
         self.ranged = 0
 
     def fetch(self, url: str, offset: int) -> _Body:
-        self.requests += 1
-        if self.drop_every and self.requests % self.drop_every == 0:
-            raise OSError("connection reset")
         parts = url.split("/api/firmware/", 1)[1].split("/", 2)
         version = parts[0]
         base = self.releases + "/" + version
         if parts[1] == "manifest":
-            return _Body(_read(base + "/manifest.json"), 200)
+            return _Body(_read(base + "/manifest.json"), 200, self)
         data = _read(base + "/files/" + parts[2])
         if parts[2] == self.corrupt:
             data = bytes([data[0] ^ 1]) + data[1:]
         if offset:
             self.ranged += 1
-            return _Body(data[offset:], 206)
-        return _Body(data, 200)
+            return _Body(data[offset:], 206, self)
+        return _Body(data, 200, self)
 
 
 def _read(path: str) -> bytes:
