@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from device import simulate
 from device.simfirmware import FirmwareFaults, SimFirmware
+from device.simulator import Fleet
 from device.virtual import Faults, VirtualMachine
 from schema import messages, topics, wire
 from tests.device.releases import build_release, public_hex, release_server, sample_files
@@ -134,3 +136,43 @@ async def test_fleet_applies_a_release_with_faults(tmp_path: Path, mosquitto_por
     bearers = {auth for _, auth, _ in http.requests}
     assert bearers == {"Bearer key-" + mid for mid in vms}
     assert ("running", None) in statuses(server, "good", "u-good")
+
+
+async def test_a_fleet_with_firmware_files(tmp_path: Path, mosquitto_port: int) -> None:
+    now = int(time.time())
+    key = Ed25519PrivateKey.generate()
+    signature = build_release(tmp_path / "releases", NEW, sample_files(NEW, 3000), key)
+    machines = [(f"sim-{i}", f"key-{i}") for i in range(3)]
+    with release_server(tmp_path / "releases") as http:
+        argv = ["--fw-dir", str(tmp_path / "fw"), "--http-url", http.url, "--trial-s", "30"]
+        argv += ["--firmware-key", public_hex(key), "--crash-on-boot-rate", "0"]
+        args = simulate.build_parser().parse_args(argv)
+        async with (
+            fake_server(mosquitto_port) as server,
+            Fleet(
+                machines,
+                "127.0.0.1",
+                mosquitto_port,
+                fw_dir=args.fw_dir,
+                http_url=args.http_url,
+                firmware_keys=args.firmware_key,
+                trial_s=args.trial_s,
+                fw_faults=FirmwareFaults(crash_on_boot_rate=args.crash_on_boot_rate),
+                telemetry_s=0,
+                seed=1,
+            ) as fleet,
+        ):
+            online = messages.server_online(now)
+            await server.client.publish(topics.SERVER_STATUS, online, qos=1, retain=True)
+            await fleet.wait_online()
+            assert fleet.versions() == {"1.0.0": 3}
+            for mid, _ in machines:
+                payload = update_cmd("u-" + mid, signature, now)
+                await server.client.publish(
+                    topics.cmd(mid, "u-" + mid), payload, qos=1, retain=True
+                )
+            for mid, _ in machines:
+                assert (await final(server, mid, "u-" + mid))["status"] == "succeeded"
+            assert fleet.versions() == {NEW: 3}
+    for mid, _ in machines:
+        assert (tmp_path / "fw" / mid / "current" / "main.py").exists()
