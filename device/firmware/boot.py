@@ -137,12 +137,10 @@ def _rollback(fs: object, st: dict) -> dict:
         current = st.get("previous")
     else:  # nothing to go back to: keep what runs
         current = st.get("current")
-    new = {
-        "current": current,
-        "previous": None,
-        "phase": None,
-        "report": {"cmd_id": st.get("cmd_id"), "version": st.get("current")},
-    }
+    report = None  # what the old version publishes: ``failed`` ``rolled_back``
+    if st.get("cmd_id"):  # (none after a rollback asked for by hand)
+        report = {"cmd_id": st.get("cmd_id"), "version": st.get("current")}
+    new = {"current": current, "previous": None, "phase": None, "report": report}
     fs.write_json(STATE, new)
     return new
 

@@ -431,3 +431,21 @@ def start(root: str, releases: str) -> list:
         os.chdir(here)
         if sys.path[0] == root + "/current":
             sys.path.pop(0)
+
+
+def by_hand(root: str, releases: str) -> dict:
+    """After a good update, the operator asks for the previous version (docs/firmware.md)."""
+    good(root, releases)
+    flash = Flash(root)
+    state = flash.read_json("fw.json")
+    state["phase"] = "rollback"
+    state["cmd_id"] = None
+    flash.write_json("fw.json", state)
+    board = Board(root, releases, Server(releases))
+    board.online()
+    return {
+        "state": flash.read_json("fw.json"),
+        "current": version_in(root, releases),
+        "fw": board.fw(),
+        "results": board.results(),
+    }

@@ -207,3 +207,13 @@ def test_ed25519_time_and_heap_on_micropython(
     assert figures["ok"] is True
     assert 0 < figures["resident"] < 20 * 1024  # ed25519 + ota + flash, as .mpy
     assert figures["sha512_ms"] <= figures["verify_ms"]
+
+
+def test_rollback_by_hand(image: Path, otaplay: ModuleType, tmp_path: Path, releases: Path) -> None:
+    out = both(image, otaplay, tmp_path, releases, "by_hand({root!r}, {releases!r})")
+    assert out == {
+        "state": {"current": "1.0.0", "previous": None, "phase": None, "report": None},
+        "current": "1.0.0",
+        "fw": "1.0.0",
+        "results": [],  # nothing to report: no command asked for it
+    }
