@@ -24,6 +24,11 @@ Events (tuples):
 ``("jam",)``                    the motor stalled (driver-detected)
 ``("door", is_open)``           service door opened / closed; closing it
                                 clears an ``error`` (the operator fixed it)
+``("fw_boot", state)``          what boot.py left in ``/fw.json`` (device/ota.py):
+                                a trial to confirm, or a rollback to report
+``("update_result", result)``   a result of the running firmware update
+                                (device/ota.py), published as it is
+``("fw_confirmed", cmd_id)``    the trial version is kept: report ``succeeded``
 =============================== ===============================================
 
 Actions (tuples), to perform in order:
@@ -41,6 +46,13 @@ Actions (tuples), to perform in order:
 ``("motor_stop",)``                                     stop the motor now; no
                                                         ``motor_done`` is expected
 ``("lcd", line1, line2)``                               show two lines (<= 16 chars)
+``("update", cmd)``                                     start the firmware update
+                                                        ``cmd`` (a decoded update
+                                                        command, device/ota.py)
+``("fw_confirm", cmd_id)``                              keep the trial version, then
+                                                        send ``("fw_confirmed", cmd_id)``
+``("fw_reported",)``                                    the rollback's result is in the
+                                                        ledger: clear it from ``/fw.json``
 ======================================================= =============================
 
 Flash keys: ``boot`` (int), ``desired`` (last applied desired dict, without its
@@ -210,6 +222,8 @@ class Controller:
         self.next_telemetry: float = 0
         self.last_lcd: tuple[str, str] | None = None
         self.last_reported: tuple[str, int, int | None] | None = None
+        self.update: str | None = None  # the cmd_id of the firmware update under way
+        self.trial: str | None = None  # the update this version boots on trial for
 
     # -- the one entry point --
 
@@ -355,6 +369,8 @@ class Controller:
                     self.server_online = wire.decode(kind, payload)["state"] == "online"
                 except SchemaError:
                     pass
+                if self.server_online and self.trial is not None and self.connected:
+                    out.append(("fw_confirm", self.trial))
             return
         if mid != self.machine_id:
             return
@@ -397,6 +413,9 @@ class Controller:
         if known is not None:
             self._publish_result(known, out)
             return
+        if wire.command_action(payload) == "update":
+            self._update_command(cmd_id, payload, now, out)
+            return
         job = self.job
         if job is not None and job["cmd_id"] == cmd_id:
             self._publish_result(self._job_result("running", now), out)
@@ -416,6 +435,60 @@ class Controller:
             self._final(_unrun(cmd, "rejected", now, "busy"), now, out)
             return
         self.queue.append(cmd)
+
+    # -- firmware updates (device/ota.py runs them; boot.py switches versions) --
+
+    def _update_command(self, cmd_id: str, payload: bytes, now: float, out: "Out") -> None:
+        if self.update == cmd_id:
+            return  # already under way (a re-sent retained command)
+        try:
+            cmd = wire.decode_update(payload)
+        except SchemaError as exc:
+            self._final(_result(cmd_id, "rejected", 0, now, "invalid: " + str(exc)), now, out)
+            return
+        if cmd["cmd_id"] != cmd_id:
+            self._final(_result(cmd_id, "rejected", 0, now, "cmd_id_mismatch"), now, out)
+            return
+        if now > cmd["expires_at"]:
+            self._final(_result(cmd_id, "expired", 0, now, "expired"), now, out)
+            return
+        busy = self.job is not None or self.queue or self.update is not None
+        if busy or self.mode() in (LOCKED, DISPENSING):
+            self._final(_result(cmd_id, "rejected", 0, now, "busy"), now, out)
+            return
+        self.update = cmd_id
+        out.append(("update", cmd))
+
+    def _on_update_result(self, event: "Event", now: float, out: "Out") -> None:
+        result = event[1]
+        if result["status"] in ("accepted", "running"):
+            if self.connected:
+                topic = topics.result(self.machine_id, result["cmd_id"])
+                out.append(("publish", topic, wire.encode_update_result(result), False, 1))
+            return
+        self.update = None
+        self.ledger.add(result)
+        self._send_final(result, out)
+
+    def _on_fw_boot(self, event: "Event", now: float, out: "Out") -> None:
+        state = event[1] or {}
+        if state.get("phase") == "trial" and state.get("cmd_id"):
+            self.trial = self.update = state["cmd_id"]
+        report = state.get("report")
+        if report and report.get("cmd_id"):
+            result = _result(report["cmd_id"], "failed", 0, now, "rolled_back")
+            self.ledger.add(result)
+            if report["cmd_id"] not in self.unsent:
+                self.unsent.append(report["cmd_id"])
+            out.append(("fw_reported",))
+
+    def _on_fw_confirmed(self, event: "Event", now: float, out: "Out") -> None:
+        if event[1] != self.trial:
+            return
+        self.trial = self.update = None
+        result = _result(event[1], "succeeded", 0, now)
+        self.ledger.add(result)
+        self._send_final(result, out)
 
     # -- commands --
 

@@ -10,12 +10,14 @@ sensor and door are driven by the test; flash is a directory; MQTT is
 """
 
 import contextlib
+import http.client
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -269,6 +271,45 @@ class UmqttOverPaho:
             self._loop(0.05)
 
 
+def http_get(config: dict[str, Any], url: str, offset: int = 0) -> "HttpResponse":
+    """GET ``url`` with the machine's API key as a bearer token and, from a non-zero
+    ``offset``, ``Range: bytes=offset-``; the body is left to stream (``OSError``
+    on a network failure, as on the board)."""
+    parts = urlsplit(url)
+    conn_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    conn = conn_class(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    headers = {"Authorization": "Bearer " + str(config.get("api_key") or "")}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        conn.request("GET", parts.path or "/", headers=headers)
+        response = conn.getresponse()
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        raise OSError(f"http: {exc!r}") from exc
+    return HttpResponse(conn, response)
+
+
+class HttpResponse:
+    """An HTTP response whose body the firmware reads a chunk at a time."""
+
+    def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse):
+        self.conn = conn
+        self.response = response
+        self.status = response.status
+
+    def read(self, n: int) -> bytes:
+        try:
+            return self.response.read(n)
+        except (OSError, http.client.HTTPException) as exc:
+            raise OSError(f"http: {exc!r}") from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class HostHal:
     """The firmware HAL on a PC (see device/firmware/hal.py for the names)."""
 
@@ -283,6 +324,10 @@ class HostHal:
         self.wifi_up = True
         self.logs: list[str] = []
         self.clients: list[UmqttOverPaho] = []
+        self.ntp_ok = True
+        self.clock_set = False
+        self.calls: list[str] = []  # "ntp", "mqtt", "http" in the order they happened
+        self.resets = 0
 
     def log(self, message: str) -> None:
         self.logs.append(message)
@@ -305,10 +350,20 @@ class HostHal:
         time.sleep(ms / 1000)
 
     def sync_time(self, config: dict[str, Any]) -> bool:
-        return True
+        self.calls.append("ntp")
+        self.clock_set = self.clock_set or self.ntp_ok
+        return self.ntp_ok
 
     def reset(self) -> None:
+        self.resets += 1
         raise SystemExit("reset")
+
+    def http_get(self, config: dict[str, Any], url: str, offset: int = 0) -> "HttpResponse":
+        """GET with the machine's key and a ``Range`` from ``offset``; the body streamed."""
+        self.calls.append("http")
+        if url.startswith("https://") and not self.clock_set:
+            raise OSError("TLS before the clock was set")
+        return http_get(config, url, offset)
 
     def wifi_ok(self) -> bool:
         return self.wifi_up
@@ -320,7 +375,10 @@ class HostHal:
         return {"free_mem": 100_000, "rssi": -55}
 
     def mqtt(self, config: dict[str, Any]) -> UmqttOverPaho:
+        self.calls.append("mqtt")
         broker = config["mqtt"]
+        if broker.get("tls") and not self.clock_set:
+            raise OSError("TLS before the clock was set")
         client = UmqttOverPaho(
             config["machine_id"],
             broker["host"],

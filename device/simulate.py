@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from device.simulator import Fleet
+from device.simulator import FirmwareFaults, Fleet
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
@@ -101,6 +101,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep each machine's flash (boot counter, ledger) in DIR/<machine id>.json, "
         "so machines started again announce a new boot as real ones do (default: in memory)",
     )
+    p.add_argument(
+        "--fw-dir",
+        default=None,
+        help="take firmware updates for real: each machine's firmware files in DIR/<machine id>/",
+    )
+    p.add_argument("--http-url", default="", help="the server's base URL for downloads")
+    p.add_argument(
+        "--firmware-key", action="append", default=[], help="a trusted public key (64 hex)"
+    )
+    p.add_argument("--trial-s", type=float, default=120.0, help="a new version's trial")
+    p.add_argument("--fw-version", default="1.0.0", help="the version machines start with")
+    p.add_argument("--hash-mismatch-rate", type=float, default=0.0, help="per update")
+    p.add_argument("--crash-on-boot-rate", type=float, default=0.0, help="per new version")
+    p.add_argument("--download-drop-rate", type=float, default=0.0, help="per request")
+    p.add_argument("--download-delay-s", type=float, default=0.0, help="pause per chunk")
+    p.add_argument("--offline-rate", type=float, default=0.0, help="per machine per second")
+    p.add_argument("--offline-s", type=float, default=30.0, help="how long an outage lasts")
     p.add_argument("--insecure", action="store_true", help="TLS without certificate checks")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     return p
@@ -141,6 +158,19 @@ async def run(args: argparse.Namespace) -> None:
         slot_counts=load_slot_counts(args.credentials) if args.credentials else None,
         jam_slots=args.jam_slot,
         empty_slots=args.empty_slot,
+        fw_dir=args.fw_dir,
+        http_url=args.http_url,
+        firmware_keys=args.firmware_key,
+        trial_s=args.trial_s,
+        fw_version=args.fw_version,
+        fw_faults=FirmwareFaults(
+            args.hash_mismatch_rate,
+            args.crash_on_boot_rate,
+            args.download_drop_rate,
+            args.download_delay_s,
+        ),
+        offline_rate=args.offline_rate,
+        offline_s=args.offline_s,
     )
     live = sys.stdout.isatty()
     async with fleet:

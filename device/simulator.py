@@ -24,6 +24,15 @@ Machines have ``slots`` motors each (1: the v1 machine), or their own number fro
 ``slot_counts``; which slot is on which motor comes from the server's ``desired``,
 as on a real machine.
 
+With ``fw_dir``, each machine also takes firmware updates for real: its
+firmware files live in ``fw_dir/<machine id>/`` and an update command makes it
+download the release from ``http_url`` with its key, check it against
+``firmware_keys``, switch at a simulated reboot and confirm or roll back, as a
+board does (device/simfirmware.py, with the faults ``hash_mismatch_rate``,
+``crash_on_boot_rate``, ``download_drop_rate``, ``download_delay_s``), and
+``offline_rate`` (chance per machine per second) takes a machine off the
+network for ``offline_s`` seconds.
+
 Each machine sends telemetry every ``telemetry_s`` seconds (60; 0: none), jittered
 like the firmware's, and waits a random 0.5 to 1.5 times its backoff before
 reconnecting.
@@ -42,10 +51,11 @@ import ssl
 import time
 from collections.abc import Iterable
 
+from device.simfirmware import FirmwareFaults, SimFirmware
 from device.storage import JsonFileStorage
 from device.virtual import Faults, VirtualMachine
 
-__all__ = ["Faults", "Fleet", "VirtualMachine"]
+__all__ = ["Faults", "FirmwareFaults", "Fleet", "VirtualMachine"]
 
 
 def flash_file(flash_dir: str, machine_id: str) -> JsonFileStorage:
@@ -80,6 +90,14 @@ class Fleet:
         slot_counts: dict[str, int] | None = None,
         jam_slots: Iterable[str] = (),
         empty_slots: Iterable[str] = (),
+        fw_dir: str | None = None,
+        http_url: str = "",
+        firmware_keys: Iterable[str] = (),
+        trial_s: float = 120.0,
+        fw_version: str = "1.0.0",
+        fw_faults: FirmwareFaults | None = None,
+        offline_rate: float = 0.0,
+        offline_s: float = 30.0,
     ) -> None:
         faults = Faults(
             fail_rate,
@@ -92,9 +110,26 @@ class Fleet:
             empty_slots,
         )
         counts = slot_counts or {}
+        keys = list(firmware_keys)
+        self.offline_rate = offline_rate
+        self.offline_s = offline_s
+        self._offline_rng = random.Random(seed)
+        self._offline_task: asyncio.Task[None] | None = None
         rng = random.Random(seed)
         self.machines: dict[str, VirtualMachine] = {}
         for machine_id, api_key in machines:
+            firmware = None
+            if fw_dir is not None:
+                firmware = SimFirmware(
+                    os.path.join(fw_dir, machine_id),
+                    version=fw_version,
+                    http_url=http_url,
+                    keys=keys,
+                    api_key=api_key,
+                    trial_s=trial_s,
+                    faults=fw_faults,
+                    rng=random.Random(rng.random()),
+                )
             self.machines[machine_id] = VirtualMachine(
                 machine_id,
                 api_key,
@@ -108,6 +143,7 @@ class Fleet:
                 telemetry_s=telemetry_s,
                 flash=None if flash_dir is None else flash_file(flash_dir, machine_id),
                 motors=counts.get(machine_id, slots),
+                firmware=firmware,
             )
         count = len(self.machines)
         self.connect_spread_s = (
@@ -119,10 +155,31 @@ class Fleet:
         self.started = time.monotonic()
         for index, vm in enumerate(self.machines.values()):
             vm.start(self.connect_spread_s * index / max(1, len(self.machines)))
+        if self.offline_rate > 0:
+            self._offline_task = asyncio.create_task(self._outages())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._offline_task is not None:
+            self._offline_task.cancel()
+            await asyncio.gather(self._offline_task, return_exceptions=True)
         await asyncio.gather(*(vm.stop() for vm in self.machines.values()))
+
+    async def _outages(self) -> None:
+        """Each second, each machine goes off the network with ``offline_rate``."""
+        while True:
+            await asyncio.sleep(1.0)
+            for vm in self.machines.values():
+                if self._offline_rng.random() < self.offline_rate:
+                    vm.go_offline(self.offline_s)
+
+    def versions(self) -> dict[str, int]:
+        """How many machines run each firmware version."""
+        out: dict[str, int] = {}
+        for vm in self.machines.values():
+            version = str(vm.controller.config["fw"])
+            out[version] = out.get(version, 0) + 1
+        return out
 
     def machine(self, machine_id: str) -> VirtualMachine:
         return self.machines[machine_id]

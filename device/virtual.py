@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
+from device import ota
 from device.controller import Controller
 from device.storage import MemoryStorage
 from schema import topics, wire
 
 if TYPE_CHECKING:
+    from device.simfirmware import SimFirmware
     from device.storage import Storage
 
 log = logging.getLogger("smartvend.simulator")
@@ -72,6 +74,7 @@ class Stats:
         self.refused = 0
         self.connects = 0
         self.reboots = 0
+        self.crashes = 0  # boots of a new version that crashed (device/simfirmware.py)
 
 
 class VirtualMachine:
@@ -93,6 +96,7 @@ class VirtualMachine:
         telemetry_s: float = 60,
         flash: "Storage | None" = None,
         motors: int = 1,
+        firmware: "SimFirmware | None" = None,
     ) -> None:
         self.machine_id = machine_id
         self.api_key = api_key
@@ -130,6 +134,8 @@ class VirtualMachine:
         self._hardware: set[asyncio.Task[None]] = set()
         self._started = 0.0
         self.generation = 0  # bumped by every reboot; older tasks' events are refused
+        self.firmware = firmware  # its firmware files, when it takes updates
+        self.offline_until = 0.0  # time.monotonic() before which it has no network
         self._counted: set[str] = set()
 
     # -- what tests look at --
@@ -180,13 +186,37 @@ class VirtualMachine:
         await asyncio.sleep(delay)
         self._started = time.monotonic()
         gen = self.generation
+        state = None
+        firmware = self.firmware
+        if firmware is not None:  # boot.py first: it may switch or roll back versions
+            state = firmware.boot()
+            if state.get("current"):
+                self.config["fw"] = state["current"]
+                self.controller = Controller(
+                    self.machine_id, self.config, self.storage, self.rng.random
+                )
+            if firmware.crashes(state):
+                self.stats.crashes += 1
+                self._spawn(self._crash(gen), self._tasks)
+                return
         await self.event(("boot",), gen)
+        if state:
+            await self.event(("fw_boot", state), gen)
+            if self.controller.trial is not None:
+                self._spawn(self._trial_timer(gen), self._tasks)
         self._spawn(self._ticker(gen), self._tasks)
         self._spawn(self._connection_loop(gen), self._sessions)
 
     async def _connection_loop(self, gen: int) -> None:
         backoff = 0.5
         while gen == self.generation:
+            offline = self.offline_until - time.monotonic()
+            if offline > 0:  # no network: nothing to wait for but the time
+                await asyncio.sleep(offline)
+            if self.firmware is not None:
+                self.firmware.offline = False
+            if gen != self.generation:
+                return
             try:
                 await self._connect_once(gen)
                 backoff = 0.5
@@ -283,6 +313,13 @@ class VirtualMachine:
             )
         elif name == "subscribe":
             await self._mqtt(lambda c: c.subscribe(action[1], qos=action[2]))
+        elif name == "update":
+            self._spawn(self._update(action[1], self.generation), self._hardware)
+        elif name == "fw_confirm" and self.firmware is not None:
+            ota.confirm(self.firmware.flash)
+            self._spawn(self._later(("fw_confirmed", action[1]), self.generation), self._hardware)
+        elif name == "fw_reported" and self.firmware is not None:
+            ota.reported(self.firmware.flash)
 
     async def _mqtt(self, call: Callable[[aiomqtt.Client], Any]) -> None:
         client = self._client
@@ -360,6 +397,58 @@ class VirtualMachine:
             if self.rng.random() < faults.reboot_rate:
                 self.reboot()
                 return  # the rebooted machine has a ticker of its own
+
+    # -- firmware updates (device/ota.py on the files of device/simfirmware.py) --
+
+    async def _later(self, event: tuple[Any, ...], gen: int) -> None:
+        await self.event(event, gen)
+
+    async def _update(self, cmd: dict[str, Any], gen: int) -> None:
+        firmware = self.firmware
+        if firmware is None:  # a machine simulated without firmware files
+            failed = {"cmd_id": cmd["cmd_id"], "status": "failed", "dispensed": 0}
+            failed.update({"error": "download_failed", "ts": int(self.now())})
+            await self.event(("update_result", failed), gen)
+            return
+        updater = firmware.updater(cmd, self.controller.config["fw"])
+        while gen == self.generation:
+            if self.controller.job is not None or self.motor_on:
+                await asyncio.sleep(0.05)  # a vend goes first, as on the board
+                continue
+            now = self.now()
+            results = await asyncio.to_thread(updater.step, now)
+            for result in results:
+                await self.event(("update_result", result), gen)
+            if updater.reboot:
+                self.reboot()  # boot.py switches to the new version
+                return
+            if updater.finished:
+                return
+            if updater.wait_until > now:
+                await asyncio.sleep(min(0.05, updater.wait_until - now))
+            else:
+                await asyncio.sleep(firmware.faults.download_delay_s)
+
+    async def _crash(self, gen: int) -> None:
+        """The version on trial crashes while starting: the board resets."""
+        await asyncio.sleep(0.1)
+        if gen == self.generation:
+            self.reboot()
+
+    async def _trial_timer(self, gen: int) -> None:
+        """Not confirmed within ``trial_s``: give up, boot.py rolls back."""
+        assert self.firmware is not None
+        await asyncio.sleep(self.firmware.trial_s)
+        if gen == self.generation and self.controller.trial is not None:
+            ota.give_up(self.firmware.flash)
+            self.reboot()
+
+    def go_offline(self, seconds: float) -> None:
+        """No network for ``seconds`` (MQTT and downloads); then it reconnects."""
+        self.offline_until = time.monotonic() + seconds
+        if self.firmware is not None:
+            self.firmware.offline = True
+        self.drop_connection()
 
     def drop_connection(self) -> None:
         """Cut the TCP link without DISCONNECT, as a failing Wi-Fi would."""

@@ -92,6 +92,7 @@ class Rig:
         self.lcd: tuple[str, str] | None = None
         self.will: tuple[Any, ...] | None = None
         self.subscriptions: list[str] = []
+        self.firmware: list[tuple[Any, ...]] = []  # update, fw_confirm, fw_reported actions
         self.rand = rand
         self.ctrl = Controller(mid, self.config, self.storage, rand)
         self.send(("boot",))
@@ -125,6 +126,8 @@ class Rig:
             self.will = action[1:]
         elif name == "subscribe":
             self.subscriptions.append(action[1])
+        elif name in ("update", "fw_confirm", "fw_reported"):
+            self.firmware.append(action)
         else:
             raise AssertionError(f"unknown action {action!r}")
 
