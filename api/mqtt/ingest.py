@@ -25,6 +25,7 @@ from api.errors import SmartVendError
 from api.instrument import observe_batch
 from api.services.container import Services
 from api.services.device_batch import DeviceMessage, apply_batch
+from api.services.rollouts import is_update_command
 from schema import messages, topics
 from schema.errors import SchemaError
 
@@ -211,8 +212,11 @@ class Ingest:
             self.stats.ignored += 1
             return
         try:
-            msg = messages.decode(kind, payload)
-            await self._dispatch(kind, machine_id, cmd_id, msg)
+            if kind == "results" and is_update_command(cmd_id):  # firmware updates
+                await self.services.rollouts.apply_result(machine_id, str(cmd_id), payload)
+            else:
+                msg = messages.decode(kind, payload)
+                await self._dispatch(kind, machine_id, cmd_id, msg)
         except (SchemaError, SmartVendError) as exc:
             topic = _topic(kind, machine_id, cmd_id)
             self._reject(topic, machine_id, f"{exc} (payload {_shown(payload)})")
