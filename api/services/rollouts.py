@@ -346,9 +346,7 @@ class Rollouts:
         if rows:
             ids = [r.machine_id for r in rows]
             fw = dict(
-                (
-                    await s.execute(select(Machine.id, Machine.fw).where(Machine.id.in_(ids)))
-                ).tuples()
+                (await s.execute(select(Machine.id, Machine.fw).where(Machine.id.in_(ids)))).all()
             )
             for row in rows:
                 if row.due_at is None:
@@ -424,12 +422,12 @@ class Rollouts:
                         .where(Rollout.status.in_(("running", "paused")))
                         .group_by(RolloutMachine.status)
                     )
-                ).tuples()
+                ).all()
             )
             rollouts = dict(
                 (
                     await s.execute(select(Rollout.status, func.count()).group_by(Rollout.status))
-                ).tuples()
+                ).all()
             )
         for status in ROLLOUT_MACHINE_STATES:
             metrics.ROLLOUT_MACHINES.labels(status).set(counts.get(status, 0))
