@@ -27,7 +27,10 @@ def keygen(out: Path) -> str:
     """Write a new private key (the seed, hex, mode 0600); returns the public key."""
     key = mf.new_seed()
     seed = key.private_bytes_raw().hex()
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise InvalidRequest(f"{out} exists: a key is never overwritten") from exc
     with os.fdopen(fd, "w") as f:
         f.write(seed + "\n")
     return mf.public_hex(key)
@@ -77,8 +80,11 @@ def build(folder: Path, version: str, key_file: Path, out: Path | None = None) -
 
 def read_release(folder: Path) -> tuple[bytes, str, list[tuple[str, Path]]]:
     """A built release folder: manifest bytes, signature, (path, file) for each entry."""
-    data = (folder / MANIFEST).read_bytes()
-    signature = (folder / SIGNATURE).read_text().strip()
+    try:
+        data = (folder / MANIFEST).read_bytes()
+        signature = (folder / SIGNATURE).read_text().strip()
+    except OSError as exc:
+        raise InvalidRequest(f"{folder} is not a built release: {exc}") from exc
     manifest = mf.parse(data)
     return data, signature, [(f.path, folder / f.path) for f in manifest.files]
 
