@@ -8,8 +8,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from api.errors import InvalidRequest
-from api.http import specs
-from api.http import firmware_openapi
+from api.http import firmware_openapi, specs
 from api.http.openapi import openapi_document
 from api.http.specs import Integer, Object, Spec, Text
 
