@@ -58,7 +58,8 @@ async def test_upload_start_watch_and_abort_from_the_pages(tmp_path: Path) -> No
         assert shown.status_code == 200
         assert ">p2</a>" in shown.text and ">p1</a>" not in shown.text
         assert 'http-equiv="refresh"' in shown.text  # live while it runs
-        aborted = await post_form(client, where, where + "/abort", {})
+        rid = where.rsplit("=", 1)[1]
+        aborted = await post_form(client, where, f"/admin/rollouts/{rid}/abort", {})
         assert aborted.status_code == 303
         after = await client.get(where)
         assert "aborted" in after.text and "canceled" in after.text

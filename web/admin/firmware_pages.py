@@ -84,12 +84,16 @@ async def start(request: Request) -> Response:
         max(1, int(hours * 3600)),
         actor=request.state.admin,
     )
-    return RedirectResponse(f"/admin/rollouts/{rollout_id}", status_code=303)
+    return RedirectResponse(f"/admin/rollouts?id={rollout_id}", status_code=303)
 
 
 @admin_page
 async def rollout(request: Request) -> Response:
-    view = await services(request).rollouts.view(str(request.path_params["rid"]))
+    """``/admin/rollouts?id=…``: one rollout's machines; without an id, the firmware page."""
+    rid = request.query_params.get("id")
+    if not rid:
+        return await firmware(request)
+    view = await services(request).rollouts.view(rid)
     counts: dict[str, int] = {}
     for m in view["machines"]:
         counts[m["status"]] = counts.get(m["status"], 0) + 1
@@ -100,14 +104,14 @@ async def rollout(request: Request) -> Response:
 async def resume(request: Request) -> Response:
     rid = str(request.path_params["rid"])
     await services(request).rollouts.resume(rid)
-    return RedirectResponse(f"/admin/rollouts/{rid}", status_code=303)
+    return RedirectResponse(f"/admin/rollouts?id={rid}", status_code=303)
 
 
 @admin_page
 async def abort(request: Request) -> Response:
     rid = str(request.path_params["rid"])
     await services(request).rollouts.abort(rid)
-    return RedirectResponse(f"/admin/rollouts/{rid}", status_code=303)
+    return RedirectResponse(f"/admin/rollouts?id={rid}", status_code=303)
 
 
 @admin_page

@@ -49,7 +49,7 @@ def routes() -> list[BaseRoute]:
         Route("/admin/firmware", firmware_pages.upload, methods=["POST"]),
         Route("/admin/firmware/tags", firmware_pages.tags, methods=["POST"]),
         Route("/admin/rollouts", firmware_pages.start, methods=["POST"]),
-        Route("/admin/rollouts/{rid}", firmware_pages.rollout, methods=["GET"]),
+        Route("/admin/rollouts", firmware_pages.rollout, methods=["GET"]),
         Route("/admin/rollouts/{rid}/resume", firmware_pages.resume, methods=["POST"]),
         Route("/admin/rollouts/{rid}/abort", firmware_pages.abort, methods=["POST"]),
         Mount("/admin/static", app=StaticFiles(directory=str(STATIC)), name="admin_static"),
