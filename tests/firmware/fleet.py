@@ -76,6 +76,11 @@ class UpdateFleet:
                 await self._session(m)
             except aiomqtt.MqttError:
                 await asyncio.sleep(0.2)  # the broker is busy with a connect storm: again
+            except Exception as exc:
+                # a download that broke: noted; after reconnecting, the retained
+                # command arrives again and the machine starts over
+                self.errors.append(f"{m.mid}: {exc!r}")
+                await asyncio.sleep(0.2)
 
     async def _session(self, m: Machine) -> None:
         m.boot += 1

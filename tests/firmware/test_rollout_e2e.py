@@ -11,6 +11,7 @@ the new ``fw``.
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from api.accounts import server_credentials
 from api.mqtt.mosquitto import CONF_FILE, write_mosquitto_config
 from api.runtime import open_runtime
+from api.services.container import Services
 from tests.e2e import flow
 from tests.e2e.external import running_mosquitto
 from tests.firmware import support
@@ -37,8 +39,8 @@ def ids() -> list[str]:
     return [f"fw-{i:03d}" for i in range(COUNT)]
 
 
-async def register_all(stack_services: object, mids: list[str]) -> dict[str, str]:
-    return {mid: await flow.register(stack_services, mid) for mid in mids}  # type: ignore[arg-type]
+async def register_all(services: Services, mids: list[str]) -> dict[str, str]:
+    return {mid: await flow.register(services, mid) for mid in mids}
 
 
 async def run_rollouts(tmp: Path, stack: Stack, port: int, keys: dict[str, str], key: str) -> None:
@@ -100,12 +102,14 @@ async def run_rollouts(tmp: Path, stack: Stack, port: int, keys: dict[str, str],
             assert 'smartvend_rollouts{status="finished"} 1.0' in metrics.text
 
 
-async def _settles(http: httpx.AsyncClient, auth: dict[str, str], rollout_id: str) -> dict:  # type: ignore[type-arg]
-    async def done() -> dict | None:  # type: ignore[type-arg]
+async def _settles(
+    http: httpx.AsyncClient, auth: dict[str, str], rollout_id: str
+) -> dict[str, Any]:
+    async def done() -> dict[str, Any] | None:
         view = (await http.get(f"/api/rollouts/{rollout_id}", headers=auth)).json()
         return view if view["status"] != "running" else None
 
-    found: dict = await flow.until(done, f"rollout {rollout_id} to stop running", within=60)  # type: ignore[type-arg]
+    found: dict[str, Any] = await flow.until(done, f"rollout {rollout_id} to stop", within=60)
     return found
 
 
