@@ -357,7 +357,7 @@ class Rollouts:
                     await self._move(s, row, plan.Move("timed_out", "deadline", clear=True), now)
             queued = [r for r in rows if r.status == "queued"]
             if queued:
-                ready = await _ready(s, [r.machine_id for r in queued])
+                ready = await _ready(s, [r.machine_id for r in queued], now)
                 for row in queued:
                     if row.machine_id in ready:
                         await self._send(s, row, release, now)
@@ -478,10 +478,11 @@ async def _targets(s: AsyncSession, target: object) -> list[str]:
     raise InvalidRequest('target is "all", {"machines": [...]} or {"tag": "..."}')
 
 
-async def _ready(s: AsyncSession, machine_ids: list[str]) -> set[str]:
+async def _ready(s: AsyncSession, machine_ids: list[str], now: int) -> set[str]:
     """Those of ``machine_ids`` that are online and not in a vend or another update.
 
-    Their rows are locked first, so a lock or a dispense committed meanwhile is seen."""
+    Their rows are locked first, so a lock or a dispense committed meanwhile is seen.
+    An update of an aborted rollout that went silent past its deadline no longer counts."""
     online = set(
         await s.scalars(
             select(Machine.id)
@@ -513,7 +514,9 @@ async def _ready(s: AsyncSession, machine_ids: list[str]) -> set[str]:
     updating = set(
         await s.scalars(
             select(RolloutMachine.machine_id).where(
-                RolloutMachine.machine_id.in_(online), RolloutMachine.status.in_(plan.ACTIVE)
+                RolloutMachine.machine_id.in_(online),
+                RolloutMachine.status.in_(plan.ACTIVE),
+                RolloutMachine.due_at > now,
             )
         )
     )

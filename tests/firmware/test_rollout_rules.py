@@ -282,3 +282,26 @@ async def test_waves_tags_resume_and_abort(services: Services, tmp_path: Path) -
         await services.rollouts.resume(rid)
     listed = await services.rollouts.list()
     assert listed[0]["counts"] == {"succeeded": 3, "rejected": 1, "canceled": 4}
+
+
+async def test_an_aborted_update_blocks_the_machine_only_until_its_deadline(
+    services: Services, clock: FakeClock, tmp_path: Path
+) -> None:
+    await add_release(services, tmp_path, "1.1.0")
+    await add_release(services, tmp_path, "1.2.0")
+    await machine(services, "m1")
+    first = await services.rollouts.start("1.1.0", "all", [100], 0, 600)
+    await services.rollouts.tick()
+    cmd = (await updates_for(services, "m1"))[0]["cmd_id"]
+    accepted = json.dumps({"cmd_id": cmd, "status": "accepted", "ts": 1}).encode()
+    assert await services.rollouts.apply_result("m1", cmd, accepted)
+    aborted = await services.rollouts.abort(first)
+    assert aborted["machines"][0]["status"] == "downloading"  # it carries on by itself
+    await services.rollouts.start("1.2.0", "all", [100], 0, 3600)
+    assert await services.rollouts.tick() == 0  # still busy with the first update
+    clock.advance(601)  # the first update went silent past its deadline
+    assert await services.rollouts.tick() == 1
+    assert [c["firmware"]["version"] for c in await updates_for(services, "m1")] == [  # type: ignore[index]
+        "1.1.0",
+        "1.2.0",
+    ]
