@@ -25,7 +25,8 @@ from tests.e2e.external import running_mosquitto
 from tests.firmware import support
 from tests.firmware.fleet import Machine, UpdateFleet
 from tests.support.databases import migrate_async
-from tests.support.stack import Stack, running_stack, test_settings
+from tests.support.stack import Stack, running_stack
+from tests.support.stack import test_settings as settings_for
 
 pytest_plugins = ["tests.support.db_fixtures"]
 
@@ -137,7 +138,7 @@ async def test_rollout_on_sqlite_and_embedded_broker(tmp_path: Path) -> None:
 
 @contextlib.asynccontextmanager
 async def mosquitto_for(tmp: Path, url: str) -> AsyncIterator[tuple[int, dict[str, str]]]:
-    settings = test_settings(tmp, database_url=url)
+    settings = settings_for(tmp, database_url=url)
     async with open_runtime(settings) as rt:
         keys = await register_all(rt.services, ids())
     creds = server_credentials(settings)
