@@ -20,9 +20,8 @@ from starlette.routing import BaseRoute, Route
 from api import background, leader
 from api.clock import Clock
 from api.errors import SmartVendError
-from api.http import admin, device, shopper
+from api.http import admin, device, firmware, shopper
 from api.http.auth import AdminTokens
-from api.http.body_limit import BodyLimit
 from api.http.errors import http_error, smartvend_error, unexpected_error
 from api.http.observability import routes as observability_routes
 from api.http.openapi import openapi_document
@@ -93,6 +92,7 @@ def create_app(
                     (1.0, "deadlines", rt.services.sweeper.tick),
                     (5.0, "refunds", rt.services.refunds.process_pending),
                     (30.0, "reconcile", rt.services.reconciler.run_once),
+                    (1.0, "rollouts", rt.services.rollouts.tick),
                 ]
                 if rt.settings.alert_interval_s > 0:
                     periodic.append(
@@ -120,6 +120,7 @@ def create_app(
         *shopper.routes,
         *device.routes,
         *admin.routes,
+        *firmware.routes,
         *routes,
     ]
     return Starlette(
@@ -127,7 +128,11 @@ def create_app(
         middleware=[
             Middleware(TimingMiddleware, routes=all_routes),
             Middleware(SourceAddress, trusted_proxies=settings.trusted_proxies),
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+            Middleware(
+                firmware.BodyLimits,
+                max_bytes=settings.max_body_bytes,
+                firmware_max_bytes=settings.firmware_max_bytes,
+            ),
             *middleware,
         ],
         exception_handlers={

@@ -14,6 +14,7 @@ from typing import Any
 
 from api import migrations
 from api.errors import ConfigurationError, SmartVendError
+from api.firmware import cli as firmware_cli
 from api.money import AmbiguousAmount, money, parse_rupees
 from api.provision import mqtt_url_for_devices, provision
 from api.runtime import Runtime, open_runtime
@@ -402,6 +403,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="run virtual machines (see --help of device.simulate)")
     s.add_argument("rest", nargs=argparse.REMAINDER)
     s.set_defaults(func=cmd_simulate)
+
+    firmware_cli.add_commands(sub)
     return p
 
 

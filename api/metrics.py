@@ -110,6 +110,20 @@ BROKER_CLIENTS = Gauge(
     multiprocess_mode="mostrecent",
     registry=REGISTRY,
 )
+ROLLOUT_MACHINES = Gauge(
+    "smartvend_rollout_machines",
+    "Machines of running or paused rollouts, by their update status",
+    ["status"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+ROLLOUTS = Gauge(
+    "smartvend_rollouts",
+    "Firmware rollouts by status",
+    ["status"],
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
 LEADER = Gauge(
     "smartvend_leader",
     "1 in the worker that runs the singleton work (sum over workers: should be 1)",

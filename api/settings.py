@@ -140,6 +140,8 @@ class Settings:
     log_format: str = "text"
     ha_discovery_prefix: str | None = None  # Home Assistant discovery (off unless set)
     timezone: str = DEFAULT_TIMEZONE  # every day and time operators read (wire stays Unix s)
+    firmware_public_keys: str = ""  # comma-separated Ed25519 public keys (64 hex each)
+    firmware_max_bytes: int = 4 * 1024 * 1024  # a release upload, instead of MAX_BODY_BYTES
 
     @property
     def dev(self) -> bool:
@@ -148,6 +150,12 @@ class Settings:
     @property
     def async_database_url(self) -> str:
         return async_database_url(self.database_url)
+
+    @property
+    def firmware_keys(self) -> tuple[str, ...]:
+        from api.firmware.manifest import parse_public_keys
+
+        return parse_public_keys(self.firmware_public_keys)
 
     @property
     def payments_live(self) -> bool:
@@ -212,6 +220,7 @@ class Settings:
             "fleet_code_only_limit": int,
             "fleet_code_only_refill_s": int,
             "workers": int,
+            "firmware_max_bytes": int,
             "var_dir": Path,
             "secret_key": Secret,
             "admin_password": _optional(Secret),
@@ -264,6 +273,7 @@ class Settings:
             "fleet_code_only_limit",
             "fleet_code_only_refill_s",
             "mqtt_max_payload",
+            "firmware_max_bytes",
         ):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{PREFIX}{name.upper()} must be at least 1")
@@ -297,6 +307,12 @@ class Settings:
         from api.http.source import parse_trusted  # raises on a bad address
 
         parse_trusted(self.trusted_proxies)
+        from api.firmware.manifest import parse_public_keys
+
+        try:
+            parse_public_keys(self.firmware_public_keys)
+        except ValueError as exc:
+            raise ConfigurationError(f"{PREFIX}FIRMWARE_PUBLIC_KEYS: {exc}") from exc
         if bool(self.razorpay_key_id) != bool(self.razorpay_key_secret):
             raise ConfigurationError("set both RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET, or neither")
 

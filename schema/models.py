@@ -356,3 +356,109 @@ class RateBudget(Base):
     capacity: Mapped[float] = mapped_column(Double)
     per_s: Mapped[float] = mapped_column(Double)
     full_at: Mapped[float] = mapped_column(Double, index=True)
+
+
+ROLLOUT_STATES = ("running", "paused", "finished", "aborted")
+ROLLOUT_MACHINE_STATES = (
+    "queued",
+    "sent",
+    "downloading",
+    "installing",
+    "succeeded",
+    "failed",
+    "rejected",
+    "timed_out",
+    "canceled",
+)
+FIRMWARE_CHUNK_BYTES = 65536
+
+
+class FirmwareRelease(Base):
+    """A signed release: the manifest's exact bytes and their Ed25519 signature."""
+
+    __tablename__ = "firmware_releases"
+
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    manifest: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(64))  # the public key (hex) that verified it
+    total_bytes: Mapped[int] = mapped_column(BigInteger)
+    file_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class FirmwareFile(Base):
+    __tablename__ = "firmware_files"
+
+    version: Mapped[str] = mapped_column(
+        ForeignKey("firmware_releases.version", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class FirmwareChunk(Base):
+    """A file's bytes in ``FIRMWARE_CHUNK_BYTES`` pieces (``seq`` from 0): every worker
+    on every host reads them from the one database, and one chunk at a time."""
+
+    __tablename__ = "firmware_chunks"
+
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    path: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MachineTag(Base):
+    __tablename__ = "machine_tags"
+
+    machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class Rollout(Base):
+    """A release rolled out to a target in cumulative waves (percent of the target)."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", ROLLOUT_STATES), name="status_known"),
+        Index("ix_rollouts_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[str] = mapped_column(ForeignKey("firmware_releases.version"))
+    target: Mapped[dict[str, object]] = mapped_column(JSON)
+    waves: Mapped[list[int]] = mapped_column(JSON)
+    max_failure_pct: Mapped[float] = mapped_column(Double)
+    deadline_s: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    wave: Mapped[int] = mapped_column(Integer, default=1)  # waves opened so far (1-based)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RolloutMachine(Base):
+    """One machine of a rollout: its place in the order, its wave and its update command."""
+
+    __tablename__ = "rollout_machines"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", ROLLOUT_MACHINE_STATES), name="status_known"),
+        UniqueConstraint("cmd_id"),
+        Index("ix_rollout_machines_rollout_id_status", "rollout_id", "status"),
+    )
+
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.id"), primary_key=True)
+    machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    wave: Mapped[int] = mapped_column(Integer)  # the first wave (1-based) that includes it
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(String(64))
+    cmd_id: Mapped[str | None] = mapped_column(String(64))
+    progress_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    progress_total: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[int | None] = mapped_column(BigInteger)  # set when its wave opens
+    updated_at: Mapped[int] = mapped_column(BigInteger)

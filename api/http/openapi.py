@@ -368,6 +368,8 @@ def _paths() -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
+    from api.http.firmware_openapi import firmware_paths  # it builds on the helpers above
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -377,6 +379,6 @@ def openapi_document() -> dict[str, Any]:
             "the machine dispenses. Errors are "
             '{"error": {"code", "message"}} with a real status.',
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **firmware_paths()},
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

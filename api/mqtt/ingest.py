@@ -26,6 +26,7 @@ from api.instrument import observe_batch
 from api.lifecycle.states import CommandStatus
 from api.services.container import Services
 from api.services.device_batch import DeviceMessage, apply_batch
+from api.services.rollouts import is_update_command
 from schema import messages, topics
 from schema.errors import SchemaError
 
@@ -219,7 +220,10 @@ class Ingest:
             self.stats.ignored += 1
             return
         try:
-            await self._dispatch(kind, machine_id, cmd_id, payload)
+            if kind == "results" and is_update_command(cmd_id):  # firmware updates
+                await self.services.rollouts.apply_result(machine_id, str(cmd_id), payload)
+            else:
+                await self._dispatch(kind, machine_id, cmd_id, payload)
         except Exception as exc:
             if _refused(exc):
                 topic = _topic(kind, machine_id, cmd_id)

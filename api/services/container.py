@@ -14,6 +14,7 @@ from api.services.context import Context
 from api.services.dispense import Dispense
 from api.services.feedback import Feedbacks
 from api.services.feedback_views import FeedbackViews
+from api.services.firmware import Firmware
 from api.services.fleet_stats import FleetStats
 from api.services.locks import Locks
 from api.services.machines import Machines
@@ -23,6 +24,7 @@ from api.services.orders import Orders
 from api.services.policy import VendPolicy
 from api.services.reconcile import Reconciler
 from api.services.refunds import Refunds
+from api.services.rollouts import Rollouts
 from api.services.sweeper import Sweeper
 from api.services.views import Views
 from api.services.webhooks import Webhooks
@@ -50,6 +52,8 @@ class Services:
     feedback_views: FeedbackViews
     fleet_stats: FleetStats
     manual_refunds: ManualRefunds
+    firmware: Firmware
+    rollouts: Rollouts
 
     @classmethod
     def build(
@@ -91,4 +95,6 @@ class Services:
             feedback_views=FeedbackViews(ctx),
             fleet_stats=FleetStats(ctx),
             manual_refunds=ManualRefunds(ctx),
+            firmware=Firmware(ctx),
+            rollouts=Rollouts(ctx),
         )

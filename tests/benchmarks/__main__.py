@@ -28,6 +28,7 @@ from tests.benchmarks import (
     bench_broker,
     bench_fleet,
     bench_ingest,
+    bench_rollout,
     bench_scale,
     bench_sqlite,
     bench_vend,
@@ -45,7 +46,7 @@ from tests.benchmarks.stacks import STACKS
 ROOT = Path(__file__).resolve().parents[2]
 FULL_OUTPUT = ROOT / "docs" / "performance.md"
 QUICK_OUTPUT = ROOT / "var" / "performance-quick.md"
-PARTS = ("broker", "sqlite", "ingest", "vend", "scale")
+PARTS = ("broker", "sqlite", "ingest", "vend", "scale", "rollout")
 SCALE_OPTIONS = {  # --scale-NAME: ScalePlan field, type
     "machines": int,
     "processes": int,
@@ -64,7 +65,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=",".join(PARTS),
-        help="comma-separated: broker, sqlite, ingest, vend (vend includes the fleet), scale",
+        help="comma-separated: broker, sqlite, ingest, vend (vend includes the fleet), scale, "
+        "rollout",
     )
     parser.add_argument("--output", type=Path, help="where to write the report")
     for name, kind in SCALE_OPTIONS.items():
@@ -134,6 +136,8 @@ async def run(
             found = [await bench_ingest.run(quick, workdir / "ingest")]
         elif part == "scale":
             found = [await bench_scale.run(plan, workdir / "scale")]
+        elif part == "rollout":
+            found = [await bench_rollout.run(quick, workdir / "rollout")]
         else:
             found = await vend_and_fleet(quick, workdir / "vend")
         share = (foreign.seconds - before) / ((time.monotonic() - started) * cores)
@@ -147,7 +151,14 @@ async def run(
 
 
 def _workdirs(root: Path) -> None:
-    for name in ("broker", "sqlite", "ingest", "scale", *(f"vend/{kind}" for kind in STACKS)):
+    for name in (
+        "broker",
+        "sqlite",
+        "ingest",
+        "scale",
+        "rollout",
+        *(f"vend/{kind}" for kind in STACKS),
+    ):
         (root / name).mkdir(parents=True)
 
 

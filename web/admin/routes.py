@@ -8,6 +8,7 @@ from starlette.staticfiles import StaticFiles
 from web.admin import (
     alert_pages,
     auth_pages,
+    firmware_pages,
     fleet_pages,
     integrator_pages,
     machine_pages,
@@ -44,5 +45,12 @@ def routes() -> list[BaseRoute]:
         Route("/admin/alerts", alert_pages.alerts, methods=["GET"]),
         Route("/admin/alerts/run", alert_pages.run_checks, methods=["POST"]),
         Route("/admin/reports", report_pages.reports, methods=["GET"]),
+        Route("/admin/firmware", firmware_pages.firmware, methods=["GET"]),
+        Route("/admin/firmware", firmware_pages.upload, methods=["POST"]),
+        Route("/admin/firmware/tags", firmware_pages.tags, methods=["POST"]),
+        Route("/admin/rollouts", firmware_pages.start, methods=["POST"]),
+        Route("/admin/rollouts", firmware_pages.rollout, methods=["GET"]),
+        Route("/admin/rollouts/{rid}/resume", firmware_pages.resume, methods=["POST"]),
+        Route("/admin/rollouts/{rid}/abort", firmware_pages.abort, methods=["POST"]),
         Mount("/admin/static", app=StaticFiles(directory=str(STATIC)), name="admin_static"),
     ]
