@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-
 from typing import Any
 
 from sqlalchemy import event

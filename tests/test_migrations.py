@@ -297,7 +297,7 @@ def test_existing_machines_and_orders_become_one_slot_and_one_line(
     assert "machine_slots" not in tables(engine)
     with engine.connect() as conn:
         assert conn.scalar(sa.text("SELECT dispensed FROM orders WHERE id = 'o-1'")) == 1
-    # The v1 check is back: an amount that is not unit price × quantity is refused.
+    # The v1 check is back: an amount that is not unit price x quantity is refused.
     assert rejected(engine, orders.update().values(amount=1))
     command.upgrade(config, "head")
     with engine.connect() as conn:
@@ -319,10 +319,21 @@ def test_slot_invariants_reject_bad_rows(database_url: str, engine: sa.Engine) -
         "machine_slots",
         *(
             sa.column(c)
-            for c in (
-                "machine_id slot_id motor product_id price_amount capacity par stock enabled"
-                " position sold_out_taps low_stock_alerted sold_out_alerted"
-            ).split()
+            for c in [
+                "machine_id",
+                "slot_id",
+                "motor",
+                "product_id",
+                "price_amount",
+                "capacity",
+                "par",
+                "stock",
+                "enabled",
+                "position",
+                "sold_out_taps",
+                "low_stock_alerted",
+                "sold_out_alerted",
+            ]
         ),
     )
 

@@ -25,8 +25,8 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# A product per existing machine: an id no new product (``prd_`` + random) can take.
-PRODUCT_OF_MACHINE = "'prdm_' || machines.id"
+# A product per existing machine has the id 'prdm_' || machines.id: one no new
+# product (``prd_`` + random) can take.
 
 
 def upgrade() -> None:
@@ -158,7 +158,7 @@ def upgrade() -> None:
     op.execute(
         "INSERT INTO products (id, sku, name, price_amount, currency, active, image_tag,"
         " created_at, updated_at)"
-        f" SELECT {PRODUCT_OF_MACHINE}, NULL, substr(machines.name, 1, 40),"
+        " SELECT 'prdm_' || machines.id, NULL, substr(machines.name, 1, 40),"
         " machines.price_amount, machines.currency, true, NULL,"
         " machines.created_at, machines.created_at FROM machines"
     )
@@ -166,14 +166,14 @@ def upgrade() -> None:
         "INSERT INTO machine_slots (machine_id, slot_id, motor, product_id, price_amount,"
         " capacity, par, stock, enabled, position, sold_out_taps, low_stock_alerted,"
         " sold_out_alerted)"
-        f" SELECT machines.id, '1', 0, {PRODUCT_OF_MACHINE}, NULL, machines.capacity,"
+        " SELECT machines.id, '1', 0, 'prdm_' || machines.id, NULL, machines.capacity,"
         " machines.capacity, machines.stock, true, 0, 0, machines.low_stock_alerted,"
         " machines.stock = 0 FROM machines"
     )
     op.execute(
         "INSERT INTO order_lines (order_id, position, slot, motor, product_id, product_name,"
         " unit_amount, quantity, dispensed)"
-        f" SELECT orders.id, 0, '1', 0, {PRODUCT_OF_MACHINE}, substr(machines.name, 1, 40),"
+        " SELECT orders.id, 0, '1', 0, 'prdm_' || machines.id, substr(machines.name, 1, 40),"
         " orders.unit_amount, orders.quantity, orders.dispensed"
         " FROM orders JOIN machines ON machines.id = orders.machine_id"
     )
