@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from api.errors import InvalidRequest
+from api.errors import InvalidItems, InvalidRequest
 from api.http import body as b
 from schema.models import FEEDBACK_COMMENT_MAX
 
@@ -42,10 +42,11 @@ class Integer:
     default: int | None = None
     rule: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    optional: bool = False  # null or absent reads as None
 
     @property
     def required(self) -> bool:
-        return self.default is None
+        return self.default is None and not self.optional
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,18 @@ class Object:
     description: str = ""
 
 
-Field = Text | Integer | Object
+@dataclass(frozen=True)
+class Array:
+    """A list of 1..max_items objects, each read by ``fields``; null or absent is None."""
+
+    name: str
+    fields: "Spec"
+    max_items: int
+    required: bool = False
+    description: str = ""
+
+
+Field = Text | Integer | Object | Array
 Spec = tuple[Field, ...]
 
 
@@ -79,7 +91,21 @@ def _value(f: Field, body: dict[str, Any], seen: dict[str, Any]) -> Any:
     if isinstance(f, Object):
         inner = body.get(f.name)
         return parse(f.fields, inner if isinstance(inner, dict) else {})
+    if isinstance(f, Array):
+        items = body.get(f.name)
+        if items is None and not f.required:
+            return None
+        if not isinstance(items, list) or not 1 <= len(items) <= f.max_items:
+            raise InvalidItems(f"{f.name} must be a list of 1 to {f.max_items} objects")
+        if not all(isinstance(item, dict) for item in items):
+            raise InvalidItems(f"each of {f.name} must be an object")
+        try:
+            return [parse(f.fields, item) for item in items]
+        except InvalidRequest as exc:
+            raise InvalidItems(f"{f.name}: {exc.message}") from exc
     if isinstance(f, Integer):
+        if f.optional and body.get(f.name) is None:
+            return None
         high = seen[f.high] if isinstance(f.high, str) else f.high
         return b.integer(body, f.name, low=f.low, high=high, default=f.default)
     if not f.required and body.get(f.name) is None:
@@ -103,6 +129,8 @@ def _field_schema(f: Field, spec: Spec) -> dict[str, Any]:
     out: dict[str, Any]
     if isinstance(f, Object):
         out = schema(f.fields)
+    elif isinstance(f, Array):
+        out = {"type": "array", "items": schema(f.fields), "minItems": 1, "maxItems": f.max_items}
     elif isinstance(f, Integer):
         out = {"type": "integer", "minimum": f.low, "maximum": _bound(f.high, spec), **f.rule}
     elif f.choices or "enum" in f.rule:
@@ -134,7 +162,23 @@ LOCK_BY_CODE: Spec = (
     Text("machine_id", 32, required=False, rule=MACHINE_ID_PATTERN),
 )
 UNLOCK: Spec = (CLIENT_ID, SESSION_ID)
-CREATE_ORDER: Spec = (SESSION_ID, CLIENT_ID, Integer("quantity", 1, 1000))
+SLOT_ID_PATTERN = {"pattern": "^[A-Z0-9]{1,4}$"}
+CART_ITEM: Spec = (
+    Text("slot", 4, rule=SLOT_ID_PATTERN, description="The slot's id, e.g. A1"),
+    Integer("quantity", 1, 1000),
+)
+CREATE_ORDER: Spec = (
+    SESSION_ID,
+    CLIENT_ID,
+    Integer(
+        "quantity",
+        1,
+        1000,
+        optional=True,
+        description="The v1 form: units of a one-slot machine's only slot (instead of items)",
+    ),
+    Array("items", CART_ITEM, 60, description="What to buy: each slot at most once"),
+)
 VERIFY_PAYMENT: Spec = (
     Text("razorpay_order_id", 64),
     Text("razorpay_payment_id", 64),

@@ -250,7 +250,12 @@ class Ingest:
             if msg["cmd_id"] != cmd_id:
                 raise SchemaError("results: cmd_id differs from the topic's")
             await services.dispense.apply_result(
-                machine_id, msg["cmd_id"], msg["status"], msg["dispensed"], msg.get("error")
+                machine_id,
+                msg["cmd_id"],
+                msg["status"],
+                msg["dispensed"],
+                msg.get("error"),
+                msg.get("lines"),
             )
         else:
             raise SchemaError(f"{kind}: not a device message")  # pragma: no cover - put() filters

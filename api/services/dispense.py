@@ -7,6 +7,9 @@ refunded at the order's unit price.
 """
 
 import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +27,7 @@ from api.lifecycle.states import (
     ordered,
 )
 from api.lifecycle.table import Event, step
-from api.services import outgoing
+from api.services import outgoing, vend_lines
 from api.services.context import Context
 from api.services.locks import end_session
 from api.services.refunds import open_refund
@@ -72,6 +75,7 @@ async def finish(
     dispensed: int,
     now: int,
     error: str | None = None,
+    lines: Sequence[dict[str, Any]] | None = None,
 ) -> None:
     """Close a command: stock, sale, refund of the rest, clear it, end the lock."""
     command.status = status
@@ -85,9 +89,19 @@ async def finish(
     order.dispensed = dispensed
     order.updated_at = now
     _take_stock(machine, dispensed)
+    settled = await vend_lines.settle(s, order, machine, dispensed, lines)
+    if settled is not None:  # per line: each line's count at its own unit price
+        done = replace(done, sale_amount=settled.sale_amount, refund_amount=settled.refund_amount)
     if dispensed > 0:
         await outgoing.sale(
-            s, machine.id, order.id, dispensed, done.sale_amount, order.currency, now
+            s,
+            machine.id,
+            order.id,
+            dispensed,
+            done.sale_amount,
+            order.currency,
+            now,
+            lines=None if settled is None else settled.sales,
         )
     if done.order_event is Event.REFUND_OPENED:
         payment = await s.scalar(
@@ -125,7 +139,13 @@ class Dispense:
         self.ctx = ctx
 
     async def apply_result(
-        self, machine_id: str, cmd_id: str, status: str, dispensed: int, error: str | None = None
+        self,
+        machine_id: str,
+        cmd_id: str,
+        status: str,
+        dispensed: int,
+        error: str | None = None,
+        lines: Sequence[dict[str, Any]] | None = None,
     ) -> bool:
         """Apply a device's report; False when it changed nothing (unknown, duplicate, late)."""
         now = self.ctx.clock.now()
@@ -140,7 +160,9 @@ class Dispense:
                 await self._progress(s, command, report, now)
             elif report.kind == "finish":
                 assert report.status is not None
-                await finish(s, self.ctx, command, report.status, report.dispensed, now, error)
+                await finish(
+                    s, self.ctx, command, report.status, report.dispensed, now, error, lines
+                )
             return report.changes
 
     async def _progress(self, s: AsyncSession, command: Command, report: Report, now: int) -> None:

@@ -8,7 +8,8 @@ Every guess spends its budgets first (``api.services.guesses``); a right code,
 or an answer that says nothing about the code, gives them back.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +32,7 @@ from api.ids import new_id
 from api.lifecycle import decide
 from api.lifecycle.states import SessionStatus
 from api.lifecycle.table import Event, step
-from api.services import outgoing, sessions
+from api.services import outgoing, planogram, sessions
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.guesses import GuessGuard, GuessLimits
@@ -48,6 +49,7 @@ class Lock:
     expires_at: int
     price: dict[str, int | str]
     max_quantity: int
+    slots: list[dict[str, Any]] = field(default_factory=list)
 
 
 def valid_client_id(client_id: str) -> bool:
@@ -126,7 +128,7 @@ class Locks:
             current = await sessions.active_session(s, machine.id)
             if current is not None and decide.session_live(current.status, current.expires_at, now):
                 if current.client_id == client_id:
-                    return self._lock_of(machine, current)
+                    return self._lock_of(machine, current, await planogram.rows(s, machine.id))
                 raise MachineBusy("someone else is using this machine right now")
             if current is not None:
                 # A lock that ran out but was not swept yet: end it now; its
@@ -137,13 +139,21 @@ class Locks:
                 await self._count_machine_failure(s, machine, now)
                 refusal = InvalidCode("wrong or expired code; check the machine's display")
             else:
-                self._check_available(machine)
-                return await self._take(s, machine, code, client_id, source, now)
+                found = await planogram.rows(s, machine.id)
+                self._check_available(machine, found)
+                return await self._take(s, machine, code, client_id, source, now, found)
         assert refusal is not None
         raise refusal
 
     async def _take(
-        self, s: AsyncSession, machine: Machine, code: str, client_id: str, source: str, now: int
+        self,
+        s: AsyncSession,
+        machine: Machine,
+        code: str,
+        client_id: str,
+        source: str,
+        now: int,
+        found: list[planogram.Row],
     ) -> Lock:
         # Compare-and-set on the code; the new desired version comes back with it.
         version = await s.scalar(
@@ -182,23 +192,26 @@ class Locks:
         except IntegrityError as exc:
             raise MachineBusy("someone else took this machine a moment ago") from exc
         await outgoing.machine_changed(s, machine, now, lock=session, version_bumped=True)
-        return self._lock_of(machine, session)
+        return self._lock_of(machine, session, found)
 
-    def _lock_of(self, machine: Machine, session: VendSession) -> Lock:
+    def _lock_of(self, machine: Machine, session: VendSession, found: list[planogram.Row]) -> Lock:
+        units = planogram.sellable(found) if found else machine.stock
         return Lock(
             machine_id=machine.id,
             session_id=session.id,
             expires_at=session.expires_at,
             price={"amount": machine.price_amount, "currency": machine.currency},
-            max_quantity=min(self.ctx.policy.max_quantity, machine.stock),
+            max_quantity=min(self.ctx.policy.max_quantity, units),
+            slots=planogram.public_slots(found, machine.currency),
         )
 
-    def _check_available(self, machine: Machine) -> None:
+    def _check_available(self, machine: Machine, found: list[planogram.Row]) -> None:
         if machine.mode != "in_service":
             raise MachineOutOfService("this machine is out of service")
         if not machine.online:
             raise MachineOffline("this machine is offline")
-        if machine.stock < 1:
+        # Empty only when every enabled slot is (CONTRACT 5).
+        if (planogram.sellable(found) if found else machine.stock) < 1:
             raise InsufficientStock("this machine is empty")
 
     async def _count_machine_failure(self, s: AsyncSession, machine: Machine, now: int) -> None:

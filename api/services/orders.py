@@ -32,7 +32,7 @@ from api.lifecycle.decide import PaymentVerdict
 from api.lifecycle.states import PAYABLE, OrderStatus, PaymentDisposition
 from api.lifecycle.table import Event, step
 from api.payments.base import GatewayPayment, PaymentGateway
-from api.services import outgoing, refund_totals
+from api.services import cart, outgoing, planogram, refund_totals, vend_lines
 from api.services.context import Context
 from api.services.dispense import dispatch
 from api.services.refunds import open_refund
@@ -57,8 +57,15 @@ class Orders:
         self.ctx = ctx
         self.gateway = gateway
 
-    async def create(self, session_id: str, client_id: str, quantity: int) -> CreatedOrder:
-        if not 1 <= quantity <= self.ctx.policy.max_quantity:
+    async def create(
+        self,
+        session_id: str,
+        client_id: str,
+        quantity: int | None,
+        items: list[dict[str, Any]] | None = None,
+    ) -> CreatedOrder:
+        """An order of ``items`` (slot, quantity), or of ``quantity`` on a one-slot machine."""
+        if quantity is not None and not 1 <= quantity <= self.ctx.policy.max_quantity:
             raise InvalidRequest(f"quantity must be 1 to {self.ctx.policy.max_quantity}")
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
@@ -69,8 +76,11 @@ class Orders:
                 raise SessionExpired("your session has ended; enter the code again")
             machine = await s.get(Machine, session.machine_id, with_for_update=True)
             assert machine is not None
-            if quantity > machine.stock:
-                raise InsufficientStock(f"only {machine.stock} left in this machine")
+            slots = await planogram.rows(s, machine.id, lock=True)
+            if not slots:  # pragma: no cover - every machine has a slot since 0005
+                raise InsufficientStock("this machine has nothing on sale")
+            wanted = cart.items_of(items, quantity, slots)
+            basket = cart.price(wanted, slots, self.ctx.policy.max_quantity)
             if await vend_in_flight(s, session.id):
                 raise VendInProgress("your earlier order is being dispensed")
             await expire_unpaid(s, session.id, Event.REPLACED, now)  # a new order replaces it
@@ -79,9 +89,10 @@ class Orders:
                 machine_id=machine.id,
                 session_id=session.id,
                 client_id=client_id,
-                quantity=quantity,
-                unit_amount=machine.price_amount,
-                amount=machine.price_amount * quantity,
+                quantity=basket.quantity,
+                # One line: its unit price; several: the amount per unit, for reports.
+                unit_amount=basket.amount // basket.quantity,
+                amount=basket.amount,
                 currency=machine.currency,
                 status=step(OrderStatus, None, Event.CREATE),
                 dispensed=0,
@@ -90,6 +101,8 @@ class Orders:
                 updated_at=now,
             )
             s.add(order)
+            await s.flush()
+            vend_lines.write(s, order.id, basket)
             session.expires_at = max(session.expires_at, now + self.ctx.policy.lock_ttl_s)
             await outgoing.machine_changed(s, machine, now)
         try:
@@ -227,6 +240,7 @@ class Orders:
             order = await s.get(Order, order_id)
             if order is None:
                 raise OrderNotFound("no such order")
+            lines = await vend_lines.of_order(s, order.id)
             refunds = (
                 await s.scalars(
                     select(Refund)
@@ -247,4 +261,5 @@ class Orders:
             "amount": order.amount,
             "currency": order.currency,
             "refund": None if refund is None else refund.as_json(),
+            "lines": vend_lines.as_json(lines),
         }

@@ -5,10 +5,12 @@ crash between commit and publish loses nothing. The payloads are built in
 ``api.services.outbox``.
 """
 
+from typing import Any
+
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.services import outbox, sessions
+from api.services import outbox, planogram, sessions, vend_lines
 from schema import messages, topics
 from schema.models import Command, Machine, OutboxMessage, VendSession
 
@@ -55,6 +57,8 @@ async def machine_changed(
     when the caller already raised ``desired_version`` in its own UPDATE.
     """
     active = await sessions.active_session(s, machine.id) if isinstance(lock, _LookUp) else lock
+    if desired and active is None:  # a session's planogram changes wait for its end
+        await planogram.refresh_desired(s, machine)
     state = outbox.state_payload(machine, active is not None)
     encoded = [(topics.state(machine.id), messages.encode("state", state))]
     if desired:
@@ -79,7 +83,12 @@ async def send_command(s: AsyncSession, command: Command, now: int) -> None:
     await enqueue(
         s,
         topics.cmd(command.machine_id, command.id),
-        messages.encode("cmd", outbox.command_payload(command)),
+        messages.encode(
+            "cmd",
+            outbox.command_payload(
+                command, vend_lines.command_lines(await vend_lines.of_order(s, command.order_id))
+            ),
+        ),
         retain=True,
         qos=1,
         now=now,
@@ -100,8 +109,9 @@ async def sale(
     amount: int,
     currency: str,
     now: int,
+    lines: list[dict[str, Any]] | None = None,
 ) -> None:
-    payload = outbox.sale_payload(order_id, quantity, amount, currency, now)
+    payload = outbox.sale_payload(order_id, quantity, amount, currency, now, lines)
     await enqueue(
         s, topics.sales(machine_id), messages.encode("sales", payload), retain=False, qos=1, now=now
     )

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from api.errors import InvalidRequest
 from api.http import specs
 from api.http.openapi import openapi_document
-from api.http.specs import Integer, Object, Spec, Text
+from api.http.specs import Array, Integer, Object, Spec, Text
 
 ROUTES = sorted(specs.ROUTES.items())
 
@@ -35,6 +35,9 @@ def _check_fields(schema: dict[str, Any], spec: Spec) -> None:
         prop = schema["properties"][f.name]
         if isinstance(f, Object):
             _check_fields(prop, f.fields)
+        elif isinstance(f, Array):
+            assert prop["type"] == "array" and prop["maxItems"] == f.max_items
+            _check_fields(prop["items"], f.fields)
         elif isinstance(f, Integer):
             assert prop["type"] == "integer"
             assert prop["minimum"] == f.rule.get("minimum", f.low)
@@ -62,6 +65,9 @@ def _value(schema: dict[str, Any], required: bool) -> st.SearchStrategy[Any]:
     kind = schema["type"]
     if kind == "object":
         return _object(schema)
+    if kind == "array":
+        items = st.lists(_object(schema["items"]), min_size=1, max_size=3)
+        return items if required else st.none() | items
     if kind == "integer":
         return st.integers(schema["minimum"], schema["maximum"])
     if "pattern" in schema:
@@ -120,7 +126,7 @@ def _too_far(f: Text | Integer, body: dict[str, Any]) -> st.SearchStrategy[Any]:
 @st.composite
 def broken_bodies(draw: st.DrawFn) -> tuple[Spec, dict[str, Any], str]:
     spec, body = draw(valid_bodies())
-    f = draw(st.sampled_from([f for f in spec if not isinstance(f, Object)]))
+    f = draw(st.sampled_from([f for f in spec if not isinstance(f, Object | Array)]))
     return spec, {**body, f.name: draw(_too_far(f, body))}, f.name
 
 
@@ -136,7 +142,21 @@ def test_a_body_past_a_bound_is_refused(case: tuple[Spec, dict[str, Any], str]) 
 @pytest.mark.parametrize(
     ("spec", "body", "message"),
     [
-        (specs.CREATE_ORDER, {"session_id": "s", "client_id": "c"}, "quantity must be an integer"),
+        (
+            specs.CREATE_ORDER,
+            {"session_id": "s", "client_id": "c", "quantity": "2"},
+            "quantity must be an integer",
+        ),
+        (
+            specs.CREATE_ORDER,
+            {"session_id": "s", "client_id": "c", "items": []},
+            "items must be a list of 1 to 60 objects",
+        ),
+        (
+            specs.CREATE_ORDER,
+            {"session_id": "s", "client_id": "c", "items": [{"slot": "A1", "quantity": 0}]},
+            "items: quantity must be 1 to 1000",
+        ),
         (
             specs.CREATE_ORDER,
             {"session_id": "s", "client_id": "c", "quantity": 0},
