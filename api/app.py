@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from api import background, leader
 from api.clock import Clock
 from api.errors import SmartVendError
-from api.http import admin, device, shopper
+from api.http import admin, catalogue, device, shopper
 from api.http.auth import AdminTokens
 from api.http.body_limit import BodyLimit
 from api.http.errors import http_error, smartvend_error, unexpected_error
@@ -34,6 +34,7 @@ from api.payments.base import PaymentGateway
 from api.runtime import open_runtime
 from api.secrets import derive_secret
 from api.services.alert_sender import AlertSender
+from api.services.catalogue import IMAGE_MAX_BYTES
 from api.services.mailer import SmtpMailer
 from api.settings import Settings
 
@@ -119,6 +120,7 @@ def create_app(
         *shopper.routes,
         *device.routes,
         *admin.routes,
+        *catalogue.routes,
         *routes,
     ]
     return Starlette(
@@ -126,7 +128,11 @@ def create_app(
         middleware=[
             Middleware(TimingMiddleware, routes=all_routes),
             Middleware(SourceAddress, trusted_proxies=settings.trusted_proxies),
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+            Middleware(
+                BodyLimit,
+                max_bytes=settings.max_body_bytes,
+                larger=((catalogue.IMAGE_UPLOAD, IMAGE_MAX_BYTES),),
+            ),
             *middleware,
         ],
         exception_handlers={

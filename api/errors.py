@@ -190,3 +190,7 @@ class PlanogramChanged(Conflict):
     """The planogram was changed since the editor read it."""
 
     code = "planogram_changed"
+
+
+class SkuTaken(Conflict):
+    code = "sku_exists"

@@ -7,6 +7,7 @@ responses are written here.
 from typing import Any
 
 from api.http import specs
+from api.http.openapi_slots import ORDER_LINES, PUBLIC_SLOTS, slot_paths
 
 JSON = "application/json"
 
@@ -75,6 +76,7 @@ ORDER = _obj(
                 ),
             ]
         },
+        "lines": ORDER_LINES,
     }
 )
 
@@ -126,6 +128,7 @@ def _paths() -> dict[str, Any]:
             "expires_at": _int(),
             "price": PRICE,
             "max_quantity": _int(),
+            "slots": PUBLIC_SLOTS,
         }
     )
     public = _obj(
@@ -140,6 +143,7 @@ def _paths() -> dict[str, Any]:
             "locked_by_you": {"type": "boolean"},
             "lock_expires_at": NULLABLE_INT,
             "code_on_display": {"type": "boolean"},
+            "slots": PUBLIC_SLOTS,
         }
     )
     created = _obj(
@@ -361,6 +365,6 @@ def openapi_document() -> dict[str, Any]:
             "the machine dispenses. Errors are "
             '{"error": {"code", "message"}} with a real status.',
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **slot_paths(_op, MID)},
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

@@ -10,6 +10,7 @@ from api.services.admin_views import AdminViews
 from api.services.admins import Admins
 from api.services.alerts import Alerts
 from api.services.budgets import BudgetStore, MemoryBudgets
+from api.services.catalogue import Catalogue
 from api.services.context import Context
 from api.services.dispense import Dispense
 from api.services.feedback import Feedbacks
@@ -23,6 +24,7 @@ from api.services.orders import Orders
 from api.services.policy import VendPolicy
 from api.services.reconcile import Reconciler
 from api.services.refunds import Refunds
+from api.services.slots import Slots
 from api.services.sweeper import Sweeper
 from api.services.views import Views
 from api.services.webhooks import Webhooks
@@ -50,6 +52,8 @@ class Services:
     feedback_views: FeedbackViews
     fleet_stats: FleetStats
     manual_refunds: ManualRefunds
+    catalogue: Catalogue
+    slots: Slots
 
     @classmethod
     def build(
@@ -84,4 +88,6 @@ class Services:
             feedback_views=FeedbackViews(ctx),
             fleet_stats=FleetStats(ctx),
             manual_refunds=ManualRefunds(ctx),
+            catalogue=Catalogue(ctx),
+            slots=Slots(ctx),
         )

@@ -237,10 +237,9 @@ class Orders:
     async def view(self, order_id: str) -> dict[str, Any]:
         """The order as the shopper sees it, with the total refunded so far if any."""
         async with self.ctx.db() as s:
-            order = await s.get(Order, order_id)
+            order, lines = await vend_lines.order_with_lines(s, order_id)
             if order is None:
                 raise OrderNotFound("no such order")
-            lines = await vend_lines.of_order(s, order.id)
             refunds = (
                 await s.scalars(
                     select(Refund)

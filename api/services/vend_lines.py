@@ -55,6 +55,21 @@ async def of_order(s: AsyncSession, order_id: str) -> list[OrderLine]:
     )
 
 
+async def order_with_lines(s: AsyncSession, order_id: str) -> tuple[Order | None, list[OrderLine]]:
+    """An order and its lines in one query (the shopper's page reads it on every change)."""
+    found = (
+        await s.execute(
+            select(Order, OrderLine)
+            .outerjoin(OrderLine, OrderLine.order_id == Order.id)
+            .where(Order.id == order_id)
+            .order_by(OrderLine.position)
+        )
+    ).all()
+    if not found:
+        return None, []
+    return found[0][0], [line for _order, line in found if line is not None]
+
+
 async def of_orders(s: AsyncSession, order_ids: Sequence[str]) -> dict[str, list[OrderLine]]:
     found: dict[str, list[OrderLine]] = {order_id: [] for order_id in order_ids}
     if order_ids:
