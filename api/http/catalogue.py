@@ -5,6 +5,7 @@ import csv
 import io
 import re
 import time
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -142,7 +143,7 @@ async def sold_out_tap(request: Request) -> Response:
     return JSONResponse({"counted": counted})
 
 
-async def _picklist(request: Request) -> dict[str, object]:
+async def _picklist(request: Request) -> dict[str, Any]:
     await require_admin(request)
     machines = request.query_params.getlist("machine_id")
     location = request.query_params.get("location") or None
@@ -154,11 +155,15 @@ async def picklist(request: Request) -> Response:
 
 
 async def picklist_csv(request: Request) -> Response:
-    found = await _picklist(request)
+    return csv_response(await _picklist(request))
+
+
+def csv_response(found: dict[str, Any]) -> Response:
+    """The pick list as a sheet: a row per product, a column per machine."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["product_id", "sku", "name", "units", *found["machines"]])  # type: ignore[misc]
-    for entry in found["products"]:  # type: ignore[attr-defined]
+    writer.writerow(["product_id", "sku", "name", "units", *found["machines"]])
+    for entry in found["products"]:
         product = entry["product"]
         per = entry["machines"]
         writer.writerow(
@@ -167,7 +172,7 @@ async def picklist_csv(request: Request) -> Response:
                 product["sku"] or "",
                 _cell(product["name"]),
                 entry["units"],
-                *(per.get(mid, 0) for mid in found["machines"]),  # type: ignore[attr-defined]
+                *(per.get(mid, 0) for mid in found["machines"]),
             ]
         )
     return Response(
