@@ -5,6 +5,7 @@ import io
 import re
 from pathlib import Path
 
+import anyio
 import pytest
 from playwright.async_api import Browser, expect
 
@@ -99,7 +100,7 @@ async def test_an_operator_builds_a_planogram_restocks_and_reads_the_pick_list(
         async with page.expect_download() as got:
             await page.locator("#pick-csv").click()
         download = await got.value
-        sheet = Path(await download.path()).read_text()
+        sheet = await anyio.Path(await download.path()).read_text()
         table = list(csv.reader(io.StringIO(sheet)))
         assert table[0] == ["product_id", "sku", "name", "units", "gym-1"]
         assert sorted((r[2], r[3]) for r in table[1:]) == [("Chips", "6"), ("Cola 330 ml", "10")]
