@@ -1,9 +1,12 @@
-"""Several products per machine over HTTP: catalogue, planograms, carts, restock, pick lists."""
+"""Several products per machine over HTTP: catalogue, planograms, carts, restock, pick lists,
+on SQLite and PostgreSQL."""
 
 import csv
 import io
 import struct
 import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +20,16 @@ from schema.models import Alert, Command, Machine, OrderLine
 from tests.http.conftest import CLIENT, display_code
 from tests.http.test_admin_api import token
 from tests.http.test_shopper_api import assert_error
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
+
+pytest_plugins = ["tests.support.db_fixtures"]
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, database_url: str) -> AsyncIterator[Stack]:
+    """The server on SQLite and on PostgreSQL (row locks, constraints and sums differ)."""
+    async with running_stack(tmp_path, mqtt=False, database_url=database_url) as running:
+        yield running
 
 
 def png(width: int = 2, height: int = 2) -> bytes:
