@@ -129,7 +129,8 @@ async def test_a_cart_of_three_products_with_a_jam_on_the_last_line(tmp_path: Pa
             )
             assert (await http.post("/verify-payment", json=paid.json())).status_code == 200
 
-            cmd = await asyncio.wait_for(commands.get(), flow.WAIT_S)
+            async with asyncio.timeout(flow.WAIT_S):
+                cmd = await commands.get()
             assert cmd["quantity"] == 5 and cmd["order"] == order["order_id"]
             final = (await flow.order_ends(http, order["order_id"]))[-1]
             assert final["dispensed"] == 4
