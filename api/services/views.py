@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from api.errors import MachineNotFound
 from api.lifecycle.states import COMMAND_FINAL, ordered
-from api.services import outbox, planogram, sessions
+from api.services import outbox, planogram, sessions, vend_lines
 from api.services.context import Context
 from schema.models import Command, Machine
 
@@ -83,7 +83,11 @@ class Views:
                     .order_by(Command.issued_at)
                 )
             ).all()
+            lines = await vend_lines.of_orders(s, [c.order_id for c in commands])
         return {
             "desired": outbox.desired_payload(machine, lock),
-            "commands": [outbox.command_payload(c) for c in commands],
+            "commands": [
+                outbox.command_payload(c, vend_lines.command_lines(lines[c.order_id]))
+                for c in commands
+            ],
         }
