@@ -11,7 +11,7 @@ from playwright.async_api import Browser, expect
 
 from api.services.catalogue import ProductFields
 from tests.admin.browser import phone, shot
-from tests.admin.support import admin_stack, register
+from tests.admin.support import admin_client, admin_stack, register, vend
 from tests.admin.test_operator_phone import fits, log_in
 
 pytestmark = pytest.mark.browser
@@ -105,3 +105,15 @@ async def test_an_operator_builds_a_planogram_restocks_and_reads_the_pick_list(
         assert table[0] == ["product_id", "sku", "name", "units", "gym-1"]
         assert sorted((r[2], r[3]) for r in table[1:]) == [("Chips", "6"), ("Cola 330 ml", "10")]
         await context.close()
+
+
+async def test_reports_show_sales_by_product_and_slot(tmp_path: Path) -> None:
+    async with admin_stack(tmp_path) as stack:
+        await register(stack.services, "lobby-1", name="Lobby", stock=9)
+        await vend(stack.services, "lobby-1", 3, dispensed=2)
+        async with admin_client(stack) as admin:
+            page = (await admin.get("/admin/reports")).text
+        table = page[page.index('id="product-sales"') : page.index('id="slot-sales"')]
+        assert '<th scope="row">Lobby</th><td>2</td><td>₹50.00</td>' in table
+        slots = page[page.index('id="slot-sales"') :]
+        assert "<td>lobby-1</td><td>1</td><td>Lobby</td><td>2</td><td>₹50.00</td>" in slots
