@@ -69,19 +69,29 @@ async def test_a_shopper_fills_a_cart_and_follows_each_line(
 
     await shopper.unlock(await machine.display_code())
     await shopper.expect_locked()
-    order_id = await shopper.pay_in_test_mode("₹55.00")
+    # Meanwhile the driver counts only one cola: the order is refused naming it, and the
+    # grid and the cart follow the machine.
+    await stack.services.slots.restock("snack-1", [("A1", 1), ("A2", 1), ("B1", 0)])
+    await page.get_by_role("button", name="Pay", exact=True).click()
+    await expect(page.locator("#buy-error")).to_have_text(
+        "Fewer Cola 330 ml (A1) are left than your cart holds. Please choose fewer."
+    )
+    await expect(grid.nth(0)).to_contain_text("1 left")
+    await expect(lines.nth(0)).to_have_text("A1 Cola 330 ml \u00d7 1 · ₹20.00")
+    await expect(page.locator("#cart-total")).to_have_text("₹35.00")
+    order_id = await shopper.pay_in_test_mode("₹35.00")
     command = await machine.next_command()
-    assert command.quantity == 3
+    assert command.quantity == 2
     services = stack.services
     await services.dispense.apply_result("snack-1", command.cmd_id, "accepted", 0)
     running = [{"slot": "A1", "dispensed": 1}, {"slot": "A2", "dispensed": 0}]
     await services.dispense.apply_result("snack-1", command.cmd_id, "running", 1, None, running)
     progress = page.locator("#lines li")
-    await expect(progress.nth(0)).to_have_text(re.compile(r"^A1 Cola 330 ml: [01] of 2 out…$"))
+    await expect(progress.nth(1)).to_have_text("A2 Masala chips: 0 of 1 out…")
     # The chips jam: the cola comes out, the chips are refunded.
-    final = [{"slot": "A1", "dispensed": 2}, {"slot": "A2", "dispensed": 0}]
-    await services.dispense.apply_result("snack-1", command.cmd_id, "failed", 2, "jam", final)
-    await expect(progress.nth(0)).to_have_text("A1 Cola 330 ml: 2 of 2 out")
+    final = [{"slot": "A1", "dispensed": 1}, {"slot": "A2", "dispensed": 0}]
+    await services.dispense.apply_result("snack-1", command.cmd_id, "failed", 1, "jam", final)
+    await expect(progress.nth(0)).to_have_text("A1 Cola 330 ml: 1 of 1 out")
     await expect(progress.nth(1)).to_have_text("A2 Masala chips: 0 of 1 out, ₹15.00 refunded")
     await expect(page.locator("#items")).to_be_hidden()
     await screens.shot("per-line-progress", doc="shopper-lines.png")

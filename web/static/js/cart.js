@@ -94,6 +94,15 @@
     },
     setLimit: function (n) { limit = Math.max(1, Math.min(most, n)); render(""); },
     say: function (text) { render(text); },
+    /* An answer about one slot, in the product's name; "" when it names none. */
+    explain: function (res) {
+      var error = res.data && res.data.error, c = error && error.slot ? card(error.slot) : null;
+      if (!c) return "";
+      var what = c.dataset.name + " (" + error.slot + ")";
+      if (error.code === "insufficient_stock") return "Fewer " + what + " are left than your cart holds. Please choose fewer.";
+      if (error.code === "slot_unavailable") return what + " isn't on sale right now. Please remove it from your cart.";
+      return "";
+    },
   };
   render("");
 })();

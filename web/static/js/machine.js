@@ -242,9 +242,9 @@
         awaitNewCode();
         return;
       }
-      SV.say(buyError, SV.explain(res));
+      SV.say(buyError, (window.SVCart && window.SVCart.explain(res)) || SV.explain(res));
       payBtn.disabled = false;
-      if (errorCode === "insufficient_stock") refresh();
+      if (errorCode === "insufficient_stock" || errorCode === "slot_unavailable") refresh();
       return;
     }
     var order = res.data;
