@@ -133,6 +133,8 @@ class Catalogue:
                 image.content_type, image.data, image.updated_at = kind, data, now
             product.image_tag = hashlib.sha256(data).hexdigest()[:16]
             product.updated_at = now
+            await s.flush()
+            await machines_selling_changed(s, product.id, now)  # the new picture's URL
             return product_json(product)
 
     async def image(self, product_id: str) -> tuple[str, bytes]:
@@ -168,6 +170,5 @@ async def machines_selling_changed(s: AsyncSession, product_id: str, now: int) -
     for machine_id in sorted(ids):
         machine = await s.get(Machine, machine_id, with_for_update=True)
         assert machine is not None
-        machine.planogram_version += 1
         planogram.mirror(machine, await planogram.rows(s, machine.id))
         await outgoing.machine_changed(s, machine, now)

@@ -128,7 +128,7 @@ class Locks:
             current = await sessions.active_session(s, machine.id)
             if current is not None and decide.session_live(current.status, current.expires_at, now):
                 if current.client_id == client_id:
-                    return self._lock_of(machine, current, await planogram.rows(s, machine.id))
+                    return self._lock_of(machine, current, await planogram.shown(s, machine))
                 raise MachineBusy("someone else is using this machine right now")
             if current is not None:
                 # A lock that ran out but was not swept yet: end it now; its
@@ -139,7 +139,7 @@ class Locks:
                 await self._count_machine_failure(s, machine, now)
                 refusal = InvalidCode("wrong or expired code; check the machine's display")
             else:
-                found = await planogram.rows(s, machine.id)
+                found = await planogram.shown(s, machine)
                 self._check_available(machine, found)
                 return await self._take(s, machine, code, client_id, source, now, found)
         assert refusal is not None
@@ -153,7 +153,7 @@ class Locks:
         client_id: str,
         source: str,
         now: int,
-        found: list[planogram.Row],
+        found: list[dict[str, Any]],
     ) -> Lock:
         # Compare-and-set on the code; the new desired version comes back with it.
         version = await s.scalar(
@@ -194,24 +194,24 @@ class Locks:
         await outgoing.machine_changed(s, machine, now, lock=session, version_bumped=True)
         return self._lock_of(machine, session, found)
 
-    def _lock_of(self, machine: Machine, session: VendSession, found: list[planogram.Row]) -> Lock:
-        units = planogram.sellable(found) if found else machine.stock
+    def _lock_of(self, machine: Machine, session: VendSession, found: list[dict[str, Any]]) -> Lock:
+        units = planogram.sellable_shown(found) if found else machine.stock
         return Lock(
             machine_id=machine.id,
             session_id=session.id,
             expires_at=session.expires_at,
             price={"amount": machine.price_amount, "currency": machine.currency},
             max_quantity=min(self.ctx.policy.max_quantity, units),
-            slots=planogram.public_slots(found, machine.currency),
+            slots=found,
         )
 
-    def _check_available(self, machine: Machine, found: list[planogram.Row]) -> None:
+    def _check_available(self, machine: Machine, found: list[dict[str, Any]]) -> None:
         if machine.mode != "in_service":
             raise MachineOutOfService("this machine is out of service")
         if not machine.online:
             raise MachineOffline("this machine is offline")
         # Empty only when every enabled slot is (CONTRACT 5).
-        if (planogram.sellable(found) if found else machine.stock) < 1:
+        if (planogram.sellable_shown(found) if found else machine.stock) < 1:
             raise InsufficientStock("this machine is empty")
 
     async def _count_machine_failure(self, s: AsyncSession, machine: Machine, now: int) -> None:

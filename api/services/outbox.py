@@ -44,7 +44,10 @@ def desired_payload(machine: Machine, lock: VendSession | None) -> DesiredMsg:
         "stock": machine.stock,
     }
     if _slots_allowed("desired", machine.desired_slots):
-        shown["slots"] = machine.desired_slots  # type: ignore[typeddict-unknown-key]
+        shown["slots"] = [  # type: ignore[typeddict-unknown-key]
+            {k: v for k, v in slot.items() if k != "product"}
+            for slot in machine.desired_slots or []
+        ]
     return shown
 
 
@@ -68,7 +71,7 @@ def state_payload(machine: Machine, busy: bool) -> StateMsg:
 
 def state_slots(desired: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Integrators' view of the slots: ``desired``'s without the motors."""
-    return [{k: v for k, v in slot.items() if k != "motor"} for slot in desired]
+    return [{k: v for k, v in slot.items() if k not in ("motor", "product")} for slot in desired]
 
 
 def command_payload(command: Command, lines: list[dict[str, Any]] | None = None) -> CmdMsg:

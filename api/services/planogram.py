@@ -43,7 +43,9 @@ async def rows(s: AsyncSession, machine_id: str, *, lock: bool = False) -> list[
 
 
 def desired_slots(found: Sequence[Row], currency: str) -> list[dict[str, Any]]:
-    """``desired``'s slots (CONTRACT 5): what the machine shows and which motor turns."""
+    """The snapshot kept in ``machines.desired_slots``: ``desired``'s slots (CONTRACT 5:
+    what the machine shows and which motor turns) plus each slot's ``product`` as
+    shoppers see it, which the outbox leaves out of ``desired`` and ``state``."""
     return [
         {
             "id": slot.slot_id,
@@ -52,9 +54,41 @@ def desired_slots(found: Sequence[Row], currency: str) -> list[dict[str, Any]]:
             "price": {"amount": price_of(slot, product), "currency": currency},
             "stock": slot.stock,
             "enabled": slot.enabled,
+            "product": {
+                "id": product.id,
+                "name": product.name,
+                "image_url": image_url(product),
+            },
         }
         for slot, product in found
     ]
+
+
+def shown_from_snapshot(snapshot: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Shoppers' slots from the snapshot (the lock path reads no other row for them)."""
+    return [
+        {
+            "id": slot["id"],
+            "product": slot["product"],
+            "price": slot["price"],
+            "stock": slot["stock"],
+            "enabled": slot["enabled"],
+        }
+        for slot in snapshot
+    ]
+
+
+async def shown(s: AsyncSession, machine: Machine) -> list[dict[str, Any]]:
+    """What shoppers see of the machine's slots: the snapshot while it is current (no
+    session is open, so every change has reached it), else the rows."""
+    snapshot = machine.desired_slots
+    if snapshot and all("product" in slot for slot in snapshot):
+        return shown_from_snapshot(snapshot)
+    return public_slots(await rows(s, machine.id), machine.currency)
+
+
+def sellable_shown(slots: Sequence[dict[str, Any]]) -> int:
+    return sum(int(slot["stock"]) for slot in slots if slot["enabled"])
 
 
 def public_slots(found: Sequence[Row], currency: str) -> list[dict[str, Any]]:

@@ -221,7 +221,9 @@ async def test_planogram_editor_rules(
     # The machine's v1 view: the lowest enabled price and the totals.
     m = await machine_row(stack, machine)
     assert (m.price_amount, m.stock, m.capacity) == (1000, 7, 24)
-    assert m.desired_slots == [
+    assert m.desired_slots is not None
+    assert m.desired_slots[0]["product"] == {"id": cola, "name": "Cola 330 ml", "image_url": None}
+    assert [{k: v for k, v in slot.items() if k != "product"} for slot in m.desired_slots] == [
         {
             "id": "A1",
             "motor": 0,
