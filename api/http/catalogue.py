@@ -169,7 +169,7 @@ def csv_response(found: dict[str, Any]) -> Response:
         writer.writerow(
             [
                 product["id"],
-                product["sku"] or "",
+                _cell(product["sku"] or ""),
                 _cell(product["name"]),
                 entry["units"],
                 *(per.get(mid, 0) for mid in found["machines"]),

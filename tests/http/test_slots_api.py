@@ -599,3 +599,18 @@ async def test_v1_machines_keep_working(
         400,
         "invalid_request",
     )
+
+
+async def test_the_pick_list_sheet_never_holds_a_formula(
+    http: httpx.AsyncClient, admin: dict[str, str], machine: str
+) -> None:
+    tricky = await product(http, admin, "=HYPERLINK(1)", 2000, "+SKU")
+    version = (await http.get(f"/api/machine/{machine}/slots", headers=admin)).json()["version"]
+    await http.put(
+        f"/api/machine/{machine}/slots",
+        json={"version": version, "slots": [row("A1", 0, tricky, stock=1)]},
+        headers=admin,
+    )
+    sheet = await http.get("/api/picklist.csv", headers=admin)
+    rows = list(csv.reader(io.StringIO(sheet.text)))
+    assert rows[1][1:4] == ["'+SKU", "'=HYPERLINK(1)", "5"]
