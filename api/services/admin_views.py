@@ -22,7 +22,7 @@ from schema.models import (
     DeviceEvent,
     Feedback,
     Machine,
-    Order,
+    OrderLine,
     Telemetry,
     VendSession,
 )
@@ -100,10 +100,10 @@ class AdminViews:
             sales_query = (
                 select(
                     Command.machine_id,
-                    func.sum(Command.dispensed),
-                    func.sum(Command.dispensed * Order.unit_amount),
+                    func.sum(OrderLine.dispensed),
+                    func.sum(OrderLine.dispensed * OrderLine.unit_amount),
                 )
-                .join(Order, Order.id == Command.order_id)
+                .join(OrderLine, OrderLine.order_id == Command.order_id)
                 .where(Command.finished_at >= day_start(now), Command.dispensed > 0)
                 .group_by(Command.machine_id)
             )

@@ -413,6 +413,11 @@ async def test_a_multi_line_vend_settles_per_line(
         ("Chips", 1, 1200),
     ]
     assert [(x["slot"], x["units"]) for x in sales["by_slot"]] == [("A1", 1), ("A2", 1)]
+    # The dashboard's takings count each line at its own price (not the order's average).
+    [fleet_row] = [r for r in await stack.services.admin_views.fleet() if r.machine_id == machine]
+    assert (fleet_row.units_today, fleet_row.sales_today) == (2, 3200)
+    amounts, units = await stack.services.fleet_stats.sales_per_day(14, machine)
+    assert sum(amounts.values.values()) == 3200 and sum(units.values.values()) == 2
 
 
 async def test_per_line_counts_that_do_not_add_up_fall_back_to_line_order(
