@@ -418,6 +418,12 @@ async def test_a_multi_line_vend_settles_per_line(
     assert (fleet_row.units_today, fleet_row.sales_today) == (2, 3200)
     amounts, units = await stack.services.fleet_stats.sales_per_day(14, machine)
     assert sum(amounts.values.values()) == 3200 and sum(units.values.values()) == 2
+    detail = await stack.services.order_views.detail(created["order_id"])
+    assert detail.undispensed_amount == 2000
+    created_step = next(step for step in detail.timeline if step.title == "Order created")
+    assert created_step.detail.startswith(
+        "A1 Cola 330 ml 2 x ₹20.00, A2 Chips 1 x ₹12.00 = ₹52.00 via test"
+    )
 
 
 async def test_per_line_counts_that_do_not_add_up_fall_back_to_line_order(
