@@ -9,6 +9,7 @@ from typing import Any
 
 import aiomqtt
 import httpx
+import pytest
 from sqlalchemy import select
 
 from api.services.catalogue import ProductFields
@@ -16,13 +17,15 @@ from api.services.slots import SlotPlan
 from schema import messages, topics
 from schema.models import Machine
 from tests.e2e import flow
+from tests.e2e.external import external_stack
 from tests.support.stack import Stack, running_stack
 
+pytest_plugins = ["tests.support.db_fixtures"]
 MID = "snack-e2e"
 
 
-async def snack_machine(stack: Stack) -> tuple[str, dict[str, str]]:
-    key = await flow.register(stack.services, MID, stock=1)
+async def snack_planogram(stack: Stack) -> dict[str, str]:
+    """Three products on a registered machine: A1 Cola 20.00, A2 Chips 15.00, B1 Candy 10.00."""
     catalogue = stack.services.catalogue
     ids = {
         name: (await catalogue.create(ProductFields(name=name, price_amount=amount)))["id"]
@@ -34,7 +37,7 @@ async def snack_machine(stack: Stack) -> tuple[str, dict[str, str]]:
         SlotPlan("B1", 2, ids["Candy"], capacity=8, par=6, stock=3),
     ]
     await stack.services.slots.put(MID, 0, plan)
-    return key, ids
+    return ids
 
 
 async def machine(
@@ -89,68 +92,83 @@ async def test_a_cart_of_three_products_with_a_jam_on_the_last_line(tmp_path: Pa
         running_stack(tmp_path, mqtt=True) as stack,
         httpx.AsyncClient(base_url=stack.url, timeout=10) as http,
     ):
-        key, ids = await snack_machine(stack)
-        commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        # Cola 2 of 2, Chips 1 of 1, Candy jams after 1 of 2.
-        counts = {"A1": 2, "A2": 1, "B1": 1}
-        running = asyncio.create_task(machine(stack.settings.mqtt_port, key, counts, commands))
-        try:
-            await flow.wait_online(stack.services, MID)
-            status = (await http.get(f"/api/machine/{MID}/public-status")).json()
-            assert [(s["id"], s["stock"]) for s in status["slots"]] == [
-                ("A1", 5),
-                ("A2", 4),
-                ("B1", 3),
-            ]
-            code = await display_code(stack)
-            lock = await http.post(
-                "/api/lock-by-code", json={"code": code, "client_id": "e2e-cart-1"}
-            )
-            assert lock.status_code == 200, lock.text
-            items = [
-                {"slot": "A1", "quantity": 2},
-                {"slot": "A2", "quantity": 1},
-                {"slot": "B1", "quantity": 2},
-            ]
-            created = await http.post(
-                "/create-order",
-                json={
-                    "session_id": lock.json()["session_id"],
-                    "client_id": "e2e-cart-1",
-                    "items": items,
-                },
-            )
-            assert created.status_code == 200, created.text
-            order = created.json()
-            assert order["amount"] == 2 * 2000 + 1500 + 2 * 1000
-            paid = await http.post(
-                "/api/test-gateway/checkout",
-                json={"gateway_order_id": order["gateway_order_id"], "outcome": "pay"},
-            )
-            assert (await http.post("/verify-payment", json=paid.json())).status_code == 200
+        key = await flow.register(stack.services, MID, stock=1)
+        await buy_a_cart(stack, http, stack.settings.mqtt_port, key)
 
-            async with asyncio.timeout(flow.WAIT_S):
-                cmd = await commands.get()
-            assert cmd["quantity"] == 5 and cmd["order"] == order["order_id"]
-            final = (await flow.order_ends(http, order["order_id"]))[-1]
-            assert final["dispensed"] == 4
-            assert [(ln["slot"], ln["quantity"], ln["dispensed"]) for ln in final["lines"]] == [
-                ("A1", 2, 2),
-                ("A2", 1, 1),
-                ("B1", 2, 1),
-            ]
-            assert final["refund"]["amount"] == 1000  # the one candy that did not fall
-            after = (await http.get(f"/api/machine/{MID}/public-status")).json()
-            assert [(s["id"], s["stock"]) for s in after["slots"]] == [
-                ("A1", 3),
-                ("A2", 3),
-                ("B1", 2),
-            ]
-            assert after["stock"] == 8 and not after["locked"]
-            assert ids["Cola"] == after["slots"][0]["product"]["id"]
-        finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
+
+@pytest.mark.postgres
+@pytest.mark.mosquitto
+async def test_the_same_cart_on_postgres_and_mosquitto(tmp_path: Path, postgresql_url: str) -> None:
+    async with (
+        external_stack(tmp_path, postgresql_url, [(MID, 1)]) as ext,
+        httpx.AsyncClient(base_url=ext.stack.url, timeout=10) as http,
+    ):
+        await flow.bridge_up(ext.stack)
+        await buy_a_cart(ext.stack, http, ext.mqtt_port, ext.keys[MID])
+
+
+async def buy_a_cart(stack: Stack, http: httpx.AsyncClient, port: int, key: str) -> None:
+    """Cola x2, Chips x1, Candy x2 bought over HTTP; the machine drops all but one candy."""
+    ids = await snack_planogram(stack)
+    commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    # Cola 2 of 2, Chips 1 of 1, Candy jams after 1 of 2.
+    counts = {"A1": 2, "A2": 1, "B1": 1}
+    running = asyncio.create_task(machine(port, key, counts, commands))
+    try:
+        await flow.wait_online(stack.services, MID)
+        status = (await http.get(f"/api/machine/{MID}/public-status")).json()
+        assert [(s["id"], s["stock"]) for s in status["slots"]] == [
+            ("A1", 5),
+            ("A2", 4),
+            ("B1", 3),
+        ]
+        code = await display_code(stack)
+        lock = await http.post("/api/lock-by-code", json={"code": code, "client_id": "e2e-cart-1"})
+        assert lock.status_code == 200, lock.text
+        items = [
+            {"slot": "A1", "quantity": 2},
+            {"slot": "A2", "quantity": 1},
+            {"slot": "B1", "quantity": 2},
+        ]
+        created = await http.post(
+            "/create-order",
+            json={
+                "session_id": lock.json()["session_id"],
+                "client_id": "e2e-cart-1",
+                "items": items,
+            },
+        )
+        assert created.status_code == 200, created.text
+        order = created.json()
+        assert order["amount"] == 2 * 2000 + 1500 + 2 * 1000
+        paid = await http.post(
+            "/api/test-gateway/checkout",
+            json={"gateway_order_id": order["gateway_order_id"], "outcome": "pay"},
+        )
+        assert (await http.post("/verify-payment", json=paid.json())).status_code == 200
+
+        async with asyncio.timeout(flow.WAIT_S):
+            cmd = await commands.get()
+        assert cmd["quantity"] == 5 and cmd["order"] == order["order_id"]
+        final = (await flow.order_ends(http, order["order_id"]))[-1]
+        assert final["dispensed"] == 4
+        assert [(ln["slot"], ln["quantity"], ln["dispensed"]) for ln in final["lines"]] == [
+            ("A1", 2, 2),
+            ("A2", 1, 1),
+            ("B1", 2, 1),
+        ]
+        assert final["refund"]["amount"] == 1000  # the one candy that did not fall
+        after = (await http.get(f"/api/machine/{MID}/public-status")).json()
+        assert [(s["id"], s["stock"]) for s in after["slots"]] == [
+            ("A1", 3),
+            ("A2", 3),
+            ("B1", 2),
+        ]
+        assert after["stock"] == 8 and not after["locked"]
+        assert ids["Cola"] == after["slots"][0]["product"]["id"]
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
 
 
 async def display_code(stack: Stack) -> str:
