@@ -79,7 +79,8 @@ def price(wanted: Sequence[tuple[str, int]], slots: Sequence[Row], max_quantity:
         if not slot.enabled or not product.active:
             raise SlotUnavailable(f"{slot_id} is not on sale right now", slot=slot_id)
         if quantity > slot.stock:
-            raise SlotOutOfStock(f"only {slot.stock} left in {slot_id}", slot=slot_id)
+            where = "this machine" if len(slots) == 1 else f"{slot_id} ({product.name})"
+            raise SlotOutOfStock(f"only {slot.stock} left in {where}", slot=slot_id)
         lines.append(
             CartLine(
                 slot=slot_id,

@@ -45,6 +45,13 @@ def test_items_are_priced_per_slot_and_keep_their_motor() -> None:
     ]
 
 
+def test_out_of_stock_names_the_slot_unless_it_is_the_only_one() -> None:
+    with pytest.raises(SlotOutOfStock, match=r"^only 1 left in A2 \(Cola\)$"):
+        cart.price([("A2", 2)], SLOTS, 5)
+    with pytest.raises(SlotOutOfStock, match=r"^only 5 left in this machine$"):
+        cart.price([("A1", 6)], SLOTS[:1], 9)
+
+
 def test_the_v1_form_needs_a_one_slot_machine() -> None:
     assert cart.items_of(None, 2, SLOTS[:1]) == [("A1", 2)]
     with pytest.raises(ItemsRequired):
