@@ -2,7 +2,9 @@
 
 import asyncio
 import os
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from alembic import context
@@ -42,10 +44,25 @@ def do_run_migrations(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").first()
+            if broken is not None:
+                raise RuntimeError(f"a migration left a dangling foreign key: {tuple(broken)}")
+
+
+def _foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:
+    # SQLite rebuilds a table to alter it (drop, then rename the copy): with foreign
+    # keys enforced, dropping a table others point at fails. They are checked
+    # (``PRAGMA foreign_key_check``) before the migration commits instead.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=OFF")
+    cursor.close()
 
 
 async def run_migrations_online() -> None:
     engine = create_engine(database_url())
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _foreign_keys_off)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations)

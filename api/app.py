@@ -20,8 +20,9 @@ from starlette.routing import BaseRoute, Route
 from api import background, leader
 from api.clock import Clock
 from api.errors import SmartVendError
-from api.http import admin, device, firmware, shopper
+from api.http import admin, catalogue, device, firmware, shopper
 from api.http.auth import AdminTokens
+from api.http.body_limit import BodyLimit
 from api.http.errors import http_error, smartvend_error, unexpected_error
 from api.http.observability import routes as observability_routes
 from api.http.openapi import openapi_document
@@ -33,6 +34,7 @@ from api.payments.base import PaymentGateway
 from api.runtime import open_runtime
 from api.secrets import derive_secret
 from api.services.alert_sender import AlertSender
+from api.services.catalogue import IMAGE_MAX_BYTES
 from api.services.mailer import SmtpMailer
 from api.settings import Settings
 
@@ -121,6 +123,7 @@ def create_app(
         *device.routes,
         *admin.routes,
         *firmware.routes,
+        *catalogue.routes,
         *routes,
     ]
     return Starlette(
@@ -129,9 +132,12 @@ def create_app(
             Middleware(TimingMiddleware, routes=all_routes),
             Middleware(SourceAddress, trusted_proxies=settings.trusted_proxies),
             Middleware(
-                firmware.BodyLimits,
+                BodyLimit,
                 max_bytes=settings.max_body_bytes,
-                firmware_max_bytes=settings.firmware_max_bytes,
+                larger=(
+                    (catalogue.IMAGE_UPLOAD, IMAGE_MAX_BYTES),
+                    (firmware.UPLOAD, settings.firmware_max_bytes),
+                ),
             ),
             *middleware,
         ],

@@ -201,3 +201,43 @@ def translated() -> Iterator[None]:
         raise IllegalMove(str(exc)) from exc
     except BrokerError as exc:
         raise BrokerFailure(str(exc)) from exc
+
+
+class ProductNotFound(NotFound):
+    code = "product_not_found"
+
+
+class ItemsRequired(InvalidRequest):
+    """A v1 ``quantity`` on a machine with several slots: the order must name them."""
+
+    code = "items_required"
+
+
+class InvalidItems(InvalidRequest):
+    code = "invalid_items"
+
+
+class SlotOutOfStock(InsufficientStock):
+    """Not enough units in one slot; the answer names it (``"slot"`` beside ``code``)."""
+
+    def __init__(self, message: str, *, slot: str) -> None:
+        super().__init__(message)
+        self.slot = slot
+
+
+class SlotUnavailable(Conflict):
+    code = "slot_unavailable"
+
+    def __init__(self, message: str, *, slot: str) -> None:
+        super().__init__(message)
+        self.slot = slot
+
+
+class PlanogramChanged(Conflict):
+    """The planogram was changed since the editor read it."""
+
+    code = "planogram_changed"
+
+
+class SkuTaken(Conflict):
+    code = "sku_exists"

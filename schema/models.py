@@ -97,6 +97,11 @@ class Machine(Base):
     # Run by this server's own simulator (make run, smartvend simulate): only such a
     # machine's display code may be previewed on its public page in dev mode.
     simulated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Raised by every planogram change (the editor's stale-write check).
+    planogram_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # The slots as last sent in ``desired``: refreshed whenever no vend session is
+    # open, so a planogram change during a session reaches the machine at its end.
+    desired_slots: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
 
 
 class VendSession(Base):
@@ -130,7 +135,7 @@ class Order(Base):
     __table_args__ = (
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         CheckConstraint("dispensed >= 0 AND dispensed <= quantity", name="dispensed_in_range"),
-        CheckConstraint("amount = unit_amount * quantity", name="amount_matches"),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
         CheckConstraint(_one_of("status", ORDER_STATES), name="status_known"),
         UniqueConstraint("gateway_order_id"),
     )
@@ -462,3 +467,102 @@ class RolloutMachine(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     due_at: Mapped[int | None] = mapped_column(BigInteger)  # set when its wave opens
     updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+PRODUCT_NAME_MAX = 40
+SLOT_ID_MAX = 4
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+
+
+class Product(Base):
+    """An item of the installation's catalogue, sold from machines' slots."""
+
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint("price_amount >= 0", name="price_not_negative"),
+        CheckConstraint(
+            f"length(name) >= 1 AND length(name) <= {PRODUCT_NAME_MAX}", name="name_length"
+        ),
+        UniqueConstraint("sku"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sku: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(PRODUCT_NAME_MAX))
+    price_amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3), default="INR")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set with the image: a short hash, so its URL changes when the image does.
+    image_tag: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ProductImage(Base):
+    """A product's picture, in the database so every server process serves it."""
+
+    __tablename__ = "product_images"
+    __table_args__ = (CheckConstraint(_one_of("content_type", IMAGE_TYPES), name="type_known"),)
+
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(16))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class MachineSlot(Base):
+    """One selection of a machine: what shoppers pick (``slot_id``) is not the motor."""
+
+    __tablename__ = "machine_slots"
+    __table_args__ = (
+        UniqueConstraint("machine_id", "slot_id"),
+        UniqueConstraint("machine_id", "motor"),
+        CheckConstraint(
+            f"length(slot_id) >= 1 AND length(slot_id) <= {SLOT_ID_MAX}", name="slot_id_length"
+        ),
+        CheckConstraint("motor >= 0", name="motor_not_negative"),
+        CheckConstraint("capacity >= 1", name="capacity_positive"),
+        CheckConstraint("par >= 0 AND par <= capacity", name="par_within_capacity"),
+        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint("stock <= capacity", name="stock_within_capacity"),
+        CheckConstraint("price_amount IS NULL OR price_amount >= 0", name="price_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    machine_id: Mapped[str] = mapped_column(ForeignKey("machines.id"), index=True)
+    slot_id: Mapped[str] = mapped_column(String(SLOT_ID_MAX))
+    motor: Mapped[int] = mapped_column(Integer)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), index=True)
+    price_amount: Mapped[int | None] = mapped_column(Integer)  # None: the product's price
+    capacity: Mapped[int] = mapped_column(Integer)
+    par: Mapped[int] = mapped_column(Integer)
+    stock: Mapped[int] = mapped_column(Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    # Shoppers who tapped this slot while it was sold out (lost demand).
+    sold_out_taps: Mapped[int] = mapped_column(Integer, default=0)
+    low_stock_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
+    sold_out_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OrderLine(Base):
+    """One slot's part of an order, with the name and unit price it was sold at."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        UniqueConstraint("order_id", "slot"),
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+        CheckConstraint("dispensed >= 0 AND dispensed <= quantity", name="dispensed_in_range"),
+        CheckConstraint("unit_amount >= 0", name="unit_amount_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    slot: Mapped[str] = mapped_column(String(SLOT_ID_MAX))
+    motor: Mapped[int] = mapped_column(Integer)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), index=True)
+    product_name: Mapped[str] = mapped_column(String(PRODUCT_NAME_MAX))
+    unit_amount: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Integer)
+    dispensed: Mapped[int] = mapped_column(Integer, default=0)

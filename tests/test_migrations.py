@@ -249,3 +249,120 @@ def test_sql_invariants_reject_bad_rows(database_url: str, engine: sa.Engine) ->
     insert(engine, payments, **payment_row("p-1", "o-1", "pay_1"))
     assert rejected(engine, sa.insert(payments).values(**payment_row("p-2", "o-1", "pay_1")))
     assert not rejected(engine, sa.insert(payments).values(**payment_row("p-3", "o-1", "pay_2")))
+
+
+def test_existing_machines_and_orders_become_one_slot_and_one_line(
+    database_url: str, engine: sa.Engine
+) -> None:
+    """0005 turns a machine into slot "1" on motor 0 and an order into one line, both ways."""
+    config = config_for(database_url)
+    command.upgrade(config, "0004")
+    meta = sa.MetaData()
+    machines = sa.Table("machines", meta, autoload_with=engine)
+    sessions = sa.Table("vend_sessions", meta, autoload_with=engine)
+    orders = sa.Table("orders", meta, autoload_with=engine)
+    insert(engine, machines, **{**machine_row("m-1", stock=3, capacity=8), "name": "Cola 330"})
+    insert(engine, machines, **machine_row("m-2", stock=0, capacity=5))
+    insert(engine, sessions, **session_row("s-1", "m-1", "ended"))
+    insert(engine, orders, **{**order_row("o-1", "m-1", "s-1"), "quantity": 2, "amount": 5000})
+    payments = sa.Table("payments", meta, autoload_with=engine)
+    insert(engine, payments, **{**payment_row("p-1", "o-1", "pay_1"), "amount": 5000})
+    with engine.begin() as conn:
+        conn.execute(orders.update().values(dispensed=1, status="refunded"))
+
+    command.upgrade(config, "0005")
+    with engine.connect() as conn:
+        slots = conn.execute(
+            sa.text(
+                "SELECT s.machine_id, s.slot_id, s.motor, s.capacity, s.par, s.stock, s.enabled,"
+                " s.price_amount, p.name, p.price_amount FROM machine_slots s"
+                " JOIN products p ON p.id = s.product_id ORDER BY s.machine_id"
+            )
+        ).all()
+        lines = conn.execute(
+            sa.text(
+                "SELECT order_id, slot, motor, product_name, unit_amount, quantity, dispensed"
+                " FROM order_lines"
+            )
+        ).all()
+        version = conn.scalar(sa.text("SELECT planogram_version FROM machines WHERE id = 'm-1'"))
+    assert [tuple(r) for r in slots] == [
+        ("m-1", "1", 0, 8, 8, 3, True, None, "Cola 330", 2500),
+        ("m-2", "1", 0, 5, 5, 0, True, None, "m-2", 2500),
+    ]
+    assert [tuple(r) for r in lines] == [("o-1", "1", 0, "Cola 330", 2500, 2, 1)]
+    assert version == 0
+
+    migrations.downgrade(Settings(database_url=database_url), "0004")
+    assert "machine_slots" not in tables(engine)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT dispensed FROM orders WHERE id = 'o-1'")) == 1
+    # The v1 check is back: an amount that is not unit price x quantity is refused.
+    assert rejected(engine, orders.update().values(amount=1))
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM order_lines")) == 1
+        assert conn.scalar(sa.text("SELECT count(*) FROM machine_slots")) == 2
+
+
+def test_slot_invariants_reject_bad_rows(database_url: str, engine: sa.Engine) -> None:
+    migrate(database_url)
+    insert(engine, Machine.__table__, **machine_row("m-1"))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO products (id, name, price_amount, currency, active, created_at,"
+                " updated_at) VALUES ('p-1', 'Cola', 2000, 'INR', true, 1, 1)"
+            )
+        )
+    slots = sa.table(
+        "machine_slots",
+        *(
+            sa.column(c)
+            for c in [
+                "machine_id",
+                "slot_id",
+                "motor",
+                "product_id",
+                "price_amount",
+                "capacity",
+                "par",
+                "stock",
+                "enabled",
+                "position",
+                "sold_out_taps",
+                "low_stock_alerted",
+                "sold_out_alerted",
+            ]
+        ),
+    )
+
+    def slot(**over: object) -> sa.Insert:
+        row: dict[str, object] = {
+            "machine_id": "m-1",
+            "slot_id": "A1",
+            "motor": 0,
+            "product_id": "p-1",
+            "price_amount": None,
+            "capacity": 8,
+            "par": 6,
+            "stock": 4,
+            "enabled": True,
+            "position": 0,
+            "sold_out_taps": 0,
+            "low_stock_alerted": False,
+            "sold_out_alerted": False,
+        }
+        return sa.insert(slots).values(**{**row, **over})
+
+    assert rejected(engine, slot(stock=-1))
+    assert rejected(engine, slot(stock=9))
+    assert rejected(engine, slot(par=9))
+    assert rejected(engine, slot(capacity=0, par=0, stock=0))
+    assert rejected(engine, slot(motor=-1))
+    assert rejected(engine, slot(slot_id=""))
+    assert rejected(engine, slot(price_amount=-5))
+    assert not rejected(engine, slot())
+    assert rejected(engine, slot(motor=1))  # the same slot id twice
+    assert rejected(engine, slot(slot_id="A2"))  # the same motor twice
+    assert not rejected(engine, slot(slot_id="A2", motor=1, price_amount=1500))

@@ -30,6 +30,7 @@ from api.errors import InvalidCredentials
 from api.provision import mqtt_url_for_devices, provision
 from api.runtime import open_runtime
 from api.settings import Settings
+from web.demo_snacks import provision_snacks
 
 DEMO_MACHINES = 3
 GENERATED_LOGIN_FILE = "admin_password"
@@ -119,6 +120,7 @@ async def prepare(settings: Settings, count: int, credentials: Path, admin: Admi
     """Demo machines and the admin user; False when ``admin`` existed with another password."""
     if count:
         await provision(settings, count, "demo", credentials)
+        await provision_snacks(settings, credentials)
     if not admin.generated:
         return True  # the server creates it from the environment variable
     async with open_runtime(settings) as rt:
@@ -286,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"\nSmartVend is running.\n"
-            f"  Shop:       {base}/   (demo machines: demo-1 .. demo-{count})\n"
+            f"  Shop:       {base}/   (demo machines: demo-1 .. demo-{count}, and "
+            f"{base}/m/snacks-1 with six products)\n"
             f"  Dashboard:  {base}/admin   ({login})\n"
             f"  MQTT:       {mqtt_url_for_devices(settings)}\n"
             f"  Payments:   {gateway}\n"

@@ -47,7 +47,12 @@ async def machine(request: Request) -> Response:
     return render(
         request,
         "machine.html",
-        {"m": status, "razorpay": razorpay, "demo_code": demo_code},
+        {
+            "m": status,
+            "razorpay": razorpay,
+            "demo_code": demo_code,
+            "max_quantity": svc.ctx.policy.max_quantity,
+        },
         no_store=True,
         strict=not razorpay,
     )

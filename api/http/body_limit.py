@@ -5,6 +5,9 @@ routing, form parsing or CSRF checks; a body that streams past the limit stops
 the read with ``PayloadTooLarge`` (413, the JSON error shape).
 """
 
+import re
+from collections.abc import Sequence
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import PayloadTooLarge
@@ -12,15 +15,25 @@ from api.http.errors import error_response
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        larger: Sequence[tuple["re.Pattern[str]", int]] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # (path pattern, limit) of the few routes that take more (product images).
+        self.larger = tuple(larger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes
+        for pattern, most in self.larger:
+            if pattern.fullmatch(scope.get("path", "")):
+                limit = max(limit, most)
         message = f"request body over {limit} bytes"
         for name, value in scope["headers"]:
             if name == b"content-length":

@@ -40,11 +40,17 @@ def status_of(exc: e.SmartVendError) -> int:
 
 
 def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    slot: str | None = None,
 ) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-    )
+    error: dict[str, str] = {"code": code, "message": message}
+    if slot is not None:  # a slot's answer names it (insufficient_stock, slot_unavailable)
+        error["slot"] = slot
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 async def smartvend_error(_request: Request, exc: Exception) -> Response:
@@ -55,7 +61,7 @@ async def smartvend_error(_request: Request, exc: Exception) -> Response:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     if status >= 500:
         log.warning("%s: %s", exc.code, exc.message)
-    return error_response(status, exc.code, exc.message, headers)
+    return error_response(status, exc.code, exc.message, headers, slot=getattr(exc, "slot", None))
 
 
 _HTTP_CODES = {

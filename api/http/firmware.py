@@ -17,36 +17,19 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import InvalidRequest, Unauthorized
 from api.firmware import manifest as mf
 from api.http import body as b
 from api.http.auth import bearer
-from api.http.body_limit import BodyLimit
 from api.http.deps import require_admin, services, settings
 from api.http.errors import error_response
 from api.services.firmware import Upload
 from schema import topics
 
-UPLOAD_PATHS = ("/api/firmware", "/admin/firmware")
+# A release upload may be up to FIRMWARE_MAX_BYTES instead of MAX_BODY_BYTES.
+UPLOAD = re.compile(r"/api/firmware|/admin/firmware")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-class BodyLimits:
-    """``MAX_BODY_BYTES`` for every request but a release upload (``FIRMWARE_MAX_BYTES``)."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int, firmware_max_bytes: int) -> None:
-        self.default = BodyLimit(app, max_bytes)
-        self.firmware = BodyLimit(app, firmware_max_bytes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        upload = (
-            scope["type"] == "http"
-            and scope.get("method") == "POST"
-            and scope.get("path") in UPLOAD_PATHS
-        )
-        await (self.firmware if upload else self.default)(scope, receive, send)
 
 
 async def _machine(request: Request) -> str:

@@ -7,6 +7,7 @@ responses are written here.
 from typing import Any
 
 from api.http import specs
+from api.http.openapi_slots import ORDER_LINES, PUBLIC_SLOTS, slot_paths
 from schema import statuses
 
 JSON = "application/json"
@@ -65,6 +66,7 @@ ORDER = _obj(
                 ),
             ]
         },
+        "lines": ORDER_LINES,
     }
 )
 
@@ -116,6 +118,7 @@ def _paths() -> dict[str, Any]:
             "expires_at": _int(),
             "price": PRICE,
             "max_quantity": _int(),
+            "slots": PUBLIC_SLOTS,
         }
     )
     public = _obj(
@@ -130,6 +133,7 @@ def _paths() -> dict[str, Any]:
             "locked_by_you": {"type": "boolean"},
             "lock_expires_at": NULLABLE_INT,
             "code_on_display": {"type": "boolean"},
+            "slots": PUBLIC_SLOTS,
         }
     )
     created = _obj(
@@ -379,6 +383,6 @@ def openapi_document() -> dict[str, Any]:
             "the machine dispenses. Errors are "
             '{"error": {"code", "message"}} with a real status.',
         },
-        "paths": {**_paths(), **firmware_paths()},
+        "paths": {**_paths(), **firmware_paths(), **slot_paths(_op, MID)},
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

@@ -49,6 +49,7 @@ async def lock_by_code(request: Request) -> Response:
             "expires_at": lock.expires_at,
             "price": lock.price,
             "max_quantity": lock.max_quantity,
+            "slots": lock.slots,
         }
     )
 
@@ -62,7 +63,7 @@ async def unlock(request: Request) -> Response:
 async def create_order(request: Request) -> Response:
     body = await specs.read(request, specs.CREATE_ORDER)
     created = await services(request).orders.create(
-        body["session_id"], body["client_id"], body["quantity"]
+        body["session_id"], body["client_id"], body.get("quantity"), body.get("items")
     )
     return JSONResponse(
         {

@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from api.errors import InvalidRequest
+from api.errors import InvalidItems, InvalidRequest
 from api.http import body as b
 from schema.models import FEEDBACK_COMMENT_MAX
 
@@ -42,10 +42,11 @@ class Integer:
     default: int | None = None
     rule: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    optional: bool = False  # null or absent reads as None
 
     @property
     def required(self) -> bool:
-        return self.default is None
+        return self.default is None and not self.optional
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,30 @@ class Object:
     description: str = ""
 
 
-Field = Text | Integer | Object
+@dataclass(frozen=True)
+class Boolean:
+    """true or false; absent or null reads as ``default``."""
+
+    name: str
+    default: bool
+    description: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Array:
+    """A list of 1..max_items objects (each read by a spec) or strings (a Text);
+    null or absent is None unless required. A bad item raises ``error``."""
+
+    name: str
+    fields: "Spec | Text"
+    max_items: int
+    required: bool = False
+    description: str = ""
+    error: type[InvalidRequest] = InvalidRequest
+
+
+Field = Text | Integer | Object | Array | Boolean
 Spec = tuple[Field, ...]
 
 
@@ -79,7 +103,18 @@ def _value(f: Field, body: dict[str, Any], seen: dict[str, Any]) -> Any:
     if isinstance(f, Object):
         inner = body.get(f.name)
         return parse(f.fields, inner if isinstance(inner, dict) else {})
+    if isinstance(f, Boolean):
+        flag = body.get(f.name)
+        if flag is None:
+            return f.default
+        if not isinstance(flag, bool):
+            raise InvalidRequest(f"{f.name} must be true or false")
+        return flag
+    if isinstance(f, Array):
+        return _items(f, body.get(f.name))
     if isinstance(f, Integer):
+        if f.optional and body.get(f.name) is None:
+            return None
         high = seen[f.high] if isinstance(f.high, str) else f.high
         return b.integer(body, f.name, low=f.low, high=high, default=f.default)
     if not f.required and body.get(f.name) is None:
@@ -88,6 +123,22 @@ def _value(f: Field, body: dict[str, Any], seen: dict[str, Any]) -> Any:
     if f.choices and value not in f.choices:
         raise InvalidRequest(f"{f.name} must be {' or '.join(f.choices)}")
     return value
+
+
+def _items(f: Array, items: Any) -> list[Any] | None:
+    if items is None and not f.required:
+        return None
+    if not isinstance(items, list) or not 1 <= len(items) <= f.max_items:
+        raise f.error(f"{f.name} must be a list of 1 to {f.max_items} items")
+    try:
+        if isinstance(f.fields, Text):
+            text = f.fields
+            return [_value(text, {text.name: item}, {}) for item in items]
+        if not all(isinstance(item, dict) for item in items):
+            raise InvalidRequest("each item must be an object")
+        return [parse(f.fields, item) for item in items]
+    except InvalidRequest as exc:
+        raise f.error(f"{f.name}: {exc.message}") from exc
 
 
 def schema(spec: Spec) -> dict[str, Any]:
@@ -103,6 +154,15 @@ def _field_schema(f: Field, spec: Spec) -> dict[str, Any]:
     out: dict[str, Any]
     if isinstance(f, Object):
         out = schema(f.fields)
+    elif isinstance(f, Array):
+        items = (
+            _field_schema(f.fields, (f.fields,)) if isinstance(f.fields, Text) else schema(f.fields)
+        )
+        out = {"type": "array", "items": items, "minItems": 1, "maxItems": f.max_items}
+        if not f.required:
+            out["type"] = ["array", "null"]
+    elif isinstance(f, Boolean):
+        out = {"type": "boolean", "default": f.default}
     elif isinstance(f, Integer):
         out = {"type": "integer", "minimum": f.low, "maximum": _bound(f.high, spec), **f.rule}
     elif f.choices or "enum" in f.rule:
@@ -134,7 +194,68 @@ LOCK_BY_CODE: Spec = (
     Text("machine_id", 32, required=False, rule=MACHINE_ID_PATTERN),
 )
 UNLOCK: Spec = (CLIENT_ID, SESSION_ID)
-CREATE_ORDER: Spec = (SESSION_ID, CLIENT_ID, Integer("quantity", 1, 1000))
+SLOT_ID_PATTERN = {"pattern": "^[A-Z0-9]{1,4}$"}
+CART_ITEM: Spec = (
+    Text("slot", 4, rule=SLOT_ID_PATTERN, description="The slot's id, e.g. A1"),
+    Integer("quantity", 1, 1000),
+)
+CREATE_ORDER: Spec = (
+    SESSION_ID,
+    CLIENT_ID,
+    Integer(
+        "quantity",
+        1,
+        1000,
+        optional=True,
+        description="The v1 form: units of a one-slot machine's only slot (instead of items)",
+    ),
+    Array(
+        "items",
+        CART_ITEM,
+        60,
+        description="What to buy: each slot at most once",
+        error=InvalidItems,
+    ),
+)
+PRICE: Spec = (
+    Integer("amount", 0, 10_000_000, rule={"minimum": 100}, description="In paise"),
+    Text("currency", 3, min_len=3, choices=("INR",)),
+)
+PRODUCT: Spec = (
+    Text("name", 40),
+    Object("price", PRICE, description="The default price of the product's slots"),
+    Text("sku", 64, required=False),
+    Boolean("active", True, description="Inactive products cannot be ordered"),
+)
+SLOT_PLAN: Spec = (
+    Text("id", 4, rule=SLOT_ID_PATTERN, description="What shoppers pick, e.g. A1"),
+    Integer("motor", 0, 255, description="The machine's own motor index (never shown)"),
+    Text("product", 40, description="A product id from the catalogue"),
+    Integer("capacity", 1, 1000),
+    Integer("par", 0, "capacity", description="Refill-to level"),
+    Boolean("enabled", True),
+    Integer(
+        "price_override",
+        0,
+        10_000_000,
+        optional=True,
+        rule={"minimum": 100},
+        description="In paise; null: the product's price",
+    ),
+    Integer("stock", 0, "capacity", optional=True, description="null: keep what the slot holds"),
+)
+PLANOGRAM: Spec = (
+    Integer("version", 0, 2_147_483_647, description="The version the editor read"),
+    Array("slots", SLOT_PLAN, 60, required=True, description="In display order"),
+)
+COPY_PLANOGRAM: Spec = (
+    Array("machines", Text("machine_id", 32, rule=MACHINE_ID_PATTERN), 500, required=True),
+)
+RESTOCK_COUNT: Spec = (Text("id", 4, rule=SLOT_ID_PATTERN), Integer("stock", 0, 1000))
+RESTOCK: Spec = (
+    Array("slots", RESTOCK_COUNT, 60, description="Each slot's stock as counted"),
+    Text("fill", 8, required=False, choices=("par", "capacity"), description="Or fill them all"),
+)
 VERIFY_PAYMENT: Spec = (
     Text("razorpay_order_id", 64),
     Text("razorpay_payment_id", 64),
@@ -189,4 +310,9 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("post", "/api/admin/login"): LOGIN,
     ("post", "/api/machine/register"): REGISTER,
     ("post", "/api/machine/{mid}/update-stock"): UPDATE_STOCK,
+    ("post", "/api/products"): PRODUCT,
+    ("put", "/api/products/{product_id}"): PRODUCT,
+    ("put", "/api/machine/{mid}/slots"): PLANOGRAM,
+    ("post", "/api/machine/{mid}/slots/copy"): COPY_PLANOGRAM,
+    ("post", "/api/machine/{mid}/restock"): RESTOCK,
 }

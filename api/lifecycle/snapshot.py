@@ -19,10 +19,12 @@ ONLY_SLOT = "1"  # the slot of a machine registered the v1 way
 @dataclass(frozen=True)
 class Line:
     slot: str
-    product: str
+    product: str  # the product's id (what the integrators' ``sales`` names)
     quantity: int
     dispensed: int
     unit_amount: int
+    name: str = ""  # the product's name when the order was made
+    motor: int = 0  # the machine's motor that runs the slot
 
     @property
     def short(self) -> int:

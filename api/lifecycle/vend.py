@@ -12,7 +12,6 @@ from typing import Protocol
 from api.lifecycle import decide
 from api.lifecycle.decide import ManualVerdict, PaymentVerdict
 from api.lifecycle.snapshot import (
-    ONLY_SLOT,
     Dispatch,
     Incoming,
     Line,
@@ -67,9 +66,45 @@ def spread(lines: tuple[Line, ...], dispensed: int) -> tuple[Line, ...]:
     out = []
     for line in lines:
         took = min(line.quantity, max(line.dispensed, left))
-        out.append(Line(line.slot, line.product, line.quantity, took, line.unit_amount))
+        out.append(
+            Line(
+                line.slot,
+                line.product,
+                line.quantity,
+                took,
+                line.unit_amount,
+                line.name,
+                line.motor,
+            )
+        )
         left = max(0, left - took)
     return tuple(out)
+
+
+def counted(
+    lines: tuple[Line, ...], dispensed: int, reported: dict[str, int] | None
+) -> tuple[Line, ...]:
+    """The lines with what came out: the machine's own per-line counts when it sent them
+    and they are sound (each within its line, adding up to the total), else the total
+    laid over the lines in order. Counts never go down."""
+    if reported is not None:
+        out = tuple(
+            Line(
+                line.slot,
+                line.product,
+                line.quantity,
+                max(line.dispensed, reported.get(line.slot, 0)),
+                line.unit_amount,
+                line.name,
+                line.motor,
+            )
+            for line in lines
+        )
+        sound = all(0 <= reported.get(line.slot, 0) <= line.quantity for line in lines)
+        known = set(reported) <= {line.slot for line in lines}
+        if sound and known and sum(line.dispensed for line in out) == dispensed:
+            return out
+    return spread(lines, dispensed)
 
 
 def refund_due(lines: tuple[Line, ...], paid: int, refunded: int) -> int:
@@ -81,13 +116,16 @@ def refund_due(lines: tuple[Line, ...], paid: int, refunded: int) -> int:
 # Events
 
 
-def order_requested(vend: Vend, client_id: str, quantity: int, terms: Terms, now: int) -> Outcome:
-    """create-order on a held lock, priced by the server: it replaces the lock's unpaid ones."""
+def order_requested(
+    vend: Vend, client_id: str, lines: tuple[Line, ...], terms: Terms, now: int
+) -> Outcome:
+    """create-order on a held lock, its lines priced by the server from the machine's
+    slots: it replaces the lock's unpaid orders."""
     session, machine = vend.session, vend.machine
     assert session is not None and machine is not None
     if not decide.session_live(session.status, session.expires_at, now):
         return Outcome(refusal=SESSION_EXPIRED)
-    lines = (Line(ONLY_SLOT, machine.product, quantity, 0, machine.price_amount),)
+    quantity = sum(line.quantity for line in lines)
     if decide.stock_verdict(machine.stock, quantity) is not PaymentVerdict.DISPATCH:
         return Outcome(refusal=NOT_ENOUGH_STOCK)
     if any(status in BUSY for _id, status in session.orders):
@@ -148,7 +186,14 @@ def settles(reported: str) -> bool:
     return reported in COMMAND_FINAL
 
 
-def machine_result(vend: Vend, reported: str, dispensed: int, error: str | None) -> Outcome:
+def machine_result(
+    vend: Vend,
+    reported: str,
+    dispensed: int,
+    error: str | None,
+    *,
+    per_line: dict[str, int] | None = None,
+) -> Outcome:
     """A machine's word about its command, which may come twice, late or out of order.
 
     A final status is final; progress never moves a command backwards; the
@@ -160,8 +205,8 @@ def machine_result(vend: Vend, reported: str, dispensed: int, error: str | None)
         return Outcome()
     count = min(max(command.dispensed, dispensed), command.quantity)
     if reported in COMMAND_FINAL:
-        return _settle(vend, order, Event(reported), count, error)
-    lines = spread(order.lines, count)
+        return _settle(vend, order, Event(reported), count, error, per_line)
+    lines = counted(order.lines, count, per_line)
     event = Event(reported)
     moved = moves(command=(command.status, event), order=(order.status, event), strict=False)
     if moved.command is None and count == command.dispensed:
@@ -185,11 +230,16 @@ def deadline_passed(vend: Vend, now: int) -> Outcome:
 
 
 def _settle(
-    vend: Vend, order: OrderSnap, event: Event, dispensed: int, error: str | None
+    vend: Vend,
+    order: OrderSnap,
+    event: Event,
+    dispensed: int,
+    error: str | None,
+    per_line: dict[str, int] | None = None,
 ) -> Outcome:
     """A final word: a sale of what came out, a refund of the rest, the lock ends."""
     assert vend.command is not None
-    lines = spread(order.lines, dispensed)
+    lines = counted(order.lines, dispensed, per_line)
     payment = _counted(vend.payments)
     earlier = [r for r in vend.refunds if r.payment_id == payment.id]
     done = sum(r.amount for r in earlier if r.status != RefundStatus.FAILED)

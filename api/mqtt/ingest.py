@@ -282,7 +282,7 @@ async def _results(services: Services, machine_id: str, cmd_id: str | None, payl
     status = CommandStatus(msg["status"])
     error = msg.get("error")
     return await services.dispense.apply_result(
-        machine_id, msg["cmd_id"], status, msg["dispensed"], error
+        machine_id, msg["cmd_id"], status, msg["dispensed"], error, msg.get("lines")
     )
 
 

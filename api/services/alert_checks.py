@@ -13,6 +13,7 @@ from api.lifecycle.states import SHORT, RefundStatus, ordered
 from api.money import money
 from api.services.alerts import Alerts
 from api.services.context import Context
+from api.services.slots import Slots
 from schema.models import Alert, Command, Machine, Order, Refund
 
 FAILED_VEND_STATES = ordered(SHORT)
@@ -39,6 +40,7 @@ class AlertChecks:
         raised += await self.offline()
         raised += await self.failed_vends()
         raised += await self.failed_refunds()
+        raised += await Slots(self.ctx).check_alerts()
         return raised
 
     async def offline(self) -> int:

@@ -10,6 +10,7 @@ from api.services.admin_views import AdminViews
 from api.services.admins import Admins
 from api.services.alerts import Alerts
 from api.services.budgets import BudgetStore, MemoryBudgets
+from api.services.catalogue import Catalogue
 from api.services.context import Context
 from api.services.dispense import Dispense
 from api.services.feedback import Feedbacks
@@ -25,6 +26,7 @@ from api.services.policy import VendPolicy
 from api.services.reconcile import Reconciler
 from api.services.refunds import Refunds
 from api.services.rollouts import Rollouts
+from api.services.slots import Slots
 from api.services.sweeper import Sweeper
 from api.services.views import Views
 from api.services.webhooks import Webhooks
@@ -54,6 +56,8 @@ class Services:
     manual_refunds: ManualRefunds
     firmware: Firmware
     rollouts: Rollouts
+    catalogue: Catalogue
+    slots: Slots
 
     @classmethod
     def build(
@@ -97,4 +101,6 @@ class Services:
             manual_refunds=ManualRefunds(ctx),
             firmware=Firmware(ctx),
             rollouts=Rollouts(ctx),
+            catalogue=Catalogue(ctx),
+            slots=Slots(ctx),
         )

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.clock import LocalCalendar
 from api.services import refund_totals
-from schema.models import Command, Machine, Order
+from schema.models import Command, Machine, OrderLine
 
 if TYPE_CHECKING:
     from schema.messages import TodayMsg
@@ -38,10 +38,10 @@ async def sold_since(
     query = (
         select(
             Command.machine_id,
-            func.sum(Command.dispensed),
-            func.sum(Command.dispensed * Order.unit_amount),
+            func.sum(OrderLine.dispensed),
+            func.sum(OrderLine.dispensed * OrderLine.unit_amount),
         )
-        .join(Order, Order.id == Command.order_id)
+        .join(OrderLine, OrderLine.order_id == Command.order_id)
         .where(Command.finished_at >= since, Command.dispensed > 0)
         .group_by(Command.machine_id)
     )

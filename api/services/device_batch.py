@@ -37,7 +37,7 @@ WRITTEN = (
     "offline_alerted",
 )
 # What ``state`` needs besides.
-READ = (*WRITTEN, "mode", "stock", "price_amount", "currency")
+READ = (*WRITTEN, "mode", "stock", "price_amount", "currency", "desired_slots")
 
 
 @dataclass(frozen=True)

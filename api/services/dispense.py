@@ -7,6 +7,9 @@ refunded at the order's unit price.  Each event is one decision of
 ``api.lifecycle.vend``, applied by ``api.services.vend_writer``.
 """
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from sqlalchemy import select
 
 from api.errors import CommandNotFound
@@ -17,6 +20,13 @@ from api.services.context import Context
 from schema.models import Command
 
 UNFINISHED = Command.status.not_in(ordered(COMMAND_FINAL))
+
+
+def per_slot(lines: Sequence[Mapping[str, Any]] | None) -> dict[str, int] | None:
+    """A result's per-line counts by slot (None when the machine sent none)."""
+    if not lines:
+        return None
+    return {str(line["slot"]): int(line["dispensed"]) for line in lines}
 
 
 class Dispense:
@@ -30,15 +40,21 @@ class Dispense:
         status: CommandStatus,
         dispensed: int,
         error: str | None = None,
+        lines: Sequence[Mapping[str, Any]] | None = None,
     ) -> bool:
-        """Apply a device's report; False when it changed nothing (unknown, duplicate, late)."""
+        """Apply a device's report; False when it changed nothing (unknown, duplicate, late).
+
+        ``lines`` are the result's per-line counts (``[{"slot","dispensed"}]``), when the
+        machine sent them."""
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             whole = vend.settles(status)
             loaded = await vend_load.by_command(s, cmd_id, machine_id, whole=whole)
             if loaded is None:
                 return False
-            outcome = vend.machine_result(loaded.vend, status, dispensed, error)
+            outcome = vend.machine_result(
+                loaded.vend, status, dispensed, error, per_line=per_slot(lines)
+            )
             await vend_writer.apply(s, loaded.rows, outcome, now, policy=self.ctx.policy)
             return outcome.changed
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from api.services import refund_totals
 from api.services.context import Context
-from schema.models import Command, Machine, Order, Telemetry
+from schema.models import Command, Machine, OrderLine, Telemetry
 
 SLOT_S = 600
 
@@ -63,10 +63,11 @@ class FleetStats:
             select(
                 Command.machine_id,
                 day,
-                func.sum(Command.dispensed),
-                func.sum(Command.dispensed * Order.unit_amount),
+                func.sum(OrderLine.dispensed),
+                # Each line at its own price (an order of several products).
+                func.sum(OrderLine.dispensed * OrderLine.unit_amount),
             )
-            .join(Order, Order.id == Command.order_id)
+            .join(OrderLine, OrderLine.order_id == Command.order_id)
             .where(Command.finished_at >= day_list[0], Command.dispensed > 0)
             .group_by(Command.machine_id, day)
         )

@@ -8,7 +8,8 @@ Every guess spends its budgets first (``api.services.guesses``); a right code,
 or an answer that says nothing about the code, gives them back.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +30,7 @@ from api.errors import (
 )
 from api.lifecycle import decide, vend
 from api.lifecycle.table import Event
-from api.services import outgoing, sessions, vend_load, vend_writer
+from api.services import outgoing, planogram, sessions, vend_load, vend_writer
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.guesses import GuessGuard, GuessLimits
@@ -46,6 +47,7 @@ class Lock:
     expires_at: int
     price: dict[str, int | str]
     max_quantity: int
+    slots: list[dict[str, Any]] = field(default_factory=list)
 
 
 def valid_client_id(client_id: str) -> bool:
@@ -128,7 +130,7 @@ class Locks:
             current = await sessions.active_session(s, machine.id)
             if current is not None and decide.session_live(current.status, current.expires_at, now):
                 if current.client_id == client_id:
-                    return self._lock_of(machine, current)
+                    return self._lock_of(machine, current, await planogram.shown(s, machine))
                 raise MachineBusy("someone else is using this machine right now")
             if current is not None:
                 # A lock that ran out but was not swept yet: end it now; its
@@ -141,13 +143,21 @@ class Locks:
                 await self._count_machine_failure(s, machine, now)
                 refusal = InvalidCode("wrong or expired code; check the machine's display")
             else:
-                self._check_available(machine)
-                return await self._take(s, machine, code, client_id, source, now)
+                found = await planogram.shown(s, machine)
+                self._check_available(machine, found)
+                return await self._take(s, machine, code, client_id, source, now, found)
         assert refusal is not None
         raise refusal
 
     async def _take(
-        self, s: AsyncSession, machine: Machine, code: str, client_id: str, source: str, now: int
+        self,
+        s: AsyncSession,
+        machine: Machine,
+        code: str,
+        client_id: str,
+        source: str,
+        now: int,
+        found: list[dict[str, Any]],
     ) -> Lock:
         # Compare-and-set on the code; the new desired version comes back with it.
         version = await s.scalar(
@@ -180,19 +190,23 @@ class Locks:
         except IntegrityError as exc:
             raise MachineBusy("someone else took this machine a moment ago") from exc
         await outgoing.machine_changed(s, machine, now, lock=session, version_bumped=True)
-        return self._lock_of(machine, session)
+        return self._lock_of(machine, session, found)
 
-    def _lock_of(self, machine: Machine, session: VendSession) -> Lock:
+    def _lock_of(self, machine: Machine, session: VendSession, found: list[dict[str, Any]]) -> Lock:
+        units = planogram.sellable_shown(found) if found else machine.stock
         return Lock(
             machine_id=machine.id,
             session_id=session.id,
             expires_at=session.expires_at,
             price={"amount": machine.price_amount, "currency": machine.currency},
-            max_quantity=min(self.ctx.policy.max_quantity, machine.stock),
+            max_quantity=min(self.ctx.policy.max_quantity, units),
+            slots=found,
         )
 
-    def _check_available(self, machine: Machine) -> None:
-        found = decide.availability(machine.mode, machine.online, machine.stock)
+    def _check_available(self, machine: Machine, shown: list[dict[str, Any]]) -> None:
+        # Empty only when every enabled slot is (CONTRACT 5).
+        units = planogram.sellable_shown(shown) if shown else machine.stock
+        found = decide.availability(machine.mode, machine.online, units)
         if found is decide.Availability.OUT_OF_SERVICE:
             raise MachineOutOfService("this machine is out of service")
         if found is decide.Availability.OFFLINE:

@@ -8,10 +8,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import InvalidRequest, MachineNotFound, MachineTaken, VendInProgress
-from api.ids import new_api_key
+from api.ids import new_api_key, new_id
 from api.lifecycle.states import COMMAND_FINAL, ordered
 from api.money import money
-from api.services import outgoing
+from api.services import outgoing, planogram
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.presence_rule import status_applies
@@ -22,6 +22,8 @@ from schema.models import (
     DeviceEvent,
     Integrator,
     Machine,
+    MachineSlot,
+    Product,
     Telemetry,
 )
 
@@ -70,6 +72,48 @@ class NewMachine:
             raise InvalidRequest("stock must be between 0 and capacity")
 
 
+async def add_one_slot(s: AsyncSession, machine: Machine, now: int) -> None:
+    """A machine registered the v1 way: one slot "1" on motor 0 with a product of its
+    own (its name and price), its capacity as par and its stock."""
+    product = Product(
+        id=new_id("prd"),
+        sku=None,
+        name=machine.name[:40],
+        price_amount=machine.price_amount,
+        currency=machine.currency,
+        active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    s.add(product)
+    await s.flush()  # no relationship orders the two inserts
+    s.add(
+        MachineSlot(
+            machine_id=machine.id,
+            slot_id="1",
+            motor=0,
+            product_id=product.id,
+            price_amount=None,
+            capacity=machine.capacity,
+            par=machine.capacity,
+            stock=machine.stock,
+            enabled=True,
+            position=0,
+            sold_out_taps=0,
+            low_stock_alerted=False,
+            sold_out_alerted=False,
+        )
+    )
+
+
+async def only_slot(s: AsyncSession, machine_id: str, what: str) -> MachineSlot | None:
+    """The slot of a one-slot machine (v1 stock and price act on it); None without slots."""
+    found = await planogram.rows(s, machine_id, lock=True)
+    if len(found) > 1:
+        raise InvalidRequest(f"this machine has several slots: set {what} per slot")
+    return found[0][0] if found else None
+
+
 class Machines:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -113,6 +157,8 @@ class Machines:
                     simulated=new.simulated,
                 )
                 s.add(machine)
+                await s.flush()
+                await add_one_slot(s, machine, now)
                 await s.flush()
                 await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
                 await outgoing.machine_changed(s, machine, now)
@@ -169,6 +215,9 @@ class Machines:
             )
             if in_flight is not None:
                 raise VendInProgress("a vend is running on this machine; restock after it ends")
+            slot = await only_slot(s, machine.id, "stock")
+            if slot is not None:
+                slot.stock = stock
             machine.restocked_total += stock - machine.stock
             machine.stock = stock
             limit = machine.low_stock_threshold
@@ -179,7 +228,16 @@ class Machines:
 
     async def set_price(self, machine_id: str, amount: int) -> Machine:
         check_price(amount)
-        return await self._set(machine_id, price_amount=amount)
+        now = self.ctx.clock.now()
+        async with self.ctx.db.begin() as s:
+            machine = await self._get(s, machine_id, lock=True)
+            slot = await only_slot(s, machine.id, "prices")
+            if slot is not None:
+                slot.price_amount = amount
+                machine.planogram_version += 1
+            machine.price_amount = amount
+            await outgoing.machine_changed(s, machine, now)
+        return machine
 
     async def set_mode(self, machine_id: str, mode: str) -> Machine:
         if mode not in ("in_service", "out_of_service"):

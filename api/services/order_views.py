@@ -16,10 +16,19 @@ from api.lifecycle.states import (
     RefundStatus,
 )
 from api.money import money
-from api.services import refund_totals
+from api.services import cart, refund_totals, vend_lines
 from api.services.context import Context
 from schema import topics
-from schema.models import Command, Feedback, Machine, Order, Payment, Refund, VendSession
+from schema.models import (
+    Command,
+    Feedback,
+    Machine,
+    Order,
+    OrderLine,
+    Payment,
+    Refund,
+    VendSession,
+)
 
 MAX_PAGE = 200
 STATUSES = tuple(OrderStatus)  # for filter forms
@@ -142,6 +151,7 @@ class OrderDetail:
     command: Command | None
     refunds: list[Refund]
     timeline: list[Step] = field(default_factory=list)
+    lines: list[OrderLine] = field(default_factory=list)  # one per slot, in order
 
     @property
     def counted_payment(self) -> Payment | None:
@@ -151,6 +161,10 @@ class OrderDetail:
     @property
     def undispensed_amount(self) -> int:
         o = self.order
+        if len(self.lines) > 1:  # several products: each line at its own price
+            return cart.undispensed_amount(
+                [(line.quantity, line.dispensed, line.unit_amount) for line in self.lines]
+            )
         return decide.undispensed(o.quantity, o.dispensed, o.unit_amount)
 
     @property
@@ -304,6 +318,7 @@ class OrderViews:
                         )
                     ).all()
                 ),
+                lines=await vend_lines.of_order(s, order.id),
             )
         detail.timeline = timeline(detail)
         return detail
@@ -325,8 +340,16 @@ def timeline(d: OrderDetail) -> list[Step]:
         Step(
             o.created_at,
             "Order created",
-            f"{o.quantity} x {money(o.unit_amount, o.currency)} = "
-            f"{money(o.amount, o.currency)} via {o.gateway}"
+            (
+                ", ".join(
+                    f"{line.slot} {line.product_name} {line.quantity} x "
+                    f"{money(line.unit_amount, o.currency)}"
+                    for line in d.lines
+                )
+                if len(d.lines) > 1
+                else f"{o.quantity} x {money(o.unit_amount, o.currency)}"
+            )
+            + f" = {money(o.amount, o.currency)} via {o.gateway}"
             + (f", gateway order {o.gateway_order_id}" if o.gateway_order_id else ""),
         )
     )

@@ -24,6 +24,7 @@ from api.errors import (
     OrderNotFound,
     PaymentRequired,
     SessionExpired,
+    SmartVendError,
     VendInProgress,
 )
 from api.lifecycle import vend
@@ -31,7 +32,7 @@ from api.lifecycle.decide import PaymentVerdict
 from api.lifecycle.snapshot import Incoming
 from api.lifecycle.states import PAYABLE, PaymentDisposition
 from api.payments.base import GatewayPayment, PaymentGateway
-from api.services import refund_totals, vend_load, vend_writer
+from api.services import cart, planogram, refund_totals, vend_lines, vend_load, vend_writer
 from api.services.context import Context
 from schema.models import Command, Order, Payment, Refund, VendSession
 
@@ -53,8 +54,15 @@ class Orders:
         self.ctx = ctx
         self.gateway = gateway
 
-    async def create(self, session_id: str, client_id: str, quantity: int) -> CreatedOrder:
-        if not 1 <= quantity <= self.ctx.policy.max_quantity:
+    async def create(
+        self,
+        session_id: str,
+        client_id: str,
+        quantity: int | None,
+        items: list[dict[str, Any]] | None = None,
+    ) -> CreatedOrder:
+        """An order of ``items`` (slot, quantity), or of ``quantity`` on a one-slot machine."""
+        if quantity is not None and not 1 <= quantity <= self.ctx.policy.max_quantity:
             raise InvalidRequest(f"quantity must be 1 to {self.ctx.policy.max_quantity}")
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
@@ -62,9 +70,23 @@ class Orders:
             if session is None or session.client_id != client_id:
                 raise NotLockOwner("this session is not yours")
             loaded = await vend_load.by_session(s, session)
-            outcome = vend.order_requested(loaded.vend, client_id, quantity, self.ctx.policy, now)
+            slots = await planogram.rows(s, session.machine_id, lock=True)
+            if not slots:  # pragma: no cover - every machine has a slot since 0005
+                raise InsufficientStock("this machine has nothing on sale")
+            wrong: SmartVendError | None = None
+            try:  # what was asked for, priced; said only once the lock is known to hold
+                basket = cart.price(
+                    cart.items_of(items, quantity, slots), slots, self.ctx.policy.max_quantity
+                )
+            except SmartVendError as exc:
+                basket, wrong = cart.Cart(()), exc
+            outcome = vend.order_requested(
+                loaded.vend, client_id, cart.lines_of(basket), self.ctx.policy, now
+            )
             if outcome.refusal == vend.SESSION_EXPIRED:
                 raise SessionExpired("your session has ended; enter the code again")
+            if wrong is not None:
+                raise wrong
             if outcome.refusal == vend.NOT_ENOUGH_STOCK:
                 assert loaded.rows.machine is not None
                 raise InsufficientStock(f"only {loaded.rows.machine.stock} left in this machine")
@@ -182,7 +204,7 @@ class Orders:
     async def view(self, order_id: str) -> dict[str, Any]:
         """The order as the shopper sees it, with the total refunded so far if any."""
         async with self.ctx.db() as s:
-            order = await s.get(Order, order_id)
+            order, lines = await vend_lines.order_with_lines(s, order_id)
             if order is None:
                 raise OrderNotFound("no such order")
             refunds = (
@@ -205,4 +227,5 @@ class Orders:
             "amount": order.amount,
             "currency": order.currency,
             "refund": None if refund is None else refund.as_json(),
+            "lines": vend_lines.as_json(lines),
         }

@@ -7,12 +7,34 @@ them to the outbox in the cause's transaction, and the MQTT drain
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from schema import messages
 from schema.models import Command, Machine, VendSession
 
 if TYPE_CHECKING:
-    from schema.messages import CmdMsg, DesiredMsg, DisplayMsg, PriceMsg, SalesMsg, StateMsg
+    from schema.messages import (
+        CmdLineMsg,
+        CmdMsg,
+        DesiredMsg,
+        DisplayMsg,
+        PriceMsg,
+        SaleLineMsg,
+        SalesMsg,
+        SlotMsg,
+        StateMsg,
+        StateSlotMsg,
+    )
+
+
+def carries(kind: str, field: str) -> bool:
+    """Whether the wire's field table for ``kind`` has ``field`` (contract 1.1's
+    additions are sent once the wire module knows them)."""
+    return any(name == field for name, _spec, _required in messages.SPECS[kind][0])
+
+
+def _slots_allowed(kind: str, slots: object) -> bool:
+    return isinstance(slots, list) and bool(slots) and carries(kind, "slots")
 
 
 def price_of(machine: Machine) -> PriceMsg:
@@ -24,7 +46,7 @@ def desired_payload(machine: Machine, lock: VendSession | None) -> DesiredMsg:
     code, expires_at = machine.display_code, machine.display_code_expires_at
     if lock is None and code is not None and expires_at is not None:
         display = {"code": code, "expires_at": expires_at}
-    return {
+    shown: DesiredMsg = {
         "version": machine.desired_version,
         "mode": "out_of_service" if machine.mode == "out_of_service" else "in_service",
         "display": display,
@@ -32,6 +54,15 @@ def desired_payload(machine: Machine, lock: VendSession | None) -> DesiredMsg:
         "price": price_of(machine),
         "stock": machine.stock,
     }
+    if _slots_allowed("desired", machine.desired_slots):
+        shown["slots"] = cast(
+            "list[SlotMsg]",
+            [
+                {k: v for k, v in slot.items() if k != "product"}
+                for slot in machine.desired_slots or []
+            ],
+        )
+    return shown
 
 
 def state_payload(machine: Machine, busy: bool) -> StateMsg:
@@ -39,7 +70,7 @@ def state_payload(machine: Machine, busy: bool) -> StateMsg:
         mode = "out_of_service"
     else:
         mode = machine.reported_mode or "idle"
-    return {
+    state: StateMsg = {
         "online": machine.online,
         "mode": mode,
         "stock": machine.stock,
@@ -47,10 +78,18 @@ def state_payload(machine: Machine, busy: bool) -> StateMsg:
         "price": price_of(machine),
         "last_seen": machine.last_seen,
     }
+    if _slots_allowed("state", machine.desired_slots):
+        state["slots"] = cast("list[StateSlotMsg]", state_slots(machine.desired_slots or []))
+    return state
 
 
-def command_payload(command: Command) -> CmdMsg:
-    return {
+def state_slots(desired: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Integrators' view of the slots: ``desired``'s without the motors."""
+    return [{k: v for k, v in slot.items() if k not in ("motor", "product")} for slot in desired]
+
+
+def command_payload(command: Command, lines: list[dict[str, Any]] | None = None) -> CmdMsg:
+    cmd: CmdMsg = {
         "cmd_id": command.id,
         "action": "dispense",
         "quantity": command.quantity,
@@ -58,16 +97,29 @@ def command_payload(command: Command) -> CmdMsg:
         "issued_at": command.issued_at,
         "expires_at": command.expires_at,
     }
+    if lines and carries("cmd", "lines"):
+        cmd["lines"] = cast("list[CmdLineMsg]", lines)
+    return cmd
 
 
-def sale_payload(order_id: str, quantity: int, amount: int, currency: str, now: int) -> SalesMsg:
-    return {
+def sale_payload(
+    order_id: str,
+    quantity: int,
+    amount: int,
+    currency: str,
+    now: int,
+    lines: list[dict[str, Any]] | None = None,
+) -> SalesMsg:
+    sale: SalesMsg = {
         "order": order_id,
         "quantity": quantity,
         "amount": amount,
         "currency": currency,
         "ts": now,
     }
+    if lines and carries("sales", "lines"):
+        sale["lines"] = cast("list[SaleLineMsg]", lines)
+    return sale
 
 
 def vend_messages(
@@ -76,6 +128,7 @@ def vend_messages(
     command: Command | None,
     clear: bool,
     sale: SalesMsg | None,
+    command_lines: list[dict[str, Any]] | None = None,
 ) -> list[tuple[str, str | None, dict[str, Any] | None, bool]]:
     """What one vend event shows, in publish order: ``(kind, cmd_id, payload, retain)``.
 
@@ -86,7 +139,7 @@ def vend_messages(
     if sale is not None:
         out.append(("sales", None, dict(sale), False))
     if command is not None:
-        body = None if clear else dict(command_payload(command))
+        body = None if clear else dict(command_payload(command, command_lines))
         out.append(("cmd", command.id, body, True))
     out.append(("desired", None, dict(desired_payload(machine, lock)), True))
     out.append(("state", None, dict(state_payload(machine, lock is not None)), True))

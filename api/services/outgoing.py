@@ -5,12 +5,12 @@ crash between commit and publish loses nothing. The payloads are built in
 ``api.services.outbox``.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.services import outbox, sessions
+from api.services import outbox, planogram, sessions, vend_lines
 from schema import messages, topics
 from schema.models import Command, Machine, OutboxMessage, VendSession
 
@@ -82,7 +82,12 @@ async def send_command(s: AsyncSession, command: Command, now: int) -> None:
     await enqueue(
         s,
         topics.cmd(command.machine_id, command.id),
-        messages.encode("cmd", outbox.command_payload(command)),
+        messages.encode(
+            "cmd",
+            outbox.command_payload(
+                command, vend_lines.command_lines(await vend_lines.of_order(s, command.order_id))
+            ),
+        ),
         retain=True,
         qos=1,
         now=now,
@@ -103,8 +108,9 @@ async def sale(
     amount: int,
     currency: str,
     now: int,
+    lines: list[dict[str, Any]] | None = None,
 ) -> None:
-    payload = outbox.sale_payload(order_id, quantity, amount, currency, now)
+    payload = outbox.sale_payload(order_id, quantity, amount, currency, now, lines)
     await enqueue(
         s, topics.sales(machine_id), messages.encode("sales", payload), retain=False, qos=1, now=now
     )
@@ -126,9 +132,14 @@ async def vend_changed(
     ``desired``'s version goes up by one (unless the caller's own UPDATE raised
     it); its and ``state``'s unpublished predecessors are superseded.
     """
+    if lock is None:  # planogram changes made during a session reach the machine at its end
+        await planogram.refresh_desired(s, machine)
     if not version_bumped:
         machine.desired_version += 1
-    made = outbox.vend_messages(machine, lock, command, clear, sale)
+    lines = None
+    if command is not None and not clear:
+        lines = vend_lines.command_lines(await vend_lines.of_order(s, command.order_id))
+    made = outbox.vend_messages(machine, lock, command, clear, sale, lines)
     names = [topics.machine_topic(machine.id, kind, cmd_id) for kind, cmd_id, _b, _r in made]
     rows = [
         {

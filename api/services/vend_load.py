@@ -25,7 +25,7 @@ from api.lifecycle.snapshot import (
     Vend,
 )
 from api.lifecycle.states import SessionStatus
-from schema.models import Command, Machine, Order, Payment, Refund, VendSession
+from schema.models import Command, Machine, Order, OrderLine, Payment, Refund, VendSession
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Rows:
     payments: list[Payment] = field(default_factory=list)
     refunds: list[Refund] = field(default_factory=list)
     session_orders: list[tuple[str, str]] = field(default_factory=list)
+    lines: list[OrderLine] = field(default_factory=list)  # the order's, in position order
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,34 @@ class Loaded:
     vend: Vend
 
 
-def lines_of(order: Order) -> tuple[Line, ...]:
-    """An order's lines: today one line on the machine's only slot, from the order row."""
-    return (Line(ONLY_SLOT, "", order.quantity, order.dispensed, order.unit_amount),)
+def lines_of(order: Order, rows: list[OrderLine]) -> tuple[Line, ...]:
+    """An order's lines as it was made (slot, product, quantity, unit price) with what came
+    out; an order read without its lines is one line on the machine's only slot."""
+    if not rows:
+        return (Line(ONLY_SLOT, "", order.quantity, order.dispensed, order.unit_amount),)
+    return tuple(
+        Line(
+            line.slot,
+            line.product_id or "",
+            line.quantity,
+            line.dispensed,
+            line.unit_amount,
+            line.product_name,
+            line.motor,
+        )
+        for line in rows
+    )
+
+
+async def _lines(s: AsyncSession, rows: Rows) -> None:
+    if rows.order is not None:
+        found = await s.scalars(
+            select(OrderLine)
+            .where(OrderLine.order_id == rows.order.id)
+            .order_by(OrderLine.position)
+            .with_for_update()
+        )
+        rows.lines = list(found.all())
 
 
 async def by_command(
@@ -72,6 +98,7 @@ async def by_command(
     if found is None:
         return None
     rows = Rows(command=found[0], order=found[1])
+    await _lines(s, rows)
     if not whole:
         return Loaded(rows, snapshot(rows))
     return await _around(s, rows, session_first=False)
@@ -80,7 +107,9 @@ async def by_command(
 async def by_order(s: AsyncSession, order: Order) -> Loaded:
     """An order (the caller holds its row lock) with its lock, command and money."""
     command = await s.scalar(select(Command).where(Command.order_id == order.id))
-    return await _around(s, Rows(order=order, command=command), session_first=True)
+    rows = Rows(order=order, command=command)
+    await _lines(s, rows)
+    return await _around(s, rows, session_first=True)
 
 
 async def by_session(s: AsyncSession, session: VendSession) -> Loaded:
@@ -164,7 +193,7 @@ def snapshot(rows: Rows) -> Vend:
             order.status,
             order.amount,
             order.currency,
-            lines_of(order),
+            lines_of(order, rows.lines),
         ),
         command=None
         if command is None

@@ -16,14 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.commit_feed import order_channel, touch
 from api.ids import new_id
-from api.lifecycle.snapshot import Incoming, NewRefund, Outcome
+from api.lifecycle.snapshot import Incoming, Line, NewRefund, Outcome
 from api.lifecycle.states import CommandStatus, OrderStatus, RefundStatus, SessionStatus
 from api.lifecycle.table import Event, step
-from api.services import outgoing
+from api.services import outgoing, planogram
 from api.services.codes import rotate_code
 from api.services.policy import VendPolicy
 from api.services.vend_load import Rows
-from schema.models import Command, Machine, Order, Payment, Refund, VendSession
+from schema.models import Command, Machine, Order, OrderLine, Payment, Refund, VendSession
 
 if TYPE_CHECKING:
     from schema.messages import SalesMsg
@@ -60,6 +60,8 @@ async def apply(
         assert session is not None and machine is not None and outcome.order is not None
         rows.order = written.order = _new_order(outcome, session, gateway, now)
         s.add(written.order)
+        rows.lines = _new_lines(written.order.id, outcome.new_order.lines)
+        s.add_all(rows.lines)
     order = rows.order
     if outcome.payment is not None:
         assert order is not None
@@ -100,8 +102,12 @@ async def apply(
             if refund.id == refund_id:
                 refund.status = status
                 refund.updated_at = now
+    if outcome.lines is not None and order is not None:
+        _count_lines(rows.lines, outcome.lines)
     if outcome.stock_taken and machine is not None:
         _take_stock(machine, outcome.stock_taken)
+        if outcome.lines is not None:
+            await _take_from_slots(s, machine, outcome.lines)
     lock = rows.lock
     if outcome.session is not None and session is not None:
         session.status = outcome.session
@@ -122,6 +128,17 @@ async def apply(
                 "amount": shown.sale.amount,
                 "currency": order.currency,
                 "ts": now,
+                "lines": [
+                    {
+                        "slot": line.slot,
+                        "product": line.product or line.slot,
+                        "quantity": line.dispensed,
+                        "unit_amount": line.unit_amount,
+                        "amount": line.dispensed * line.unit_amount,
+                    }
+                    for line in shown.sale.lines
+                    if line.dispensed
+                ],
             }
         sent = command if shown.command or shown.clear else None
         await outgoing.vend_changed(
@@ -133,7 +150,9 @@ async def apply(
 def _new_order(outcome: Outcome, session: VendSession, gateway: str, now: int) -> Order:
     new = outcome.new_order
     assert new is not None and outcome.order is not None
-    unit = new.lines[0].unit_amount
+    # One line: its unit price; several: the amount per unit, for reports (each line keeps
+    # its own).
+    unit = new.amount // max(1, new.quantity)
     return Order(
         id=new_id("ord"),
         machine_id=session.machine_id,
@@ -149,6 +168,47 @@ def _new_order(outcome: Outcome, session: VendSession, gateway: str, now: int) -
         created_at=now,
         updated_at=now,
     )
+
+
+def _new_lines(order_id: str, lines: tuple[Line, ...]) -> list[OrderLine]:
+    """The order's lines as priced when it was made: a later price change never moves them."""
+    return [
+        OrderLine(
+            order_id=order_id,
+            position=position,
+            slot=line.slot,
+            motor=line.motor,
+            product_id=line.product,
+            product_name=line.name,
+            unit_amount=line.unit_amount,
+            quantity=line.quantity,
+            dispensed=0,
+        )
+        for position, line in enumerate(lines)
+    ]
+
+
+def _count_lines(rows: list[OrderLine], lines: tuple[Line, ...]) -> None:
+    """Each order line's count of units out, as the lifecycle says."""
+    counts = {line.slot: line.dispensed for line in lines}
+    for row in rows:
+        if row.slot in counts:
+            row.dispensed = counts[row.slot]
+
+
+async def _take_from_slots(s: AsyncSession, machine: Machine, lines: tuple[Line, ...]) -> None:
+    """What came out leaves each line's slot; the v1 columns follow the slots."""
+    found = await planogram.rows(s, machine.id, lock=True)
+    slots = {slot.slot_id: slot for slot, _product in found}
+    for line in lines:
+        slot = slots.get(line.slot)
+        if slot is None or not line.dispensed:
+            continue
+        if line.dispensed > slot.stock:
+            log.warning("slot %s/%s dispensed %d of %d", machine.id, line.slot, line.dispensed,
+                        slot.stock)  # fmt: skip
+        slot.stock = max(0, slot.stock - line.dispensed)
+    planogram.mirror(machine, found)
 
 
 def _payment(order: Order, paid: Incoming, disposition: str) -> Payment:

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from api.errors import MachineNotFound
 from api.lifecycle.states import COMMAND_FINAL, ordered
-from api.services import outbox, sessions
+from api.services import outbox, planogram, sessions, vend_lines
 from api.services.context import Context
 from schema.models import Command, Machine
 
@@ -21,6 +21,7 @@ class Views:
             if machine is None:
                 raise MachineNotFound(f"no machine {machine_id}")
             lock = await sessions.active_session(s, machine_id)
+            found = await planogram.rows(s, machine_id)
         now = self.ctx.clock.now()
         live = lock is not None and lock.expires_at > now
         return {
@@ -36,6 +37,7 @@ class Views:
             # Whether the display shows a code now (never the code itself): a page can say
             # "enter the new code" only once there is one.
             "code_on_display": lock is None and machine.display_code is not None,
+            "slots": planogram.public_slots(found, machine.currency),
         }
 
     async def display_code(self, machine_id: str) -> str | None:
@@ -81,7 +83,11 @@ class Views:
                     .order_by(Command.issued_at)
                 )
             ).all()
+            lines = await vend_lines.of_orders(s, [c.order_id for c in commands])
         return {
             "desired": outbox.desired_payload(machine, lock),
-            "commands": [outbox.command_payload(c) for c in commands],
+            "commands": [
+                outbox.command_payload(c, vend_lines.command_lines(lines[c.order_id]))
+                for c in commands
+            ],
         }

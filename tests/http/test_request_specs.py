@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from api.errors import InvalidRequest
 from api.http import firmware_openapi, specs
 from api.http.openapi import openapi_document
-from api.http.specs import Integer, Object, Spec, Text
+from api.http.specs import Array, Boolean, Integer, Object, Spec, Text
 
 ROUTES = sorted(specs.ROUTES.items())
 
@@ -35,10 +35,19 @@ def _check_fields(schema: dict[str, Any], spec: Spec) -> None:
         prop = schema["properties"][f.name]
         if isinstance(f, Object):
             _check_fields(prop, f.fields)
+        elif isinstance(f, Array):
+            assert prop["type"] == ("array" if f.required else ["array", "null"])
+            assert prop["maxItems"] == f.max_items
+            if not isinstance(f.fields, Text):
+                _check_fields(prop["items"], f.fields)
+        elif isinstance(f, Boolean):
+            assert prop["type"] == "boolean" and prop["default"] is f.default
         elif isinstance(f, Integer):
             assert prop["type"] == "integer"
             assert prop["minimum"] == f.rule.get("minimum", f.low)
-            assert prop["maximum"] == (f.high if isinstance(f.high, int) else 10_000)
+            named = next((g for g in spec if g.name == f.high), None)
+            bound = f.high if isinstance(f.high, int) else getattr(named, "high", None)
+            assert prop["maximum"] == bound
         elif "enum" in prop:
             assert prop["enum"] == list(f.choices or f.rule["enum"])
         else:
@@ -63,6 +72,11 @@ def _value(schema: dict[str, Any], required: bool) -> st.SearchStrategy[Any]:
     kind = schema["type"]
     if kind == "object":
         return _object(schema)
+    if kind == "boolean":
+        return st.booleans() if required else st.none() | st.booleans()
+    if kind in ("array", ["array", "null"]):
+        items = st.lists(_value(schema["items"], True), min_size=1, max_size=3)
+        return items if required else st.none() | items
     if kind == "integer":
         return st.integers(schema["minimum"], schema["maximum"])
     if "pattern" in schema:
@@ -85,11 +99,16 @@ def _object(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
 
 def _within_named_bounds(spec: Spec, body: dict[str, Any]) -> bool:
     """A bound that names another field (stock <= capacity) is beyond JSON Schema."""
-    return all(
-        body.get(f.name, f.default) <= body[f.high]
-        for f in spec
-        if isinstance(f, Integer) and isinstance(f.high, str)
-    )
+    for f in spec:
+        if isinstance(f, Array) and not isinstance(f.fields, Text):
+            items = body.get(f.name) or []
+            if not all(_within_named_bounds(f.fields, item) for item in items):
+                return False
+        if isinstance(f, Integer) and isinstance(f.high, str):
+            value = body.get(f.name, f.default)
+            if value is not None and value > body[f.high]:
+                return False
+    return True
 
 
 @st.composite
@@ -105,7 +124,7 @@ def test_a_body_valid_per_the_schema_parses(case: tuple[Spec, dict[str, Any]]) -
     spec, body = case
     parsed = specs.parse(spec, body)
     for f in spec:
-        if isinstance(f, Object) or f.name not in body or body[f.name] is None:
+        if isinstance(f, Object | Array) or f.name not in body or body[f.name] is None:
             continue
         assert parsed[f.name] == body[f.name]
 
@@ -121,7 +140,9 @@ def _too_far(f: Text | Integer, body: dict[str, Any]) -> st.SearchStrategy[Any]:
 @st.composite
 def broken_bodies(draw: st.DrawFn) -> tuple[Spec, dict[str, Any], str]:
     spec, body = draw(valid_bodies())
-    f = draw(st.sampled_from([f for f in spec if not isinstance(f, Object)]))
+    plain = [f for f in spec if isinstance(f, Text | Integer)]
+    assume(plain)
+    f = draw(st.sampled_from(plain))
     return spec, {**body, f.name: draw(_too_far(f, body))}, f.name
 
 
@@ -137,7 +158,21 @@ def test_a_body_past_a_bound_is_refused(case: tuple[Spec, dict[str, Any], str]) 
 @pytest.mark.parametrize(
     ("spec", "body", "message"),
     [
-        (specs.CREATE_ORDER, {"session_id": "s", "client_id": "c"}, "quantity must be an integer"),
+        (
+            specs.CREATE_ORDER,
+            {"session_id": "s", "client_id": "c", "quantity": "2"},
+            "quantity must be an integer",
+        ),
+        (
+            specs.CREATE_ORDER,
+            {"session_id": "s", "client_id": "c", "items": []},
+            "items must be a list of 1 to 60 items",
+        ),
+        (
+            specs.CREATE_ORDER,
+            {"session_id": "s", "client_id": "c", "items": [{"slot": "A1", "quantity": 0}]},
+            "items: quantity must be 1 to 1000",
+        ),
         (
             specs.CREATE_ORDER,
             {"session_id": "s", "client_id": "c", "quantity": 0},

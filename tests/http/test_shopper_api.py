@@ -42,6 +42,12 @@ async def test_public_status_and_lock(stack: Stack, http: httpx.AsyncClient, mac
     status = (
         await http.get(f"/api/machine/{machine}/public-status", params={"client_id": CLIENT})
     ).json()
+    # A machine registered the v1 way has one slot "1" selling a product of its name.
+    [slot] = status.pop("slots")
+    assert slot["id"] == "1" and slot["product"]["name"] == "Lobby"
+    assert slot["price"] == {"amount": 2500, "currency": "INR"}
+    assert slot["stock"] == 5 and slot["enabled"] is True
+    assert slot["product"]["image_url"] is None
     assert status == {
         "machine_id": machine,
         "name": "Lobby",
@@ -60,7 +66,15 @@ async def test_public_status_and_lock(stack: Stack, http: httpx.AsyncClient, mac
     )
     assert r.status_code == 200
     lock = r.json()
-    assert set(lock) == {"machine_id", "session_id", "expires_at", "price", "max_quantity"}
+    assert set(lock) == {
+        "machine_id",
+        "session_id",
+        "expires_at",
+        "price",
+        "max_quantity",
+        "slots",
+    }
+    assert lock["slots"] == [slot]
     assert lock["machine_id"] == machine and lock["max_quantity"] == 5
     mine = (
         await http.get(f"/api/machine/{machine}/public-status", params={"client_id": CLIENT})

@@ -38,9 +38,9 @@ def error_page(request: Request, exc: SmartVendError) -> Response:
     return message_page(request, status, exc.code.replace("_", " ").capitalize(), exc.message)
 
 
-async def read_form(request: Request) -> Response | None:
+async def read_form(request: Request, max_fields: int = MAX_FORM_FIELDS) -> Response | None:
     """Parse the POSTed form into ``request.state.form``; a 403 page when CSRF fails."""
-    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+    form = await request.form(max_files=0, max_fields=max_fields)
     request.state.form = form
     if not session.csrf_ok(request, form):
         return message_page(
@@ -53,6 +53,15 @@ async def read_form(request: Request) -> Response | None:
 
 
 def admin_page(endpoint: Endpoint) -> Endpoint:
+    return admin_form_page(MAX_FORM_FIELDS)(endpoint)
+
+
+def admin_form_page(max_fields: int) -> Callable[[Endpoint], Endpoint]:
+    """``admin_page`` for a form of up to ``max_fields`` fields (a planogram's grid)."""
+    return functools.partial(_guard, max_fields=max_fields)
+
+
+def _guard(endpoint: Endpoint, max_fields: int) -> Endpoint:
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
         username = await session.admin_of(request)
@@ -60,7 +69,7 @@ def admin_page(endpoint: Endpoint) -> Endpoint:
             return unauthenticated(request)
         request.state.admin = username
         if request.method == "POST":
-            refused = await read_form(request)
+            refused = await read_form(request, max_fields)
             if refused is not None:
                 return refused
         try:

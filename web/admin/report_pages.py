@@ -27,6 +27,8 @@ async def reports(request: Request) -> Response:
     ]
     fleet_uptime = [uptime.day_mean(d) or 0.0 for d in uptime.days]
     ratings = await services(request).feedback_views.per_day(amounts.days)
+    since = min(amounts.days) if amounts.days else 0
+    products = await services(request).slots.sales(since, since + 14 * 86400)
     return render(
         request,
         "admin/reports.html",
@@ -52,6 +54,8 @@ async def reports(request: Request) -> Response:
             "uptime": uptime,
             "uptime_labels": [day(d, calendar) for d in uptime.days],
             "ratings": [(day(d, calendar), ratings[d]) for d in amounts.days],
+            "by_product": products["by_product"],
+            "by_slot": products["by_slot"],
             "money": money,
             "percent": _percent,
         },

@@ -14,6 +14,7 @@ from web.admin import (
     machine_pages,
     order_pages,
     report_pages,
+    slot_pages,
 )
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "admin"
@@ -35,6 +36,15 @@ def routes() -> list[BaseRoute]:
         Route("/admin/machines/{mid}/mode", m.set_mode, methods=["POST"]),
         Route("/admin/machines/{mid}/rotate-key", m.rotate_key, methods=["POST"]),
         Route("/admin/machines/{mid}/revoke-key", m.revoke_key, methods=["POST"]),
+        Route("/admin/machines/{mid}/slots", slot_pages.planogram, methods=["GET"]),
+        Route("/admin/machines/{mid}/slots", slot_pages.save_planogram, methods=["POST"]),
+        Route("/admin/machines/{mid}/restock", slot_pages.restock, methods=["POST"]),
+        Route("/admin/machines/{mid}/slots/copy", slot_pages.copy_planogram, methods=["POST"]),
+        Route("/admin/products", slot_pages.products, methods=["GET"]),
+        Route("/admin/products", slot_pages.create_product, methods=["POST"]),
+        Route("/admin/products/{pid}", slot_pages.update_product, methods=["POST"]),
+        Route("/admin/picklist", slot_pages.picklist, methods=["GET"]),
+        Route("/admin/picklist.csv", slot_pages.picklist_csv, methods=["GET"]),
         Route("/admin/orders", order_pages.order_list, methods=["GET"]),
         Route("/admin/orders.csv", order_pages.order_csv, methods=["GET"]),
         Route("/admin/orders/{oid}", order_pages.order_detail, methods=["GET"]),

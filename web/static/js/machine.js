@@ -21,7 +21,8 @@
     badge.textContent = s.mode === "out_of_service" ? "Out of service" : s.online ? "Online" : "Offline";
     $("machine-online").replaceChildren(badge);
     SV.say($("machine-stock"), s.stock > 0 ? s.stock + " in stock" : "Sold out");
-    SV.say($("machine-price"), SV.money(price, currency) + " each");
+    if (window.SVCart) window.SVCart.update(s.slots);
+    else SV.say($("machine-price"), SV.money(price, currency) + " each");
   }
 
   function noticeFor(s) {
@@ -86,6 +87,7 @@
     currency = lock.price.currency;
     SV.store.set(SV.lockKey(mid), lock);
     qty.max = String(lock.max_quantity);
+    if (window.SVCart) window.SVCart.setLimit(lock.max_quantity);
     setQuantity(qty.value);
     codeForm.hidden = true;
     buy.hidden = false;
@@ -202,7 +204,7 @@
       amount: order.amount,
       currency: order.currency,
       name: "SmartVend",
-      description: name + " × " + qty.value,
+      description: window.SVCart ? name + " · " + window.SVCart.units() + " items" : name + " × " + qty.value,
       handler: verify,
       modal: {
         ondismiss: function () {
@@ -222,7 +224,17 @@
     payBtn.disabled = true;
     SV.say(buyError, "");
     var n = setQuantity(qty.value);
-    var res = await SV.api("POST", "/create-order", { session_id: lock.session_id, client_id: SV.clientId(), quantity: n });
+    var body = { session_id: lock.session_id, client_id: SV.clientId(), quantity: n };
+    if (window.SVCart) {
+      /* Several products: the cart's items (each slot once). */
+      if (window.SVCart.units() < 1) {
+        SV.say(buyError, "Choose at least one product above.");
+        payBtn.disabled = false;
+        return;
+      }
+      body = { session_id: lock.session_id, client_id: SV.clientId(), items: window.SVCart.items() };
+    }
+    var res = await SV.api("POST", "/create-order", body);
     if (!res.ok) {
       var errorCode = SV.errorCode(res);
       if (lockLost(errorCode)) {
@@ -230,9 +242,9 @@
         awaitNewCode();
         return;
       }
-      SV.say(buyError, SV.explain(res));
+      SV.say(buyError, (window.SVCart && window.SVCart.explain(res)) || SV.explain(res));
       payBtn.disabled = false;
-      if (errorCode === "insufficient_stock") refresh();
+      if (errorCode === "insufficient_stock" || errorCode === "slot_unavailable") refresh();
       return;
     }
     var order = res.data;

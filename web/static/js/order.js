@@ -80,6 +80,33 @@
     }
   }
 
+  /* Several products: one line per product, "A1 Cola: 2 of 2 out". */
+  function renderLines(o) {
+    var list = $("lines");
+    var many = (o.lines || []).length > 1;
+    list.hidden = !many || o.status === "created";
+    if (!many) return;
+    var active = o.status === "paid" || o.status === "dispensing";
+    while (list.children.length > o.lines.length) list.removeChild(list.lastChild);
+    while (list.children.length < o.lines.length) list.appendChild(document.createElement("li"));
+    o.lines.forEach(function (line, i) {
+      var li = list.children[i];
+      var head = line.slot + " " + line.product.name + ": ";
+      var text, state;
+      if (line.dispensed >= line.quantity) { state = "out"; text = line.dispensed + " of " + line.quantity + " out"; }
+      else if (active) { state = line.dispensed > 0 ? "next" : "waiting"; text = line.dispensed + " of " + line.quantity + " out…"; }
+      else {
+        state = "missed";
+        text = line.dispensed + " of " + line.quantity + " out, " +
+          SV.money((line.quantity - line.dispensed) * line.unit_amount, o.currency) + " refunded";
+      }
+      li.className = "item-" + state;
+      li.dataset.slot = line.slot;
+      SV.say(li, head + text);
+    });
+    if (many) $("items").hidden = true;
+  }
+
   function render(o) {
     var key = JSON.stringify(o);
     if (key === shown) return;
@@ -94,6 +121,7 @@
     SV.say($("progress-text"), o.dispensed + " of " + o.quantity);
     $("progress-box").hidden = o.status === "created" || (o.status === "expired" && !o.refund);
     renderItems(o);
+    renderLines(o);
     $("refund").hidden = !o.refund;
     if (o.refund) {
       SV.say($("refund-title"), (o.refund.manual_amount || 0) >= o.refund.amount ? "A refund from the operator" : "Your refund");

@@ -1,0 +1,221 @@
+"""Products, planograms, restocking and pick lists (CONTRACT 5): decode, call one service,
+encode. Product images are served to anyone (shoppers' pages show them)."""
+
+import csv
+import io
+import re
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api.errors import InvalidRequest, PayloadTooLarge
+from api.http import specs
+from api.http.deps import require_admin, services
+from api.http.shopper import machine_id
+from api.services.catalogue import IMAGE_MAX_BYTES, ProductFields
+from api.services.slots import SlotPlan
+
+IMAGE_PATH = "/api/products/{product_id}/image"
+IMAGE_UPLOAD = re.compile(r"/api/products/[^/]+/image")
+DAY_S = 86400
+
+
+def _fields(body: dict[str, object]) -> ProductFields:
+    price = body["price"]
+    assert isinstance(price, dict)
+    sku = body["sku"]
+    return ProductFields(
+        name=str(body["name"]),
+        price_amount=int(price["amount"]),
+        currency=str(price["currency"]),
+        sku=str(sku) if sku else None,
+        active=bool(body["active"]),
+    )
+
+
+async def list_products(request: Request) -> Response:
+    await require_admin(request)
+    return JSONResponse({"products": await services(request).catalogue.list()})
+
+
+async def create_product(request: Request) -> Response:
+    await require_admin(request)
+    body = await specs.read(request, specs.PRODUCT)
+    created = await services(request).catalogue.create(_fields(body))
+    return JSONResponse(created, status_code=201)
+
+
+async def update_product(request: Request) -> Response:
+    await require_admin(request)
+    body = await specs.read(request, specs.PRODUCT)
+    product_id = str(request.path_params["product_id"])
+    return JSONResponse(await services(request).catalogue.update(product_id, _fields(body)))
+
+
+async def put_image(request: Request) -> Response:
+    await require_admin(request)
+    data = await _image_body(request)
+    product_id = str(request.path_params["product_id"])
+    return JSONResponse(await services(request).catalogue.set_image(product_id, data))
+
+
+async def _image_body(request: Request) -> bytes:
+    """The upload, up to IMAGE_MAX_BYTES (above MAX_BODY_BYTES: the one route allowed to)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > IMAGE_MAX_BYTES:
+            raise PayloadTooLarge(f"an image may be at most {IMAGE_MAX_BYTES // 1024} KiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def get_image(request: Request) -> Response:
+    content_type, data = await services(request).catalogue.image(
+        str(request.path_params["product_id"])
+    )
+    return Response(
+        data,
+        media_type=content_type,
+        headers={
+            # The URL carries the image's hash: a new image is a new URL.
+            "Cache-Control": "public, max-age=86400",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Content-Disposition": "inline",
+        },
+    )
+
+
+async def get_slots(request: Request) -> Response:
+    await require_admin(request)
+    return JSONResponse(await services(request).slots.get(machine_id(request)))
+
+
+async def put_slots(request: Request) -> Response:
+    await require_admin(request)
+    body = await specs.read(request, specs.PLANOGRAM)
+    plans = [
+        SlotPlan(
+            slot_id=item["id"],
+            motor=item["motor"],
+            product_id=item["product"],
+            capacity=item["capacity"],
+            par=item["par"],
+            enabled=item["enabled"],
+            price_amount=item["price_override"],
+            stock=item["stock"],
+        )
+        for item in body["slots"]
+    ]
+    return JSONResponse(
+        await services(request).slots.put(machine_id(request), body["version"], plans)
+    )
+
+
+async def copy_slots(request: Request) -> Response:
+    await require_admin(request)
+    body = await specs.read(request, specs.COPY_PLANOGRAM)
+    copied = await services(request).slots.copy(machine_id(request), body["machines"])
+    return JSONResponse({"machine_id": machine_id(request), "copied_to": copied})
+
+
+async def restock(request: Request) -> Response:
+    await require_admin(request)
+    body = await specs.read(request, specs.RESTOCK)
+    counts = None
+    if body["slots"] is not None:
+        counts = [(item["id"], item["stock"]) for item in body["slots"]]
+    return JSONResponse(
+        await services(request).slots.restock(machine_id(request), counts, body["fill"])
+    )
+
+
+async def sold_out_tap(request: Request) -> Response:
+    """A shopper tapped a sold-out slot (lost demand); no login."""
+    counted = await services(request).slots.tap_sold_out(
+        machine_id(request), str(request.path_params["slot"])
+    )
+    return JSONResponse({"counted": counted})
+
+
+async def _picklist(request: Request) -> dict[str, Any]:
+    await require_admin(request)
+    machines = request.query_params.getlist("machine_id")
+    location = request.query_params.get("location") or None
+    return await services(request).slots.picklist(machines, location)
+
+
+async def picklist(request: Request) -> Response:
+    return JSONResponse(await _picklist(request))
+
+
+async def picklist_csv(request: Request) -> Response:
+    return csv_response(await _picklist(request))
+
+
+def csv_response(found: dict[str, Any]) -> Response:
+    """The pick list as a sheet: a row per product, a column per machine."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["product_id", "sku", "name", "units", *found["machines"]])
+    for entry in found["products"]:
+        product = entry["product"]
+        per = entry["machines"]
+        writer.writerow(
+            [
+                product["id"],
+                _cell(product["sku"] or ""),
+                _cell(product["name"]),
+                entry["units"],
+                *(per.get(mid, 0) for mid in found["machines"]),
+            ]
+        )
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="picklist.csv"'},
+    )
+
+
+def _cell(text: str) -> str:
+    """No formula injection when the sheet is opened in a spreadsheet."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def _int_query(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise InvalidRequest(f"{name} must be Unix seconds")
+    return int(raw)
+
+
+async def sales(request: Request) -> Response:
+    await require_admin(request)
+    until = _int_query(request, "until", int(time.time()) + 1)
+    since = _int_query(request, "since", until - 30 * DAY_S)
+    machine = request.query_params.get("machine_id") or None
+    return JSONResponse(await services(request).slots.sales(since, until, machine))
+
+
+routes = [
+    Route("/api/products", list_products, methods=["GET"]),
+    Route("/api/products", create_product, methods=["POST"]),
+    Route("/api/products/{product_id}", update_product, methods=["PUT"]),
+    Route(IMAGE_PATH, put_image, methods=["PUT"]),
+    Route(IMAGE_PATH, get_image, methods=["GET"]),
+    Route("/api/machine/{mid}/slots", get_slots, methods=["GET"]),
+    Route("/api/machine/{mid}/slots", put_slots, methods=["PUT"]),
+    Route("/api/machine/{mid}/slots/copy", copy_slots, methods=["POST"]),
+    Route("/api/machine/{mid}/slots/{slot}/sold-out-tap", sold_out_tap, methods=["POST"]),
+    Route("/api/machine/{mid}/restock", restock, methods=["POST"]),
+    Route("/api/picklist", picklist, methods=["GET"]),
+    Route("/api/picklist.csv", picklist_csv, methods=["GET"]),
+    Route("/api/reports/sales", sales, methods=["GET"]),
+]
