@@ -7,6 +7,7 @@ services load the snapshot, call one of these once, and apply the answer once
 (``api.services.vend_writer``). Pure: no database, no clock, no network.
 """
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from api.lifecycle import decide
@@ -107,10 +108,14 @@ def counted(
     return spread(lines, dispensed)
 
 
+def undispensed(lines: Sequence[Line]) -> int:
+    """The sum of (quantity - dispensed) x unit price per line."""
+    return sum(line.short * line.unit_amount for line in lines)
+
+
 def refund_due(lines: tuple[Line, ...], paid: int, refunded: int) -> int:
-    """The sum of (quantity - dispensed) x unit price per line, never more than is left paid."""
-    due = sum(line.short * line.unit_amount for line in lines)
-    return min(due, max(0, paid - refunded))
+    """What did not come out, never more than is left of what was paid."""
+    return min(undispensed(lines), max(0, paid - refunded))
 
 
 # Events

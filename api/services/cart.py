@@ -109,24 +109,3 @@ def lines_of(basket: Cart) -> tuple[Line, ...]:
         )
         for line in basket.lines
     )
-
-
-def line_counts(
-    quantities: Sequence[tuple[str, int]], dispensed: int, reported: dict[str, int] | None
-) -> list[int]:
-    """Units out per line: the machine's per-line counts when it sent them, else the
-    total filled in line order (a machine runs lines in order)."""
-    if reported is not None:
-        return [max(0, min(quantity, reported.get(slot, 0))) for slot, quantity in quantities]
-    left = max(0, dispensed)
-    out = []
-    for _slot, quantity in quantities:
-        taken = min(quantity, left)
-        out.append(taken)
-        left -= taken
-    return out
-
-
-def undispensed_amount(lines: Sequence[tuple[int, int, int]]) -> int:
-    """sum of (quantity - dispensed) * unit amount over (quantity, dispensed, unit) lines."""
-    return sum(max(0, quantity - out) * unit for quantity, out, unit in lines)

@@ -7,7 +7,7 @@ from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import aliased
 
 from api.errors import InvalidRequest, OrderNotFound
-from api.lifecycle import decide
+from api.lifecycle import decide, vend
 from api.lifecycle.states import (
     MANUAL_REFUND,
     CommandStatus,
@@ -16,7 +16,7 @@ from api.lifecycle.states import (
     RefundStatus,
 )
 from api.money import money
-from api.services import cart, refund_totals, vend_lines
+from api.services import refund_totals, vend_lines, vend_load
 from api.services.context import Context
 from schema import topics
 from schema.models import (
@@ -160,12 +160,8 @@ class OrderDetail:
 
     @property
     def undispensed_amount(self) -> int:
-        o = self.order
-        if len(self.lines) > 1:  # several products: each line at its own price
-            return cart.undispensed_amount(
-                [(line.quantity, line.dispensed, line.unit_amount) for line in self.lines]
-            )
-        return decide.undispensed(o.quantity, o.dispensed, o.unit_amount)
+        """What did not come out, each line at its own unit price."""
+        return vend.undispensed(vend_load.lines_of(self.order, self.lines))
 
     @property
     def payment_refunds(self) -> list[Refund]:

@@ -19,7 +19,7 @@ from api.ids import new_id
 from api.lifecycle.snapshot import Incoming, Line, NewRefund, Outcome
 from api.lifecycle.states import CommandStatus, OrderStatus, RefundStatus, SessionStatus
 from api.lifecycle.table import Event, step
-from api.services import outgoing, planogram
+from api.services import outgoing, planogram, vend_lines
 from api.services.codes import rotate_code
 from api.services.policy import VendPolicy
 from api.services.vend_load import Rows
@@ -128,7 +128,9 @@ async def apply(
                 "amount": shown.sale.amount,
                 "currency": order.currency,
                 "ts": now,
-                "lines": [
+            }
+            if not vend_lines.v1_order([(line.slot, line.motor) for line in shown.sale.lines]):
+                sale["lines"] = [
                     {
                         "slot": line.slot,
                         "product": line.product or line.slot,
@@ -138,8 +140,7 @@ async def apply(
                     }
                     for line in shown.sale.lines
                     if line.dispensed
-                ],
-            }
+                ]
         sent = command if shown.command or shown.clear else None
         await outgoing.vend_changed(
             s, machine, lock, now, command=sent, clear=shown.clear, sale=sale

@@ -7,6 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.errors import InvalidItems, ItemsRequired, SlotOutOfStock, SlotUnavailable
+from api.lifecycle import vend
+from api.lifecycle.snapshot import Line
 from api.services import cart, outbox, planogram
 from schema.models import Machine, MachineSlot, Product
 
@@ -86,8 +88,8 @@ lines = st.lists(st.tuples(st.integers(1, 5), st.integers(100, 5000)), min_size=
 def test_a_total_fills_lines_in_order_and_refunds_the_rest(
     ordered: list[tuple[int, int]], dispensed: int
 ) -> None:
-    pairs = [(f"S{i}", q) for i, (q, _unit) in enumerate(ordered)]
-    counts = cart.line_counts(pairs, dispensed, None)
+    made = tuple(Line(f"S{i}", f"p{i}", q, 0, u) for i, (q, u) in enumerate(ordered))
+    counts = [line.dispensed for line in vend.counted(made, dispensed, None)]
     total = sum(q for q, _ in ordered)
     assert sum(counts) == min(dispensed, total)
     assert all(0 <= n <= q for n, (q, _) in zip(counts, ordered, strict=True))
@@ -95,19 +97,27 @@ def test_a_total_fills_lines_in_order_and_refunds_the_rest(
     for i, n in enumerate(counts):
         if n:
             assert all(counts[j] == ordered[j][0] for j in range(i))
-    refund = cart.undispensed_amount([(q, n, u) for n, (q, u) in zip(counts, ordered, strict=True)])
+    out = vend.counted(made, dispensed, None)
+    refund = vend.undispensed(out)
     paid = sum(q * u for q, u in ordered)
-    sold = sum(n * u for n, (_q, u) in zip(counts, ordered, strict=True))
+    sold = sum(line.dispensed * line.unit_amount for line in out)
     assert refund + sold == paid and 0 <= refund <= paid
 
 
 @given(lines, st.lists(st.integers(-3, 9), min_size=6, max_size=6))
-def test_reported_counts_are_clamped_to_each_line(
+def test_reported_counts_are_believed_only_when_sound(
     ordered: list[tuple[int, int]], reported: list[int]
 ) -> None:
-    pairs = [(f"S{i}", q) for i, (q, _unit) in enumerate(ordered)]
-    counts = cart.line_counts(pairs, 0, {f"S{i}": n for i, n in enumerate(reported)})
-    assert counts == [max(0, min(q, reported[i])) for i, (_s, q) in enumerate(pairs)]
+    made = tuple(Line(f"S{i}", f"p{i}", q, 0, u) for i, (q, u) in enumerate(ordered))
+    said = {f"S{i}": n for i, n in enumerate(reported[: len(made)])}
+    total = sum(max(0, n) for n in said.values())
+    out = vend.counted(made, total, said)
+    sound = all(0 <= said[line.slot] <= line.quantity for line in made)
+    if sound:  # the machine's own per-line counts
+        assert [line.dispensed for line in out] == [said[line.slot] for line in made]
+    else:  # else the total laid over the lines in order, each within its line
+        assert out == vend.spread(made, total)
+    assert all(0 <= line.dispensed <= line.quantity for line in out)
 
 
 def test_sixty_slots_fit_in_a_desired_message(monkeypatch: pytest.MonkeyPatch) -> None:

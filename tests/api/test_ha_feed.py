@@ -10,7 +10,7 @@ from api.services.container import Services
 from api.services.ha_feed import HomeAssistantFeed, machine_removed
 from api.services.machines import NewMachine
 from schema import messages, topics
-from schema.models import Machine, OutboxMessage
+from schema.models import Machine, MachineSlot, OutboxMessage
 
 PREFIX = "homeassistant"
 CONFIGS = 1 + 2 * 6  # the server's, and six per machine
@@ -89,6 +89,7 @@ async def test_removed_machines_get_empty_configs(services: Services, clock: Fak
 
     # A machine gone from the database is cleared by the next refresh too.
     async with services.ctx.db.begin() as s:
+        await s.execute(MachineSlot.__table__.delete().where(MachineSlot.machine_id == "vm-2"))
         await s.execute(Machine.__table__.delete().where(Machine.id == "vm-2"))
     assert await feed.refresh() == 1 + 6
     assert all(bytes(row.payload) == b"" for row in await outbox(services))
