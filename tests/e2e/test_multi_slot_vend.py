@@ -87,7 +87,7 @@ async def machine(
             await send("succeeded" if total == cmd["quantity"] else "failed", lines)
 
 
-async def test_a_cart_of_three_products_with_a_jam_on_the_last_line(tmp_path: Path) -> None:
+async def test_a_cart_of_three_products_with_a_jam_on_the_middle_line(tmp_path: Path) -> None:
     async with (
         running_stack(tmp_path, mqtt=True) as stack,
         httpx.AsyncClient(base_url=stack.url, timeout=10) as http,
@@ -108,11 +108,11 @@ async def test_the_same_cart_on_postgres_and_mosquitto(tmp_path: Path, postgresq
 
 
 async def buy_a_cart(stack: Stack, http: httpx.AsyncClient, port: int, key: str) -> None:
-    """Cola x2, Chips x1, Candy x2 bought over HTTP; the machine drops all but one candy."""
+    """Cola x2, Chips x1, Candy x2 bought over HTTP; the chips jam, the machine goes on."""
     ids = await snack_planogram(stack)
     commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    # Cola 2 of 2, Chips 1 of 1, Candy jams after 1 of 2.
-    counts = {"A1": 2, "A2": 1, "B1": 1}
+    # Cola 2 of 2, the chips jam (0 of 1), the machine goes on: Candy 2 of 2.
+    counts = {"A1": 2, "A2": 0, "B1": 2}
     running = asyncio.create_task(machine(port, key, counts, commands))
     try:
         await flow.wait_online(stack.services, MID)
@@ -150,19 +150,24 @@ async def buy_a_cart(stack: Stack, http: httpx.AsyncClient, port: int, key: str)
         async with asyncio.timeout(flow.WAIT_S):
             cmd = await commands.get()
         assert cmd["quantity"] == 5 and cmd["order"] == order["order_id"]
+        assert cmd["lines"] == [
+            {"slot": "A1", "motor": 0, "quantity": 2},
+            {"slot": "A2", "motor": 1, "quantity": 1},
+            {"slot": "B1", "motor": 2, "quantity": 2},
+        ]
         final = (await flow.order_ends(http, order["order_id"]))[-1]
         assert final["dispensed"] == 4
         assert [(ln["slot"], ln["quantity"], ln["dispensed"]) for ln in final["lines"]] == [
             ("A1", 2, 2),
-            ("A2", 1, 1),
-            ("B1", 2, 1),
+            ("A2", 1, 0),
+            ("B1", 2, 2),
         ]
-        assert final["refund"]["amount"] == 1000  # the one candy that did not fall
+        assert final["refund"]["amount"] == 1500  # the chips that did not fall
         after = (await http.get(f"/api/machine/{MID}/public-status")).json()
         assert [(s["id"], s["stock"]) for s in after["slots"]] == [
             ("A1", 3),
-            ("A2", 3),
-            ("B1", 2),
+            ("A2", 4),
+            ("B1", 1),
         ]
         assert after["stock"] == 8 and not after["locked"]
         assert ids["Cola"] == after["slots"][0]["product"]["id"]
