@@ -124,6 +124,7 @@ class Settings:
     fleet_code_only_limit: int = 20
     fleet_code_only_refill_s: int = 30
     trusted_proxies: str = ""
+    metrics_allow: str = "127.0.0.0/8, ::1"  # who may read /metrics (source addresses)
     workers: int = 1
     log_format: str = "text"
 
@@ -272,9 +273,10 @@ class Settings:
                 )
             if len(str(self.secret_key)) < 32:
                 raise ConfigurationError(f"{PREFIX}SECRET_KEY must be at least 32 characters")
-        from api.http.source import parse_trusted  # raises on a bad address
+        from api.http.source import parse_networks, parse_trusted  # raise on a bad address
 
         parse_trusted(self.trusted_proxies)
+        parse_networks(self.metrics_allow, "METRICS_ALLOW")
         if bool(self.razorpay_key_id) != bool(self.razorpay_key_secret):
             raise ConfigurationError("set both RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET, or neither")
 
