@@ -18,7 +18,9 @@ async def ready(request: Request) -> Response:
     state = request.app.state
     mqtt = getattr(state, "mqtt", None)
     found = await readiness.problems(
-        state.engine, None if mqtt is None else (lambda: bool(mqtt.connected))
+        state.engine,
+        None if mqtt is None else (lambda: bool(mqtt.connected)),
+        None if mqtt is None else (lambda: mqtt.bridge.takeover_suspected),
     )
     if found:
         return JSONResponse({"status": "not ready", "problems": found}, status_code=503)
