@@ -101,7 +101,7 @@ class Settings:
     max_quantity: int = 5
     code_failure_budget: int = 10
     client_failure_limit: int = 5
-    source_failure_limit: int = 1000
+    source_failure_limit: int = 6000
     failure_window_s: int = 300
     max_body_bytes: int = 16384
     max_streams: int = 2000  # live pages (Server-Sent Events) open at once
