@@ -26,6 +26,7 @@ from api.http.body_limit import BodyLimit
 from api.http.errors import http_error, smartvend_error, unexpected_error
 from api.http.observability import routes as observability_routes
 from api.http.openapi import openapi_document
+from api.http.request_id import RequestId
 from api.http.source import SourceAddress
 from api.http.streams import StreamGate
 from api.http.timing import TimingMiddleware
@@ -129,6 +130,7 @@ def create_app(
     return Starlette(
         routes=all_routes,
         middleware=[
+            Middleware(RequestId),
             Middleware(TimingMiddleware, routes=all_routes),
             Middleware(SourceAddress, trusted_proxies=settings.trusted_proxies),
             Middleware(

@@ -1,5 +1,6 @@
 """Is this worker ready for traffic? The database answers, its schema is at head,
-and the bridge is connected to the broker.
+and the bridge is connected to the broker (and not being taken over by another
+client with the same client id).
 
 Each check returns None when fine or a short reason; ``/readyz`` answers 503
 with every reason when one fails, so a load balancer takes the worker out and
@@ -46,5 +47,18 @@ def broker_problems(connected: Callable[[], bool] | None) -> dict[str, str]:
     return {"broker": "the MQTT bridge is not connected"}
 
 
-async def problems(engine: AsyncEngine, connected: Callable[[], bool] | None) -> dict[str, str]:
-    return {**await database_problems(engine), **broker_problems(connected)}
+def takeover_problems(suspected: str | None) -> dict[str, str]:
+    """``{"mqtt_client_id": why}`` while the bridge's connection keeps being taken over."""
+    return {} if suspected is None else {"mqtt_client_id": suspected}
+
+
+async def problems(
+    engine: AsyncEngine,
+    connected: Callable[[], bool] | None,
+    takeover: Callable[[], str | None] | None = None,
+) -> dict[str, str]:
+    return {
+        **await database_problems(engine),
+        **broker_problems(connected),
+        **takeover_problems(None if takeover is None else takeover()),
+    }

@@ -113,7 +113,7 @@ class Settings:
     max_quantity: int = 5
     code_failure_budget: int = 10
     client_failure_limit: int = 5
-    source_failure_limit: int = 1000
+    source_failure_limit: int = 6000
     failure_window_s: int = 300
     max_body_bytes: int = 16384
     max_streams: int = 2000  # live pages (Server-Sent Events) open at once
@@ -136,6 +136,7 @@ class Settings:
     fleet_code_only_limit: int = 20
     fleet_code_only_refill_s: int = 30
     trusted_proxies: str = ""
+    metrics_allow: str = "127.0.0.0/8, ::1"  # who may read /metrics (source addresses)
     workers: int = 1
     log_format: str = "text"
     ha_discovery_prefix: str | None = None  # Home Assistant discovery (off unless set)
@@ -304,7 +305,7 @@ class Settings:
                 )
             if len(str(self.secret_key)) < 32:
                 raise ConfigurationError(f"{PREFIX}SECRET_KEY must be at least 32 characters")
-        from api.http.source import parse_trusted  # raises on a bad address
+        from api.http.source import parse_networks, parse_trusted  # raise on a bad address
 
         parse_trusted(self.trusted_proxies)
         from api.firmware.manifest import parse_public_keys
@@ -313,6 +314,7 @@ class Settings:
             parse_public_keys(self.firmware_public_keys)
         except ValueError as exc:
             raise ConfigurationError(f"{PREFIX}FIRMWARE_PUBLIC_KEYS: {exc}") from exc
+        parse_networks(self.metrics_allow, "METRICS_ALLOW")
         if bool(self.razorpay_key_id) != bool(self.razorpay_key_secret):
             raise ConfigurationError("set both RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET, or neither")
 

@@ -11,6 +11,9 @@ for a fleet; the packet loop is :mod:`broker.amqtt_handler`, the CONNECT read
   touched, so a failed login can never delete or replace a live client's session.
   The client id becomes the username (as ``use_username_as_clientid`` on Mosquitto);
   a second connection of the same account takes over (the first one's will fires).
+  An integrator's or the server's empty client id with clean session 1 gets a unique
+  ``auto-…`` id instead (MQTT 3.1.1 [MQTT-3.1.3-6], as Mosquitto assigns one), so such
+  connections never take over each other; a machine's client id stays its id.
 * Keepalive is enforced: nothing received for keepalive x grace seconds closes the
   connection as abnormal, which publishes the client's will; one sweep checks every
   connection's last read.
@@ -25,6 +28,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import uuid
 from typing import Any, NoReturn
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
@@ -123,6 +127,15 @@ class GuardedBroker(Routing, Broker):  # type: ignore[misc]
             for client_id, (session, _) in list(self._sessions.items())
             if session.transitions.state == "connected"
         }
+
+    async def kick_account(self, username: str) -> bool:
+        """Close every connection of ``username`` (its own client id and assigned ones)."""
+        kicked = await self.kick(username)
+        for client_id, (session, _) in list(self._sessions.items()):
+            principal = session.attributes.get(PRINCIPAL)
+            if client_id != username and getattr(principal, "username", None) == username:
+                kicked = await self.kick(client_id) or kicked
+        return kicked
 
     async def kick(self, client_id: str) -> bool:
         """Close a connected client's connection as abnormal (its will fires)."""
@@ -225,6 +238,8 @@ class GuardedBroker(Routing, Broker):  # type: ignore[misc]
         handler = Handler(self.plugins_manager, loop=self._loop)
         principal = await self._authenticate_connect(session, writer)
         client_id = principal.username
+        if not session.client_id and principal.role != "machine":
+            client_id = f"auto-{uuid.uuid4().hex}"  # clean session 1 (checked on read)
         session.client_id = client_id
         session.attributes[PRINCIPAL] = principal
         await self.kick(client_id)  # take-over: the old connection ends first

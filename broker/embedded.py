@@ -154,10 +154,10 @@ class EmbeddedBroker:
         """
         if self._broker is None:
             return False
-        return await self._broker.kick(username)
+        return await self._broker.kick_account(username)
 
     def connected_clients(self) -> set[str]:
-        """Usernames (= client ids) with a live connection."""
+        """Client ids with a live connection: usernames, and ids the broker assigned."""
         return set() if self._broker is None else self._broker.connected_clients()
 
     def stats(self) -> dict[str, int]:

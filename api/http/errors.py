@@ -80,6 +80,9 @@ async def http_error(_request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
 
-async def unexpected_error(_request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error", exc_info=exc)
-    return error_response(500, "internal_error", "something went wrong on our side")
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    """Errors outside ``api.http.request_id.RequestId`` (which logs and answers the rest)."""
+    request_id = request.scope.get("state", {}).get("request_id")
+    log.exception("unexpected error (request %s)", request_id, exc_info=exc)
+    headers = {"X-Request-Id": request_id} if request_id else None
+    return error_response(500, "internal_error", "something went wrong on our side", headers)

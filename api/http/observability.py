@@ -7,6 +7,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api import metrics, readiness
+from api.http.errors import error_response
+from api.http.source import address_in, parse_networks
 from api.instrument import read_broker_figures, read_database_figures
 
 log = logging.getLogger(__name__)
@@ -16,14 +18,24 @@ async def ready(request: Request) -> Response:
     state = request.app.state
     mqtt = getattr(state, "mqtt", None)
     found = await readiness.problems(
-        state.engine, None if mqtt is None else (lambda: bool(mqtt.connected))
+        state.engine,
+        None if mqtt is None else (lambda: bool(mqtt.connected)),
+        None if mqtt is None else (lambda: mqtt.bridge.takeover_suspected),
     )
     if found:
         return JSONResponse({"status": "not ready", "problems": found}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 
+def metrics_allowed(request: Request) -> bool:
+    """``METRICS_ALLOW`` holds the request's source address (after ``TRUSTED_PROXIES``)."""
+    allow = parse_networks(request.app.state.settings.metrics_allow, "METRICS_ALLOW")
+    return request.client is not None and address_in(request.client.host, allow)
+
+
 async def metrics_text(request: Request) -> Response:
+    if not metrics_allowed(request):  # as if there were no such page
+        return error_response(404, "not_found", "Not Found")
     services = request.app.state.services
     try:
         await read_database_figures(services.ctx.db, services.ctx.clock.now())

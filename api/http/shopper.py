@@ -12,6 +12,7 @@ from api.commit_feed import order_channel
 from api.errors import InvalidRequest, PaymentFailed
 from api.http import body as b
 from api.http import specs, streams
+from api.http.contention import retried
 from api.http.deps import services, source_address
 from api.lifecycle.decide import shopper_done
 from api.payments.test_gateway import TestGateway
@@ -36,11 +37,12 @@ async def machines(request: Request) -> Response:
 
 async def lock_by_code(request: Request) -> Response:
     body = await specs.read(request, specs.LOCK_BY_CODE)
-    lock = await services(request).locks.lock_by_code(
-        body["code"],
-        body["client_id"],
-        body["machine_id"],
-        source=source_address(request),
+    locks = services(request).locks
+    lock = await retried(
+        "lock-by-code",
+        lambda: locks.lock_by_code(
+            body["code"], body["client_id"], body["machine_id"], source=source_address(request)
+        ),
     )
     return JSONResponse(
         {
@@ -56,14 +58,19 @@ async def lock_by_code(request: Request) -> Response:
 
 async def unlock(request: Request) -> Response:
     body = await specs.read(request, specs.UNLOCK)
-    await services(request).locks.unlock(machine_id(request), body["client_id"], body["session_id"])
+    locks, mid = services(request).locks, machine_id(request)
+    await retried("unlock", lambda: locks.unlock(mid, body["client_id"], body["session_id"]))
     return JSONResponse({"unlocked": True})
 
 
 async def create_order(request: Request) -> Response:
     body = await specs.read(request, specs.CREATE_ORDER)
-    created = await services(request).orders.create(
-        body["session_id"], body["client_id"], body.get("quantity"), body.get("items")
+    orders = services(request).orders
+    created = await retried(
+        "create-order",
+        lambda: orders.create(
+            body["session_id"], body["client_id"], body.get("quantity"), body.get("items")
+        ),
     )
     return JSONResponse(
         {
@@ -79,8 +86,12 @@ async def create_order(request: Request) -> Response:
 
 async def verify_payment(request: Request) -> Response:
     body = await specs.read(request, specs.VERIFY_PAYMENT)
-    order = await services(request).orders.verify(
-        body["razorpay_order_id"], body["razorpay_payment_id"], body["razorpay_signature"]
+    orders = services(request).orders
+    order = await retried(
+        "verify-payment",
+        lambda: orders.verify(
+            body["razorpay_order_id"], body["razorpay_payment_id"], body["razorpay_signature"]
+        ),
     )
     return JSONResponse({"order_id": order.id, "status": order.status})
 
@@ -159,7 +170,7 @@ async def razorpay_webhook(request: Request) -> Response:
         request.headers.get("x-razorpay-signature", ""),
         event_id=request.headers.get("x-razorpay-event-id"),
     )
-    acted = await svc.webhooks.handle(event)
+    acted = await retried("webhook", lambda: svc.webhooks.handle(event))
     return JSONResponse({"status": "processed" if acted else "duplicate"})
 
 

@@ -17,18 +17,28 @@ from api.errors import ConfigurationError
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@functools.lru_cache(maxsize=8)
-def parse_trusted(value: str) -> tuple[Network, ...]:
-    """``"10.0.0.1, 192.168.0.0/16"`` -> networks; raises ConfigurationError."""
+@functools.lru_cache(maxsize=16)
+def parse_networks(value: str, setting: str) -> tuple[Network, ...]:
+    """``"10.0.0.1, 192.168.0.0/16"`` -> networks; raises ConfigurationError naming ``setting``."""
     nets = []
     for item in value.replace(",", " ").split():
         try:
             nets.append(ipaddress.ip_network(item, strict=False))
         except ValueError as exc:
-            raise ConfigurationError(
-                f"TRUSTED_PROXIES: {item!r} is not an address or CIDR"
-            ) from exc
+            raise ConfigurationError(f"{setting}: {item!r} is not an address or CIDR") from exc
     return tuple(nets)
+
+
+def parse_trusted(value: str) -> tuple[Network, ...]:
+    return parse_networks(value, "TRUSTED_PROXIES")
+
+
+def address_in(address: str, nets: Iterable[Network]) -> bool:
+    """True when ``address`` (as ASGI gives it) lies in one of ``nets``."""
+    ip = _ip(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # "::ffff:127.0.0.1" on a dual-stack listener
+    return ip is not None and any(ip in net for net in nets)
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -8,7 +8,12 @@ cancelled, reconnecting with capped exponential backoff.  On every connect it
    ``events`` and ``results/+`` (handled by :class:`api.mqtt.ingest.Ingest`);
 3. publishes the outbox backlog, then republishes from the database every
    machine's ``desired`` and ``state`` and every unfinished ``cmd``: a broker
-   may have restarted and lost its retained messages;
+   may have restarted and lost its retained messages; with several workers the
+   leader then reads every machine's retained ``status`` again (a plain
+   subscription, at once dropped: shared subscriptions get no retained
+   messages), so an ``online`` published while no worker was subscribed, or
+   taken by a worker that died before handling it, still counts (the boot rule
+   makes a repeat change nothing);
 4. drains the outbox whenever ``kick()`` is called, and every ``poll_s`` anyway;
 5. with a :class:`api.services.ha_feed.HomeAssistantFeed`, publishes its retained
    ``today`` topics and Home Assistant discovery with the republish, again when
@@ -23,6 +28,12 @@ leadership (``api.mqtt.runtime``) and a dead worker's will call it for the
 republish. ``poll_s`` is the fallback for rows that another process committed.
 
 Cancelling ``run()`` publishes ``server/status`` offline (with a time) first.
+
+A connection the broker drops again and again shortly after it was made is
+another client taking over the same client id (a broker that forces client id =
+username, such as the machines' listener of ``mosquitto-config``, with several
+workers on the server's account): the bridge says so in the log and in
+``takeover_suspected`` (``/readyz``), naming the workers' own listener.
 """
 
 import asyncio
@@ -30,6 +41,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +66,15 @@ NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 MQTT_TIMEOUT = 10.0
 GOODBYE_TIMEOUT = 2.0
 FEED_IDLE_S = 60.0  # the feed is read at least this often, commits or not
+SHORT_LIVED_S = 10.0  # a connection lost sooner than this counts towards a take-over
+TAKEOVER_DROPS = 3  # short-lived connections in a row that mean a take-over
+TAKEOVER_HINT = (
+    "the broker keeps dropping this worker's MQTT connection shortly after it connects "
+    "(%d times in a row): another client is probably using the same client id %r and "
+    "they take each other over. Several workers need their own client ids: connect them "
+    "to the broker's server listener (smartvend mosquitto-config --server-port, see "
+    "docs/deployment.md), not to the machines' listener, which forces client id = username"
+)
 
 
 def _refused(code: object) -> bool:
@@ -117,6 +138,9 @@ class Bridge:
         self._feed_idle = 0.0  # loop time of the next refresh even without commits
         self._feed_dirty = True  # something committed since the last refresh
         self._feed_published: float | None = None  # loop time of the last whole feed
+        self._short_drops = 0  # connections in a row the broker dropped soon after connect
+        self.takeover_suspected: str | None = None  # why, while it looks like a take-over
+        self._connected_at = 0.0
 
     @classmethod
     def from_settings(cls, services: Services, settings: Settings, **options: Any) -> "Bridge":
@@ -200,10 +224,12 @@ class Bridge:
     async def _connection_loop(self) -> None:
         delay = self._min_backoff
         while True:
+            connected_at: float | None = None
             try:
                 async with self._client() as client:
                     delay = self._min_backoff
                     self.connections += 1
+                    connected_at = self._connected_at = time.monotonic()
                     log.info("connected to the MQTT broker at %s:%d", self.host, self.port)
                     try:
                         await self._serve(client)
@@ -218,12 +244,38 @@ class Bridge:
                     group.exceptions[0],
                     delay,
                 )
+                self._lost(connected_at)
             except* Exception:
                 log.exception("MQTT bridge error; reconnecting in %.1f s", delay)
             finally:
                 self.connected.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._max_backoff)
+
+    def _lost(self, connected_at: float | None) -> None:
+        """Count connections the broker dropped soon after they were made."""
+        if connected_at is None:
+            return  # never connected: the broker is down, not taken over
+        if time.monotonic() - connected_at >= SHORT_LIVED_S:
+            self._short_drops = 0
+            self.takeover_suspected = None
+            return
+        self._short_drops += 1
+        if self._short_drops >= TAKEOVER_DROPS:
+            self.takeover_suspected = (
+                f"the broker dropped this worker's connection {self._short_drops} times in a "
+                f"row soon after connecting: client id {self._client_id!r} is probably shared "
+                "with another worker; use the broker's server listener (docs/deployment.md)"
+            )
+            log.error(TAKEOVER_HINT, self._short_drops, self._client_id)
+
+    def _stayed(self) -> None:
+        """A connection that lasted: whatever took it over before has stopped."""
+        if self._short_drops and time.monotonic() - self._connected_at >= SHORT_LIVED_S:
+            if self.takeover_suspected is not None:
+                log.info("the MQTT connection is stable again")
+            self._short_drops = 0
+            self.takeover_suspected = None
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -278,6 +330,8 @@ class Bridge:
                 snapshot = await retained_snapshot(self.services.ctx.db)
                 await publish_in_order(publish, snapshot)
                 log.info("republished %d retained messages", len(snapshot))
+                if self._shared_group is not None:
+                    await self._reread_presence(client)
                 self._feed_due = self.feed is not None
                 self._feed_published = None  # a new connection gets the feed at once
             if self._feed_due and self._leads() and self._feed_may_publish():
@@ -286,10 +340,21 @@ class Bridge:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._poll_s):
                     await self._wake.wait()
+            self._stayed()
             if not self._leads():
                 self._republish_due = True  # for when leadership comes (back) here
             await self._drain_pass(publish)
             await self._refresh_feed()
+
+    async def _reread_presence(self, client: aiomqtt.Client) -> None:
+        """Every machine's retained ``status`` once more, through a plain subscription.
+
+        The broker sends the retained messages right after the SUBACK and before the
+        UNSUBACK; they reach ``_receive`` like any other (module docstring, 3)."""
+        status = topics.machine_filter("status")
+        await client.subscribe(status, qos=1)
+        await client.unsubscribe(status)
+        log.info("read the machines' retained status again")
 
     def _server_status_seen(self, payload: bytes) -> None:
         """A worker died (its will said ``offline``): the leader republishes.

@@ -5,7 +5,12 @@ A guess spends, before it is checked, one token of its shopper's budget
 of its source address's, or, with the code alone, one of the fleet's shared
 code-only budget and as many units of its address's as there are live codes
 (the chance that a code-only guess hits some machine is that many in a million).
-A right code gives everything back: only failures count.
+A right code gives everything back: only failures count. A right code-only guess
+(its code was on some machine's display: a shopper reading a display) also earns
+the fleet's code-only budget one more token, from a small allowance of its own
+(``CODE_ONLY_CREDIT``), so a crowd whose right codes far outnumber its typos and
+stale codes refills that budget faster than the clock alone; the allowance bounds
+what an attacker standing at a machine can earn by locking it again and again.
 
 Guesses at one machine, and code-only guesses, take turns (``turn``): a guess in
 flight never makes another one look over budget, so a burst of shoppers with
@@ -30,6 +35,10 @@ from api.services.policy import VendPolicy
 
 MAX_RETRY_AFTER_S = 60
 DAY_S = 86_400
+FLEET_CODE_ONLY = "fleet:code-only"
+# Tokens right code-only guesses may add to the fleet's code-only budget: at most
+# 5 at once and one per 2 minutes (720 a day); docs/security.md counts them in.
+CODE_ONLY_CREDIT = Rate(5, 1 / 120)
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,7 @@ class GuessGuard:
         if machine_id is None:
             return [
                 mine,
-                Charge("fleet:code-only", lim.code_only),
+                Charge(FLEET_CODE_ONLY, lim.code_only),
                 Charge(f"source:{source_key(source)}", lim.source, float(max(1, live_codes))),
             ]
         return [
@@ -110,8 +119,17 @@ class GuessGuard:
         return charges
 
     async def right(self, charges: Sequence[Charge], now: float) -> None:
-        """The guess was not a failure: give its budgets back."""
+        """The guess was not a failure: give its budgets back.
+
+        A code-only guess is only called right when its code was on a display (the
+        lock path raises ``InvalidCode`` otherwise): it earns the fleet's code-only
+        budget a token, while the credit allowance lasts."""
         await self.store.give_back(charges, now)
+        fleet = next((c for c in charges if c.key == FLEET_CODE_ONLY), None)
+        if fleet is None:
+            return
+        if await self.store.take([Charge("fleet:code-only-credit", CODE_ONLY_CREDIT)], now) is None:
+            await self.store.give_back([fleet], now)
 
     @staticmethod
     def _refused(refusal: Refusal, code_only: bool) -> Exception:

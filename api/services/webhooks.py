@@ -26,10 +26,25 @@ class Webhooks:
         self.gateway = gateway
 
     async def handle(self, event: WebhookEvent) -> bool:
-        """Act on a verified event; False when its id was seen before (a no-op)."""
-        async with self.ctx.db.begin() as s:
-            if await s.get(SeenEvent, event.id) is not None:
+        """Act on a verified event; False when its id was seen before (a no-op).
+
+        The same event may reach several workers at once: whichever loses a
+        race on a unique key finds the event recorded and answers duplicate."""
+        if await self._seen(event):
+            return False
+        try:
+            return await self._act(event)
+        except IntegrityError:
+            if await self._seen(event):
+                log.info("webhook %s handled concurrently elsewhere", event.id)
                 return False
+            raise
+
+    async def _seen(self, event: WebhookEvent) -> bool:
+        async with self.ctx.db() as s:
+            return await s.get(SeenEvent, event.id[:64]) is not None
+
+    async def _act(self, event: WebhookEvent) -> bool:
         # Acting is idempotent on its own (payment ids, refund ids), so the
         # event id is recorded after: a failure here lets the gateway retry.
         if event.event in PAYMENT_EVENTS and event.payment_id:

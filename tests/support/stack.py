@@ -68,13 +68,16 @@ async def running_stack(tmp: Path, *, mqtt: bool = True, **kwargs: Any) -> Async
 
 
 @contextlib.asynccontextmanager
-async def two_servers(tmp: Path, database_url: str) -> AsyncIterator[tuple[Stack, Stack]]:
-    """Two servers (as two workers or hosts would be) on one migrated database."""
+async def two_servers(
+    tmp: Path, database_url: str, **kwargs: Any
+) -> AsyncIterator[tuple[Stack, Stack]]:
+    """Two servers (as two workers or hosts would be) on one migrated database;
+    ``kwargs`` are settings overrides both share."""
     await migrate_async(database_url)
     (tmp / "a").mkdir()
     (tmp / "b").mkdir()
     async with (
-        running_stack(tmp / "a", mqtt=False, database_url=database_url) as a,
-        running_stack(tmp / "b", mqtt=False, database_url=database_url) as b,
+        running_stack(tmp / "a", mqtt=False, database_url=database_url, **kwargs) as a,
+        running_stack(tmp / "b", mqtt=False, database_url=database_url, **kwargs) as b,
     ):
         yield a, b
