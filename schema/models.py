@@ -7,6 +7,8 @@ top, up to what was paid), one feedback per order, unique gateway and
 webhook-event ids.
 """
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
     text,
 )
@@ -58,6 +61,7 @@ COMMAND_STATES = (
 )
 FINAL_COMMAND_STATES = ("succeeded", "failed", "rejected", "expired", "unknown")
 REFUND_STATES = ("pending", "processed", "failed")
+USER_ROLES = ("admin", "operator", "restocker", "viewer")
 MANUAL_REFUND = "manual"  # Refund.reason of an operator's refund; every other reason is automatic
 RATINGS = ("up", "down")
 FEEDBACK_COMMENT_MAX = 500
@@ -282,8 +286,13 @@ class Telemetry(Base):
 
 
 class AdminUser(Base):
+    """A dashboard and API user (the table keeps its first name) with one role."""
+
     __tablename__ = "admin_users"
-    __table_args__ = (UniqueConstraint("username"),)
+    __table_args__ = (
+        UniqueConstraint("username"),
+        CheckConstraint(_one_of("role", USER_ROLES), name="role_known"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64))
@@ -292,6 +301,9 @@ class AdminUser(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     # In every admin token; logging out increases it, so saved tokens stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    role: Mapped[str] = mapped_column(String(16), default="admin", server_default="admin")
+    # None: every machine; a list: only machines whose ``location`` is in it.
+    locations: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class Integrator(Base):
@@ -371,3 +383,46 @@ class RateBudget(Base):
     capacity: Mapped[float] = mapped_column(Double)
     per_s: Mapped[float] = mapped_column(Double)
     full_at: Mapped[float] = mapped_column(Double, index=True)
+
+
+class AuditEntry(Base):
+    """One change an operator made, through any interface. Append-only: database
+    triggers refuse UPDATE and DELETE (``AUDIT_IMMUTABLE_DDL``)."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(120))
+    machine_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    before: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(String(500))
+
+
+AUDIT_REFUSAL = "audit entries are append-only"
+# (dialect, statements) that make audit_entries refuse UPDATE and DELETE.
+AUDIT_IMMUTABLE_DDL: dict[str, tuple[str, ...]] = {
+    "sqlite": tuple(
+        f"CREATE TRIGGER audit_entries_no_{op} BEFORE {op.upper()} ON audit_entries "
+        f"BEGIN SELECT RAISE(ABORT, '{AUDIT_REFUSAL}'); END"
+        for op in ("update", "delete")
+    ),
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION audit_entries_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN RAISE EXCEPTION '{AUDIT_REFUSAL}'; END $$",
+        "CREATE TRIGGER audit_entries_no_change BEFORE UPDATE OR DELETE OR TRUNCATE "
+        "ON audit_entries FOR EACH STATEMENT EXECUTE FUNCTION audit_entries_refuse()",
+    ),
+}
+
+
+def _audit_triggers(target: object, connection: Any, **_: object) -> None:
+    for statement in AUDIT_IMMUTABLE_DDL.get(connection.dialect.name, ()):
+        connection.exec_driver_sql(statement)
+
+
+event.listen(AuditEntry.__table__, "after_create", _audit_triggers)
