@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from api import background, leader
 from api.clock import Clock
 from api.errors import SmartVendError
-from api.http import admin, device, shopper
+from api.http import admin, device, operators, shopper
 from api.http.auth import AdminTokens
 from api.http.body_limit import BodyLimit
 from api.http.errors import http_error, smartvend_error, unexpected_error
@@ -119,6 +119,7 @@ def create_app(
         *shopper.routes,
         *device.routes,
         *admin.routes,
+        *operators.routes,
         *routes,
     ]
     return Starlette(

@@ -43,7 +43,8 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("locations", sa.JSON(), nullable=True))
         batch_op.create_check_constraint(
-            op.f("ck_admin_users_role_known"), "role IN ('admin', 'operator', 'restocker', 'viewer')"
+            op.f("ck_admin_users_role_known"),
+            "role IN ('admin', 'operator', 'restocker', 'viewer')",
         )
     op.create_table(
         "audit_entries",

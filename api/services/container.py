@@ -9,6 +9,7 @@ from api.payments.base import PaymentGateway
 from api.services.admin_views import AdminViews
 from api.services.admins import Admins
 from api.services.alerts import Alerts
+from api.services.audit import Audit
 from api.services.budgets import BudgetStore, MemoryBudgets
 from api.services.context import Context
 from api.services.dispense import Dispense
@@ -50,6 +51,7 @@ class Services:
     feedback_views: FeedbackViews
     fleet_stats: FleetStats
     manual_refunds: ManualRefunds
+    audit: Audit
 
     @classmethod
     def build(
@@ -91,4 +93,5 @@ class Services:
             feedback_views=FeedbackViews(ctx),
             fleet_stats=FleetStats(ctx),
             manual_refunds=ManualRefunds(ctx),
+            audit=Audit(ctx),
         )

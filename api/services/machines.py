@@ -11,7 +11,7 @@ from api.errors import InvalidRequest, MachineNotFound, MachineTaken, VendInProg
 from api.ids import new_api_key
 from api.lifecycle.states import COMMAND_FINAL, ordered
 from api.money import money
-from api.services import outgoing
+from api.services import audit, outgoing
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.presence_rule import status_applies
@@ -67,11 +67,14 @@ class NewMachine:
             raise InvalidRequest("stock must be between 0 and capacity")
 
 
+SYSTEM = "system"  # the actor of a change no person asked for
+
+
 class Machines:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def register(self, new: NewMachine) -> tuple[Machine, str]:
+    async def register(self, new: NewMachine, *, by: str = SYSTEM) -> tuple[Machine, str]:
         """Create a machine; the API key is returned here once and stored only hashed."""
         new.validate()
         now = self.ctx.clock.now()
@@ -113,6 +116,21 @@ class Machines:
                 await s.flush()
                 await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
                 await outgoing.machine_changed(s, machine, now)
+                audit.record(
+                    s,
+                    by,
+                    "machine_registered",
+                    f"machine:{machine.id}",
+                    None,
+                    {
+                        "name": machine.name,
+                        "location": machine.location,
+                        "price": machine.price_amount,
+                        "capacity": machine.capacity,
+                        "stock": machine.stock,
+                    },
+                    at=now,
+                )
         except IntegrityError as exc:
             raise MachineTaken(f"machine {new.machine_id} is already registered") from exc
         return machine, api_key
@@ -121,12 +139,22 @@ class Machines:
         async with self.ctx.db.begin() as s:
             return (await self._get(s, machine_id)).simulated
 
-    async def rotate_key(self, machine_id: str) -> str:
+    async def rotate_key(self, machine_id: str, *, by: str = SYSTEM) -> str:
         api_key = new_api_key()
         async with self.ctx.db.begin() as s:
             machine = await self._get(s, machine_id)
+            before = {"revoked": machine.key_revoked}
             machine.api_key_hash = hash_secret(api_key)
             machine.key_revoked = False
+            audit.record(
+                s,
+                by,
+                "key_rotated",
+                f"machine:{machine_id}",
+                before,
+                {"revoked": False},
+                at=self.ctx.clock.now(),
+            )
         return api_key
 
     async def authenticate(self, machine_id: str, api_key: str) -> bool:
@@ -137,12 +165,24 @@ class Machines:
             return False
         return verify_secret(api_key, machine.api_key_hash)
 
-    async def revoke_key(self, machine_id: str) -> None:
+    async def revoke_key(self, machine_id: str, *, by: str = SYSTEM) -> None:
         async with self.ctx.db.begin() as s:
             machine = await self._get(s, machine_id)
+            before = {"revoked": machine.key_revoked}
             machine.key_revoked = True
+            audit.record(
+                s,
+                by,
+                "key_revoked",
+                f"machine:{machine_id}",
+                before,
+                {"revoked": True},
+                at=self.ctx.clock.now(),
+            )
 
-    async def set_stock(self, machine_id: str, stock: int) -> Machine:
+    async def set_stock(
+        self, machine_id: str, stock: int, *, by: str = SYSTEM, reason: str | None = None
+    ) -> Machine:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             machine = await self._get(s, machine_id, lock=True)
@@ -155,6 +195,16 @@ class Machines:
             )
             if in_flight is not None:
                 raise VendInProgress("a vend is running on this machine; restock after it ends")
+            audit.record(
+                s,
+                by,
+                "stock_changed",
+                f"machine:{machine_id}",
+                {"stock": machine.stock},
+                {"stock": stock},
+                reason,
+                at=now,
+            )
             machine.restocked_total += stock - machine.stock
             machine.stock = stock
             limit = machine.low_stock_threshold
@@ -163,22 +213,32 @@ class Machines:
             await outgoing.machine_changed(s, machine, now)
         return machine
 
-    async def set_price(self, machine_id: str, amount: int) -> Machine:
+    async def set_price(
+        self, machine_id: str, amount: int, *, by: str = SYSTEM, reason: str | None = None
+    ) -> Machine:
         check_price(amount)
-        return await self._set(machine_id, price_amount=amount)
+        return await self._set(machine_id, ("price_changed", by, reason), price_amount=amount)
 
-    async def set_mode(self, machine_id: str, mode: str) -> Machine:
+    async def set_mode(
+        self, machine_id: str, mode: str, *, by: str = SYSTEM, reason: str | None = None
+    ) -> Machine:
         if mode not in ("in_service", "out_of_service"):
             raise InvalidRequest("mode must be in_service or out_of_service")
-        return await self._set(machine_id, mode=mode)
+        return await self._set(machine_id, ("mode_changed", by, reason), mode=mode)
 
-    async def _set(self, machine_id: str, **fields: Any) -> Machine:
-        """Change what the machine must apply, and tell it through ``desired``."""
+    async def _set(
+        self, machine_id: str, why: tuple[str, str, str | None], **fields: Any
+    ) -> Machine:
+        """Change what the machine must apply, and tell it through ``desired``;
+        ``why`` is the audit trail's (action, actor, reason)."""
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             machine = await self._get(s, machine_id, lock=True)
+            before = {name: getattr(machine, name) for name in fields}
             for name, value in fields.items():
                 setattr(machine, name, value)
+            action, by, reason = why
+            audit.record(s, by, action, f"machine:{machine_id}", before, fields, reason, at=now)
             await outgoing.machine_changed(s, machine, now)
         return machine
 

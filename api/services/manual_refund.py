@@ -16,13 +16,14 @@ from api.errors import (
     InvalidRequest,
     OrderNotFound,
     PaymentRequired,
-    RefundedInFull,
+    RefundExceedsPaid,
     VendInProgress,
 )
 from api.lifecycle import decide
 from api.lifecycle.decide import ManualVerdict
 from api.lifecycle.states import MANUAL_REFUND, PaymentDisposition
 from api.money import money
+from api.services import audit
 from api.services.context import Context
 from api.services.refund_totals import refunded
 from api.services.refunds import new_refund
@@ -35,8 +36,11 @@ class ManualRefunds:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def refund(self, order_id: str, amount: int, *, by: str = "") -> Refund:
-        """Refund ``amount`` paise more of the order's payment."""
+    async def refund(
+        self, order_id: str, amount: int, *, by: str = "", reason: str | None = None
+    ) -> Refund:
+        """Refund ``amount`` paise more of the order's payment; ``reason`` (required
+        from operators) goes to the audit trail with the refund, in one transaction."""
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             order = await s.get(Order, order_id, with_for_update=True)
@@ -67,13 +71,13 @@ class ManualRefunds:
             if verdict is ManualVerdict.VEND_RUNNING:
                 raise VendInProgress("the vend is still running; refund after it ends")
             if verdict is ManualVerdict.REFUNDED_IN_FULL:
-                raise RefundedInFull(
+                raise RefundExceedsPaid(
                     f"the whole payment of {money(payment.amount, payment.currency)} "
                     "is already refunded"
                 )
             if verdict is ManualVerdict.OUT_OF_RANGE:
                 room = decide.refund_room(payment.amount, done)
-                raise InvalidRequest(
+                raise (RefundExceedsPaid if amount > room else InvalidRequest)(
                     f"the refund must be from {money(1, payment.currency)} to "
                     f"{money(room, payment.currency)}: "
                     f"{money(payment.amount - room, payment.currency)} of the "
@@ -81,5 +85,16 @@ class ManualRefunds:
                 )
             refund = new_refund(order, payment, amount, MANUAL_REFUND, now)
             s.add(refund)
+            audit.record(
+                s,
+                by or "?",
+                "refund_issued",
+                f"order:{order.id}",
+                {"refunded": done, "paid": payment.amount},
+                {"refunded": done + amount, "refund_id": refund.id, "amount": amount},
+                reason,
+                machine_id=order.machine_id,
+                at=now,
+            )
         log.info("order %s: manual refund %s of %d by %s", order_id, refund.id, amount, by or "?")
         return refund

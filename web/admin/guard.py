@@ -1,15 +1,17 @@
-"""Every admin page goes through ``admin_page``: a session, CSRF on POST, HTML errors."""
+"""Every admin page goes through ``admin_page``: a session, a right, CSRF on POST, HTML errors."""
 
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from typing import overload
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from api.errors import SmartVendError
+from api.errors import Forbidden, SmartVendError
 from api.http.errors import status_of
+from api.services.rights import Right
 from web.admin import session
 from web.admin.templating import message_page
 
@@ -52,22 +54,55 @@ async def read_form(request: Request) -> Response | None:
     return None
 
 
-def admin_page(endpoint: Endpoint) -> Endpoint:
-    @functools.wraps(endpoint)
+@overload
+def admin_page(endpoint: Endpoint, *, right: Right | None = None) -> Endpoint: ...
+
+
+@overload
+def admin_page(
+    endpoint: None = None, *, right: Right | None = None
+) -> Callable[[Endpoint], Endpoint]: ...
+
+
+def admin_page(
+    endpoint: Endpoint | None = None, *, right: Right | None = None
+) -> Endpoint | Callable[[Endpoint], Endpoint]:
+    """Guard a dashboard page: a session, the role's ``right``, CSRF on POST, HTML errors.
+
+    ``@admin_page(right=Right.STOCK)``; bare ``@admin_page`` asks ``Right.READ`` of a GET
+    and, until a page names its right, every right (role admin) of a POST.
+    """
+    if endpoint is None:
+
+        def wrap(page: Endpoint) -> Endpoint:
+            return admin_page(page, right=right)
+
+        return wrap
+    page = endpoint
+
+    @functools.wraps(page)
     async def guarded(request: Request) -> Response:
-        username = await session.admin_of(request)
-        if username is None:
+        who = await session.user_of(request)
+        if who is None:
             return unauthenticated(request)
-        request.state.admin = username
+        request.state.admin = who.username
+        request.state.principal = who
+        needed = right or (Right.READ if request.method in ("GET", "HEAD") else Right.USERS)
+        if not who.can(needed):
+            try:
+                who.check(needed)
+            except Forbidden as exc:
+                return message_page(request, 403, "Not allowed", exc.message)
         if request.method == "POST":
             refused = await read_form(request)
             if refused is not None:
                 return refused
         try:
-            return await endpoint(request)
+            return await page(request)
         except SmartVendError as exc:
             return error_page(request, exc)
 
+    guarded.right = right  # type: ignore[attr-defined]
     return guarded
 
 

@@ -12,7 +12,9 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from api.clock import LocalCalendar
 from api.errors import InvalidRequest
 from api.http.deps import services
+from api.services.audit import AuditFilter
 from api.services.order_views import STATUSES, OrderDetail, OrderFilter, OrderRow
+from api.services.rights import Right
 from web.admin.forms import FieldErrors, rupees
 from web.admin.guard import admin_page, field
 from web.admin.templating import SECURITY_HEADERS, money, render
@@ -76,6 +78,9 @@ def filters(request: Request) -> tuple[OrderFilter, dict[str, str], dict[str, st
     return where, q, errors.messages
 
 
+REASON_MAX = 300
+
+
 @admin_page
 async def order_list(request: Request) -> Response:
     where, q, errors = filters(request)
@@ -118,6 +123,9 @@ async def _order_page(
     status: int = 200,
 ) -> Response:
     feedback = await services(request).feedback_views.of_order(detail.order.id)
+    reasons = await services(request).audit.entries(
+        AuditFilter(action="refund_issued", target=f"order:{detail.order.id}")
+    )
     return render(
         request,
         "admin/order.html",
@@ -128,6 +136,7 @@ async def _order_page(
             "error": error,
             "values": values or {},
             "feedback": feedback,
+            "refund_notes": list(reversed(reasons)),
         },
         status,
     )
@@ -145,20 +154,30 @@ def _chosen_amount(request: Request, detail: OrderDetail) -> int:
     raise InvalidRequest("Choose how much to refund.")
 
 
-@admin_page
+@admin_page(right=Right.REFUNDS)
 async def refund(request: Request) -> Response:
     """Two steps: choose an amount and review it, then confirm; only the confirmation refunds."""
     oid = str(request.path_params["oid"])
     views = services(request).order_views
     detail = await views.detail(oid)
+    reason = field(request, "reason", REASON_MAX)
     if field(request, "step", 10) == "confirm":
         amount = field(request, "paise", 12)
         if not amount.isdigit():
             raise InvalidRequest("The confirmed amount is missing; choose the refund again.")
-        await services(request).manual_refunds.refund(oid, int(amount), by=request.state.admin)
+        if not reason or len(reason) > REASON_MAX:
+            raise InvalidRequest("Say why you refund (up to 300 characters); choose again.")
+        await services(request).manual_refunds.refund(
+            oid, int(amount), by=request.state.admin, reason=reason
+        )
         return RedirectResponse(f"/admin/orders/{oid}?done=refund", status_code=303)
     values = {k: field(request, k, 20) for k in ("amount_choice", "amount")}
+    values["reason"] = reason
     try:
+        if not reason:
+            raise InvalidRequest("Say why you refund: the reason is kept in the audit trail.")
+        if len(reason) > REASON_MAX:
+            raise InvalidRequest(f"The reason is longer than {REASON_MAX} characters.")
         amount_paise = _chosen_amount(request, detail)
         if not detail.refundable:
             raise InvalidRequest("This order cannot be refunded now.")
@@ -171,7 +190,7 @@ async def refund(request: Request) -> Response:
     return render(
         request,
         "admin/refund_confirm.html",
-        {"d": detail, "o": detail.order, "amount": amount_paise},
+        {"d": detail, "o": detail.order, "amount": amount_paise, "reason": reason},
     )
 
 
