@@ -7,12 +7,14 @@ from starlette.staticfiles import StaticFiles
 
 from web.admin import (
     alert_pages,
+    audit_pages,
     auth_pages,
     fleet_pages,
     integrator_pages,
     machine_pages,
     order_pages,
     report_pages,
+    user_pages,
 )
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "admin"
@@ -44,5 +46,10 @@ def routes() -> list[BaseRoute]:
         Route("/admin/alerts", alert_pages.alerts, methods=["GET"]),
         Route("/admin/alerts/run", alert_pages.run_checks, methods=["POST"]),
         Route("/admin/reports", report_pages.reports, methods=["GET"]),
+        Route("/admin/users", user_pages.users, methods=["GET"]),
+        Route("/admin/users", user_pages.create, methods=["POST"]),
+        Route("/admin/users/{username}", user_pages.change, methods=["POST"]),
+        Route("/admin/audit", audit_pages.audit_page, methods=["GET"]),
+        Route("/admin/audit.csv", audit_pages.audit_csv, methods=["GET"]),
         Mount("/admin/static", app=StaticFiles(directory=str(STATIC)), name="admin_static"),
     ]
