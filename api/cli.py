@@ -200,6 +200,16 @@ def cmd_machine_rotate_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_machine_remove(args: argparse.Namespace) -> int:
+    async def run() -> None:
+        async with _runtime() as rt:
+            await rt.services.machines.remove(args.machine_id, by=audit.CLI)
+
+    asyncio.run(run())
+    print(f"machine {args.machine_id} removed: its key no longer works; its sales stay in reports")
+    return 0
+
+
 def cmd_machine_list(_args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
@@ -401,6 +411,9 @@ def parser() -> argparse.ArgumentParser:
     s = machine.add_parser("rotate-key", help="issue a new API key; the old one stops working")
     s.add_argument("machine_id", help="the machine whose key to replace")
     s.set_defaults(func=cmd_machine_rotate_key)
+    s = machine.add_parser("remove", help="decommission a machine (refused during a vend)")
+    s.add_argument("machine_id", help="the machine to take out of the fleet")
+    s.set_defaults(func=cmd_machine_remove)
     s = machine.add_parser("list", help="list machines")
     s.set_defaults(func=cmd_machine_list)
 

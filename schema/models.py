@@ -116,6 +116,8 @@ class Machine(Base):
     # Run by this server's own simulator (make run, smartvend simulate): only such a
     # machine's display code may be previewed on its public page in dev mode.
     simulated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Decommissioned: its key stops working, it leaves fleet views, its history stays.
+    removed_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class VendSession(Base):

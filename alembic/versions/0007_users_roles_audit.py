@@ -4,7 +4,7 @@ Revision ID: 0007
 Revises: 0004
 Create Date: 2026-12-04 07:00:00.000000
 
-Every existing admin account becomes a user with role ``admin`` and no
+A machine may be decommissioned (``removed_at``).  Every existing admin account becomes a user with role ``admin`` and no
 location scope.  ``audit_entries`` refuses UPDATE and DELETE in the database
 itself: a trigger raising on SQLite, a trigger function on PostgreSQL.
 """
@@ -37,6 +37,8 @@ TRIGGERS = {
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("machines", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("removed_at", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("admin_users", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("role", sa.String(length=16), server_default="admin", nullable=False)
@@ -77,3 +79,5 @@ def downgrade() -> None:
         batch_op.drop_constraint(op.f("ck_admin_users_role_known"), type_="check")
         batch_op.drop_column("locations")
         batch_op.drop_column("role")
+    with op.batch_alter_table("machines", schema=None) as batch_op:
+        batch_op.drop_column("removed_at")

@@ -211,6 +211,18 @@ def _operators() -> dict[str, Any]:
                 tag="admin",
             )
         },
+        "/api/machine/{mid}": {
+            "delete": _op(
+                "Decommission a machine: its key stops working, its retained topics are "
+                "cleared, it leaves fleet views, its history stays in reports; "
+                "409 `machine_busy` during a vend (right: machines)",
+                _obj({"machine_id": {"type": "string"}, "removed_at": _int()}),
+                params=[MID],
+                auth=True,
+                errors=(403, 404, 409),
+                tag="admin",
+            )
+        },
         "/api/orders/{order_id}/refund": {
             "post": _op(
                 "Refund part or all of what is left of an order's payment, with a reason: "

@@ -128,11 +128,23 @@ async def refund(request: Request) -> Response:
     )
 
 
+@needs(Right.MACHINES)
+async def remove_machine(request: Request) -> Response:
+    mid = machine_id(request)
+    await in_scope(request, principal(request), mid)
+    machine = await services(request).machines.remove(mid, by=principal(request).username)
+    mqtt = getattr(request.app.state, "mqtt", None)
+    if mqtt is not None:
+        await mqtt.disconnect(mid)  # its open connection ends with its key
+    return JSONResponse({"machine_id": machine.id, "removed_at": machine.removed_at})
+
+
 routes = [
     Route("/api/admin/users", list_users, methods=["GET"]),
     Route("/api/admin/users", create_user, methods=["POST"]),
     Route("/api/admin/users/{username}", change_user, methods=["PUT"]),
     Route("/api/audit", audit_entries, methods=["GET"]),
     Route("/api/machine/{mid}/price", set_price, methods=["POST"]),
+    Route("/api/machine/{mid}", remove_machine, methods=["DELETE"]),
     Route("/api/orders/{order_id}/refund", refund, methods=["POST"]),
 ]

@@ -52,6 +52,7 @@ class AlertChecks:
                     .where(
                         Machine.online.is_(False),
                         Machine.offline_alerted.is_(False),
+                        Machine.removed_at.is_(None),
                         Machine.last_seen.is_not(None),
                         Machine.last_seen < cutoff,
                     )

@@ -28,7 +28,9 @@ class Alerts:
         async with self.ctx.db.begin() as s:
             machines = (
                 await s.scalars(
-                    select(Machine).where(Machine.low_stock_alerted.is_(False)).with_for_update()
+                    select(Machine)
+                    .where(Machine.low_stock_alerted.is_(False), Machine.removed_at.is_(None))
+                    .with_for_update()
                 )
             ).all()
             for machine in machines:

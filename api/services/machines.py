@@ -7,11 +7,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.errors import InvalidRequest, MachineNotFound, MachineTaken, VendInProgress
+from api.errors import (
+    InvalidRequest,
+    MachineBusy,
+    MachineNotFound,
+    MachineTaken,
+    VendInProgress,
+)
 from api.ids import new_api_key
 from api.lifecycle.states import COMMAND_FINAL, ordered
 from api.money import money
-from api.services import audit, outgoing
+from api.services import audit, outgoing, sessions
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.presence_rule import status_applies
@@ -179,6 +185,41 @@ class Machines:
                 {"revoked": True},
                 at=self.ctx.clock.now(),
             )
+
+    async def remove(self, machine_id: str, *, by: str = SYSTEM) -> Machine:
+        """Decommission: the key stops working, the retained ``desired`` and ``state``
+        are cleared (empty retained payloads), the machine leaves fleet views and its
+        orders stay. MachineBusy while a vend session or a command is open."""
+        now = self.ctx.clock.now()
+        async with self.ctx.db.begin() as s:
+            machine = await self._get(s, machine_id, lock=True)
+            if machine.removed_at is not None:
+                return machine
+            if await sessions.active_session(s, machine.id) is not None or (
+                await s.scalar(
+                    select(Command.id).where(
+                        Command.machine_id == machine.id,
+                        Command.status.not_in(ordered(COMMAND_FINAL)),
+                    )
+                )
+            ):
+                raise MachineBusy("a vend is running on this machine; remove it after it ends")
+            before = {"name": machine.name, "location": machine.location, "mode": machine.mode}
+            machine.key_revoked = True
+            machine.removed_at = now
+            machine.mode = "out_of_service"
+            machine.display_code = None
+            machine.display_code_expires_at = None
+            retained = [topics.desired(machine.id), topics.state(machine.id)]
+            await outgoing.supersede(s, retained)
+            await outgoing.enqueue_many(
+                s, [(t, b"") for t in retained], retain=True, qos=1, now=now
+            )
+            audit.record(
+                s, by, "machine_removed", f"machine:{machine.id}", before,
+                {"removed_at": now}, None, at=now,
+            )  # fmt: skip
+        return machine
 
     async def set_stock(
         self, machine_id: str, stock: int, *, by: str = SYSTEM, reason: str | None = None
