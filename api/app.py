@@ -35,6 +35,7 @@ from api.runtime import open_runtime
 from api.secrets import derive_secret
 from api.services.alert_sender import AlertSender
 from api.services.mailer import SmtpMailer
+from api.services.webhooks_out import WebhookSender
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,11 @@ def create_app(
                     rt.services.ctx, SmtpMailer.from_settings(rt.settings), rt.settings
                 )
                 app.state.alert_sender = sender
+                hooks = WebhookSender(rt.services.ctx)
+                app.state.webhook_sender = hooks
                 periodic: list[tuple[float, str, Callable[[], Awaitable[object]]]] = [
                     (1.0, "deadlines", rt.services.sweeper.tick),
+                    (2.0, "webhooks", hooks.run_once),
                     (5.0, "refunds", rt.services.refunds.process_pending),
                     (30.0, "reconcile", rt.services.reconciler.run_once),
                 ]

@@ -405,6 +405,49 @@ class AuditEntry(Base):
     reason: Mapped[str | None] = mapped_column(String(500))
 
 
+WEBHOOK_EVENTS = ("alert", "sale", "refund", "machine_online", "machine_offline", "test")
+DELIVERY_STATES = ("pending", "delivered", "failed")
+
+
+class OutgoingWebhook(Base):
+    """An operator's receiver of signed event POSTs (``removed_at``: deleted, log kept)."""
+
+    __tablename__ = "outgoing_webhooks"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    removed_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WebhookDelivery(Base):
+    """One event for one receiver, written in its cause's transaction, sent by the
+    leader and retried with backoff until a 2xx or for 24 hours."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        CheckConstraint(_one_of("status", DELIVERY_STATES), name="status_known"),
+        Index("ix_webhook_deliveries_status_next_at", "status", "next_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("outgoing_webhooks.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(40))
+    type: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[int] = mapped_column(BigInteger)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    delivered_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
 AUDIT_REFUSAL = "audit entries are append-only"
 # (dialect, statements) that make audit_entries refuse UPDATE and DELETE.
 AUDIT_IMMUTABLE_DDL: dict[str, tuple[str, ...]] = {

@@ -1,4 +1,4 @@
-"""users with roles and location scopes; an append-only audit trail
+"""users with roles and location scopes; an append-only audit trail; outgoing webhooks
 
 Revision ID: 0007
 Revises: 0004
@@ -69,9 +69,57 @@ def upgrade() -> None:
         )
     for statement in TRIGGERS.get(op.get_bind().dialect.name, []):
         op.execute(statement)
+    op.create_table(
+        "outgoing_webhooks",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("url", sa.String(length=500), nullable=False),
+        sa.Column("events", sa.JSON(), nullable=False),
+        sa.Column("secret", sa.String(length=100), nullable=False),
+        sa.Column("created_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("removed_at", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outgoing_webhooks")),
+    )
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("webhook_id", sa.String(length=40), nullable=False),
+        sa.Column("event_id", sa.String(length=40), nullable=False),
+        sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_at", sa.BigInteger(), nullable=False),
+        sa.Column("last_status", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.String(length=300), nullable=True),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("delivered_at", sa.BigInteger(), nullable=True),
+        sa.CheckConstraint(
+            "status IN ('pending', 'delivered', 'failed')",
+            name=op.f("ck_webhook_deliveries_status_known"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["webhook_id"],
+            ["outgoing_webhooks.id"],
+            name=op.f("fk_webhook_deliveries_webhook_id_outgoing_webhooks"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+        sa.UniqueConstraint(
+            "webhook_id", "event_id", name=op.f("uq_webhook_deliveries_webhook_id_event_id")
+        ),
+    )
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_webhook_deliveries_status_next_at", ["status", "next_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_webhook_deliveries_webhook_id"), ["webhook_id"], unique=False
+        )
 
 
 def downgrade() -> None:
+    op.drop_table("webhook_deliveries")
+    op.drop_table("outgoing_webhooks")
     op.drop_table("audit_entries")  # its triggers go with it
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS audit_entries_refuse()")

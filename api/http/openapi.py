@@ -139,6 +139,28 @@ AUDIT_ENTRY = _obj(
         "reason": {"type": ["string", "null"]},
     }
 )
+WEBHOOK = _obj(
+    {
+        "id": {"type": "string"},
+        "url": {"type": "string"},
+        "events": {"type": "array", "items": {"enum": specs.WEBHOOK_EVENTS}},
+        "created_at": _int(),
+    }
+)
+DELIVERY = _obj(
+    {
+        "event_id": {"type": "string"},
+        "type": {"type": "string"},
+        "status": {"enum": ["pending", "delivered", "failed"]},
+        "attempts": _int(),
+        "last_status": NULLABLE_INT,
+        "last_error": {"type": ["string", "null"]},
+        "created_at": _int(),
+        "next_at": NULLABLE_INT,
+        "delivered_at": NULLABLE_INT,
+    }
+)
+WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True, "schema": _str(40)}
 USERNAME = {"name": "username", "in": "path", "required": True, "schema": _str(64)}
 
 
@@ -220,6 +242,63 @@ def _operators() -> dict[str, Any]:
                 params=[MID],
                 auth=True,
                 errors=(403, 404, 409),
+                tag="admin",
+            )
+        },
+        "/api/webhooks": {
+            "post": _op(
+                "Add an outgoing webhook; its signing secret is shown once (right: users)",
+                _obj(
+                    {
+                        "id": {"type": "string"},
+                        "url": {"type": "string"},
+                        "events": {"type": "array", "items": {"enum": specs.WEBHOOK_EVENTS}},
+                        "created_at": _int(),
+                        "secret": {"type": "string"},
+                    }
+                ),
+                body=specs.schema(specs.CREATE_WEBHOOK),
+                auth=True,
+                status=201,
+                errors=(403,),
+                tag="admin",
+            ),
+            "get": _op(
+                "Outgoing webhooks (right: users)",
+                _obj({"webhooks": {"type": "array", "items": WEBHOOK}}),
+                auth=True,
+                errors=(403,),
+                tag="admin",
+            ),
+        },
+        "/api/webhooks/{webhook_id}": {
+            "delete": _op(
+                "Delete an outgoing webhook; its delivery log stays (right: users)",
+                _obj({"id": {"type": "string"}, "deleted": {"type": "boolean"}}),
+                params=[WEBHOOK_ID],
+                auth=True,
+                errors=(403, 404),
+                tag="admin",
+            )
+        },
+        "/api/webhooks/{webhook_id}/deliveries": {
+            "get": _op(
+                "A webhook's delivery log, newest first (right: users)",
+                _obj({"deliveries": {"type": "array", "items": DELIVERY}}),
+                params=[WEBHOOK_ID],
+                auth=True,
+                errors=(403, 404),
+                tag="admin",
+            )
+        },
+        "/api/webhooks/{webhook_id}/test": {
+            "post": _op(
+                "Queue a `test` event to this webhook (right: users)",
+                _obj({"event_id": {"type": "string"}}),
+                params=[WEBHOOK_ID],
+                auth=True,
+                status=202,
+                errors=(403, 404),
                 tag="admin",
             )
         },

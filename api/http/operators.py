@@ -13,7 +13,7 @@ from api.http import body as b
 from api.http import specs
 from api.http.deps import needs, principal, services
 from api.http.shopper import machine_id
-from api.services import admins, audit
+from api.services import admins, audit, webhooks_out
 from api.services.audit import AuditFilter
 from api.services.rights import Principal, Right
 
@@ -147,4 +147,51 @@ routes = [
     Route("/api/machine/{mid}/price", set_price, methods=["POST"]),
     Route("/api/machine/{mid}", remove_machine, methods=["DELETE"]),
     Route("/api/orders/{order_id}/refund", refund, methods=["POST"]),
+]
+
+
+@needs(Right.USERS)
+async def create_webhook(request: Request) -> Response:
+    body = await specs.read(request, specs.CREATE_WEBHOOK)
+    hook = await services(request).outgoing_webhooks.create(
+        body["url"], body["events"], by=principal(request).username
+    )
+    return JSONResponse({**webhooks_out.as_json(hook), "secret": hook.secret}, status_code=201)
+
+
+@needs(Right.USERS)
+async def list_webhooks(request: Request) -> Response:
+    hooks = await services(request).outgoing_webhooks.active()
+    return JSONResponse({"webhooks": [webhooks_out.as_json(h) for h in hooks]})
+
+
+@needs(Right.USERS)
+async def delete_webhook(request: Request) -> Response:
+    webhook_id = str(request.path_params["webhook_id"])
+    await services(request).outgoing_webhooks.remove(webhook_id, by=principal(request).username)
+    return JSONResponse({"id": webhook_id, "deleted": True})
+
+
+@needs(Right.USERS)
+async def webhook_deliveries(request: Request) -> Response:
+    webhook_id = str(request.path_params["webhook_id"])
+    found = await services(request).outgoing_webhooks.deliveries(webhook_id)
+    return JSONResponse({"deliveries": [webhooks_out.delivery_json(d) for d in found]})
+
+
+@needs(Right.USERS)
+async def test_webhook(request: Request) -> Response:
+    webhook_id = str(request.path_params["webhook_id"])
+    event_id = await services(request).outgoing_webhooks.send_test(
+        webhook_id, by=principal(request).username
+    )
+    return JSONResponse({"event_id": event_id}, status_code=202)
+
+
+routes += [
+    Route("/api/webhooks", create_webhook, methods=["POST"]),
+    Route("/api/webhooks", list_webhooks, methods=["GET"]),
+    Route("/api/webhooks/{webhook_id}", delete_webhook, methods=["DELETE"]),
+    Route("/api/webhooks/{webhook_id}/deliveries", webhook_deliveries, methods=["GET"]),
+    Route("/api/webhooks/{webhook_id}/test", test_webhook, methods=["POST"]),
 ]

@@ -75,6 +75,7 @@ class Texts:
     max_items: int
     max_len: int
     required: bool = False
+    rule: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
 
@@ -148,7 +149,8 @@ def _field_schema(f: Field, spec: Spec) -> dict[str, Any]:
         out = {"type": "boolean"}
     elif isinstance(f, Texts):
         item = {"type": "string", "minLength": 1, "maxLength": f.max_len}
-        out = {"type": ["array", "null"], "maxItems": f.max_items, "items": item}
+        kind: Any = "array" if f.required else ["array", "null"]
+        out = {"type": kind, "maxItems": f.max_items, "items": item, **f.rule}
     elif isinstance(f, Integer):
         out = {"type": "integer", "minimum": f.low, "maximum": _bound(f.high, spec), **f.rule}
     elif f.choices or "enum" in f.rule:
@@ -241,6 +243,13 @@ CHANGE_USER: Spec = (
     Text("password", 256, required=False, description="A new password (10+ characters)"),
     LOCATIONS,
 )
+WEBHOOK_EVENTS = ["alert", "sale", "refund", "machine_online", "machine_offline"]
+CREATE_WEBHOOK: Spec = (
+    Text("url", 500, description="Any http(s) URL, loopback and private addresses included"),
+    Texts(
+        "events", 5, 32, required=True, rule={"minItems": 1}, description=", ".join(WEBHOOK_EVENTS)
+    ),
+)
 MANUAL_REFUND: Spec = (
     Integer("amount", 1, 10_000_000, description="In paise, at most what is left to refund"),
     Text("reason", 300, min_len=0, required=False, absent="", description="Why (required)"),
@@ -264,4 +273,5 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("post", "/api/admin/users"): CREATE_USER,
     ("put", "/api/admin/users/{username}"): CHANGE_USER,
     ("post", "/api/orders/{order_id}/refund"): MANUAL_REFUND,
+    ("post", "/api/webhooks"): CREATE_WEBHOOK,
 }

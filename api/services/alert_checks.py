@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.lifecycle.states import RefundStatus
 from api.money import money
+from api.services import webhooks_out
 from api.services.alerts import Alerts
 from api.services.context import Context
 from schema.models import Alert, Command, Machine, Order, Refund
@@ -71,6 +72,7 @@ class AlertChecks:
                         f"{minutes} minutes (last seen {machine.last_seen}).",
                     )
                 )
+            await webhooks_out.alerts_raised(s, now)
             return len(machines)
 
     async def failed_vends(self) -> int:
@@ -101,6 +103,7 @@ class AlertChecks:
                         f"order {command.order_id}, command {command.id}.",
                     )
                 )
+            await webhooks_out.alerts_raised(s, now)
             return len(fresh)
 
     async def failed_refunds(self) -> int:
@@ -131,4 +134,5 @@ class AlertChecks:
                         "Refund the shopper by hand from the gateway's dashboard.",
                     )
                 )
+            await webhooks_out.alerts_raised(s, now)
             return len(fresh)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from api.services import webhooks_out
 from api.services.context import Context
 from schema.models import Alert, Machine
 
@@ -48,6 +49,7 @@ class Alerts:
                 raised.append(
                     {"machine_id": machine.id, "stock": machine.stock, "threshold": limit}
                 )
+            await webhooks_out.alerts_raised(s, now)
         return raised
 
     async def recent(self, limit: int = 100) -> list[Alert]:

@@ -27,6 +27,7 @@ from api.services.refunds import Refunds
 from api.services.sweeper import Sweeper
 from api.services.views import Views
 from api.services.webhooks import Webhooks
+from api.services.webhooks_out import OutgoingWebhooks
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Services:
     fleet_stats: FleetStats
     manual_refunds: ManualRefunds
     audit: Audit
+    outgoing_webhooks: OutgoingWebhooks
 
     @classmethod
     def build(
@@ -94,4 +96,5 @@ class Services:
             fleet_stats=FleetStats(ctx),
             manual_refunds=ManualRefunds(ctx),
             audit=Audit(ctx),
+            outgoing_webhooks=OutgoingWebhooks(ctx),
         )

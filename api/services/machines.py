@@ -17,7 +17,7 @@ from api.errors import (
 from api.ids import new_api_key
 from api.lifecycle.states import COMMAND_FINAL, ordered
 from api.money import money
-from api.services import audit, outgoing, sessions
+from api.services import audit, outgoing, sessions, webhooks_out
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.presence_rule import status_applies
@@ -295,6 +295,10 @@ class Machines:
             if not status_applies(machine.boot, machine.online, boot, online):
                 return False
             machine.boot = boot
+            if machine.online != online:
+                presence = {"machine_id": machine.id, "boot": boot}
+                kind = "machine_online" if online else "machine_offline"
+                await webhooks_out.emit(s, kind, presence, now)
             machine.online = online
             # Connected until now: the will is published when the link is lost.
             machine.last_seen = now

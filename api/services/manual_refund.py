@@ -23,7 +23,7 @@ from api.lifecycle import decide
 from api.lifecycle.decide import ManualVerdict
 from api.lifecycle.states import MANUAL_REFUND, PaymentDisposition
 from api.money import money
-from api.services import audit
+from api.services import audit, webhooks_out
 from api.services.context import Context
 from api.services.refund_totals import refunded
 from api.services.refunds import new_refund
@@ -95,6 +95,13 @@ class ManualRefunds:
                 reason,
                 machine_id=order.machine_id,
                 at=now,
+            )
+            refunded_now = {"order_id": order.id, "refund_id": refund.id, "amount": amount}
+            await webhooks_out.emit(
+                s,
+                "refund",
+                {**refunded_now, "machine_id": order.machine_id, "reason": reason, "manual": True},
+                now,
             )
         log.info("order %s: manual refund %s of %d by %s", order_id, refund.id, amount, by or "?")
         return refund

@@ -8,7 +8,7 @@ crash between commit and publish loses nothing. The payloads are built in
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.services import outbox, sessions
+from api.services import outbox, sessions, webhooks_out
 from schema import messages, topics
 from schema.models import Command, Machine, OutboxMessage, VendSession
 
@@ -102,6 +102,8 @@ async def sale(
     now: int,
 ) -> None:
     payload = outbox.sale_payload(order_id, quantity, amount, currency, now)
+    sold = {"machine_id": machine_id, "order_id": order_id, "quantity": quantity}
+    await webhooks_out.emit(s, "sale", {**sold, "amount": amount, "currency": currency}, now)
     await enqueue(
         s, topics.sales(machine_id), messages.encode("sales", payload), retain=False, qos=1, now=now
     )

@@ -41,7 +41,8 @@ def _check_fields(schema: dict[str, Any], spec: Spec) -> None:
                 **({"description": f.description} if f.description else {}),
             }
         elif isinstance(f, Texts):
-            assert prop["type"] == ["array", "null"] and prop["maxItems"] == f.max_items
+            assert prop["type"] == ("array" if f.required else ["array", "null"])
+            assert prop["maxItems"] == f.max_items
             assert prop["items"]["maxLength"] == f.max_len
         elif isinstance(f, Integer):
             assert prop["type"] == "integer"
@@ -70,9 +71,10 @@ def _value(schema: dict[str, Any], required: bool) -> st.SearchStrategy[Any]:
     kind = schema["type"]
     if kind == "boolean":
         return st.booleans() if required else st.none() | st.booleans()
-    if kind == ["array", "null"]:
+    if kind in ("array", ["array", "null"]):
         item = st.text(min_size=1, max_size=schema["items"]["maxLength"])
-        return st.none() | st.lists(item, max_size=schema["maxItems"])
+        items = st.lists(item, min_size=schema.get("minItems", 0), max_size=schema["maxItems"])
+        return items if kind == "array" else st.none() | items
     if kind == "object":
         return _object(schema)
     if kind == "integer":
