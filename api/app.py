@@ -94,10 +94,12 @@ def create_app(
                 app.state.webhook_sender = hooks
                 periodic: list[tuple[float, str, Callable[[], Awaitable[object]]]] = [
                     (1.0, "deadlines", rt.services.sweeper.tick),
-                    (2.0, "webhooks", hooks.run_once),
                     (5.0, "refunds", rt.services.refunds.process_pending),
                     (30.0, "reconcile", rt.services.reconciler.run_once),
                 ]
+                if rt.settings.webhook_interval_s > 0:
+                    interval = float(rt.settings.webhook_interval_s)
+                    periodic.append((interval, "webhooks", hooks.run_once))
                 if rt.settings.alert_interval_s > 0:
                     periodic.append(
                         (float(rt.settings.alert_interval_s), "alerts", sender.run_once)

@@ -15,6 +15,7 @@ from web.admin import (
     order_pages,
     report_pages,
     user_pages,
+    webhook_pages,
 )
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "admin"
@@ -51,5 +52,9 @@ def routes() -> list[BaseRoute]:
         Route("/admin/users/{username}", user_pages.change, methods=["POST"]),
         Route("/admin/audit", audit_pages.audit_page, methods=["GET"]),
         Route("/admin/audit.csv", audit_pages.audit_csv, methods=["GET"]),
+        Route("/admin/webhooks", webhook_pages.webhooks, methods=["GET"]),
+        Route("/admin/webhooks", webhook_pages.create, methods=["POST"]),
+        Route("/admin/webhooks/{hook_id}/test", webhook_pages.send_test, methods=["POST"]),
+        Route("/admin/webhooks/{hook_id}/delete", webhook_pages.delete, methods=["POST"]),
         Mount("/admin/static", app=StaticFiles(directory=str(STATIC)), name="admin_static"),
     ]
