@@ -25,6 +25,12 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/api/admin/users", None, "users"),
     ("POST", "/api/admin/users", "new-user", "users"),
     ("PUT", "/api/admin/users/spare", {"locations": ["Hall"]}, "users"),
+    ("DELETE", "/api/machine/zz-none", None, "machines"),
+    ("POST", "/api/webhooks", {"url": "http://127.0.0.1:9/x", "events": ["sale"]}, "users"),
+    ("GET", "/api/webhooks", None, "users"),
+    ("DELETE", "/api/webhooks/wh_none", None, "users"),
+    ("GET", "/api/webhooks/wh_none/deliveries", None, "users"),
+    ("POST", "/api/webhooks/wh_none/test", None, "users"),
 ]
 HOLDS = {
     "admin": {"read", "stock", "prices", "refunds", "machines", "users"},

@@ -177,3 +177,21 @@ async def test_dashboard_page_test_button_and_log(
         assert [e["type"] for e in got.events.values()] == ["test"]
         page = await admin.get(f"/admin/webhooks?log={hook.id}")
         assert page.status_code == 200 and "delivered" in page.text and "test" in page.text
+
+
+async def test_alerts_and_presence_are_events(stack: Stack) -> None:
+    services = stack.services
+    hook = await services.outgoing_webhooks.create(
+        "http://127.0.0.1:9/unused", ["alert", "machine_online", "machine_offline"], by="admin"
+    )
+    await services.machines.apply_status("m-1", {"state": "offline", "boot": 1})
+    await services.machines.apply_status("m-1", {"state": "online", "boot": 2})
+    await services.machines.set_stock("m-1", 1, by="admin")
+    assert await services.alerts.check_low_stock()
+    await vend(services, "m-1")  # a sale: not subscribed
+    logged = await services.outgoing_webhooks.deliveries(hook.id)
+    kinds = [d.type for d in reversed(logged)]
+    assert kinds == ["machine_offline", "machine_online", "alert"]
+    alert = json.loads(logged[0].body)
+    assert alert["data"]["kind"] == "low_stock" and alert["data"]["machine_id"] == "m-1"
+    assert alert["id"] == logged[0].event_id and alert["type"] == "alert"
