@@ -17,7 +17,7 @@ from schema.models import AuditEntry
 from web.admin.forms import FieldErrors
 from web.admin.guard import admin_page
 from web.admin.order_pages import BOM, _date, _line
-from web.admin.templating import SECURITY_HEADERS, render
+from web.admin.templating import SECURITY_HEADERS, money, render
 
 CSV_COLUMNS = ("id", "at", "actor", "action", "target", "before", "after", "reason")
 FIELDS = ("from", "to", "machine", "actor", "action")
@@ -56,7 +56,19 @@ async def _visible(request: Request, entries: list[AuditEntry]) -> list[AuditEnt
 def _change(value: dict[str, Any] | None) -> str:
     if not value:
         return ""
-    return ", ".join(f"{k}: {v}" for k, v in value.items())
+    return ", ".join(_one(k, v) for k, v in value.items())
+
+
+def _one(name: str, value: Any) -> str:
+    if name in ("price_amount", "price") and isinstance(value, int):
+        return f"price {money(value)}"
+    if value is None:
+        value = "none"
+    elif isinstance(value, bool):
+        value = "yes" if value else "no"
+    elif isinstance(value, list):
+        value = ", ".join(str(v) for v in value) or "none"
+    return f"{name.replace('_', ' ')}: {value}"
 
 
 @admin_page

@@ -174,10 +174,6 @@ async def refund(request: Request) -> Response:
     values = {k: field(request, k, 20) for k in ("amount_choice", "amount")}
     values["reason"] = reason
     try:
-        if not reason:
-            raise InvalidRequest("Say why you refund: the reason is kept in the audit trail.")
-        if len(reason) > REASON_MAX:
-            raise InvalidRequest(f"The reason is longer than {REASON_MAX} characters.")
         amount_paise = _chosen_amount(request, detail)
         if not detail.refundable:
             raise InvalidRequest("This order cannot be refunded now.")
@@ -185,6 +181,10 @@ async def refund(request: Request) -> Response:
             raise InvalidRequest(
                 f"Refund from ₹0.01 to {money(detail.refund_room, detail.order.currency)}."
             )
+        if not reason:
+            raise InvalidRequest("Say why you refund: the reason is kept in the audit trail.")
+        if len(reason) > REASON_MAX:
+            raise InvalidRequest(f"The reason is longer than {REASON_MAX} characters.")
     except InvalidRequest as exc:
         return await _order_page(request, detail, error=exc.message, values=values, status=400)
     return render(
