@@ -201,3 +201,34 @@ async def test_audit_page_filters_and_csv(stack: Stack) -> None:
         assert len(lines) == 2
         assert "+05:30," in lines[1] and "festival" in lines[1]
         assert '{""price_amount"": 3000}' in lines[1]
+
+
+async def test_a_user_limited_to_locations_sees_only_their_machines(stack: Stack) -> None:
+    services = stack.services
+    await services.machines.register(
+        NewMachine(
+            machine_id="m-2", name="Station", location="Lobby", price_amount=2500, capacity=10,
+            stock=5,
+        )
+    )  # fmt: skip
+    await services.machines.apply_status("m-2", {"state": "online", "boot": 1})
+    mine = await vend(services, "m-1")
+    theirs = await vend(services, "m-2", client_id="client-00002")
+    await make_user(services, "mall", "operator", ["Mall"])
+    client = await user_client(stack, "mall")
+    try:
+        fleet = (await client.get("/admin")).text
+        assert "/admin/machines/m-1" in fleet and "/admin/machines/m-2" not in fleet
+        assert (await client.get("/admin/machines/m-1")).status_code == 200
+        outside = await client.get("/admin/machines/m-2")
+        assert outside.status_code == 403 and "outside your locations" in outside.text
+        stock = await client.post("/admin/machines/m-2/stock", data={"stock": "1"})
+        assert stock.status_code == 403
+        orders = (await client.get("/admin/orders")).text
+        assert mine in orders and theirs not in orders
+        assert (await client.get(f"/admin/orders/{theirs}")).status_code == 403
+        assert (await client.get(f"/admin/orders/{mine}")).status_code == 200
+        csv = (await client.get("/admin/orders.csv")).text
+        assert mine in csv and theirs not in csv
+    finally:
+        await client.aclose()

@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from api.errors import Forbidden, SmartVendError
+from api.http.deps import services
 from api.http.errors import status_of
-from api.services.rights import Right
+from api.services.rights import Principal, Right
 from web.admin import session
 from web.admin.templating import message_page
 
@@ -93,6 +94,10 @@ def admin_page(
                 who.check(needed)
             except Forbidden as exc:
                 return message_page(request, 403, "Not allowed", exc.message)
+        if who.locations is not None:
+            outside = await _outside_scope(request, who)
+            if outside is not None:
+                return message_page(request, 403, "Not allowed", outside)
         if request.method == "POST":
             refused = await read_form(request)
             if refused is not None:
@@ -104,6 +109,23 @@ def admin_page(
 
     guarded.right = right  # type: ignore[attr-defined]
     return guarded
+
+
+async def _outside_scope(request: Request, who: Principal) -> str | None:
+    """Why a user limited to locations may not open this machine's or order's page."""
+    views = services(request)
+    mid = request.path_params.get("mid")
+    oid = request.path_params.get("oid")
+    try:
+        if mid is None and oid is not None:
+            mid = (await views.order_views.detail(str(oid))).order.machine_id
+        if mid is not None:
+            who.check_machine(str(mid), (await views.admin_views.machine(str(mid))).location)
+    except Forbidden as exc:
+        return exc.message
+    except SmartVendError:
+        return None  # not found: the page says so itself
+    return None
 
 
 def field(request: Request, name: str, max_len: int = 200) -> str:

@@ -74,6 +74,7 @@ def filters(request: Request) -> tuple[OrderFilter, dict[str, str], dict[str, st
         status=status,
         start=start,
         end=None if end is None else calendar.next_day(end),
+        locations=request.state.principal.locations,
     )
     return where, q, errors.messages
 
