@@ -57,3 +57,30 @@ async def test_audit_table_from_the_models_refuses_too(tmp_path: Path) -> None:
 def test_unknown_actions_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown audit action"):
         audit.record(None, "ann", "price_chnaged", "machine:m-1", None, None)  # type: ignore[arg-type]
+
+
+def test_existing_admin_accounts_become_admins(database_url: str) -> None:
+    """Revision 0007 keeps every account of 0004 as a user with role admin, all locations."""
+    import sqlalchemy as sa
+
+    from tests.support.databases import migrate
+    from tests.test_migrations import sync_engine
+
+    migrate(database_url, "0004")
+    engine = sync_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO admin_users (username, password_hash, disabled, created_at, "
+                    "token_version) VALUES ('old-admin', 'x', false, 1, 0)"
+                )
+            )
+        migrate(database_url, "0007")
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT role, locations FROM admin_users WHERE username = 'old-admin'")
+            ).one()
+        assert (row.role, row.locations) == ("admin", None)
+    finally:
+        engine.dispose()
