@@ -96,6 +96,9 @@ async def test_rights_matrix(http: httpx.AsyncClient, role: str) -> None:
         "/api/orders/no-such-order/refund", json={"amount": 1, "reason": "x"}, headers=headers
     )
     assert answer.status_code == expected_refund
+    # Every role may log out (read); the token then stops working.
+    assert (await http.post("/api/admin/logout", headers=headers)).status_code == 200
+    assert (await http.get("/api/admin/verify", headers=headers)).status_code == 401
 
 
 async def test_users_created_listed_and_changed(http: httpx.AsyncClient) -> None:
