@@ -119,6 +119,9 @@ async def test_rights_on_pages_and_audit_of_page_changes(stack: Stack) -> None:
             await post_form(vera, page, f"{page}/mode", {"mode": "out_of_service"})
         ).status_code == 403
         assert (await vera.get("/admin/audit")).status_code == 200
+        home = (await vera.get("/admin")).text
+        assert 'href="/admin/users"' not in home and 'href="/admin/machines/new"' not in home
+        assert "vera (viewer)" in home
     finally:
         await ravi.aclose()
         await vera.aclose()
@@ -126,6 +129,7 @@ async def test_rights_on_pages_and_audit_of_page_changes(stack: Stack) -> None:
         assert (await post_form(admin, page, f"{page}/price", {"price": "30"})).status_code == 303
         mode = await post_form(admin, page, f"{page}/mode", {"mode": "out_of_service"})
         assert mode.status_code == 303
+        assert 'href="/admin/users"' in (await admin.get("/admin")).text
         rotated = await post_form(admin, page, f"{page}/rotate-key", {})
         assert rotated.status_code == 200
     assert await actions(stack, machine_id="m-1") == [
