@@ -20,6 +20,7 @@ from api.lifecycle import decide
 from api.lifecycle.states import MANUAL_REFUND, OrderStatus, RefundStatus
 from api.lifecycle.table import Event, allowed, step
 from api.payments.base import PaymentGateway
+from api.services import webhooks_out
 from api.services.context import Context
 from schema.models import Order, Payment, Refund
 
@@ -37,6 +38,9 @@ async def open_refund(
         return existing
     refund = new_refund(order, payment, amount, reason, now)
     s.add(refund)
+    event = {"order_id": order.id, "refund_id": refund.id, "amount": amount, "reason": reason}
+    data = {**event, "machine_id": order.machine_id, "manual": False}
+    await webhooks_out.emit(s, "refund", data, now)
     if decide.refund_moves_order(reason, payment.disposition):
         order.status = step(OrderStatus, order.status, Event.REFUND_OPENED)
         order.updated_at = now

@@ -195,3 +195,13 @@ async def test_alerts_and_presence_are_events(stack: Stack) -> None:
     alert = json.loads(logged[0].body)
     assert alert["data"]["kind"] == "low_stock" and alert["data"]["machine_id"] == "m-1"
     assert alert["id"] == logged[0].event_id and alert["type"] == "alert"
+
+
+async def test_automatic_refunds_are_refund_events(stack: Stack) -> None:
+    services = stack.services
+    hook = await services.outgoing_webhooks.create("http://127.0.0.1:9/x", ["refund"], by="admin")
+    order_id = await vend(services, "m-1", 2, dispensed=1)  # one did not come out
+    [delivery] = await services.outgoing_webhooks.deliveries(hook.id)
+    body = json.loads(delivery.body)
+    assert body["type"] == "refund" and body["data"]["order_id"] == order_id
+    assert body["data"]["amount"] == 2500 and body["data"]["machine_id"] == "m-1"
