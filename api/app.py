@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 from api import background, leader
 from api.clock import Clock
 from api.errors import SmartVendError
-from api.http import admin, catalogue, device, firmware, shopper
+from api.http import admin, catalogue, device, firmware, operators, shopper
 from api.http.auth import AdminTokens
 from api.http.body_limit import BodyLimit
 from api.http.errors import http_error, smartvend_error, unexpected_error
@@ -37,6 +37,7 @@ from api.secrets import derive_secret
 from api.services.alert_sender import AlertSender
 from api.services.catalogue import IMAGE_MAX_BYTES
 from api.services.mailer import SmtpMailer
+from api.services.webhooks_out import WebhookSender
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -91,12 +92,17 @@ def create_app(
                     rt.services.ctx, SmtpMailer.from_settings(rt.settings), rt.settings
                 )
                 app.state.alert_sender = sender
+                hooks = WebhookSender(rt.services.ctx)
+                app.state.webhook_sender = hooks
                 periodic: list[tuple[float, str, Callable[[], Awaitable[object]]]] = [
                     (1.0, "deadlines", rt.services.sweeper.tick),
                     (5.0, "refunds", rt.services.refunds.process_pending),
                     (30.0, "reconcile", rt.services.reconciler.run_once),
                     (1.0, "rollouts", rt.services.rollouts.tick),
                 ]
+                if rt.settings.webhook_interval_s > 0:
+                    interval = float(rt.settings.webhook_interval_s)
+                    periodic.append((interval, "webhooks", hooks.run_once))
                 if rt.settings.alert_interval_s > 0:
                     periodic.append(
                         (float(rt.settings.alert_interval_s), "alerts", sender.run_once)
@@ -125,6 +131,7 @@ def create_app(
         *admin.routes,
         *firmware.routes,
         *catalogue.routes,
+        *operators.routes,
         *routes,
     ]
     return Starlette(

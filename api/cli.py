@@ -18,6 +18,7 @@ from api.firmware import cli as firmware_cli
 from api.money import AmbiguousAmount, money, parse_rupees
 from api.provision import mqtt_url_for_devices, provision
 from api.runtime import Runtime, open_runtime
+from api.services import audit
 from api.services.machines import NewMachine
 from api.settings import Settings
 
@@ -188,7 +189,8 @@ def cmd_machine_add(args: argparse.Namespace) -> int:
                     capacity=args.capacity or max(args.stock, 1),
                     stock=args.stock,
                     location=args.location,
-                )
+                ),
+                by=audit.CLI,
             )
             return key
 
@@ -201,10 +203,20 @@ def cmd_machine_add(args: argparse.Namespace) -> int:
 def cmd_machine_rotate_key(args: argparse.Namespace) -> int:
     async def run() -> str:
         async with _runtime() as rt:
-            return await rt.services.machines.rotate_key(args.machine_id)
+            return await rt.services.machines.rotate_key(args.machine_id, by=audit.CLI)
 
     key = asyncio.run(run())
     print(f"new api key for {args.machine_id} (shown once): {key}")
+    return 0
+
+
+def cmd_machine_remove(args: argparse.Namespace) -> int:
+    async def run() -> None:
+        async with _runtime() as rt:
+            await rt.services.machines.remove(args.machine_id, by=audit.CLI)
+
+    asyncio.run(run())
+    print(f"machine {args.machine_id} removed: its key no longer works; its sales stay in reports")
     return 0
 
 
@@ -241,10 +253,57 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         async with _runtime() as rt:
-            await rt.services.admins.create(args.username, password)
+            await rt.services.admins.create(args.username, password, args.role, by=audit.CLI)
 
     asyncio.run(run())
-    print(f"admin {args.username} created")
+    print(f"{args.role} {args.username} created")
+    return 0
+
+
+def cmd_admin_list(_args: argparse.Namespace) -> int:
+    async def run() -> list[Any]:
+        async with _runtime() as rt:
+            return await rt.services.admins.users()
+
+    users = asyncio.run(run())
+    print(f"{'user':<24} {'role':<10} {'state':<9} locations")
+    for u in users:
+        scope = "all" if u.locations is None else ", ".join(u.locations) or "none"
+        state = "disabled" if u.disabled else "active"
+        print(f"{u.username:<24} {u.role:<10} {state:<9} {scope}")
+    return 0
+
+
+def _change_user(username: str, change: Any) -> None:
+    async def run() -> None:
+        async with _runtime() as rt:
+            await rt.services.admins.change(username, change, by=audit.CLI)
+
+    asyncio.run(run())
+
+
+def cmd_admin_disable(args: argparse.Namespace) -> int:
+    from api.services.admins import UserChange
+
+    _change_user(args.username, UserChange(disabled=not args.enable))
+    print(f"{args.username} {'enabled' if args.enable else 'disabled'}")
+    return 0
+
+
+def cmd_admin_passwd(args: argparse.Namespace) -> int:
+    from api.services.admins import UserChange
+
+    password = _read_password(f"new password for {args.username}: ")
+    _change_user(args.username, UserChange(password=password))
+    print(f"new password set for {args.username}; their sessions and tokens have ended")
+    return 0
+
+
+def cmd_admin_role(args: argparse.Namespace) -> int:
+    from api.services.admins import UserChange
+
+    _change_user(args.username, UserChange(role=args.role))
+    print(f"{args.username} is now {args.role}")
     return 0
 
 
@@ -390,15 +449,33 @@ def parser() -> argparse.ArgumentParser:
     s = machine.add_parser("rotate-key", help="issue a new API key; the old one stops working")
     s.add_argument("machine_id", help="the machine whose key to replace")
     s.set_defaults(func=cmd_machine_rotate_key)
+    s = machine.add_parser("remove", help="decommission a machine (refused during a vend)")
+    s.add_argument("machine_id", help="the machine to take out of the fleet")
+    s.set_defaults(func=cmd_machine_remove)
     s = machine.add_parser("list", help="list machines")
     s.set_defaults(func=cmd_machine_list)
 
-    admin = sub.add_parser("admin", help="manage admin accounts").add_subparsers(
+    admin = sub.add_parser("admin", help="manage users and their roles").add_subparsers(
         dest="action", required=True
     )
-    s = admin.add_parser("create", help="create an admin; password from a prompt or stdin")
+    roles = ("admin", "operator", "restocker", "viewer")
+    s = admin.add_parser("create", help="create a user; password from a prompt or stdin")
     s.add_argument("username", help="the login name")
+    s.add_argument("--role", choices=roles, default="admin", help="what they may do")
     s.set_defaults(func=cmd_admin_create)
+    s = admin.add_parser("list", help="list users with their roles and locations")
+    s.set_defaults(func=cmd_admin_list)
+    s = admin.add_parser("disable", help="disable a user; their sessions end at once")
+    s.add_argument("username", help="the login name")
+    s.add_argument("--enable", action="store_true", help="enable them again instead")
+    s.set_defaults(func=cmd_admin_disable)
+    s = admin.add_parser("passwd", help="set a new password (prompt or stdin)")
+    s.add_argument("username", help="the login name")
+    s.set_defaults(func=cmd_admin_passwd)
+    s = admin.add_parser("role", help="give a user another role")
+    s.add_argument("username", help="the login name")
+    s.add_argument("role", choices=roles, help="admin, operator, restocker or viewer")
+    s.set_defaults(func=cmd_admin_role)
 
     s = sub.add_parser("simulate", help="run virtual machines (see --help of device.simulate)")
     s.add_argument("rest", nargs=argparse.REMAINDER)

@@ -79,12 +79,24 @@ class RefundedInFull(Conflict):
     code = "refunded_in_full"
 
 
+class RefundExceedsPaid(Conflict):
+    code = "refund_exceeds_paid"
+
+
+class LastAdmin(Conflict):
+    code = "last_admin"
+
+
 class FeedbackExists(Conflict):
     code = "feedback_exists"
 
 
 class OrderNotFinished(Conflict):
     code = "order_not_finished"
+
+
+class ReasonRequired(InvalidRequest):
+    code = "reason_required"
 
 
 class InvalidCode(SmartVendError):

@@ -128,6 +128,7 @@ class Settings:
     low_stock_threshold: int = 3
     offline_alert_minutes: int = 10
     alert_interval_s: int = 30
+    webhook_interval_s: int = 2  # outgoing webhooks: how often the leader sends what is due
     frontend_url: str | None = None
     demo_machines: int = 0
     # Guessing defences (docs/security.md) and the HTTP edge.
@@ -215,6 +216,7 @@ class Settings:
             "low_stock_threshold": int,
             "offline_alert_minutes": int,
             "alert_interval_s": int,
+            "webhook_interval_s": int,
             "demo_machines": int,
             "code_failure_refill_s": int,
             "source_failures_per_day": int,

@@ -7,6 +7,8 @@ top, up to what was paid), one feedback per order, unique gateway and
 webhook-event ids.
 """
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
     text,
 )
@@ -44,6 +47,7 @@ FINAL_COMMAND_STATES = statuses.COMMAND_FINAL
 REFUND_STATES = statuses.REFUND
 MANUAL_REFUND = statuses.MANUAL_REFUND
 _ACTIVE_LOCK = f"status = '{statuses.SESSION[0]}'"  # the partial unique index's condition
+USER_ROLES = ("admin", "operator", "restocker", "viewer")
 RATINGS = ("up", "down")
 FEEDBACK_COMMENT_MAX = 500
 
@@ -102,6 +106,8 @@ class Machine(Base):
     # The slots as last sent in ``desired``: refreshed whenever no vend session is
     # open, so a planogram change during a session reaches the machine at its end.
     desired_slots: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
+    # Decommissioned: its key stops working, it leaves fleet views, its history stays.
+    removed_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class VendSession(Base):
@@ -272,8 +278,13 @@ class Telemetry(Base):
 
 
 class AdminUser(Base):
+    """A dashboard and API user (the table keeps its first name) with one role."""
+
     __tablename__ = "admin_users"
-    __table_args__ = (UniqueConstraint("username"),)
+    __table_args__ = (
+        UniqueConstraint("username"),
+        CheckConstraint(_one_of("role", USER_ROLES), name="role_known"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64))
@@ -282,6 +293,9 @@ class AdminUser(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     # In every admin token; logging out increases it, so saved tokens stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    role: Mapped[str] = mapped_column(String(16), default="admin", server_default="admin")
+    # None: every machine; a list: only machines whose ``location`` is in it.
+    locations: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class Integrator(Base):
@@ -566,3 +580,89 @@ class OrderLine(Base):
     unit_amount: Mapped[int] = mapped_column(Integer)
     quantity: Mapped[int] = mapped_column(Integer)
     dispensed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditEntry(Base):
+    """One change an operator made, through any interface. Append-only: database
+    triggers refuse UPDATE and DELETE (``AUDIT_IMMUTABLE_DDL``)."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(120))
+    machine_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    before: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(String(500))
+
+
+WEBHOOK_EVENTS = ("alert", "sale", "refund", "machine_online", "machine_offline", "test")
+DELIVERY_STATES = ("pending", "delivered", "failed")
+
+
+class OutgoingWebhook(Base):
+    """An operator's receiver of signed event POSTs (``removed_at``: deleted, log kept)."""
+
+    __tablename__ = "outgoing_webhooks"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    removed_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WebhookDelivery(Base):
+    """One event for one receiver, written in its cause's transaction, sent by the
+    leader and retried with backoff until a 2xx or for 24 hours."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        CheckConstraint(_one_of("status", DELIVERY_STATES), name="status_known"),
+        Index("ix_webhook_deliveries_status_next_at", "status", "next_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("outgoing_webhooks.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(40))
+    type: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[int] = mapped_column(BigInteger)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    delivered_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+AUDIT_REFUSAL = "audit entries are append-only"
+# (dialect, statements) that make audit_entries refuse UPDATE and DELETE.
+AUDIT_IMMUTABLE_DDL: dict[str, tuple[str, ...]] = {
+    "sqlite": tuple(
+        f"CREATE TRIGGER audit_entries_no_{op} BEFORE {op.upper()} ON audit_entries "
+        f"BEGIN SELECT RAISE(ABORT, '{AUDIT_REFUSAL}'); END"
+        for op in ("update", "delete")
+    ),
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION audit_entries_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN RAISE EXCEPTION '{AUDIT_REFUSAL}'; END $$",
+        "CREATE TRIGGER audit_entries_no_change BEFORE UPDATE OR DELETE OR TRUNCATE "
+        "ON audit_entries FOR EACH STATEMENT EXECUTE FUNCTION audit_entries_refuse()",
+    ),
+}
+
+
+def _audit_triggers(target: object, connection: Any, **_: object) -> None:
+    for statement in AUDIT_IMMUTABLE_DDL.get(connection.dialect.name, ()):
+        connection.exec_driver_sql(statement)
+
+
+event.listen(AuditEntry.__table__, "after_create", _audit_triggers)

@@ -5,9 +5,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.http import specs
-from api.http.deps import require_admin, services, source_address, tokens
+from api.http.deps import needs, principal, services, source_address, tokens
+from api.http.operators import in_scope
 from api.http.shopper import machine_id
 from api.services.machines import NewMachine
+from api.services.rights import Right
 
 
 async def login(request: Request) -> Response:
@@ -20,18 +22,28 @@ async def login(request: Request) -> Response:
     return JSONResponse({"token": token, "expires_in": issuer.ttl_s})
 
 
+@needs(Right.READ)
 async def logout(request: Request) -> Response:
-    """Revoke every token (and dashboard session) of the calling admin."""
-    await services(request).admins.log_out(await require_admin(request))
+    """Revoke every token (and dashboard session) of the calling user."""
+    await services(request).admins.log_out(principal(request).username)
     return JSONResponse({"logged_out": True})
 
 
+@needs(Right.READ)
 async def verify(request: Request) -> Response:
-    return JSONResponse({"username": await require_admin(request), "valid": True})
+    who = principal(request)
+    return JSONResponse(
+        {
+            "username": who.username,
+            "valid": True,
+            "role": who.role,
+            "locations": None if who.locations is None else list(who.locations),
+        }
+    )
 
 
+@needs(Right.MACHINES)
 async def register(request: Request) -> Response:
-    await require_admin(request)
     body = await specs.read(request, specs.REGISTER)
     machine, api_key = await services(request).machines.register(
         NewMachine(
@@ -42,22 +54,27 @@ async def register(request: Request) -> Response:
             currency=body["price"]["currency"],
             capacity=body["capacity"],
             stock=body["stock"],
-        )
+        ),
+        by=principal(request).username,
     )
     return JSONResponse({"machine_id": machine.id, "api_key": api_key}, status_code=201)
 
 
+@needs(Right.STOCK)
 async def update_stock(request: Request) -> Response:
-    await require_admin(request)
+    mid = machine_id(request)
+    await in_scope(request, principal(request), mid)
     body = await specs.read(request, specs.UPDATE_STOCK)
-    machine = await services(request).machines.set_stock(machine_id(request), body["stock"])
+    machine = await services(request).machines.set_stock(
+        mid, body["stock"], by=principal(request).username
+    )
     return JSONResponse(
         {"machine_id": machine.id, "stock": machine.stock, "capacity": machine.capacity}
     )
 
 
+@needs(Right.STOCK)
 async def low_stock_alert(request: Request) -> Response:
-    await require_admin(request)
     raised = await services(request).alerts.check_low_stock()
     return JSONResponse({"alerts": raised})
 

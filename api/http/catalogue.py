@@ -13,9 +13,10 @@ from starlette.routing import Route
 
 from api.errors import InvalidRequest, PayloadTooLarge
 from api.http import specs
-from api.http.deps import require_admin, services
+from api.http.deps import require, services
 from api.http.shopper import machine_id
 from api.services.catalogue import IMAGE_MAX_BYTES, ProductFields
+from api.services.rights import Right
 from api.services.slots import SlotPlan
 
 IMAGE_PATH = "/api/products/{product_id}/image"
@@ -37,26 +38,26 @@ def _fields(body: dict[str, object]) -> ProductFields:
 
 
 async def list_products(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.READ)
     return JSONResponse({"products": await services(request).catalogue.list()})
 
 
 async def create_product(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.PRICES)
     body = await specs.read(request, specs.PRODUCT)
     created = await services(request).catalogue.create(_fields(body))
     return JSONResponse(created, status_code=201)
 
 
 async def update_product(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.PRICES)
     body = await specs.read(request, specs.PRODUCT)
     product_id = str(request.path_params["product_id"])
     return JSONResponse(await services(request).catalogue.update(product_id, _fields(body)))
 
 
 async def put_image(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.PRICES)
     data = await _image_body(request)
     product_id = str(request.path_params["product_id"])
     return JSONResponse(await services(request).catalogue.set_image(product_id, data))
@@ -92,12 +93,12 @@ async def get_image(request: Request) -> Response:
 
 
 async def get_slots(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.READ)
     return JSONResponse(await services(request).slots.get(machine_id(request)))
 
 
 async def put_slots(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.PRICES)
     body = await specs.read(request, specs.PLANOGRAM)
     plans = [
         SlotPlan(
@@ -118,14 +119,14 @@ async def put_slots(request: Request) -> Response:
 
 
 async def copy_slots(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.PRICES)
     body = await specs.read(request, specs.COPY_PLANOGRAM)
     copied = await services(request).slots.copy(machine_id(request), body["machines"])
     return JSONResponse({"machine_id": machine_id(request), "copied_to": copied})
 
 
 async def restock(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.STOCK)
     body = await specs.read(request, specs.RESTOCK)
     counts = None
     if body["slots"] is not None:
@@ -144,7 +145,7 @@ async def sold_out_tap(request: Request) -> Response:
 
 
 async def _picklist(request: Request) -> dict[str, Any]:
-    await require_admin(request)
+    await require(request, Right.STOCK)
     machines = request.query_params.getlist("machine_id")
     location = request.query_params.get("location") or None
     return await services(request).slots.picklist(machines, location)
@@ -197,7 +198,7 @@ def _int_query(request: Request, name: str, default: int) -> int:
 
 
 async def sales(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.READ)
     until = _int_query(request, "until", int(time.time()) + 1)
     since = _int_query(request, "since", until - 30 * DAY_S)
     machine = request.query_params.get("machine_id") or None

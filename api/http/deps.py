@@ -1,10 +1,15 @@
-"""What routes take from the running app."""
+"""What routes take from the running app, and who calls them with which rights."""
+
+import functools
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from api.errors import Unauthorized
 from api.http.auth import AdminTokens, bearer
 from api.services.container import Services
+from api.services.rights import Principal, Right
 from api.settings import Settings
 
 ADMIN_COOKIE = "sv_admin"
@@ -35,11 +40,43 @@ def admin_token(request: Request) -> str:
     raise Unauthorized("log in first")
 
 
-async def require_admin(request: Request) -> str:
-    """The admin's username, for a token that is signed, unexpired and not logged out."""
+async def require(request: Request, right: Right = Right.READ) -> Principal:
+    """The caller, for a token that is signed, unexpired, not logged out and whose
+    user is active; Forbidden (403) when their role lacks ``right``."""
     username, version = tokens(request).claims(admin_token(request))
-    await services(request).admins.check_session(username, version)
-    return username
+    who = await services(request).admins.check_session(username, version)
+    request.state.principal = who
+    return who.check(right)
+
+
+async def require_admin(request: Request) -> str:
+    """The username of a caller holding every right (role ``admin``). Routes that a
+    narrower role may use call ``require(request, Right.X)`` or use ``@needs``."""
+    return (await require(request, Right.USERS)).username
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def needs(right: Right) -> Callable[[Endpoint], Endpoint]:
+    """A JSON route that only callers with ``right`` reach (``request.state.principal``)."""
+
+    def wrap(endpoint: Endpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def guarded(request: Request) -> Response:
+            await require(request, right)
+            return await endpoint(request)
+
+        guarded.right = right  # type: ignore[attr-defined]
+        return guarded
+
+    return wrap
+
+
+def principal(request: Request) -> Principal:
+    """The caller that ``needs`` or ``require`` let through."""
+    found: Principal = request.state.principal
+    return found
 
 
 def source_address(request: Request) -> str:

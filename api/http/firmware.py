@@ -22,9 +22,10 @@ from api.errors import InvalidRequest, Unauthorized
 from api.firmware import manifest as mf
 from api.http import body as b
 from api.http.auth import bearer
-from api.http.deps import require_admin, services, settings
+from api.http.deps import require, services, settings
 from api.http.errors import error_response
 from api.services.firmware import Upload
+from api.services.rights import Right
 from schema import topics
 
 # A release upload may be up to FIRMWARE_MAX_BYTES instead of MAX_BODY_BYTES.
@@ -79,13 +80,13 @@ def _path_of(given: str, paths: list[str]) -> str:
 
 
 async def list_releases(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.MACHINES)
     releases = await services(request).firmware.list()
     return JSONResponse({"releases": [r.as_json() for r in releases]})
 
 
 async def add_release(request: Request) -> Response:
-    actor = await require_admin(request)
+    actor = (await require(request, Right.MACHINES)).username
     manifest_bytes, signature, uploads, forms = await release_form(request)
     try:
         info = await services(request).firmware.add(
@@ -165,7 +166,7 @@ async def _json(request: Request) -> dict[str, Any]:
 
 
 async def start_rollout(request: Request) -> Response:
-    actor = await require_admin(request)
+    actor = (await require(request, Right.MACHINES)).username
     body = await _json(request)
     version = b.text(body, "version", max_len=32)
     rollout_id = await services(request).rollouts.start(
@@ -187,27 +188,27 @@ def _number(body: dict[str, Any], name: str, default: float) -> float:
 
 
 async def list_rollouts(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.MACHINES)
     return JSONResponse({"rollouts": await services(request).rollouts.list()})
 
 
 async def get_rollout(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.MACHINES)
     return JSONResponse(await services(request).rollouts.view(request.path_params["rid"]))
 
 
 async def resume_rollout(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.MACHINES)
     return JSONResponse(await services(request).rollouts.resume(request.path_params["rid"]))
 
 
 async def abort_rollout(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.MACHINES)
     return JSONResponse(await services(request).rollouts.abort(request.path_params["rid"]))
 
 
 async def put_tags(request: Request) -> Response:
-    await require_admin(request)
+    await require(request, Right.MACHINES)
     mid = request.path_params["mid"]
     tags = await services(request).rollouts.set_tags(mid, (await _json(request)).get("tags"))
     return JSONResponse({"machine_id": mid, "tags": tags})

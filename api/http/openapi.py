@@ -110,6 +110,214 @@ def _op(
     return op
 
 
+USER = _obj(
+    {
+        "username": {"type": "string"},
+        "role": {"enum": list(specs.ROLE_NAMES)},
+        "disabled": {"type": "boolean"},
+        "locations": {"type": ["array", "null"], "items": {"type": "string"}},
+        "created_at": _int(),
+    }
+)
+AUDIT_ENTRY = _obj(
+    {
+        "id": _int(1),
+        "at": _int(),
+        "actor": {"type": "string"},
+        "action": {"type": "string"},
+        "target": {"type": "string", "description": "kind:id, e.g. machine:lobby-1"},
+        "before": {"type": ["object", "null"]},
+        "after": {"type": ["object", "null"]},
+        "reason": {"type": ["string", "null"]},
+    }
+)
+WEBHOOK = _obj(
+    {
+        "id": {"type": "string"},
+        "url": {"type": "string"},
+        "events": {"type": "array", "items": {"enum": specs.WEBHOOK_EVENTS}},
+        "created_at": _int(),
+    }
+)
+DELIVERY = _obj(
+    {
+        "event_id": {"type": "string"},
+        "type": {"type": "string"},
+        "status": {"enum": ["pending", "delivered", "failed"]},
+        "attempts": _int(),
+        "last_status": NULLABLE_INT,
+        "last_error": {"type": ["string", "null"]},
+        "created_at": _int(),
+        "next_at": NULLABLE_INT,
+        "delivered_at": NULLABLE_INT,
+    }
+)
+WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True, "schema": _str(40)}
+USERNAME = {"name": "username", "in": "path", "required": True, "schema": _str(64)}
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _operators() -> dict[str, Any]:
+    """Section 8: users, the audit trail, prices and refunds (403 ``forbidden`` when the
+    caller's role lacks the right)."""
+    return {
+        "/api/admin/users": {
+            "get": _op(
+                "Users with their roles and locations (right: users)",
+                _obj({"users": {"type": "array", "items": USER}}),
+                auth=True,
+                errors=(403,),
+                tag="admin",
+            ),
+            "post": _op(
+                "Create a user (right: users)",
+                USER,
+                body=specs.schema(specs.CREATE_USER),
+                auth=True,
+                status=201,
+                errors=(403, 409),
+                tag="admin",
+            ),
+        },
+        "/api/admin/users/{username}": {
+            "put": _op(
+                "Change a user's role, locations or password, or disable them; "
+                "409 `last_admin` rather than leave no active admin (right: users)",
+                USER,
+                params=[USERNAME],
+                body=specs.schema(specs.CHANGE_USER),
+                auth=True,
+                errors=(403, 404, 409),
+                tag="admin",
+            )
+        },
+        "/api/audit": {
+            "get": _op(
+                "The audit trail, newest first (right: read)",
+                _obj({"entries": {"type": "array", "items": AUDIT_ENTRY}}),
+                params=[
+                    _query("since", "Unix seconds", _str(20, 0, pattern="^[0-9]*$")),
+                    _query("machine_id", "Only this machine", _str(32, 0)),
+                    _query("actor", "Only this user (or cli, setup, system)", _str(64, 0)),
+                ],
+                auth=True,
+                errors=(400, 403, 404),
+                tag="admin",
+            )
+        },
+        "/api/machine/{mid}/price": {
+            "post": _op(
+                "Set a one-slot machine's price (right: prices)",
+                _obj({"machine_id": {"type": "string"}, "price": PRICE}),
+                params=[MID],
+                body=specs.schema(specs.SET_PRICE),
+                auth=True,
+                errors=(403, 404),
+                tag="admin",
+            )
+        },
+        "/api/machine/{mid}": {
+            "delete": _op(
+                "Decommission a machine: its key stops working, its retained topics are "
+                "cleared, it leaves fleet views, its history stays in reports; "
+                "409 `machine_busy` during a vend (right: machines)",
+                _obj({"machine_id": {"type": "string"}, "removed_at": _int()}),
+                params=[MID],
+                auth=True,
+                errors=(403, 404, 409),
+                tag="admin",
+            )
+        },
+        "/api/webhooks": {
+            "post": _op(
+                "Add an outgoing webhook; its signing secret is shown once (right: users)",
+                _obj(
+                    {
+                        "id": {"type": "string"},
+                        "url": {"type": "string"},
+                        "events": {"type": "array", "items": {"enum": specs.WEBHOOK_EVENTS}},
+                        "created_at": _int(),
+                        "secret": {"type": "string"},
+                    }
+                ),
+                body=specs.schema(specs.CREATE_WEBHOOK),
+                auth=True,
+                status=201,
+                errors=(403,),
+                tag="admin",
+            ),
+            "get": _op(
+                "Outgoing webhooks (right: users)",
+                _obj({"webhooks": {"type": "array", "items": WEBHOOK}}),
+                auth=True,
+                errors=(403,),
+                tag="admin",
+            ),
+        },
+        "/api/webhooks/{webhook_id}": {
+            "delete": _op(
+                "Delete an outgoing webhook; its delivery log stays (right: users)",
+                _obj({"id": {"type": "string"}, "deleted": {"type": "boolean"}}),
+                params=[WEBHOOK_ID],
+                auth=True,
+                errors=(403, 404),
+                tag="admin",
+            )
+        },
+        "/api/webhooks/{webhook_id}/deliveries": {
+            "get": _op(
+                "A webhook's delivery log, newest first (right: users)",
+                _obj({"deliveries": {"type": "array", "items": DELIVERY}}),
+                params=[WEBHOOK_ID],
+                auth=True,
+                errors=(403, 404),
+                tag="admin",
+            )
+        },
+        "/api/webhooks/{webhook_id}/test": {
+            "post": _op(
+                "Queue a `test` event to this webhook (right: users)",
+                _obj({"event_id": {"type": "string"}}),
+                params=[WEBHOOK_ID],
+                auth=True,
+                status=202,
+                errors=(403, 404),
+                tag="admin",
+            )
+        },
+        "/api/orders/{order_id}/refund": {
+            "post": _op(
+                "Refund part or all of what is left of an order's payment, with a reason: "
+                "400 `reason_required`, 409 `refund_exceeds_paid` (right: refunds)",
+                _obj(
+                    {
+                        "refund_id": {"type": "string"},
+                        "order_id": {"type": "string"},
+                        "amount": _int(1),
+                        "status": {"enum": ["pending", "processed", "failed"]},
+                        "reason": {"type": "string"},
+                    }
+                ),
+                params=[ORDER_ID],
+                body=specs.schema(specs.MANUAL_REFUND),
+                auth=True,
+                status=201,
+                errors=(402, 403, 404, 409),
+                tag="admin",
+            )
+        },
+    }
+
+
 def _paths() -> dict[str, Any]:
     lock = _obj(
         {
@@ -332,8 +540,15 @@ def _paths() -> dict[str, Any]:
         },
         "/api/admin/verify": {
             "get": _op(
-                "Check an admin token",
-                _obj({"username": {"type": "string"}, "valid": {"type": "boolean"}}),
+                "Check a token: who it names, their role and locations",
+                _obj(
+                    {
+                        "username": {"type": "string"},
+                        "valid": {"type": "boolean"},
+                        "role": {"enum": list(specs.ROLE_NAMES)},
+                        "locations": {"type": ["array", "null"], "items": {"type": "string"}},
+                    }
+                ),
                 auth=True,
                 tag="admin",
             )
@@ -345,7 +560,7 @@ def _paths() -> dict[str, Any]:
                 body=specs.schema(specs.REGISTER),
                 auth=True,
                 status=201,
-                errors=(409,),
+                errors=(403, 409),
                 tag="admin",
             )
         },
@@ -356,7 +571,7 @@ def _paths() -> dict[str, Any]:
                 params=[MID],
                 body=specs.schema(specs.UPDATE_STOCK),
                 auth=True,
-                errors=(404, 409),
+                errors=(403, 404, 409),
                 tag="admin",
             )
         },
@@ -365,6 +580,7 @@ def _paths() -> dict[str, Any]:
                 "Run the low-stock check now",
                 _obj({"alerts": {"type": "array"}}),
                 auth=True,
+                errors=(403,),
                 tag="admin",
             )
         },
@@ -383,6 +599,6 @@ def openapi_document() -> dict[str, Any]:
             "the machine dispenses. Errors are "
             '{"error": {"code", "message"}} with a real status.',
         },
-        "paths": {**_paths(), **firmware_paths(), **slot_paths(_op, MID)},
+        "paths": {**_paths(), **firmware_paths(), **slot_paths(_op, MID), **_operators()},
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

@@ -82,7 +82,28 @@ class Array:
     error: type[InvalidRequest] = InvalidRequest
 
 
-Field = Text | Integer | Object | Array | Boolean
+@dataclass(frozen=True)
+class Flag:
+    """true or false; absent or null reads as None."""
+
+    name: str
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Texts:
+    """A list of up to max_items strings of 1..max_len characters; absent or null is None."""
+
+    name: str
+    max_items: int
+    max_len: int
+    required: bool = False
+    rule: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+Field = Text | Integer | Object | Array | Boolean | Flag | Texts
 Spec = tuple[Field, ...]
 
 
@@ -112,6 +133,15 @@ def _value(f: Field, body: dict[str, Any], seen: dict[str, Any]) -> Any:
         return flag
     if isinstance(f, Array):
         return _items(f, body.get(f.name))
+    if isinstance(f, Flag):
+        flag = body.get(f.name)
+        if flag is None and not f.required:
+            return None
+        if not isinstance(flag, bool):
+            raise InvalidRequest(f"{f.name} must be true or false")
+        return flag
+    if isinstance(f, Texts):
+        return _texts(f, body.get(f.name))
     if isinstance(f, Integer):
         if f.optional and body.get(f.name) is None:
             return None
@@ -141,6 +171,18 @@ def _items(f: Array, items: Any) -> list[Any] | None:
         raise f.error(f"{f.name}: {exc.message}") from exc
 
 
+def _texts(f: Texts, items: Any) -> list[str] | None:
+    if items is None and not f.required:
+        return None
+    fits = isinstance(items, list) and len(items) <= f.max_items
+    if not fits or not all(isinstance(i, str) and 1 <= len(i) <= f.max_len for i in items):
+        raise InvalidRequest(
+            f"{f.name} must be a list of at most {f.max_items} strings "
+            f"of 1 to {f.max_len} characters"
+        )
+    return list(items)
+
+
 def schema(spec: Spec) -> dict[str, Any]:
     """The JSON Schema of a body that follows the spec."""
     return {
@@ -163,6 +205,12 @@ def _field_schema(f: Field, spec: Spec) -> dict[str, Any]:
             out["type"] = ["array", "null"]
     elif isinstance(f, Boolean):
         out = {"type": "boolean", "default": f.default}
+    elif isinstance(f, Flag):
+        out = {"type": "boolean"}
+    elif isinstance(f, Texts):
+        item = {"type": "string", "minLength": 1, "maxLength": f.max_len}
+        kind: Any = "array" if f.required else ["array", "null"]
+        out = {"type": kind, "maxItems": f.max_items, "items": item, **f.rule}
     elif isinstance(f, Integer):
         out = {"type": "integer", "minimum": f.low, "maximum": _bound(f.high, spec), **f.rule}
     elif f.choices or "enum" in f.rule:
@@ -295,6 +343,38 @@ REGISTER: Spec = (
     Integer("stock", 0, "capacity", default=0),
 )
 UPDATE_STOCK: Spec = (Integer("stock", 0, 10_000),)
+PRICE_BODY: Spec = (
+    Integer("amount", 0, 10_000_000, rule={"minimum": 100}, description="In paise"),
+    Text("currency", 3, min_len=3, rule={"enum": ["INR"]}),
+)
+SET_PRICE: Spec = (Object("price", PRICE_BODY),)
+ROLE_NAMES = ("admin", "operator", "restocker", "viewer")
+LOCATIONS = Texts(
+    "locations", 100, 200, description="Only machines at these locations; null: every machine"
+)
+CREATE_USER: Spec = (
+    Text("username", 64, description="1-64 letters, digits or ._-@"),
+    Text("password", 256, description="At least 10 characters"),
+    Text("role", 16, rule={"enum": list(ROLE_NAMES)}),
+    LOCATIONS,
+)
+CHANGE_USER: Spec = (
+    Text("role", 16, required=False, rule={"enum": list(ROLE_NAMES)}),
+    Flag("disabled", description="A disabled user's tokens and cookies stop working"),
+    Text("password", 256, required=False, description="A new password (10+ characters)"),
+    LOCATIONS,
+)
+WEBHOOK_EVENTS = ["alert", "sale", "refund", "machine_online", "machine_offline"]
+CREATE_WEBHOOK: Spec = (
+    Text("url", 500, description="Any http(s) URL, loopback and private addresses included"),
+    Texts(
+        "events", 5, 32, required=True, rule={"minItems": 1}, description=", ".join(WEBHOOK_EVENTS)
+    ),
+)
+MANUAL_REFUND: Spec = (
+    Integer("amount", 1, 10_000_000, description="In paise, at most what is left to refund"),
+    Text("reason", 300, min_len=0, required=False, absent="", description="Why (required)"),
+)
 
 # Every route with a JSON body: (method, path) -> its spec.
 ROUTES: dict[tuple[str, str], Spec] = {
@@ -315,4 +395,9 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("put", "/api/machine/{mid}/slots"): PLANOGRAM,
     ("post", "/api/machine/{mid}/slots/copy"): COPY_PLANOGRAM,
     ("post", "/api/machine/{mid}/restock"): RESTOCK,
+    ("post", "/api/machine/{mid}/price"): SET_PRICE,
+    ("post", "/api/admin/users"): CREATE_USER,
+    ("put", "/api/admin/users/{username}"): CHANGE_USER,
+    ("post", "/api/orders/{order_id}/refund"): MANUAL_REFUND,
+    ("post", "/api/webhooks"): CREATE_WEBHOOK,
 }

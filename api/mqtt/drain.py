@@ -94,7 +94,11 @@ async def retained_snapshot(db: async_sessionmaker[AsyncSession]) -> list[Outgoi
     """Every machine's current ``desired`` (its version, not bumped) and ``state``,
     and the ``cmd`` of every unfinished command."""
     async with db() as s:
-        machines = (await s.scalars(select(Machine).order_by(Machine.id))).all()
+        machines = (
+            await s.scalars(
+                select(Machine).where(Machine.removed_at.is_(None)).order_by(Machine.id)
+            )
+        ).all()
         locks = {
             lock.machine_id: lock
             for lock in (

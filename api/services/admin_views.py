@@ -83,6 +83,8 @@ class AdminViews:
             query = select(Machine).order_by(Machine.name, Machine.id)
             if machine_id is not None:
                 query = query.where(Machine.id == machine_id)
+            else:  # a decommissioned machine keeps its own page, history and reports
+                query = query.where(Machine.removed_at.is_(None))
             machines = (await s.scalars(query)).all()
             busy = set(
                 (

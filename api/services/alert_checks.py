@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.lifecycle.states import SHORT, RefundStatus, ordered
 from api.money import money
+from api.services import webhooks_out
 from api.services.alerts import Alerts
 from api.services.context import Context
 from api.services.slots import Slots
@@ -54,6 +55,7 @@ class AlertChecks:
                     .where(
                         Machine.online.is_(False),
                         Machine.offline_alerted.is_(False),
+                        Machine.removed_at.is_(None),
                         Machine.last_seen.is_not(None),
                         Machine.last_seen < cutoff,
                     )
@@ -72,6 +74,7 @@ class AlertChecks:
                         f"{minutes} minutes (last seen {machine.last_seen}).",
                     )
                 )
+            await webhooks_out.alerts_raised(s, now)
             return len(machines)
 
     async def failed_vends(self) -> int:
@@ -102,6 +105,7 @@ class AlertChecks:
                         f"order {command.order_id}, command {command.id}.",
                     )
                 )
+            await webhooks_out.alerts_raised(s, now)
             return len(fresh)
 
     async def failed_refunds(self) -> int:
@@ -132,4 +136,5 @@ class AlertChecks:
                         "Refund the shopper by hand from the gateway's dashboard.",
                     )
                 )
+            await webhooks_out.alerts_raised(s, now)
             return len(fresh)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from api.services import webhooks_out
 from api.services.context import Context
 from schema.models import Alert, Machine
 
@@ -28,7 +29,9 @@ class Alerts:
         async with self.ctx.db.begin() as s:
             machines = (
                 await s.scalars(
-                    select(Machine).where(Machine.low_stock_alerted.is_(False)).with_for_update()
+                    select(Machine)
+                    .where(Machine.low_stock_alerted.is_(False), Machine.removed_at.is_(None))
+                    .with_for_update()
                 )
             ).all()
             for machine in machines:
@@ -46,6 +49,7 @@ class Alerts:
                 raised.append(
                     {"machine_id": machine.id, "stock": machine.stock, "threshold": limit}
                 )
+            await webhooks_out.alerts_raised(s, now)
         return raised
 
     async def recent(self, limit: int = 100) -> list[Alert]:

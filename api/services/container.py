@@ -9,6 +9,7 @@ from api.payments.base import PaymentGateway
 from api.services.admin_views import AdminViews
 from api.services.admins import Admins
 from api.services.alerts import Alerts
+from api.services.audit import Audit
 from api.services.budgets import BudgetStore, MemoryBudgets
 from api.services.catalogue import Catalogue
 from api.services.context import Context
@@ -30,6 +31,7 @@ from api.services.slots import Slots
 from api.services.sweeper import Sweeper
 from api.services.views import Views
 from api.services.webhooks import Webhooks
+from api.services.webhooks_out import OutgoingWebhooks
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class Services:
     rollouts: Rollouts
     catalogue: Catalogue
     slots: Slots
+    audit: Audit
+    outgoing_webhooks: OutgoingWebhooks
 
     @classmethod
     def build(
@@ -103,4 +107,6 @@ class Services:
             rollouts=Rollouts(ctx),
             catalogue=Catalogue(ctx),
             slots=Slots(ctx),
+            audit=Audit(ctx),
+            outgoing_webhooks=OutgoingWebhooks(ctx),
         )

@@ -7,11 +7,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.errors import InvalidRequest, MachineNotFound, MachineTaken, VendInProgress
+from api.errors import (
+    InvalidRequest,
+    MachineBusy,
+    MachineNotFound,
+    MachineTaken,
+    VendInProgress,
+)
 from api.ids import new_api_key, new_id
 from api.lifecycle.states import COMMAND_FINAL, ordered
 from api.money import money
-from api.services import outgoing, planogram
+from api.services import audit, outgoing, planogram, sessions, webhooks_out
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.presence_rule import status_applies
@@ -114,11 +120,14 @@ async def only_slot(s: AsyncSession, machine_id: str, what: str) -> MachineSlot 
     return found[0][0] if found else None
 
 
+SYSTEM = "system"  # the actor of a change no person asked for
+
+
 class Machines:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def register(self, new: NewMachine) -> tuple[Machine, str]:
+    async def register(self, new: NewMachine, *, by: str = SYSTEM) -> tuple[Machine, str]:
         """Create a machine; the API key is returned here once and stored only hashed."""
         new.validate()
         now = self.ctx.clock.now()
@@ -162,6 +171,21 @@ class Machines:
                 await s.flush()
                 await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
                 await outgoing.machine_changed(s, machine, now)
+                audit.record(
+                    s,
+                    by,
+                    "machine_registered",
+                    f"machine:{machine.id}",
+                    None,
+                    {
+                        "name": machine.name,
+                        "location": machine.location,
+                        "price": machine.price_amount,
+                        "capacity": machine.capacity,
+                        "stock": machine.stock,
+                    },
+                    at=now,
+                )
         except IntegrityError as exc:
             raise MachineTaken(f"machine {new.machine_id} is already registered") from exc
         return machine, api_key
@@ -181,12 +205,22 @@ class Machines:
         async with self.ctx.db.begin() as s:
             return (await self._get(s, machine_id)).simulated
 
-    async def rotate_key(self, machine_id: str) -> str:
+    async def rotate_key(self, machine_id: str, *, by: str = SYSTEM) -> str:
         api_key = new_api_key()
         async with self.ctx.db.begin() as s:
             machine = await self._get(s, machine_id)
+            before = {"revoked": machine.key_revoked}
             machine.api_key_hash = hash_secret(api_key)
             machine.key_revoked = False
+            audit.record(
+                s,
+                by,
+                "key_rotated",
+                f"machine:{machine_id}",
+                before,
+                {"revoked": False},
+                at=self.ctx.clock.now(),
+            )
         return api_key
 
     async def authenticate(self, machine_id: str, api_key: str) -> bool:
@@ -197,12 +231,59 @@ class Machines:
             return False
         return verify_secret(api_key, machine.api_key_hash)
 
-    async def revoke_key(self, machine_id: str) -> None:
+    async def revoke_key(self, machine_id: str, *, by: str = SYSTEM) -> None:
         async with self.ctx.db.begin() as s:
             machine = await self._get(s, machine_id)
+            before = {"revoked": machine.key_revoked}
             machine.key_revoked = True
+            audit.record(
+                s,
+                by,
+                "key_revoked",
+                f"machine:{machine_id}",
+                before,
+                {"revoked": True},
+                at=self.ctx.clock.now(),
+            )
 
-    async def set_stock(self, machine_id: str, stock: int) -> Machine:
+    async def remove(self, machine_id: str, *, by: str = SYSTEM) -> Machine:
+        """Decommission: the key stops working, the retained ``desired`` and ``state``
+        are cleared (empty retained payloads), the machine leaves fleet views and its
+        orders stay. MachineBusy while a vend session or a command is open."""
+        now = self.ctx.clock.now()
+        async with self.ctx.db.begin() as s:
+            machine = await self._get(s, machine_id, lock=True)
+            if machine.removed_at is not None:
+                return machine
+            if await sessions.active_session(s, machine.id) is not None or (
+                await s.scalar(
+                    select(Command.id).where(
+                        Command.machine_id == machine.id,
+                        Command.status.not_in(ordered(COMMAND_FINAL)),
+                    )
+                )
+            ):
+                raise MachineBusy("a vend is running on this machine; remove it after it ends")
+            before = {"name": machine.name, "location": machine.location, "mode": machine.mode}
+            machine.key_revoked = True
+            machine.removed_at = now
+            machine.mode = "out_of_service"
+            machine.display_code = None
+            machine.display_code_expires_at = None
+            retained = [topics.desired(machine.id), topics.state(machine.id)]
+            await outgoing.supersede(s, retained)
+            await outgoing.enqueue_many(
+                s, [(t, b"") for t in retained], retain=True, qos=1, now=now
+            )
+            audit.record(
+                s, by, "machine_removed", f"machine:{machine.id}", before,
+                {"removed_at": now}, None, at=now,
+            )  # fmt: skip
+        return machine
+
+    async def set_stock(
+        self, machine_id: str, stock: int, *, by: str = SYSTEM, reason: str | None = None
+    ) -> Machine:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             machine = await self._get(s, machine_id, lock=True)
@@ -218,6 +299,16 @@ class Machines:
             slot = await only_slot(s, machine.id, "stock")
             if slot is not None:
                 slot.stock = stock
+            audit.record(
+                s,
+                by,
+                "stock_changed",
+                f"machine:{machine_id}",
+                {"stock": machine.stock},
+                {"stock": stock},
+                reason,
+                at=now,
+            )
             machine.restocked_total += stock - machine.stock
             machine.stock = stock
             limit = machine.low_stock_threshold
@@ -226,31 +317,45 @@ class Machines:
             await outgoing.machine_changed(s, machine, now)
         return machine
 
-    async def set_price(self, machine_id: str, amount: int) -> Machine:
+    async def set_price(
+        self, machine_id: str, amount: int, *, by: str = SYSTEM, reason: str | None = None
+    ) -> Machine:
         check_price(amount)
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             machine = await self._get(s, machine_id, lock=True)
+            before = {"price_amount": machine.price_amount}
             slot = await only_slot(s, machine.id, "prices")
             if slot is not None:
                 slot.price_amount = amount
                 machine.planogram_version += 1
             machine.price_amount = amount
+            after = {"price_amount": amount}
+            audit.record(s, by, "price_changed", f"machine:{machine_id}", before, after, reason,
+                         at=now)  # fmt: skip
             await outgoing.machine_changed(s, machine, now)
         return machine
 
-    async def set_mode(self, machine_id: str, mode: str) -> Machine:
+    async def set_mode(
+        self, machine_id: str, mode: str, *, by: str = SYSTEM, reason: str | None = None
+    ) -> Machine:
         if mode not in ("in_service", "out_of_service"):
             raise InvalidRequest("mode must be in_service or out_of_service")
-        return await self._set(machine_id, mode=mode)
+        return await self._set(machine_id, ("mode_changed", by, reason), mode=mode)
 
-    async def _set(self, machine_id: str, **fields: Any) -> Machine:
-        """Change what the machine must apply, and tell it through ``desired``."""
+    async def _set(
+        self, machine_id: str, why: tuple[str, str, str | None], **fields: Any
+    ) -> Machine:
+        """Change what the machine must apply, and tell it through ``desired``;
+        ``why`` is the audit trail's (action, actor, reason)."""
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             machine = await self._get(s, machine_id, lock=True)
+            before = {name: getattr(machine, name) for name in fields}
             for name, value in fields.items():
                 setattr(machine, name, value)
+            action, by, reason = why
+            audit.record(s, by, action, f"machine:{machine_id}", before, fields, reason, at=now)
             await outgoing.machine_changed(s, machine, now)
         return machine
 
@@ -266,6 +371,10 @@ class Machines:
             if not status_applies(machine.boot, machine.online, boot, online):
                 return False
             machine.boot = boot
+            if machine.online != online:
+                presence = {"machine_id": machine.id, "boot": boot}
+                kind = "machine_online" if online else "machine_offline"
+                await webhooks_out.emit(s, kind, presence, now)
             machine.online = online
             # Connected until now: the will is published when the link is lost.
             machine.last_seen = now

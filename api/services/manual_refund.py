@@ -14,14 +14,14 @@ from api.errors import (
     InvalidRequest,
     OrderNotFound,
     PaymentRequired,
-    RefundedInFull,
+    RefundExceedsPaid,
     VendInProgress,
 )
 from api.lifecycle import decide, vend
 from api.lifecycle.decide import ManualVerdict
 from api.lifecycle.states import PaymentDisposition
 from api.money import money
-from api.services import vend_load, vend_writer
+from api.services import audit, vend_load, vend_writer
 from api.services.context import Context
 from api.services.refund_totals import refunded
 from schema.models import Order, Refund
@@ -33,8 +33,11 @@ class ManualRefunds:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def refund(self, order_id: str, amount: int, *, by: str = "") -> Refund:
-        """Refund ``amount`` paise more of the order's payment."""
+    async def refund(
+        self, order_id: str, amount: int, *, by: str = "", reason: str | None = None
+    ) -> Refund:
+        """Refund ``amount`` paise more of the order's payment; ``reason`` (required
+        from operators) goes to the audit trail with the refund, in one transaction."""
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             order = await s.get(Order, order_id, with_for_update=True)
@@ -51,15 +54,16 @@ class ManualRefunds:
             assert payment is not None
             if outcome.refusal == ManualVerdict.VEND_RUNNING:
                 raise VendInProgress("the vend is still running; refund after it ends")
+            earlier = [r for r in loaded.rows.refunds if r.payment_id == payment.id]
+            done = refunded(earlier)
             if outcome.refusal == ManualVerdict.REFUNDED_IN_FULL:
-                raise RefundedInFull(
+                raise RefundExceedsPaid(
                     f"the whole payment of {money(payment.amount, payment.currency)} "
                     "is already refunded"
                 )
             if outcome.refusal == ManualVerdict.OUT_OF_RANGE:
-                earlier = [r for r in loaded.rows.refunds if r.payment_id == payment.id]
-                room = decide.refund_room(payment.amount, refunded(earlier))
-                raise InvalidRequest(
+                room = decide.refund_room(payment.amount, done)
+                raise (RefundExceedsPaid if amount > room else InvalidRequest)(
                     f"the refund must be from {money(1, payment.currency)} to "
                     f"{money(room, payment.currency)}: "
                     f"{money(payment.amount - room, payment.currency)} of the "
@@ -67,5 +71,16 @@ class ManualRefunds:
                 )
             written = await vend_writer.apply(s, loaded.rows, outcome, now)
             refund = written.refunds[0]
+            audit.record(
+                s,
+                by or "?",
+                "refund_issued",
+                f"order:{order.id}",
+                {"refunded": done, "paid": payment.amount},
+                {"refunded": done + amount, "refund_id": refund.id, "amount": amount},
+                reason,
+                machine_id=order.machine_id,
+                at=now,
+            )
         log.info("order %s: manual refund %s of %d by %s", order_id, refund.id, amount, by or "?")
         return refund

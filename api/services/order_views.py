@@ -79,6 +79,7 @@ class OrderFilter:
     status: str | None = None
     start: int | None = None  # created_at >= start
     end: int | None = None  # created_at < end
+    locations: tuple[str, ...] | None = None  # a user's scope: machines at these locations
 
     def validate(self) -> None:
         if self.machine_id is not None and not topics.is_machine_id(self.machine_id):
@@ -100,6 +101,8 @@ class OrderFilter:
                 (Order.machine_id == self.machine_text)
                 | func.lower(Machine.name).like(pattern, escape="\\")
             )
+        if self.locations is not None:
+            query = query.where(Machine.location.in_(self.locations))
         if self.status is not None:
             query = query.where(Order.status == self.status)
         if self.start is not None:

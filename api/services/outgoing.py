@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.services import outbox, planogram, sessions, vend_lines
+from api.services import outbox, planogram, sessions, vend_lines, webhooks_out
 from schema import messages, topics
 from schema.models import Command, Machine, OutboxMessage, VendSession
 
@@ -111,6 +111,8 @@ async def sale(
     lines: list[dict[str, Any]] | None = None,
 ) -> None:
     payload = outbox.sale_payload(order_id, quantity, amount, currency, now, lines)
+    sold = {"machine_id": machine_id, "order_id": order_id, "quantity": quantity}
+    await webhooks_out.emit(s, "sale", {**sold, "amount": amount, "currency": currency}, now)
     await enqueue(
         s, topics.sales(machine_id), messages.encode("sales", payload), retain=False, qos=1, now=now
     )
@@ -136,6 +138,10 @@ async def vend_changed(
         await planogram.refresh_desired(s, machine)
     if not version_bumped:
         machine.desired_version += 1
+    if sale is not None:
+        sold = {"machine_id": machine.id, "order_id": sale["order"], "quantity": sale["quantity"]}
+        event = {**sold, "amount": sale["amount"], "currency": sale["currency"]}
+        await webhooks_out.emit(s, "sale", event, now)
     lines = None
     if command is not None and not clear:
         lines = vend_lines.command_lines(await vend_lines.of_order(s, command.order_id))

@@ -17,9 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.commit_feed import order_channel, touch
 from api.ids import new_id
 from api.lifecycle.snapshot import Incoming, Line, NewRefund, Outcome
-from api.lifecycle.states import CommandStatus, OrderStatus, RefundStatus, SessionStatus
+from api.lifecycle.states import (
+    MANUAL_REFUND,
+    CommandStatus,
+    OrderStatus,
+    RefundStatus,
+    SessionStatus,
+)
 from api.lifecycle.table import Event, step
-from api.services import outgoing, planogram, vend_lines
+from api.services import outgoing, planogram, vend_lines, webhooks_out
 from api.services.codes import rotate_code
 from api.services.policy import VendPolicy
 from api.services.vend_load import Rows
@@ -94,8 +100,10 @@ async def apply(
         assert order is not None
         paid = written.payment.id if written.payment is not None else new.payment_id
         assert paid is not None
-        written.refunds.append(_refund(order, paid, new, now))
-        s.add(written.refunds[-1])
+        refund = _refund(order, paid, new, now)
+        written.refunds.append(refund)
+        s.add(refund)
+        await webhooks_out.emit(s, "refund", _refund_event(order, refund), now)
     if outcome.refund is not None:
         refund_id, status = outcome.refund
         for refund in rows.refunds:
@@ -169,6 +177,18 @@ def _new_order(outcome: Outcome, session: VendSession, gateway: str, now: int) -
         created_at=now,
         updated_at=now,
     )
+
+
+def _refund_event(order: Order, refund: Refund) -> dict[str, object]:
+    """An outgoing webhook's ``refund`` data."""
+    return {
+        "order_id": order.id,
+        "refund_id": refund.id,
+        "machine_id": order.machine_id,
+        "amount": refund.amount,
+        "reason": refund.reason,
+        "manual": refund.reason == MANUAL_REFUND,
+    }
 
 
 def _new_lines(order_id: str, lines: tuple[Line, ...]) -> list[OrderLine]:

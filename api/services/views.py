@@ -52,7 +52,11 @@ class Views:
     async def fleet(self) -> list[dict[str, Any]]:
         """Every machine as a shopper's machine finder lists it."""
         async with self.ctx.db() as s:
-            machines = (await s.scalars(select(Machine).order_by(Machine.name))).all()
+            machines = (
+                await s.scalars(
+                    select(Machine).where(Machine.removed_at.is_(None)).order_by(Machine.name)
+                )
+            ).all()
         return [
             {
                 "machine_id": m.id,

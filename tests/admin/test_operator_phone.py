@@ -56,7 +56,11 @@ async def test_a_manual_refund_is_confirmed_and_changes_money_not_history(
 
         await page.get_by_label("Another amount in rupees").fill("10")
         await page.get_by_role("button", name="Review refund").click()
+        await expect(page.locator("#refund-error")).to_contain_text("Say why you refund")
+        await page.get_by_label("Reason (kept in the audit trail)").fill("one was warm")
+        await page.get_by_role("button", name="Review refund").click()
         await expect(page.get_by_role("heading", name="Refund ₹10.00?")).to_be_visible()
+        await expect(page.locator("#refund-reason")).to_have_text("one was warm")
         await expect(page.locator("dl.facts")).to_contain_text("Refunded so far₹0.00")
         await fits(page)
         await shot(page, "refund-confirm")
@@ -76,7 +80,9 @@ async def test_a_manual_refund_is_confirmed_and_changes_money_not_history(
         await expect(refunds.first).to_contain_text("processed")  # live, without a reload
         await page.reload()
         await expect(page.get_by_text("Refund recorded")).to_have_count(0)  # said once only
+        await expect(page.locator("#refund-notes")).to_contain_text("one was warm")
         await page.get_by_label("All that is left (₹40.00)").check()
+        await page.get_by_label("Reason (kept in the audit trail)").fill("the rest too")
         await page.get_by_role("button", name="Review refund").click()
         await expect(page.locator("dl.facts")).to_contain_text("Refunded so far₹10.00")
         await page.get_by_role("button", name="Confirm refund of ₹40.00").click()

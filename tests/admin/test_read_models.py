@@ -9,7 +9,13 @@ import pytest
 
 from api.clock import FakeClock
 from api.db import create_engine, session_factory
-from api.errors import Conflict, InvalidRequest, PaymentRequired, VendInProgress
+from api.errors import (
+    Conflict,
+    InvalidRequest,
+    PaymentRequired,
+    RefundExceedsPaid,
+    VendInProgress,
+)
 from api.payments.test_gateway import TestGateway
 from api.services.admin_views import DAY_S, AdminViews
 from api.services.container import Services
@@ -101,7 +107,7 @@ async def test_manual_refund_rules(services: Services) -> None:
     await register(services, "a", stock=9)
     done = await vend(services, "a", 2)
     refunds = ManualRefunds(services.ctx)
-    with pytest.raises(InvalidRequest, match=re.escape("from ₹0.01 to ₹50.00")):
+    with pytest.raises(RefundExceedsPaid, match=re.escape("from ₹0.01 to ₹50.00")):
         await refunds.refund(done, 999_999)
     with pytest.raises(InvalidRequest):
         await refunds.refund(done, 0)
@@ -117,7 +123,7 @@ async def test_manual_refund_rules(services: Services) -> None:
     detail = await OrderViews(services.ctx).detail(done)
     assert (detail.refunded, detail.refund_room, detail.refundable) == (1000, 4000, True)
     already = re.escape("₹10.00 of the ₹50.00 paid is already refunded")
-    with pytest.raises(InvalidRequest, match=already):
+    with pytest.raises(RefundExceedsPaid, match=already):
         await refunds.refund(done, 4001)
     await refunds.refund(done, 4000, by="admin")  # a further refund, up to what was paid
     assert await services.refunds.process_pending() == 1
@@ -133,7 +139,7 @@ async def test_manual_refund_rules(services: Services) -> None:
     # On top of a partial vend's automatic refund, up to what was paid; the order stays refunded.
     partial = await vend(services, "a", 2, dispensed=1, client_id="client-00003")
     assert await services.refunds.process_pending() == 1
-    with pytest.raises(InvalidRequest, match=re.escape("to ₹25.00")):
+    with pytest.raises(RefundExceedsPaid, match=re.escape("to ₹25.00")):
         await refunds.refund(partial, 2501)
     await refunds.refund(partial, 500)
     assert await services.refunds.process_pending() == 1

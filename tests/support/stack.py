@@ -41,6 +41,7 @@ def test_settings(tmp: Path, **overrides: Any) -> Settings:
         "secret_key": SECRET,
         "admin_password": ADMIN_PASSWORD,
         "alert_interval_s": 0,  # tests run the alert sender themselves
+        "webhook_interval_s": 0,  # ... and the webhook sender
     }
     values.update(overrides)
     environ = {f"SMARTVEND_{k.upper()}": str(v) for k, v in values.items()}

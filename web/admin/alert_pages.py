@@ -5,6 +5,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.http.deps import services, settings
 from api.services.alert_sender import AlertSender
+from api.services.rights import Right
 from web.admin.guard import admin_page
 from web.admin.templating import render
 
@@ -40,7 +41,7 @@ async def alerts(request: Request) -> Response:
     )
 
 
-@admin_page
+@admin_page(right=Right.STOCK)
 async def run_checks(request: Request) -> Response:
     result = await sender(request).run_once()
     return RedirectResponse(

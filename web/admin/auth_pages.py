@@ -6,6 +6,7 @@ from starlette.responses import RedirectResponse, Response
 from api.errors import InvalidCredentials, RateLimited
 from api.http.deps import services, source_address
 from api.services.admins import LOGIN_WINDOW_S
+from api.services.rights import Right
 from web.admin import session
 from web.admin.guard import admin_page, read_form
 from web.admin.templating import message_page, render
@@ -57,7 +58,7 @@ async def login(request: Request) -> Response:
     return response
 
 
-@admin_page
+@admin_page(right=Right.READ)
 async def logout(request: Request) -> Response:
     await services(request).admins.log_out(request.state.admin)
     response = RedirectResponse("/admin/login", status_code=303)

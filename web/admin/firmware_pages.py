@@ -7,6 +7,7 @@ from starlette.responses import RedirectResponse, Response
 from api.errors import InvalidRequest, SmartVendError
 from api.http.deps import services, settings
 from api.http.firmware import release_form
+from api.services.rights import Right
 from web.admin import session
 from web.admin.guard import admin_page, error_page, field, unauthenticated
 from web.admin.templating import message_page, render
@@ -14,7 +15,7 @@ from web.admin.templating import message_page, render
 NOTICES = {"uploaded": "Release stored.", "tagged": "Tags saved."}
 
 
-@admin_page
+@admin_page(right=Right.MACHINES)
 async def firmware(request: Request) -> Response:
     svc = services(request)
     return render(
@@ -32,10 +33,13 @@ async def firmware(request: Request) -> Response:
 
 async def upload(request: Request) -> Response:
     """A release upload: multipart, so the form is read here (files allowed), CSRF checked."""
-    username = await session.admin_of(request)
-    if username is None:
+    who = await session.user_of(request)
+    if who is None:
         return unauthenticated(request)
-    request.state.admin = username
+    username = request.state.admin = who.username
+    request.state.principal = who
+    if not who.can(Right.MACHINES):
+        return message_page(request, 403, "Not allowed", "Your role may not add firmware.")
     try:
         manifest_bytes, signature, uploads, forms = await release_form(request)
         try:
@@ -69,7 +73,7 @@ def _numbers(text: str, name: str) -> list[int]:
         raise InvalidRequest(f"{name}: whole numbers separated by commas") from exc
 
 
-@admin_page
+@admin_page(right=Right.MACHINES)
 async def start(request: Request) -> Response:
     try:
         pct = float(field(request, "max_failure_pct", 8) or "10")
@@ -87,7 +91,7 @@ async def start(request: Request) -> Response:
     return RedirectResponse(f"/admin/rollouts?id={rollout_id}", status_code=303)
 
 
-@admin_page
+@admin_page(right=Right.READ)
 async def rollout(request: Request) -> Response:
     """``/admin/rollouts?id=…``: one rollout's machines; without an id, the firmware page."""
     rid = request.query_params.get("id")
@@ -100,21 +104,21 @@ async def rollout(request: Request) -> Response:
     return render(request, "admin/rollout.html", {"r": view, "counts": counts})
 
 
-@admin_page
+@admin_page(right=Right.MACHINES)
 async def resume(request: Request) -> Response:
     rid = str(request.path_params["rid"])
     await services(request).rollouts.resume(rid)
     return RedirectResponse(f"/admin/rollouts?id={rid}", status_code=303)
 
 
-@admin_page
+@admin_page(right=Right.MACHINES)
 async def abort(request: Request) -> Response:
     rid = str(request.path_params["rid"])
     await services(request).rollouts.abort(rid)
     return RedirectResponse(f"/admin/rollouts?id={rid}", status_code=303)
 
 
-@admin_page
+@admin_page(right=Right.MACHINES)
 async def tags(request: Request) -> Response:
     mid = field(request, "machine_id", 32)
     wanted = [t.strip() for t in field(request, "tags", 2000).split(",") if t.strip()]

@@ -77,7 +77,8 @@ def _choice(request: Request) -> tuple[str, str]:
 
 
 async def _rows(request: Request, show: str, sort: str) -> list[dict[str, Any]]:
-    rows = await services(request).admin_views.fleet()
+    who = request.state.principal
+    rows = [r for r in await services(request).admin_views.fleet() if who.sees(r.location)]
     calendar = services(request).ctx.calendar
     return [row_view(r, calendar) for r in select_rows(rows, show, sort)]
 

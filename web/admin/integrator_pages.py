@@ -7,6 +7,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.accounts import create_integrator, list_integrators, revoke_integrator
 from api.http.deps import services, settings
+from api.services.rights import Right
 from web.admin.device_config import mqtt_endpoint
 from web.admin.guard import admin_page, field
 from web.admin.templating import render
@@ -35,7 +36,7 @@ def example(request: Request, username: str, password: str, topic: str) -> str:
     return shlex.join(parts)
 
 
-@admin_page
+@admin_page(right=Right.MACHINES)
 async def integrators(request: Request) -> Response:
     rows = await list_integrators(services(request).ctx.db)
     done = request.query_params.get("done") == "revoked"
@@ -51,7 +52,7 @@ async def integrators(request: Request) -> Response:
     )
 
 
-@admin_page
+@admin_page(right=Right.MACHINES)
 async def create(request: Request) -> Response:
     ctx = services(request).ctx
     username = field(request, "username", 64)
@@ -73,7 +74,7 @@ async def create(request: Request) -> Response:
     )
 
 
-@admin_page
+@admin_page(right=Right.MACHINES)
 async def revoke(request: Request) -> Response:
     username = str(request.path_params["username"])
     await revoke_integrator(services(request).ctx.db, username)

@@ -8,6 +8,7 @@ from api.http.deps import services, settings
 from api.money import big_change
 from api.services.admin_views import DAY_S
 from api.services.machines import MAX_PRICE, MIN_PRICE, NewMachine
+from api.services.rights import Right
 from schema import topics
 from web.admin import charts
 from web.admin.device_config import config_data_url, firmware_config, qr_svg, shopper_url
@@ -55,7 +56,7 @@ def _key_page(request: Request, mid: str, name: str, api_key: str, heading: str)
     )
 
 
-@admin_page
+@admin_page(right=Right.MACHINES)
 async def new_form(request: Request) -> Response:
     return render(request, "admin/machine_new.html", {"values": {}, "errors": {}})
 
@@ -91,7 +92,7 @@ def _new_machine(request: Request, errors: FieldErrors) -> NewMachine | None:
     )
 
 
-@admin_page
+@admin_page(right=Right.MACHINES)
 async def register(request: Request) -> Response:
     values = {
         k: field(request, k)
@@ -101,7 +102,9 @@ async def register(request: Request) -> Response:
     new = _new_machine(request, errors)
     if new is not None:
         try:
-            machine, api_key = await services(request).machines.register(new)
+            machine, api_key = await services(request).machines.register(
+                new, by=request.state.admin
+            )
         except MachineTaken:
             errors.add("machine_id", taken_message(new.machine_id))
         except InvalidRequest as exc:
@@ -182,13 +185,13 @@ async def detail(request: Request) -> Response:
     return await _detail_page(request, mid_of(request))
 
 
-@admin_page
+@admin_page(right=Right.STOCK)
 async def set_stock(request: Request) -> Response:
     mid = mid_of(request)
     row = await services(request).admin_views.machine(mid)
     try:
         stock = whole_number(request, "stock", "Stock", 0, row.capacity)
-        await services(request).machines.set_stock(mid, stock)
+        await services(request).machines.set_stock(mid, stock, by=request.state.admin)
     except InvalidRequest as exc:
         values = {"stock": field(request, "stock", 12)}
         return await _detail_page(
@@ -197,7 +200,7 @@ async def set_stock(request: Request) -> Response:
     return RedirectResponse(f"/admin/machines/{mid}?done=stock", status_code=303)
 
 
-@admin_page
+@admin_page(right=Right.PRICES)
 async def set_price(request: Request) -> Response:
     mid = mid_of(request)
     values = {"price": field(request, "price", 24)}
@@ -211,29 +214,31 @@ async def set_price(request: Request) -> Response:
     if big_change(row.price_amount, amount) and field(request, "confirm", 8) != "yes":
         confirm = {"amount": amount, "old": money(row.price_amount), "new": money(amount)}
         return await _detail_page(request, mid, values=values, confirm=confirm, status=409)
-    await services(request).machines.set_price(mid, amount)
+    await services(request).machines.set_price(mid, amount, by=request.state.admin)
     return RedirectResponse(f"/admin/machines/{mid}?done=price", status_code=303)
 
 
-@admin_page
+@admin_page(right=Right.PRICES)
 async def set_mode(request: Request) -> Response:
     mid = mid_of(request)
-    await services(request).machines.set_mode(mid, field(request, "mode", 20))
+    await services(request).machines.set_mode(
+        mid, field(request, "mode", 20), by=request.state.admin
+    )
     return RedirectResponse(f"/admin/machines/{mid}?done=mode", status_code=303)
 
 
-@admin_page
+@admin_page(right=Right.MACHINES)
 async def rotate_key(request: Request) -> Response:
     mid = mid_of(request)
     row = await services(request).admin_views.machine(mid)
-    api_key = await services(request).machines.rotate_key(mid)
+    api_key = await services(request).machines.rotate_key(mid, by=request.state.admin)
     await _disconnect(request, mid)
     return _key_page(request, mid, row.name, api_key, f"New key for {row.name}")
 
 
-@admin_page
+@admin_page(right=Right.MACHINES)
 async def revoke_key(request: Request) -> Response:
     mid = mid_of(request)
-    await services(request).machines.revoke_key(mid)
+    await services(request).machines.revoke_key(mid, by=request.state.admin)
     await _disconnect(request, mid)
     return RedirectResponse(f"/admin/machines/{mid}?done=revoked", status_code=303)

@@ -14,7 +14,9 @@ from api.errors import InvalidRequest
 from api.http.deps import services
 from api.lifecycle.states import ORDER_FINAL, RefundStatus
 from api.services import refund_totals
+from api.services.audit import AuditFilter
 from api.services.order_views import STATUSES, OrderDetail, OrderFilter, OrderRow
+from api.services.rights import Right
 from web.admin.forms import FieldErrors, rupees
 from web.admin.guard import admin_page, field
 from web.admin.templating import SECURITY_HEADERS, money, render
@@ -74,8 +76,12 @@ def filters(request: Request) -> tuple[OrderFilter, dict[str, str], dict[str, st
         status=status,
         start=start,
         end=None if end is None else calendar.next_day(end),
+        locations=request.state.principal.locations,
     )
     return where, q, errors.messages
+
+
+REASON_MAX = 300
 
 
 @admin_page
@@ -120,6 +126,9 @@ async def _order_page(
     status: int = 200,
 ) -> Response:
     feedback = await services(request).feedback_views.of_order(detail.order.id)
+    reasons = await services(request).audit.entries(
+        AuditFilter(action="refund_issued", target=f"order:{detail.order.id}")
+    )
     return render(
         request,
         "admin/order.html",
@@ -132,6 +141,7 @@ async def _order_page(
             "feedback": feedback,
             "live_state": live_state(detail),
             "settled": settled(detail),
+            "refund_notes": list(reversed(reasons)),
         },
         status,
     )
@@ -164,19 +174,25 @@ def _chosen_amount(request: Request, detail: OrderDetail) -> int:
     raise InvalidRequest("Choose how much to refund.")
 
 
-@admin_page
+@admin_page(right=Right.REFUNDS)
 async def refund(request: Request) -> Response:
     """Two steps: choose an amount and review it, then confirm; only the confirmation refunds."""
     oid = str(request.path_params["oid"])
     views = services(request).order_views
     detail = await views.detail(oid)
+    reason = field(request, "reason", REASON_MAX)
     if field(request, "step", 10) == "confirm":
         amount = field(request, "paise", 12)
         if not amount.isdigit():
             raise InvalidRequest("The confirmed amount is missing; choose the refund again.")
-        await services(request).manual_refunds.refund(oid, int(amount), by=request.state.admin)
+        if not reason or len(reason) > REASON_MAX:
+            raise InvalidRequest("Say why you refund (up to 300 characters); choose again.")
+        await services(request).manual_refunds.refund(
+            oid, int(amount), by=request.state.admin, reason=reason
+        )
         return RedirectResponse(f"/admin/orders/{oid}?done=refund", status_code=303)
     values = {k: field(request, k, 20) for k in ("amount_choice", "amount")}
+    values["reason"] = reason
     try:
         amount_paise = _chosen_amount(request, detail)
         if not detail.refundable:
@@ -185,12 +201,16 @@ async def refund(request: Request) -> Response:
             raise InvalidRequest(
                 f"Refund from ₹0.01 to {money(detail.refund_room, detail.order.currency)}."
             )
+        if not reason:
+            raise InvalidRequest("Say why you refund: the reason is kept in the audit trail.")
+        if len(reason) > REASON_MAX:
+            raise InvalidRequest(f"The reason is longer than {REASON_MAX} characters.")
     except InvalidRequest as exc:
         return await _order_page(request, detail, error=exc.message, values=values, status=400)
     return render(
         request,
         "admin/refund_confirm.html",
-        {"d": detail, "o": detail.order, "amount": amount_paise},
+        {"d": detail, "o": detail.order, "amount": amount_paise, "reason": reason},
     )
 
 

@@ -7,6 +7,7 @@ from starlette.staticfiles import StaticFiles
 
 from web.admin import (
     alert_pages,
+    audit_pages,
     auth_pages,
     firmware_pages,
     fleet_pages,
@@ -15,6 +16,8 @@ from web.admin import (
     order_pages,
     report_pages,
     slot_pages,
+    user_pages,
+    webhook_pages,
 )
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "admin"
@@ -62,5 +65,14 @@ def routes() -> list[BaseRoute]:
         Route("/admin/rollouts", firmware_pages.rollout, methods=["GET"]),
         Route("/admin/rollouts/{rid}/resume", firmware_pages.resume, methods=["POST"]),
         Route("/admin/rollouts/{rid}/abort", firmware_pages.abort, methods=["POST"]),
+        Route("/admin/users", user_pages.users, methods=["GET"]),
+        Route("/admin/users", user_pages.create, methods=["POST"]),
+        Route("/admin/users/{username}", user_pages.change, methods=["POST"]),
+        Route("/admin/audit", audit_pages.audit_page, methods=["GET"]),
+        Route("/admin/audit.csv", audit_pages.audit_csv, methods=["GET"]),
+        Route("/admin/webhooks", webhook_pages.webhooks, methods=["GET"]),
+        Route("/admin/webhooks", webhook_pages.create, methods=["POST"]),
+        Route("/admin/webhooks/{hook_id}/test", webhook_pages.send_test, methods=["POST"]),
+        Route("/admin/webhooks/{hook_id}/delete", webhook_pages.delete, methods=["POST"]),
         Mount("/admin/static", app=StaticFiles(directory=str(STATIC)), name="admin_static"),
     ]

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from api.errors import Unauthorized
 from api.http.deps import ADMIN_COOKIE, services, settings, tokens
 from api.secrets import derive_secret
+from api.services.rights import Principal
 
 LOGIN_COOKIE = "sv_login"  # a random nonce binding the login form to its browser
 CSRF_FIELD = "csrf"
@@ -28,17 +29,22 @@ def _mac(request: Request, value: str) -> str:
     return hmac.new(_key(request), value.encode(), hashlib.sha256).hexdigest()
 
 
-async def admin_of(request: Request) -> str | None:
-    """The admin of a valid, unexpired, not logged-out session cookie, else None."""
+async def user_of(request: Request) -> Principal | None:
+    """The user of a valid, unexpired, not logged-out session cookie, else None."""
     cookie = request.cookies.get(ADMIN_COOKIE)
     if not cookie:
         return None
     try:
         username, version = tokens(request).claims(cookie)
-        await services(request).admins.check_session(username, version)
+        return await services(request).admins.check_session(username, version)
     except Unauthorized:
         return None
-    return username
+
+
+async def admin_of(request: Request) -> str | None:
+    """The username of a valid session cookie, else None."""
+    who = await user_of(request)
+    return None if who is None else who.username
 
 
 def csrf_token(request: Request) -> str:

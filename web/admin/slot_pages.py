@@ -12,6 +12,7 @@ from api.http.catalogue import csv_response
 from api.http.deps import services
 from api.services.catalogue import ProductFields
 from api.services.machines import MAX_PRICE, MIN_PRICE
+from api.services.rights import Right
 from api.services.slots import MAX_SLOTS, SlotPlan
 from web.admin.forms import FieldErrors, price, whole_number
 from web.admin.guard import admin_form_page, admin_page, field
@@ -56,7 +57,7 @@ def _product_fields(request: Request, errors: FieldErrors) -> ProductFields | No
     return ProductFields(name=name, price_amount=amount, sku=sku, active=active)
 
 
-@admin_page
+@admin_page(right=Right.PRICES)
 async def create_product(request: Request) -> Response:
     errors = FieldErrors()
     fields = _product_fields(request, errors)
@@ -69,7 +70,7 @@ async def create_product(request: Request) -> Response:
     return RedirectResponse("/admin/products?done=added", status_code=303)
 
 
-@admin_page
+@admin_page(right=Right.PRICES)
 async def update_product(request: Request) -> Response:
     errors = FieldErrors()
     fields = _product_fields(request, errors)
@@ -135,7 +136,7 @@ def _plans(request: Request) -> list[SlotPlan]:
     return plans
 
 
-@admin_form_page(GRID_FIELDS)
+@admin_form_page(GRID_FIELDS, right=Right.PRICES)
 async def save_planogram(request: Request) -> Response:
     mid = _mid(request)
     version_text = field(request, "version", 12)
@@ -151,7 +152,7 @@ async def save_planogram(request: Request) -> Response:
     return RedirectResponse(f"/admin/machines/{mid}/slots?done=saved", status_code=303)
 
 
-@admin_form_page(GRID_FIELDS)
+@admin_form_page(GRID_FIELDS, right=Right.STOCK)
 async def restock(request: Request) -> Response:
     mid = _mid(request)
     fill = field(request, "fill", 10) or None
@@ -174,7 +175,7 @@ async def restock(request: Request) -> Response:
     return RedirectResponse(f"/admin/machines/{mid}/slots?done=restocked", status_code=303)
 
 
-@admin_form_page(GRID_FIELDS)
+@admin_form_page(GRID_FIELDS, right=Right.PRICES)
 async def copy_planogram(request: Request) -> Response:
     mid = _mid(request)
     targets = [str(v) for v in request.state.form.getlist("to")]
@@ -186,7 +187,7 @@ async def copy_planogram(request: Request) -> Response:
     return RedirectResponse(f"/admin/machines/{mid}/slots?done=copied", status_code=303)
 
 
-@admin_page
+@admin_page(right=Right.STOCK)
 async def picklist(request: Request) -> Response:
     chosen = request.query_params.getlist("machine_id")
     location = request.query_params.get("location") or None
@@ -210,7 +211,7 @@ async def picklist(request: Request) -> Response:
     )
 
 
-@admin_page
+@admin_page(right=Right.STOCK)
 async def picklist_csv(request: Request) -> Response:
     chosen = request.query_params.getlist("machine_id")
     location = request.query_params.get("location") or None

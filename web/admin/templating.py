@@ -22,6 +22,7 @@ def render(
 ) -> Response:
     values = {
         "admin": getattr(request.state, "admin", None),
+        "user": getattr(request.state, "principal", None),
         "csrf": session.csrf_token(request),
         **(context or {}),
     }

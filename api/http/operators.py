@@ -1,0 +1,197 @@
+"""The operators' JSON API: users and roles, the audit trail, prices and refunds.
+
+Each route names the right it needs (``@needs``); a user limited to locations
+reaches only machines at those locations (``in_scope``).
+"""
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api.errors import InvalidRequest, ReasonRequired
+from api.http import body as b
+from api.http import specs
+from api.http.deps import needs, principal, services
+from api.http.shopper import machine_id
+from api.services import admins, audit, webhooks_out
+from api.services.audit import AuditFilter
+from api.services.rights import Principal, Right
+
+
+async def in_scope(request: Request, who: Principal, mid: str) -> None:
+    """Forbidden unless ``who`` may touch machine ``mid`` (MachineNotFound if none)."""
+    if who.locations is not None:
+        row = await services(request).admin_views.machine(mid)
+        who.check_machine(mid, row.location)
+
+
+@needs(Right.USERS)
+async def list_users(request: Request) -> Response:
+    users = await services(request).admins.users()
+    return JSONResponse({"users": [admins.as_json(u) for u in users]})
+
+
+@needs(Right.USERS)
+async def create_user(request: Request) -> Response:
+    body = await specs.read(request, specs.CREATE_USER)
+    user = await services(request).admins.create(
+        body["username"],
+        body["password"],
+        body["role"],
+        body["locations"],
+        by=principal(request).username,
+    )
+    return JSONResponse(admins.as_json(user), status_code=201)
+
+
+@needs(Right.USERS)
+async def change_user(request: Request) -> Response:
+    raw = await b.json_object(request)
+    body = specs.parse(specs.CHANGE_USER, raw)
+    change = admins.UserChange(
+        role=body["role"],
+        disabled=body["disabled"],
+        password=body["password"],
+        locations=body["locations"],
+        locations_set="locations" in raw,
+    )
+    username = str(request.path_params["username"])
+    user = await services(request).admins.change(username, change, by=principal(request).username)
+    return JSONResponse(admins.as_json(user))
+
+
+def _since(request: Request) -> int | None:
+    text = b.query_text(request, "since", max_len=20)
+    if not text:
+        return None
+    if not text.isdigit():
+        raise InvalidRequest("since must be Unix seconds")
+    return int(text)
+
+
+@needs(Right.READ)
+async def audit_entries(request: Request) -> Response:
+    who = principal(request)
+    mid = b.query_text(request, "machine_id", max_len=32) or None
+    if mid is not None:
+        await in_scope(request, who, mid)
+    where = AuditFilter(
+        since=_since(request),
+        machine_id=mid,
+        actor=b.query_text(request, "actor", max_len=64) or None,
+    )
+    entries = await services(request).audit.entries(where)
+    if who.locations is not None and mid is None:
+        seen = await _machines_in_scope(request, who)
+        entries = [e for e in entries if e.machine_id in seen]
+    return JSONResponse({"entries": [audit.as_json(e) for e in entries]})
+
+
+async def _machines_in_scope(request: Request, who: Principal) -> set[str | None]:
+    rows = await services(request).admin_views.fleet()
+    return {r.machine_id for r in rows if who.sees(r.location)}
+
+
+@needs(Right.PRICES)
+async def set_price(request: Request) -> Response:
+    mid = machine_id(request)
+    await in_scope(request, principal(request), mid)
+    body = await specs.read(request, specs.SET_PRICE)
+    machine = await services(request).machines.set_price(
+        mid, body["price"]["amount"], by=principal(request).username
+    )
+    price = {"amount": machine.price_amount, "currency": machine.currency}
+    return JSONResponse({"machine_id": machine.id, "price": price})
+
+
+@needs(Right.REFUNDS)
+async def refund(request: Request) -> Response:
+    order_id = str(request.path_params["order_id"])
+    body = await specs.read(request, specs.MANUAL_REFUND)
+    reason = body["reason"].strip()
+    if not reason:
+        raise ReasonRequired("say why you refund: reason is required")
+    detail = await services(request).order_views.detail(order_id)
+    await in_scope(request, principal(request), detail.order.machine_id)
+    made = await services(request).manual_refunds.refund(
+        order_id, body["amount"], by=principal(request).username, reason=reason
+    )
+    return JSONResponse(
+        {
+            "refund_id": made.id,
+            "order_id": order_id,
+            "amount": made.amount,
+            "status": made.status,
+            "reason": reason,
+        },
+        status_code=201,
+    )
+
+
+@needs(Right.MACHINES)
+async def remove_machine(request: Request) -> Response:
+    mid = machine_id(request)
+    await in_scope(request, principal(request), mid)
+    machine = await services(request).machines.remove(mid, by=principal(request).username)
+    mqtt = getattr(request.app.state, "mqtt", None)
+    if mqtt is not None:
+        await mqtt.disconnect(mid)  # its open connection ends with its key
+    return JSONResponse({"machine_id": machine.id, "removed_at": machine.removed_at})
+
+
+routes = [
+    Route("/api/admin/users", list_users, methods=["GET"]),
+    Route("/api/admin/users", create_user, methods=["POST"]),
+    Route("/api/admin/users/{username}", change_user, methods=["PUT"]),
+    Route("/api/audit", audit_entries, methods=["GET"]),
+    Route("/api/machine/{mid}/price", set_price, methods=["POST"]),
+    Route("/api/machine/{mid}", remove_machine, methods=["DELETE"]),
+    Route("/api/orders/{order_id}/refund", refund, methods=["POST"]),
+]
+
+
+@needs(Right.USERS)
+async def create_webhook(request: Request) -> Response:
+    body = await specs.read(request, specs.CREATE_WEBHOOK)
+    hook = await services(request).outgoing_webhooks.create(
+        body["url"], body["events"], by=principal(request).username
+    )
+    return JSONResponse({**webhooks_out.as_json(hook), "secret": hook.secret}, status_code=201)
+
+
+@needs(Right.USERS)
+async def list_webhooks(request: Request) -> Response:
+    hooks = await services(request).outgoing_webhooks.active()
+    return JSONResponse({"webhooks": [webhooks_out.as_json(h) for h in hooks]})
+
+
+@needs(Right.USERS)
+async def delete_webhook(request: Request) -> Response:
+    webhook_id = str(request.path_params["webhook_id"])
+    await services(request).outgoing_webhooks.remove(webhook_id, by=principal(request).username)
+    return JSONResponse({"id": webhook_id, "deleted": True})
+
+
+@needs(Right.USERS)
+async def webhook_deliveries(request: Request) -> Response:
+    webhook_id = str(request.path_params["webhook_id"])
+    found = await services(request).outgoing_webhooks.deliveries(webhook_id)
+    return JSONResponse({"deliveries": [webhooks_out.delivery_json(d) for d in found]})
+
+
+@needs(Right.USERS)
+async def test_webhook(request: Request) -> Response:
+    webhook_id = str(request.path_params["webhook_id"])
+    event_id = await services(request).outgoing_webhooks.send_test(
+        webhook_id, by=principal(request).username
+    )
+    return JSONResponse({"event_id": event_id}, status_code=202)
+
+
+routes += [
+    Route("/api/webhooks", create_webhook, methods=["POST"]),
+    Route("/api/webhooks", list_webhooks, methods=["GET"]),
+    Route("/api/webhooks/{webhook_id}", delete_webhook, methods=["DELETE"]),
+    Route("/api/webhooks/{webhook_id}/deliveries", webhook_deliveries, methods=["GET"]),
+    Route("/api/webhooks/{webhook_id}/test", test_webhook, methods=["POST"]),
+]
