@@ -303,7 +303,7 @@ def _operators() -> dict[str, Any]:
                         "refund_id": {"type": "string"},
                         "order_id": {"type": "string"},
                         "amount": _int(1),
-                        "status": {"enum": ["pending", "processed", "failed"]},
+                        "status": {"enum": list(statuses.REFUND)},
                         "reason": {"type": "string"},
                     }
                 ),

@@ -82,16 +82,13 @@ def _value(schema: dict[str, Any], required: bool) -> st.SearchStrategy[Any]:
     if kind == "boolean":
         return st.booleans() if required else st.none() | st.booleans()
     if kind in ("array", ["array", "null"]):
-        item = st.text(min_size=1, max_size=schema["items"]["maxLength"])
-        items = st.lists(item, min_size=schema.get("minItems", 0), max_size=schema["maxItems"])
+        low = max(1, schema.get("minItems", 0)) if "type" in schema["items"] else 0
+        items = st.lists(
+            _value(schema["items"], True), min_size=low, max_size=min(3, schema["maxItems"])
+        )
         return items if kind == "array" else st.none() | items
     if kind == "object":
         return _object(schema)
-    if kind == "boolean":
-        return st.booleans() if required else st.none() | st.booleans()
-    if kind in ("array", ["array", "null"]):
-        items = st.lists(_value(schema["items"], True), min_size=1, max_size=3)
-        return items if required else st.none() | items
     if kind == "integer":
         return st.integers(schema["minimum"], schema["maximum"])
     if "pattern" in schema:
