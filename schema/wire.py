@@ -500,86 +500,15 @@ def status_lost(boot: int) -> bytes:
     return encode("status", {"state": "lost", "boot": boot})
 
 
-# -- firmware updates (contract section 6) --
-# Kept apart from SPECS: an update command shares the ``cmd`` topic with
-# dispense commands (tell them apart with :func:`command_action`), and its
-# ``running`` results add ``progress`` to the ``results`` fields.
-
-CHARS["hex"] = "0123456789abcdef"
-CHARS["version"] = topics._ID_CHARS + ".+"
-_VERSION = ("str", False, 1, 32, "version")
-PROGRESS = (
-    "obj",
-    False,
-    (
-        ("stage", ("enum", False, ("download", "verify", "install")), True),
-        ("bytes", _INT, True),
-        ("total", _INT, True),
-    ),
-)
-UPDATE_ERRORS = (
-    "busy",
-    "bad_signature",
-    "downgrade",
-    "same_version",
-    "no_space",
-    "hash_mismatch",
-    "download_failed",
-    "rolled_back",
-)
-UPDATE_SPECS: "dict[str, Kind]" = {
-    "update": (
-        (
-            ("cmd_id", _CMD_ID, True),
-            ("action", ("enum", False, ("update",)), True),
-            (
-                "firmware",
-                (
-                    "obj",
-                    False,
-                    (
-                        ("version", _VERSION, True),
-                        ("manifest_url", ("str", False, 1, 512, None), True),
-                        ("signature", ("str", False, 128, 128, "hex"), True),
-                    ),
-                ),
-                True,
-            ),
-            ("issued_at", _TIME, True),
-            ("expires_at", _TIME, True),
-        ),
-        (),
-        None,
-    ),
-    "update_result": (SPECS["results"][0] + (("progress", PROGRESS, False),), (), None),
-}
-
-
 def command_action(payload: bytes) -> "str | None":
-    """The ``action`` of a command payload (``"dispense"``, ``"update"``), or None."""
+    """The ``action`` of a command payload (``"dispense"``, ``"update"``), or None.
+
+    An update command (contract section 6) shares the ``cmd`` topic with dispense
+    commands; its spec and encoders are in :mod:`schema.updates`, which a machine
+    imports only when one arrives."""
     try:
         obj = json.loads(bytes(payload).decode("utf-8"))
     except (ValueError, RuntimeError, TypeError):
         return None
     action = obj.get("action") if isinstance(obj, dict) else None
     return action if isinstance(action, str) else None
-
-
-def encode_update(obj: "dict[str, Any]") -> bytes:
-    """An update command (the server sends it on ``cmd/{cmd_id}``)."""
-    return encode_in(UPDATE_SPECS, "update", obj)
-
-
-def decode_update(payload: bytes) -> "dict[str, Any]":
-    """Parse and check an update command; unknown fields are dropped."""
-    return decode_in(UPDATE_SPECS, "update", payload)
-
-
-def encode_update_result(obj: "dict[str, Any]") -> bytes:
-    """A result of an update command: ``results`` plus an optional ``progress``."""
-    return encode_in(UPDATE_SPECS, "update_result", obj)
-
-
-def decode_update_result(payload: bytes) -> "dict[str, Any]":
-    """:func:`encode_update_result`'s payload, checked (``progress`` kept)."""
-    return decode_in(UPDATE_SPECS, "update_result", payload)

@@ -14,7 +14,7 @@ from device import simulate
 from device.simfirmware import FirmwareFaults, SimFirmware
 from device.simulator import Fleet
 from device.virtual import Faults, VirtualMachine
-from schema import messages, topics, wire
+from schema import messages, topics, updates
 from tests.device.releases import build_release, public_hex, release_server, sample_files
 from tests.device.server import FakeServer, desired_obj, fake_server
 
@@ -24,7 +24,7 @@ NEW = "1.1.0"
 
 
 def update_cmd(cmd_id: str, signature: str, now: int) -> bytes:
-    return wire.encode_update(
+    return updates.encode_update(
         {
             "cmd_id": cmd_id,
             "action": "update",

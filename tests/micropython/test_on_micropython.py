@@ -14,7 +14,7 @@ from tests.micropython import heap, interpreter, scenarios
 # SmartVend after Wi-Fi, a TLS session and the MQTT client (docs/firmware.md):
 # 48 KB, plus 6 KB for firmware updates (the update command and its results, the
 # trial, HTTP downloads); the updater and Ed25519 are imported only during an update.
-RESIDENT_BUDGET = 54 * 1024
+RESIDENT_BUDGET = 50 * 1024
 
 
 @pytest.fixture(scope="module")
