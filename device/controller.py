@@ -113,7 +113,7 @@ except ImportError:  # CPython
         return value
 
 
-TYPE_CHECKING = False  # mypy reads the block below; no runtime ever runs it
+TYPE_CHECKING = const(0)  # mypy reads the block below; MicroPython compiles it away
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
@@ -183,7 +183,7 @@ class Controller:
         if not topics.is_machine_id(machine_id):
             raise SchemaError("invalid machine id")
         if storage is None:
-            from device.storage import MemoryStorage
+            from device.memory import MemoryStorage
 
             storage = MemoryStorage()
         cfg = dict(DEFAULTS)
@@ -415,9 +415,6 @@ class Controller:
         if known is not None:
             self._publish_result(known, out)
             return
-        if wire.command_action(payload) == "update":
-            _updating().on_command(self, cmd_id, payload, now, out)
-            return
         job = self.job
         if job is not None and job["cmd_id"] == cmd_id:
             self._publish_result(self._job_result("running", now), out)
@@ -428,6 +425,9 @@ class Controller:
         try:
             cmd = wire.decode("cmd", payload)
         except SchemaError as exc:
+            if b'"update"' in payload:  # a firmware update command: device/updating.py
+                _updating().on_command(self, cmd_id, payload, now, out)
+                return
             self._final(_result(cmd_id, "rejected", 0, now, "invalid: " + str(exc)), now, out)
             return
         if cmd["cmd_id"] != cmd_id:

@@ -3,7 +3,7 @@
 The machine's half of the update contract, apart from :mod:`schema.wire` so that a
 machine imports it only when an update command arrives (its heap between two
 updates does not carry it). An update command shares the ``cmd`` topic with
-dispense commands (tell them apart with :func:`schema.wire.command_action`), and
+dispense commands (the controller tries a dispense command first), and
 its ``running`` results add ``progress`` to the ``results`` fields. Checked and
 encoded by the same tables and code as every other kind (see :mod:`schema.wire`).
 

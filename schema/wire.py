@@ -498,17 +498,3 @@ def status_online(boot: int, fw: str, ts: int) -> bytes:
 def status_lost(boot: int) -> bytes:
     """The machine's last will: the broker publishes it when the connection drops."""
     return encode("status", {"state": "lost", "boot": boot})
-
-
-def command_action(payload: bytes) -> "str | None":
-    """The ``action`` of a command payload (``"dispense"``, ``"update"``), or None.
-
-    An update command (contract section 6) shares the ``cmd`` topic with dispense
-    commands; its spec and encoders are in :mod:`schema.updates`, which a machine
-    imports only when one arrives."""
-    try:
-        obj = json.loads(bytes(payload).decode("utf-8"))
-    except (ValueError, RuntimeError, TypeError):
-        return None
-    action = obj.get("action") if isinstance(obj, dict) else None
-    return action if isinstance(action, str) else None

@@ -38,12 +38,11 @@ class Firmware:
         if "motors" not in config:  # the controller refuses lines on motors not wired
             config = dict(config)
             config["motors"] = len(self.motors)
-        # What boot.py chose (None: a board without updates). Read like state.json: the
+        # What boot.py chose ({}: a board without updates). Read like state.json: the
         # file, or a finished .tmp next to it.
-        self.fw_state = JsonFileStorage(hal.flash_path("fw.json")).snapshot() or None
-        if self.fw_state and self.fw_state.get("current"):
-            config = dict(config, fw=self.fw_state["current"])
-            self.config = config
+        state = self.fw_state = JsonFileStorage(hal.flash_path("fw.json")).snapshot()
+        if state.get("current"):
+            config = self.config = dict(config, fw=state["current"])
         # The firmware update under way (device/ota.py has the rest of its state).
         self.updater = None
         self.controller = Controller(config["machine_id"], config, storage, random.random)
@@ -120,11 +119,6 @@ class Firmware:
         if isinstance(topic, (bytes, bytearray)):
             topic = bytes(topic).decode("utf-8")
         self.inbox.append((topic, bytes(payload)))
-
-    # -- firmware updates (device/ota.py, imported when one starts) --
-
-    def step_update(self) -> None:
-        ota().step(self)
 
     # -- connection --
 
@@ -205,7 +199,7 @@ class Firmware:
             topic, payload = self.inbox.pop(0)
             self.dispatch(("message", topic, payload))
         if self.updater is not None and self.run is None and self.controller.job is None:
-            self.step_update()  # never while the motor runs: a slow read must not lengthen it
+            ota().step(self)  # never while the motor runs: a slow read must not lengthen it
         if self.controller.trial is not None:
             ota().trial(self)  # on trial: rolled back unless confirmed within trial_s
         if not self.connected and self.run is None and self.due():
@@ -282,18 +276,14 @@ def jittered(ms: int) -> int:
     return ms // 2 + int(ms * random.random())
 
 
-def load_config(path: str = "config.json") -> dict:
-    with open(path) as f:
-        return json.loads(f.read())
-
-
 def main(hal: object = None, config: dict | None = None) -> None:
     if hal is None:
         import hal as board_hal
 
         hal = board_hal
     if config is None:
-        config = load_config(hal.flash_path("config.json"))
+        with open(hal.flash_path("config.json")) as f:
+            config = json.loads(f.read())
     firmware = Firmware(hal, config)
     try:
         firmware.run_forever()

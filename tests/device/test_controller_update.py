@@ -4,7 +4,7 @@ is seen online, a rollback reported by the old version."""
 
 from typing import Any
 
-from device.storage import MemoryStorage
+from device.memory import MemoryStorage
 from schema import topics, updates
 from tests.device.rig import MID, T0, Rig
 
