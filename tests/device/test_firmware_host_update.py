@@ -139,3 +139,4 @@ async def test_update_through_the_firmware_loop(tmp_path: Path, mosquitto_port: 
     assert flash.read_json("fw.json") == {"current": NEW, "previous": "1.0.0", "phase": None}
     bearers = {auth for _, auth, _ in http.requests}
     assert bearers == {"Bearer key-" + MID}
+    assert set(http.machines) == {MID}  # the id with the key (X-Machine-Id)
