@@ -19,20 +19,12 @@ SIZE = 32
 KEY = "ledger"
 
 
-def _key(cmd_id: str) -> int:
-    """A 24-bit digest of ``cmd_id`` (the same on CPython and MicroPython, and a
-    small int on both: no heap)."""
-    h = 0
-    for b in cmd_id.encode():
-        h = (h * 31 + b) & 0xFFFFFF
-    return h
-
-
 class Ledger:
     """The results live in flash (the firmware keeps them out of RAM: a ``cold`` key
-    of device/storage.py); in RAM only a 24-bit digest of each id (a list of small
-    ints), so a full ledger costs the heap about 150 bytes, not 32 ids or 32 decoded
-    results. A digest that matches is confirmed against the flash."""
+    of device/storage.py); in RAM only the ``hash()`` of each id (a list of small
+    ints on MicroPython, recomputed from the flash at every start), so a full ledger
+    costs the heap about 150 bytes, not 32 ids or 32 decoded results. A hash that
+    matches is confirmed against the flash."""
 
     def __init__(self, storage: "Storage", size: int = SIZE) -> None:
         self.storage = storage
@@ -45,7 +37,7 @@ class Ledger:
         return [e for e in entries if isinstance(e, dict) and "cmd_id" in e]
 
     def get(self, cmd_id: str) -> "Result | None":
-        if _key(cmd_id) not in self._keys:
+        if hash(cmd_id) not in self._keys:
             return None
         for entry in self._entries():
             if entry["cmd_id"] == cmd_id:
@@ -69,7 +61,7 @@ class Ledger:
 
     def commit(self, entries: "list[Result]") -> None:
         """Adopt ``entries`` once the caller has written them (with other keys) to flash."""
-        self._keys = [_key(e["cmd_id"]) for e in entries]
+        self._keys = [hash(e["cmd_id"]) for e in entries]
 
     def add(self, result: "Result", also: "dict[str, object] | None" = None) -> None:
         """Record ``result`` and write it, with the ``also`` keys, in one flash write."""

@@ -272,11 +272,10 @@ def _value(spec: "Spec", value: object, strict: bool) -> object:
             for byte in value.encode("utf-8", "surrogatepass"):
                 if byte < 32 or byte == 127 or byte >= 0xF0:
                     raise SchemaError(": invalid character")
-        elif spec[4] is not None:
-            allowed = CHARS[spec[4]]
-            for ch in value:
-                if ch not in allowed:
-                    raise SchemaError(": invalid character")
+        elif spec[4] is not None and value.strip(CHARS[spec[4]]):
+            # Left over once the allowed characters are stripped: one that is not. (No
+            # loop over the characters: MicroPython interns each one it hands out.)
+            raise SchemaError(": invalid character")
         return value
     if t == "enum":
         if not isinstance(value, str) or value not in spec[2]:
@@ -390,8 +389,8 @@ _ESCAPES = {
 def _quote(text: str) -> str:
     """``text`` as a JSON string: what CPython's ``json.dumps(text, ensure_ascii=False)``
     writes (MicroPython's ``json`` differs in control characters)."""
-    for ch in text:
-        if ch < " " or ch == '"' or ch == "\\":
+    for byte in text.encode():  # small ints: MicroPython interns no characters
+        if byte < 32 or byte == 34 or byte == 92:  # a control character, '"' or '\\'
             break
     else:
         return '"' + text + '"'
