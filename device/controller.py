@@ -113,7 +113,7 @@ except ImportError:  # CPython
         return value
 
 
-TYPE_CHECKING = False  # mypy reads the block below; no runtime ever runs it
+TYPE_CHECKING = const(0)  # mypy reads the block below; MicroPython compiles it away
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
@@ -183,7 +183,7 @@ class Controller:
         if not topics.is_machine_id(machine_id):
             raise SchemaError("invalid machine id")
         if storage is None:
-            from device.storage import MemoryStorage
+            from device.memory import MemoryStorage
 
             storage = MemoryStorage()
         cfg = dict(DEFAULTS)
@@ -235,6 +235,8 @@ class Controller:
         method = getattr(self, "_on_" + str(kind), None)
         if method is not None:
             method(event, now, out)
+        elif kind in ("update_result", "fw_boot", "fw_confirmed"):
+            _updating().handle(self, event, now, out)  # device/updating.py
         self._start_next(now, out)
         self._report(now, out)
         self._refresh_lcd(now, out)
@@ -413,9 +415,6 @@ class Controller:
         if known is not None:
             self._publish_result(known, out)
             return
-        if wire.command_action(payload) == "update":
-            self._update_command(cmd_id, payload, now, out)
-            return
         job = self.job
         if job is not None and job["cmd_id"] == cmd_id:
             self._publish_result(self._job_result("running", now), out)
@@ -426,6 +425,9 @@ class Controller:
         try:
             cmd = wire.decode("cmd", payload)
         except SchemaError as exc:
+            if b'"update"' in payload:  # a firmware update command: device/updating.py
+                _updating().on_command(self, cmd_id, payload, now, out)
+                return
             self._final(_result(cmd_id, "rejected", 0, now, "invalid: " + str(exc)), now, out)
             return
         if cmd["cmd_id"] != cmd_id:
@@ -435,60 +437,6 @@ class Controller:
             self._final(_unrun(cmd, "rejected", now, "busy"), now, out)
             return
         self.queue.append(cmd)
-
-    # -- firmware updates (device/ota.py runs them; boot.py switches versions) --
-
-    def _update_command(self, cmd_id: str, payload: bytes, now: float, out: "Out") -> None:
-        if self.update == cmd_id:
-            return  # already under way (a re-sent retained command)
-        try:
-            cmd = wire.decode_update(payload)
-        except SchemaError as exc:
-            self._final(_result(cmd_id, "rejected", 0, now, "invalid: " + str(exc)), now, out)
-            return
-        if cmd["cmd_id"] != cmd_id:
-            self._final(_result(cmd_id, "rejected", 0, now, "cmd_id_mismatch"), now, out)
-            return
-        if now > cmd["expires_at"]:
-            self._final(_result(cmd_id, "expired", 0, now, "expired"), now, out)
-            return
-        busy = self.job is not None or self.queue or self.update is not None
-        if busy or self.mode() in (LOCKED, DISPENSING):
-            self._final(_result(cmd_id, "rejected", 0, now, "busy"), now, out)
-            return
-        self.update = cmd_id
-        out.append(("update", cmd))
-
-    def _on_update_result(self, event: "Event", now: float, out: "Out") -> None:
-        result = event[1]
-        if result["status"] in ("accepted", "running"):
-            if self.connected:
-                topic = topics.result(self.machine_id, result["cmd_id"])
-                out.append(("publish", topic, wire.encode_update_result(result), False, 1))
-            return
-        self.update = None
-        self.ledger.add(result)
-        self._send_final(result, out)
-
-    def _on_fw_boot(self, event: "Event", now: float, out: "Out") -> None:
-        state = event[1] or {}
-        if state.get("phase") == "trial" and state.get("cmd_id"):
-            self.trial = self.update = state["cmd_id"]
-        report = state.get("report")
-        if report and report.get("cmd_id"):
-            result = _result(report["cmd_id"], "failed", 0, now, "rolled_back")
-            self.ledger.add(result)
-            if report["cmd_id"] not in self.unsent:
-                self.unsent.append(report["cmd_id"])
-            out.append(("fw_reported",))
-
-    def _on_fw_confirmed(self, event: "Event", now: float, out: "Out") -> None:
-        if event[1] != self.trial:
-            return
-        self.trial = self.update = None
-        result = _result(event[1], "succeeded", 0, now)
-        self.ledger.add(result)
-        self._send_final(result, out)
 
     # -- commands --
 
@@ -773,6 +721,14 @@ class Controller:
 def _counts(job: "Msg") -> "list[Msg]":
     """The per-line counts of a job, as ``results`` and ``inflight`` carry them."""
     return [{"slot": line[_SLOT], "dispensed": line[_GOT]} for line in job["lines"]]
+
+
+def _updating() -> "Any":
+    """device/updating.py: imported on the first update event, so the heap of a
+    machine that is not updating does not carry it."""
+    from device import updating
+
+    return updating
 
 
 def _unrun(cmd: "Msg", status: str, now: float, error: str) -> "Msg":

@@ -272,19 +272,23 @@ class UmqttOverPaho:
 
 
 def http_get(config: dict[str, Any], url: str, offset: int = 0) -> "HttpResponse":
-    """GET ``url`` with the machine's API key as a bearer token and, from a non-zero
-    ``offset``, ``Range: bytes=offset-``; the body is left to stream (``OSError``
-    on a network failure, as on the board)."""
+    """GET ``url`` with the machine's API key as a bearer token and its id in
+    ``X-Machine-Id`` (the server keeps keys hashed: the key alone does not say whose
+    it is) and, from a non-zero ``offset``, ``Range: bytes=offset-``; the body is
+    left to stream (``OSError`` on a network failure, as on the board)."""
     parts = urlsplit(url)
     conn_class = (
         http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     )
     conn = conn_class(parts.hostname or "127.0.0.1", parts.port, timeout=10)
     headers = {"Authorization": "Bearer " + str(config.get("api_key") or "")}
+    if config.get("machine_id"):
+        headers["X-Machine-Id"] = str(config["machine_id"])
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        conn.request("GET", parts.path or "/", headers=headers)
+        target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        conn.request("GET", target, headers=headers)
         response = conn.getresponse()
     except (OSError, http.client.HTTPException) as exc:
         conn.close()

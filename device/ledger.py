@@ -21,13 +21,15 @@ KEY = "ledger"
 
 class Ledger:
     """The results live in flash (the firmware keeps them out of RAM: a ``cold`` key
-    of device/storage.py); in RAM only their ids, as one string ``"\\nid1\\nid2\\n"``,
-    so a full ledger costs the heap a few hundred bytes, not 32 decoded results."""
+    of device/storage.py); in RAM only the ``hash()`` of each id (a list of small
+    ints on MicroPython, recomputed from the flash at every start), so a full ledger
+    costs the heap about 150 bytes, not 32 ids or 32 decoded results. A hash that
+    matches is confirmed against the flash."""
 
     def __init__(self, storage: "Storage", size: int = SIZE) -> None:
         self.storage = storage
         self.size = size
-        self._ids = ""
+        self._keys: list[int] = []
         self.commit(self._entries())
 
     def _entries(self) -> "list[Result]":
@@ -35,7 +37,7 @@ class Ledger:
         return [e for e in entries if isinstance(e, dict) and "cmd_id" in e]
 
     def get(self, cmd_id: str) -> "Result | None":
-        if cmd_id not in self:
+        if hash(cmd_id) not in self._keys:
             return None
         for entry in self._entries():
             if entry["cmd_id"] == cmd_id:
@@ -43,13 +45,13 @@ class Ledger:
         return None
 
     def __contains__(self, cmd_id: str) -> bool:
-        return "\n" + cmd_id + "\n" in self._ids  # ids never hold a newline
+        return self.get(cmd_id) is not None
 
     def __len__(self) -> int:
-        return len(self.ids())
+        return len(self._keys)
 
     def ids(self) -> "list[str]":
-        return self._ids.split("\n")[1:-1]
+        return [e["cmd_id"] for e in self._entries()]
 
     def with_result(self, result: "Result") -> "list[Result]":
         """The entries after recording ``result`` (not stored yet: see :meth:`commit`)."""
@@ -59,7 +61,7 @@ class Ledger:
 
     def commit(self, entries: "list[Result]") -> None:
         """Adopt ``entries`` once the caller has written them (with other keys) to flash."""
-        self._ids = "\n" + "".join([e["cmd_id"] + "\n" for e in entries])
+        self._keys = [hash(e["cmd_id"]) for e in entries]
 
     def add(self, result: "Result", also: "dict[str, object] | None" = None) -> None:
         """Record ``result`` and write it, with the ``also`` keys, in one flash write."""

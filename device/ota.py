@@ -1,7 +1,7 @@
 """A firmware update on the machine: fetch, check, stage; boot.py switches.
 
 ``Updater(flash, cmd, keys, current, fetch, base_url)`` runs one update command
-(``schema.wire.decode_update``) a small step at a time, so the firmware loop
+(``schema.updates.decode_update``) a small step at a time, so the firmware loop
 keeps feeding the watchdog and answering the broker between two steps:
 ``step(now)`` does one piece of work (the manifest, one chunk of one file,
 the check of one file, the switch order) and returns the results to publish
@@ -426,3 +426,82 @@ def reported(flash: "Flash") -> None:
     if state.get("report"):
         state["report"] = None
         flash.write_json(STATE, state)
+
+
+# -- the firmware loop's side (device/firmware/main.py, imported with this module) --
+
+
+def http_url(config: "Msg") -> str:
+    """The server's base URL for downloads: ``http_url``, else the MQTT host
+    (``https://host`` with TLS, ``http://host:8002`` without, the server's default)."""
+    if config.get("http_url"):
+        return str(config["http_url"])
+    broker = config.get("mqtt", {})
+    host = str(broker.get("host", ""))
+    if broker.get("tls"):
+        return "https://" + host
+    return "http://" + host + ":8002"
+
+
+def flash_of(firmware: "Any") -> "Flash":
+    """The update's view of the flash (device/flash.py), made when first needed."""
+    if getattr(firmware, "flash", None) is None:
+        from device.flash import Flash
+
+        firmware.flash = Flash(firmware.hal.flash_path(STATE)[: -len("/" + STATE)])
+    return firmware.flash  # type: ignore[no-any-return]
+
+
+def perform(firmware: "Any", action: "tuple[Any, ...]") -> None:
+    """The controller's ``update``, ``fw_confirm`` and ``fw_reported`` actions."""
+    name = action[0]
+    if name == "fw_confirm":
+        confirm(flash_of(firmware))
+        # Told to the controller by the loop's next step (see step()): never from
+        # inside the batch of actions being performed.
+        firmware.updater = action[1]
+    elif name == "fw_reported":
+        reported(flash_of(firmware))
+    else:
+        hal = firmware.hal
+        config = firmware.config
+        if firmware.synced_at is None and hal.sync_time(config):  # NTP before TLS
+            firmware.synced_at = hal.now()
+        firmware.updater = Updater(
+            flash_of(firmware),
+            action[1],
+            config.get("firmware_keys", []),
+            firmware.controller.config["fw"],
+            lambda url, offset: hal.http_get(config, url, offset),
+            http_url(config),
+        )
+
+
+def step(firmware: "Any") -> None:
+    """One step of the update under way; the reset that ends it, never mid-vend."""
+    updater = firmware.updater
+    if isinstance(updater, str):  # a trial just confirmed in flash (see perform())
+        firmware.updater = None
+        firmware.dispatch(("fw_confirmed", updater))
+        return
+    if updater.reboot:
+        if firmware.controller.job is None and firmware.run is None:
+            firmware.hal.log("update: switching to " + updater.firmware["version"])
+            firmware.hal.reset()
+        return
+    for result in updater.step(firmware.hal.now()):
+        firmware.dispatch(("update_result", result))
+    if updater.finished:
+        firmware.updater = None
+
+
+def trial(firmware: "Any") -> None:
+    """A version on trial not confirmed within ``trial_s`` (from the config, 120 s
+    by default) of its start gives up: boot.py rolls it back after the reset."""
+    hal = firmware.hal
+    limit = int(firmware.config.get("trial_s", 120)) * 1000
+    if hal.ticks_diff(hal.ticks_ms(), firmware.booted_at) < limit:
+        return
+    hal.log("update: not confirmed within trial_s, rolling back")
+    give_up(flash_of(firmware))
+    hal.reset()

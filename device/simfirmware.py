@@ -5,7 +5,7 @@ board with firmware updates: ``current``, ``previous``, ``staging`` and
 ``fw.json`` under one directory per machine, chosen at every (simulated) boot
 by the board's own boot.py and changed by the board's own updater
 (device/ota.py), which downloads the release over HTTP from the server with
-the machine's key. Faults, each a chance (0 disables it):
+the machine's id and key. Faults, each a chance (0 disables it):
 
 * ``hash_mismatch_rate``: per update, one byte of the download is flipped
   (``failed`` ``hash_mismatch``);
@@ -106,6 +106,7 @@ class SimFirmware:
         http_url: str = "",
         keys: list[str] | None = None,
         api_key: str | None = None,
+        machine_id: str = "",
         trial_s: float = 120.0,
         faults: FirmwareFaults | None = None,
         rng: random.Random | None = None,
@@ -115,6 +116,7 @@ class SimFirmware:
         self.http_url = http_url
         self.keys = list(keys or [])
         self.api_key = api_key
+        self.machine_id = machine_id  # sent with the key (X-Machine-Id)
         self.trial_s = trial_s
         self.faults = faults or FirmwareFaults()
         self.rng = rng or random.Random()
@@ -143,7 +145,7 @@ class SimFirmware:
 
     def updater(self, cmd: dict[str, Any], current: str) -> ota.Updater:
         corrupt = self.rng.random() < self.faults.hash_mismatch_rate
-        config = {"api_key": self.api_key}
+        config = {"api_key": self.api_key, "machine_id": self.machine_id}
 
         def fetch(url: str, offset: int) -> Any:
             if self.offline or self.rng.random() < self.faults.download_drop_rate:

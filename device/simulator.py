@@ -26,7 +26,7 @@ as on a real machine.
 
 With ``fw_dir``, each machine also takes firmware updates for real: its
 firmware files live in ``fw_dir/<machine id>/`` and an update command makes it
-download the release from ``http_url`` with its key, check it against
+download the release from ``http_url`` with its id and key, check it against
 ``firmware_keys``, switch at a simulated reboot and confirm or roll back, as a
 board does (device/simfirmware.py, with the faults ``hash_mismatch_rate``,
 ``crash_on_boot_rate``, ``download_drop_rate``, ``download_delay_s``), and
@@ -126,6 +126,7 @@ class Fleet:
                     http_url=http_url,
                     keys=keys,
                     api_key=api_key,
+                    machine_id=machine_id,
                     trial_s=trial_s,
                     faults=fw_faults,
                     rng=random.Random(rng.random()),

@@ -10,9 +10,8 @@ A storage object has three methods, and that is all the controller uses:
 atomically-ish (write ``path.tmp``, then rename over ``path``), so a power cut
 leaves either the old or the new file. In RAM it keeps each value as its JSON
 text (smaller than the objects on MicroPython's heap) and streams the file out
-key by key, never building it as one string. :class:`MemoryStorage` is the in-memory
-fake (the simulator's "flash"): values are stored as JSON text so callers can
-never share mutable state with it, exactly as with a real file.
+key by key, never building it as one string. :class:`device.memory.MemoryStorage` is
+the in-memory fake (the simulator's "flash"), kept apart so the board does not load it.
 
 Portable: runs under CPython and MicroPython (only ``json`` and ``os``).
 """
@@ -32,38 +31,6 @@ if TYPE_CHECKING:
         def put(self, key: str, value: object) -> None: ...
 
         def update(self, mapping: "dict[str, object]") -> None: ...
-
-
-class MemoryStorage:
-    """Flash that lives in RAM; survives a controller "reboot", not the process."""
-
-    def __init__(self, initial: "dict[str, object] | None" = None) -> None:
-        self._data: dict[str, str] = {}  # key -> the value's JSON text
-        if initial:
-            self.update(initial)
-
-    def get(self, key: str, default: object = None) -> "Any":
-        text = self._data.get(key)
-        if text is None:
-            return default
-        return json.loads(text)
-
-    def put(self, key: str, value: object) -> None:
-        self._data[key] = json.dumps(value)
-
-    def update(self, mapping: "dict[str, object]") -> None:
-        encoded: dict[str, str] = {}
-        for key in mapping:
-            encoded[key] = json.dumps(mapping[key])
-        for key in encoded:
-            self._data[key] = encoded[key]
-
-    def snapshot(self) -> "dict[str, Any]":
-        """Every stored value (for tests and diagnostics)."""
-        out: dict[str, Any] = {}
-        for key in self._data:
-            out[key] = json.loads(self._data[key])
-        return out
 
 
 def _exists(path: str) -> bool:

@@ -21,7 +21,7 @@ import aiomqtt
 
 from device import ota
 from device.controller import Controller
-from device.storage import MemoryStorage
+from device.memory import MemoryStorage
 from schema import topics, wire
 
 if TYPE_CHECKING:

@@ -272,11 +272,10 @@ def _value(spec: "Spec", value: object, strict: bool) -> object:
             for byte in value.encode("utf-8", "surrogatepass"):
                 if byte < 32 or byte == 127 or byte >= 0xF0:
                     raise SchemaError(": invalid character")
-        elif spec[4] is not None:
-            allowed = CHARS[spec[4]]
-            for ch in value:
-                if ch not in allowed:
-                    raise SchemaError(": invalid character")
+        elif spec[4] is not None and value.strip(CHARS[spec[4]]):
+            # Left over once the allowed characters are stripped: one that is not. (No
+            # loop over the characters: MicroPython interns each one it hands out.)
+            raise SchemaError(": invalid character")
         return value
     if t == "enum":
         if not isinstance(value, str) or value not in spec[2]:
@@ -390,8 +389,8 @@ _ESCAPES = {
 def _quote(text: str) -> str:
     """``text`` as a JSON string: what CPython's ``json.dumps(text, ensure_ascii=False)``
     writes (MicroPython's ``json`` differs in control characters)."""
-    for ch in text:
-        if ch < " " or ch == '"' or ch == "\\":
+    for byte in text.encode():  # small ints: MicroPython interns no characters
+        if byte < 32 or byte == 34 or byte == 92:  # a control character, '"' or '\\'
             break
     else:
         return '"' + text + '"'
@@ -498,88 +497,3 @@ def status_online(boot: int, fw: str, ts: int) -> bytes:
 def status_lost(boot: int) -> bytes:
     """The machine's last will: the broker publishes it when the connection drops."""
     return encode("status", {"state": "lost", "boot": boot})
-
-
-# -- firmware updates (contract section 6) --
-# Kept apart from SPECS: an update command shares the ``cmd`` topic with
-# dispense commands (tell them apart with :func:`command_action`), and its
-# ``running`` results add ``progress`` to the ``results`` fields.
-
-CHARS["hex"] = "0123456789abcdef"
-CHARS["version"] = topics._ID_CHARS + ".+"
-_VERSION = ("str", False, 1, 32, "version")
-PROGRESS = (
-    "obj",
-    False,
-    (
-        ("stage", ("enum", False, ("download", "verify", "install")), True),
-        ("bytes", _INT, True),
-        ("total", _INT, True),
-    ),
-)
-UPDATE_ERRORS = (
-    "busy",
-    "bad_signature",
-    "downgrade",
-    "same_version",
-    "no_space",
-    "hash_mismatch",
-    "download_failed",
-    "rolled_back",
-)
-UPDATE_SPECS: "dict[str, Kind]" = {
-    "update": (
-        (
-            ("cmd_id", _CMD_ID, True),
-            ("action", ("enum", False, ("update",)), True),
-            (
-                "firmware",
-                (
-                    "obj",
-                    False,
-                    (
-                        ("version", _VERSION, True),
-                        ("manifest_url", ("str", False, 1, 512, None), True),
-                        ("signature", ("str", False, 128, 128, "hex"), True),
-                    ),
-                ),
-                True,
-            ),
-            ("issued_at", _TIME, True),
-            ("expires_at", _TIME, True),
-        ),
-        (),
-        None,
-    ),
-    "update_result": (SPECS["results"][0] + (("progress", PROGRESS, False),), (), None),
-}
-
-
-def command_action(payload: bytes) -> "str | None":
-    """The ``action`` of a command payload (``"dispense"``, ``"update"``), or None."""
-    try:
-        obj = json.loads(bytes(payload).decode("utf-8"))
-    except (ValueError, RuntimeError, TypeError):
-        return None
-    action = obj.get("action") if isinstance(obj, dict) else None
-    return action if isinstance(action, str) else None
-
-
-def encode_update(obj: "dict[str, Any]") -> bytes:
-    """An update command (the server sends it on ``cmd/{cmd_id}``)."""
-    return encode_in(UPDATE_SPECS, "update", obj)
-
-
-def decode_update(payload: bytes) -> "dict[str, Any]":
-    """Parse and check an update command; unknown fields are dropped."""
-    return decode_in(UPDATE_SPECS, "update", payload)
-
-
-def encode_update_result(obj: "dict[str, Any]") -> bytes:
-    """A result of an update command: ``results`` plus an optional ``progress``."""
-    return encode_in(UPDATE_SPECS, "update_result", obj)
-
-
-def decode_update_result(payload: bytes) -> "dict[str, Any]":
-    """:func:`encode_update_result`'s payload, checked (``progress`` kept)."""
-    return decode_in(UPDATE_SPECS, "update_result", payload)

@@ -141,21 +141,26 @@ class Mqtt(MQTTClient):
         return present
 
 
+def tls_context(config: "dict[str, Any]") -> "Any":
+    """A TLS client context for the server (MQTT and downloads): checked against
+    ``mqtt.ca_file`` when the config names one."""
+    import tls
+
+    context = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    ca_file = config["mqtt"].get("ca_file")
+    if ca_file:
+        context.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]  # not in stubs
+        with open(ca_file, "rb") as f:
+            context.load_verify_locations(cadata=f.read())
+    else:
+        context.verify_mode = tls.CERT_NONE  # type: ignore[attr-defined]
+    return context
+
+
 def mqtt(config: "dict[str, Any]") -> Mqtt:
     """A new MQTT client: client id = user = machine id, password = API key."""
     broker = config["mqtt"]
-    context = None
-    if broker.get("tls"):
-        import tls
-
-        context = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-        ca_file = broker.get("ca_file")
-        if ca_file:
-            context.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]  # not in stubs
-            with open(ca_file, "rb") as f:
-                context.load_verify_locations(cadata=f.read())
-        else:
-            context.verify_mode = tls.CERT_NONE  # type: ignore[attr-defined]
+    context = tls_context(config) if broker.get("tls") else None
     port = int(broker.get("port", 8883 if context else 1883))
     return Mqtt(
         config["machine_id"],
@@ -171,64 +176,12 @@ def mqtt(config: "dict[str, Any]") -> Mqtt:
 # -- HTTP(S) downloads for firmware updates --
 
 
-class _Response:
-    """The body of an HTTP response, read from the socket a little at a time."""
+def http_get(config: "dict[str, Any]", url: str, offset: int = 0) -> "Any":
+    """GET ``url`` for a firmware update (download.py, imported on the first
+    download: the heap between two updates does not carry it)."""
+    import download
 
-    def __init__(self, sock: "Any", status: int) -> None:
-        self.sock = sock
-        self.status = status
-
-    def read(self, n: int) -> bytes:
-        return bytes(self.sock.read(n) or b"")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def http_get(config: "dict[str, Any]", url: str, offset: int = 0) -> _Response:
-    """GET ``url`` with the machine's key, from byte ``offset`` (``Range``).
-
-    The body is left on the socket for the caller to stream; only HTTP/1.0
-    (no chunked encoding). Raises ``OSError`` on a network failure.
-    """
-    import socket
-
-    scheme, _, rest = url.partition("://")
-    host, _, path = rest.partition("/")
-    port = 443 if scheme == "https" else 80
-    if ":" in host:
-        host, port_text = host.split(":", 1)
-        port = int(port_text)
-    address = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0][-1]
-    sock = socket.socket()
-    try:
-        sock.settimeout(10)
-        sock.connect(address)
-        if scheme == "https":  # the clock is set first (see main.py): NTP before TLS
-            import tls
-
-            context = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-            ca_file = config.get("mqtt", {}).get("ca_file")
-            if ca_file:
-                context.verify_mode = tls.CERT_REQUIRED  # type: ignore[attr-defined]
-                with open(ca_file, "rb") as f:
-                    context.load_verify_locations(cadata=f.read())
-            else:
-                context.verify_mode = tls.CERT_NONE  # type: ignore[attr-defined]
-            sock = context.wrap_socket(sock, server_hostname=host)
-        request = "GET /" + path + " HTTP/1.0\r\nHost: " + host + "\r\n"
-        request += "Authorization: Bearer " + config["api_key"] + "\r\n"
-        if offset:
-            request += "Range: bytes=" + str(offset) + "-\r\n"
-        sock.write(request.encode() + b"\r\n")
-        line = sock.readline()
-        status = int(line.split(None, 2)[1])
-        while sock.readline() not in (b"\r\n", b""):  # skip the headers
-            pass
-    except (OSError, ValueError, IndexError) as exc:
-        sock.close()
-        raise OSError("http: " + repr(exc)) from None
-    return _Response(sock, status)
+    return download.get(config, url, offset, tls_context)
 
 
 # -- LCD: HD44780 through a PCF8574 (P0 RS, P1 RW, P2 E, P3 backlight, P4-P7 D4-D7) --

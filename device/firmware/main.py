@@ -38,16 +38,13 @@ class Firmware:
         if "motors" not in config:  # the controller refuses lines on motors not wired
             config = dict(config)
             config["motors"] = len(self.motors)
-        # What boot.py chose (None: a board without updates). Read like state.json: the
+        # What boot.py chose ({}: a board without updates). Read like state.json: the
         # file, or a finished .tmp next to it.
-        self.fw_state = JsonFileStorage(hal.flash_path("fw.json")).snapshot() or None
-        self.flash = None  # device.flash.Flash, made on the first update (heap)
-        if self.fw_state and self.fw_state.get("current"):
-            config = dict(config, fw=self.fw_state["current"])
-            self.config = config
-        self.updater = None  # the firmware update under way (device/ota.py)
-        self.later = []  # events that follow an action (sent after the batch)
-        self.trial_ms = int(config.get("trial_s", 120)) * 1000
+        state = self.fw_state = JsonFileStorage(hal.flash_path("fw.json")).snapshot()
+        if state.get("current"):
+            config = self.config = dict(config, fw=state["current"])
+        # The firmware update under way (device/ota.py has the rest of its state).
+        self.updater = None
         self.controller = Controller(config["machine_id"], config, storage, random.random)
         self.lcd = hal.lcd(config)
         self.drop = hal.drop_sensor(config)
@@ -67,7 +64,6 @@ class Firmware:
         self.last_ping = self.last_tick
         self.keepalive_ms = int(config.get("mqtt", {}).get("keepalive", 30)) * 1000
         self.synced_at = None
-        self.booted_at = self.last_tick
 
     # -- controller plumbing --
 
@@ -105,13 +101,8 @@ class Firmware:
             self.client = self.hal.mqtt(self.config)
             self.client.set_callback(self.on_message)
             self.client.set_last_will(action[1], action[2], action[3], action[4])
-        elif name == "update":
-            self.start_update(action[1])
-        elif name == "fw_confirm":
-            ota().confirm(flash_of(self))
-            self.later.append(("fw_confirmed", action[1]))
-        elif name == "fw_reported":
-            ota().reported(flash_of(self))
+        elif name == "update" or name == "fw_confirm" or name == "fw_reported":
+            ota().perform(self, action)
         elif name in ("publish", "subscribe"):
             if self.client is None or not self.connected or self.broken:
                 return
@@ -128,45 +119,6 @@ class Firmware:
         if isinstance(topic, (bytes, bytearray)):
             topic = bytes(topic).decode("utf-8")
         self.inbox.append((topic, bytes(payload)))
-
-    # -- firmware updates --
-
-    def start_update(self, cmd: dict) -> None:
-        hal = self.hal
-        if self.synced_at is None and hal.sync_time(self.config):  # NTP before TLS
-            self.synced_at = hal.now()
-        config = self.config
-        self.updater = ota().Updater(
-            flash_of(self),
-            cmd,
-            config.get("firmware_keys", []),
-            self.controller.config["fw"],
-            lambda url, offset: hal.http_get(config, url, offset),
-            http_url(config),
-        )
-
-    def step_update(self) -> None:
-        updater = self.updater
-        if updater.reboot:
-            if self.controller.job is None and self.run is None:  # never mid-vend
-                self.hal.log("update: switching to " + updater.firmware["version"])
-                self.hal.reset()
-            return
-        for result in updater.step(self.hal.now()):
-            self.dispatch(("update_result", result))
-        if updater.finished:
-            self.updater = None
-
-    def check_trial(self) -> None:
-        """A version on trial that has not confirmed itself within ``trial_s`` gives up."""
-        hal = self.hal
-        if self.controller.trial is None:
-            return
-        if hal.ticks_diff(hal.ticks_ms(), self.booted_at) < self.trial_ms:
-            return
-        hal.log("update: not confirmed within trial_s, rolling back")
-        ota().give_up(flash_of(self))
-        hal.reset()
 
     # -- connection --
 
@@ -221,10 +173,12 @@ class Firmware:
     # -- the loop --
 
     def start(self) -> None:
-        self.booted_at = self.hal.ticks_ms()
+        self.booted_at = self.hal.ticks_ms()  # a trial's time counts from here
         self.dispatch(("boot",))
-        if self.fw_state:
-            self.dispatch(("fw_boot", self.fw_state))
+        state = self.fw_state
+        self.fw_state = None  # read once
+        if state and (state.get("phase") == "trial" or state.get("report")):
+            self.dispatch(("fw_boot", state))
         self.retry_at = None
         self.wait_ms = 0
 
@@ -244,11 +198,10 @@ class Firmware:
         while self.inbox:
             topic, payload = self.inbox.pop(0)
             self.dispatch(("message", topic, payload))
-        while self.later:
-            self.dispatch(self.later.pop(0))
         if self.updater is not None and self.run is None and self.controller.job is None:
-            self.step_update()  # never while the motor runs: a slow read must not lengthen it
-        self.check_trial()
+            ota().step(self)  # never while the motor runs: a slow read must not lengthen it
+        if self.controller.trial is not None:
+            ota().trial(self)  # on trial: rolled back unless confirmed within trial_s
         if not self.connected and self.run is None and self.due():
             self.try_connect()
         t = hal.ticks_ms()
@@ -310,17 +263,6 @@ class Firmware:
                 pass
 
 
-def http_url(config: dict) -> str:
-    """The server's base URL for downloads: ``http_url``, else the MQTT host
-    (``https://host`` with TLS, ``http://host:8002`` without, the server's default)."""
-    if config.get("http_url"):
-        return config["http_url"]
-    broker = config.get("mqtt", {})
-    if broker.get("tls"):
-        return "https://" + broker.get("host", "")
-    return "http://" + broker.get("host", "") + ":8002"
-
-
 def ota() -> object:
     """device.ota, imported on the first update: the heap of a machine that is not
     updating does not carry it (nor the Ed25519 code it imports)."""
@@ -329,23 +271,9 @@ def ota() -> object:
     return module
 
 
-def flash_of(firmware: "Firmware") -> object:
-    """The update's view of the flash (device/flash.py), made when first needed."""
-    if firmware.flash is None:
-        from device.flash import Flash
-
-        firmware.flash = Flash(firmware.hal.flash_path("fw.json")[: -len("/fw.json")])
-    return firmware.flash
-
-
 def jittered(ms: int) -> int:
     """``ms`` times a random factor from 0.5 to 1.5."""
     return ms // 2 + int(ms * random.random())
-
-
-def load_config(path: str = "config.json") -> dict:
-    with open(path) as f:
-        return json.loads(f.read())
 
 
 def main(hal: object = None, config: dict | None = None) -> None:
@@ -354,7 +282,8 @@ def main(hal: object = None, config: dict | None = None) -> None:
 
         hal = board_hal
     if config is None:
-        config = load_config(hal.flash_path("config.json"))
+        with open(hal.flash_path("config.json")) as f:
+            config = json.loads(f.read())
     firmware = Firmware(hal, config)
     try:
         firmware.run_forever()

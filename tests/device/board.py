@@ -32,7 +32,7 @@ def runtime_imports(path: Path) -> set[str]:
 
 
 def board_files() -> list[Path]:
-    """main.py, boot.py, hal.py and every repo module they import, transitively."""
+    """main.py, boot.py, hal.py and every repo or board module they import, transitively."""
     todo = [FIRMWARE / "main.py", FIRMWARE / "boot.py", FIRMWARE / "hal.py"]
     seen: list[Path] = []
     while todo:
@@ -46,8 +46,8 @@ def board_files() -> list[Path]:
                 module = ROOT.joinpath(*parts).with_suffix(".py")
                 package = ROOT / parts[0] / "__init__.py"
                 todo.extend(p for p in (module, package) if p.exists())
-            elif name == "hal":
-                todo.append(FIRMWARE / "hal.py")
+            elif (FIRMWARE / (name + ".py")).exists():  # hal, and what hal imports
+                todo.append(FIRMWARE / (name + ".py"))
     return sorted(seen)
 
 

@@ -49,6 +49,7 @@ class ReleaseServer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.requests: list[tuple[str, str | None, str | None]] = []  # (path, bearer, range)
+        self.machines: list[str | None] = []  # X-Machine-Id of each request
         self._lock = threading.Lock()
         server = self
 
@@ -59,9 +60,12 @@ class ReleaseServer:
             def do_GET(self) -> None:
                 auth = self.headers.get("Authorization")
                 ranged = self.headers.get("Range")
+                mid = self.headers.get("X-Machine-Id")
                 with server._lock:
                     server.requests.append((self.path, auth, ranged))
-                if not auth or not auth.startswith("Bearer ") or len(auth) < 8:
+                    server.machines.append(mid)
+                # As the server: keys are stored hashed, so the id comes with the key.
+                if not auth or not auth.startswith("Bearer ") or len(auth) < 8 or not mid:
                     self.send_error(401)
                     return
                 parts = self.path.split("/", 5)  # "", api, firmware, version, kind, path

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from device.controller import Controller
-from device.storage import MemoryStorage
+from device.memory import MemoryStorage
 from schema import messages, topics
 
 T0 = 1_800_000_000

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from device.storage import MemoryStorage
+from device.memory import MemoryStorage
 from tests.device.rig import Rig, slot
 
 SNACKS = [

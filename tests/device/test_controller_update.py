@@ -4,15 +4,15 @@ is seen online, a rollback reported by the old version."""
 
 from typing import Any
 
-from device.storage import MemoryStorage
-from schema import topics, wire
+from device.memory import MemoryStorage
+from schema import topics, updates
 from tests.device.rig import MID, T0, Rig
 
 SIGNATURE = "ab" * 64
 
 
 def update(cmd_id: str, version: str = "1.1.0", expires_at: int = T0 + 600) -> bytes:
-    return wire.encode_update(
+    return updates.encode_update(
         {
             "cmd_id": cmd_id,
             "action": "update",
@@ -92,7 +92,7 @@ def test_progress_is_published_and_a_failure_recorded() -> None:
     rig.send(("update_result", {"cmd_id": "u1", "status": "accepted", "dispensed": 0, "ts": T0}))
     rig.send(("update_result", running))
     payloads = [a[2] for a in rig.actions[before:] if a[0] == "publish" and "/results/" in a[1]]
-    assert wire.decode_update_result(payloads[1])["progress"] == progress
+    assert updates.decode_update_result(payloads[1])["progress"] == progress
     failed = {
         "cmd_id": "u1",
         "status": "failed",

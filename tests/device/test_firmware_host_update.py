@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from device.flash import Flash
 from device.hosthal import HostHal
 from device.simfirmware import boot_module
-from schema import messages, topics, wire
+from schema import messages, topics, updates
 from tests.device.board import load_main
 from tests.device.releases import build_release, public_hex, release_server, sample_files
 from tests.device.server import FakeServer, desired_obj, fake_server
@@ -97,7 +97,7 @@ async def test_update_through_the_firmware_loop(tmp_path: Path, mosquitto_port: 
                     "issued_at": now,
                     "expires_at": now + 600,
                 }
-                payload = wire.encode_update(cmd)
+                payload = updates.encode_update(cmd)
                 await server.client.publish(topics.cmd(MID, "u1"), payload, qos=1, retain=True)
                 assert await asyncio.to_thread(old.reset.wait, 30), old.error
             finally:
@@ -139,3 +139,4 @@ async def test_update_through_the_firmware_loop(tmp_path: Path, mosquitto_port: 
     assert flash.read_json("fw.json") == {"current": NEW, "previous": "1.0.0", "phase": None}
     bearers = {auth for _, auth, _ in http.requests}
     assert bearers == {"Bearer key-" + MID}
+    assert set(http.machines) == {MID}  # the id with the key (X-Machine-Id)

@@ -5,6 +5,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from device import ota
 from device.hosthal import HostHal
 from tests.device.board import load_main
 
@@ -60,6 +61,6 @@ def test_an_update_sets_the_clock_before_its_first_download(tmp_path: Path) -> N
         "expires_at": T0 + 60,
     }
     firmware.perform(("update", cmd))
-    firmware.step_update()  # the manifest request fails (nothing listens): retried later
+    ota.step(firmware)  # the manifest request fails (nothing listens): retried later
     assert hal.calls == ["ntp", "http"]
     assert firmware.updater is not None and not firmware.updater.finished

@@ -14,7 +14,7 @@ from device import simulate
 from device.simfirmware import FirmwareFaults, SimFirmware
 from device.simulator import Fleet
 from device.virtual import Faults, VirtualMachine
-from schema import messages, topics, wire
+from schema import messages, topics, updates
 from tests.device.releases import build_release, public_hex, release_server, sample_files
 from tests.device.server import FakeServer, desired_obj, fake_server
 
@@ -24,7 +24,7 @@ NEW = "1.1.0"
 
 
 def update_cmd(cmd_id: str, signature: str, now: int) -> bytes:
-    return wire.encode_update(
+    return updates.encode_update(
         {
             "cmd_id": cmd_id,
             "action": "update",
@@ -77,6 +77,7 @@ async def test_fleet_applies_a_release_with_faults(tmp_path: Path, mosquitto_por
                     http_url=http.url,
                     keys=[public_hex(key)],
                     api_key="key-" + mid,
+                    machine_id=mid,
                     trial_s=20,
                     faults=fw_faults,
                     rng=random.Random(3),  # the same drops on every run
@@ -135,6 +136,7 @@ async def test_fleet_applies_a_release_with_faults(tmp_path: Path, mosquitto_por
     assert http.ranged() > 0  # dropped downloads resumed from the staged size
     bearers = {auth for _, auth, _ in http.requests}
     assert bearers == {"Bearer key-" + mid for mid in vms}
+    assert set(http.machines) == set(vms)  # each with its own id (X-Machine-Id)
     assert ("running", None) in statuses(server, "good", "u-good")
 
 

@@ -3,7 +3,8 @@
 import json
 from pathlib import Path
 
-from device.storage import JsonFileStorage, MemoryStorage
+from device.memory import MemoryStorage
+from device.storage import JsonFileStorage
 from tests.device.rig import T0, Rig
 
 

@@ -21,7 +21,7 @@ from device import ota
 from device.controller import Controller
 from device.flash import Flash
 from device.storage import JsonFileStorage
-from schema import topics, wire
+from schema import topics, updates, wire
 
 MID = "VM-1"
 T0 = 1767225600
@@ -127,7 +127,7 @@ def _keys(releases: str) -> list:
 
 def command(releases: str, version: str, cmd_id: str = "u1", signed: str = "signature") -> bytes:
     signature = _read(releases + "/" + version + "/" + signed).decode().strip()
-    return wire.encode_update(
+    return updates.encode_update(
         {
             "cmd_id": cmd_id,
             "action": "update",
@@ -385,7 +385,7 @@ def crash(root: str, releases: str) -> dict:
 
 def _full_run(root: str, releases: str, flash: Flash) -> None:
     """An update from start to a confirmed new version, every change through ``flash``."""
-    cmd = wire.decode_update(command(releases, NEW))
+    cmd = updates.decode_update(command(releases, NEW))
     updater = ota.Updater(flash, cmd, _keys(releases), OLD, Server(releases).fetch, chunk=512)
     while not updater.reboot:
         updater.step(T0)

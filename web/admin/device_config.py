@@ -14,6 +14,7 @@ from api.settings import Settings
 # The same shape as device/firmware/config.example.json; site-specific values
 # (Wi-Fi, pins) keep the example's placeholders for the installer to edit.
 HARDWARE_DEFAULTS: dict[str, Any] = {
+    "trial_s": 120,  # a new firmware version's time to reach the server, or roll back
     "ntp_host": "pool.ntp.org",
     "pins": {
         "ena": 25,
@@ -83,6 +84,10 @@ def firmware_config(
         "api_key": api_key,
         "wifi": {"ssid": "shop-wifi", "password": "wifi-password", "retries": 3, "wait_s": 8},
         "mqtt": mqtt,
+        # Firmware updates: downloads from this server (the command's manifest_url is
+        # a path on it), releases signed by one of these keys.
+        "http_url": str(request.base_url).rstrip("/"),
+        "firmware_keys": list(settings.firmware_keys),
         **HARDWARE_DEFAULTS,
         "motors": motor_pins(motors),
     }
