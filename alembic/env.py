@@ -8,7 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from alembic import context
-from api.db import create_engine
+from api.infra.db import create_engine
 from api.settings import Settings
 from schema.models import Base
 

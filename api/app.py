@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from api import background, leader
 from api.clock import Clock
 from api.errors import SmartVendError
 from api.http import admin, catalogue, device, firmware, operators, shopper
@@ -30,10 +29,12 @@ from api.http.request_id import RequestId
 from api.http.source import SourceAddress
 from api.http.streams import StreamGate
 from api.http.timing import TimingMiddleware
-from api.instrument import watch_pool
+from api.infra import leader
+from api.observability.collectors import watch_pool
 from api.payments.base import PaymentGateway
-from api.runtime import open_runtime
-from api.secrets import derive_secret
+from api.security.derived_keys import derive_secret
+from api.server import periodic as background
+from api.server.runtime import open_runtime
 from api.services.alert_sender import AlertSender
 from api.services.catalogue import IMAGE_MAX_BYTES
 from api.services.mailer import SmtpMailer
@@ -85,7 +86,7 @@ def create_app(
                 )
                 app.state.leadership = leadership
                 if mqtt:
-                    from api.mqtt.runtime import start_mqtt  # only servers that speak MQTT
+                    from api.server.mqtt_link import start_mqtt  # only servers that speak MQTT
 
                     app.state.mqtt = await stack.enter_async_context(start_mqtt(rt, leadership))
                 sender = AlertSender(

@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from api import migrations
 from api.errors import ConfigurationError, SmartVendError
 from api.firmware import cli as firmware_cli
+from api.infra import migrations
 from api.money import AmbiguousAmount, money, parse_rupees
-from api.provision import mqtt_url_for_devices, provision
-from api.runtime import Runtime, open_runtime
+from api.server.runtime import Runtime, open_runtime
 from api.services import audit
 from api.services.machines import NewMachine
+from api.services.provision import mqtt_url_for_devices, provision
 from api.settings import Settings
 
 
@@ -47,7 +47,7 @@ AppFactory = Callable[[Settings], Any]
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from api.app import create_app
-    from api.serve import serve
+    from api.server.serve import serve
 
     settings = _settings()
     factory: AppFactory = args.app_factory or create_app
@@ -55,14 +55,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers < 1:
         raise ConfigurationError("--workers must be at least 1")
     if workers > 1:
-        from api.workers import serve_workers
+        from api.server.workers import serve_workers
 
         return serve_workers(factory, settings, workers, host=args.host, port=args.port)
     return serve(factory(settings), settings, host=args.host, port=args.port)
 
 
 def cmd_mosquitto_config(args: argparse.Namespace) -> int:
-    from api.accounts import server_credentials
+    from api.mqtt.accounts import server_credentials
     from api.mqtt.mosquitto import write_mosquitto_config
     from broker.mosquitto import TlsListener
 
@@ -111,7 +111,7 @@ def cmd_mosquitto_config(args: argparse.Namespace) -> int:
 
 
 def cmd_integrator_add(args: argparse.Namespace) -> int:
-    from api.accounts import create_integrator
+    from api.mqtt.accounts import create_integrator
 
     async def run() -> str:
         async with _runtime() as rt:
@@ -134,7 +134,7 @@ def cmd_integrator_add(args: argparse.Namespace) -> int:
 
 
 def cmd_integrator_revoke(args: argparse.Namespace) -> int:
-    from api.accounts import revoke_integrator
+    from api.mqtt.accounts import revoke_integrator
 
     async def run() -> None:
         async with _runtime() as rt:
@@ -146,7 +146,7 @@ def cmd_integrator_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_integrator_list(_args: argparse.Namespace) -> int:
-    from api.accounts import list_integrators
+    from api.mqtt.accounts import list_integrators
 
     async def run() -> list[Any]:
         async with _runtime() as rt:

@@ -121,13 +121,13 @@ def test_board_files_import_only_device_and_schema() -> None:
 @pytest.mark.parametrize(
     ("source", "module", "expected"),
     [
-        ("import api.db", "broker.acl", {"api.db"}),
+        ("import api.infra.db", "broker.acl", {"api.infra.db"}),
         ("from api import db", "broker.acl", {"api"}),
         ("from ..api import db", "broker.sub.mod", {"broker.api"}),
         ("from .. import web", "api.services.locks", {"api", "api.web"}),
         ("from . import x", "schema.models", {"schema", "schema.x"}),
         ("def f():\n    from web.app import x", "api.cli", {"web.app"}),
-        ("importlib.import_module('web.app')", "api.serve", {"web.app"}),
+        ("importlib.import_module('web.app')", "api.server.serve", {"web.app"}),
         ("__import__('device')", "api.x", {"device"}),
     ],
 )  # fmt: skip

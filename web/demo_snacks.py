@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 
 from api.errors import MachineTaken
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
 from api.services.catalogue import ProductFields
 from api.services.machines import NewMachine
 from api.services.slots import SlotPlan

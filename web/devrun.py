@@ -25,10 +25,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from api import instance_lock, migrations
 from api.errors import InvalidCredentials
-from api.provision import mqtt_url_for_devices, provision
-from api.runtime import open_runtime
+from api.infra import migrations
+from api.server import instance_lock
+from api.server.runtime import open_runtime
+from api.services.provision import mqtt_url_for_devices, provision
 from api.settings import Settings
 from web.demo_snacks import provision_snacks
 

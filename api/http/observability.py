@@ -6,10 +6,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api import metrics, readiness
 from api.http.errors import error_response
 from api.http.source import address_in, parse_networks
-from api.instrument import read_broker_figures, read_database_figures
+from api.observability import metrics, readiness
+from api.observability.collectors import read_broker_figures, read_database_figures
 
 log = logging.getLogger(__name__)
 

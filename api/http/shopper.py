@@ -8,12 +8,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.commit_feed import order_channel
 from api.errors import InvalidRequest, PaymentFailed
 from api.http import body as b
 from api.http import specs, streams
 from api.http.contention import retried
 from api.http.deps import services, source_address
+from api.infra.changes_from_commits import order_channel
 from api.lifecycle.decide import shopper_done
 from api.payments.test_gateway import TestGateway
 from schema import topics

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from api.errors import StreamsFull, TooManyStreams
 from api.http.deps import source_address
-from api.notify import Notifier, Subscription
+from api.infra.changes import Notifier, Subscription
 
 HEARTBEAT_S = 15.0
 RETRY_AFTER_S = 10

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import metrics
+from api.observability import metrics
 
 UNMATCHED = "unmatched"
 

@@ -24,7 +24,7 @@ cancelled, reconnecting with capped exponential backoff.  On every connect it
 ``kick()`` is the one way the drain is woken. The bridge calls it itself on
 every commit through the services' database (an ``after_commit`` listener it
 holds while ``run()`` runs), so a service never wakes it by hand; a new
-leadership (``api.mqtt.runtime``) and a dead worker's will call it for the
+leadership (``api.server.mqtt_link``) and a dead worker's will call it for the
 republish. ``poll_s`` is the fallback for rows that another process committed.
 
 Cancelling ``run()`` publishes ``server/status`` offline (with a time) first.
@@ -48,12 +48,12 @@ from typing import Any
 import aiomqtt
 from sqlalchemy import event
 
-from api.accounts import server_credentials
-from api.background import stop_if_cancelled
-from api.db import session_class
-from api.instrument import count_mqtt
+from api.infra.db import session_class
+from api.mqtt.accounts import server_credentials
 from api.mqtt.drain import Outgoing, Publish, drain, publish_in_order, retained_snapshot
 from api.mqtt.ingest import DEFAULT_SHARDS, Ingest
+from api.observability.collectors import count_mqtt
+from api.server.periodic import stop_if_cancelled
 from api.services.container import Services
 from api.services.ha_feed import HomeAssistantFeed
 from api.settings import Settings
@@ -117,7 +117,7 @@ class Bridge:
         self._poll_s = poll_s
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
-        # Several workers (api.cluster): device topics through a shared subscription,
+        # Several workers (api.server.cluster): device topics through a shared subscription,
         # and only the leader drains the outbox and republishes retained state.
         self._shared_group = shared_group
         self._leads = leads
@@ -146,7 +146,7 @@ class Bridge:
     def from_settings(cls, services: Services, settings: Settings, **options: Any) -> "Bridge":
         """A bridge to ``MQTT_URL``, or to the embedded broker with the derived server key.
 
-        ``options`` (see ``api.cluster.bridge_options``) override the defaults."""
+        ``options`` (see ``api.server.cluster.bridge_options``) override the defaults."""
         creds = server_credentials(settings)
         feed = HomeAssistantFeed(
             services.ctx.db,

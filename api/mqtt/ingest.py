@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from api.errors import IllegalMove, InvalidMessage, SmartVendError, translated
-from api.instrument import observe_batch
 from api.lifecycle.states import CommandStatus
+from api.observability.collectors import observe_batch
 from api.services.container import Services
 from api.services.device_batch import DeviceMessage, apply_batch
 from api.services.rollouts import is_update_command

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.accounts import mosquitto_accounts
+from api.mqtt.accounts import mosquitto_accounts
 from broker import mosquitto
 from broker.passwords import hash_secret
 

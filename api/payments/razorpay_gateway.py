@@ -21,8 +21,8 @@ import razorpay.errors
 from requests.exceptions import RequestException
 from requests.sessions import Session
 
-from api import metrics
 from api.errors import ConfigurationError, GatewayError, InvalidSignature
+from api.observability import metrics
 from api.payments import signatures
 from api.payments.base import GatewayOrder, GatewayPayment, GatewayRefund, WebhookEvent
 from api.payments.webhooks import parse_event

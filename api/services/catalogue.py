@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import InvalidRequest, ProductNotFound, SkuTaken
-from api.ids import new_id
+from api.security.ids import new_id
 from api.services import outgoing, planogram
 from api.services.context import Context
 from api.services.machines import check_price

@@ -3,7 +3,7 @@
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.ids import new_display_code
+from api.security.ids import new_display_code
 from schema.models import Machine
 
 

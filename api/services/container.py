@@ -6,7 +6,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.clock import Clock, LocalCalendar
 from api.payments.base import PaymentGateway
-from api.services.admin_views import AdminViews
 from api.services.admins import Admins
 from api.services.alerts import Alerts
 from api.services.audit import Audit
@@ -15,13 +14,10 @@ from api.services.catalogue import Catalogue
 from api.services.context import Context
 from api.services.dispense import Dispense
 from api.services.feedback import Feedbacks
-from api.services.feedback_views import FeedbackViews
 from api.services.firmware import Firmware
-from api.services.fleet_stats import FleetStats
 from api.services.locks import Locks
 from api.services.machines import Machines
 from api.services.manual_refund import ManualRefunds
-from api.services.order_views import OrderViews
 from api.services.orders import Orders
 from api.services.policy import VendPolicy
 from api.services.reconcile import Reconciler
@@ -29,9 +25,13 @@ from api.services.refunds import Refunds
 from api.services.rollouts import Rollouts
 from api.services.slots import Slots
 from api.services.sweeper import Sweeper
-from api.services.views import Views
 from api.services.webhooks import Webhooks
 from api.services.webhooks_out import OutgoingWebhooks
+from api.views.admin import AdminViews
+from api.views.feedback import FeedbackViews
+from api.views.fleet_stats import FleetStats
+from api.views.orders import OrderViews
+from api.views.public import Views
 
 
 @dataclass(frozen=True)

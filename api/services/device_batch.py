@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.commit_feed import FLEET, touch
+from api.infra.changes_from_commits import FLEET, touch
 from api.lifecycle.states import SessionStatus
 from api.services import outbox, outgoing
 from api.services.context import Context

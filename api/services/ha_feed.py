@@ -27,7 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.clock import Clock, LocalCalendar
-from api.services import daily_figures, ha_discovery, outgoing
+from api.services import ha_discovery, outgoing
+from api.views import daily_figures
 from schema import messages, topics
 from schema.errors import SchemaError
 from schema.models import Machine

@@ -14,9 +14,9 @@ from api.errors import (
     MachineTaken,
     VendInProgress,
 )
-from api.ids import new_api_key, new_id
 from api.lifecycle.states import COMMAND_FINAL, ordered
 from api.money import money
+from api.security.ids import new_api_key, new_id
 from api.services import audit, outgoing, planogram, sessions, webhooks_out
 from api.services.codes import rotate_code
 from api.services.context import Context

@@ -14,7 +14,6 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.commit_feed import order_channel, touch
 from api.errors import (
     GatewayError,
     InsufficientStock,
@@ -27,6 +26,7 @@ from api.errors import (
     SmartVendError,
     VendInProgress,
 )
+from api.infra.changes_from_commits import order_channel, touch
 from api.lifecycle import vend
 from api.lifecycle.decide import PaymentVerdict
 from api.lifecycle.snapshot import Incoming

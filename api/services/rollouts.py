@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import metrics
 from api.errors import InvalidRequest, MachineNotFound, NotFound
 from api.firmware import plan
-from api.ids import new_id
+from api.observability import metrics
+from api.security.ids import new_id
 from api.services import outgoing
 from api.services.context import Context
 from api.services.firmware import ReleaseNotFound

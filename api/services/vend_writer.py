@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.commit_feed import order_channel, touch
-from api.ids import new_id
+from api.infra.changes_from_commits import order_channel, touch
 from api.lifecycle.snapshot import Incoming, Line, NewRefund, Outcome
 from api.lifecycle.states import (
     MANUAL_REFUND,
@@ -25,6 +24,7 @@ from api.lifecycle.states import (
     SessionStatus,
 )
 from api.lifecycle.table import Event, step
+from api.security.ids import new_id
 from api.services import outgoing, planogram, vend_lines, webhooks_out
 from api.services.codes import rotate_code
 from api.services.policy import VendPolicy

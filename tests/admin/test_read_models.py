@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from api.clock import FakeClock
-from api.db import create_engine, session_factory
 from api.errors import (
     Conflict,
     InvalidRequest,
@@ -16,13 +15,14 @@ from api.errors import (
     RefundExceedsPaid,
     VendInProgress,
 )
+from api.infra.db import create_engine, session_factory
 from api.payments.test_gateway import TestGateway
-from api.services.admin_views import DAY_S, AdminViews
 from api.services.container import Services
-from api.services.fleet_stats import SLOT_S, FleetStats
 from api.services.manual_refund import ManualRefunds
-from api.services.order_views import OrderFilter, OrderViews
 from api.services.policy import VendPolicy
+from api.views.admin import DAY_S, AdminViews
+from api.views.fleet_stats import SLOT_S, FleetStats
+from api.views.orders import OrderFilter, OrderViews
 from schema.models import Base, Machine, Telemetry
 from tests.admin.support import register, vend
 from web.admin import charts

@@ -8,7 +8,7 @@ import httpx
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from api.http.deps import ADMIN_COOKIE
-from api.secrets import derive_secret
+from api.security.derived_keys import derive_secret
 from tests.admin.support import (
     admin_client,
     admin_stack,

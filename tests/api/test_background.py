@@ -2,7 +2,7 @@
 
 import asyncio
 
-from api.background import stop_if_cancelled
+from api.server.periodic import stop_if_cancelled
 
 
 async def test_a_loop_that_checks_stops_even_after_a_lost_cancel() -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import inspect
 
 from api.cli import parser
 from api.errors import InvalidCredentials
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
 from api.settings import ALIASES, Settings
 from schema.models import Base
 from tests.support.databases import migrate, sqlite_url

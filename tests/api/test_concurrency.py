@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from api.clock import FakeClock
-from api.db import create_engine, session_factory
 from api.errors import InvalidCode, MachineBusy
+from api.infra.db import create_engine, session_factory
 from api.payments.test_gateway import TestGateway
 from api.services.container import Services
 from api.services.locks import Lock

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from api.clock import LocalCalendar
-from api.services import daily_figures, ha_discovery
+from api.services import ha_discovery
 from api.services.ha_discovery import MachineView, SlotView
+from api.views import daily_figures
 from schema import messages, topics
 from schema.errors import SchemaError
 from tests.support.home_assistant import HomeAssistantModel, render, validation_errors

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from api import leader
+from api.infra import leader
 from api.settings import Settings, async_database_url
 from tests.support.databases import PostgresServer, sqlite_url
 
@@ -21,7 +21,7 @@ TAKEOVER_LIMIT_S = 5.0
 # A worker of its own: campaigns, says "leader" once it leads, runs until killed.
 CANDIDATE = """
 import asyncio, sys
-from api.leader import AdvisoryLockLeader
+from api.infra.leader import AdvisoryLockLeader
 
 async def main():
     candidate = AdvisoryLockLeader(sys.argv[1])

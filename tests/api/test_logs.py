@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from api import logs
 from api.errors import ConfigurationError
+from api.observability import logs
 from api.settings import Settings
 
 

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 # A worker: counts MQTT messages, says it leads, then waits to be killed.
 WORKER = """
 import sys
-from api import metrics
+from api.observability import metrics
 metrics.MQTT_MESSAGES.labels("in", "telemetry").inc(int(sys.argv[1]))
 metrics.LEADER.set(int(sys.argv[2]))
 print("ready", flush=True)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from api.notify_pg import MAX_PAYLOAD_BYTES, PgNotifier, asyncpg_dsn, decode, encode
+from api.infra.changes_pg import MAX_PAYLOAD_BYTES, PgNotifier, asyncpg_dsn, decode, encode
 from api.settings import async_database_url
 
 pytest_plugins = ["tests.support.db_fixtures"]

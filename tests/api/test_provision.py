@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from api.errors import MachineTaken
-from api.provision import provision
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
 from api.services.machines import NewMachine
+from api.services.provision import provision
 from schema.models import Machine
 from tests.support import stack
 

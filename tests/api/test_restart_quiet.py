@@ -8,7 +8,7 @@ import pytest
 from api.clock import FakeClock
 from api.payments.test_gateway import TestGateway
 from api.payments.test_gateway_records import DatabaseRecords
-from api.serve import quiet_backlog
+from api.server.serve import quiet_backlog
 from api.services.container import Services
 from api.services.machines import NewMachine
 from api.services.reconcile import GRACE_S, Reconciler

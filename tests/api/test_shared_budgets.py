@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from api.db import create_engine
+from api.infra.db import create_engine
 from api.services.budget_store_pg import KEY_MAX, PostgresBudgets, stored_key
 from api.services.budgets import Charge, Rate
 from api.services.machines import NewMachine

@@ -6,7 +6,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.db import Database, create_engine, session_factory
+from api.infra.db import Database, create_engine, session_factory
 from api.settings import Settings
 from schema.models import Base, Machine, Telemetry
 from tests.support import databases

@@ -26,12 +26,12 @@ from hypothesis.stateful import (
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import ids
 from api.clock import FakeClock
-from api.db import create_engine, session_factory
 from api.errors import InvalidRequest, SmartVendError
+from api.infra.db import create_engine, session_factory
 from api.payments.base import GatewayPayment
 from api.payments.test_gateway import TestGateway
+from api.security import ids
 from api.services.container import Services
 from api.services.machines import NewMachine
 from api.services.policy import VendPolicy

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api.accounts import SERVER_USERNAME
+from api.mqtt.accounts import SERVER_USERNAME
 from broker.mosquitto import Account
 from broker.passwords import hash_secret
 from tests.benchmarks import device_load

@@ -32,11 +32,11 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.accounts import server_credentials
-from api.db import create_engine, session_factory
+from api.infra.db import create_engine, session_factory
+from api.mqtt.accounts import server_credentials
 from api.mqtt.mosquitto import write_mosquitto_config
-from api.provision import provision
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
+from api.services.provision import provision
 from device.simulate import load_credentials
 from schema.models import Command, Machine, Telemetry
 from tests.benchmarks.bench_ingest import helpers_cpu

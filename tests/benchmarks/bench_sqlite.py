@@ -1,7 +1,7 @@
 """SQLite writers: one at a time, and many rows per transaction.
 
 The server writes from many tasks at once (results, the batch lane, HTTP requests,
-the outbox drain, the sweeper). SQLite admits one writer; ``api.db`` queues write
+the outbox drain, the sweeper). SQLite admits one writer; ``api.infra.db`` queues write
 transactions in-process (first come, first served) instead of letting them race
 into SQLite's busy handler. This measures one telemetry row per transaction
 (``Machines.record_telemetry``) from one task and from eight at once, and the
@@ -82,7 +82,10 @@ async def run(quick: bool, workdir: Path) -> Section:
     async with ingest_services(workdir / "sqlite", [f"w-{n}" for n in range(WRITERS)]) as services:
         for label, writers in (
             ("one writer, a row per transaction", 1),
-            (f"{WRITERS} writers at once, a row per transaction (queued by `api.db`)", WRITERS),
+            (
+                f"{WRITERS} writers at once, a row per transaction (queued by `api.infra.db`)",
+                WRITERS,
+            ),
         ):
             say(f"sqlite: {label}")
             per_writer = each * WRITERS // writers
@@ -108,7 +111,7 @@ async def run(quick: bool, workdir: Path) -> Section:
         f"rates and the SQLite stack's tails.",
         [table],
         notes=[
-            "Write transactions wait their turn in `api.db` (one writer, first come first "
+            "Write transactions wait their turn in `api.infra.db` (one writer, first come first "
             "served) and run their statements on the event loop's thread, so eight writers "
             "at once get the same rate as one with a short, bounded tail, never SQLite's "
             "busy-handler back-offs. Many rows per transaction is what raises the rate.",

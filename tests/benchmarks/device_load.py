@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from api.accounts import SERVER_USERNAME
 from api.clock import SystemClock
-from api.db import create_engine, session_factory
+from api.infra.db import create_engine, session_factory
+from api.mqtt.accounts import SERVER_USERNAME
 from api.mqtt.bridge import Bridge
 from api.payments.test_gateway import TestGateway
 from api.services.container import Services

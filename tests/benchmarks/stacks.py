@@ -5,7 +5,7 @@
 * ``postgres``: a private PostgreSQL and an external Mosquitto whose files are
   generated from the database by ``api.mqtt.mosquitto.write_mosquitto_config``.
 
-Machines are provisioned (``api.provision``) before the server starts and their keys
+Machines are provisioned (``api.services.provision``) before the server starts and their keys
 written to a credentials file for the fleet worker.
 """
 
@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.accounts import SERVER_USERNAME, server_password
+from api.mqtt.accounts import SERVER_USERNAME, server_password
 from api.mqtt.bridge import Bridge
 from api.mqtt.mosquitto import write_mosquitto_config
-from api.provision import provision
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
 from api.services.container import Services
+from api.services.provision import provision
 from tests.benchmarks.measure import say
 from tests.benchmarks.procs import MosquittoRun, config_dir
 from tests.support.databases import migrate_async, postgres_server, sqlite_url

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from api.accounts import SERVER_USERNAME, DatabaseAuthenticator
 from api.clock import FakeClock
+from api.mqtt.accounts import SERVER_USERNAME, DatabaseAuthenticator
 from api.payments.test_gateway import TestGateway
 from api.services.container import Services
 from broker.embedded import EmbeddedBroker

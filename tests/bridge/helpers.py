@@ -11,7 +11,7 @@ from typing import Any
 
 import aiomqtt
 
-from api.accounts import SERVER_USERNAME
+from api.mqtt.accounts import SERVER_USERNAME
 from api.mqtt.bridge import Bridge
 from api.mqtt.mosquitto import write_mosquitto_config
 from api.payments.test_gateway import TestGateway

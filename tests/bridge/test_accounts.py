@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 from starlette.datastructures import Secret
 
-from api.accounts import (
+from api.clock import FakeClock
+from api.errors import Conflict, InvalidRequest, NotFound
+from api.mqtt.accounts import (
     SERVER_USERNAME,
     DatabaseAuthenticator,
     ServerCredentials,
@@ -16,8 +18,6 @@ from api.accounts import (
     server_credentials,
     server_password,
 )
-from api.clock import FakeClock
-from api.errors import Conflict, InvalidRequest, NotFound
 from api.mqtt.mosquitto import write_mosquitto_config
 from api.services.container import Services
 from api.settings import Settings

@@ -8,10 +8,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, insert, select
 
-from api import metrics
 from api.clock import FakeClock
-from api.db import create_engine, session_factory
+from api.infra.db import create_engine, session_factory
 from api.mqtt.ingest import Ingest
+from api.observability import metrics
 from api.payments.test_gateway import TestGateway
 from api.services.container import Services
 from api.services.machines import NewMachine

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Callable
 import aiomqtt
 import pytest
 
-from api.accounts import SERVER_USERNAME, DatabaseAuthenticator, create_integrator
 from api.clock import FakeClock, LocalCalendar
+from api.mqtt.accounts import SERVER_USERNAME, DatabaseAuthenticator, create_integrator
 from api.payments.test_gateway import TestGateway
 from api.services.container import Services
 from api.services.ha_feed import HomeAssistantFeed, machine_removed

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from api.accounts import DatabaseAuthenticator
 from api.clock import FakeClock
+from api.mqtt.accounts import DatabaseAuthenticator
 from api.payments.test_gateway import TestGateway
 from api.services.container import Services
 from schema import messages, topics

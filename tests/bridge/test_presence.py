@@ -4,8 +4,8 @@ import contextlib
 
 from sqlalchemy import select
 
-from api.accounts import create_integrator
 from api.clock import FakeClock
+from api.mqtt.accounts import create_integrator
 from api.services.container import Services
 from broker.embedded import EmbeddedBroker
 from schema import messages, topics

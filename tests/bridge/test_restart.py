@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 import aiomqtt
 import pytest
 
-from api.accounts import DatabaseAuthenticator
 from api.clock import FakeClock
+from api.mqtt.accounts import DatabaseAuthenticator
 from api.mqtt.bridge import Bridge
 from api.payments.test_gateway import TestGateway
 from api.services.container import Services

@@ -2,8 +2,8 @@
 
 import asyncio
 
-from api.accounts import SERVER_USERNAME, create_integrator
 from api.clock import FakeClock
+from api.mqtt.accounts import SERVER_USERNAME, create_integrator
 from api.services.container import Services
 from broker.embedded import EmbeddedBroker
 from schema import topics

@@ -3,8 +3,8 @@
 import aiomqtt
 import pytest
 
-from api.accounts import create_integrator, revoke_integrator
 from api.clock import FakeClock
+from api.mqtt.accounts import create_integrator, revoke_integrator
 from api.payments.test_gateway import TestGateway
 from api.services.container import Services
 from api.services.machines import NewMachine

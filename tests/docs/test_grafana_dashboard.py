@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from api import metrics
+from api.observability import metrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "smartvend-dashboard.json"
 NAME = re.compile(r"\bsmartvend_[a-z_]+")

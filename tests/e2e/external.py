@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.accounts import server_credentials
+from api.mqtt.accounts import server_credentials
 from api.mqtt.mosquitto import CONF_FILE, write_mosquitto_config
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
 from tests.e2e import flow
 from tests.support.brokers import mosquitto_binary
 from tests.support.databases import migrate_async

@@ -3,7 +3,7 @@ Home Assistant account read discovery, and its bridge publishes it (settings to 
 
 from pathlib import Path
 
-from api.accounts import create_integrator
+from api.mqtt.accounts import create_integrator
 from api.services.machines import NewMachine
 from tests.bridge.test_home_assistant import HA_USER, home_assistant, states
 from tests.support.stack import running_stack

@@ -24,9 +24,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from api.accounts import server_credentials
+from api.mqtt.accounts import server_credentials
 from api.mqtt.mosquitto import CONF_FILE, write_mosquitto_config
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
 from api.services.container import Services
 from device.virtual import VirtualMachine
 from schema import topics

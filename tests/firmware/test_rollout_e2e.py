@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api.accounts import server_credentials
+from api.mqtt.accounts import server_credentials
 from api.mqtt.mosquitto import CONF_FILE, write_mosquitto_config
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
 from api.services.container import Services
 from tests.e2e import flow
 from tests.e2e.external import running_mosquitto

@@ -2,7 +2,7 @@
 
 import httpx
 
-from api.services.feedback_views import FeedbackViews
+from api.views.feedback import FeedbackViews
 from tests.http.conftest import CLIENT
 from tests.http.test_shopper_api import assert_error, paid_order
 from tests.support.services import unfinished_commands

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from api.commit_feed import order_channel, touch
-from api.db import session_class
-from api.notify_pg import PgNotifier
+from api.infra.changes_from_commits import order_channel, touch
+from api.infra.changes_pg import PgNotifier
+from api.infra.db import session_class
 from api.services.machines import NewMachine
 from tests.benchmarks.measure import percentile
 from tests.http.test_live_streams import frames

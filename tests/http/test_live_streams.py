@@ -10,8 +10,8 @@ import httpx
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import background
 from api.http.streams import StreamGate
+from api.server import periodic as background
 from tests.http.test_shopper_api import assert_error, paid_order
 from tests.support.services import unfinished_commands
 from tests.support.stack import Stack

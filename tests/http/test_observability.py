@@ -9,11 +9,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Mount, Route
 
-from api import metrics
-from api.db import create_engine
 from api.http.timing import route_template
+from api.infra.db import create_engine
+from api.observability import metrics
+from api.observability.readiness import problems
 from api.payments.razorpay_gateway import RazorpayGateway
-from api.readiness import problems
 from tests.fakes.razorpay_server import razorpay_fake
 from tests.support.databases import migrate_async, sqlite_url
 from tests.support.ports import free_port

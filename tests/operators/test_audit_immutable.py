@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import delete, text, update
 from sqlalchemy.exc import DBAPIError
 
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
 from api.services import audit
 from api.services.audit import AuditFilter
 from api.settings import Settings

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
 from api.services.audit import AuditFilter
 from tests.api.test_cli import PASSWORD, Cli, cli  # noqa: F401 (the fixture)
 from tests.support.databases import migrate

@@ -9,7 +9,7 @@ import aiomqtt
 import httpx
 import pytest
 
-from api.accounts import create_integrator
+from api.mqtt.accounts import create_integrator
 from api.services.audit import AuditFilter
 from schema import topics
 from schema.models import Machine

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from api.db import create_engine, session_factory
 from api.errors import GatewayError
+from api.infra.db import create_engine, session_factory
 from api.payments.test_gateway import TestGateway
 from api.payments.test_gateway_records import DatabaseRecords
 from schema.models import Base

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from api.accounts import server_credentials
+from api.mqtt.accounts import server_credentials
 from api.mqtt.mosquitto import CONF_FILE, write_mosquitto_config
 from api.services.container import Services
 from device.simulator import Fleet

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
 from tests.e2e import flow
 from tests.e2e.test_workers import (
     PRICE,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
 from api.services.container import Services
 from schema.models import Machine
 from tests.e2e import flow

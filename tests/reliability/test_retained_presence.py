@@ -14,10 +14,10 @@ import aiomqtt
 import pytest
 from sqlalchemy import select
 
-from api.accounts import server_credentials
-from api.cluster import SHARED_GROUP
+from api.mqtt.accounts import server_credentials
 from api.mqtt.bridge import Bridge
-from api.runtime import open_runtime
+from api.server.cluster import SHARED_GROUP
+from api.server.runtime import open_runtime
 from api.services.container import Services
 from schema import messages, topics
 from schema.models import Machine

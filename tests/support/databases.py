@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from api import migrations
+from api.infra import migrations
 from api.settings import Settings
 from tests.support.ports import free_port
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from sqlalchemy import select
 
 from api.clock import Clock
-from api.db import create_engine, session_factory
+from api.infra.db import create_engine, session_factory
 from api.payments.base import PaymentGateway
 from api.services.container import Services
 from api.services.dispense import UNFINISHED

@@ -7,7 +7,7 @@ from typing import Any
 
 import uvicorn
 
-from api.serve import server_config
+from api.server.serve import server_config
 from tests.support.ports import free_port
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import anyio
 
-from api.provision import provision
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
+from api.services.provision import provision
 from broker.passwords import verify_secret
 from schema.models import Machine
 from tests.support import stack

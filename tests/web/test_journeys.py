@@ -4,7 +4,7 @@ import re
 
 from playwright.async_api import Browser, Page, expect
 
-from api.services.feedback_views import FeedbackViews
+from api.views.feedback import FeedbackViews
 from tests.support.services import unfinished_commands
 from tests.support.stack import Stack
 from tests.web.browser import WEB, phone_page

@@ -9,10 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.clock import LocalCalendar
-from api.commit_feed import FLEET
 from api.http import streams
 from api.http.deps import services
-from api.services.admin_views import FleetRow
+from api.infra.changes_from_commits import FLEET
+from api.views.admin import FleetRow
 from web.admin import session
 from web.admin.guard import admin_page
 from web.admin.templating import SECURITY_HEADERS, money, render, when

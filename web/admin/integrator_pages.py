@@ -5,8 +5,8 @@ import shlex
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from api.accounts import create_integrator, list_integrators, revoke_integrator
 from api.http.deps import services, settings
+from api.mqtt.accounts import create_integrator, list_integrators, revoke_integrator
 from api.services.rights import Right
 from web.admin.device_config import mqtt_endpoint
 from web.admin.guard import admin_page, field

@@ -6,9 +6,9 @@ from starlette.responses import RedirectResponse, Response
 from api.errors import InvalidRequest, MachineTaken
 from api.http.deps import services, settings
 from api.money import big_change
-from api.services.admin_views import DAY_S
 from api.services.machines import MAX_PRICE, MIN_PRICE, NewMachine
 from api.services.rights import Right
+from api.views.admin import DAY_S
 from schema import topics
 from web.admin import charts
 from web.admin.device_config import config_data_url, firmware_config, qr_svg, shopper_url

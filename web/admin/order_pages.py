@@ -15,8 +15,8 @@ from api.http.deps import services
 from api.lifecycle.states import ORDER_FINAL, RefundStatus
 from api.services import refund_totals
 from api.services.audit import AuditFilter
-from api.services.order_views import STATUSES, OrderDetail, OrderFilter, OrderRow
 from api.services.rights import Right
+from api.views.orders import STATUSES, OrderDetail, OrderFilter, OrderRow
 from web.admin.forms import FieldErrors, rupees
 from web.admin.guard import admin_page, field
 from web.admin.templating import SECURITY_HEADERS, money, render

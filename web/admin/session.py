@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from api.errors import Unauthorized
 from api.http.deps import ADMIN_COOKIE, services, settings, tokens
-from api.secrets import derive_secret
+from api.security.derived_keys import derive_secret
 from api.services.rights import Principal
 
 LOGIN_COOKIE = "sv_login"  # a random nonce binding the login form to its browser

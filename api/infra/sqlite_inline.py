@@ -3,7 +3,7 @@
 aiosqlite hands every operation to a thread of its own and back, which costs
 more than the statement itself on a small database (two thread switches and a
 wait for the GIL each time). Inside a queued write transaction (see
-``api.db``) the statements are short and nobody else in the process is writing,
+``api.infra.db``) the statements are short and nobody else in the process is writing,
 so they run inline; everything else (reads, which may be long reports) still
 goes through aiosqlite's thread and never blocks the loop.
 """

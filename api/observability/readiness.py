@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import migrations
+from api.infra import migrations
 
 CHECK_TIMEOUT_S = 2.0
 

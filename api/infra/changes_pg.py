@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from api.notify import Notifier
+from api.infra.changes import Notifier
 from api.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Changes pushed to whoever watches them: ``publish(channel, payload)`` / ``subscribe``.
 
-In-process here; :mod:`api.notify_pg` carries the same calls between processes
+In-process here; :mod:`api.infra.changes_pg` carries the same calls between processes
 with PostgreSQL LISTEN/NOTIFY (a channel name and a short text payload, which is
 all a watcher gets). Channels in use:
 ``order:{order_id}`` (the order, its payment, refund or command changed) and
@@ -85,7 +85,7 @@ class Notifier:
 
     def on_remote(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(channel)`` for each change another process publishes (never here:
-        in-process, nothing comes from elsewhere; see :mod:`api.notify_pg`)."""
+        in-process, nothing comes from elsewhere; see :mod:`api.infra.changes_pg`)."""
 
     def subscribers(self, channel: str | None = None) -> int:
         if channel is not None:

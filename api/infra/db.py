@@ -8,7 +8,7 @@ SQLite has one writer at a time. Rather than letting write transactions race
 for its lock (the losers sleep in the busy handler with growing back-offs),
 ``db.begin()`` queues them in-process, first come first served, and only a
 queued writer starts with ``BEGIN IMMEDIATE`` and runs its statements on the
-event loop's thread (``api.sqlite_inline``). Reads (``async with db()``) take
+event loop's thread (``api.infra.sqlite_inline``). Reads (``async with db()``) take
 no lock, begin a plain, deferred transaction (in WAL mode they never wait for
 the writer) and run on aiosqlite's thread. PostgreSQL keeps real concurrency.
 """
@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from api.sqlite_inline import INLINE, connector
+from api.infra.sqlite_inline import INLINE, connector
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.clock import Clock
 from api.errors import Conflict, InvalidRequest, NotFound
-from api.secrets import derive_secret
+from api.security.derived_keys import derive_secret
 from api.settings import Settings
 from broker.passwords import hash_secret, verify_secret
 from broker.principals import Principal, admissible

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from api.errors import MachineTaken
-from api.runtime import open_runtime
+from api.server.runtime import open_runtime
 from api.services.machines import NewMachine
 from api.settings import Settings
 

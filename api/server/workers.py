@@ -9,7 +9,7 @@ builds the app with the factory the command was given (API only, or with the
 pages).
 
 Before starting anything the supervisor refuses settings that cannot work
-with several processes (:mod:`api.cluster`), points ``prometheus_client`` at a
+with several processes (:mod:`api.server.cluster`), points ``prometheus_client`` at a
 directory shared by the workers (``PROMETHEUS_MULTIPROC_DIR``; emptied at
 start, as the library requires) and tells the workers how many they are.
 """
@@ -22,13 +22,14 @@ from typing import Any
 import uvicorn
 from uvicorn.importer import import_from_string
 
-from api import cluster, metrics
-from api.serve import configure_logging, edge_options
+from api.observability import metrics
+from api.server import cluster
+from api.server.serve import configure_logging, edge_options
 from api.settings import PREFIX, Settings
 
 # How the supervisor tells each worker which app factory to call (internal).
 FACTORY_ENV = PREFIX + "WORKER_APP_FACTORY"
-WORKER_APP = "api.workers:worker_app"
+WORKER_APP = "api.server.workers:worker_app"
 
 
 def factory_path(factory: Callable[..., Any]) -> str:

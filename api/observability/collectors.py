@@ -1,4 +1,4 @@
-"""Feeding :mod:`api.metrics`: pool events, MQTT counts, figures read from the database."""
+"""Feeding the metrics: pool events, MQTT counts, figures read from the database."""
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from api import metrics
 from api.lifecycle.states import CommandStatus, RefundStatus
+from api.observability import metrics
 from schema import topics
 from schema.errors import SchemaError
 from schema.models import Command, OutboxMessage, Refund

@@ -13,9 +13,10 @@ from sqlalchemy import func, select
 
 from api.errors import MachineNotFound
 from api.lifecycle.states import SHORT, SessionStatus, ordered
-from api.services import daily_figures, refund_totals
+from api.services import refund_totals
 from api.services.alerts import Alerts
 from api.services.context import Context
+from api.views import daily_figures
 from schema.models import (
     AdminUser,
     Command,

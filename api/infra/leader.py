@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from api import metrics
+from api.observability import metrics
 from api.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,12 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from api.accounts import server_credentials
 from api.errors import ConfigurationError
+from api.mqtt.accounts import server_credentials
 from api.settings import PREFIX, Settings
 
 SHARED_GROUP = "smartvend"
-# A non-leader's commits wake the leader's drain through LISTEN/NOTIFY (api.notify_pg);
+# A non-leader's commits wake the leader's drain through LISTEN/NOTIFY (api.infra.changes_pg);
 # polling stays as a fallback for changes no notification names.
 CLUSTER_POLL_S = 0.1
 

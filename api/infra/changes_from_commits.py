@@ -12,8 +12,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from api.db import session_class
-from api.notify import Notifier
+from api.infra.changes import Notifier
+from api.infra.db import session_class
 from schema.models import Command, Machine, Order, Payment, Refund, VendSession
 
 FLEET = "fleet"

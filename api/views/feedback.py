@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, case, func, select
 
-from api.services.admin_views import DAY_S
 from api.services.context import Context
+from api.views.admin import DAY_S
 from schema.models import Feedback
 
 RECENT_DAYS = 30

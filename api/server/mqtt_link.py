@@ -6,12 +6,12 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from api import cluster
-from api.accounts import SERVER_USERNAME, DatabaseAuthenticator, server_password
 from api.errors import ConfigurationError
-from api.leader import Leadership
+from api.infra.leader import Leadership
+from api.mqtt.accounts import SERVER_USERNAME, DatabaseAuthenticator, server_password
 from api.mqtt.bridge import Bridge
-from api.runtime import Runtime
+from api.server import cluster
+from api.server.runtime import Runtime
 from broker.embedded import EmbeddedBroker
 from broker.errors import BrokerStartError
 from broker.passwords import hash_secret

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.clock import Clock, LocalCalendar, SystemClock
-from api.commit_feed import CommitFeed
-from api.db import create_engine, session_factory
-from api.notify import Notifier
-from api.notify_pg import open_notifier, uses_postgres
+from api.infra.changes import Notifier
+from api.infra.changes_from_commits import CommitFeed
+from api.infra.changes_pg import open_notifier, uses_postgres
+from api.infra.db import create_engine, session_factory
 from api.payments.base import PaymentGateway
 from api.payments.razorpay_gateway import RazorpayGateway
 from api.payments.test_gateway import TestGateway
 from api.payments.test_gateway_records import DatabaseRecords
-from api.secrets import derive_secret
+from api.security.derived_keys import derive_secret
 from api.services.budget_store_pg import PostgresBudgets
 from api.services.budgets import BudgetStore, MemoryBudgets
 from api.services.container import Services

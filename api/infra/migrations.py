@@ -12,7 +12,7 @@ from alembic import command
 from api.errors import ConfigurationError
 from api.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def alembic_config(async_url: str) -> Config:

@@ -7,8 +7,9 @@ from typing import Any
 
 import uvicorn
 
-from api import instance_lock, logs
 from api.http.slow_clients import KEEP_ALIVE_S, HeaderTimeoutProtocol, install_accept_error_filter
+from api.observability import logs
+from api.server import instance_lock
 from api.settings import Settings
 
 
