@@ -18,6 +18,7 @@ from api.http.shopper import machine_id
 from api.services.catalogue import IMAGE_MAX_BYTES, ProductFields
 from api.services.rights import Right
 from api.services.slots import SlotPlan
+from schema import topics
 
 IMAGE_PATH = "/api/products/{product_id}/image"
 IMAGE_UPLOAD = re.compile(r"/api/products/[^/]+/image")
@@ -192,7 +193,7 @@ def _int_query(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
         raise InvalidRequest(f"{name} must be Unix seconds")
     return int(raw)
 
@@ -200,8 +201,10 @@ def _int_query(request: Request, name: str, default: int) -> int:
 async def sales(request: Request) -> Response:
     await require(request, Right.READ)
     until = _int_query(request, "until", int(time.time()) + 1)
-    since = _int_query(request, "since", until - 30 * DAY_S)
+    since = _int_query(request, "since", max(0, until - 30 * DAY_S))
     machine = request.query_params.get("machine_id") or None
+    if machine is not None and not topics.is_machine_id(machine):
+        raise InvalidRequest("machine_id must match [A-Za-z0-9_-]{1,32}")
     return JSONResponse(await services(request).slots.sales(since, until, machine))
 
 

@@ -46,28 +46,32 @@ async def _machine(request: Request) -> str:
 async def release_form(request: Request) -> tuple[bytes, str, list[Upload], list[Any]]:
     """The manifest, signature and file readers of a multipart upload (and what to close)."""
     form = await request.form(max_files=mf.MAX_FILES + 2, max_fields=10)
-    manifest_part = form.get("manifest")
-    signature_part = form.get("signature")
-    if manifest_part is None or signature_part is None:
-        raise InvalidRequest("send manifest, signature and the release's files")
-    manifest_bytes = (
-        await manifest_part.read()
-        if isinstance(manifest_part, UploadFile)
-        else manifest_part.encode()
-    )
-    signature = (
-        (await signature_part.read()).decode("ascii", "replace")
-        if isinstance(signature_part, UploadFile)
-        else signature_part
-    )
-    manifest = mf.parse(manifest_bytes)
-    paths = [f.path for f in manifest.files]
-    uploads: list[Upload] = []
-    for name, part in form.multi_items():
-        if name in ("manifest", "signature") or not isinstance(part, UploadFile):
-            continue
-        path = _path_of(part.filename or name, paths)
-        uploads.append(Upload(path, part.read))
+    try:
+        manifest_part = form.get("manifest")
+        signature_part = form.get("signature")
+        if manifest_part is None or signature_part is None:
+            raise InvalidRequest("send manifest, signature and the release's files")
+        manifest_bytes = (
+            await manifest_part.read()
+            if isinstance(manifest_part, UploadFile)
+            else manifest_part.encode()
+        )
+        signature = (
+            (await signature_part.read()).decode("ascii", "replace")
+            if isinstance(signature_part, UploadFile)
+            else signature_part
+        )
+        manifest = mf.parse(manifest_bytes)
+        paths = [f.path for f in manifest.files]
+        uploads: list[Upload] = []
+        for name, part in form.multi_items():
+            if name in ("manifest", "signature") or not isinstance(part, UploadFile):
+                continue
+            path = _path_of(part.filename or name, paths)
+            uploads.append(Upload(path, part.read))
+    except BaseException:
+        await form.close()  # a refused upload leaves no temporary file behind
+        raise
     return manifest_bytes, signature, uploads, [form]
 
 

@@ -89,6 +89,8 @@ def _op(
     tag: str = "shopper",
     media: str = JSON,
 ) -> dict[str, Any]:
+    if params and MID in params and 400 not in errors:
+        errors = (400, *errors)  # a machine id off its pattern is refused before anything
     op: dict[str, Any] = {
         "summary": summary,
         "tags": [tag],

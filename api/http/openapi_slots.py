@@ -179,7 +179,7 @@ def slot_paths(op: Any, mid: dict[str, Any]) -> dict[str, Any]:
             ),
         },
         "/api/machine/{mid}/slots": {
-            "get": op("A machine's planogram", PLANOGRAM, params=[mid], errors=(404,), **admin),
+            "get": op("A machine's planogram", PLANOGRAM, params=[mid], errors=(400, 404), **admin),
             "put": op(
                 "Replace a machine's planogram; 409 planogram_changed when the version is stale",
                 PLANOGRAM,

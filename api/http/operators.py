@@ -16,6 +16,7 @@ from api.http.shopper import machine_id
 from api.services import admins, audit, webhooks_out
 from api.services.audit import AuditFilter
 from api.services.rights import Principal, Right
+from schema import topics
 
 
 async def in_scope(request: Request, who: Principal, mid: str) -> None:
@@ -60,6 +61,9 @@ async def change_user(request: Request) -> Response:
     return JSONResponse(admins.as_json(user))
 
 
+AUDIT_FILTERS = frozenset({"since", "machine_id", "actor"})
+
+
 def _since(request: Request) -> int | None:
     text = b.query_text(request, "since", max_len=20)
     if not text:
@@ -72,13 +76,21 @@ def _since(request: Request) -> int | None:
 @needs(Right.READ)
 async def audit_entries(request: Request) -> Response:
     who = principal(request)
+    unknown = set(request.query_params) - AUDIT_FILTERS
+    if unknown:  # a misspelt filter would silently show everything
+        raise InvalidRequest(f"unknown filter; use {', '.join(sorted(AUDIT_FILTERS))}")
     mid = b.query_text(request, "machine_id", max_len=32) or None
     if mid is not None:
+        if not topics.is_machine_id(mid):
+            raise InvalidRequest("machine_id must match [A-Za-z0-9_-]{1,32}")
         await in_scope(request, who, mid)
+    actor = b.query_text(request, "actor", max_len=64) or None
+    if actor is not None and not actor.isprintable():
+        raise InvalidRequest("actor must be a username")
     where = AuditFilter(
         since=_since(request),
         machine_id=mid,
-        actor=b.query_text(request, "actor", max_len=64) or None,
+        actor=actor,
     )
     entries = await services(request).audit.entries(where)
     if who.locations is not None and mid is None:
@@ -97,6 +109,8 @@ async def set_price(request: Request) -> Response:
     mid = machine_id(request)
     await in_scope(request, principal(request), mid)
     body = await specs.read(request, specs.SET_PRICE)
+    if body["price"]["currency"] != "INR":
+        raise InvalidRequest("price.currency must be INR")
     machine = await services(request).machines.set_price(
         mid, body["price"]["amount"], by=principal(request).username
     )

@@ -47,6 +47,11 @@ class ProductFields:
     def validate(self) -> None:
         if not 1 <= len(self.name.strip()) <= PRODUCT_NAME_MAX:
             raise InvalidRequest(f"name must be 1 to {PRODUCT_NAME_MAX} characters")
+        if not planogram.printable_name(self.name):
+            raise InvalidRequest(
+                "name: letters, digits, spaces and punctuation only (no emoji or control "
+                "characters: machines' displays cannot show them)"
+            )
         if self.sku is not None and not 1 <= len(self.sku) <= SKU_MAX:
             raise InvalidRequest(f"sku must be 1 to {SKU_MAX} characters")
         if self.currency != "INR":

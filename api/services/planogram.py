@@ -19,6 +19,18 @@ from schema.models import Machine, MachineSlot, Product
 Row = tuple[MachineSlot, Product]
 
 
+def shown_name(text: str) -> str:
+    """A name as a machine's display can show it: no control characters and nothing past
+    the Basic Multilingual Plane (emoji), which the wire contract refuses in ``desired``."""
+    kept = "".join(c for c in text if 32 <= ord(c) != 127 and ord(c) <= 0xFFFF).strip()
+    return kept or "Item"
+
+
+def printable_name(text: str) -> bool:
+    """A product name shoppers' machines can show as typed."""
+    return shown_name(text) == text.strip() and bool(text.strip())
+
+
 def price_of(slot: MachineSlot, product: Product) -> int:
     return product.price_amount if slot.price_amount is None else slot.price_amount
 
@@ -50,7 +62,7 @@ def desired_slots(found: Sequence[Row], currency: str) -> list[dict[str, Any]]:
         {
             "id": slot.slot_id,
             "motor": slot.motor,
-            "name": product.name,
+            "name": shown_name(product.name),
             "price": {"amount": price_of(slot, product), "currency": currency},
             "stock": slot.stock,
             "enabled": slot.enabled,
