@@ -17,7 +17,10 @@ metrics.LEADER.set(int(sys.argv[2]))
 print("ready", flush=True)
 sys.stdin.read()
 """
-SCRAPE = "import sys\nfrom api.observability import metrics\nsys.stdout.write(metrics.exposition().decode())\n"
+SCRAPE = (
+    "import sys\nfrom api.observability import metrics\n"
+    "sys.stdout.write(metrics.exposition().decode())\n"
+)
 
 
 def run(code: str, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
