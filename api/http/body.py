@@ -77,3 +77,13 @@ def query_text(request: Request, name: str, *, max_len: int = 128) -> str:
     if len(value) > max_len:
         raise InvalidRequest(f"{name} must be at most {max_len} characters")
     return value
+
+
+def only_params(request: Request, allowed: frozenset[str]) -> None:
+    """Refuse a query parameter the route does not take: a misspelt filter would
+    otherwise be ignored and show everything."""
+    unknown = set(request.query_params) - allowed
+    if unknown:
+        raise InvalidRequest(
+            f"unknown query parameter; this route takes {', '.join(sorted(allowed))}"
+        )

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.errors import InvalidRequest, PayloadTooLarge
+from api.http import body as b
 from api.http import specs
 from api.http.deps import require, services
 from api.http.shopper import machine_id
@@ -145,8 +146,13 @@ async def sold_out_tap(request: Request) -> Response:
     return JSONResponse({"counted": counted})
 
 
+PICKLIST_FILTERS = frozenset({"machine_id", "location"})
+SALES_FILTERS = frozenset({"since", "until", "machine_id"})
+
+
 async def _picklist(request: Request) -> dict[str, Any]:
     await require(request, Right.STOCK)
+    b.only_params(request, PICKLIST_FILTERS)
     machines = request.query_params.getlist("machine_id")
     location = request.query_params.get("location") or None
     return await services(request).slots.picklist(machines, location)
@@ -200,6 +206,7 @@ def _int_query(request: Request, name: str, default: int) -> int:
 
 async def sales(request: Request) -> Response:
     await require(request, Right.READ)
+    b.only_params(request, SALES_FILTERS)
     until = _int_query(request, "until", int(time.time()) + 1)
     since = _int_query(request, "since", max(0, until - 30 * DAY_S))
     machine = request.query_params.get("machine_id") or None

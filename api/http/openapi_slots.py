@@ -227,7 +227,7 @@ def slot_paths(op: Any, mid: dict[str, Any]) -> dict[str, Any]:
                 "Units per product to bring: the sum of (par - stock) over the chosen machines",
                 PICKLIST,
                 params=PICK_PARAMS,
-                errors=(404,),
+                errors=(400, 404),
                 **admin,
             )
         },
@@ -236,7 +236,7 @@ def slot_paths(op: Any, mid: dict[str, Any]) -> dict[str, Any]:
                 "The pick list as CSV (one row per product, a column per machine)",
                 {"type": "string"},
                 params=PICK_PARAMS,
-                errors=(404,),
+                errors=(400, 404),
                 media="text/csv",
                 **admin,
             )
