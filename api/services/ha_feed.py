@@ -73,7 +73,11 @@ class HomeAssistantFeed:
         now = self.clock.now()
         day, since = daily_figures.local_day(now, self.calendar)
         async with self.db() as s:
-            machines = (await s.scalars(select(Machine).order_by(Machine.id))).all()
+            machines = (
+                await s.scalars(
+                    select(Machine).where(Machine.removed_at.is_(None)).order_by(Machine.id)
+                )
+            ).all()
             sold = await daily_figures.sold_since(s, self.calendar, since, now)
         out: dict[str, Entry] = {}
         if self.prefix is not None:

@@ -93,3 +93,20 @@ async def test_removed_machines_get_empty_configs(services: Services, clock: Fak
         await s.execute(Machine.__table__.delete().where(Machine.id == "vm-2"))
     assert await feed.refresh() == 1 + 6
     assert all(bytes(row.payload) == b"" for row in await outbox(services))
+
+
+async def test_a_decommissioned_machine_leaves_home_assistant(
+    services: Services, clock: FakeClock
+) -> None:
+    feed = await setup(services, clock, PREFIX)
+    await feed.snapshot()
+    await services.machines.remove("vm-2", by="admin")
+    async with services.ctx.db.begin() as s:
+        await s.execute(OutboxMessage.__table__.delete())
+    assert await feed.refresh() == 1 + 6  # its today and its six configs, emptied
+    rows = await outbox(services)
+    assert {row.topic for row in rows} == {
+        topics.today("vm-2"),
+        *ha_discovery.removal_topics(PREFIX, "vm-2", ["1"]),
+    }
+    assert all(bytes(row.payload) == b"" and row.retain for row in rows)
