@@ -110,8 +110,19 @@ async def test_purchases_survive_a_killed_worker_and_a_broker_restart(
                     windows.append((started, time.monotonic() + WINDOW_AFTER_S))
                     await shoppers.wait_paid(KILL_AGAIN_AT)
                     started = time.monotonic()
-                    alive = [p for p in workers.pids(CONNECTED) if workers.alive(p)]
-                    workers.kill(next(p for p in alive if p != workers.leader()))
+                    follower = await workers.wait(
+                        lambda: next(
+                            (
+                                p
+                                for p in workers.pids(CONNECTED)
+                                if p != workers.leader() and workers.alive(p)
+                            ),
+                            None,
+                        ),
+                        "a connected worker that does not lead",
+                        within=60,
+                    )
+                    workers.kill(follower)
                     fleet.machine(MACHINES[1]).drop_connection()
                     windows.append((started, time.monotonic() + WINDOW_AFTER_S))
 

@@ -26,6 +26,7 @@ from schema.models import Command, Machine, Order
 from tests.http.conftest import display_code
 from tests.support.services import unfinished_commands
 from tests.support.stack import Stack, two_servers
+from tests.support.uvicorn_server import client
 
 pytest_plugins = ["tests.support.db_fixtures"]
 pytestmark = [pytest.mark.postgres]
@@ -142,8 +143,8 @@ async def test_racing_shoppers_get_contract_answers_only(pair: tuple[Stack, Stac
     clock = a.services.ctx.clock
     assert isinstance(clock, FakeClock)
     async with (
-        httpx.AsyncClient(base_url=a.url, timeout=60) as on_a,
-        httpx.AsyncClient(base_url=b.url, timeout=60) as on_b,
+        client(a.url, timeout=60) as on_a,
+        client(b.url, timeout=60) as on_b,
     ):
         crowd = Shoppers([(a, on_a), (b, on_b)], seed=19)
         stop = asyncio.Event()

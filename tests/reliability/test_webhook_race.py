@@ -18,6 +18,7 @@ from schema.models import Command, WebhookEvent
 from tests.fakes.razorpay_server import RazorpayFake, razorpay_fake
 from tests.http.conftest import display_code
 from tests.support.stack import Stack, two_servers
+from tests.support.uvicorn_server import client
 
 pytest_plugins = ["tests.support.db_fixtures"]
 pytestmark = [pytest.mark.postgres]
@@ -72,8 +73,8 @@ async def test_one_event_at_once_on_two_servers_is_one_payment_and_all_2xx(
 ) -> None:
     a, b = pair
     async with (
-        httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
-        httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+        client(a.url, timeout=30) as on_a,
+        client(b.url, timeout=30) as on_b,
     ):
         statuses: list[tuple[int, str]] = []
         for round_ in range(ROUNDS):

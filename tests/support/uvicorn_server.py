@@ -5,8 +5,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import uvicorn
 
+from api.http.slow_clients import KEEP_ALIVE_S
 from api.server.serve import server_config
 from tests.support.ports import free_port
 
@@ -28,3 +30,15 @@ async def serve(app: Any, *, port: int | None = None) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+def client(url: str, timeout: float) -> httpx.AsyncClient:
+    """An HTTP client that drops idle connections well before the server does.
+
+    The server closes a keep-alive connection after ``KEEP_ALIVE_S`` idle; a
+    request written just as that timer fires is lost with a ``ReadError``. Busy
+    tests that pause between requests use this client so that they never reuse
+    a connection the server may be closing.
+    """
+    limits = httpx.Limits(keepalive_expiry=KEEP_ALIVE_S / 2)
+    return httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits)
