@@ -6,14 +6,15 @@ from typing import Any
 from starlette.requests import Request
 
 from api.errors import InvalidRequest, PayloadTooLarge
+from api.http.deps import runtime_if_running
 
 DEFAULT_LIMIT = 16384
 
 
 def _limit(request: Request, limit: int | None) -> int:
     """The route's own limit, never above MAX_BODY_BYTES."""
-    settings = getattr(request.app.state, "settings", None)
-    most = settings.max_body_bytes if settings is not None else DEFAULT_LIMIT
+    root = runtime_if_running(request)
+    most = root.settings.max_body_bytes if root is not None else DEFAULT_LIMIT
     return most if limit is None else min(limit, most)
 
 

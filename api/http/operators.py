@@ -11,7 +11,7 @@ from starlette.routing import Route
 from api.errors import InvalidRequest, ReasonRequired
 from api.http import body as b
 from api.http import specs
-from api.http.deps import needs, principal, services
+from api.http.deps import needs, principal, runtime, services
 from api.http.shopper import machine_id
 from api.services import admins, audit, webhooks_out
 from api.services.audit import AuditFilter
@@ -145,9 +145,7 @@ async def remove_machine(request: Request) -> Response:
     mid = machine_id(request)
     await in_scope(request, principal(request), mid)
     machine = await services(request).machines.remove(mid, by=principal(request).username)
-    mqtt = getattr(request.app.state, "mqtt", None)
-    if mqtt is not None:
-        await mqtt.disconnect(mid)  # its open connection ends with its key
+    await runtime(request).disconnect(mid)  # its open connection ends with its key
     return JSONResponse({"machine_id": machine.id, "removed_at": machine.removed_at})
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from api.clock import Clock
 from api.infra.db import create_engine, session_factory
 from api.payments.base import PaymentGateway
+from api.server.runtime import build_services
 from api.services.container import Services
 from api.services.dispense import UNFINISHED
 from api.services.policy import VendPolicy
@@ -22,7 +23,7 @@ async def built_services(
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     try:
-        yield Services.build(session_factory(engine), clock, policy or VendPolicy(), gateway)
+        yield build_services(session_factory(engine), clock, policy or VendPolicy(), gateway)
     finally:
         await engine.dispose()
 
