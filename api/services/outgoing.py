@@ -24,7 +24,6 @@ if TYPE_CHECKING:
         DesiredMsg,
         DisplayMsg,
         PriceMsg,
-        SaleLineMsg,
         SalesMsg,
         SlotMsg,
         StateMsg,
@@ -107,26 +106,6 @@ def command_payload(command: Command, lines: list[dict[str, Any]] | None = None)
     return cmd
 
 
-def sale_payload(
-    order_id: str,
-    quantity: int,
-    amount: int,
-    currency: str,
-    now: int,
-    lines: list[dict[str, Any]] | None = None,
-) -> SalesMsg:
-    sale: SalesMsg = {
-        "order": order_id,
-        "quantity": quantity,
-        "amount": amount,
-        "currency": currency,
-        "ts": now,
-    }
-    if lines and carries("sales", "lines"):
-        sale["lines"] = cast("list[SaleLineMsg]", lines)
-    return sale
-
-
 async def enqueue(
     s: AsyncSession, topic: str, payload: bytes, *, retain: bool, qos: int, now: int
 ) -> None:
@@ -184,46 +163,6 @@ async def supersede(s: AsyncSession, retained_topics: list[str]) -> None:
     await s.execute(
         delete(OutboxMessage).where(OutboxMessage.topic.in_(retained_topics)),
         execution_options={"synchronize_session": False},
-    )
-
-
-async def send_command(s: AsyncSession, command: Command, now: int) -> None:
-    await enqueue(
-        s,
-        topics.cmd(command.machine_id, command.id),
-        messages.encode(
-            "cmd",
-            command_payload(
-                command, vend_lines.command_lines(await vend_lines.of_order(s, command.order_id))
-            ),
-        ),
-        retain=True,
-        qos=1,
-        now=now,
-    )
-
-
-async def clear_command(s: AsyncSession, command: Command, now: int) -> None:
-    """An empty retained payload removes the finished command from the broker."""
-    topic = topics.cmd(command.machine_id, command.id)
-    await enqueue(s, topic, messages.CLEAR, retain=True, qos=1, now=now)
-
-
-async def sale(
-    s: AsyncSession,
-    machine_id: str,
-    order_id: str,
-    quantity: int,
-    amount: int,
-    currency: str,
-    now: int,
-    lines: list[dict[str, Any]] | None = None,
-) -> None:
-    payload = sale_payload(order_id, quantity, amount, currency, now, lines)
-    sold = {"machine_id": machine_id, "order_id": order_id, "quantity": quantity}
-    await webhooks_out.emit(s, "sale", {**sold, "amount": amount, "currency": currency}, now)
-    await enqueue(
-        s, topics.sales(machine_id), messages.encode("sales", payload), retain=False, qos=1, now=now
     )
 
 
