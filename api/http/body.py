@@ -26,12 +26,17 @@ async def read_body(request: Request, limit: int | None = None) -> bytes:
             raise InvalidRequest("bad Content-Length")
         if int(declared) > limit:
             raise PayloadTooLarge(f"request body over {limit} bytes")
+    return await read_capped(request, limit, f"request body over {limit} bytes")
+
+
+async def read_capped(request: Request, limit: int, too_large: str) -> bytes:
+    """The body as it streams in, refused (413 ``too_large``) once past ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"request body over {limit} bytes")
+            raise PayloadTooLarge(too_large)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.errors import InvalidRequest, PayloadTooLarge
+from api.errors import InvalidRequest
 from api.http import body as b
 from api.http import specs
 from api.http.deps import require, services
@@ -67,14 +67,8 @@ async def put_image(request: Request) -> Response:
 
 async def _image_body(request: Request) -> bytes:
     """The upload, up to IMAGE_MAX_BYTES (above MAX_BODY_BYTES: the one route allowed to)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > IMAGE_MAX_BYTES:
-            raise PayloadTooLarge(f"an image may be at most {IMAGE_MAX_BYTES // 1024} KiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    too_large = f"an image may be at most {IMAGE_MAX_BYTES // 1024} KiB"
+    return await b.read_capped(request, IMAGE_MAX_BYTES, too_large)
 
 
 async def get_image(request: Request) -> Response:
