@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from api.errors import InvalidItems, InvalidRequest
 from api.http import body as b
+from schema import models
 from schema.models import FEEDBACK_COMMENT_MAX
 
 MACHINE_ID_PATTERN = {"pattern": "^[A-Za-z0-9_-]{1,32}$"}
@@ -364,7 +365,9 @@ CHANGE_USER: Spec = (
     Text("password", 256, required=False, description="A new password (10+ characters)"),
     LOCATIONS,
 )
-WEBHOOK_EVENTS = ["alert", "sale", "refund", "machine_online", "machine_offline"]
+WEBHOOK_EVENTS = [
+    event for event in models.WEBHOOK_EVENTS if event != "test"
+]  # one may subscribe to
 CREATE_WEBHOOK: Spec = (
     Text("url", 500, description="Any http(s) URL, loopback and private addresses included"),
     Texts(
