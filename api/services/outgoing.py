@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.services import planogram, sessions, vend_lines, webhooks_out
+from api.services import planogram, sessions, webhooks_out
 from schema import messages, topics, wire
 from schema.models import Command, Machine, OutboxMessage, VendSession
 
@@ -149,6 +149,8 @@ async def machine_changed(
     """
     active = await sessions.active_session(s, machine.id) if isinstance(lock, _LookUp) else lock
     if desired:
+        if active is None:  # planogram changes made during a session reach it at its end
+            await planogram.refresh_desired(s, machine)
         await vend_changed(s, machine, active, now, version_bumped=version_bumped)
         return
     state = state_payload(machine, active is not None)
@@ -204,23 +206,25 @@ async def vend_changed(
     now: int,
     *,
     command: Command | None = None,
+    command_lines: list[dict[str, Any]] | None = None,
     clear: bool = False,
     sale: SalesMsg | None = None,
     version_bumped: bool = False,
 ) -> None:
-    """One vend event's messages: a sale, the command sent or cleared, desired and state.
+    """One vend event's messages: a sale, the command sent (with ``command_lines``) or
+    cleared, desired and state, from rows the caller has ready (with no lock, the
+    machine's ``desired_slots`` already refreshed by ``planogram.refresh_desired``).
 
     ``desired``'s version goes up by one (unless the caller's own UPDATE raised
     it); its and ``state``'s unpublished predecessors are superseded.
     """
-    if lock is None:  # planogram changes made during a session reach the machine at its end
-        await planogram.refresh_desired(s, machine)
     if not version_bumped:
         machine.desired_version += 1
-    lines = None
-    if command is not None and not clear:
-        lines = vend_lines.command_lines(await vend_lines.of_order(s, command.order_id))
-    made = vend_messages(machine, lock, command, clear, sale, lines)
+    made = vend_messages(machine, lock, command, clear, sale, command_lines)
+    if sale is not None:
+        sold = {"machine_id": machine.id, "order_id": sale["order"], "quantity": sale["quantity"]}
+        event = {**sold, "amount": sale["amount"], "currency": sale["currency"]}
+        await webhooks_out.emit(s, "sale", event, now)
     names = [topics.machine_topic(machine.id, kind, cmd_id) for kind, cmd_id, _b, _r in made]
     rows = [
         {
@@ -232,10 +236,6 @@ async def vend_changed(
         }
         for topic, (kind, _cmd_id, body, retain) in zip(names, made, strict=True)
     ]
-    if sale is not None:
-        sold = {"machine_id": machine.id, "order_id": sale["order"], "quantity": sale["quantity"]}
-        event = {**sold, "amount": sale["amount"], "currency": sale["currency"]}
-        await webhooks_out.emit(s, "sale", event, now)
     if rows[:-2]:  # a sale and the command first: never coalesced, they keep their ids
         await s.execute(insert(OutboxMessage), rows[:-2])
     await supersede(s, names[-2:])  # then desired and state replace their predecessors
