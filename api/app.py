@@ -18,12 +18,12 @@ from starlette.routing import BaseRoute, Route
 
 from api.clock import Clock
 from api.errors import SmartVendError
-from api.http import admin, catalogue, device, firmware, operators, shopper
+from api.http import catalogue, firmware
 from api.http.body_limit import BodyLimit
 from api.http.deps import runtime
 from api.http.errors import http_error, smartvend_error, unexpected_error
 from api.http.observability import routes as observability_routes
-from api.http.openapi import openapi_document
+from api.http.openapi import api_routes, openapi_document
 from api.http.request_id import RequestId
 from api.http.source import SourceAddress
 from api.http.timing import TimingMiddleware
@@ -38,7 +38,7 @@ async def health(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(openapi_document())
+    return JSONResponse(openapi_document(request.app.routes))
 
 
 def create_app(
@@ -64,12 +64,7 @@ def create_app(
         Route("/healthz", health, methods=["GET"]),
         *observability_routes,
         Route("/openapi.json", openapi, methods=["GET"]),
-        *shopper.routes,
-        *device.routes,
-        *admin.routes,
-        *firmware.routes,
-        *catalogue.routes,
-        *operators.routes,
+        *api_routes(),
         *routes,
     ]
     return Starlette(
