@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast, overload
 
-from schema import wire
+from schema import updates, wire
 from schema.jsonschema import build_schemas
 from schema.wire import (
     CLEAR,
@@ -252,9 +252,21 @@ _PATTERNS = {
     "id": "A-Za-z0-9_-",
     "slot": "A-Z0-9",
     "text": "\\u0020-\\u007e\\u0080-\\uffff",
+    "hex": "0-9a-f",
+    "version": "A-Za-z0-9_.+-",
 }
 
 SCHEMAS = build_schemas(KINDS, SPECS, _PATTERNS, MAX_TELEMETRY_KEYS, MAX_TELEMETRY_KEY)
+# Firmware updates (contract section 6) share the ``cmd`` and ``results`` topics: an update
+# command, and the results of one (``progress`` added). Their field tables live apart
+# (``schema.updates``, loaded on a machine only when an update arrives); their schemas
+# stand beside the others, for the AsyncAPI document.
+UPDATE_KINDS = tuple(updates.SPECS)
+UPDATE_SCHEMAS = build_schemas(
+    UPDATE_KINDS, updates.SPECS, _PATTERNS, MAX_TELEMETRY_KEYS, MAX_TELEMETRY_KEY
+)
+# The topic each update kind travels on.
+UPDATE_TOPIC_KINDS = {"update": "cmd", "update_result": "results"}
 
 
 @overload

@@ -4,7 +4,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["tests.support.deadlines"]
+pytest_plugins = ["tests.support.deadlines", "tests.support.services"]
 
 settings.register_profile(
     "ci",

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from api.clock import LocalCalendar
+from api.http.deps import runtime_if_running
 from api.lifecycle.states import OrderStatus
 from api.money import money as rupees
 
@@ -34,8 +35,8 @@ def money(amount: int | float | None, currency: str = "INR") -> str:
 
 def calendar_of(request: Request) -> LocalCalendar:
     """The operators' calendar (``TIMEZONE``) of the server that serves ``request``."""
-    services = getattr(request.app.state, "services", None)
-    return services.ctx.calendar if services is not None else LocalCalendar()
+    root = runtime_if_running(request)
+    return root.services.ctx.calendar if root is not None else LocalCalendar()
 
 
 def when(ts: int | None, calendar: LocalCalendar) -> str:

@@ -2,11 +2,12 @@
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from api.http import specs
 from api.http.deps import needs, principal, services, source_address, tokens
 from api.http.operators import in_scope
+from api.http.route_table import ADMIN, route
+from api.http.shapes import BOOL, LOCATIONS, MID, STR, integer, obj
 from api.http.shopper import machine_id
 from api.services.machines import NewMachine
 from api.services.rights import Right
@@ -80,10 +81,68 @@ async def low_stock_alert(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/admin/login", login, methods=["POST"]),
-    Route("/api/admin/logout", logout, methods=["POST"]),
-    Route("/api/admin/verify", verify, methods=["GET"]),
-    Route("/api/machine/register", register, methods=["POST"]),
-    Route("/api/machine/{mid}/update-stock", update_stock, methods=["POST"]),
-    Route("/low-stock-alert", low_stock_alert, methods=["POST"]),
+    route(
+        "POST",
+        "/api/admin/login",
+        login,
+        summary="Admin token for scripts (valid one hour)",
+        ok=obj({"token": STR, "expires_in": {"const": 3600}}),
+        body=specs.LOGIN,
+        errors=(401, 429),
+        tag="admin",
+    ),
+    route(
+        "POST",
+        "/api/admin/logout",
+        logout,
+        summary="Log out: every token and dashboard session of this admin stops working",
+        ok=obj({"logged_out": BOOL}),
+        **ADMIN,
+    ),
+    route(
+        "GET",
+        "/api/admin/verify",
+        verify,
+        summary="Check a token: who it names, their role and locations",
+        ok=obj(
+            {
+                "username": STR,
+                "valid": BOOL,
+                "role": {"enum": list(specs.ROLE_NAMES)},
+                "locations": LOCATIONS,
+            }
+        ),
+        **ADMIN,
+    ),
+    route(
+        "POST",
+        "/api/machine/register",
+        register,
+        summary="Register a machine; the API key is shown once",
+        ok=obj({"machine_id": STR, "api_key": STR}),
+        body=specs.REGISTER,
+        status=201,
+        errors=(403, 409),
+        **ADMIN,
+    ),
+    route(
+        "POST",
+        "/api/machine/{mid}/update-stock",
+        update_stock,
+        summary="Set a machine's stock (restock)",
+        ok=obj({"machine_id": STR, "stock": integer(), "capacity": integer()}),
+        params=[MID],
+        body=specs.UPDATE_STOCK,
+        errors=(403, 404, 409),
+        **ADMIN,
+    ),
+    route(
+        "POST",
+        "/low-stock-alert",
+        low_stock_alert,
+        summary="Run the low-stock check now",
+        ok=obj({"alerts": {"type": "array"}}),
+        errors=(403,),
+        **ADMIN,
+    ),
 ]

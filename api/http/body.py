@@ -6,14 +6,15 @@ from typing import Any
 from starlette.requests import Request
 
 from api.errors import InvalidRequest, PayloadTooLarge
+from api.http.deps import runtime_if_running
 
 DEFAULT_LIMIT = 16384
 
 
 def _limit(request: Request, limit: int | None) -> int:
     """The route's own limit, never above MAX_BODY_BYTES."""
-    settings = getattr(request.app.state, "settings", None)
-    most = settings.max_body_bytes if settings is not None else DEFAULT_LIMIT
+    root = runtime_if_running(request)
+    most = root.settings.max_body_bytes if root is not None else DEFAULT_LIMIT
     return most if limit is None else min(limit, most)
 
 
@@ -25,12 +26,17 @@ async def read_body(request: Request, limit: int | None = None) -> bytes:
             raise InvalidRequest("bad Content-Length")
         if int(declared) > limit:
             raise PayloadTooLarge(f"request body over {limit} bytes")
+    return await read_capped(request, limit, f"request body over {limit} bytes")
+
+
+async def read_capped(request: Request, limit: int, too_large: str) -> bytes:
+    """The body as it streams in, refused (413 ``too_large``) once past ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"request body over {limit} bytes")
+            raise PayloadTooLarge(too_large)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -9,12 +9,28 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from api.errors import InvalidRequest, PayloadTooLarge
+from api.errors import InvalidRequest
 from api.http import body as b
 from api.http import specs
 from api.http.deps import require, services
+from api.http.route_table import ADMIN, route
+from api.http.shapes import (
+    BOOL,
+    INT,
+    MID,
+    PICK_PARAMS,
+    PICKLIST,
+    PLANOGRAM,
+    PRODUCT,
+    PRODUCT_ID,
+    SALES,
+    SLOT,
+    STR,
+    array,
+    obj,
+    query,
+)
 from api.http.shopper import machine_id
 from api.services.catalogue import IMAGE_MAX_BYTES, ProductFields
 from api.services.rights import Right
@@ -67,14 +83,8 @@ async def put_image(request: Request) -> Response:
 
 async def _image_body(request: Request) -> bytes:
     """The upload, up to IMAGE_MAX_BYTES (above MAX_BODY_BYTES: the one route allowed to)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > IMAGE_MAX_BYTES:
-            raise PayloadTooLarge(f"an image may be at most {IMAGE_MAX_BYTES // 1024} KiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    too_large = f"an image may be at most {IMAGE_MAX_BYTES // 1024} KiB"
+    return await b.read_capped(request, IMAGE_MAX_BYTES, too_large)
 
 
 async def get_image(request: Request) -> Response:
@@ -216,17 +226,137 @@ async def sales(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/products", list_products, methods=["GET"]),
-    Route("/api/products", create_product, methods=["POST"]),
-    Route("/api/products/{product_id}", update_product, methods=["PUT"]),
-    Route(IMAGE_PATH, put_image, methods=["PUT"]),
-    Route(IMAGE_PATH, get_image, methods=["GET"]),
-    Route("/api/machine/{mid}/slots", get_slots, methods=["GET"]),
-    Route("/api/machine/{mid}/slots", put_slots, methods=["PUT"]),
-    Route("/api/machine/{mid}/slots/copy", copy_slots, methods=["POST"]),
-    Route("/api/machine/{mid}/slots/{slot}/sold-out-tap", sold_out_tap, methods=["POST"]),
-    Route("/api/machine/{mid}/restock", restock, methods=["POST"]),
-    Route("/api/picklist", picklist, methods=["GET"]),
-    Route("/api/picklist.csv", picklist_csv, methods=["GET"]),
-    Route("/api/reports/sales", sales, methods=["GET"]),
+    route(
+        "GET",
+        "/api/products",
+        list_products,
+        summary="The product catalogue",
+        ok=obj({"products": array(PRODUCT)}),
+        **ADMIN,
+    ),
+    route(
+        "POST",
+        "/api/products",
+        create_product,
+        summary="Add a product",
+        ok=PRODUCT,
+        body=specs.PRODUCT,
+        status=201,
+        errors=(409,),
+        **ADMIN,
+    ),
+    route(
+        "PUT",
+        "/api/products/{product_id}",
+        update_product,
+        summary="Change a product; machines selling it are told at once",
+        ok=PRODUCT,
+        params=[PRODUCT_ID],
+        body=specs.PRODUCT,
+        errors=(404, 409),
+        **ADMIN,
+    ),
+    route(
+        "PUT",
+        IMAGE_PATH,
+        put_image,
+        summary="Upload a product's picture: the raw PNG, JPEG or WebP bytes (256 KiB at most)",
+        ok=PRODUCT,
+        params=[PRODUCT_ID],
+        errors=(400, 404, 413),
+        **ADMIN,
+    ),
+    route(
+        "GET",
+        IMAGE_PATH,
+        get_image,
+        summary="A product's picture, with its own content type",
+        ok={"type": "string", "format": "binary"},
+        params=[PRODUCT_ID],
+        errors=(404,),
+        media="image/*",
+    ),
+    route(
+        "GET",
+        "/api/machine/{mid}/slots",
+        get_slots,
+        summary="A machine's planogram",
+        ok=PLANOGRAM,
+        params=[MID],
+        errors=(400, 404),
+        **ADMIN,
+    ),
+    route(
+        "PUT",
+        "/api/machine/{mid}/slots",
+        put_slots,
+        summary="Replace a machine's planogram; 409 planogram_changed when the version is stale",
+        ok=PLANOGRAM,
+        params=[MID],
+        body=specs.PLANOGRAM,
+        errors=(404, 409),
+        **ADMIN,
+    ),
+    route(
+        "POST",
+        "/api/machine/{mid}/slots/copy",
+        copy_slots,
+        summary="Copy this planogram to other machines",
+        ok=obj({"machine_id": STR, "copied_to": array(STR)}),
+        params=[MID],
+        body=specs.COPY_PLANOGRAM,
+        errors=(404,),
+        **ADMIN,
+    ),
+    route(
+        "POST",
+        "/api/machine/{mid}/slots/{slot}/sold-out-tap",
+        sold_out_tap,
+        summary="A shopper tapped a sold-out slot (counted as lost demand)",
+        ok=obj({"counted": BOOL}),
+        params=[MID, SLOT],
+        errors=(400,),
+    ),
+    route(
+        "POST",
+        "/api/machine/{mid}/restock",
+        restock,
+        summary="Restock: each slot's count, or fill every slot to par or capacity",
+        ok=PLANOGRAM,
+        params=[MID],
+        body=specs.RESTOCK,
+        errors=(404, 409),
+        **ADMIN,
+    ),
+    route(
+        "GET",
+        "/api/picklist",
+        picklist,
+        summary="Units per product to bring: the sum of (par - stock) over the chosen machines",
+        ok=PICKLIST,
+        params=PICK_PARAMS,
+        errors=(400, 404),
+        **ADMIN,
+    ),
+    route(
+        "GET",
+        "/api/picklist.csv",
+        picklist_csv,
+        summary="The pick list as CSV (one row per product, a column per machine)",
+        ok=STR,
+        params=PICK_PARAMS,
+        errors=(400, 404),
+        media="text/csv",
+        **ADMIN,
+    ),
+    route(
+        "GET",
+        "/api/reports/sales",
+        sales,
+        summary="Sales by product and by slot over [since, until) (default: 30 days)",
+        ok=SALES,
+        params=[query("since", INT), query("until", INT), query("machine_id", STR)],
+        errors=(400,),
+        **ADMIN,
+    ),
 ]

@@ -1,7 +1,13 @@
-"""What routes take from the running app, and who calls them with which rights."""
+"""What routes take from the running app, and who calls them with which rights.
+
+Routes reach the composition root one way: ``runtime(request)``, the
+:class:`~api.server.runtime.Runtime` the app's lifespan built;
+``services``, ``settings`` and ``tokens`` are short cuts into it.
+"""
 
 import functools
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,22 +18,34 @@ from api.services.container import Services
 from api.services.rights import Principal, Right
 from api.settings import Settings
 
+if TYPE_CHECKING:  # the root imports the HTTP edge it builds
+    from api.server.runtime import Runtime
+
 ADMIN_COOKIE = "sv_admin"
 
 
-def services(request: Request) -> Services:
-    found: Services = request.app.state.services
+def runtime(request: Request) -> "Runtime":
+    """The composition root this app runs on (``app.state.runtime``, set once)."""
+    found: Runtime = request.app.state.runtime
     return found
+
+
+def runtime_if_running(request: Request) -> "Runtime | None":
+    """The root, or None for an app whose lifespan has not run (a bare test app)."""
+    found: Runtime | None = getattr(request.app.state, "runtime", None)
+    return found
+
+
+def services(request: Request) -> Services:
+    return runtime(request).services
 
 
 def settings(request: Request) -> Settings:
-    found: Settings = request.app.state.settings
-    return found
+    return runtime(request).settings
 
 
 def tokens(request: Request) -> AdminTokens:
-    found: AdminTokens = request.app.state.tokens
-    return found
+    return runtime(request).tokens
 
 
 def admin_token(request: Request) -> str:

@@ -2,12 +2,13 @@
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from api.errors import Unauthorized
 from api.http import specs
 from api.http.auth import bearer
 from api.http.deps import services
+from api.http.route_table import DEVICE, route
+from api.http.shapes import BOOL, MID, STR, obj
 from api.http.shopper import machine_id
 
 
@@ -47,7 +48,36 @@ async def report_error(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/machine/{mid}/status", status, methods=["GET"]),
-    Route("/api/machine/{mid}/confirm", confirm, methods=["POST"]),
-    Route("/api/machine/{mid}/report-error", report_error, methods=["POST"]),
+    route(
+        "GET",
+        "/api/machine/{mid}/status",
+        status,
+        summary="Device fallback: desired state and open commands",
+        ok=obj({"desired": {"type": "object"}, "commands": {"type": "array"}}),
+        params=[MID],
+        errors=(400, 404),
+        **DEVICE,
+    ),
+    route(
+        "POST",
+        "/api/machine/{mid}/confirm",
+        confirm,
+        summary="Device fallback: report a command's units out (idempotent)",
+        ok=obj({"cmd_id": STR, "applied": BOOL}),
+        params=[MID],
+        body=specs.CONFIRM,
+        errors=(404,),
+        **DEVICE,
+    ),
+    route(
+        "POST",
+        "/api/machine/{mid}/report-error",
+        report_error,
+        summary="Device fallback: report an error",
+        ok=obj({"recorded": BOOL}),
+        params=[MID],
+        body=specs.REPORT_ERROR,
+        errors=(404,),
+        **DEVICE,
+    ),
 ]

@@ -16,7 +16,6 @@ from typing import Any
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from api.errors import InvalidRequest, Unauthorized
 from api.firmware import manifest as mf
@@ -24,6 +23,24 @@ from api.http import body as b
 from api.http.auth import bearer
 from api.http.deps import require, services, settings
 from api.http.errors import error_response
+from api.http.route_table import DEVICE, FIRMWARE, route
+from api.http.shapes import (
+    FILE_PATH,
+    JSON,
+    MACHINE_AUTH,
+    MID,
+    NEW_ROLLOUT,
+    RANGE,
+    RELEASE,
+    RELEASE_UPLOAD,
+    ROLLOUT,
+    ROLLOUT_ID,
+    STR,
+    TAGS,
+    VERSION,
+    array,
+    obj,
+)
 from api.services.firmware import Upload
 from api.services.rights import Right
 from schema import topics
@@ -218,15 +235,112 @@ async def put_tags(request: Request) -> Response:
     return JSONResponse({"machine_id": mid, "tags": tags})
 
 
+OCTETS = "application/octet-stream"
 routes = [
-    Route("/api/firmware", list_releases, methods=["GET"]),
-    Route("/api/firmware", add_release, methods=["POST"]),
-    Route("/api/firmware/{version}/manifest", get_manifest, methods=["GET"]),
-    Route("/api/firmware/{version}/files/{path:path}", get_file, methods=["GET"]),
-    Route("/api/rollouts", list_rollouts, methods=["GET"]),
-    Route("/api/rollouts", start_rollout, methods=["POST"]),
-    Route("/api/rollouts/{rid}", get_rollout, methods=["GET"]),
-    Route("/api/rollouts/{rid}/resume", resume_rollout, methods=["POST"]),
-    Route("/api/rollouts/{rid}/abort", abort_rollout, methods=["POST"]),
-    Route("/api/machine/{mid}/tags", put_tags, methods=["PUT"]),
+    route(
+        "GET",
+        "/api/firmware",
+        list_releases,
+        summary="Releases",
+        ok=obj({"releases": array(RELEASE)}),
+        **FIRMWARE,
+    ),
+    route(
+        "POST",
+        "/api/firmware",
+        add_release,
+        summary="Upload a signed release (up to FIRMWARE_MAX_BYTES); "
+        "400 bad_signature when no configured public key verifies it",
+        ok=RELEASE,
+        raw_body=("multipart/form-data", RELEASE_UPLOAD),
+        status=201,
+        errors=(409,),
+        **FIRMWARE,
+    ),
+    route(
+        "GET",
+        "/api/firmware/{version}/manifest",
+        get_manifest,
+        summary="A release's manifest, its exact signed bytes (machine key)",
+        success={"200": {"description": "manifest", "content": {JSON: {"schema": {}}}}},
+        params=[VERSION, MACHINE_AUTH],
+        errors=(404,),
+        **DEVICE,
+    ),
+    route(
+        "GET",
+        "/api/firmware/{version}/files/{path:path}",
+        get_file,
+        summary="A release file (machine key); one byte range answered 206",
+        success={
+            "200": {"description": "the whole file", "content": {OCTETS: {"schema": STR}}},
+            "206": {
+                "description": "the range, with Content-Range",
+                "content": {OCTETS: {"schema": STR}},
+            },
+        },
+        params=[VERSION, FILE_PATH, MACHINE_AUTH, RANGE],
+        errors=(404, 416),
+        **DEVICE,
+    ),
+    route(
+        "GET",
+        "/api/rollouts",
+        list_rollouts,
+        summary="Rollouts",
+        ok=obj({"rollouts": {"type": "array"}}),
+        **FIRMWARE,
+    ),
+    route(
+        "POST",
+        "/api/rollouts",
+        start_rollout,
+        summary="Roll a release out in waves",
+        ok=obj({"rollout_id": STR}),
+        raw_body=(JSON, NEW_ROLLOUT),
+        status=201,
+        errors=(404,),
+        **FIRMWARE,
+    ),
+    route(
+        "GET",
+        "/api/rollouts/{rid}",
+        get_rollout,
+        summary="A rollout and its machines",
+        ok=ROLLOUT,
+        params=[ROLLOUT_ID],
+        errors=(404,),
+        **FIRMWARE,
+    ),
+    route(
+        "POST",
+        "/api/rollouts/{rid}/resume",
+        resume_rollout,
+        summary="Resume a paused rollout (next wave)",
+        ok=ROLLOUT,
+        params=[ROLLOUT_ID],
+        errors=(400, 404),
+        **FIRMWARE,
+    ),
+    route(
+        "POST",
+        "/api/rollouts/{rid}/abort",
+        abort_rollout,
+        summary="Abort: cancel what was not sent",
+        ok=ROLLOUT,
+        params=[ROLLOUT_ID],
+        errors=(400, 404),
+        **FIRMWARE,
+    ),
+    route(
+        "PUT",
+        "/api/machine/{mid}/tags",
+        put_tags,
+        summary="Set a machine's tags (rollout targets)",
+        ok=obj({"machine_id": STR, "tags": {"type": "array"}}),
+        params=[MID],
+        raw_body=(JSON, TAGS),
+        errors=(404,),
+        **FIRMWARE,
+    ),
 ]

@@ -6,17 +6,35 @@ reaches only machines at those locations (``in_scope``).
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from api.errors import InvalidRequest, ReasonRequired
 from api.http import body as b
 from api.http import specs
-from api.http.deps import needs, principal, services
+from api.http.deps import needs, principal, runtime, services
+from api.http.route_table import ADMIN, route
+from api.http.shapes import (
+    AUDIT_ENTRY,
+    BOOL,
+    DELIVERY,
+    MID,
+    ORDER_ID,
+    PRICE,
+    STR,
+    USER,
+    USERNAME,
+    WEBHOOK_FIELDS,
+    WEBHOOK_ID,
+    array,
+    integer,
+    obj,
+    query,
+    string,
+)
 from api.http.shopper import machine_id
 from api.services import admins, audit, webhooks_out
 from api.services.audit import AuditFilter
 from api.services.rights import Principal, Right
-from schema import topics
+from schema import statuses, topics
 
 
 async def in_scope(request: Request, who: Principal, mid: str) -> None:
@@ -145,21 +163,8 @@ async def remove_machine(request: Request) -> Response:
     mid = machine_id(request)
     await in_scope(request, principal(request), mid)
     machine = await services(request).machines.remove(mid, by=principal(request).username)
-    mqtt = getattr(request.app.state, "mqtt", None)
-    if mqtt is not None:
-        await mqtt.disconnect(mid)  # its open connection ends with its key
+    await runtime(request).disconnect(mid)  # its open connection ends with its key
     return JSONResponse({"machine_id": machine.id, "removed_at": machine.removed_at})
-
-
-routes = [
-    Route("/api/admin/users", list_users, methods=["GET"]),
-    Route("/api/admin/users", create_user, methods=["POST"]),
-    Route("/api/admin/users/{username}", change_user, methods=["PUT"]),
-    Route("/api/audit", audit_entries, methods=["GET"]),
-    Route("/api/machine/{mid}/price", set_price, methods=["POST"]),
-    Route("/api/machine/{mid}", remove_machine, methods=["DELETE"]),
-    Route("/api/orders/{order_id}/refund", refund, methods=["POST"]),
-]
 
 
 @needs(Right.USERS)
@@ -200,10 +205,146 @@ async def test_webhook(request: Request) -> Response:
     return JSONResponse({"event_id": event_id}, status_code=202)
 
 
-routes += [
-    Route("/api/webhooks", create_webhook, methods=["POST"]),
-    Route("/api/webhooks", list_webhooks, methods=["GET"]),
-    Route("/api/webhooks/{webhook_id}", delete_webhook, methods=["DELETE"]),
-    Route("/api/webhooks/{webhook_id}/deliveries", webhook_deliveries, methods=["GET"]),
-    Route("/api/webhooks/{webhook_id}/test", test_webhook, methods=["POST"]),
+routes = [
+    route(
+        "GET",
+        "/api/admin/users",
+        list_users,
+        summary="Users with their roles and locations (right: users)",
+        ok=obj({"users": array(USER)}),
+        errors=(403,),
+        **ADMIN,
+    ),
+    route(
+        "POST",
+        "/api/admin/users",
+        create_user,
+        summary="Create a user (right: users)",
+        ok=USER,
+        body=specs.CREATE_USER,
+        status=201,
+        errors=(403, 409),
+        **ADMIN,
+    ),
+    route(
+        "PUT",
+        "/api/admin/users/{username}",
+        change_user,
+        summary="Change a user's role, locations or password, or disable them; "
+        "409 `last_admin` rather than leave no active admin (right: users)",
+        ok=USER,
+        params=[USERNAME],
+        body=specs.CHANGE_USER,
+        errors=(403, 404, 409),
+        **ADMIN,
+    ),
+    route(
+        "GET",
+        "/api/audit",
+        audit_entries,
+        summary="The audit trail, newest first (right: read)",
+        ok=obj({"entries": array(AUDIT_ENTRY)}),
+        params=[
+            query("since", string(20, 0, pattern="^[0-9]*$"), "Unix seconds"),
+            query("machine_id", string(32, 0), "Only this machine"),
+            query("actor", string(64, 0), "Only this user (or cli, setup, system)"),
+        ],
+        errors=(400, 403, 404),
+        **ADMIN,
+    ),
+    route(
+        "POST",
+        "/api/machine/{mid}/price",
+        set_price,
+        summary="Set a one-slot machine's price (right: prices)",
+        ok=obj({"machine_id": STR, "price": PRICE}),
+        params=[MID],
+        body=specs.SET_PRICE,
+        errors=(403, 404),
+        **ADMIN,
+    ),
+    route(
+        "DELETE",
+        "/api/machine/{mid}",
+        remove_machine,
+        summary="Decommission a machine: its key stops working, its retained topics are "
+        "cleared, it leaves fleet views, its history stays in reports; "
+        "409 `machine_busy` during a vend (right: machines)",
+        ok=obj({"machine_id": STR, "removed_at": integer()}),
+        params=[MID],
+        errors=(403, 404, 409),
+        **ADMIN,
+    ),
+    route(
+        "POST",
+        "/api/orders/{order_id}/refund",
+        refund,
+        summary="Refund part or all of what is left of an order's payment, with a reason: "
+        "400 `reason_required`, 409 `refund_exceeds_paid` (right: refunds)",
+        ok=obj(
+            {
+                "refund_id": STR,
+                "order_id": STR,
+                "amount": integer(1),
+                "status": {"enum": list(statuses.REFUND)},
+                "reason": STR,
+            }
+        ),
+        params=[ORDER_ID],
+        body=specs.MANUAL_REFUND,
+        status=201,
+        errors=(402, 403, 404, 409),
+        **ADMIN,
+    ),
+    route(
+        "POST",
+        "/api/webhooks",
+        create_webhook,
+        summary="Add an outgoing webhook; its signing secret is shown once (right: users)",
+        ok=obj({**WEBHOOK_FIELDS, "secret": STR}),
+        body=specs.CREATE_WEBHOOK,
+        status=201,
+        errors=(403,),
+        **ADMIN,
+    ),
+    route(
+        "GET",
+        "/api/webhooks",
+        list_webhooks,
+        summary="Outgoing webhooks (right: users)",
+        ok=obj({"webhooks": array(obj(WEBHOOK_FIELDS))}),
+        errors=(403,),
+        **ADMIN,
+    ),
+    route(
+        "DELETE",
+        "/api/webhooks/{webhook_id}",
+        delete_webhook,
+        summary="Delete an outgoing webhook; its delivery log stays (right: users)",
+        ok=obj({"id": STR, "deleted": BOOL}),
+        params=[WEBHOOK_ID],
+        errors=(403, 404),
+        **ADMIN,
+    ),
+    route(
+        "GET",
+        "/api/webhooks/{webhook_id}/deliveries",
+        webhook_deliveries,
+        summary="A webhook's delivery log, newest first (right: users)",
+        ok=obj({"deliveries": array(DELIVERY)}),
+        params=[WEBHOOK_ID],
+        errors=(403, 404),
+        **ADMIN,
+    ),
+    route(
+        "POST",
+        "/api/webhooks/{webhook_id}/test",
+        test_webhook,
+        summary="Queue a `test` event to this webhook (right: users)",
+        ok=obj({"event_id": STR}),
+        params=[WEBHOOK_ID],
+        status=202,
+        errors=(403, 404),
+        **ADMIN,
+    ),
 ]

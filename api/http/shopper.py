@@ -6,13 +6,30 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from api.errors import InvalidRequest, PaymentFailed
 from api.http import body as b
 from api.http import specs, streams
 from api.http.contention import retried
 from api.http.deps import services, source_address
+from api.http.route_table import route
+from api.http.shapes import (
+    BOOL,
+    FEEDBACK,
+    JSON,
+    MID,
+    NULLABLE_INT,
+    ORDER,
+    ORDER_ID,
+    PRICE,
+    PUBLIC_SLOTS,
+    STR,
+    array,
+    integer,
+    obj,
+    query,
+    string,
+)
 from api.infra.changes_from_commits import order_channel
 from api.lifecycle.decide import shopper_done
 from api.payments.test_gateway import TestGateway
@@ -194,18 +211,172 @@ async def test_checkout(request: Request) -> Response:
     return JSONResponse(proof)
 
 
+LOCK = obj(
+    {
+        "machine_id": STR,
+        "session_id": STR,
+        "expires_at": integer(),
+        "price": PRICE,
+        "max_quantity": integer(),
+        "slots": PUBLIC_SLOTS,
+    }
+)
+PUBLIC = obj(
+    {
+        "machine_id": STR,
+        "name": STR,
+        "online": BOOL,
+        "mode": STR,
+        "stock": integer(),
+        "price": PRICE,
+        "locked": BOOL,
+        "locked_by_you": BOOL,
+        "lock_expires_at": NULLABLE_INT,
+        "code_on_display": BOOL,
+        "slots": PUBLIC_SLOTS,
+    }
+)
+CREATED = obj(
+    {
+        "order_id": STR,
+        "gateway_order_id": STR,
+        "amount": integer(),
+        "currency": STR,
+        "key_id": STR,
+        "gateway": {"enum": ["razorpay", "test"]},
+    }
+)
+ORDER_STATUS = obj({"order_id": STR, "status": STR})
+
 routes = [
-    Route("/api/machines", machines, methods=["GET"]),
-    Route("/api/machine/{mid}/public-status", public_status, methods=["GET"]),
-    Route("/api/lock-by-code", lock_by_code, methods=["POST"]),
-    Route("/api/machine/{mid}/unlock", unlock, methods=["POST"]),
-    Route("/create-order", create_order, methods=["POST"]),
-    Route("/verify-payment", verify_payment, methods=["POST"]),
-    Route("/api/orders/{order_id}", order_status, methods=["GET"]),
-    Route("/api/orders/{order_id}/events", order_events, methods=["GET"]),
-    Route("/api/orders/{order_id}/feedback", order_feedback, methods=["POST"]),
-    Route("/api/orders/{order_id}/feedback", my_feedback, methods=["GET"]),
-    Route("/api/webhooks/razorpay", razorpay_webhook, methods=["POST"]),
-    Route("/api/machine/{mid}/trigger-dispense", trigger_dispense, methods=["POST"]),
-    Route("/api/test-gateway/checkout", test_checkout, methods=["POST"]),
+    route(
+        "GET",
+        "/api/machines",
+        machines,
+        summary="Machines a shopper can find",
+        ok=obj({"machines": array({"type": "object"})}),
+    ),
+    route(
+        "GET",
+        "/api/machine/{mid}/public-status",
+        public_status,
+        summary="A machine as a shopper sees it",
+        ok=PUBLIC,
+        params=[MID, query("client_id", string(64, 0))],
+        errors=(400, 404),
+    ),
+    route(
+        "POST",
+        "/api/lock-by-code",
+        lock_by_code,
+        summary="Lock a machine with the code on its display",
+        ok=LOCK,
+        body=specs.LOCK_BY_CODE,
+        errors=(404, 409, 429, 503),
+    ),
+    route(
+        "POST",
+        "/api/machine/{mid}/unlock",
+        unlock,
+        summary="Release your lock",
+        ok=obj({"unlocked": BOOL}),
+        params=[MID],
+        body=specs.UNLOCK,
+        errors=(403, 409),
+    ),
+    route(
+        "POST",
+        "/create-order",
+        create_order,
+        summary="Create an order for the locked machine",
+        ok=CREATED,
+        body=specs.CREATE_ORDER,
+        errors=(403, 409, 410, 502),
+    ),
+    route(
+        "POST",
+        "/verify-payment",
+        verify_payment,
+        summary="Prove a payment (Razorpay Checkout's handler result)",
+        ok=ORDER_STATUS,
+        body=specs.VERIFY_PAYMENT,
+        errors=(402, 404, 502),
+    ),
+    route(
+        "GET",
+        "/api/orders/{order_id}",
+        order_status,
+        summary="An order's status",
+        ok=ORDER,
+        params=[ORDER_ID],
+        errors=(404,),
+    ),
+    route(
+        "GET",
+        "/api/orders/{order_id}/events",
+        order_events,
+        summary="Server-Sent Events: the order on every change (pushed, with a heartbeat "
+        "comment); 429 `too_many_streams` or 503 `streams_full` with Retry-After "
+        "past the caps on open streams",
+        ok=STR,
+        params=[ORDER_ID],
+        errors=(404, 429, 503),
+        media="text/event-stream",
+    ),
+    route(
+        "POST",
+        "/api/orders/{order_id}/feedback",
+        order_feedback,
+        summary="Rate an order that ended (once): thumbs up or down, an optional comment",
+        ok=obj({"order_id": STR, **FEEDBACK["properties"]}),
+        params=[ORDER_ID],
+        body=specs.FEEDBACK,
+        status=201,
+        errors=(403, 404, 409, 429),
+    ),
+    route(
+        "GET",
+        "/api/orders/{order_id}/feedback",
+        my_feedback,
+        summary="This shopper's view of an order's rating: may they rate it, what they gave",
+        ok=obj(
+            {
+                "yours": BOOL,
+                "may_rate": BOOL,
+                "feedback": {"oneOf": [{"type": "null"}, FEEDBACK]},
+            }
+        ),
+        params=[ORDER_ID, query("client_id", string(64, 8), required=True)],
+        errors=(400, 404),
+    ),
+    route(
+        "POST",
+        "/api/webhooks/razorpay",
+        razorpay_webhook,
+        summary="Razorpay webhook (raw body, X-Razorpay-Signature)",
+        ok=obj({"status": {"enum": ["processed", "duplicate"]}}),
+        raw_body=(JSON, {"type": "object"}),
+        errors=(502,),
+        tag="gateway",
+    ),
+    route(
+        "POST",
+        "/api/machine/{mid}/trigger-dispense",
+        trigger_dispense,
+        summary="Older clients: dispense a verified, paid order (once)",
+        ok=ORDER_STATUS,
+        params=[MID],
+        body=specs.TRIGGER_DISPENSE,
+        errors=(402,),
+    ),
+    route(
+        "POST",
+        "/api/test-gateway/checkout",
+        test_checkout,
+        summary="Test mode only: complete a payment at the built-in gateway",
+        ok={"type": "object", "additionalProperties": STR},
+        body=specs.TEST_CHECKOUT,
+        errors=(402,),
+        tag="test mode",
+    ),
 ]

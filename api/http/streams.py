@@ -17,8 +17,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from api.errors import StreamsFull, TooManyStreams
-from api.http.deps import source_address
-from api.infra.changes import Notifier, Subscription
+from api.http.deps import runtime, source_address
+from api.infra.changes import Subscription
 
 HEARTBEAT_S = 15.0
 RETRY_AFTER_S = 10
@@ -114,8 +114,8 @@ def opened(
     and the subscription: hand ``stack.pop_all().close`` to :class:`LiveStream`
     once the response is ready (an error before that releases both).
     """
-    gate: StreamGate = request.app.state.streams
-    notifier: Notifier = request.app.state.notifier
+    root = runtime(request)
+    gate, notifier = root.streams, root.notifier
     with contextlib.ExitStack() as stack:
         stack.enter_context(gate.admit(source_address(request)))
         sub = stack.enter_context(notifier.subscribe(channel))

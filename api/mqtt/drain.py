@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.lifecycle.states import COMMAND_FINAL, SessionStatus, ordered
-from api.services import outbox
+from api.services import outgoing
 from schema import messages, topics
 from schema.errors import SchemaError
 from schema.models import Command, Machine, OutboxMessage, VendSession
@@ -118,8 +118,8 @@ async def retained_snapshot(db: async_sessionmaker[AsyncSession]) -> list[Outgoi
     for machine in machines:
         lock = locks.get(machine.id)
         try:
-            desired = messages.encode("desired", outbox.desired_payload(machine, lock))
-            state = messages.encode("state", outbox.state_payload(machine, lock is not None))
+            desired = messages.encode("desired", outgoing.desired_payload(machine, lock))
+            state = messages.encode("state", outgoing.state_payload(machine, lock is not None))
         except SchemaError as exc:
             log.error("cannot republish machine %s: %s", machine.id, exc)
             continue
@@ -127,7 +127,7 @@ async def retained_snapshot(db: async_sessionmaker[AsyncSession]) -> list[Outgoi
         out.append(Outgoing(topics.state(machine.id), state))
     for command in commands:
         try:
-            payload = messages.encode("cmd", outbox.command_payload(command))
+            payload = messages.encode("cmd", outgoing.command_payload(command))
         except SchemaError as exc:
             log.error("cannot republish command %s: %s", command.id, exc)
             continue

@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from api.errors import ConfigurationError
+from api.infra.changes import Notifier
 from api.infra.leader import Leadership
 from api.mqtt.accounts import SERVER_USERNAME, DatabaseAuthenticator, server_password
 from api.mqtt.bridge import Bridge
 from api.server import cluster
-from api.server.runtime import Runtime
+from api.services.container import Services
+from api.settings import Settings
 from broker.embedded import EmbeddedBroker
 from broker.errors import BrokerStartError
 from broker.passwords import hash_secret
@@ -34,10 +36,9 @@ class MqttLink:
             await self.broker.disconnect(username)
 
 
-async def _embedded(rt: Runtime) -> EmbeddedBroker:
-    settings = rt.settings
+async def _embedded(settings: Settings, services: Services) -> EmbeddedBroker:
     authenticator = DatabaseAuthenticator(
-        rt.services.ctx.db,
+        services.ctx.db,
         SERVER_USERNAME,
         hash_secret(server_password(settings)),
         discovery_prefix=settings.ha_discovery_prefix,
@@ -62,19 +63,22 @@ async def _embedded(rt: Runtime) -> EmbeddedBroker:
 
 
 @contextlib.asynccontextmanager
-async def start_mqtt(rt: Runtime, leadership: Leadership | None = None) -> AsyncIterator[MqttLink]:
+async def start_mqtt(
+    settings: Settings,
+    services: Services,
+    notifier: Notifier,
+    leadership: Leadership | None = None,
+) -> AsyncIterator[MqttLink]:
     """The broker (unless MQTT_URL) and the bridge; ``leadership`` None: this process leads."""
-    broker = None if rt.settings.mqtt_url else await _embedded(rt)
+    broker = None if settings.mqtt_url else await _embedded(settings, services)
     leads: Callable[[], bool] = (
         (lambda: True) if leadership is None else (lambda: leadership.is_leader)
     )
-    bridge = Bridge.from_settings(
-        rt.services, rt.settings, **cluster.bridge_options(rt.settings, leads)
-    )
+    bridge = Bridge.from_settings(services, settings, **cluster.bridge_options(settings, leads))
     if leadership is not None:
         leadership.on_change(lambda _leader: bridge.kick())  # a new leader drains at once
     # Another worker committed (its outbox rows too): the leader drains at once.
-    rt.notifier.on_remote(lambda _channel: bridge.kick())
+    notifier.on_remote(lambda _channel: bridge.kick())
 
     task = asyncio.create_task(bridge.run())
     try:

@@ -1,15 +1,14 @@
-"""The services a running SmartVend is made of, wired once from their ports."""
+"""The services and read models a running SmartVend is made of, as one typed group.
+
+They are built once, by the composition root (``api.server.runtime.build_services``).
+"""
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from api.clock import Clock, LocalCalendar
 from api.payments.base import PaymentGateway
 from api.services.admins import Admins
 from api.services.alerts import Alerts
 from api.services.audit import Audit
-from api.services.budgets import BudgetStore, MemoryBudgets
 from api.services.catalogue import Catalogue
 from api.services.context import Context
 from api.services.dispense import Dispense
@@ -19,7 +18,6 @@ from api.services.locks import Locks
 from api.services.machines import Machines
 from api.services.manual_refund import ManualRefunds
 from api.services.orders import Orders
-from api.services.policy import VendPolicy
 from api.services.reconcile import Reconciler
 from api.services.refunds import Refunds
 from api.services.rollouts import Rollouts
@@ -62,51 +60,3 @@ class Services:
     slots: Slots
     audit: Audit
     outgoing_webhooks: OutgoingWebhooks
-
-    @classmethod
-    def build(
-        cls,
-        db: async_sessionmaker[AsyncSession],
-        clock: Clock,
-        policy: VendPolicy,
-        gateway: PaymentGateway,
-        budgets: BudgetStore | None = None,
-        calendar: LocalCalendar | None = None,
-    ) -> "Services":
-        ctx = Context(
-            db=db,
-            clock=clock,
-            policy=policy,
-            budgets=budgets or MemoryBudgets(),
-            calendar=calendar or LocalCalendar(),
-        )
-        dispense = Dispense(ctx)
-        orders = Orders(ctx, gateway)
-        refunds = Refunds(ctx, gateway)
-        return cls(
-            ctx=ctx,
-            admins=Admins(ctx),
-            alerts=Alerts(ctx),
-            machines=Machines(ctx),
-            locks=Locks(ctx, Locks.guard_for(ctx)),
-            orders=orders,
-            dispense=dispense,
-            feedback=Feedbacks(ctx),
-            refunds=refunds,
-            sweeper=Sweeper(ctx, dispense),
-            views=Views(ctx),
-            webhooks=Webhooks(ctx, orders, refunds, gateway),
-            reconciler=Reconciler(ctx, orders, refunds, gateway),
-            gateway=gateway,
-            admin_views=AdminViews(ctx),
-            order_views=OrderViews(ctx),
-            feedback_views=FeedbackViews(ctx),
-            fleet_stats=FleetStats(ctx),
-            manual_refunds=ManualRefunds(ctx),
-            firmware=Firmware(ctx),
-            rollouts=Rollouts(ctx),
-            catalogue=Catalogue(ctx),
-            slots=Slots(ctx),
-            audit=Audit(ctx),
-            outgoing_webhooks=OutgoingWebhooks(ctx),
-        )

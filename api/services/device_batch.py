@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.infra.changes_from_commits import FLEET, touch
 from api.lifecycle.states import SessionStatus
-from api.services import outbox, outgoing
+from api.services import outgoing
 from api.services.context import Context
 from api.services.presence_rule import status_applies
 from schema import messages, topics
@@ -158,7 +158,7 @@ async def _write_states(s: AsyncSession, rows: list[dict[str, Any]], now: int) -
     out: list[dict[str, Any]] = []
     for r in rows:
         shown = Machine(**{k: r[k] for k in READ})  # transient: never added to the session
-        payload = messages.encode("state", outbox.state_payload(shown, r["id"] in busy))
+        payload = messages.encode("state", outgoing.state_payload(shown, r["id"] in busy))
         out.append(
             {
                 "topic": topics.state(r["id"]),

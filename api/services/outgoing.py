@@ -1,21 +1,109 @@
-"""What devices and integrators must see, written to the outbox in the cause's transaction.
+"""What devices and integrators are shown, written to the outbox in the cause's transaction.
 
-Nothing here publishes: the MQTT bridge drains the outbox after commit, so a
-crash between commit and publish loses nothing. The payloads are built in
-``api.services.outbox``.
+The payloads (``desired``, ``state``, ``cmd``, ``sales``) are pure functions of
+the rows they are given; the MQTT drain (``api.mqtt.drain``) and the read
+models build the same ones. Nothing here publishes: the MQTT bridge drains the
+outbox after commit, so a crash between commit and publish loses nothing.
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.services import outbox, planogram, sessions, vend_lines, webhooks_out
-from schema import messages, topics
+from api.services import planogram, sessions, webhooks_out
+from schema import messages, topics, wire
 from schema.models import Command, Machine, OutboxMessage, VendSession
 
 if TYPE_CHECKING:
-    from schema.messages import SalesMsg
+    from schema.messages import (
+        CmdLineMsg,
+        CmdMsg,
+        DesiredMsg,
+        DisplayMsg,
+        PriceMsg,
+        SalesMsg,
+        SlotMsg,
+        StateMsg,
+        StateSlotMsg,
+    )
+
+
+def carries(kind: str, field: str) -> bool:
+    """Whether the wire's field table for ``kind`` has ``field`` (contract 1.1's
+    additions are sent once the wire module knows them)."""
+    return any(name == field for name, _spec, _required in messages.SPECS[kind][0])
+
+
+def _slots_allowed(kind: str, slots: object) -> bool:
+    return isinstance(slots, list) and bool(slots) and carries(kind, "slots")
+
+
+def price_of(machine: Machine) -> PriceMsg:
+    return {"amount": machine.price_amount, "currency": machine.currency}
+
+
+def desired_payload(machine: Machine, lock: VendSession | None) -> DesiredMsg:
+    display: DisplayMsg | None = None
+    code, expires_at = machine.display_code, machine.display_code_expires_at
+    if lock is None and code is not None and expires_at is not None:
+        display = {"code": code, "expires_at": expires_at}
+    shown: DesiredMsg = {
+        "version": machine.desired_version,
+        "mode": "out_of_service" if machine.mode == "out_of_service" else "in_service",
+        "display": display,
+        "lock": None if lock is None else {"session": lock.id, "expires_at": lock.expires_at},
+        "price": price_of(machine),
+        "stock": machine.stock,
+    }
+    if _slots_allowed("desired", machine.desired_slots):
+        shown["slots"] = cast(
+            "list[SlotMsg]",
+            [
+                {k: v for k, v in slot.items() if k != "product"}
+                for slot in machine.desired_slots or []
+            ],
+        )
+    return shown
+
+
+def state_payload(machine: Machine, busy: bool) -> StateMsg:
+    if machine.mode == "out_of_service":
+        mode = "out_of_service"
+    else:
+        mode = machine.reported_mode or "idle"
+    state: StateMsg = {
+        "online": machine.online,
+        "mode": mode,
+        "stock": machine.stock,
+        "busy": busy,
+        "price": price_of(machine),
+        "last_seen": machine.last_seen,
+    }
+    if _slots_allowed("state", machine.desired_slots):
+        state["slots"] = cast("list[StateSlotMsg]", state_slots(machine.desired_slots or []))
+    return state
+
+
+def state_slots(desired: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Integrators' view of the slots: ``desired``'s without the motors."""
+    return [{k: v for k, v in slot.items() if k not in ("motor", "product")} for slot in desired]
+
+
+def command_payload(command: Command, lines: list[dict[str, Any]] | None = None) -> CmdMsg:
+    cmd: CmdMsg = {
+        "cmd_id": command.id,
+        "action": "dispense",
+        "quantity": command.quantity,
+        "order": command.order_id,
+        "issued_at": command.issued_at,
+        "expires_at": command.expires_at,
+    }
+    if lines and carries("cmd", "lines"):
+        cmd["lines"] = cast("list[CmdLineMsg]", lines)
+    return cmd
 
 
 async def enqueue(
@@ -61,9 +149,11 @@ async def machine_changed(
     """
     active = await sessions.active_session(s, machine.id) if isinstance(lock, _LookUp) else lock
     if desired:
+        if active is None:  # planogram changes made during a session reach it at its end
+            await planogram.refresh_desired(s, machine)
         await vend_changed(s, machine, active, now, version_bumped=version_bumped)
         return
-    state = outbox.state_payload(machine, active is not None)
+    state = state_payload(machine, active is not None)
     encoded = [(topics.state(machine.id), messages.encode("state", state))]
     await supersede(s, [topic for topic, _payload in encoded])
     await enqueue_many(s, encoded, retain=True, qos=1, now=now)
@@ -78,44 +168,35 @@ async def supersede(s: AsyncSession, retained_topics: list[str]) -> None:
     )
 
 
-async def send_command(s: AsyncSession, command: Command, now: int) -> None:
-    await enqueue(
-        s,
-        topics.cmd(command.machine_id, command.id),
-        messages.encode(
-            "cmd",
-            outbox.command_payload(
-                command, vend_lines.command_lines(await vend_lines.of_order(s, command.order_id))
-            ),
-        ),
-        retain=True,
-        qos=1,
-        now=now,
-    )
+def vend_messages(
+    machine: Machine,
+    lock: VendSession | None,
+    command: Command | None,
+    clear: bool,
+    sale: SalesMsg | None,
+    command_lines: list[dict[str, Any]] | None = None,
+) -> list[tuple[str, str | None, dict[str, Any] | None, bool]]:
+    """What one vend event shows, in publish order: ``(kind, cmd_id, payload, retain)``.
+
+    A sale, the command (sent, or cleared with an empty payload), then the
+    machine's ``desired`` and ``state``. ``payload`` None is the empty one.
+    """
+    out: list[tuple[str, str | None, dict[str, Any] | None, bool]] = []
+    if sale is not None:
+        out.append(("sales", None, dict(sale), False))
+    if command is not None:
+        body = None if clear else dict(command_payload(command, command_lines))
+        out.append(("cmd", command.id, body, True))
+    out.append(("desired", None, dict(desired_payload(machine, lock)), True))
+    out.append(("state", None, dict(state_payload(machine, lock is not None)), True))
+    return out
 
 
-async def clear_command(s: AsyncSession, command: Command, now: int) -> None:
-    """An empty retained payload removes the finished command from the broker."""
-    topic = topics.cmd(command.machine_id, command.id)
-    await enqueue(s, topic, messages.CLEAR, retain=True, qos=1, now=now)
-
-
-async def sale(
-    s: AsyncSession,
-    machine_id: str,
-    order_id: str,
-    quantity: int,
-    amount: int,
-    currency: str,
-    now: int,
-    lines: list[dict[str, Any]] | None = None,
-) -> None:
-    payload = outbox.sale_payload(order_id, quantity, amount, currency, now, lines)
-    sold = {"machine_id": machine_id, "order_id": order_id, "quantity": quantity}
-    await webhooks_out.emit(s, "sale", {**sold, "amount": amount, "currency": currency}, now)
-    await enqueue(
-        s, topics.sales(machine_id), messages.encode("sales", payload), retain=False, qos=1, now=now
-    )
+def _encoded(kind: str, body: dict[str, Any] | None) -> bytes:
+    """A vend message's bytes, ``None`` the empty one. The wire's field table checks and
+    writes it in one step: here the kind is only known as text, so the typed
+    ``messages.encode`` would add nothing but a hop."""
+    return messages.CLEAR if body is None else wire.encode_in(messages.SPECS, kind, body)
 
 
 async def vend_changed(
@@ -125,32 +206,30 @@ async def vend_changed(
     now: int,
     *,
     command: Command | None = None,
+    command_lines: list[dict[str, Any]] | None = None,
     clear: bool = False,
-    sale: "SalesMsg | None" = None,
+    sale: SalesMsg | None = None,
     version_bumped: bool = False,
 ) -> None:
-    """One vend event's messages: a sale, the command sent or cleared, desired and state.
+    """One vend event's messages: a sale, the command sent (with ``command_lines``) or
+    cleared, desired and state, from rows the caller has ready (with no lock, the
+    machine's ``desired_slots`` already refreshed by ``planogram.refresh_desired``).
 
     ``desired``'s version goes up by one (unless the caller's own UPDATE raised
     it); its and ``state``'s unpublished predecessors are superseded.
     """
-    if lock is None:  # planogram changes made during a session reach the machine at its end
-        await planogram.refresh_desired(s, machine)
     if not version_bumped:
         machine.desired_version += 1
+    made = vend_messages(machine, lock, command, clear, sale, command_lines)
     if sale is not None:
         sold = {"machine_id": machine.id, "order_id": sale["order"], "quantity": sale["quantity"]}
         event = {**sold, "amount": sale["amount"], "currency": sale["currency"]}
         await webhooks_out.emit(s, "sale", event, now)
-    lines = None
-    if command is not None and not clear:
-        lines = vend_lines.command_lines(await vend_lines.of_order(s, command.order_id))
-    made = outbox.vend_messages(machine, lock, command, clear, sale, lines)
     names = [topics.machine_topic(machine.id, kind, cmd_id) for kind, cmd_id, _b, _r in made]
     rows = [
         {
             "topic": topic,
-            "payload": messages.CLEAR if body is None else messages.encode(kind, body),
+            "payload": _encoded(kind, body),
             "retain": retain,
             "qos": 1,
             "created_at": now,

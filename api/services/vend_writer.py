@@ -150,8 +150,13 @@ async def apply(
                     if line.dispensed
                 ]
         sent = command if shown.command or shown.clear else None
+        lines = None
+        if sent is not None and not shown.clear:
+            lines = vend_lines.command_lines(await vend_lines.of_order(s, sent.order_id))
+        if lock is None:  # planogram changes made during a session reach it at its end
+            await planogram.refresh_desired(s, machine)
         await outgoing.vend_changed(
-            s, machine, lock, now, command=sent, clear=shown.clear, sale=sale
+            s, machine, lock, now, command=sent, command_lines=lines, clear=shown.clear, sale=sale
         )
     return written
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from api.errors import MachineNotFound
 from api.lifecycle.states import COMMAND_FINAL, ordered
-from api.services import outbox, planogram, sessions, vend_lines
+from api.services import outgoing, planogram, sessions, vend_lines
 from api.services.context import Context
 from schema.models import Command, Machine
 
@@ -28,9 +28,9 @@ class Views:
             "machine_id": machine.id,
             "name": machine.name,
             "online": machine.online,
-            "mode": outbox.state_payload(machine, live)["mode"],
+            "mode": outgoing.state_payload(machine, live)["mode"],
             "stock": machine.stock,
-            "price": outbox.price_of(machine),
+            "price": outgoing.price_of(machine),
             "locked": live,
             "locked_by_you": bool(live and client_id and lock and lock.client_id == client_id),
             "lock_expires_at": lock.expires_at if live and lock else None,
@@ -65,7 +65,7 @@ class Views:
                 "online": m.online,
                 "in_service": m.mode == "in_service",
                 "stock": m.stock,
-                "price": outbox.price_of(m),
+                "price": outgoing.price_of(m),
             }
             for m in machines
         ]
@@ -89,9 +89,9 @@ class Views:
             ).all()
             lines = await vend_lines.of_orders(s, [c.order_id for c in commands])
         return {
-            "desired": outbox.desired_payload(machine, lock),
+            "desired": outgoing.desired_payload(machine, lock),
             "commands": [
-                outbox.command_payload(c, vend_lines.command_lines(lines[c.order_id]))
+                outgoing.command_payload(c, vend_lines.command_lines(lines[c.order_id]))
                 for c in commands
             ],
         }

@@ -256,7 +256,7 @@ async def test_tables_fit_the_phone_and_exports_speak_rupees(
         await register(services, "gym-2", name="Gym" + "Snacks" * 10, stock=9)
         sold = await vend(services, "lobby-1", 2)
         jammed = await vend(services, "gym-2", 2, dispensed=1, client_id="client-00002")
-        await stack.app.state.alert_sender.run_once()
+        await stack.runtime.alert_sender.run_once()
         context = await phone(browser, stack.url)
         page = await context.new_page()
         await log_in(page, "/admin/orders")

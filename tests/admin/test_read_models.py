@@ -17,6 +17,7 @@ from api.errors import (
 )
 from api.infra.db import create_engine, session_factory
 from api.payments.test_gateway import TestGateway
+from api.server.runtime import build_services
 from api.services.container import Services
 from api.services.manual_refund import ManualRefunds
 from api.services.policy import VendPolicy
@@ -37,7 +38,7 @@ async def services() -> AsyncIterator[Services]:
     engine = create_engine("sqlite+aiosqlite:///:memory:")
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
-    yield Services.build(
+    yield build_services(
         session_factory(engine), FakeClock(START), VendPolicy(), TestGateway("secret")
     )
     await engine.dispose()

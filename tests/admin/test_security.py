@@ -70,7 +70,7 @@ async def test_every_admin_page_needs_a_session(tmp_path: Path) -> None:
 
 async def test_forged_and_expired_cookies_fail(tmp_path: Path) -> None:
     async with admin_stack(tmp_path) as stack:
-        secret = derive_secret(stack.app.state.settings, "admin-tokens")
+        secret = derive_secret(stack.runtime.settings, "admin-tokens")
 
         class LongAgo(TimestampSigner):
             def get_timestamp(self) -> int:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from api.errors import InvalidItems, ItemsRequired, SlotOutOfStock, SlotUnavailable
 from api.lifecycle import vend
 from api.lifecycle.snapshot import Line
-from api.services import cart, outbox, planogram
+from api.services import cart, outgoing, planogram
 from schema.models import Machine, MachineSlot, Product
 
 
@@ -135,8 +135,8 @@ def test_sixty_slots_fit_in_a_desired_message(monkeypatch: pytest.MonkeyPatch) -
         display_code_expires_at=1_800_000_000,
         desired_slots=planogram.desired_slots(found, "INR"),
     )
-    monkeypatch.setattr(outbox, "carries", lambda kind, field: True)
-    shown = outbox.desired_payload(machine, None)
+    monkeypatch.setattr(outgoing, "carries", lambda kind, field: True)
+    shown = outgoing.desired_payload(machine, None)
     assert shown["slots"][0] == {  # type: ignore[typeddict-item]
         "id": "S0",
         "motor": 0,
@@ -146,7 +146,7 @@ def test_sixty_slots_fit_in_a_desired_message(monkeypatch: pytest.MonkeyPatch) -
         "enabled": True,
     }
     assert len(json.dumps(shown, ensure_ascii=False).encode()) < 16384
-    state = outbox.state_payload(machine, False)
+    state = outgoing.state_payload(machine, False)
     assert all("motor" not in s for s in state["slots"])  # type: ignore[typeddict-item]
 
 
@@ -160,5 +160,5 @@ def test_slots_are_sent_only_once_the_wire_knows_them() -> None:
         stock=1,
         desired_slots=planogram.desired_slots([row("1", 0, 1)], "INR"),
     )
-    shown = outbox.desired_payload(machine, None)
-    assert ("slots" in shown) == outbox.carries("desired", "slots")
+    shown = outgoing.desired_payload(machine, None)
+    assert ("slots" in shown) == outgoing.carries("desired", "slots")

@@ -10,6 +10,7 @@ from api.clock import FakeClock
 from api.errors import InvalidCode, MachineBusy
 from api.infra.db import create_engine, session_factory
 from api.payments.test_gateway import TestGateway
+from api.server.runtime import build_services
 from api.services.container import Services
 from api.services.locks import Lock
 from api.services.machines import NewMachine
@@ -27,7 +28,7 @@ VERIFIERS = 20
 async def services(migrated_url: str) -> AsyncIterator[Services]:
     engine = create_engine(Settings(database_url=migrated_url).async_database_url)
     try:
-        yield Services.build(session_factory(engine), FakeClock(), VendPolicy(), TestGateway("x"))
+        yield build_services(session_factory(engine), FakeClock(), VendPolicy(), TestGateway("x"))
     finally:
         await engine.dispose()
 

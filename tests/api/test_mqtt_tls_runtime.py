@@ -21,7 +21,7 @@ async def test_serve_with_tls_settings(tmp_path: Path) -> None:
         mqtts_port=tls_port,
         mqtt_max_payload=4096,
     ) as stack:
-        broker = stack.app.state.mqtt.broker
+        broker = stack.runtime.mqtt.broker
         assert (broker.tls_port, broker.max_payload) == (tls_port, 4096)
         context = ssl.create_default_context(cafile=str(pki.ca))
         reader, writer = await asyncio.open_connection("127.0.0.1", tls_port, ssl=context)

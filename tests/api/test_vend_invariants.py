@@ -32,7 +32,7 @@ from api.infra.db import create_engine, session_factory
 from api.payments.base import GatewayPayment
 from api.payments.test_gateway import TestGateway
 from api.security import ids
-from api.services.container import Services
+from api.server.runtime import build_services
 from api.services.machines import NewMachine
 from api.services.policy import VendPolicy
 from schema.models import (
@@ -76,7 +76,7 @@ class VendMachine(RuleBasedStateMachine):
         self.clock = FakeClock()
         self.gateway = TestGateway("state-machine-secret")
         self.engine = create_engine("sqlite+aiosqlite:///:memory:")
-        self.services = Services.build(
+        self.services = build_services(
             session_factory(self.engine), self.clock, POLICY, self.gateway
         )
         self.restocked: dict[str, int] = defaultdict(int)

@@ -286,7 +286,7 @@ async def idle_pages(
         held.append((mid, client_id, lock.session_id))
         orders.append(created.order_id)
     # Every page comes from this host's one address: lift the per-client cap for it.
-    bench.stack.app.state.streams.per_client = len(orders) + 100
+    bench.stack.runtime.streams.per_client = len(orders) + 100
     result.pages, result.window_s = len(orders), window_s
     say(f"vend [{bench.label}]: the server for {window_s:.0f} s without open pages")
     result.base_queries_s, result.base_cpu = await _window(bench, window_s)

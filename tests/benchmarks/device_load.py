@@ -19,6 +19,7 @@ from api.infra.db import create_engine, session_factory
 from api.mqtt.accounts import SERVER_USERNAME
 from api.mqtt.bridge import Bridge
 from api.payments.test_gateway import TestGateway
+from api.server.runtime import build_services
 from api.services.container import Services
 from api.services.machines import NewMachine
 from api.services.policy import VendPolicy
@@ -123,7 +124,7 @@ async def ingest_services(workdir: Path, machine_ids: list[str]) -> AsyncIterato
     await migrate_async(url)
     engine = create_engine(url.replace("sqlite:///", "sqlite+aiosqlite:///", 1))
     try:
-        services = Services.build(
+        services = build_services(
             session_factory(engine), SystemClock(), VendPolicy(), TestGateway("bench-gateway")
         )
         for mid in machine_ids:

@@ -54,7 +54,7 @@ class BenchStack:
 
     @property
     def bridge(self) -> Bridge:
-        found: Bridge = self.stack.app.state.mqtt.bridge
+        found: Bridge = self.stack.runtime.mqtt.bridge
         return found
 
     def machine_ids(self) -> list[str]:
@@ -69,7 +69,7 @@ async def _provision(tmp: Path, url: str, machines: int, **overrides: object) ->
 
 
 async def _wait_bridge(stack: Stack) -> None:
-    bridge: Bridge = stack.app.state.mqtt.bridge
+    bridge: Bridge = stack.runtime.mqtt.bridge
     async with asyncio.timeout(60):
         await bridge.connected.wait()
 

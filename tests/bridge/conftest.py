@@ -17,16 +17,6 @@ from tests.support.services import built_services
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def gateway() -> TestGateway:
-    return TestGateway("test-secret")
-
-
-@pytest.fixture
 async def services(
     tmp_path: Path, clock: FakeClock, gateway: TestGateway
 ) -> AsyncIterator[Services]:

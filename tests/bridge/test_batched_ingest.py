@@ -13,6 +13,7 @@ from api.infra.db import create_engine, session_factory
 from api.mqtt.ingest import Ingest
 from api.observability import metrics
 from api.payments.test_gateway import TestGateway
+from api.server.runtime import build_services
 from api.services.container import Services
 from api.services.machines import NewMachine
 from api.services.policy import VendPolicy
@@ -32,7 +33,7 @@ EVENTS = 1_000
 async def services(migrated_url: str) -> AsyncIterator[Services]:
     engine = create_engine(Settings(database_url=migrated_url).async_database_url)
     try:
-        yield Services.build(
+        yield build_services(
             session_factory(engine), FakeClock(), VendPolicy(), TestGateway("test-secret")
         )
     finally:

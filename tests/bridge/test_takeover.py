@@ -19,7 +19,7 @@ async def test_a_shared_client_id_is_detected_and_named(
     monkeypatch.setattr(bridge_module, "SHORT_LIVED_S", 3.0)
     async with running_stack(tmp_path, mqtt=True) as stack:
         await flow.bridge_up(stack)
-        ours: Bridge = stack.app.state.mqtt.bridge
+        ours: Bridge = stack.runtime.mqtt.bridge
         assert ours.takeover_suspected is None
         # another worker logging in with the same account (the broker forces
         # client id = username, as the machines' listener does)

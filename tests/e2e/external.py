@@ -18,6 +18,7 @@ from pathlib import Path
 from api.mqtt.accounts import server_credentials
 from api.mqtt.mosquitto import CONF_FILE, write_mosquitto_config
 from api.server.runtime import open_runtime
+from api.services.container import Services
 from tests.e2e import flow
 from tests.support.brokers import mosquitto_binary
 from tests.support.databases import migrate_async
@@ -42,9 +43,26 @@ async def mosquitto_from_config(
 
     Yields the broker's port and the machines' API keys.
     """
+
+    async def register(services: Services) -> dict[str, str]:
+        return {mid: await flow.register(services, mid, stock=stock) for mid, stock in machines}
+
+    async with mosquitto_for_database(tmp, url, register) as found:
+        yield found
+
+
+@contextlib.asynccontextmanager
+async def mosquitto_for_database(
+    tmp: Path, url: str, register: Callable[[Services], Awaitable[dict[str, str]]]
+) -> AsyncIterator[tuple[int, dict[str, str]]]:
+    """Machines that ``register`` adds to ``url``, and Mosquitto configured from the
+    database for them (the way ``smartvend mosquitto-config`` writes it).
+
+    Yields the broker's port and what ``register`` returned (the machines' API keys).
+    """
     settings = test_settings(tmp, database_url=url)
     async with open_runtime(settings) as rt:
-        keys = {mid: await flow.register(rt.services, mid, stock=stock) for mid, stock in machines}
+        keys = await register(rt.services)
     creds = server_credentials(settings)
 
     async def configure(folder: Path, ports: list[int]) -> Path:

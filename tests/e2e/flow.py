@@ -80,7 +80,7 @@ async def until(check: Callable[[], Any], what: str, within: float = WAIT_S) -> 
 async def bridge_up(stack: Stack) -> None:
     """Wait until the server's bridge is connected to the broker."""
     async with asyncio.timeout(WAIT_S):
-        await stack.app.state.mqtt.bridge.connected.wait()
+        await stack.runtime.mqtt.bridge.connected.wait()
 
 
 async def wait_status(

@@ -8,25 +8,19 @@ nobody fails is rolled out to all and finishes, every machine reconnecting with
 the new ``fw``.
 """
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from api.mqtt.accounts import server_credentials
-from api.mqtt.mosquitto import CONF_FILE, write_mosquitto_config
-from api.server.runtime import open_runtime
 from api.services.container import Services
 from tests.e2e import flow
-from tests.e2e.external import running_mosquitto
+from tests.e2e.external import mosquitto_for_database
 from tests.firmware import support
 from tests.firmware.fleet import Machine, UpdateFleet
 from tests.support.databases import migrate_async
 from tests.support.stack import Stack, running_stack
-from tests.support.stack import test_settings as settings_for
 
 pytest_plugins = ["tests.support.db_fixtures"]
 
@@ -136,27 +130,8 @@ async def test_rollout_on_sqlite_and_embedded_broker(tmp_path: Path) -> None:
         await run_rollouts(tmp_path, stack, stack.settings.mqtt_port, keys, signer.public_key)
 
 
-@contextlib.asynccontextmanager
-async def mosquitto_for(tmp: Path, url: str) -> AsyncIterator[tuple[int, dict[str, str]]]:
-    settings = settings_for(tmp, database_url=url)
-    async with open_runtime(settings) as rt:
-        keys = await register_all(rt.services, ids())
-    creds = server_credentials(settings)
-
-    async def configure(folder: Path, ports: list[int]) -> Path:
-        async with open_runtime(settings) as rt:
-            await write_mosquitto_config(
-                rt.services.ctx.db,
-                folder,
-                port=ports[0],
-                host="127.0.0.1",
-                server_username=creds.username,
-                server_password=creds.password,
-            )
-        return folder / CONF_FILE
-
-    async with running_mosquitto(1, configure) as (port,):
-        yield port, keys
+def mosquitto_for(tmp: Path, url: str) -> Any:
+    return mosquitto_for_database(tmp, url, lambda services: register_all(services, ids()))
 
 
 @pytest.mark.postgres

@@ -5,7 +5,6 @@ while it is locked or between a dispense's ``accepted`` and its final result.
 """
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,25 +20,8 @@ from api.services.machines import NewMachine
 from schema import topics
 from schema.models import Machine, OutboxMessage
 from tests.firmware import support
-from tests.support.services import built_services
 
 CLIENT = "client-0001"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def gateway() -> TestGateway:
-    return TestGateway("test-secret")
-
-
-@pytest.fixture
-async def services(clock: FakeClock, gateway: TestGateway) -> AsyncIterator[Services]:
-    async with built_services("sqlite+aiosqlite:///:memory:", clock, gateway) as built:
-        yield built
 
 
 async def add_release(services: Services, tmp: Path, version: str = "1.1.0") -> None:

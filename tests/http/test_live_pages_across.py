@@ -33,8 +33,8 @@ TARGET_P99_MS = 100.0  # the issue's goal; printed, not asserted as a speed limi
 @pytest.fixture
 async def pair(tmp_path: Path, postgresql_url: str) -> AsyncIterator[tuple[Stack, Stack]]:
     async with two_servers(tmp_path, postgresql_url) as (a, b):
-        assert isinstance(a.app.state.notifier, PgNotifier)
-        assert isinstance(b.app.state.notifier, PgNotifier)
+        assert isinstance(a.runtime.notifier, PgNotifier)
+        assert isinstance(b.runtime.notifier, PgNotifier)
         yield a, b
 
 
@@ -75,7 +75,7 @@ async def test_commit_to_other_process_latency(pair: tuple[Stack, Stack]) -> Non
     sessions = session_class(a.services.ctx.db)
     event.listen(sessions, "after_commit", on_commit)
     try:
-        with b.app.state.notifier.subscribe(channel) as watcher:
+        with b.runtime.notifier.subscribe(channel) as watcher:
             for n in range(CHANGES):
                 async with a.services.ctx.db.begin() as s:
                     touch(s, channel)
@@ -90,4 +90,4 @@ async def test_commit_to_other_process_latency(pair: tuple[Stack, Stack]) -> Non
         f"(target p99 < {TARGET_P99_MS:.0f} ms)"
     )
     assert len(latencies) == CHANGES
-    assert b.app.state.notifier.received >= CHANGES
+    assert b.runtime.notifier.received >= CHANGES

@@ -43,7 +43,7 @@ def counted_queries(stack: Stack) -> Iterator[list[str]]:
 
 
 def gate(stack: Stack) -> StreamGate:
-    found: StreamGate = stack.app.state.streams
+    found: StreamGate = stack.runtime.streams
     return found
 
 
@@ -128,7 +128,7 @@ async def test_streams_end_cleanly_at_shutdown(
     async with http.stream("GET", f"/api/orders/{order['order_id']}/events") as stream:
         got = frames(stream)
         assert (await anext(got)).startswith("order ")
-        stack.app.state.notifier.close()
+        stack.runtime.notifier.close()
         assert [f async for f in got] == []  # the response ended, no error
     async with asyncio.timeout(10):
         await gate(stack).wait_open_at_most(0)

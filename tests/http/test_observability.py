@@ -137,7 +137,7 @@ async def test_metrics_show_the_embedded_brokers_counters(tmp_path: Path) -> Non
         httpx.AsyncClient(base_url=stack.url, timeout=10) as http,
     ):
         async with asyncio.timeout(20):
-            await stack.app.state.mqtt.bridge.connected.wait()
+            await stack.runtime.mqtt.bridge.connected.wait()
         intruder = aiomqtt.Client(
             "127.0.0.1", stack.settings.mqtt_port, username="nobody", password="wrong", timeout=10
         )

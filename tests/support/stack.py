@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 
+from api.server.runtime import Runtime
 from api.services.container import Services
 from api.settings import Settings
 from schema.models import Base
@@ -27,9 +28,14 @@ class Stack:
     settings: Settings
 
     @property
-    def services(self) -> Services:
-        found: Services = self.app.state.services
+    def runtime(self) -> Runtime:
+        """The composition root the running app was built on."""
+        found: Runtime = self.app.state.runtime
         return found
+
+    @property
+    def services(self) -> Services:
+        return self.runtime.services
 
 
 def test_settings(tmp: Path, **overrides: Any) -> Settings:

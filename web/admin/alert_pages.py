@@ -3,7 +3,7 @@
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from api.http.deps import services, settings
+from api.http.deps import runtime, services, settings
 from api.services.alert_sender import AlertSender
 from api.services.rights import Right
 from web.admin.guard import admin_page
@@ -11,9 +11,8 @@ from web.admin.templating import render
 
 
 def sender(request: Request) -> AlertSender:
-    """The app's alert sender, built once where the app is wired (``api.app``)."""
-    found: AlertSender = request.app.state.alert_sender
-    return found
+    """The app's alert sender, built once by the composition root."""
+    return runtime(request).alert_sender
 
 
 @admin_page

@@ -5,7 +5,7 @@ import shlex
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from api.http.deps import services, settings
+from api.http.deps import runtime, services, settings
 from api.mqtt.accounts import create_integrator, list_integrators, revoke_integrator
 from api.services.rights import Right
 from web.admin.device_config import mqtt_endpoint
@@ -78,7 +78,5 @@ async def create(request: Request) -> Response:
 async def revoke(request: Request) -> Response:
     username = str(request.path_params["username"])
     await revoke_integrator(services(request).ctx.db, username)
-    mqtt = getattr(request.app.state, "mqtt", None)
-    if mqtt is not None:
-        await mqtt.disconnect(username)
+    await runtime(request).disconnect(username)
     return RedirectResponse("/admin/integrators?done=revoked", status_code=303)

@@ -4,7 +4,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from api.errors import InvalidRequest, MachineTaken
-from api.http.deps import services, settings
+from api.http.deps import runtime, services, settings
 from api.money import big_change
 from api.services.machines import MAX_PRICE, MIN_PRICE, NewMachine
 from api.services.rights import Right
@@ -32,9 +32,7 @@ def mid_of(request: Request) -> str:
 
 
 async def _disconnect(request: Request, mid: str) -> None:
-    mqtt = getattr(request.app.state, "mqtt", None)
-    if mqtt is not None:
-        await mqtt.disconnect(mid)
+    await runtime(request).disconnect(mid)
 
 
 def _key_page(request: Request, mid: str, name: str, api_key: str, heading: str) -> Response:
