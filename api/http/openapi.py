@@ -61,6 +61,11 @@ ORDER = _obj(
                         "amount": _int(),
                         "status": {"enum": list(statuses.REFUND)},
                         "manual_amount": _int(1),
+                        "reason": {
+                            "type": "string",
+                            "description": "Why the automatic refund was made, e.g. "
+                            "late_payment, insufficient_stock, dispense_failed",
+                        },
                     },
                     ["amount", "status"],
                 ),
@@ -344,7 +349,24 @@ def _paths() -> dict[str, Any]:
             "lock_expires_at": NULLABLE_INT,
             "code_on_display": {"type": "boolean"},
             "slots": PUBLIC_SLOTS,
-        }
+            "display_code": {
+                "type": ["string", "null"],
+                "description": "Dev mode only, simulated machines only: what the display shows",
+            },
+        },
+        [
+            "machine_id",
+            "name",
+            "online",
+            "mode",
+            "stock",
+            "price",
+            "locked",
+            "locked_by_you",
+            "lock_expires_at",
+            "code_on_display",
+            "slots",
+        ],
     )
     created = _obj(
         {
@@ -389,6 +411,25 @@ def _paths() -> dict[str, Any]:
                 params=[MID],
                 body=specs.schema(specs.UNLOCK),
                 errors=(403, 409),
+            )
+        },
+        "/api/machine/{mid}/extend": {
+            "post": _op(
+                "Keep your reservation while checkout is open: each call moves its end "
+                "to a minute from now, at most 180 s past LOCK_TTL_S from the unlock "
+                "(`hold_until`); 403 `not_lock_owner`, 409 `checkout_not_open` (no "
+                "payment waiting on the lock), 410 `session_expired`",
+                _obj(
+                    {
+                        "machine_id": {"type": "string"},
+                        "session_id": {"type": "string"},
+                        "expires_at": _int(),
+                        "hold_until": _int(),
+                    }
+                ),
+                params=[MID],
+                body=specs.schema(specs.EXTEND),
+                errors=(403, 409, 410),
             )
         },
         "/create-order": {

@@ -12,7 +12,7 @@ from api.errors import InvalidRequest, PaymentFailed
 from api.http import body as b
 from api.http import specs, streams
 from api.http.contention import retried
-from api.http.deps import services, source_address
+from api.http.deps import services, settings, source_address
 from api.infra.changes_from_commits import order_channel
 from api.lifecycle.decide import shopper_done
 from api.payments.test_gateway import TestGateway
@@ -28,7 +28,10 @@ def machine_id(request: Request) -> str:
 
 async def public_status(request: Request) -> Response:
     client_id = b.query_text(request, "client_id", max_len=64)
-    return JSONResponse(await services(request).views.public_status(machine_id(request), client_id))
+    views, dev = services(request).views, settings(request).dev
+    return JSONResponse(
+        await views.public_status(machine_id(request), client_id, simulated_display=dev)
+    )
 
 
 async def machines(request: Request) -> Response:
@@ -61,6 +64,23 @@ async def unlock(request: Request) -> Response:
     locks, mid = services(request).locks, machine_id(request)
     await retried("unlock", lambda: locks.unlock(mid, body["client_id"], body["session_id"]))
     return JSONResponse({"unlocked": True})
+
+
+async def extend(request: Request) -> Response:
+    """Keep the machine while checkout is open (api.services.reservation)."""
+    body = await specs.read(request, specs.EXTEND)
+    reservations, mid = services(request).reservations, machine_id(request)
+    hold = await retried(
+        "extend", lambda: reservations.extend(mid, body["client_id"], body["session_id"])
+    )
+    return JSONResponse(
+        {
+            "machine_id": hold.machine_id,
+            "session_id": hold.session_id,
+            "expires_at": hold.expires_at,
+            "hold_until": hold.hold_until,
+        }
+    )
 
 
 async def create_order(request: Request) -> Response:
@@ -199,6 +219,7 @@ routes = [
     Route("/api/machine/{mid}/public-status", public_status, methods=["GET"]),
     Route("/api/lock-by-code", lock_by_code, methods=["POST"]),
     Route("/api/machine/{mid}/unlock", unlock, methods=["POST"]),
+    Route("/api/machine/{mid}/extend", extend, methods=["POST"]),
     Route("/create-order", create_order, methods=["POST"]),
     Route("/verify-payment", verify_payment, methods=["POST"]),
     Route("/api/orders/{order_id}", order_status, methods=["GET"]),

@@ -22,6 +22,7 @@ from api.services.orders import Orders
 from api.services.policy import VendPolicy
 from api.services.reconcile import Reconciler
 from api.services.refunds import Refunds
+from api.services.reservation import Reservations
 from api.services.rollouts import Rollouts
 from api.services.slots import Slots
 from api.services.sweeper import Sweeper
@@ -41,6 +42,7 @@ class Services:
     alerts: Alerts
     machines: Machines
     locks: Locks
+    reservations: Reservations
     orders: Orders
     dispense: Dispense
     feedback: Feedbacks
@@ -89,6 +91,7 @@ class Services:
             alerts=Alerts(ctx),
             machines=Machines(ctx),
             locks=Locks(ctx, Locks.guard_for(ctx)),
+            reservations=Reservations(ctx),
             orders=orders,
             dispense=dispense,
             feedback=Feedbacks(ctx),

@@ -10,7 +10,47 @@
   var buy = $("buy"), qty = $("quantity"), total = $("total"), payBtn = $("pay"), cancelBtn = $("cancel");
   var buyError = $("buy-error"), notice = $("notice"), countdown = $("countdown");
   var lock = null, timer = null, warned = false, price = parseInt(main.dataset.price, 10);
-  var stockNow = parseInt(main.dataset.stock, 10) || 0, waiting = null;
+  var stockNow = parseInt(main.dataset.stock, 10) || 0, waiting = null, awaiting = false;
+  var FOLLOW_EVERY_MS = 5000; /* how often the page re-reads the machine's status while shown */
+  var follower = null, statusNotice = "", keeper = null, payUntil = null;
+  /* The unlock form: off while the machine can't be unlocked (blocked says why), while a
+     wait after too many wrong codes runs, and while a code is being checked. */
+  var blocked = "", waitingOut = false, sending = false;
+  var rateGate = { set disabled(on) { waitingOut = on; syncForm(); } };
+
+  function syncForm() {
+    codeInput.disabled = !!blocked;
+    unlockBtn.disabled = !!blocked || waitingOut || sending;
+    codeForm.classList.toggle("off", !!blocked);
+    SV.say($("code-off"), blocked);
+  }
+
+  /* Why the code can't unlock the machine now ("" when it can). */
+  function blockedFor(s) {
+    if (lock || s.locked_by_you) return "";
+    if (s.mode === "out_of_service") return "Unlocking is off while the machine is out of service. This page updates by itself.";
+    if (!s.online) return "Unlocking is off until the machine is back online. This page updates by itself.";
+    if (s.locked) return "Unlocking is off while someone else uses the machine. This page updates when they finish.";
+    if (s.stock < 1) return "Unlocking is off: the machine is sold out.";
+    return "";
+  }
+
+  /* Dev mode: what the simulated machine's display shows now. */
+  function showDisplay(s) {
+    var note = $("demo-display");
+    if (!note || !("display_code" in s)) return;
+    var text = "Dev mode: this simulated machine's display shows ";
+    if (note.dataset.code === String(s.display_code) && note.childNodes.length) return;
+    note.dataset.code = String(s.display_code);
+    if (s.display_code) {
+      var code = document.createElement("strong");
+      code.className = "code";
+      code.textContent = s.display_code;
+      note.replaceChildren(text, code, ".");
+    } else {
+      note.replaceChildren(text + "no code right now.");
+    }
+  }
 
   function showStatus(s) {
     stockNow = s.stock;
@@ -23,6 +63,19 @@
     SV.say($("machine-stock"), s.stock > 0 ? s.stock + " in stock" : "Sold out");
     if (window.SVCart) window.SVCart.update(s.slots);
     else SV.say($("machine-price"), SV.money(price, currency) + " each");
+    blocked = blockedFor(s);
+    syncForm();
+    showDisplay(s);
+    followNotice(s);
+  }
+
+  /* The status sentence follows the machine; other messages (cancelled, ran out) stay
+     until the status itself changes. */
+  function followNotice(s) {
+    var text = lock || awaiting ? "" : noticeFor(s);
+    if (text === statusNotice) return;
+    if (text || notice.textContent === statusNotice) SV.say(notice, text);
+    statusNotice = text;
   }
 
   function noticeFor(s) {
@@ -67,14 +120,13 @@
 
   function tick() {
     if (!lock) return;
-    var left = lock.expires_at - SV.now();
-    if (left <= 0) {
+    var left = payUntil !== null ? SV.payWindow(payUntil) : lock.expires_at - SV.now();
+    if (left <= 0 && (payUntil === null || lock.expires_at <= SV.now())) {
       endLock("");
       awaitNewCode();
       return;
     }
-    var m = Math.floor(left / 60), s = left % 60;
-    countdown.textContent = m + ":" + (s < 10 ? "0" : "") + s;
+    countdown.textContent = SV.clock(left);
     if (left <= 60 && !warned) {
       warned = true;
       SV.say(notice, "Less than a minute left to pay.");
@@ -87,8 +139,12 @@
     currency = lock.price.currency;
     SV.store.set(SV.lockKey(mid), lock);
     qty.max = String(lock.max_quantity);
-    if (window.SVCart) window.SVCart.setLimit(lock.max_quantity);
-    setQuantity(qty.value);
+    if (window.SVCart) {
+      window.SVCart.setLimit(lock.max_quantity);
+      if (lock.cart) window.SVCart.restore(lock.cart); /* back from a payment that failed */
+    }
+    setQuantity(lock.quantity || qty.value);
+    statusNotice = "";
     codeForm.hidden = true;
     buy.hidden = false;
     payBtn.disabled = false;
@@ -104,15 +160,18 @@
      say so only when it is there. */
   function awaitNewCode() {
     clearTimeout(waiting);
+    awaiting = true;
     SV.say(notice, "Your reservation ran out. The machine's display will show a new code in a moment…");
     async function check() {
       var s = await refresh();
-      if (lock) return;
+      if (lock) { awaiting = false; return; }
       if (s && s.code_on_display) {
+        awaiting = false;
         SV.say(notice, "Your reservation ran out. The machine's display now shows a new code: enter it to start again.");
+        statusNotice = noticeFor(s);
         return;
       }
-      if (s && s.locked && !s.locked_by_you) { SV.say(notice, noticeFor(s)); return; }
+      if (s && s.locked && !s.locked_by_you) { awaiting = false; followNotice(s); return; }
       waiting = setTimeout(check, 1000);
     }
     check();
@@ -120,6 +179,7 @@
 
   function endLock(message) {
     lock = null;
+    stopKeeping();
     clearInterval(timer);
     SV.store.remove(SV.lockKey(mid));
     buy.hidden = true;
@@ -127,7 +187,8 @@
     codeInput.value = "";
     SV.say(buyError, "");
     SV.say(notice, message || "");
-    unlockBtn.disabled = false;
+    sending = false;
+    syncForm();
     codeInput.focus();
   }
 
@@ -140,22 +201,25 @@
       codeInput.focus();
       return;
     }
-    unlockBtn.disabled = true;
+    sending = true;
+    syncForm();
     SV.say(codeError, "");
     var res = await SV.api("POST", "/api/lock-by-code", { code: code, client_id: SV.clientId(), machine_id: mid });
+    sending = false;
     if (res.ok) {
       codeInput.removeAttribute("aria-invalid");
       SV.say(notice, "");
       showBuy(res.data, true);
+      refresh(); /* the display's code is used up */
       return;
     }
     var errorCode = SV.errorCode(res);
     if (errorCode === "invalid_code") codeInput.setAttribute("aria-invalid", "true");
     if (errorCode === "rate_limited") {
-      SV.waitOut(codeError, unlockBtn, res.retryAfter || 60);
+      SV.waitOut(codeError, rateGate, res.retryAfter || 60);
     } else {
       SV.say(codeError, SV.explain(res));
-      unlockBtn.disabled = false;
+      syncForm();
     }
     if (errorCode !== "invalid_code") refresh();
     codeInput.select();
@@ -182,7 +246,29 @@
     SV.say(buyError, SV.explain(res));
   });
 
+  /* Checkout is open: the reservation is kept (within its cap) and the countdown shows
+     the time left to pay, which is also when the gateway's checkout closes. */
+  function keepForCheckout() {
+    stopKeeping();
+    var session = lock.session_id;
+    keeper = SV.keepReservation(mid, session, function (hold) {
+      if (!lock || lock.session_id !== session) return;
+      lock.expires_at = hold.expires_at;
+      payUntil = hold.hold_until;
+      SV.store.set(SV.lockKey(mid), lock);
+      tick();
+    }, function () { stopKeeping(); });
+    return keeper.ready;
+  }
+
+  function stopKeeping() {
+    if (keeper) keeper.stop();
+    keeper = null;
+    payUntil = null;
+  }
+
   async function verify(proof) {
+    stopKeeping();
     SV.say(notice, "Payment done. Confirming it…");
     var res = await SV.api("POST", "/verify-payment", proof);
     if (res.ok) {
@@ -192,10 +278,18 @@
     SV.say(buyError, SV.explain(res));
   }
 
-  function openRazorpay(order) {
+  async function openRazorpay(order) {
     if (typeof window.Razorpay !== "function") {
       SV.say(buyError, "The payment window didn't load. Check your connection and press Pay again.");
       payBtn.disabled = false;
+      return;
+    }
+    var held = await keepForCheckout();
+    var seconds = held.ok ? SV.payWindow(held.data.hold_until) : lock.expires_at - SV.now() - SV.PAY_MARGIN_S;
+    if (seconds < 1) {
+      stopKeeping();
+      endLock("");
+      awaitNewCode();
       return;
     }
     var rzp = new window.Razorpay({
@@ -206,8 +300,11 @@
       name: "SmartVend",
       description: window.SVCart ? name + " · " + window.SVCart.units() + " items" : name + " × " + qty.value,
       handler: verify,
+      timeout: Math.floor(seconds), /* Checkout closes when the reservation can't be kept longer */
       modal: {
         ondismiss: function () {
+          stopKeeping();
+          tick();
           payBtn.disabled = false;
           SV.say(notice, "Payment not finished. You can pay while your reservation lasts.");
         },
@@ -224,6 +321,9 @@
     payBtn.disabled = true;
     SV.say(buyError, "");
     var n = setQuantity(qty.value);
+    lock.quantity = n; /* kept if the payment fails and the shopper comes back */
+    if (window.SVCart) lock.cart = window.SVCart.items();
+    SV.store.set(SV.lockKey(mid), lock);
     var body = { session_id: lock.session_id, client_id: SV.clientId(), quantity: n };
     if (window.SVCart) {
       /* Several products: the cart's items (each slot once). */
@@ -285,11 +385,19 @@
       return;
     }
     if (saved) SV.store.remove(SV.lockKey(mid));
-    SV.say(notice, noticeFor(status));
+  }
+
+  /* Follow the machine while the page is shown: online or not, in use, its display. */
+  function follow() {
+    clearInterval(follower);
+    follower = null;
+    if (document.visibilityState !== "visible") return;
+    follower = setInterval(refresh, FOLLOW_EVERY_MS);
   }
 
   document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "visible" && !lock) refresh().then(function (s) { if (s) SV.say(notice, noticeFor(s)); });
+    if (document.visibilityState === "visible") refresh();
+    follow();
   });
-  start();
+  start().then(follow);
 })();
