@@ -36,8 +36,8 @@ async def test_a_clean_stop_with_machines_connected_is_quiet(tmp_path: Path) -> 
     async with contextlib.AsyncExitStack() as running:
         server = await running.enter_async_context(serve_workers(1, settings, tmp_path))
         fleet = await running.enter_async_context(flow.fleet(port, keys))
-        for mid in MACHINES:
-            await fleet.machine(mid).wait_for(lambda: fleet.machine(mid).is_online(), 30)
+        for vm in (fleet.machine(mid) for mid in MACHINES):
+            await vm.wait_for(vm.is_online, 30)  # connected, each with its will
         assert await stop(server.process), "the server did not stop by itself"
     said = [line for line in server.lines if line.get("message")]
     start = next(i for i, line in enumerate(said) if str(line["message"]).startswith(STOPPING))
