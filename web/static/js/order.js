@@ -67,7 +67,7 @@
     var r = o.refund, manual = r.manual_amount || 0, automatic = r.amount - manual;
     if (automatic <= 0) return goodwillText(o, manual);
     var amount = SV.money(automatic, o.currency);
-    var what = o.dispensed < o.quantity && o.status !== "expired"
+    var what = o.dispensed < o.quantity && o.status !== "expired" && !RETURNED[r.reason]
       ? " for the " + items(o.quantity - o.dispensed) + " that didn't come out"
       : "";
     var extra = manual > 0 ? " The machine's operator has also refunded " + SV.money(manual, o.currency) + " by hand." : "";
@@ -135,7 +135,7 @@
     $("progress").max = o.quantity;
     $("progress").value = o.dispensed;
     SV.say($("progress-text"), o.dispensed + " of " + o.quantity);
-    $("progress-box").hidden = o.status === "created" || (o.status === "expired" && !o.refund);
+    $("progress-box").hidden = o.status === "created" || (o.status === "expired" && !o.refund) || !!returned(o);
     renderItems(o);
     renderLines(o);
     $("refund").hidden = !o.refund;
