@@ -63,8 +63,9 @@ ORDER = _obj(
                         "manual_amount": _int(1),
                         "reason": {
                             "type": "string",
-                            "description": "Why the automatic refund was made, e.g. "
-                            "late_payment, insufficient_stock, dispense_failed",
+                            "description": "Present when the payment was returned whole "
+                            "without a vend: why (late_payment, wrong_amount, "
+                            "insufficient_stock)",
                         },
                     },
                     ["amount", "status"],

@@ -102,7 +102,9 @@ async def test_a_checkout_past_the_reservation_takes_no_payment(
     lock = await the_lock(stack, machine.machine_id)
     CLOCK.advance(lock.created_at + TTL + CHECKOUT_GRACE_S + 1 - CLOCK.now())  # past the cap
     await page.reload()
-    await expect(page.get_by_text("The time to pay ran out, so nothing was charged.")).to_be_visible()
+    await expect(
+        page.get_by_text("The time to pay ran out, so nothing was charged.")
+    ).to_be_visible()
     await expect(page.get_by_role("button", name=re.compile("^Pay"))).to_have_count(0)
     await screens.shot("checkout-timed-out")
 

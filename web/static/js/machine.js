@@ -10,82 +10,17 @@
   var buy = $("buy"), qty = $("quantity"), total = $("total"), payBtn = $("pay"), cancelBtn = $("cancel");
   var buyError = $("buy-error"), notice = $("notice"), countdown = $("countdown");
   var lock = null, timer = null, warned = false, price = parseInt(main.dataset.price, 10);
-  var stockNow = parseInt(main.dataset.stock, 10) || 0, waiting = null, awaiting = false;
+  var stockNow = parseInt(main.dataset.stock, 10) || 0, waiting = null;
   var FOLLOW_EVERY_MS = 5000; /* how often the page re-reads the machine's status while shown */
-  var follower = null, statusNotice = "", keeper = null, payUntil = null;
-  /* The unlock form: off while the machine can't be unlocked (blocked says why), while a
-     wait after too many wrong codes runs, and while a code is being checked. */
-  var blocked = "", waitingOut = false, sending = false;
-  var rateGate = { set disabled(on) { waitingOut = on; syncForm(); } };
-
-  function syncForm() {
-    codeInput.disabled = !!blocked;
-    unlockBtn.disabled = !!blocked || waitingOut || sending;
-    codeForm.classList.toggle("off", !!blocked);
-    SV.say($("code-off"), blocked);
-  }
-
-  /* Why the code can't unlock the machine now ("" when it can). */
-  function blockedFor(s) {
-    if (lock || s.locked_by_you) return "";
-    if (s.mode === "out_of_service") return "Unlocking is off while the machine is out of service. This page updates by itself.";
-    if (!s.online) return "Unlocking is off until the machine is back online. This page updates by itself.";
-    if (s.locked) return "Unlocking is off while someone else uses the machine. This page updates when they finish.";
-    if (s.stock < 1) return "Unlocking is off: the machine is sold out.";
-    return "";
-  }
-
-  /* Dev mode: what the simulated machine's display shows now. */
-  function showDisplay(s) {
-    var note = $("demo-display");
-    if (!note || !("display_code" in s)) return;
-    var text = "Dev mode: this simulated machine's display shows ";
-    if (note.dataset.code === String(s.display_code) && note.childNodes.length) return;
-    note.dataset.code = String(s.display_code);
-    if (s.display_code) {
-      var code = document.createElement("strong");
-      code.className = "code";
-      code.textContent = s.display_code;
-      note.replaceChildren(text, code, ".");
-    } else {
-      note.replaceChildren(text + "no code right now.");
-    }
-  }
+  var follower = null, keeper = null, payUntil = null, status = window.SVStatus;
 
   function showStatus(s) {
     stockNow = s.stock;
     price = s.price.amount;
     currency = s.price.currency;
-    var badge = document.createElement("span");
-    badge.className = "badge " + (s.online && s.mode !== "out_of_service" ? "on" : "off");
-    badge.textContent = s.mode === "out_of_service" ? "Out of service" : s.online ? "Online" : "Offline";
-    $("machine-online").replaceChildren(badge);
-    SV.say($("machine-stock"), s.stock > 0 ? s.stock + " in stock" : "Sold out");
     if (window.SVCart) window.SVCart.update(s.slots);
     else SV.say($("machine-price"), SV.money(price, currency) + " each");
-    blocked = blockedFor(s);
-    syncForm();
-    showDisplay(s);
-    followNotice(s);
-  }
-
-  /* The status sentence follows the machine; other messages (cancelled, ran out) stay
-     until the status itself changes. */
-  function followNotice(s) {
-    var text = lock || awaiting ? "" : noticeFor(s);
-    if (text === statusNotice) return;
-    if (text || notice.textContent === statusNotice) SV.say(notice, text);
-    statusNotice = text;
-  }
-
-  function noticeFor(s) {
-    if (s.locked_by_you) return "";
-    if (s.mode === "out_of_service") return "This machine is out of service right now.";
-    if (!s.online) return "This machine is offline right now, so it can't sell.";
-    if (s.mode === "error") return "This machine reports a problem right now and may not be able to sell.";
-    if (s.stock < 1) return "This machine is sold out.";
-    if (s.locked) return "Someone is using this machine right now. It will show a new code when they finish.";
-    return "";
+    status.show(s, !!lock);
   }
 
   async function refresh() {
@@ -141,10 +76,10 @@
     qty.max = String(lock.max_quantity);
     if (window.SVCart) {
       window.SVCart.setLimit(lock.max_quantity);
-      if (lock.cart) window.SVCart.restore(lock.cart); /* back from a payment that failed */
+      if (lock.cart) window.SVCart.restore(lock.cart);
     }
     setQuantity(lock.quantity || qty.value);
-    statusNotice = "";
+    status.settle(null);
     codeForm.hidden = true;
     buy.hidden = false;
     payBtn.disabled = false;
@@ -160,18 +95,18 @@
      say so only when it is there. */
   function awaitNewCode() {
     clearTimeout(waiting);
-    awaiting = true;
+    status.quiet(true);
     SV.say(notice, "Your reservation ran out. The machine's display will show a new code in a moment…");
     async function check() {
       var s = await refresh();
-      if (lock) { awaiting = false; return; }
+      if (lock) { status.quiet(false); return; }
       if (s && s.code_on_display) {
-        awaiting = false;
+        status.quiet(false);
         SV.say(notice, "Your reservation ran out. The machine's display now shows a new code: enter it to start again.");
-        statusNotice = noticeFor(s);
+        status.settle(s);
         return;
       }
-      if (s && s.locked && !s.locked_by_you) { awaiting = false; followNotice(s); return; }
+      if (s && s.locked && !s.locked_by_you) { status.quiet(false); showStatus(s); return; }
       waiting = setTimeout(check, 1000);
     }
     check();
@@ -187,8 +122,7 @@
     codeInput.value = "";
     SV.say(buyError, "");
     SV.say(notice, message || "");
-    sending = false;
-    syncForm();
+    status.sending(false);
     codeInput.focus();
   }
 
@@ -201,25 +135,23 @@
       codeInput.focus();
       return;
     }
-    sending = true;
-    syncForm();
+    status.sending(true);
     SV.say(codeError, "");
     var res = await SV.api("POST", "/api/lock-by-code", { code: code, client_id: SV.clientId(), machine_id: mid });
-    sending = false;
+    status.sending(false);
     if (res.ok) {
       codeInput.removeAttribute("aria-invalid");
       SV.say(notice, "");
       showBuy(res.data, true);
-      refresh(); /* the display's code is used up */
+      refresh();
       return;
     }
     var errorCode = SV.errorCode(res);
     if (errorCode === "invalid_code") codeInput.setAttribute("aria-invalid", "true");
     if (errorCode === "rate_limited") {
-      SV.waitOut(codeError, rateGate, res.retryAfter || 60);
+      SV.waitOut(codeError, status.rateGate, res.retryAfter || 60);
     } else {
       SV.say(codeError, SV.explain(res));
-      syncForm();
     }
     if (errorCode !== "invalid_code") refresh();
     codeInput.select();
@@ -246,13 +178,12 @@
     SV.say(buyError, SV.explain(res));
   });
 
-  /* Checkout is open: the reservation is kept (within its cap) and the countdown shows
-     the time left to pay, which is also when the gateway's checkout closes. */
+  /* While checkout is open the reservation is kept; the countdown shows the time to pay. */
   function keepForCheckout() {
     stopKeeping();
     var session = lock.session_id;
     keeper = SV.keepReservation(mid, session, function (hold) {
-      if (!lock || lock.session_id !== session) return;
+      if (!lock) return;
       lock.expires_at = hold.expires_at;
       payUntil = hold.hold_until;
       SV.store.set(SV.lockKey(mid), lock);
@@ -285,7 +216,7 @@
       return;
     }
     var held = await keepForCheckout();
-    var seconds = held.ok ? SV.payWindow(held.data.hold_until) : lock.expires_at - SV.now() - SV.PAY_MARGIN_S;
+    var seconds = SV.payWindow(held.ok ? held.data.hold_until : lock.expires_at);
     if (seconds < 1) {
       stopKeeping();
       endLock("");
@@ -300,7 +231,7 @@
       name: "SmartVend",
       description: window.SVCart ? name + " · " + window.SVCart.units() + " items" : name + " × " + qty.value,
       handler: verify,
-      timeout: Math.floor(seconds), /* Checkout closes when the reservation can't be kept longer */
+      timeout: Math.floor(seconds), /* closes with the reservation */
       modal: {
         ondismiss: function () {
           stopKeeping();
@@ -321,7 +252,7 @@
     payBtn.disabled = true;
     SV.say(buyError, "");
     var n = setQuantity(qty.value);
-    lock.quantity = n; /* kept if the payment fails and the shopper comes back */
+    lock.quantity = n; /* kept for a retry after a failed payment */
     if (window.SVCart) lock.cart = window.SVCart.items();
     SV.store.set(SV.lockKey(mid), lock);
     var body = { session_id: lock.session_id, client_id: SV.clientId(), quantity: n };
