@@ -1,6 +1,6 @@
 """The machine page follows the machine on a phone: the unlock form is off (and says why)
 while the machine can't be unlocked and comes back by itself; the dev-mode display note
-follows the code; a failed payment keeps the quantity chosen."""
+follows the code; a failed payment keeps the quantity or the cart chosen."""
 
 import re
 import time
@@ -16,6 +16,7 @@ from tests.web.browser import WEB, phone_page
 from tests.web.machines import Provision
 from tests.web.screens import Screens
 from tests.web.shopper import Shopper
+from tests.web.test_cart import snacks
 
 pytestmark = WEB
 CLOCK = FakeClock(int(time.time()))
@@ -148,3 +149,27 @@ async def test_a_failed_payment_keeps_the_quantity(
     await expect(page.get_by_label("How many?")).to_have_value("3")
     await expect(page.locator("#total")).to_have_text("₹45.00")
     await screens.shot("quantity-kept")
+
+
+async def test_a_failed_payment_keeps_the_cart(
+    stack: Stack, provision: Provision, shopper: Shopper, page: Page
+) -> None:
+    machine = await provision("snack-1", name="Snack corner")
+    await snacks(stack, "snack-1")
+    await shopper.open_machine("snack-1")
+    await page.get_by_role("button", name="One more Cola 330 ml").click()
+    await page.get_by_role("button", name="One more Cola 330 ml").click()
+    await page.get_by_role("button", name="One more Masala chips").click()
+    await shopper.unlock(await machine.display_code())
+    await shopper.expect_locked()
+    await page.get_by_role("button", name="Pay", exact=True).click()
+    await page.wait_for_url(re.compile(r"/checkout/test/"))
+    await page.get_by_role("button", name="Fail payment").click()
+    await expect(page.locator("#checkout-error")).to_contain_text("The payment failed")
+    await page.get_by_role("link", name="Back to the machine").click()
+    await expect(page.get_by_role("heading", name="The machine is yours")).to_be_visible()
+    lines = page.locator("#cart-lines li")
+    await expect(lines).to_have_text(
+        ["A1 Cola 330 ml \u00d7 2 · ₹40.00", "A2 Masala chips \u00d7 1 · ₹15.00"]
+    )
+    await expect(page.locator("#cart-total")).to_have_text("₹55.00")
