@@ -417,7 +417,7 @@ def _paths() -> dict[str, Any]:
         "/api/machine/{mid}/extend": {
             "post": _op(
                 "Keep your reservation while checkout is open: each call moves its end "
-                "to a minute from now, at most 180 s past LOCK_TTL_S from the unlock "
+                "to 90 s from now, at most 180 s past LOCK_TTL_S from the unlock "
                 "(`hold_until`); 403 `not_lock_owner`, 409 `checkout_not_open` (no "
                 "payment waiting on the lock), 410 `session_expired`",
                 _obj(

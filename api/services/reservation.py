@@ -23,7 +23,9 @@ from api.services.context import Context
 from schema.models import VendSession
 
 CHECKOUT_GRACE_S = 180  # at most 3 minutes past LOCK_TTL_S from the unlock
-HOLD_STEP_S = 60  # each ask keeps the machine for a minute more
+# Each ask keeps the machine this much longer: a page asks every 20 s, and a phone may
+# slow a hidden page's timers to one a minute while its shopper is in the bank's app.
+HOLD_STEP_S = 90
 
 
 @dataclass(frozen=True)

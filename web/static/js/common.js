@@ -182,10 +182,21 @@
         timer = setTimeout(ask, 3000); /* a blip (network, a busy moment): ask again soon */
       }
     }
+    /* A phone back from the bank's app: ask at once (a hidden page's timers may sleep). */
+    function back() {
+      if (document.visibilityState !== "visible" || stopped) return;
+      clearTimeout(timer);
+      ask();
+    }
+    document.addEventListener("visibilitychange", back);
     ask();
     return {
       ready: ready,
-      stop: function () { stopped = true; clearTimeout(timer); },
+      stop: function () {
+        stopped = true;
+        clearTimeout(timer);
+        document.removeEventListener("visibilitychange", back);
+      },
     };
   };
 })();

@@ -106,7 +106,7 @@
         status.settle(s);
         return;
       }
-      if (s && s.locked && !s.locked_by_you) { status.quiet(false); showStatus(s); return; }
+      if (s && s.locked && !s.locked_by_you) { status.quiet(false); SV.say(notice, status.noticeFor(s)); status.settle(s); return; }
       waiting = setTimeout(check, 1000);
     }
     check();
@@ -252,7 +252,7 @@
     payBtn.disabled = true;
     SV.say(buyError, "");
     var n = setQuantity(qty.value);
-    lock.quantity = n; /* kept for a retry after a failed payment */
+    lock.quantity = n; /* kept after a failed payment */
     if (window.SVCart) lock.cart = window.SVCart.items();
     SV.store.set(SV.lockKey(mid), lock);
     var body = { session_id: lock.session_id, client_id: SV.clientId(), quantity: n };
