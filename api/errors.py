@@ -95,6 +95,12 @@ class OrderNotFinished(Conflict):
     code = "order_not_finished"
 
 
+class CheckoutNotOpen(Conflict):
+    """A reservation is kept longer only while a payment is waiting on it."""
+
+    code = "checkout_not_open"
+
+
 class ReasonRequired(InvalidRequest):
     code = "reason_required"
 

@@ -119,6 +119,11 @@ class GuardedBroker(Routing, Broker):  # type: ignore[misc]
         for server in list(self._servers.values()):
             if server.instance is not None:
                 server.instance.close()
+        # A will tells the others that a client was lost. When the broker itself stops,
+        # every session ends with it and nobody is left to hear one: amqtt would queue
+        # each connected client's will as it drops it, then log them "not broadcasted".
+        for session, _handler in list(self._sessions.values()):
+            session.will_flag = False
         await super().shutdown()
 
     def connected_clients(self) -> set[str]:

@@ -37,20 +37,19 @@ async def machine(request: Request) -> Response:
         return _unknown_machine(request, mid[:40])
     svc = services(request)
     try:
-        status = await svc.views.public_status(mid, "")
+        # In dev mode (make run) nobody stands in front of the simulated machines:
+        # their status says what their displays show.
+        status = await svc.views.public_status(mid, "", simulated_display=settings(request).dev)
     except MachineNotFound:
         return _unknown_machine(request, mid)
     razorpay = svc.gateway.name == "razorpay"
-    # In dev mode (make run) nobody stands in front of the simulated machines:
-    # show what their displays show.
-    demo_code = await svc.views.display_code(mid) if settings(request).dev else None
     return render(
         request,
         "machine.html",
         {
             "m": status,
             "razorpay": razorpay,
-            "demo_code": demo_code,
+            "demo": "display_code" in status,
             "max_quantity": svc.ctx.policy.max_quantity,
         },
         no_store=True,
@@ -83,6 +82,8 @@ async def test_checkout(request: Request) -> Response:
         {
             "order": order,
             "gateway_order_id": gateway_order_id,
+            # The time to pay, as Razorpay's checkout gets it (api.services.reservation).
+            "hold": await svc.reservations.of_order(order.session_id),
         },
         no_store=True,
     )

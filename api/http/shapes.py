@@ -133,6 +133,12 @@ ORDER = obj(
                         "amount": integer(),
                         "status": {"enum": list(statuses.REFUND)},
                         "manual_amount": integer(1),
+                        "reason": {
+                            "type": "string",
+                            "description": "Present when the payment was returned whole "
+                            "without a vend: why (late_payment, wrong_amount, "
+                            "insufficient_stock)",
+                        },
                     },
                     ["amount", "status"],
                 ),

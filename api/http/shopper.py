@@ -11,7 +11,7 @@ from api.errors import InvalidRequest, PaymentFailed
 from api.http import body as b
 from api.http import specs, streams
 from api.http.contention import retried
-from api.http.deps import services, source_address
+from api.http.deps import services, settings, source_address
 from api.http.route_table import route
 from api.http.shapes import (
     BOOL,
@@ -45,7 +45,10 @@ def machine_id(request: Request) -> str:
 
 async def public_status(request: Request) -> Response:
     client_id = b.query_text(request, "client_id", max_len=64)
-    return JSONResponse(await services(request).views.public_status(machine_id(request), client_id))
+    views, dev = services(request).views, settings(request).dev
+    return JSONResponse(
+        await views.public_status(machine_id(request), client_id, simulated_display=dev)
+    )
 
 
 async def machines(request: Request) -> Response:
@@ -78,6 +81,23 @@ async def unlock(request: Request) -> Response:
     locks, mid = services(request).locks, machine_id(request)
     await retried("unlock", lambda: locks.unlock(mid, body["client_id"], body["session_id"]))
     return JSONResponse({"unlocked": True})
+
+
+async def extend(request: Request) -> Response:
+    """Keep the machine while checkout is open (api.services.reservation)."""
+    body = await specs.read(request, specs.EXTEND)
+    reservations, mid = services(request).reservations, machine_id(request)
+    hold = await retried(
+        "extend", lambda: reservations.extend(mid, body["client_id"], body["session_id"])
+    )
+    return JSONResponse(
+        {
+            "machine_id": hold.machine_id,
+            "session_id": hold.session_id,
+            "expires_at": hold.expires_at,
+            "hold_until": hold.hold_until,
+        }
+    )
 
 
 async def create_order(request: Request) -> Response:
@@ -234,7 +254,24 @@ PUBLIC = obj(
         "lock_expires_at": NULLABLE_INT,
         "code_on_display": BOOL,
         "slots": PUBLIC_SLOTS,
-    }
+        "display_code": {
+            "type": ["string", "null"],
+            "description": "Dev mode only, simulated machines only: what the display shows",
+        },
+    },
+    [
+        "machine_id",
+        "name",
+        "online",
+        "mode",
+        "stock",
+        "price",
+        "locked",
+        "locked_by_you",
+        "lock_expires_at",
+        "code_on_display",
+        "slots",
+    ],
 )
 CREATED = obj(
     {
@@ -283,6 +320,26 @@ routes = [
         params=[MID],
         body=specs.UNLOCK,
         errors=(403, 409),
+    ),
+    route(
+        "POST",
+        "/api/machine/{mid}/extend",
+        extend,
+        summary="Keep your reservation while checkout is open: each call moves its end "
+        "to 90 s from now, at most 180 s past LOCK_TTL_S from the unlock "
+        "(`hold_until`); 403 `not_lock_owner`, 409 `checkout_not_open` (no "
+        "payment waiting on the lock), 410 `session_expired`",
+        ok=obj(
+            {
+                "machine_id": STR,
+                "session_id": STR,
+                "expires_at": integer(),
+                "hold_until": integer(),
+            }
+        ),
+        params=[MID],
+        body=specs.EXTEND,
+        errors=(403, 409, 410),
     ),
     route(
         "POST",

@@ -251,6 +251,7 @@ LOCK_BY_CODE: Spec = (
     Text("machine_id", 32, required=False, rule=MACHINE_ID_PATTERN),
 )
 UNLOCK: Spec = (CLIENT_ID, SESSION_ID)
+EXTEND: Spec = (CLIENT_ID, SESSION_ID)
 SLOT_ID_PATTERN = {"pattern": "^[A-Z0-9]{1,4}$"}
 CART_ITEM: Spec = (
     Text("slot", 4, rule=SLOT_ID_PATTERN, description="The slot's id, e.g. A1"),

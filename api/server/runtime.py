@@ -55,6 +55,7 @@ from api.services.orders import Orders
 from api.services.policy import VendPolicy
 from api.services.reconcile import Reconciler
 from api.services.refunds import Refunds
+from api.services.reservation import Reservations
 from api.services.rollouts import Rollouts
 from api.services.slots import Slots
 from api.services.sweeper import Sweeper
@@ -119,6 +120,7 @@ def build_services(
         alerts=Alerts(ctx),
         machines=Machines(ctx),
         locks=Locks(ctx, Locks.guard_for(ctx)),
+        reservations=Reservations(ctx),
         orders=orders,
         dispense=dispense,
         feedback=Feedbacks(ctx),

@@ -20,6 +20,7 @@ from api.services.manual_refund import ManualRefunds
 from api.services.orders import Orders
 from api.services.reconcile import Reconciler
 from api.services.refunds import Refunds
+from api.services.reservation import Reservations
 from api.services.rollouts import Rollouts
 from api.services.slots import Slots
 from api.services.sweeper import Sweeper
@@ -39,6 +40,7 @@ class Services:
     alerts: Alerts
     machines: Machines
     locks: Locks
+    reservations: Reservations
     orders: Orders
     dispense: Dispense
     feedback: Feedbacks

@@ -11,10 +11,19 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.clock import LocalCalendar
-from api.lifecycle.states import MANUAL_REFUND, RefundStatus
+from api.lifecycle.decide import PaymentVerdict
+from api.lifecycle.states import MANUAL_REFUND, PaymentDisposition, RefundStatus
 from schema.models import Order, Refund
 
 DAY_S = 86400
+# A payment refunded whole, never to be dispensed (paid late, the wrong amount, or after
+# the machine sold out): the shopper is told why. A vend's refund explains itself by what
+# came out.
+RETURNED = frozenset(
+    v.value
+    for v in PaymentVerdict
+    if v.refund_reason is not None and v.disposition is PaymentDisposition.COUNTED
+)
 
 
 @dataclass(frozen=True)
@@ -22,13 +31,17 @@ class RefundTotal:
     amount: int  # pending or processed, in paise
     status: str  # pending while any is pending; processed; failed when all failed
     manual: int  # the part of ``amount`` an operator refunded by hand
+    reason: str | None = None  # why a payment was returned whole (one of RETURNED)
 
     def as_json(self) -> dict[str, object]:
         """The contract's ``{"amount", "status"}``, plus ``manual_amount`` when an operator
-        refunded by hand (so a page can say so)."""
+        refunded by hand and ``reason`` when the payment was returned whole (so a page can
+        say why)."""
         shown: dict[str, object] = {"amount": self.amount, "status": self.status}
         if self.manual:
             shown["manual_amount"] = self.manual
+        if self.reason is not None:
+            shown["reason"] = self.reason
         return shown
 
 
@@ -41,14 +54,15 @@ def total(refunds: Sequence[Refund]) -> RefundTotal | None:
     """The refunds of one payment as the shopper reads them; None when there are none."""
     if not refunds:
         return None
+    reason = next((r.reason for r in refunds if r.reason in RETURNED), None)
     live = [r for r in refunds if r.status != RefundStatus.FAILED]
     if not live:
         manual = sum(r.amount for r in refunds if r.reason == MANUAL_REFUND)
-        return RefundTotal(sum(r.amount for r in refunds), RefundStatus.FAILED, manual)
+        return RefundTotal(sum(r.amount for r in refunds), RefundStatus.FAILED, manual, reason)
     pending = any(r.status == RefundStatus.PENDING for r in live)
     status = RefundStatus.PENDING if pending else RefundStatus.PROCESSED
     manual = sum(r.amount for r in live if r.reason == MANUAL_REFUND)
-    return RefundTotal(refunded(live), status, manual)
+    return RefundTotal(refunded(live), status, manual, reason)
 
 
 async def manual_by_machine_day(

@@ -8,14 +8,18 @@ from api.errors import MachineNotFound
 from api.lifecycle.states import COMMAND_FINAL, ordered
 from api.services import outgoing, planogram, sessions, vend_lines
 from api.services.context import Context
-from schema.models import Command, Machine
+from schema.models import Command, Machine, VendSession
 
 
 class Views:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    async def public_status(self, machine_id: str, client_id: str) -> dict[str, Any]:
+    async def public_status(
+        self, machine_id: str, client_id: str, *, simulated_display: bool = False
+    ) -> dict[str, Any]:
+        """The machine as a shopper sees it; with ``simulated_display`` (dev mode) a
+        simulated machine's status also says what its display shows (``display_code``)."""
         async with self.ctx.db() as s:
             machine = await s.get(Machine, machine_id)
             if machine is None:
@@ -24,7 +28,7 @@ class Views:
             found = await planogram.rows(s, machine_id)
         now = self.ctx.clock.now()
         live = lock is not None and lock.expires_at > now
-        return {
+        shown: dict[str, Any] = {
             "machine_id": machine.id,
             "name": machine.name,
             "online": machine.online,
@@ -39,15 +43,9 @@ class Views:
             "code_on_display": lock is None and machine.display_code is not None,
             "slots": planogram.public_slots(found, machine.currency),
         }
-
-    async def display_code(self, machine_id: str) -> str | None:
-        """What a simulated machine's display shows now (dev mode's preview); never
-        the code of a real machine, which only its own display may show."""
-        async with self.ctx.db() as s:
-            machine = await s.get(Machine, machine_id)
-        if machine is None or not machine.simulated:
-            return None
-        return machine.display_code
+        if simulated_display and machine.simulated:
+            shown["display_code"] = _shown_code(machine, lock, now)
+        return shown
 
     async def fleet(self) -> list[dict[str, Any]]:
         """Every machine as a shopper's machine finder lists it."""
@@ -95,3 +93,11 @@ class Views:
                 for c in commands
             ],
         }
+
+
+def _shown_code(machine: Machine, lock: VendSession | None, now: int) -> str | None:
+    """The code a display shows: none while a lock is held or once the code ran out."""
+    expires_at = machine.display_code_expires_at
+    if lock is not None or machine.display_code is None or expires_at is None:
+        return None
+    return machine.display_code if expires_at > now else None

@@ -115,7 +115,8 @@ async def test_wrong_amount_is_refunded_not_dispensed(
     await live.services.refunds.process_pending()
     assert [(r["payment_id"], r["amount"]) for r in fake.refunds] == [(payment_id, 100)]
     view = (await http.get(f"/api/orders/{order['order_id']}")).json()
-    assert view["status"] == "refunded" and view["refund"] == {"amount": 100, "status": "processed"}
+    assert view["status"] == "refunded"
+    assert view["refund"] == {"amount": 100, "status": "processed", "reason": "wrong_amount"}
 
 
 async def test_payment_after_lock_expiry_is_refunded(

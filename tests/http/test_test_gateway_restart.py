@@ -44,5 +44,5 @@ async def test_a_late_payment_is_refunded_by_the_restarted_server(tmp_path: Path
             view = (await http.get(f"/api/orders/{order['order_id']}")).json()
             again = await http.post("/verify-payment", json=proof)
     assert view["status"] == "refunded"
-    assert view["refund"] == {"amount": 5000, "status": "processed"}
+    assert view["refund"] == {"amount": 5000, "status": "processed", "reason": "late_payment"}
     assert again.status_code in (200, 402)  # never a second charge or dispense

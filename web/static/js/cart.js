@@ -93,6 +93,14 @@
       render($("cart-note").textContent);
     },
     setLimit: function (n) { limit = Math.max(1, Math.min(most, n)); render(""); },
+    /* The items of an order whose payment failed, back in the cart (within stock). */
+    restore: function (items) {
+      cart = {};
+      (items || []).forEach(function (item) {
+        if (card(item.slot) && item.quantity > 0) cart[item.slot] = item.quantity;
+      });
+      render("");
+    },
     say: function (text) { render(text); },
     /* An answer about one slot, in the product's name; "" when it names none. */
     explain: function (res) {

@@ -144,4 +144,59 @@
   };
 
   SV.lockKey = function (machineId) { return "sv_lock_" + machineId; };
+
+  /* "4:07": minutes and seconds left. */
+  SV.clock = function (seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    var s = seconds % 60;
+    return Math.floor(seconds / 60) + ":" + (s < 10 ? "0" : "") + s;
+  };
+
+  /* Checkout closes this long before the reservation could end, so a payment made in
+     its last second still reaches the server while the machine is reserved. */
+  SV.PAY_MARGIN_S = 10;
+  SV.HOLD_EVERY_S = 20;
+
+  /* Seconds left to pay when the reservation can be kept until hold_until. */
+  SV.payWindow = function (holdUntil) { return holdUntil - SV.PAY_MARGIN_S - SV.now(); };
+
+  /* While checkout is open: keep the reservation (POST .../extend now and every
+     HOLD_EVERY_S). onHold gets each answer ({expires_at, hold_until}); onLost the error
+     code once the reservation can't be kept. Returns {ready, stop}: ready resolves to
+     the first answer (SV.api's result). */
+  var LOST = ["session_expired", "not_lock_owner", "checkout_not_open"];
+  SV.keepReservation = function (machineId, sessionId, onHold, onLost) {
+    var stopped = false, timer = null, first = null;
+    var ready = new Promise(function (resolve) { first = resolve; });
+    var path = "/api/machine/" + encodeURIComponent(machineId) + "/extend";
+    async function ask() {
+      var res = await SV.api("POST", path, { client_id: SV.clientId(), session_id: sessionId });
+      first(res);
+      if (stopped) return;
+      if (res.ok) {
+        onHold(res.data);
+        timer = setTimeout(ask, SV.HOLD_EVERY_S * 1000);
+      } else if (LOST.indexOf(SV.errorCode(res)) >= 0) {
+        onLost(SV.errorCode(res));
+      } else {
+        timer = setTimeout(ask, 3000); /* a blip (network, a busy moment): ask again soon */
+      }
+    }
+    /* A phone back from the bank's app: ask at once (a hidden page's timers may sleep). */
+    function back() {
+      if (document.visibilityState !== "visible" || stopped) return;
+      clearTimeout(timer);
+      ask();
+    }
+    document.addEventListener("visibilitychange", back);
+    ask();
+    return {
+      ready: ready,
+      stop: function () {
+        stopped = true;
+        clearTimeout(timer);
+        document.removeEventListener("visibilitychange", back);
+      },
+    };
+  };
 })();

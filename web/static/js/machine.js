@@ -11,28 +11,16 @@
   var buyError = $("buy-error"), notice = $("notice"), countdown = $("countdown");
   var lock = null, timer = null, warned = false, price = parseInt(main.dataset.price, 10);
   var stockNow = parseInt(main.dataset.stock, 10) || 0, waiting = null;
+  var FOLLOW_EVERY_MS = 5000; /* how often the page re-reads the machine's status while shown */
+  var follower = null, keeper = null, payUntil = null, status = window.SVStatus;
 
   function showStatus(s) {
     stockNow = s.stock;
     price = s.price.amount;
     currency = s.price.currency;
-    var badge = document.createElement("span");
-    badge.className = "badge " + (s.online && s.mode !== "out_of_service" ? "on" : "off");
-    badge.textContent = s.mode === "out_of_service" ? "Out of service" : s.online ? "Online" : "Offline";
-    $("machine-online").replaceChildren(badge);
-    SV.say($("machine-stock"), s.stock > 0 ? s.stock + " in stock" : "Sold out");
     if (window.SVCart) window.SVCart.update(s.slots);
     else SV.say($("machine-price"), SV.money(price, currency) + " each");
-  }
-
-  function noticeFor(s) {
-    if (s.locked_by_you) return "";
-    if (s.mode === "out_of_service") return "This machine is out of service right now.";
-    if (!s.online) return "This machine is offline right now, so it can't sell.";
-    if (s.mode === "error") return "This machine reports a problem right now and may not be able to sell.";
-    if (s.stock < 1) return "This machine is sold out.";
-    if (s.locked) return "Someone is using this machine right now. It will show a new code when they finish.";
-    return "";
+    status.show(s, !!lock);
   }
 
   async function refresh() {
@@ -67,14 +55,13 @@
 
   function tick() {
     if (!lock) return;
-    var left = lock.expires_at - SV.now();
-    if (left <= 0) {
+    var left = payUntil !== null ? SV.payWindow(payUntil) : lock.expires_at - SV.now();
+    if (left <= 0 && (payUntil === null || lock.expires_at <= SV.now())) {
       endLock("");
       awaitNewCode();
       return;
     }
-    var m = Math.floor(left / 60), s = left % 60;
-    countdown.textContent = m + ":" + (s < 10 ? "0" : "") + s;
+    countdown.textContent = SV.clock(left);
     if (left <= 60 && !warned) {
       warned = true;
       SV.say(notice, "Less than a minute left to pay.");
@@ -87,8 +74,12 @@
     currency = lock.price.currency;
     SV.store.set(SV.lockKey(mid), lock);
     qty.max = String(lock.max_quantity);
-    if (window.SVCart) window.SVCart.setLimit(lock.max_quantity);
-    setQuantity(qty.value);
+    if (window.SVCart) {
+      window.SVCart.setLimit(lock.max_quantity);
+      if (lock.cart) window.SVCart.restore(lock.cart);
+    }
+    setQuantity(lock.quantity || qty.value);
+    status.settle(null);
     codeForm.hidden = true;
     buy.hidden = false;
     payBtn.disabled = false;
@@ -104,15 +95,18 @@
      say so only when it is there. */
   function awaitNewCode() {
     clearTimeout(waiting);
+    status.quiet(true);
     SV.say(notice, "Your reservation ran out. The machine's display will show a new code in a moment…");
     async function check() {
       var s = await refresh();
-      if (lock) return;
+      if (lock) { status.quiet(false); return; }
       if (s && s.code_on_display) {
+        status.quiet(false);
         SV.say(notice, "Your reservation ran out. The machine's display now shows a new code: enter it to start again.");
+        status.settle(s);
         return;
       }
-      if (s && s.locked && !s.locked_by_you) { SV.say(notice, noticeFor(s)); return; }
+      if (s && s.locked && !s.locked_by_you) { status.quiet(false); SV.say(notice, status.noticeFor(s)); status.settle(s); return; }
       waiting = setTimeout(check, 1000);
     }
     check();
@@ -120,6 +114,7 @@
 
   function endLock(message) {
     lock = null;
+    stopKeeping();
     clearInterval(timer);
     SV.store.remove(SV.lockKey(mid));
     buy.hidden = true;
@@ -127,7 +122,7 @@
     codeInput.value = "";
     SV.say(buyError, "");
     SV.say(notice, message || "");
-    unlockBtn.disabled = false;
+    status.sending(false);
     codeInput.focus();
   }
 
@@ -140,22 +135,23 @@
       codeInput.focus();
       return;
     }
-    unlockBtn.disabled = true;
+    status.sending(true);
     SV.say(codeError, "");
     var res = await SV.api("POST", "/api/lock-by-code", { code: code, client_id: SV.clientId(), machine_id: mid });
+    status.sending(false);
     if (res.ok) {
       codeInput.removeAttribute("aria-invalid");
       SV.say(notice, "");
       showBuy(res.data, true);
+      refresh();
       return;
     }
     var errorCode = SV.errorCode(res);
     if (errorCode === "invalid_code") codeInput.setAttribute("aria-invalid", "true");
     if (errorCode === "rate_limited") {
-      SV.waitOut(codeError, unlockBtn, res.retryAfter || 60);
+      SV.waitOut(codeError, status.rateGate, res.retryAfter || 60);
     } else {
       SV.say(codeError, SV.explain(res));
-      unlockBtn.disabled = false;
     }
     if (errorCode !== "invalid_code") refresh();
     codeInput.select();
@@ -182,7 +178,28 @@
     SV.say(buyError, SV.explain(res));
   });
 
+  /* While checkout is open the reservation is kept; the countdown shows the time to pay. */
+  function keepForCheckout() {
+    stopKeeping();
+    var session = lock.session_id;
+    keeper = SV.keepReservation(mid, session, function (hold) {
+      if (!lock) return;
+      lock.expires_at = hold.expires_at;
+      payUntil = hold.hold_until;
+      SV.store.set(SV.lockKey(mid), lock);
+      tick();
+    }, function () { stopKeeping(); });
+    return keeper.ready;
+  }
+
+  function stopKeeping() {
+    if (keeper) keeper.stop();
+    keeper = null;
+    payUntil = null;
+  }
+
   async function verify(proof) {
+    stopKeeping();
     SV.say(notice, "Payment done. Confirming it…");
     var res = await SV.api("POST", "/verify-payment", proof);
     if (res.ok) {
@@ -192,10 +209,18 @@
     SV.say(buyError, SV.explain(res));
   }
 
-  function openRazorpay(order) {
+  async function openRazorpay(order) {
     if (typeof window.Razorpay !== "function") {
       SV.say(buyError, "The payment window didn't load. Check your connection and press Pay again.");
       payBtn.disabled = false;
+      return;
+    }
+    var held = await keepForCheckout();
+    var seconds = SV.payWindow(held.ok ? held.data.hold_until : lock.expires_at);
+    if (seconds < 1) {
+      stopKeeping();
+      endLock("");
+      awaitNewCode();
       return;
     }
     var rzp = new window.Razorpay({
@@ -206,8 +231,11 @@
       name: "SmartVend",
       description: window.SVCart ? name + " · " + window.SVCart.units() + " items" : name + " × " + qty.value,
       handler: verify,
+      timeout: Math.floor(seconds), /* closes with the reservation */
       modal: {
         ondismiss: function () {
+          stopKeeping();
+          tick();
           payBtn.disabled = false;
           SV.say(notice, "Payment not finished. You can pay while your reservation lasts.");
         },
@@ -224,6 +252,9 @@
     payBtn.disabled = true;
     SV.say(buyError, "");
     var n = setQuantity(qty.value);
+    lock.quantity = n; /* kept after a failed payment */
+    if (window.SVCart) lock.cart = window.SVCart.items();
+    SV.store.set(SV.lockKey(mid), lock);
     var body = { session_id: lock.session_id, client_id: SV.clientId(), quantity: n };
     if (window.SVCart) {
       /* Several products: the cart's items (each slot once). */
@@ -285,11 +316,19 @@
       return;
     }
     if (saved) SV.store.remove(SV.lockKey(mid));
-    SV.say(notice, noticeFor(status));
+  }
+
+  /* Follow the machine while the page is shown: online or not, in use, its display. */
+  function follow() {
+    clearInterval(follower);
+    follower = null;
+    if (document.visibilityState !== "visible") return;
+    follower = setInterval(refresh, FOLLOW_EVERY_MS);
   }
 
   document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "visible" && !lock) refresh().then(function (s) { if (s) SV.say(notice, noticeFor(s)); });
+    if (document.visibilityState === "visible") refresh();
+    follow();
   });
-  start();
+  start().then(follow);
 })();

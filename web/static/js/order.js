@@ -17,8 +17,24 @@
   function items(n) { return n + (n === 1 ? " item" : " items"); }
   function takeThem(n) { return "Take " + (n === 1 ? "it" : "them") + " from the tray."; }
 
+  /* A payment refunded in full before anything was dispensed, and why, in the shopper's words. */
+  var RETURNED = {
+    late_payment: ["Your reservation ran out", "Your reservation ran out before the payment arrived"],
+    insufficient_stock: ["Sold out before your payment arrived", "The machine sold out before the payment arrived"],
+    wrong_amount: ["The payment didn't match the order", "The amount paid wasn't the order's amount"],
+  };
+
+  function returned(o) {
+    var why = o.refund && RETURNED[o.refund.reason];
+    if (!why) return null;
+    var done = o.refund.status === "processed";
+    return [why[0], why[1] + (done ? "; the full amount has been refunded." : "; the full amount is being refunded."), "problem"];
+  }
+
   function describe(o) {
     var n = o.dispensed, q = o.quantity;
+    var early = o.status !== "created" && returned(o);
+    if (early) return early;
     switch (o.status) {
       case "created": return ["Waiting for payment", "We haven't received your payment yet. If you have paid, this page updates by itself.", ""];
       case "paid": return ["Payment received", "Starting the machine…", ""];
@@ -51,7 +67,7 @@
     var r = o.refund, manual = r.manual_amount || 0, automatic = r.amount - manual;
     if (automatic <= 0) return goodwillText(o, manual);
     var amount = SV.money(automatic, o.currency);
-    var what = o.dispensed < o.quantity && o.status !== "expired"
+    var what = o.dispensed < o.quantity && o.status !== "expired" && !RETURNED[r.reason]
       ? " for the " + items(o.quantity - o.dispensed) + " that didn't come out"
       : "";
     var extra = manual > 0 ? " The machine's operator has also refunded " + SV.money(manual, o.currency) + " by hand." : "";
@@ -119,7 +135,7 @@
     $("progress").max = o.quantity;
     $("progress").value = o.dispensed;
     SV.say($("progress-text"), o.dispensed + " of " + o.quantity);
-    $("progress-box").hidden = o.status === "created" || (o.status === "expired" && !o.refund);
+    $("progress-box").hidden = o.status === "created" || (o.status === "expired" && !o.refund) || !!returned(o);
     renderItems(o);
     renderLines(o);
     $("refund").hidden = !o.refund;

@@ -6,8 +6,37 @@
   var pay = document.getElementById("pay"), fail = document.getElementById("fail");
   var status = document.getElementById("checkout-status"), error = document.getElementById("checkout-error");
   if (!pay) return;
+  var payTime = document.getElementById("pay-time");
+  var holdUntil = parseInt(main.dataset.holdUntil, 10), over = false;
 
-  function busy(on) { pay.disabled = on; fail.disabled = on; }
+  function busy(on) { pay.disabled = on || over; fail.disabled = on || over; }
+
+  /* Like Razorpay's checkout with its timeout: the page keeps the reservation while it is
+     open and closes when the time to pay is over. */
+  var keeper = SV.keepReservation(main.dataset.machine, main.dataset.session, function (hold) {
+    holdUntil = hold.hold_until;
+    tick();
+  }, function (code) {
+    /* Not kept any more: the time left is the reservation's own. */
+    if (code === "session_expired") holdUntil = SV.now() + SV.PAY_MARGIN_S;
+    else holdUntil = Math.min(holdUntil, parseInt(main.dataset.expires, 10) || holdUntil);
+    tick();
+  });
+  var timer = setInterval(tick, 1000);
+
+  function tick() {
+    if (over) return;
+    var left = SV.payWindow(holdUntil);
+    SV.say(payTime, SV.clock(left));
+    if (left > 0) return;
+    over = true;
+    clearInterval(timer);
+    keeper.stop();
+    busy(true);
+    SV.say(status, "");
+    SV.say(error, "The time to pay ran out, so nothing was charged. Go back to the machine to start again.");
+  }
+  tick();
 
   async function checkout(outcome) {
     busy(true);
@@ -27,6 +56,8 @@
       pay.focus();
       return;
     }
+    keeper.stop();
+    clearInterval(timer);
     SV.say(status, "Payment done. Confirming it…");
     var verified = await SV.api("POST", "/verify-payment", {
       razorpay_order_id: res.data.razorpay_order_id,
