@@ -8,6 +8,7 @@ from typing import Any
 
 from api.http import specs
 from api.http.openapi_slots import ORDER_LINES, PUBLIC_SLOTS, slot_paths
+from api.views.reports_window import DATE_PATTERN
 from schema import statuses
 
 JSON = "application/json"
@@ -154,6 +155,49 @@ DELIVERY = _obj(
         "delivered_at": NULLABLE_INT,
     }
 )
+REPORT_DATE = _str(10, 10, pattern=DATE_PATTERN)
+_FIGURES = {
+    "units": _int(),
+    "amount": {"type": "integer"},
+    "refunded": _int(),
+    "net": {"type": "integer"},
+    "thumbs_up": _int(),
+    "thumbs_down": _int(),
+}
+REPORT = _obj(
+    {
+        "period": {"enum": ["day", "week", "month", "range"]},
+        "from": {"type": "string"},
+        "to": {"type": "string"},
+        "since": _int(),
+        "until": _int(),
+        "timezone": {"type": "string"},
+        "group": {"enum": ["machine", "location", "product"]},
+        "currency": {"type": "string"},
+        "totals": _obj(_FIGURES),
+        "rows": {
+            "type": "array",
+            "items": _obj(
+                {"key": {"type": "string"}, "name": {"type": "string"}, **_FIGURES},
+                ["key", "name", *_FIGURES],
+            ),
+        },
+        "bars": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "start": _int(),
+                    "local": {"type": "string"},
+                    "units": _int(),
+                    "amount": _int(),
+                    "refunded": _int(),
+                    "thumbs_up": _int(),
+                    "thumbs_down": _int(),
+                }
+            ),
+        },
+    }
+)
 WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True, "schema": _str(40)}
 USERNAME = {"name": "username", "in": "path", "required": True, "schema": _str(64)}
 
@@ -213,6 +257,26 @@ def _operators() -> dict[str, Any]:
                 ],
                 auth=True,
                 errors=(400, 403, 404),
+                tag="admin",
+            )
+        },
+        "/api/reports": {
+            "get": _op(
+                "Sales of a day, week (Monday to Sunday), month or range (at most 366 days) "
+                "of local days, by machine, location or product (right: read; a user "
+                "limited to locations sees only theirs)",
+                REPORT,
+                params=[
+                    _query("period", "Default week", {"enum": ["day", "week", "month", "range"]}),
+                    _query("date", "A day in the period (default today)", REPORT_DATE),
+                    _query("from", "First day of a range", REPORT_DATE),
+                    _query("to", "Last day of a range (included)", REPORT_DATE),
+                    _query(
+                        "group", "Default machine", {"enum": ["machine", "location", "product"]}
+                    ),
+                ],
+                auth=True,
+                errors=(400,),
                 tag="admin",
             )
         },

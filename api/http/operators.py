@@ -16,6 +16,8 @@ from api.http.shopper import machine_id
 from api.services import admins, audit, webhooks_out
 from api.services.audit import AuditFilter
 from api.services.rights import Principal, Right
+from api.views import reports, reports_window
+from api.views.reports import Reports
 from schema import topics
 
 
@@ -206,4 +208,22 @@ routes += [
     Route("/api/webhooks/{webhook_id}", delete_webhook, methods=["DELETE"]),
     Route("/api/webhooks/{webhook_id}/deliveries", webhook_deliveries, methods=["GET"]),
     Route("/api/webhooks/{webhook_id}/test", test_webhook, methods=["POST"]),
+]
+
+
+@needs(Right.READ)
+async def sales_report(request: Request) -> Response:
+    """Sales of a day, week, month or range of local days, by machine, location or
+    product; a user limited to locations sees only theirs."""
+    b.only_params(request, reports_window.QUERY_NAMES)
+    ctx = services(request).ctx
+    window, group = reports_window.from_query(
+        dict(request.query_params), ctx.calendar, ctx.clock.now()
+    )
+    found = await Reports(ctx).summary(window, group, principal(request).locations)
+    return JSONResponse(reports.as_json(found, ctx.calendar))
+
+
+routes += [
+    Route("/api/reports", sales_report, methods=["GET"]),
 ]

@@ -58,6 +58,7 @@ def routes() -> list[BaseRoute]:
         Route("/admin/alerts", alert_pages.alerts, methods=["GET"]),
         Route("/admin/alerts/run", alert_pages.run_checks, methods=["POST"]),
         Route("/admin/reports", report_pages.reports, methods=["GET"]),
+        Route("/admin/reports.csv", report_pages.report_csv, methods=["GET"]),
         Route("/admin/firmware", firmware_pages.firmware, methods=["GET"]),
         Route("/admin/firmware", firmware_pages.upload, methods=["POST"]),
         Route("/admin/firmware/tags", firmware_pages.tags, methods=["POST"]),
