@@ -38,6 +38,7 @@ from api.server.runtime import open_runtime
 from api.services.alert_sender import AlertSender
 from api.services.catalogue import IMAGE_MAX_BYTES
 from api.services.mailer import SmtpMailer
+from api.services.report_mail import ReportMails
 from api.services.webhooks_out import WebhookSender
 from api.settings import Settings
 
@@ -104,6 +105,9 @@ def create_app(
                 if rt.settings.webhook_interval_s > 0:
                     interval = float(rt.settings.webhook_interval_s)
                     periodic.append((interval, "webhooks", hooks.run_once))
+                mails = ReportMails(rt.services.ctx, sender.mailer, rt.settings)
+                if mails.enabled:  # the emailed sales report (REPORT_EMAIL_PERIOD)
+                    periodic.append((60.0, "report mail", mails.run_once))
                 if rt.settings.alert_interval_s > 0:
                     periodic.append(
                         (float(rt.settings.alert_interval_s), "alerts", sender.run_once)

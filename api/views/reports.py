@@ -12,7 +12,7 @@ Decommissioned machines stay in reports.
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, case, func, literal, select
 
@@ -90,7 +90,7 @@ class SaleLine:
     refund_notes: tuple[str, ...]
 
 
-Q = TypeVar("Q", bound=Select[Unpack[tuple[Any, ...]]])
+Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
 
 
 def _scoped(query: Q, scope: Sequence[str] | None) -> Q:

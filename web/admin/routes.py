@@ -57,6 +57,7 @@ def routes() -> list[BaseRoute]:
         Route("/admin/integrators/{username}/revoke", integrator_pages.revoke, methods=["POST"]),
         Route("/admin/alerts", alert_pages.alerts, methods=["GET"]),
         Route("/admin/alerts/run", alert_pages.run_checks, methods=["POST"]),
+        Route("/admin/machines/{mid}/threshold", alert_pages.set_threshold, methods=["POST"]),
         Route("/admin/reports", report_pages.reports, methods=["GET"]),
         Route("/admin/reports.csv", report_pages.report_csv, methods=["GET"]),
         Route("/admin/firmware", firmware_pages.firmware, methods=["GET"]),
