@@ -56,12 +56,15 @@ def _percent(value: float) -> str:
 
 
 def _query(request: Request) -> dict[str, str]:
-    """The report's query, without empty fields (a form leaves the unused dates empty)."""
-    return {
+    """The report's query, without empty fields and the dates the period does not use (the
+    form keeps every field, so switching between a range and a period just works)."""
+    found = {
         k: v.strip()
         for k, v in request.query_params.items()
         if k in reports_window.QUERY_NAMES and v.strip()
     }
+    unused = ("date",) if found.get("period") == Period.RANGE.value else ("from", "to")
+    return {k: v for k, v in found.items() if k not in unused}
 
 
 def _bar_labels(report: Report, calendar: LocalCalendar, now: int) -> tuple[list[str], int | None]:
