@@ -172,7 +172,7 @@ REPORT = _obj(
         "since": _int(),
         "until": _int(),
         "timezone": {"type": "string"},
-        "group": {"enum": ["machine", "location", "product"]},
+        "group": {"enum": ["machine", "location", "product", "slot"]},
         "currency": {"type": "string"},
         "totals": _obj(_FIGURES),
         "rows": {
@@ -263,7 +263,7 @@ def _operators() -> dict[str, Any]:
         "/api/reports": {
             "get": _op(
                 "Sales of a day, week (Monday to Sunday), month or range (at most 366 days) "
-                "of local days, by machine, location or product (right: read; a user "
+                "of local days, by machine, location, product or slot (right: read; a user "
                 "limited to locations sees only theirs)",
                 REPORT,
                 params=[
@@ -272,7 +272,9 @@ def _operators() -> dict[str, Any]:
                     _query("from", "First day of a range", REPORT_DATE),
                     _query("to", "Last day of a range (included)", REPORT_DATE),
                     _query(
-                        "group", "Default machine", {"enum": ["machine", "location", "product"]}
+                        "group",
+                        "Default machine",
+                        {"enum": ["machine", "location", "product", "slot"]},
                     ),
                 ],
                 auth=True,

@@ -23,6 +23,7 @@ from api.views.reports_window import HOUR_S, Group, Window
 from schema.models import Command, Feedback, Machine, Order, OrderLine, Product, Refund
 
 NO_LOCATION = "(no location)"
+SLOT_SEPARATOR = "/"  # a slot's key: machine id, "/", slot id
 LINE_BATCH = 500
 
 
@@ -99,6 +100,18 @@ def _scoped(query: Q, scope: Sequence[str] | None) -> Q:
     return query.where(func.coalesce(Machine.location, "").in_(list(scope)))
 
 
+def _named(names: dict[str, Row], key: str) -> Row:
+    """A new row for ``key``, named: a machine, a location, a product, or a machine's slot."""
+    found = names.get(key)
+    if found is not None:
+        return Row(key, found.name, found.location)
+    machine, sep, slot = key.partition(SLOT_SEPARATOR)
+    if sep and machine in names:
+        where = names[machine]
+        return Row(key, f"{where.name} · slot {slot}", where.location)
+    return Row(key, key)
+
+
 class Reports:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -114,6 +127,8 @@ class Reports:
             return Machine.id
         if group is Group.LOCATION:
             return func.coalesce(Machine.location, "")
+        if group is Group.SLOT:
+            return Machine.id + SLOT_SEPARATOR + OrderLine.slot
         return OrderLine.product_id
 
     async def summary(
@@ -139,7 +154,8 @@ class Reports:
             .group_by(key, bar),
             scope,
         )
-        refund_key = key if group is not Group.PRODUCT else literal("")
+        by_line = group in (Group.PRODUCT, Group.SLOT)  # a refund is an order's, not a line's
+        refund_key = key if not by_line else literal("")
         refund_bar = self._bucket(Refund.created_at, window)
         refunded = _scoped(
             select(refund_key, refund_bar, func.sum(Refund.amount))
@@ -152,7 +168,7 @@ class Reports:
                 Refund.created_at >= window.since,
                 Refund.created_at < window.until,
             )
-            .group_by(*([key] if group is not Group.PRODUCT else []), refund_bar),
+            .group_by(*([key] if not by_line else []), refund_bar),
             scope,
         )
         rated = select(
@@ -160,7 +176,7 @@ class Reports:
             func.sum(case((Feedback.rating == "up", 1), else_=0)),
             func.sum(case((Feedback.rating == "down", 1), else_=0)),
         ).select_from(Feedback)
-        if group is Group.PRODUCT:
+        if by_line:
             rated = rated.join(OrderLine, OrderLine.order_id == Feedback.order_id)
         rated = _scoped(
             rated.join(Machine, Machine.id == Feedback.machine_id)
@@ -175,7 +191,7 @@ class Reports:
         async with self.ctx.db() as s:
             names = await self._names(s, group, scope)
             for k, b, units, amount in (await s.execute(sold)).all():
-                row = rows.setdefault(str(k), names.get(str(k)) or Row(str(k), str(k)))
+                row = rows.setdefault(str(k), _named(names, str(k)))
                 units, amount = int(units or 0), int(amount or 0)
                 row.figures.units += units
                 row.figures.amount += amount
@@ -189,11 +205,11 @@ class Reports:
                 amount = int(amount or 0)
                 totals.refunded += amount
                 per_bucket.setdefault(int(b), Figures()).refunded += amount
-                if group is not Group.PRODUCT:
-                    row = rows.setdefault(str(k), names.get(str(k)) or Row(str(k), str(k)))
+                if not by_line:
+                    row = rows.setdefault(str(k), _named(names, str(k)))
                     row.figures.refunded += amount
             for k, up, down in (await s.execute(rated)).all():
-                row = rows.setdefault(str(k), names.get(str(k)) or Row(str(k), str(k)))
+                row = rows.setdefault(str(k), _named(names, str(k)))
                 row.figures.up += int(up or 0)
                 row.figures.down += int(down or 0)
         # Totals and bars count each order's rating once, however many products it had.
@@ -235,7 +251,7 @@ class Reports:
         machines = (
             await s.execute(_scoped(select(Machine.id, Machine.name, Machine.location), scope))
         ).all()
-        if group is Group.MACHINE:
+        if group in (Group.MACHINE, Group.SLOT):  # a slot's row is named after its machine
             return {mid: Row(mid, name, location) for mid, name, location in machines}
         return {(loc or ""): Row(loc or "", loc or NO_LOCATION) for _, _, loc in machines}
 
@@ -319,7 +335,7 @@ def as_json(report: Report, calendar: LocalCalendar) -> dict[str, Any]:
             {
                 "key": r.key,
                 "name": r.name,
-                **({"location": r.location} if report.group is Group.MACHINE else {}),
+                **({"location": r.location} if report.group in (Group.MACHINE, Group.SLOT) else {}),
                 **r.figures.as_json(),
             }
             for r in report.rows

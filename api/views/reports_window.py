@@ -31,6 +31,7 @@ class Group(StrEnum):
     MACHINE = "machine"
     LOCATION = "location"
     PRODUCT = "product"
+    SLOT = "slot"
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,8 @@ def from_query(params: dict[str, str], calendar: LocalCalendar, now: int) -> tup
         period, group = Period(period_text), Group(group_text)
     except ValueError as exc:
         raise InvalidRequest(
-            "period must be day, week, month or range; group must be machine, location or product"
+            "period must be day, week, month or range; "
+            "group must be machine, location, product or slot"
         ) from exc
     dates = {n: parse_date(params[n], n) for n in ("date", "from", "to") if n in params}
     if period is Period.RANGE and "date" in dates:

@@ -96,6 +96,13 @@ async def test_a_day_by_machine_location_and_product_in_local_days(tmp_path: Pat
                 ("Lobby", 2),
             ]
             assert products["totals"]["refunded"] == 500  # a refund is the order's, not a product's
+            slots = (await _report(http, token, period="day", group="slot")).json()
+            assert sorted(
+                (r["key"], r["name"], r["location"], r["units"]) for r in slots["rows"]
+            ) == [
+                ("gym-2/1", "Gym · slot 1", "Tower B", 1),
+                ("lobby-1/1", "Lobby · slot 1", "Tower A", 2),
+            ]
 
             ranged = await _report(http, token, period="range", **{"from": "2027-01-01"})
             assert ranged.status_code == 400
