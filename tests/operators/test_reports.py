@@ -18,6 +18,8 @@ from tests.admin.support import admin_stack, login, vend
 from tests.operators.support import PASSWORD, bearer, make_user, token_of
 from tests.support.stack import ADMIN_PASSWORD
 
+pytest_plugins = ["tests.support.db_fixtures"]
+
 IST = LocalCalendar("Asia/Kolkata")
 # 2027-01-15 00:30 in Kolkata: still the 14th in UTC.
 JUST_AFTER_MIDNIGHT = IST.midnight(dt.date(2027, 1, 15)) + 30 * 60
@@ -53,9 +55,11 @@ async def _report(http: httpx.AsyncClient, token: str, **query: str) -> httpx.Re
     return await http.get("/api/reports", params=query, headers=bearer(token))
 
 
-async def test_a_day_by_machine_location_and_product_in_local_days(tmp_path: Path) -> None:
+async def test_a_day_by_machine_location_and_product_in_local_days(
+    tmp_path: Path, database_url: str
+) -> None:
     clock = FakeClock(JUST_AFTER_MIDNIGHT)
-    async with admin_stack(tmp_path, clock=clock) as stack:
+    async with admin_stack(tmp_path, clock=clock, database_url=database_url) as stack:
         lobby, _ = await _sales(stack.services)
         async with httpx.AsyncClient(base_url=stack.url) as http:
             token = await token_of(http, "admin", ADMIN_PASSWORD)
@@ -172,6 +176,8 @@ async def test_users_limited_to_locations_see_only_theirs_in_json_page_and_csv(
             assert (sold["order_refunded"], sold["rating"]) == ("5.00", "up")
             assert sold["location"] == "Tower A"
             assert rows[gym]["refund_reason"] == "not all units came out"
+            orders = {r["order_id"]: r for r in _csv(await page.get("/admin/orders.csv"))}
+            assert orders[lobby]["refund_reason"] == "refunded by an operator: one was warm"
             bad = await page.get("/admin/reports.csv", params={"period": "range"})
             assert bad.status_code == 400
 
