@@ -157,10 +157,18 @@ async def reports(request: Request) -> Response:
         }
         uptime.machines = [(m, n) for m, n in uptime.machines if m in seen]
         uptime.values = {k: v for k, v in uptime.values.items() if k[0] in seen}
+    today = calendar.local(now).date()
+    ranged = window.period is Period.RANGE
+    shown = {  # what the date fields show: what was typed, else the period on screen
+        "date": "" if ranged else (today if window.first <= today <= window.last else window.first),
+        "from": window.first if ranged else "",
+        "to": window.last if ranged else "",
+    }
     return render(
         request,
         "admin/reports.html",
         {
+            "shown": {k: typed.get(k, str(v)) for k, v in shown.items()},
             "r": report,
             "w": window,
             "typed": typed,
