@@ -150,6 +150,11 @@ async def test_users_limited_to_locations_see_only_theirs_in_json_page_and_csv(
             assert [r["key"] for r in mine["rows"]] == ["gym-2"]
             assert mine["totals"]["amount"] == 2500 and mine["totals"]["refunded"] == 0
             assert mine["totals"]["thumbs_up"] == 0  # the lobby's rating is not theirs
+            window = {"since": JUST_AFTER_MIDNIGHT - 3600, "until": JUST_AFTER_MIDNIGHT + 86_400}
+            answer = await http.get("/api/reports/sales", params=window, headers=bearer(token))
+            slots = answer.json()
+            assert [x["machine_id"] for x in slots["by_slot"]] == ["gym-2"]
+            assert [(p["product"]["name"], p["units"]) for p in slots["by_product"]] == [("Gym", 1)]
 
         async with httpx.AsyncClient(base_url=stack.url) as page:
             assert (await login(page, "tower-b", PASSWORD)).status_code == 303
