@@ -212,6 +212,9 @@ class Reports:
                 row = rows.setdefault(str(k), _named(names, str(k)))
                 row.figures.up += int(up or 0)
                 row.figures.down += int(down or 0)
+        if group in (Group.MACHINE, Group.LOCATION):  # who sold nothing is news too
+            for key in await self._fleet_keys(group, scope):
+                rows.setdefault(key, _named(names, key))
         # Totals and bars count each order's rating once, however many products it had.
         totals.up = totals.down = 0
         for b, (up, down) in (await self._ratings(window, scope)).items():
@@ -219,7 +222,9 @@ class Reports:
             bucket.up, bucket.down = up, down
             totals.up += up
             totals.down += down
-        ordered = sorted(rows.values(), key=lambda r: (-r.figures.net, r.name.lower(), r.key))
+        ordered = sorted(
+            rows.values(), key=lambda r: (-r.figures.net, -r.figures.units, r.name.lower(), r.key)
+        )
         return Report(window, group, ordered, totals, per_bucket, stacked)
 
     async def _ratings(
@@ -242,15 +247,21 @@ class Reports:
             rows = (await s.execute(query)).all()
         return {int(b): (int(up or 0), int(down or 0)) for b, up, down in rows}
 
+    async def _fleet_keys(self, group: Group, scope: Sequence[str] | None) -> set[str]:
+        """The machines (or their locations) in service now, in the user's scope."""
+        query = select(Machine.id, Machine.location).where(Machine.removed_at.is_(None))
+        async with self.ctx.db() as s:
+            found = (await s.execute(_scoped(query, scope))).all()
+        return {mid if group is Group.MACHINE else (loc or "") for mid, loc in found}
+
     @staticmethod
     async def _names(s: Any, group: Group, scope: Sequence[str] | None) -> dict[str, Row]:
-        """Every row the report may show, named (a machine with no sales has none)."""
+        """Every row the report may show, named."""
         if group is Group.PRODUCT:
             found = await s.execute(select(Product.id, Product.name))
             return {pid: Row(pid, name) for pid, name in found.all()}
-        machines = (
-            await s.execute(_scoped(select(Machine.id, Machine.name, Machine.location), scope))
-        ).all()
+        query = select(Machine.id, Machine.name, Machine.location)
+        machines = (await s.execute(_scoped(query, scope))).all()
         if group in (Group.MACHINE, Group.SLOT):  # a slot's row is named after its machine
             return {mid: Row(mid, name, location) for mid, name, location in machines}
         return {(loc or ""): Row(loc or "", loc or NO_LOCATION) for _, _, loc in machines}
