@@ -170,8 +170,9 @@ class ReportMails:
                 .values(sent_at=sent_at, last_error=error)
             )
 
-    async def sent(self) -> list[ReportMail]:
-        """What was mailed (or tried), newest first."""
-        async with self.ctx.db() as s:
-            rows = await s.scalars(select(ReportMail).order_by(ReportMail.period_start.desc()))
-            return list(rows.all())
+
+async def latest(ctx: Context) -> ReportMail | None:
+    """The most recent report mailed or tried, for the dashboard to say so."""
+    async with ctx.db() as s:
+        query = select(ReportMail).order_by(ReportMail.claimed_at.desc(), ReportMail.id.desc())
+        return (await s.scalars(query.limit(1))).first()

@@ -18,7 +18,7 @@ from api.services.report_mail import RETRY_AFTER_S, ReportMails
 from api.settings import ConfigurationError, Settings
 from schema.models import ReportMail
 from tests.admin.smtp_sink import Sink, smtp_sink
-from tests.admin.support import admin_stack, vend
+from tests.admin.support import admin_client, admin_stack, vend
 from tests.support.ports import free_port
 
 IST = LocalCalendar("Asia/Kolkata")
@@ -100,6 +100,9 @@ async def test_a_daily_report_goes_out_once_at_the_hour(tmp_path: Path) -> None:
             ("daily", IST.midnight(THU + dt.timedelta(days=1)), 1),
         ]
         assert all(r.sent_at is not None and r.recipients == OPS for r in rows)
+        async with admin_client(st) as admin:  # the reports page says what was mailed
+            page = (await admin.get("/admin/reports")).text
+        assert "Last: the report for Fri 15 Jan 2027, sent 2027-01-16 08:30:00 IST." in page
 
 
 async def test_a_weekly_report_after_a_failed_send_is_tried_again(tmp_path: Path) -> None:

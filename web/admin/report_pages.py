@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlencode
 
 from markupsafe import Markup
@@ -16,7 +17,8 @@ from starlette.responses import Response, StreamingResponse
 
 from api.clock import LocalCalendar
 from api.errors import InvalidRequest
-from api.http.deps import services
+from api.http.deps import services, settings
+from api.services import report_mail
 from api.views import reports_window
 from api.views.orders import refund_reason_text
 from api.views.reports import Report, Reports, SaleLine
@@ -164,10 +166,22 @@ async def reports(request: Request) -> Response:
         "from": window.first if ranged else "",
         "to": window.last if ranged else "",
     }
+    config = settings(request)
+    mailed: dict[str, Any] = {
+        "period": config.report_email_period,
+        "to": config.alert_email,
+        "hour": config.report_email_hour,
+        "latest": await report_mail.latest(ctx),
+    }
+    if mailed["latest"] is not None:
+        start = calendar.text(mailed["latest"].period_start, "%a %-d %b %Y")
+        weekly = mailed["latest"].period == "weekly"
+        mailed["latest_label"] = f"the week from {start}" if weekly else start
     return render(
         request,
         "admin/reports.html",
         {
+            "mailed": mailed,
             "shown": {k: typed.get(k, str(v)) for k, v in shown.items()},
             "r": report,
             "w": window,
