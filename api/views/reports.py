@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, case, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.clock import LocalCalendar
 from api.lifecycle.states import MANUAL_REFUND, RefundStatus
@@ -189,7 +190,7 @@ class Reports:
         per_bucket = {b: Figures() for b in window.buckets}
         stacked: dict[tuple[str, int], int] = {}
         async with self.ctx.db() as s:
-            names = await self._names(s, group, scope)
+            names, in_service = await self._names(s, group, scope)
             for k, b, units, amount in (await s.execute(sold)).all():
                 row = rows.setdefault(str(k), _named(names, str(k)))
                 units, amount = int(units or 0), int(amount or 0)
@@ -212,12 +213,12 @@ class Reports:
                 row = rows.setdefault(str(k), _named(names, str(k)))
                 row.figures.up += int(up or 0)
                 row.figures.down += int(down or 0)
-        if group in (Group.MACHINE, Group.LOCATION):  # who sold nothing is news too
-            for key in await self._fleet_keys(group, scope):
-                rows.setdefault(key, _named(names, key))
+            ratings = await self._ratings(s, window, scope)
+        for key in in_service:  # who sold nothing is news too
+            rows.setdefault(key, _named(names, key))
         # Totals and bars count each order's rating once, however many products it had.
         totals.up = totals.down = 0
-        for b, (up, down) in (await self._ratings(window, scope)).items():
+        for b, (up, down) in ratings.items():
             bucket = per_bucket.setdefault(b, Figures())
             bucket.up, bucket.down = up, down
             totals.up += up
@@ -228,7 +229,7 @@ class Reports:
         return Report(window, group, ordered, totals, per_bucket, stacked)
 
     async def _ratings(
-        self, window: Window, scope: Sequence[str] | None
+        self, s: AsyncSession, window: Window, scope: Sequence[str] | None
     ) -> dict[int, tuple[int, int]]:
         bar = self._bucket(Feedback.created_at, window)
         query = _scoped(
@@ -243,28 +244,26 @@ class Reports:
             .group_by(bar),
             scope,
         )
-        async with self.ctx.db() as s:
-            rows = (await s.execute(query)).all()
+        rows = (await s.execute(query)).all()
         return {int(b): (int(up or 0), int(down or 0)) for b, up, down in rows}
 
-    async def _fleet_keys(self, group: Group, scope: Sequence[str] | None) -> set[str]:
-        """The machines (or their locations) in service now, in the user's scope."""
-        query = select(Machine.id, Machine.location).where(Machine.removed_at.is_(None))
-        async with self.ctx.db() as s:
-            found = (await s.execute(_scoped(query, scope))).all()
-        return {mid if group is Group.MACHINE else (loc or "") for mid, loc in found}
-
     @staticmethod
-    async def _names(s: Any, group: Group, scope: Sequence[str] | None) -> dict[str, Row]:
-        """Every row the report may show, named."""
+    async def _names(
+        s: AsyncSession, group: Group, scope: Sequence[str] | None
+    ) -> tuple[dict[str, Row], set[str]]:
+        """Every row the report may show, named; and by machine or location, the keys of
+        the machines in service now (listed even when they sold nothing)."""
         if group is Group.PRODUCT:
             found = await s.execute(select(Product.id, Product.name))
-            return {pid: Row(pid, name) for pid, name in found.all()}
-        query = select(Machine.id, Machine.name, Machine.location)
+            return {pid: Row(pid, name) for pid, name in found.all()}, set()
+        query = select(Machine.id, Machine.name, Machine.location, Machine.removed_at)
         machines = (await s.execute(_scoped(query, scope))).all()
         if group in (Group.MACHINE, Group.SLOT):  # a slot's row is named after its machine
-            return {mid: Row(mid, name, location) for mid, name, location in machines}
-        return {(loc or ""): Row(loc or "", loc or NO_LOCATION) for _, _, loc in machines}
+            named = {mid: Row(mid, name, location) for mid, name, location, _ in machines}
+            listed = {mid for mid, _, _, gone in machines if gone is None}
+            return named, (listed if group is Group.MACHINE else set())
+        named = {(loc or ""): Row(loc or "", loc or NO_LOCATION) for _, _, loc, _ in machines}
+        return named, {loc or "" for _, _, loc, gone in machines if gone is None}
 
     async def lines(
         self, window: Window, scope: Sequence[str] | None = None, batch: int = LINE_BATCH
