@@ -128,6 +128,8 @@ class Settings:
     low_stock_threshold: int = 3
     offline_alert_minutes: int = 10
     alert_interval_s: int = 30
+    report_email_period: str = "off"  # off | daily | weekly: a sales report to ALERT_EMAIL
+    report_email_hour: int = 8  # the local hour it goes out (daily: each day; weekly: Monday)
     webhook_interval_s: int = 2  # outgoing webhooks: how often the leader sends what is due
     frontend_url: str | None = None
     demo_machines: int = 0
@@ -216,6 +218,7 @@ class Settings:
             "low_stock_threshold": int,
             "offline_alert_minutes": int,
             "alert_interval_s": int,
+            "report_email_hour": int,
             "webhook_interval_s": int,
             "demo_machines": int,
             "code_failure_refill_s": int,
@@ -286,6 +289,10 @@ class Settings:
             )
         if self.workers < 1:
             raise ConfigurationError(f"{PREFIX}WORKERS must be at least 1")
+        if self.report_email_period not in ("off", "daily", "weekly"):
+            raise ConfigurationError(f"{PREFIX}REPORT_EMAIL_PERIOD must be off, daily or weekly")
+        if not 0 <= self.report_email_hour <= 23:
+            raise ConfigurationError(f"{PREFIX}REPORT_EMAIL_HOUR must be an hour, 0 to 23")
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(f"{PREFIX}LOG_FORMAT must be text or json")
         _check_home_assistant(self.ha_discovery_prefix)

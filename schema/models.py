@@ -203,6 +203,7 @@ class Refund(Base):
     amount: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=statuses.REFUND[0], index=True)
     reason: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(String(300))  # an operator's words, for a manual one
     gateway_refund_id: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(300))
@@ -641,6 +642,30 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[int] = mapped_column(BigInteger)
     delivered_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+REPORT_PERIODS = ("daily", "weekly")
+
+
+class ReportMail(Base):
+    """One emailed sales report per period: claimed before it is sent, so restarts and
+    several workers send each period's report once."""
+
+    __tablename__ = "report_mails"
+    __table_args__ = (
+        UniqueConstraint("period", "period_start"),
+        CheckConstraint(_one_of("period", REPORT_PERIODS), name="period_known"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(8))
+    period_start: Mapped[int] = mapped_column(BigInteger)  # the local midnight it starts at
+    period_end: Mapped[int] = mapped_column(BigInteger)
+    recipients: Mapped[str] = mapped_column(String(500))
+    claimed_at: Mapped[int] = mapped_column(BigInteger)
+    sent_at: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(300))
 
 
 AUDIT_REFUSAL = "audit entries are append-only"

@@ -215,14 +215,29 @@ def _int_query(request: Request, name: str, default: int) -> int:
 
 
 async def sales(request: Request) -> Response:
-    await require(request, Right.READ)
+    who = await require(request, Right.READ)
     b.only_params(request, SALES_FILTERS)
     until = _int_query(request, "until", int(time.time()) + 1)
     since = _int_query(request, "since", max(0, until - 30 * DAY_S))
     machine = request.query_params.get("machine_id") or None
     if machine is not None and not topics.is_machine_id(machine):
         raise InvalidRequest("machine_id must match [A-Za-z0-9_-]{1,32}")
-    return JSONResponse(await services(request).slots.sales(since, until, machine))
+    found = await services(request).slots.sales(since, until, machine)
+    if who.locations is not None:  # a user limited to locations: their machines' slots only
+        fleet = await services(request).admin_views.fleet()
+        seen = {m.machine_id for m in fleet if who.sees(m.location)}
+        found["by_slot"] = [x for x in found["by_slot"] if x["machine_id"] in seen]
+        products: dict[str, dict[str, Any]] = {}
+        for x in found["by_slot"]:
+            entry = products.setdefault(
+                x["product"]["id"], {"product": x["product"], "units": 0, "amount": 0}
+            )
+            entry["units"] += x["units"]
+            entry["amount"] += x["amount"]
+        found["by_product"] = sorted(
+            products.values(), key=lambda e: (-e["amount"], e["product"]["id"])
+        )
+    return JSONResponse(found)
 
 
 routes = [

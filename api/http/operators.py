@@ -34,6 +34,8 @@ from api.http.shopper import machine_id
 from api.services import admins, audit, webhooks_out
 from api.services.audit import AuditFilter
 from api.services.rights import Principal, Right
+from api.views import reports, reports_window
+from api.views.reports import Reports
 from schema import statuses, topics
 
 
@@ -205,6 +207,58 @@ async def test_webhook(request: Request) -> Response:
     return JSONResponse({"event_id": event_id}, status_code=202)
 
 
+@needs(Right.READ)
+async def sales_report(request: Request) -> Response:
+    """Sales of a day, week, month or range of local days, by machine, location or
+    product; a user limited to locations sees only theirs."""
+    b.only_params(request, reports_window.QUERY_NAMES)
+    ctx = services(request).ctx
+    window, group = reports_window.from_query(
+        dict(request.query_params), ctx.calendar, ctx.clock.now()
+    )
+    found = await Reports(ctx).summary(window, group, principal(request).locations)
+    return JSONResponse(reports.as_json(found, ctx.calendar))
+
+
+REPORT_DATE = string(10, 10, pattern=reports_window.DATE_PATTERN)
+PERIODS = {"enum": ["day", "week", "month", "range"]}
+GROUPS = {"enum": ["machine", "location", "product", "slot"]}
+_FIGURES = {
+    "units": integer(),
+    "amount": {"type": "integer"},
+    "refunded": integer(),
+    "net": {"type": "integer"},
+    "thumbs_up": integer(),
+    "thumbs_down": integer(),
+}
+REPORT = obj(
+    {
+        "period": PERIODS,
+        "from": STR,
+        "to": STR,
+        "since": integer(),
+        "until": integer(),
+        "timezone": STR,
+        "group": GROUPS,
+        "currency": STR,
+        "totals": obj(_FIGURES),
+        "rows": array(obj({"key": STR, "name": STR, **_FIGURES})),
+        "bars": array(
+            obj(
+                {
+                    "start": integer(),
+                    "local": STR,
+                    "units": integer(),
+                    "amount": integer(),
+                    "refunded": integer(),
+                    "thumbs_up": integer(),
+                    "thumbs_down": integer(),
+                }
+            )
+        ),
+    }
+)
+
 routes = [
     route(
         "GET",
@@ -345,6 +399,24 @@ routes = [
         params=[WEBHOOK_ID],
         status=202,
         errors=(403, 404),
+        **ADMIN,
+    ),
+    route(
+        "GET",
+        "/api/reports",
+        sales_report,
+        summary="Sales of a day, week (Monday to Sunday), month or range (at most 366 days) "
+        "of local days, by machine, location, product or slot (right: read; a user "
+        "limited to locations sees only theirs)",
+        ok=REPORT,
+        params=[
+            query("period", PERIODS, "Default week"),
+            query("date", REPORT_DATE, "A day in the period (default today)"),
+            query("from", REPORT_DATE, "First day of a range"),
+            query("to", REPORT_DATE, "Last day of a range (included)"),
+            query("group", GROUPS, "Default machine"),
+        ],
+        errors=(400, 403),
         **ADMIN,
     ),
 ]

@@ -155,6 +155,7 @@ class NewRefund:
     amount: int
     reason: str
     lines: tuple[tuple[str, int], ...] = ()  # (slot, amount) of what it gives back
+    note: str | None = None  # an operator's reason for a manual refund
 
 
 @dataclass(frozen=True)

@@ -316,8 +316,9 @@ def lock_ended(vend: Vend, event: Event, now: int, *, vend_keeps_it: bool = True
     )
 
 
-def manual_refund(vend: Vend, amount: int) -> Outcome:
-    """An operator's refund changes money, not history, and never more than was paid."""
+def manual_refund(vend: Vend, amount: int, note: str | None = None) -> Outcome:
+    """An operator's refund changes money, not history, and never more than was paid;
+    ``note`` is the operator's reason, kept with the refund."""
     payment = next((p for p in vend.payments if p.disposition == PaymentDisposition.COUNTED), None)
     refunds = [r for r in vend.refunds if payment is not None and r.payment_id == payment.id]
     done = sum(r.amount for r in refunds if r.status != RefundStatus.FAILED)
@@ -330,7 +331,7 @@ def manual_refund(vend: Vend, amount: int) -> Outcome:
     if verdict is not ManualVerdict.ALLOWED:
         return Outcome(refusal=verdict.value)
     assert payment is not None
-    return Outcome(refunds=(NewRefund(payment.id, amount, MANUAL_REFUND),))
+    return Outcome(refunds=(NewRefund(payment.id, amount, MANUAL_REFUND, note=note),))
 
 
 def refund_word(vend: Vend, refund_id: str, gateway_status: str) -> Outcome:

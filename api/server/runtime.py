@@ -55,6 +55,7 @@ from api.services.orders import Orders
 from api.services.policy import VendPolicy
 from api.services.reconcile import Reconciler
 from api.services.refunds import Refunds
+from api.services.report_mail import ReportMails
 from api.services.reservation import Reservations
 from api.services.rollouts import Rollouts
 from api.services.slots import Slots
@@ -167,6 +168,9 @@ def jobs(
         found.append(Job(float(settings.webhook_interval_s), "webhooks", hooks.run_once))
     if settings.alert_interval_s > 0:
         found.append(Job(float(settings.alert_interval_s), "alerts", alerts.run_once))
+    mails = ReportMails(services.ctx, alerts.mailer, settings)
+    if mails.enabled:  # the emailed sales report (REPORT_EMAIL_PERIOD)
+        found.append(Job(60.0, "report mail", mails.run_once))
     return tuple(found)
 
 

@@ -31,6 +31,7 @@ ACTIONS = (
     "user_changed",
     "webhook_changed",
     "rollout_started",
+    "threshold_changed",
 )
 CLI = "cli"  # the actor of changes made with the smartvend command
 LIST_LIMIT = 500

@@ -37,14 +37,15 @@ class ManualRefunds:
         self, order_id: str, amount: int, *, by: str = "", reason: str | None = None
     ) -> Refund:
         """Refund ``amount`` paise more of the order's payment; ``reason`` (required
-        from operators) goes to the audit trail with the refund, in one transaction."""
+        from operators) is kept with the refund (``note``: reports, CSV, the ``refund``
+        webhook) and in the audit trail, in one transaction."""
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
             order = await s.get(Order, order_id, with_for_update=True)
             if order is None:
                 raise OrderNotFound(f"no order {order_id}")
             loaded = await vend_load.by_order(s, order)
-            outcome = vend.manual_refund(loaded.vend, amount)
+            outcome = vend.manual_refund(loaded.vend, amount, reason)
             payment = next(
                 (p for p in loaded.rows.payments if p.disposition == PaymentDisposition.COUNTED),
                 None,

@@ -193,6 +193,7 @@ def _refund_event(order: Order, refund: Refund) -> dict[str, object]:
         "amount": refund.amount,
         "reason": refund.reason,
         "manual": refund.reason == MANUAL_REFUND,
+        "note": refund.note,
     }
 
 
@@ -286,6 +287,7 @@ def _refund(order: Order, payment_id: str, new: NewRefund, now: int) -> Refund:
         amount=new.amount,
         status=step(RefundStatus, None, Event.CREATE),
         reason=new.reason,
+        note=new.note,
         attempts=0,
         created_at=now,
         updated_at=now,

@@ -54,6 +54,7 @@ class FleetRow:
     sales_today: int
     rated_up_today: int = 0
     rated_down_today: int = 0
+    own_threshold: int | None = None  # the machine's own low-stock threshold, if set
 
     @property
     def low_stock(self) -> bool:
@@ -126,6 +127,7 @@ class AdminViews:
                 sales_today=sales.get(m.id, (0, 0))[1],
                 rated_up_today=ratings.get((m.id, "up"), 0),
                 rated_down_today=ratings.get((m.id, "down"), 0),
+                own_threshold=m.low_stock_threshold,
             )
             for m in machines
         ]

@@ -32,7 +32,9 @@ from schema.models import (
 
 MAX_PAGE = 200
 STATUSES = tuple(OrderStatus)  # for filter forms
-RowsQuery = Select[Order, str, int | None, int | None, int | None, str | None, str | None]
+RowsQuery = Select[
+    Order, str, int | None, int | None, int | None, str | None, str | None, str | None
+]
 MACHINE_SEARCH_MAX = 40
 
 # Why money went back, as operators read it (the stored reasons are the lifecycle's codes).
@@ -203,6 +205,7 @@ def _rows_query() -> RowsQuery:
             func.sum(pending).label("pending"),
             func.sum(Refund.amount).label("asked"),
             func.aggregate_strings(Refund.reason, ",").label("reasons"),
+            func.aggregate_strings(Refund.note, "; ").label("notes"),
         )
         .group_by(Refund.payment_id)
         .subquery()
@@ -216,6 +219,7 @@ def _rows_query() -> RowsQuery:
             refunds.c.asked,
             refunds.c.reasons,
             Feedback.rating,
+            refunds.c.notes,
         )
         .join(Machine, Machine.id == Order.machine_id)
         .outerjoin(Feedback, Feedback.order_id == Order.id)
@@ -239,6 +243,7 @@ def _row(
     asked: int | None,
     reasons: str | None = None,
     rating: str | None = None,
+    notes: str | None = None,  # what operators wrote for their refunds
 ) -> OrderRow:
     if asked is None:
         refund_amount, refund_status = None, None
@@ -265,7 +270,7 @@ def _row(
         refund_status=refund_status,
         unit_amount=order.unit_amount,
         rating=rating,
-        refund_reasons=refund_reason_text(reasons),
+        refund_reasons=refund_reason_text(reasons) + (f": {notes}" if notes else ""),
     )
 
 

@@ -112,8 +112,11 @@ async def test_reports_show_sales_by_product_and_slot(tmp_path: Path) -> None:
         await register(stack.services, "lobby-1", name="Lobby", stock=9)
         await vend(stack.services, "lobby-1", 3, dispensed=2)
         async with admin_client(stack) as admin:
-            page = (await admin.get("/admin/reports")).text
-        table = page[page.index('id="product-sales"') : page.index('id="slot-sales"')]
-        assert '<th scope="row">Lobby</th><td>2</td><td>₹50.00</td>' in table
-        slots = page[page.index('id="slot-sales"') :]
-        assert "<td>lobby-1</td><td>1</td><td>Lobby</td><td>2</td><td>₹50.00</td>" in slots
+            products = (await admin.get("/admin/reports?group=product")).text
+            slots = (await admin.get("/admin/reports?period=day&group=slot")).text
+        table = products[products.index('id="report-table"') :]
+        assert '<td data-label="Product">Lobby</td>' in table
+        assert '<td data-label="Units">2</td>\n    <td data-label="Sales">₹50.00</td>' in table
+        table = slots[slots.index('id="report-table"') :]
+        assert '<td data-label="Slot">Lobby · slot 1</td>' in table
+        assert '<td data-label="Units">2</td>\n    <td data-label="Sales">₹50.00</td>' in table

@@ -59,18 +59,20 @@ def _axis(top: float, fmt: Callable[[float], str]) -> list[str]:
     return parts
 
 
-def _labels(labels: Sequence[str], slot: float) -> list[str]:
-    """At most seven labels, counted back from the last bar (today's), which always has one
-    and is set in bold."""
+def _labels(labels: Sequence[str], slot: float, mark: int | None = -1) -> list[str]:
+    """At most seven labels, counted from the marked bar (today's; -1: the last), which
+    always has one and is set in bold; ``mark=None`` marks none."""
     every = max(1, -(-len(labels) // 7))
     last = len(labels) - 1
+    marked = last if mark == -1 else mark
+    anchor = last if marked is None else marked
     bold = ' font-weight="700"'
     return [
         f'<text x="{LEFT + slot * (i + 0.5):.1f}" y="{HEIGHT - BOTTOM + 16}" font-size="11" '
-        f'text-anchor="middle" fill="#4a5568"{bold if i == last else ""}>'
+        f'text-anchor="middle" fill="#4a5568"{bold if i == marked else ""}>'
         f"{escape(label)}</text>"
         for i, label in enumerate(labels)
-        if (last - i) % every == 0
+        if (anchor - i) % every == 0
     ]
 
 
@@ -82,6 +84,7 @@ def stacked_bars(
     *,
     top: float | None = None,
     empty: str = "Nothing to show yet.",
+    mark: int | None = -1,
 ) -> Markup:
     """One bar per label, one coloured segment per series (e.g. sales per day per machine).
 
@@ -108,7 +111,7 @@ def stacked_bars(
                 f'width="{slot * 0.7:.1f}" height="{h:.1f}" '
                 f'fill="{PALETTE[k % len(PALETTE)]}"><title>{escape(tip)}</title></rect>'
             )
-    body += _labels(labels, slot)
+    body += _labels(labels, slot, mark)
     names = ", ".join(name for name, _ in series)
     return _frame(title, f"Bars per day; segments: {names}.", body)
 

@@ -23,6 +23,7 @@ DONE = {
     "stock": "Stock updated.",
     "price": "Price updated.",
     "mode": "Service mode changed.",
+    "threshold": "Low-stock alert threshold saved.",
     "revoked": "The key is revoked: the machine cannot connect until you issue a new one.",
 }
 
@@ -173,6 +174,7 @@ async def _detail_page(
             "qr": qr_svg(url, f"Scan to buy from {row.name}"),
             "feedback": await feedback.recent(mid),
             "tally": await feedback.tally(mid),
+            "default_threshold": services(request).ctx.policy.low_stock_threshold,
         },
         status,
     )
