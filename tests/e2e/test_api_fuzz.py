@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -36,6 +37,7 @@ from tests.e2e import flow
 from tests.support.stack import ADMIN_PASSWORD, running_stack
 
 EXAMPLES = 25  # per operation and generation mode
+SHARDS = 4  # the operations are fuzzed in this many tests
 MID = "fuzz-1"
 MACHINE_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 DEVICE_PATHS = (
@@ -58,6 +60,12 @@ ALWAYS_ACCEPT = {
     "GET /api/machine/{mid}/status",
     "POST /api/machine/{mid}/report-error",
 }
+# Operations that succeed with good credentials, and how.
+AUTHENTICATED = {
+    "GET /api/admin/verify": 200,
+    "GET /api/machine/{mid}/status": 200,
+    "POST /api/machine/register": 201,
+}
 CHECKS: dict[GenerationMode, list[CheckFunction]] = {
     GenerationMode.POSITIVE: CONFORMANCE,
     GenerationMode.NEGATIVE: [*CONFORMANCE, negative_data_rejection, unsupported_method],
@@ -69,6 +77,8 @@ class Findings:
     failures: dict[str, str] = field(default_factory=dict)  # the first of each kind
     calls: int = 0
     statuses: dict[str, set[int]] = field(default_factory=dict)
+    operations: list[str] = field(default_factory=list)  # the whole document's
+    fuzzed: int = 0  # by this shard
 
     def add(self, label: str, error: BaseException, curl: str) -> None:
         first = str(error).strip().splitlines()[:1]
@@ -141,12 +151,19 @@ def fuzz_operation(caller: Caller, operation: APIOperation, mode: GenerationMode
         one()
 
 
-def fuzz(caller: Caller) -> Findings:
-    """Blocking: runs in a worker thread while the server serves in the test's loop."""
+def fuzz(caller: Caller, shard: int) -> Findings:
+    """Blocking: runs in a worker thread while the server serves in the test's loop.
+
+    Fuzzes every ``SHARDS``-th operation from ``shard`` on, so that each part of the
+    document gets its own test and time limit."""
     schema = schemathesis.openapi.from_url(f"{caller.base_url}/openapi.json")
     with caller.session:
-        for result in schema.get_all_operations():
+        for n, result in enumerate(schema.get_all_operations()):
             operation = result.ok()
+            caller.findings.operations.append(operation.label)
+            if n % SHARDS != shard:
+                continue
+            caller.findings.fuzzed += 1
             for case in coverage_cases(schema, operation):
                 caller.send(operation, case)
             for mode in CHECKS:
@@ -154,7 +171,8 @@ def fuzz(caller: Caller) -> Findings:
     return caller.findings
 
 
-async def test_openapi_fuzz_finds_no_5xx_and_no_schema_drift(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shard", range(SHARDS))
+async def test_openapi_fuzz_finds_no_5xx_and_no_schema_drift(tmp_path: Path, shard: int) -> None:
     async with (
         running_stack(tmp_path, mqtt=False) as stack,
         httpx.AsyncClient(base_url=stack.url, timeout=10) as http,
@@ -170,11 +188,14 @@ async def test_openapi_fuzz_finds_no_5xx_and_no_schema_drift(tmp_path: Path) -> 
             "/api/admin/login", json={"username": "leaver", "password": "leaver-password-1"}
         )
         caller = Caller(stack.url, login.json()["token"], key, leaver.json()["token"])
-        findings = await asyncio.to_thread(fuzz, caller)
+        findings = await asyncio.to_thread(fuzz, caller, shard)
 
     assert not findings.failures, "\n\n".join(findings.failures.values())
-    assert len(findings.statuses) >= 19 and findings.calls > 19 * EXAMPLES, findings.statuses
+    assert len(findings.operations) >= 59, "the document lost operations"
+    assert set(AUTHENTICATED) <= set(findings.operations)
+    assert len(findings.statuses) == findings.fuzzed >= len(findings.operations) // SHARDS
+    assert findings.calls > findings.fuzzed * EXAMPLES, findings.statuses
     # the credentials were good: authenticated operations got past authentication
-    assert 200 in findings.statuses["GET /api/admin/verify"]
-    assert 200 in findings.statuses["GET /api/machine/{mid}/status"]
-    assert 201 in findings.statuses["POST /api/machine/register"]
+    for label, status in AUTHENTICATED.items():
+        if label in findings.statuses:
+            assert status in findings.statuses[label], (label, findings.statuses[label])
