@@ -28,7 +28,7 @@ from schema.models import Base, Machine, Telemetry
 from tests.admin.support import register, vend
 from web.admin import charts
 from web.admin.device_config import HARDWARE_DEFAULTS, MOTOR_PINS, motor_pins
-from web.admin.order_pages import _cell
+from web.admin.spreadsheet import cell as _cell
 
 START = 1_800_000_000 - 1_800_000_000 % DAY_S + 10 * 3600  # 10:00 UTC
 

@@ -14,9 +14,10 @@ from api.http.deps import services
 from api.services.audit import ACTIONS, AuditFilter
 from api.services.rights import Principal
 from schema.models import AuditEntry
+from web.admin import spreadsheet
 from web.admin.forms import FieldErrors
 from web.admin.guard import admin_page
-from web.admin.order_pages import BOM, _date, _line
+from web.admin.order_pages import _date
 from web.admin.templating import SECURITY_HEADERS, money, render
 
 CSV_COLUMNS = ("id", "at", "actor", "action", "target", "before", "after", "reason")
@@ -100,9 +101,9 @@ async def audit_csv(request: Request) -> Response:
     calendar = services(request).ctx.calendar
 
     async def rows() -> AsyncIterator[str]:
-        yield BOM + _line(CSV_COLUMNS)
+        yield spreadsheet.BOM + spreadsheet.line(CSV_COLUMNS)
         for e in entries:
-            yield _line(
+            yield spreadsheet.line(
                 (
                     e.id,
                     calendar.iso(e.at),

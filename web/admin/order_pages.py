@@ -1,8 +1,6 @@
 """Orders: filtered lists, one order's timeline, a manual refund, CSV export."""
 
-import csv
 import datetime as dt
-import io
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
@@ -17,6 +15,7 @@ from api.services import refund_totals
 from api.services.audit import AuditFilter
 from api.services.rights import Right
 from api.views.orders import STATUSES, OrderDetail, OrderFilter, OrderRow
+from web.admin import spreadsheet
 from web.admin.forms import FieldErrors, rupees
 from web.admin.guard import admin_page, field
 from web.admin.templating import SECURITY_HEADERS, money, render
@@ -43,7 +42,6 @@ CSV_COLUMNS = (
     "gateway",
     "gateway_order_id",
 )
-BOM = "\ufeff"  # spreadsheets read the file as UTF-8 (₹, names) only with it
 
 
 def _date(calendar: LocalCalendar, text: str, label: str) -> int | None:
@@ -214,23 +212,6 @@ async def refund(request: Request) -> Response:
     )
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # Spreadsheets run cells that start with these as formulas.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _line(values: tuple[object, ...]) -> str:
-    out = io.StringIO()
-    csv.writer(out).writerow([_cell(v) for v in values])
-    return out.getvalue()
-
-
-def _rupees(paise: int | None) -> str:
-    """A spreadsheet's number in rupees: 2500 -> 25.00 (no symbol, no grouping)."""
-    return "" if paise is None else f"{paise / 100:.2f}"
-
-
 def _csv_row(r: OrderRow, calendar: LocalCalendar) -> tuple[object, ...]:
     return (
         r.order_id,
@@ -241,11 +222,11 @@ def _csv_row(r: OrderRow, calendar: LocalCalendar) -> tuple[object, ...]:
         r.status,
         r.quantity,
         r.dispensed,
-        _rupees(r.unit_amount),
-        _rupees(r.amount),
+        spreadsheet.rupees(r.unit_amount),
+        spreadsheet.rupees(r.amount),
         r.currency,
         r.amount,
-        _rupees(r.refund_amount),
+        spreadsheet.rupees(r.refund_amount),
         r.refund_amount,
         r.refund_status,
         r.refund_reasons,
@@ -264,9 +245,9 @@ async def order_csv(request: Request) -> Response:
     calendar = services(request).ctx.calendar
 
     async def rows() -> AsyncIterator[str]:
-        yield BOM + _line(CSV_COLUMNS)
+        yield spreadsheet.BOM + spreadsheet.line(CSV_COLUMNS)
         async for row in views.export(where):
-            yield _line(_csv_row(row, calendar))
+            yield spreadsheet.line(_csv_row(row, calendar))
 
     stamp = calendar.text(services(request).ctx.clock.now(), "%Y%m%d-%H%M%S")
     name = f"smartvend-orders-{stamp}.csv"

@@ -4,9 +4,7 @@ product, as a chart, a table (cards on a phone) and CSV; fleet uptime below.
 A user limited to locations sees only their machines, on the page and in the CSV.
 """
 
-import csv
 import datetime as dt
-import io
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
@@ -23,12 +21,11 @@ from api.views import reports_window
 from api.views.orders import refund_reason_text
 from api.views.reports import Report, Reports, SaleLine
 from api.views.reports_window import Group, Period, Window
-from web.admin import charts
+from web.admin import charts, spreadsheet
 from web.admin.guard import admin_page
 from web.admin.templating import SECURITY_HEADERS, day, money, render
 
 STACKED = 6  # rows with their own colour in the chart; the rest are "Others"
-BOM = "\ufeff"  # spreadsheets read the file as UTF-8 (₹, names) only with it
 CSV_COLUMNS = (
     "finished_at",
     "order_id",
@@ -213,22 +210,6 @@ async def reports(request: Request) -> Response:
     )
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # Spreadsheets run cells that start with these as formulas.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _line(values: tuple[object, ...]) -> str:
-    out = io.StringIO()
-    csv.writer(out).writerow([_cell(v) for v in values])
-    return out.getvalue()
-
-
-def _rupees(paise: int | None) -> str:
-    return "" if paise is None else f"{paise / 100:.2f}"
-
-
 def refund_words(line: SaleLine) -> str:
     """Why money went back, in words, with what the operator wrote for a manual refund."""
     words = refund_reason_text(",".join(line.refund_reasons))
@@ -250,12 +231,12 @@ def csv_row(line: SaleLine, calendar: LocalCalendar) -> tuple[object, ...]:
         line.product_name,
         line.quantity,
         line.dispensed,
-        _rupees(line.unit_amount),
-        _rupees(amount),
+        spreadsheet.rupees(line.unit_amount),
+        spreadsheet.rupees(amount),
         line.currency,
         line.unit_amount,
         amount,
-        _rupees(line.order_refunded),
+        spreadsheet.rupees(line.order_refunded),
         "" if line.order_refunded is None else line.order_refunded,
         refund_words(line),
         line.rating or "",
@@ -270,9 +251,9 @@ async def report_csv(request: Request) -> Response:
     lines = Reports(ctx).lines(window, request.state.principal.locations)
 
     async def rows() -> AsyncIterator[str]:
-        yield BOM + _line(CSV_COLUMNS)
+        yield spreadsheet.BOM + spreadsheet.line(CSV_COLUMNS)
         async for line in lines:
-            yield _line(csv_row(line, calendar))
+            yield spreadsheet.line(csv_row(line, calendar))
 
     name = f"smartvend-sales-{window.first.isoformat()}-to-{window.last.isoformat()}.csv"
     headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
