@@ -1,25 +1,30 @@
 """``BudgetStore`` in PostgreSQL: budgets every server process shares.
 
-One row per bucket (``rate_budgets``). ``take`` is one statement: an
-``INSERT ... ON CONFLICT DO UPDATE ... WHERE enough RETURNING key`` over the
-charges in key order. A missing bucket is inserted already charged; an
+One row per bucket (``rate_budgets``). ``take`` is one statement, committed on
+its own: an ``INSERT ... ON CONFLICT DO UPDATE ... WHERE enough RETURNING key``
+over the charges in key order. A missing bucket is inserted already charged; an
 existing one is refilled for the time passed and charged only if it holds
 enough, under its row lock (a concurrent take on the same bucket waits, then
-sees the charged row). If any bucket could not pay, the transaction rolls back,
-so a take is all or nothing, and its refusal is read afterwards. Rows are
-always locked in key order, so takes never deadlock each other.
+sees the charged row). If any bucket could not pay, those that did are given
+back at once, so a take is all or nothing, and its refusal is read afterwards.
+``give_back`` is one such statement too. Rows are always locked in key order,
+so statements never deadlock each other, and no row lock outlives its
+statement: every shopper behind one address charges the same ``source`` row,
+and a lock held across a round trip of a busy event loop would queue them all.
 
-The statement carries each charge's rate in the row (``capacity``, ``per_s``)
-and its cost as ``capacity - tokens`` of the proposed row: ``EXCLUDED`` is all
-``ON CONFLICT`` can see. Full buckets are the same as no row and are deleted
-now and then.
+The statements carry each charge's rate in the row (``capacity``, ``per_s``) and
+its cost in the proposed row, since ``EXCLUDED`` is all ``ON CONFLICT`` can see:
+for a take as ``capacity - tokens`` (the row a missing bucket gets), for a give-back
+as ``at - full_at`` (a missing bucket is inserted full, and a full bucket's
+``full_at`` may be any time up to now). Full buckets are the same as no row and
+are deleted now and then.
 """
 
 import hashlib
 import math
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -62,6 +67,7 @@ class PostgresBudgets:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._takes = 0
 
     async def take(self, charges: Sequence[Charge], now: float) -> Refusal | None:
@@ -98,14 +104,13 @@ class PostgresBudgets:
             where=level >= cost,
         ).returning(t.key)
         for _attempt in range(_ATTEMPTS):
-            async with self._engine.connect() as conn:
-                tx = await conn.begin()
+            async with self._auto.connect() as conn:
                 paid = set((await conn.execute(stmt)).scalars())
-                if len(paid) == len(rows):
-                    await tx.commit()
-                    await self._maybe_prune(now)
-                    return None
-                await tx.rollback()
+            if len(paid) == len(rows):
+                await self._maybe_prune(now)
+                return None
+            if paid:
+                await self.give_back([merged[key] for key in sorted(paid)], now)
             refusal = await self._refusal(charges, now)
             if refusal is not None:
                 return refusal
@@ -121,7 +126,7 @@ class PostgresBudgets:
 
     async def _levels(self, charges: Sequence[Charge], now: float) -> list[float]:
         keys = [stored_key(c.key) for c in charges]
-        async with self._engine.connect() as conn:
+        async with self._auto.connect() as conn:
             found = {
                 key: (tokens, at)
                 for key, tokens, at in (
@@ -137,23 +142,31 @@ class PostgresBudgets:
     async def give_back(self, charges: Sequence[Charge], now: float) -> None:
         merged = _merged(charges)
         t = RateBudget
-        async with self._engine.begin() as conn:
-            locked = (
-                await conn.execute(
-                    select(t.key, t.tokens, t.at)
-                    .where(t.key.in_(list(merged)))
-                    .order_by(t.key)
-                    .with_for_update()
-                )
-            ).all()
-            for key, tokens, at in locked:
-                charge = merged[key]
-                rate = charge.rate
-                back = min(rate.capacity, _level((tokens, at), charge, now) + charge.cost)
-                full_at = now + (rate.capacity - back) / max(rate.per_s, _SLOW)
-                await conn.execute(
-                    update(t).where(t.key == key).values(tokens=back, at=now, full_at=full_at)
-                )
+        rows = [
+            {
+                "key": key,
+                "tokens": c.rate.capacity,
+                "at": now,
+                "capacity": c.rate.capacity,
+                "per_s": c.rate.per_s,
+                "full_at": now - c.cost,  # the cost rides here (the module's docstring)
+            }
+            for key, c in merged.items()
+        ]
+        proposed = insert(t).values(rows)
+        new = proposed.excluded
+        level = func.least(new.capacity, t.tokens + func.greatest(0.0, new.at - t.at) * new.per_s)
+        back = func.least(new.capacity, level + (new.at - new.full_at))
+        stmt = proposed.on_conflict_do_update(
+            index_elements=[t.key],
+            set_={
+                "tokens": back,
+                "at": new.at,
+                "full_at": new.at + (new.capacity - back) / func.greatest(new.per_s, _SLOW),
+            },
+        )
+        async with self._auto.connect() as conn:
+            await conn.execute(stmt)
 
     async def level(self, charge: Charge, now: float) -> float:
         return (await self._levels([charge], now))[0]
@@ -162,5 +175,5 @@ class PostgresBudgets:
         self._takes += 1
         if self._takes % PRUNE_EVERY:
             return
-        async with self._engine.begin() as conn:
+        async with self._auto.connect() as conn:
             await conn.execute(delete(RateBudget).where(RateBudget.full_at <= now))
