@@ -103,6 +103,7 @@ class PostgresBudgets:
             },
             where=level >= cost,
         ).returning(t.key)
+        unpaid = charges[0]
         for _attempt in range(_ATTEMPTS):
             async with self._auto.connect() as conn:
                 paid = set((await conn.execute(stmt)).scalars())
@@ -115,7 +116,8 @@ class PostgresBudgets:
             if refusal is not None:
                 return refusal
             # Refilled meanwhile (or another take gave back): try again.
-        return Refusal(charges[0], 1.0)
+            unpaid = next(c for c in charges if stored_key(c.key) not in paid)
+        return Refusal(unpaid, 1.0)  # the bucket others kept taking from
 
     async def _refusal(self, charges: Sequence[Charge], now: float) -> Refusal | None:
         levels = await self._levels(charges, now)

@@ -84,7 +84,7 @@ class GuessGuard:
         self.store = store
         self.limits = limits
         self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._held: dict[str, int] = {}  # budget key: guesses in flight that paid it
+        self._held: dict[str, float] = {}  # budget key: what guesses in flight paid it
         self._settled = asyncio.Event()  # replaced each time a guess is settled
 
     @contextlib.asynccontextmanager
@@ -141,15 +141,26 @@ class GuessGuard:
         charges = self.charges(client_id, source, machine_id, live_codes)
         while True:
             settled = self._settled
+            if self._crowded(charges):  # the take could not pay: wait without asking
+                await settled.wait()
+                continue
             now = clock()
             refusal = await self.store.take(charges, now)
             if refusal is None:
                 for charge in charges:
-                    self._held[charge.key] = self._held.get(charge.key, 0) + 1
+                    self._held[charge.key] = self._held.get(charge.key, 0.0) + charge.cost
                 return charges, now
             if not self._held.get(refusal.charge.key):
                 raise self._refused(refusal, machine_id is None)
             await settled.wait()
+
+    def _crowded(self, charges: Sequence[Charge]) -> bool:
+        """A budget that guesses in flight already fill past what this one needs."""
+        return any(
+            self._held.get(c.key, 0.0) + c.cost > c.rate.capacity
+            for c in charges
+            if self._held.get(c.key)
+        )
 
     async def settle(self, charges: Sequence[Charge], now: float, *, right: bool) -> None:
         """A guess from ``admit_in_turn`` is over: a right one (or one whose answer said
@@ -159,8 +170,8 @@ class GuessGuard:
                 await self.right(charges, now)
         finally:
             for charge in charges:
-                left = self._held.get(charge.key, 0) - 1
-                if left > 0:
+                left = self._held.get(charge.key, 0.0) - charge.cost
+                if left > 1e-9:
                     self._held[charge.key] = left
                 else:
                     self._held.pop(charge.key, None)
