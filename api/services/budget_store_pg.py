@@ -22,10 +22,10 @@ are deleted now and then.
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.services.budgets import Charge, Refusal
@@ -35,6 +35,43 @@ KEY_MAX = 160
 PRUNE_EVERY = 500  # takes between two deletions of full buckets
 _SLOW = 1e-9  # a budget that never refills is full "never" (a very long time)
 _ATTEMPTS = 3
+
+# The statements are fixed text over arrays (one element per bucket, in key order), so
+# they are compiled and prepared once, not built again for every guess.
+_ROWS = """
+    SELECT v.key, v.tokens, v.at, v.capacity, v.per_s, v.full_at
+    FROM unnest(CAST(:keys AS text[]), CAST(:tokens AS float8[]), CAST(:at AS float8[]),
+                CAST(:capacity AS float8[]), CAST(:per_s AS float8[]),
+                CAST(:full_at AS float8[]))
+         WITH ORDINALITY AS v(key, tokens, at, capacity, per_s, full_at, n)
+    ORDER BY v.n
+"""
+_LEVEL = "LEAST(EXCLUDED.capacity, t.tokens + GREATEST(0.0, EXCLUDED.at - t.at) * EXCLUDED.per_s)"
+_COST = "(EXCLUDED.capacity - EXCLUDED.tokens)"  # a take's cost rides in the proposed row
+_BACK = f"LEAST(EXCLUDED.capacity, {_LEVEL} + (EXCLUDED.at - EXCLUDED.full_at))"
+_TAKE = text(
+    f"""
+    INSERT INTO rate_budgets AS t (key, tokens, at, capacity, per_s, full_at) {_ROWS}
+    ON CONFLICT (key) DO UPDATE SET
+        tokens = {_LEVEL} - {_COST},
+        at = EXCLUDED.at,
+        capacity = EXCLUDED.capacity,
+        per_s = EXCLUDED.per_s,
+        full_at = EXCLUDED.at
+            + (EXCLUDED.capacity - ({_LEVEL} - {_COST})) / GREATEST(EXCLUDED.per_s, {_SLOW})
+    WHERE {_LEVEL} >= {_COST}
+    RETURNING t.key
+    """
+)
+_GIVE_BACK = text(
+    f"""
+    INSERT INTO rate_budgets AS t (key, tokens, at, capacity, per_s, full_at) {_ROWS}
+    ON CONFLICT (key) DO UPDATE SET
+        tokens = {_BACK},
+        at = EXCLUDED.at,
+        full_at = EXCLUDED.at + (EXCLUDED.capacity - {_BACK}) / GREATEST(EXCLUDED.per_s, {_SLOW})
+    """
+)
 
 
 def stored_key(key: str) -> str:
@@ -62,6 +99,17 @@ def _level(row: tuple[float, float] | None, charge: Charge, now: float) -> float
     return min(charge.rate.capacity, tokens + max(0.0, now - at) * charge.rate.per_s)
 
 
+def _columns(rows: Iterable[tuple[str, float, float, float, float, float]]) -> dict[str, list[Any]]:
+    """The statements' array parameters from rows of (key, tokens, at, capacity, per_s,
+    full_at)."""
+    names = ("keys", "tokens", "at", "capacity", "per_s", "full_at")
+    found: dict[str, list[Any]] = {name: [] for name in names}
+    for row in rows:
+        for name, value in zip(names, row, strict=True):
+            found[name].append(value)
+    return found
+
+
 class PostgresBudgets:
     """Token buckets in the ``rate_budgets`` table, shared by every process on the database."""
 
@@ -75,39 +123,22 @@ class PostgresBudgets:
             if charge.cost > charge.rate.capacity:
                 return Refusal(charge, math.inf)
         merged = _merged(charges)
-        t = RateBudget
-        rows = [
-            {
-                "key": key,
-                "tokens": c.rate.capacity - c.cost,
-                "at": now,
-                "capacity": c.rate.capacity,
-                "per_s": c.rate.per_s,
-                "full_at": now + c.cost / max(c.rate.per_s, _SLOW),
-            }
+        rows = _columns(
+            (
+                key,
+                c.rate.capacity - c.cost,
+                now,
+                c.rate.capacity,
+                c.rate.per_s,
+                now + c.cost / max(c.rate.per_s, _SLOW),
+            )
             for key, c in merged.items()
-        ]
-        proposed = insert(t).values(rows)
-        new = proposed.excluded
-        level = func.least(new.capacity, t.tokens + func.greatest(0.0, new.at - t.at) * new.per_s)
-        cost = new.capacity - new.tokens
-        left = level - cost
-        stmt = proposed.on_conflict_do_update(
-            index_elements=[t.key],
-            set_={
-                "tokens": left,
-                "at": new.at,
-                "capacity": new.capacity,
-                "per_s": new.per_s,
-                "full_at": new.at + (new.capacity - left) / func.greatest(new.per_s, _SLOW),
-            },
-            where=level >= cost,
-        ).returning(t.key)
+        )
         unpaid = charges[0]
         for _attempt in range(_ATTEMPTS):
             async with self._auto.connect() as conn:
-                paid = set((await conn.execute(stmt)).scalars())
-            if len(paid) == len(rows):
+                paid = set((await conn.execute(_TAKE, rows)).scalars())
+            if len(paid) == len(merged):
                 await self._maybe_prune(now)
                 return None
             if paid:
@@ -142,33 +173,13 @@ class PostgresBudgets:
         return [_level(found.get(k), c, now) for k, c in zip(keys, charges, strict=True)]
 
     async def give_back(self, charges: Sequence[Charge], now: float) -> None:
-        merged = _merged(charges)
-        t = RateBudget
-        rows = [
-            {
-                "key": key,
-                "tokens": c.rate.capacity,
-                "at": now,
-                "capacity": c.rate.capacity,
-                "per_s": c.rate.per_s,
-                "full_at": now - c.cost,  # the cost rides here (the module's docstring)
-            }
-            for key, c in merged.items()
-        ]
-        proposed = insert(t).values(rows)
-        new = proposed.excluded
-        level = func.least(new.capacity, t.tokens + func.greatest(0.0, new.at - t.at) * new.per_s)
-        back = func.least(new.capacity, level + (new.at - new.full_at))
-        stmt = proposed.on_conflict_do_update(
-            index_elements=[t.key],
-            set_={
-                "tokens": back,
-                "at": new.at,
-                "full_at": new.at + (new.capacity - back) / func.greatest(new.per_s, _SLOW),
-            },
+        rows = _columns(
+            # A missing bucket is inserted full; the cost rides in ``full_at``.
+            (key, c.rate.capacity, now, c.rate.capacity, c.rate.per_s, now - c.cost)
+            for key, c in _merged(charges).items()
         )
         async with self._auto.connect() as conn:
-            await conn.execute(stmt)
+            await conn.execute(_GIVE_BACK, rows)
 
     async def level(self, charge: Charge, now: float) -> float:
         return (await self._levels([charge], now))[0]
