@@ -144,15 +144,33 @@ class GuessGuard:
             if self._crowded(charges):  # the take could not pay: wait without asking
                 await settled.wait()
                 continue
-            now = clock()
-            refusal = await self.store.take(charges, now)
+            self._hold(charges)  # before asking: concurrent takes see it
+            try:
+                now = clock()
+                refusal = await self.store.take(charges, now)
+            except BaseException:
+                self._release(charges)
+                raise
             if refusal is None:
-                for charge in charges:
-                    self._held[charge.key] = self._held.get(charge.key, 0.0) + charge.cost
                 return charges, now
+            self._release(charges)
             if not self._held.get(refusal.charge.key):
                 raise self._refused(refusal, machine_id is None)
-            await settled.wait()
+            await self._settled.wait()  # until another guess in flight is settled
+
+    def _hold(self, charges: Sequence[Charge]) -> None:
+        for charge in charges:
+            self._held[charge.key] = self._held.get(charge.key, 0.0) + charge.cost
+
+    def _release(self, charges: Sequence[Charge]) -> None:
+        for charge in charges:
+            left = self._held.get(charge.key, 0.0) - charge.cost
+            if left > 1e-9:
+                self._held[charge.key] = left
+            else:
+                self._held.pop(charge.key, None)
+        settled, self._settled = self._settled, asyncio.Event()
+        settled.set()
 
     def _crowded(self, charges: Sequence[Charge]) -> bool:
         """A budget that guesses in flight already fill past what this one needs."""
@@ -169,14 +187,7 @@ class GuessGuard:
             if right:
                 await self.right(charges, now)
         finally:
-            for charge in charges:
-                left = self._held.get(charge.key, 0.0) - charge.cost
-                if left > 1e-9:
-                    self._held[charge.key] = left
-                else:
-                    self._held.pop(charge.key, None)
-            settled, self._settled = self._settled, asyncio.Event()
-            settled.set()
+            self._release(charges)
 
     async def right(self, charges: Sequence[Charge], now: float) -> None:
         """The guess was not a failure: give its budgets back.
