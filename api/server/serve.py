@@ -51,6 +51,7 @@ def edge_options() -> dict[str, Any]:
     return {
         "log_level": "info",
         "proxy_headers": False,
+        # httptools' parser and (uvicorn's "auto" loop) uvloop when installed: dependencies.
         "http": HeaderTimeoutProtocol,
         "timeout_keep_alive": KEEP_ALIVE_S,
         # Live streams never end by themselves: a worker that is told to stop ends

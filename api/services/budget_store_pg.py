@@ -1,26 +1,31 @@
 """``BudgetStore`` in PostgreSQL: budgets every server process shares.
 
-One row per bucket (``rate_budgets``). ``take`` is one statement: an
-``INSERT ... ON CONFLICT DO UPDATE ... WHERE enough RETURNING key`` over the
-charges in key order. A missing bucket is inserted already charged; an
+One row per bucket (``rate_budgets``). ``take`` is one statement, committed on
+its own: an ``INSERT ... ON CONFLICT DO UPDATE ... WHERE enough RETURNING key``
+over the charges in key order. A missing bucket is inserted already charged; an
 existing one is refilled for the time passed and charged only if it holds
 enough, under its row lock (a concurrent take on the same bucket waits, then
-sees the charged row). If any bucket could not pay, the transaction rolls back,
-so a take is all or nothing, and its refusal is read afterwards. Rows are
-always locked in key order, so takes never deadlock each other.
+sees the charged row). If any bucket could not pay, those that did are given
+back at once, so a take is all or nothing, and its refusal is read afterwards.
+``give_back`` is one such statement too. Rows are always locked in key order,
+so statements never deadlock each other, and no row lock outlives its
+statement: every shopper behind one address charges the same ``source`` row,
+and a lock held across a round trip of a busy event loop would queue them all.
 
-The statement carries each charge's rate in the row (``capacity``, ``per_s``)
-and its cost as ``capacity - tokens`` of the proposed row: ``EXCLUDED`` is all
-``ON CONFLICT`` can see. Full buckets are the same as no row and are deleted
-now and then.
+The statements carry each charge's rate in the row (``capacity``, ``per_s``) and
+its cost in the proposed row, since ``EXCLUDED`` is all ``ON CONFLICT`` can see:
+for a take as ``capacity - tokens`` (the row a missing bucket gets), for a give-back
+as ``at - full_at`` (a missing bucket is inserted full, and a full bucket's
+``full_at`` may be any time up to now). Full buckets are the same as no row and
+are deleted now and then.
 """
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.services.budgets import Charge, Refusal
@@ -30,6 +35,43 @@ KEY_MAX = 160
 PRUNE_EVERY = 500  # takes between two deletions of full buckets
 _SLOW = 1e-9  # a budget that never refills is full "never" (a very long time)
 _ATTEMPTS = 3
+
+# The statements are fixed text over arrays (one element per bucket, in key order), so
+# they are compiled and prepared once, not built again for every guess.
+_ROWS = """
+    SELECT v.key, v.tokens, v.at, v.capacity, v.per_s, v.full_at
+    FROM unnest(CAST(:keys AS text[]), CAST(:tokens AS float8[]), CAST(:at AS float8[]),
+                CAST(:capacity AS float8[]), CAST(:per_s AS float8[]),
+                CAST(:full_at AS float8[]))
+         WITH ORDINALITY AS v(key, tokens, at, capacity, per_s, full_at, n)
+    ORDER BY v.n
+"""
+_LEVEL = "LEAST(EXCLUDED.capacity, t.tokens + GREATEST(0.0, EXCLUDED.at - t.at) * EXCLUDED.per_s)"
+_COST = "(EXCLUDED.capacity - EXCLUDED.tokens)"  # a take's cost rides in the proposed row
+_BACK = f"LEAST(EXCLUDED.capacity, {_LEVEL} + (EXCLUDED.at - EXCLUDED.full_at))"
+_TAKE = text(
+    f"""
+    INSERT INTO rate_budgets AS t (key, tokens, at, capacity, per_s, full_at) {_ROWS}
+    ON CONFLICT (key) DO UPDATE SET
+        tokens = {_LEVEL} - {_COST},
+        at = EXCLUDED.at,
+        capacity = EXCLUDED.capacity,
+        per_s = EXCLUDED.per_s,
+        full_at = EXCLUDED.at
+            + (EXCLUDED.capacity - ({_LEVEL} - {_COST})) / GREATEST(EXCLUDED.per_s, {_SLOW})
+    WHERE {_LEVEL} >= {_COST}
+    RETURNING t.key
+    """
+)
+_GIVE_BACK = text(
+    f"""
+    INSERT INTO rate_budgets AS t (key, tokens, at, capacity, per_s, full_at) {_ROWS}
+    ON CONFLICT (key) DO UPDATE SET
+        tokens = {_BACK},
+        at = EXCLUDED.at,
+        full_at = EXCLUDED.at + (EXCLUDED.capacity - {_BACK}) / GREATEST(EXCLUDED.per_s, {_SLOW})
+    """
+)
 
 
 def stored_key(key: str) -> str:
@@ -57,11 +99,23 @@ def _level(row: tuple[float, float] | None, charge: Charge, now: float) -> float
     return min(charge.rate.capacity, tokens + max(0.0, now - at) * charge.rate.per_s)
 
 
+def _columns(rows: Iterable[tuple[str, float, float, float, float, float]]) -> dict[str, list[Any]]:
+    """The statements' array parameters from rows of (key, tokens, at, capacity, per_s,
+    full_at)."""
+    names = ("keys", "tokens", "at", "capacity", "per_s", "full_at")
+    found: dict[str, list[Any]] = {name: [] for name in names}
+    for row in rows:
+        for name, value in zip(names, row, strict=True):
+            found[name].append(value)
+    return found
+
+
 class PostgresBudgets:
     """Token buckets in the ``rate_budgets`` table, shared by every process on the database."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._takes = 0
 
     async def take(self, charges: Sequence[Charge], now: float) -> Refusal | None:
@@ -69,48 +123,32 @@ class PostgresBudgets:
             if charge.cost > charge.rate.capacity:
                 return Refusal(charge, math.inf)
         merged = _merged(charges)
-        t = RateBudget
-        rows = [
-            {
-                "key": key,
-                "tokens": c.rate.capacity - c.cost,
-                "at": now,
-                "capacity": c.rate.capacity,
-                "per_s": c.rate.per_s,
-                "full_at": now + c.cost / max(c.rate.per_s, _SLOW),
-            }
+        rows = _columns(
+            (
+                key,
+                c.rate.capacity - c.cost,
+                now,
+                c.rate.capacity,
+                c.rate.per_s,
+                now + c.cost / max(c.rate.per_s, _SLOW),
+            )
             for key, c in merged.items()
-        ]
-        proposed = insert(t).values(rows)
-        new = proposed.excluded
-        level = func.least(new.capacity, t.tokens + func.greatest(0.0, new.at - t.at) * new.per_s)
-        cost = new.capacity - new.tokens
-        left = level - cost
-        stmt = proposed.on_conflict_do_update(
-            index_elements=[t.key],
-            set_={
-                "tokens": left,
-                "at": new.at,
-                "capacity": new.capacity,
-                "per_s": new.per_s,
-                "full_at": new.at + (new.capacity - left) / func.greatest(new.per_s, _SLOW),
-            },
-            where=level >= cost,
-        ).returning(t.key)
+        )
+        unpaid = charges[0]
         for _attempt in range(_ATTEMPTS):
-            async with self._engine.connect() as conn:
-                tx = await conn.begin()
-                paid = set((await conn.execute(stmt)).scalars())
-                if len(paid) == len(rows):
-                    await tx.commit()
-                    await self._maybe_prune(now)
-                    return None
-                await tx.rollback()
+            async with self._auto.connect() as conn:
+                paid = set((await conn.execute(_TAKE, rows)).scalars())
+            if len(paid) == len(merged):
+                await self._maybe_prune(now)
+                return None
+            if paid:
+                await self.give_back([merged[key] for key in sorted(paid)], now)
             refusal = await self._refusal(charges, now)
             if refusal is not None:
                 return refusal
             # Refilled meanwhile (or another take gave back): try again.
-        return Refusal(charges[0], 1.0)
+            unpaid = next(c for c in charges if stored_key(c.key) not in paid)
+        return Refusal(unpaid, 1.0)  # the bucket others kept taking from
 
     async def _refusal(self, charges: Sequence[Charge], now: float) -> Refusal | None:
         levels = await self._levels(charges, now)
@@ -121,7 +159,7 @@ class PostgresBudgets:
 
     async def _levels(self, charges: Sequence[Charge], now: float) -> list[float]:
         keys = [stored_key(c.key) for c in charges]
-        async with self._engine.connect() as conn:
+        async with self._auto.connect() as conn:
             found = {
                 key: (tokens, at)
                 for key, tokens, at in (
@@ -135,25 +173,13 @@ class PostgresBudgets:
         return [_level(found.get(k), c, now) for k, c in zip(keys, charges, strict=True)]
 
     async def give_back(self, charges: Sequence[Charge], now: float) -> None:
-        merged = _merged(charges)
-        t = RateBudget
-        async with self._engine.begin() as conn:
-            locked = (
-                await conn.execute(
-                    select(t.key, t.tokens, t.at)
-                    .where(t.key.in_(list(merged)))
-                    .order_by(t.key)
-                    .with_for_update()
-                )
-            ).all()
-            for key, tokens, at in locked:
-                charge = merged[key]
-                rate = charge.rate
-                back = min(rate.capacity, _level((tokens, at), charge, now) + charge.cost)
-                full_at = now + (rate.capacity - back) / max(rate.per_s, _SLOW)
-                await conn.execute(
-                    update(t).where(t.key == key).values(tokens=back, at=now, full_at=full_at)
-                )
+        rows = _columns(
+            # A missing bucket is inserted full; the cost rides in ``full_at``.
+            (key, c.rate.capacity, now, c.rate.capacity, c.rate.per_s, now - c.cost)
+            for key, c in _merged(charges).items()
+        )
+        async with self._auto.connect() as conn:
+            await conn.execute(_GIVE_BACK, rows)
 
     async def level(self, charge: Charge, now: float) -> float:
         return (await self._levels([charge], now))[0]
@@ -162,5 +188,5 @@ class PostgresBudgets:
         self._takes += 1
         if self._takes % PRUNE_EVERY:
             return
-        async with self._engine.begin() as conn:
+        async with self._auto.connect() as conn:
             await conn.execute(delete(RateBudget).where(RateBudget.full_at <= now))

@@ -12,9 +12,13 @@ the fleet's code-only budget one more token, from a small allowance of its own
 stale codes refills that budget faster than the clock alone; the allowance bounds
 what an attacker standing at a machine can earn by locking it again and again.
 
-Guesses at one machine, and code-only guesses, take turns (``turn``): a guess in
-flight never makes another one look over budget, so a burst of shoppers with
-right codes is never refused for the budget their own guesses hold a moment.
+A guess in flight never makes another one look over budget: guesses at one
+machine take turns (``turn``), and a guess refused by a budget that guesses still
+in flight hold waits until they are settled, then tries again (``admit_in_turn``);
+only a budget spent by settled failures refuses. So a burst of shoppers with right
+codes is never refused for the budget their own guesses hold a moment, and
+code-only guesses, which all share the fleet's budget, run side by side as far as
+it holds (each has paid before its code is checked, so the bounds hold as before).
 
 The address budget is loose (a campus behind one NAT never spends it) and
 counted in these units, so one address's chance of hitting any machine stays
@@ -26,7 +30,7 @@ import contextlib
 import ipaddress
 import math
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from api.errors import MachineRequired, RateLimited
@@ -80,11 +84,16 @@ class GuessGuard:
         self.store = store
         self.limits = limits
         self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._held: dict[str, float] = {}  # budget key: what guesses in flight paid it
+        self._settled = asyncio.Event()  # replaced each time a guess is settled
 
     @contextlib.asynccontextmanager
     async def turn(self, machine_id: str | None) -> AsyncIterator[None]:
-        """One guess at a time per machine, and one code-only guess at a time."""
-        key = "code-only" if machine_id is None else f"machine:{machine_id}"
+        """One guess at a time per machine (code-only guesses run side by side)."""
+        if machine_id is None:
+            yield
+            return
+        key = f"machine:{machine_id}"
         lock = self._turns.get(key)
         if lock is None:
             lock = self._turns[key] = asyncio.Lock()
@@ -118,18 +127,80 @@ class GuessGuard:
             raise self._refused(refusal, machine_id is None)
         return charges
 
+    async def admit_in_turn(
+        self,
+        client_id: str,
+        source: str,
+        machine_id: str | None,
+        live_codes: int,
+        clock: Callable[[], int],
+    ) -> tuple[list[Charge], int]:
+        """``admit``, but a budget that only guesses still in flight keep from paying
+        is waited for instead of refusing. Returns the charges and when they were
+        spent; every guess admitted here must be ``settle``d."""
+        charges = self.charges(client_id, source, machine_id, live_codes)
+        while True:
+            settled = self._settled
+            if self._crowded(charges):  # the take could not pay: wait without asking
+                await settled.wait()
+                continue
+            self._hold(charges)  # before asking: concurrent takes see it
+            try:
+                now = clock()
+                refusal = await self.store.take(charges, now)
+            except BaseException:
+                self._release(charges)
+                raise
+            if refusal is None:
+                return charges, now
+            self._release(charges)
+            if not self._held.get(refusal.charge.key):
+                raise self._refused(refusal, machine_id is None)
+            await self._settled.wait()  # until another guess in flight is settled
+
+    def _hold(self, charges: Sequence[Charge]) -> None:
+        for charge in charges:
+            self._held[charge.key] = self._held.get(charge.key, 0.0) + charge.cost
+
+    def _release(self, charges: Sequence[Charge]) -> None:
+        for charge in charges:
+            left = self._held.get(charge.key, 0.0) - charge.cost
+            if left > 1e-9:
+                self._held[charge.key] = left
+            else:
+                self._held.pop(charge.key, None)
+        settled, self._settled = self._settled, asyncio.Event()
+        settled.set()
+
+    def _crowded(self, charges: Sequence[Charge]) -> bool:
+        """A budget that guesses in flight already fill past what this one needs."""
+        return any(
+            self._held.get(c.key, 0.0) + c.cost > c.rate.capacity
+            for c in charges
+            if self._held.get(c.key)
+        )
+
+    async def settle(self, charges: Sequence[Charge], now: float, *, right: bool) -> None:
+        """A guess from ``admit_in_turn`` is over: a right one (or one whose answer said
+        nothing about the code) gives its budgets back; a failure leaves them spent."""
+        try:
+            if right:
+                await self.right(charges, now)
+        finally:
+            self._release(charges)
+
     async def right(self, charges: Sequence[Charge], now: float) -> None:
         """The guess was not a failure: give its budgets back.
 
         A code-only guess is only called right when its code was on a display (the
         lock path raises ``InvalidCode`` otherwise): it earns the fleet's code-only
         budget a token, while the credit allowance lasts."""
-        await self.store.give_back(charges, now)
         fleet = next((c for c in charges if c.key == FLEET_CODE_ONLY), None)
-        if fleet is None:
-            return
-        if await self.store.take([Charge("fleet:code-only-credit", CODE_ONLY_CREDIT)], now) is None:
-            await self.store.give_back([fleet], now)
+        if fleet is not None:
+            credit = Charge("fleet:code-only-credit", CODE_ONLY_CREDIT)
+            if await self.store.take([credit], now) is None:
+                charges = [*charges, fleet]  # one more token back than it paid
+        await self.store.give_back(charges, now)
 
     @staticmethod
     def _refused(refusal: Refusal, code_only: bool) -> Exception:

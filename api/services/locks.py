@@ -90,19 +90,20 @@ class Locks:
         if not (len(code) == CODE_LENGTH and code.isdigit() and code.isascii()):
             # Never a machine's code: no chance of a hit, nothing to count.
             raise InvalidCode("a code is the 6 digits on the machine's display")
+        clock = self.ctx.clock.now
         async with self.guard.turn(machine_id):
-            now = self.ctx.clock.now()
-            live = 0 if machine_id is not None else await self._live_codes(now)
-            charges = await self.guard.admit(client_id, source or "unknown", machine_id, live, now)
+            live = 0 if machine_id is not None else await self._live_codes(clock())
+            charges, now = await self.guard.admit_in_turn(
+                client_id, source or "unknown", machine_id, live, clock
+            )
+            right = True
             try:
-                lock = await self._lock(code, client_id, machine_id, source, now)
+                return await self._lock(code, client_id, machine_id, source, now)
             except InvalidCode:
-                raise  # a failed attempt: its budgets stay spent
-            except BaseException:
-                await self.guard.right(charges, now)
+                right = False  # a failed attempt: its budgets stay spent
                 raise
-            await self.guard.right(charges, now)
-            return lock
+            finally:
+                await self.guard.settle(charges, now, right=right)
 
     async def _live_codes(self, now: int) -> int:
         """How many machines a code-only guess could hit."""
@@ -123,6 +124,8 @@ class Locks:
                 machine = await s.get(Machine, machine_id)
                 if machine is None:
                     raise MachineNotFound(f"no machine {machine_id}")
+                # The shopper named it: say it cannot sell before judging the code.
+                self._check_reachable(machine)
             else:
                 machine = await s.scalar(select(Machine).where(Machine.display_code == code))
             if machine is None:
@@ -203,20 +206,31 @@ class Locks:
             slots=found,
         )
 
-    def _check_available(self, machine: Machine, shown: list[dict[str, Any]]) -> None:
-        # Empty only when every enabled slot is (CONTRACT 5).
-        units = planogram.sellable_shown(shown) if shown else machine.stock
-        found = decide.availability(machine.mode, machine.online, units)
+    def _check_reachable(self, machine: Machine) -> None:
+        """503 for a machine that is out of service or offline, whatever its stock."""
+        found = decide.availability(machine.mode, machine.online, 1)
         if found is decide.Availability.OUT_OF_SERVICE:
             raise MachineOutOfService("this machine is out of service")
         if found is decide.Availability.OFFLINE:
             raise MachineOffline("this machine is offline")
-        if found is decide.Availability.EMPTY:
+
+    def _check_available(self, machine: Machine, shown: list[dict[str, Any]]) -> None:
+        self._check_reachable(machine)
+        # Empty only when every enabled slot is (CONTRACT 5).
+        units = planogram.sellable_shown(shown) if shown else machine.stock
+        if units < 1:
             raise InsufficientStock("this machine is empty")
 
     async def _count_machine_failure(self, s: AsyncSession, machine: Machine, now: int) -> None:
         """Spend the machine's failure budget; when it runs out the code changes."""
-        machine.code_failures += 1
+        failures = await s.scalar(
+            update(Machine)
+            .where(Machine.id == machine.id)
+            .values(code_failures=Machine.code_failures + 1)
+            .returning(Machine.code_failures),
+            execution_options={"synchronize_session": False},
+        )
+        set_committed_value(machine, "code_failures", failures)
         budget = self.ctx.policy.code_failure_budget
         if decide.code_spent(machine.code_failures, budget, machine.display_code):
             await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)

@@ -1,5 +1,6 @@
 """The lock path: one short transaction, its desired/state coalesced per machine."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -72,3 +73,17 @@ async def test_locking_is_one_short_transaction(services: Services, named: bool)
     assert messages.decode("desired", bytes(desired[0].payload))["lock"]["session"] == (
         lock.session_id
     )
+
+
+async def test_a_crowd_of_right_code_only_guesses_is_never_refused(services: Services) -> None:
+    """More shoppers at once than the fleet's code-only budget holds: each guess pays
+    before its code is checked, the rest wait for those in flight, nobody is refused."""
+    crowd = services.ctx.policy.fleet_code_only_limit + 10
+    for n in range(crowd):
+        await online_machine(services, f"m{n}")
+    codes = [await code_of(services, f"m{n}") for n in range(crowd)]
+    locks = await asyncio.gather(
+        *(services.locks.lock_by_code(code, f"shopper-{n:04d}") for n, code in enumerate(codes))
+    )
+    assert sorted(lock.machine_id for lock in locks) == sorted(f"m{n}" for n in range(crowd))
+    assert services.locks.guard._held == {}  # every guess settled

@@ -18,7 +18,9 @@ from sqlalchemy import select
 from api.infra.db import create_engine
 from api.services.budget_store_pg import KEY_MAX, PostgresBudgets, stored_key
 from api.services.budgets import Charge, Rate
+from api.services.guesses import FLEET_CODE_ONLY, GuessGuard, GuessLimits
 from api.services.machines import NewMachine
+from api.services.policy import VendPolicy
 from api.settings import async_database_url
 from schema.models import RateBudget
 from tests.support.databases import migrate_async
@@ -134,3 +136,24 @@ async def test_limits_hold_across_servers(pair: tuple[Stack, Stack]) -> None:
         keys = set((await s.scalars(select(RateBudget.key))).all())
     assert {"client:guesser-0001", "feedback-client:feedback-shopper"} <= keys
     assert any(key.startswith("admin-login:admin|") for key in keys)
+
+
+async def test_a_crowd_of_right_code_only_guesses_shares_the_fleet_budget(
+    postgresql_url: str,
+) -> None:
+    """Twice the fleet's code-only budget at once, all right: those past the budget wait
+    for the guesses in flight and are never refused, and the budget ends where it began."""
+    async with two_stores(postgresql_url) as (store, _):
+        guard = GuessGuard(store, GuessLimits.from_policy(VendPolicy()))
+        crowd = 2 * VendPolicy().fleet_code_only_limit
+
+        async def shopper(n: int) -> None:
+            charges, now = await guard.admit_in_turn(
+                f"shopper-{n:04d}", "203.0.113.9", None, 100, lambda: 5000
+            )
+            await asyncio.sleep(0.01)  # the lock's transaction
+            await guard.settle(charges, now, right=True)
+
+        await asyncio.gather(*(shopper(n) for n in range(crowd)))
+        fleet = Charge(FLEET_CODE_ONLY, guard.limits.code_only)
+        assert await store.level(fleet, 5000) == guard.limits.code_only.capacity

@@ -6,6 +6,7 @@
     python -m tests.benchmarks --only ingest,vend --output var/performance-partial.md
     python -m tests.benchmarks --only scale --output docs/performance.md   # merged in
     python -m tests.benchmarks --only scale --scale-machines 2000 --scale-burst-s 20
+    python -m tests.benchmarks --only lock --output docs/performance.md    # lock-by-code alone
 
 ``--output`` naming an existing report while ``--only`` leaves parts out replaces
 (or adds) only the sections that ran, and their rows of the targets table.
@@ -28,6 +29,7 @@ from tests.benchmarks import (
     bench_broker,
     bench_fleet,
     bench_ingest,
+    bench_lock,
     bench_rollout,
     bench_scale,
     bench_sqlite,
@@ -46,7 +48,7 @@ from tests.benchmarks.stacks import STACKS
 ROOT = Path(__file__).resolve().parents[2]
 FULL_OUTPUT = ROOT / "docs" / "performance.md"
 QUICK_OUTPUT = ROOT / "var" / "performance-quick.md"
-PARTS = ("broker", "sqlite", "ingest", "vend", "scale", "rollout")
+PARTS = ("broker", "sqlite", "ingest", "vend", "lock", "scale", "rollout")
 SCALE_OPTIONS = {  # --scale-NAME: ScalePlan field, type
     "machines": int,
     "processes": int,
@@ -65,8 +67,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=",".join(PARTS),
-        help="comma-separated: broker, sqlite, ingest, vend (vend includes the fleet), scale, "
-        "rollout",
+        help="comma-separated: broker, sqlite, ingest, vend (vend includes the fleet), lock, "
+        "scale, rollout",
     )
     parser.add_argument("--output", type=Path, help="where to write the report")
     for name, kind in SCALE_OPTIONS.items():
@@ -138,6 +140,8 @@ async def run(
             found = [await bench_scale.run(plan, workdir / "scale")]
         elif part == "rollout":
             found = [await bench_rollout.run(quick, workdir / "rollout")]
+        elif part == "lock":
+            found = [await bench_lock.run(quick, workdir / "lock")]
         else:
             found = await vend_and_fleet(quick, workdir / "vend")
         share = (foreign.seconds - before) / ((time.monotonic() - started) * cores)
@@ -157,6 +161,7 @@ def _workdirs(root: Path) -> None:
         "ingest",
         "scale",
         "rollout",
+        "lock",
         *(f"vend/{kind}" for kind in STACKS),
     ):
         (root / name).mkdir(parents=True)
