@@ -239,15 +239,19 @@ class Locks:
     async def unlock(self, machine_id: str, client_id: str, session_id: str) -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
-            session = await s.get(VendSession, session_id, with_for_update=True)
-            if (
-                session is None
-                or session.machine_id != machine_id
-                or session.client_id != client_id
-            ):
-                raise NotLockOwner("this lock is not yours")
+            session = await owned_lock(s, machine_id, client_id, session_id)
             refusal = await end_lock(s, self.ctx, session, Event.UNLOCKED, now)
             if refusal == vend.VEND_IN_FLIGHT:
                 raise VendInProgress("your items are being dispensed")
             if refusal is not None:
                 raise NotLockOwner("this lock is not yours")
+
+
+async def owned_lock(
+    s: AsyncSession, machine_id: str, client_id: str, session_id: str
+) -> VendSession:
+    """The lock ``session_id`` on ``machine_id``, row-locked, if ``client_id`` holds it."""
+    session = await s.get(VendSession, session_id, with_for_update=True)
+    if session is None or session.machine_id != machine_id or session.client_id != client_id:
+        raise NotLockOwner("this lock is not yours")
+    return session

@@ -14,12 +14,13 @@ other change to a lock; its status is not touched.
 
 from dataclasses import dataclass
 
-from api.errors import CheckoutNotOpen, NotLockOwner, SessionExpired
+from api.errors import CheckoutNotOpen, SessionExpired
 from api.lifecycle import decide
 from api.lifecycle.snapshot import Outcome, Publish
 from api.lifecycle.states import BUSY, OrderStatus
 from api.services import vend_load, vend_writer
 from api.services.context import Context
+from api.services.locks import owned_lock
 from schema.models import VendSession
 
 CHECKOUT_GRACE_S = 180  # at most 3 minutes past LOCK_TTL_S from the unlock
@@ -60,13 +61,7 @@ class Reservations:
         now = self.ctx.clock.now()
         ttl_s = self.ctx.policy.lock_ttl_s
         async with self.ctx.db.begin() as s:
-            session = await s.get(VendSession, session_id, with_for_update=True)
-            if (
-                session is None
-                or session.machine_id != machine_id
-                or session.client_id != client_id
-            ):
-                raise NotLockOwner("this lock is not yours")
+            session = await owned_lock(s, machine_id, client_id, session_id)
             if not decide.session_live(session.status, session.expires_at, now):
                 raise SessionExpired("your reservation ran out")
             loaded = await vend_load.by_session(s, session)
