@@ -288,14 +288,16 @@ class Bridge:
             if isinstance(payload, str):
                 payload = payload.encode()
             data = bytes(payload) if isinstance(payload, (bytes, bytearray)) else b""
-            count_mqtt("in", message.topic.value)
-            if message.topic.value == topics.SERVER_STATUS:
+            topic = message.topic.value
+            if topic == topics.SERVER_STATUS:
+                count_mqtt("in", topic)
                 self._server_status_seen(data)
                 continue
-            if self.feed is not None and message.topic.value == self.feed.birth_topic:
+            if self.feed is not None and topic == self.feed.birth_topic:
+                count_mqtt("in", topic)
                 self._home_assistant_seen(data)
                 continue
-            await self.ingest.put(message.topic.value, data)
+            await self.ingest.put(topic, data)  # counts it
 
     async def _publish_side(self, client: aiomqtt.Client) -> None:
         async def publish(message: Outgoing) -> None:

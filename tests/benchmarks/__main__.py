@@ -94,7 +94,12 @@ async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
     vends: list[bench_vend.VendResult] = []
     for kind, opened in STACKS.items():
         async with opened(workdir / kind, machines) as bench:
-            async with bench_fleet.online_fleet(bench, workdir, spread_s=0.0) as (_, storm):
+            six = bench_vend.six_slot_ids(bench, purchases, warmup)
+            await bench_vend.planograms(bench, six)
+            slot_counts = dict.fromkeys(six, len(bench_vend.SLOT_IDS))
+            async with bench_fleet.online_fleet(
+                bench, workdir, spread_s=0.0, slot_counts=slot_counts
+            ) as (_, storm):
                 fleets.append(storm)
             result = bench_vend.VendResult(kind, bench.label, machines)
             vends.append(result)
@@ -103,15 +108,14 @@ async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
                 f"vend [{bench.label}]: the fleet again, connects spread over "
                 f"{bench_vend.SPREAD_S:.0f} s"
             )
-            async with bench_fleet.online_fleet(bench, workdir, spread_s=bench_vend.SPREAD_S) as (
-                _,
-                steady,
-            ):
+            async with bench_fleet.online_fleet(
+                bench, workdir, spread_s=bench_vend.SPREAD_S, slot_counts=slot_counts
+            ) as (_, steady):
                 if steady.online < machines:
                     say(f"vend [{bench.label}]: skipped, the fleet did not come online")
                     continue
-                await bench_vend.purchases(bench, purchases, warmup, result)
-                await bench_vend.idle_pages(bench, pages, window_s, workdir, result)
+                await bench_vend.purchases(bench, purchases, warmup, result, set(six))
+                await bench_vend.idle_pages(bench, pages, window_s, workdir, result, set(six))
                 await bench_vend.lock_rate(bench, shoppers, workdir, result)
             say(f"stopping the {bench.label} stack")
     return [bench_fleet.section(fleets), bench_vend.section(vends, purchases)]

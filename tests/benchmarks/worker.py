@@ -217,6 +217,7 @@ async def run_fleet(cfg: Config, commands: Commands) -> None:
         connect_spread_s=float(cfg["spread_s"]),
         seed=1,
         flash_dir=cfg.get("flash_dir"),
+        slot_counts=cfg.get("slot_counts"),
     )
     await fleet.__aenter__()  # never left: os._exit below
     emit("started", machines=len(machines))
