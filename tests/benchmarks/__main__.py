@@ -6,6 +6,8 @@
     python -m tests.benchmarks --only ingest,vend --output var/performance-partial.md
     python -m tests.benchmarks --only scale --output docs/performance.md   # merged in
     python -m tests.benchmarks --only scale --scale-machines 2000 --scale-burst-s 20
+    python -m tests.benchmarks moonshot      # the moonshot alone, merged into docs/performance.md
+    python -m tests.benchmarks moonshot --moon-machines 50000 --moon-edges 3
 
 ``--output`` naming an existing report while ``--only`` leaves parts out replaces
 (or adds) only the sections that ran, and their rows of the targets table.
@@ -16,6 +18,7 @@ is stopped at the end; nothing here touches the machine's own services.
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import shlex
@@ -32,6 +35,7 @@ from tests.benchmarks import (
     bench_scale,
     bench_sqlite,
     bench_vend,
+    moonshot,
 )
 from tests.benchmarks.measure import (
     ForeignLoad,
@@ -46,7 +50,15 @@ from tests.benchmarks.stacks import STACKS
 ROOT = Path(__file__).resolve().parents[2]
 FULL_OUTPUT = ROOT / "docs" / "performance.md"
 QUICK_OUTPUT = ROOT / "var" / "performance-quick.md"
-PARTS = ("broker", "sqlite", "ingest", "vend", "scale", "rollout")
+PARTS = ("broker", "sqlite", "ingest", "vend", "scale", "rollout", "moonshot")
+MOON_OPTIONS = {  # --moon-NAME: MoonPlan field, type
+    "machines": int,
+    "edges": int,
+    "workers": int,
+    "telemetry-s": float,
+    "steady-s": float,
+    "purchases": int,
+}
 SCALE_OPTIONS = {  # --scale-NAME: ScalePlan field, type
     "machines": int,
     "processes": int,
@@ -61,13 +73,23 @@ SCALE_FIELDS = {"rate": "burst_rate", "burst-s": "burst_s", "telemetry-s": "tele
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__)
+    parser.add_argument(
+        "parts", nargs="*", help="sections to run alone (like --only), e.g. moonshot"
+    )
     parser.add_argument("--quick", action="store_true", help="small counts, a couple of minutes")
     parser.add_argument(
         "--only",
         default=",".join(PARTS),
         help="comma-separated: broker, sqlite, ingest, vend (vend includes the fleet), scale, "
-        "rollout",
+        "rollout, moonshot",
     )
+    for name, kind in MOON_OPTIONS.items():
+        parser.add_argument(
+            f"--moon-{name}",
+            type=kind,
+            dest="moon_" + name.replace("-", "_"),
+            help=f"moonshot: {name}",
+        )
     parser.add_argument("--output", type=Path, help="where to write the report")
     for name, kind in SCALE_OPTIONS.items():
         parser.add_argument(
@@ -85,6 +107,12 @@ def scale_plan(args: argparse.Namespace) -> bench_scale.ScalePlan:
         return bench_scale.ScalePlan.quick()
     options = {k[len("scale_") :]: v for k, v in vars(args).items() if k.startswith("scale_")}
     return bench_scale.plan_from(options)
+
+
+def moon_plan(args: argparse.Namespace) -> moonshot.MoonPlan:
+    base = moonshot.MoonPlan.quick() if args.quick else moonshot.MoonPlan()
+    options = {k[len("moon_") :]: v for k, v in vars(args).items() if k.startswith("moon_") and v}
+    return dataclasses.replace(base, **options)
 
 
 async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
@@ -122,7 +150,11 @@ async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
 
 
 async def run(
-    parts: list[str], quick: bool, workdir: Path, plan: bench_scale.ScalePlan
+    parts: list[str],
+    quick: bool,
+    workdir: Path,
+    plan: bench_scale.ScalePlan,
+    moon: moonshot.MoonPlan,
 ) -> list[Section]:
     foreign = ForeignLoad()
     foreign.start()
@@ -142,6 +174,8 @@ async def run(
             found = [await bench_scale.run(plan, workdir / "scale")]
         elif part == "rollout":
             found = [await bench_rollout.run(quick, workdir / "rollout")]
+        elif part == "moonshot":
+            found = [await moonshot.run(moon, workdir / "moonshot")]
         else:
             found = await vend_and_fleet(quick, workdir / "vend")
         share = (foreign.seconds - before) / ((time.monotonic() - started) * cores)
@@ -161,6 +195,7 @@ def _workdirs(root: Path) -> None:
         "ingest",
         "scale",
         "rollout",
+        "moonshot",
         *(f"vend/{kind}" for kind in STACKS),
     ):
         (root / name).mkdir(parents=True)
@@ -168,7 +203,8 @@ def _workdirs(root: Path) -> None:
 
 def main(argv: list[str]) -> None:
     args = parse(argv)
-    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    chosen = ",".join(args.parts) if args.parts else args.only
+    parts = [p.strip() for p in chosen.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
@@ -181,7 +217,7 @@ def main(argv: list[str]) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="smartvend-bench-") as tmp:
         _workdirs(Path(tmp))
-        sections = asyncio.run(run(parts, args.quick, Path(tmp), scale_plan(args)))
+        sections = asyncio.run(run(parts, args.quick, Path(tmp), scale_plan(args), moon_plan(args)))
     machine["Load average at the end"] = load_average()
     output = args.output or (QUICK_OUTPUT if args.quick else FULL_OUTPUT)
     output.parent.mkdir(parents=True, exist_ok=True)
