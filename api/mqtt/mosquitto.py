@@ -12,6 +12,7 @@ bridged to it.
 
 import asyncio
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,6 +196,7 @@ def _edge_files(
     out_dir: Path,
     layout: EdgeLayout,
     max_payload: int,
+    assign: Callable[[str], int] | None,
 ) -> dict[str, Path]:
     out_dir = out_dir.resolve()
     core = out_dir / CORE_DIR
@@ -231,13 +233,13 @@ def _edge_files(
             ),
         )
     }
-    # Every edge admits every machine: a machine may move to any edge (a load
-    # balancer in front of them chooses), and the files are written once.
-    passwd = _write(out_dir / PASSWORD_FILE, mosquitto.password_file(machines))
-    acl = _write(out_dir / ACL_FILE, mosquitto.acl_file(machines))
     for n, port in enumerate(layout.edge_ports, start=1):
         edge = out_dir / EDGE_DIR.format(n=n)
         edge.mkdir(parents=True, exist_ok=True)
+        # Each edge knows only its own machines' accounts (``assign``), or all of them.
+        own = [a for a in machines if assign is None or a[1] != "machine" or assign(a[0]) == n]
+        passwd = _write(edge / PASSWORD_FILE, mosquitto.password_file(own))
+        acl = _write(edge / ACL_FILE, mosquitto.acl_file(own))
         conf = mosquitto.mosquitto_conf(
             port=port,
             host=layout.host,
@@ -259,6 +261,7 @@ async def write_edge_configs(
     server_username: str,
     server_password: str,
     max_payload: int = mosquitto.DEFAULT_MAX_PAYLOAD,
+    assign: Callable[[str], int] | None = None,
 ) -> dict[str, Path]:
     """A core broker and edge brokers bridged to it, for fleets larger than one
     broker process holds (docs/deployment.md, "Large fleets").
@@ -269,6 +272,11 @@ async def write_edge_configs(
     the accounts and rules ``write_mosquitto_config`` writes, and a bridge that sends
     the machines' messages up to the core and brings ``desired``, ``cmd`` and the
     server's status down. Returns the configuration files by broker name.
+
+    ``assign`` maps a machine id to the edge (1..N) it connects to, so that each edge
+    lists only its own machines (Mosquitto reads its account files at start and looks
+    a client's access rules up in a list: 100,000 accounts per broker take minutes);
+    without it every edge admits every machine.
     """
     accounts = await mosquitto_accounts(db, server_username, hash_secret(server_password))
-    return await asyncio.to_thread(_edge_files, accounts, out_dir, layout, max_payload)
+    return await asyncio.to_thread(_edge_files, accounts, out_dir, layout, max_payload, assign)

@@ -188,6 +188,7 @@ async def topology(
                 layout,
                 server_username=creds.username,
                 server_password=creds.password,
+                assign=lambda mid: (int(mid.rsplit("-", 1)[1]) - 1) % plan.edges + 1,
             )
         finally:
             await engine.dispose()
@@ -198,7 +199,7 @@ async def topology(
         }
         for n, port in enumerate(layout.edge_ports, start=1):
             brokers[f"edge-{n}"] = MosquittoRun(
-                paths[f"edge-{n}"], layout.host, port, conf_dir / f"edge-{n}.log"
+                paths[f"edge-{n}"], layout.host, port, conf_dir / f"edge-{n}.log", 300.0
             )
         try:
             for broker in brokers.values():

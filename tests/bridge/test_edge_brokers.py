@@ -38,7 +38,11 @@ async def core_and_edges(services: Services, edges: int) -> AsyncIterator[EdgeLa
         layout,
         server_username=SERVER_USERNAME,
         server_password=SERVER_PASSWORD,
+        assign=lambda mid: int(mid.rsplit("-", 1)[1]),  # vm-1 on edge 1, vm-2 on edge 2
     )
+    for n in range(1, edges + 1):  # each edge knows its own machines only
+        passwd = (paths[f"edge-{n}"].parent / "passwd").read_text()
+        assert [line.split(":")[0] for line in passwd.splitlines()] == [f"vm-{n}"]
     assert sorted(paths) == ["core", *(f"edge-{n}" for n in range(1, edges + 1))]
     procs: list[asyncio.subprocess.Process] = []
     try:
