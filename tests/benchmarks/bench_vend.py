@@ -26,6 +26,7 @@ from typing import Any, cast
 import httpx
 from sqlalchemy import event, func, select
 
+from api.errors import InvalidCode
 from api.mqtt.ingest import Ingest
 from api.services.catalogue import ProductFields
 from api.services.slots import SlotPlan
@@ -336,9 +337,16 @@ async def idle_pages(
     chosen = (await _codes(bench))[:pages]
     held: list[tuple[str, str, str]] = []
     orders: list[str] = []
-    for mid, code in chosen:
+    for mid, _listed in chosen:
         client_id = f"bench-page-{mid}"
-        lock = await bench.services.locks.lock_by_code(code, client_id, mid)
+        try:
+            lock = await bench.services.locks.lock_by_code(
+                str(await _code(bench, mid)), client_id, mid
+            )
+        except InvalidCode:  # its code expired since it was read: the next one
+            lock = await bench.services.locks.lock_by_code(
+                str(await _code(bench, mid)), client_id, mid
+            )
         orders_ = bench.services.orders
         if mid in six:
             created = await orders_.create(lock.session_id, client_id, None, list(CART))
