@@ -34,6 +34,7 @@ from api.infra.db import create_engine, session_factory
 from api.mqtt.accounts import server_credentials
 from api.mqtt.mosquitto import EdgeLayout, write_edge_configs
 from api.services.provision import provision
+from api.settings import Settings
 from device.simulate import load_credentials
 from schema.models import Machine, MachineSlot
 from tests.benchmarks.bench_scale import count_online, count_telemetry, purchase, tree_cpu
@@ -171,6 +172,25 @@ async def topology(
         await _clone_fleet(url, template, plan.machines)
         say(f"moonshot: {plan.machines:,} machines in {time.monotonic() - started:.0f} s")
         credentials = [(f"{PREFIX}-{n}", str(key)) for n in range(1, plan.machines + 1)]
+        conf_dir = config_dir("smartvend-bench-moonshot-")
+        try:
+            layout, brokers = await _brokers(plan, settings, url, conf_dir)
+            try:
+                yield url, layout, credentials, brokers
+            finally:
+                for broker in brokers.values():
+                    await broker.stop()
+        finally:
+            shutil.rmtree(conf_dir, ignore_errors=True)
+
+
+async def _brokers(
+    plan: MoonPlan, settings: Settings, url: str, conf_dir: Path
+) -> tuple[EdgeLayout, dict[str, MosquittoRun]]:
+    """The core and its edges, started; on free ports (tried again if one was taken
+    between choosing it and the broker binding it: other work shares the host)."""
+    creds = server_credentials(settings)
+    for attempt in range(1, 4):
         layout = EdgeLayout(
             core_port=free_port(),
             server_port=free_port(),
@@ -178,8 +198,6 @@ async def topology(
             edge_username="smartvend-edge",
             edge_password=os.urandom(18).hex(),
         )
-        conf_dir = config_dir("smartvend-bench-moonshot-")
-        creds = server_credentials(settings)
         engine = create_engine(url.replace("postgresql://", "postgresql+asyncpg://", 1))
         try:
             paths = await write_edge_configs(
@@ -204,12 +222,19 @@ async def topology(
         try:
             # Each loads its accounts at start (tens of seconds for tens of thousands).
             await asyncio.gather(*(broker.start() for broker in brokers.values()))
-            say(f"moonshot: core broker and {plan.edges} edges up")
-            yield url, layout, credentials, brokers
-        finally:
+        except (RuntimeError, TimeoutError) as exc:
             for broker in brokers.values():
                 await broker.stop()
-            shutil.rmtree(conf_dir, ignore_errors=True)
+            logs = " | ".join(
+                (conf_dir / f"{name}.log").read_text(errors="replace")[-300:]
+                for name in brokers
+                if (conf_dir / f"{name}.log").exists()
+            )
+            say(f"moonshot: brokers did not start ({exc}; attempt {attempt}): {logs}")
+            continue
+        say(f"moonshot: core broker and {plan.edges} edges up")
+        return layout, brokers
+    raise RuntimeError("the brokers did not start three times in a row")
 
 
 def _tree_rss(root: int) -> int:
