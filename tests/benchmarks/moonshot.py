@@ -95,6 +95,8 @@ class MoonResult:
     lost_messages: int = 0  # sent, never stored
     drain_s: float = float("nan")  # from then until the rest was stored
     rss: dict[str, int] = field(default_factory=dict)  # bytes by component
+    telemetry_row_bytes: float = float("nan")  # on disk, indexes included
+    machine_row_bytes: float = float("nan")
     cpu: dict[str, float] = field(default_factory=dict)  # seconds over the steady window
     notes: list[str] = field(default_factory=list)
 
@@ -222,9 +224,11 @@ async def _brokers(
         try:
             # Each loads its accounts at start (tens of seconds for tens of thousands).
             await asyncio.gather(*(broker.start() for broker in brokers.values()))
-        except (RuntimeError, TimeoutError) as exc:
+        except BaseException as exc:  # none may outlive this, whatever stopped it
             for broker in brokers.values():
                 await broker.stop()
+            if not isinstance(exc, (RuntimeError, TimeoutError)):
+                raise
             logs = " | ".join(
                 (conf_dir / f"{name}.log").read_text(errors="replace")[-300:]
                 for name in brokers
@@ -416,6 +420,7 @@ async def _steady(
         "simulators": _pids_cpu([w.pid for w in fleet]),
     }
     result.cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_before}
+    result.telemetry_row_bytes, result.machine_row_bytes = await _row_sizes(db)
     progress = await asyncio.gather(*(w.expect("progress", 30) for w in fleet))
     result.refused = sum(int(p["refused"]) for p in progress)
     result.lost = sum(int(p["lost"]) for p in progress)
@@ -425,6 +430,17 @@ async def _steady(
         f"{result.stored:,}, backlog when it stopped {result.backlog_at_quiet:,}, stored "
         f"{result.drain_s:.1f} s later; lost links {result.lost}"
     )
+
+
+async def _row_sizes(db: async_sessionmaker[AsyncSession]) -> tuple[float, float]:
+    """Bytes on disk per telemetry row and per machine (tables with their indexes)."""
+    async with db() as s:
+        found = []
+        for table in ("telemetry", "machines"):
+            size = await s.scalar(text(f"SELECT pg_total_relation_size('{table}')"))
+            rows = await s.scalar(text(f"SELECT count(*) FROM {table}"))
+            found.append(int(size or 0) / max(1, int(rows or 0)))
+    return found[0], found[1]
 
 
 async def _sent(fleet: list[Worker], word: str) -> int:
@@ -477,6 +493,10 @@ def section(r: MoonResult) -> Section:
             f"{r.cpu.get(k, 0.0) * 1000 / per:.0f} ms"
             for k in ("server", "postgres", "edges", "core", "simulators")
         ),
+    )
+    table.add(
+        "PostgreSQL bytes per telemetry row / per machine (with indexes)",
+        f"{r.telemetry_row_bytes:.0f} B / {r.machine_row_bytes:.0f} B",
     )
     out = Section("Moonshot: a very large fleet through edge brokers", _intro(), [table])
     out.targets.append(
