@@ -257,11 +257,14 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def _postgres_pids() -> list[int]:
+def _postgres_pids(url: str) -> list[int]:
+    """Our private PostgreSQL's postmaster (its backends are its children), by its port:
+    other PostgreSQL servers may run on the host."""
+    port = url.rsplit(":", 1)[1].split("/", 1)[0]
     return [
         pid
         for pid, (_, _, cmd) in _processes().items()
-        if "postgres" in cmd and "smartvend-pg-" in cmd
+        if "postgres" in cmd and " -D " in cmd and f"port={port}" in cmd.replace(" ", "")
     ]
 
 
@@ -362,7 +365,9 @@ async def run(plan: MoonPlan, workdir: Path) -> Section:
                 async with workers("light", cfgs, workdir) as fleet:
                     await asyncio.gather(*(w.expect("started", 120) for w in fleet))
                     await _online(db, fleet, result)
-                    await _steady(plan, result, fleet, server.process.pid, brokers, db, server.url)
+                    await _steady(
+                        plan, result, fleet, server.process.pid, brokers, db, server.url, url
+                    )
         finally:
             await engine.dispose()
     return section(result)
@@ -376,6 +381,7 @@ async def _steady(
     brokers: dict[str, MosquittoRun],
     db: async_sessionmaker[AsyncSession],
     url: str,
+    database_url: str,
 ) -> None:
     for worker in fleet:
         worker.send(f"steady {plan.telemetry_s}")
@@ -389,12 +395,12 @@ async def _steady(
         "simulators": sum(rss_bytes(w.pid) for w in fleet),
     }
     stored_before = await count_telemetry(db)
-    pg = _postgres_pids()
+    pg = _postgres_pids(database_url)
     cpu_before = {
         "server": tree_cpu(server_pid),
         "edges": _pids_cpu([b.pid for n, b in brokers.items() if n != "core"]),
         "core": _pids_cpu([brokers["core"].pid]),
-        "postgres": _pids_cpu(pg),
+        "postgres": sum(tree_cpu(pid) for pid in pg),
         "simulators": _pids_cpu([w.pid for w in fleet]),
     }
     sent_before = await _sent(fleet, "quiet")  # a quiet/steady pair reads the counters
@@ -416,7 +422,7 @@ async def _steady(
         "server": tree_cpu(server_pid),
         "edges": _pids_cpu([b.pid for n, b in brokers.items() if n != "core"]),
         "core": _pids_cpu([brokers["core"].pid]),
-        "postgres": _pids_cpu(pg),
+        "postgres": sum(tree_cpu(pid) for pid in pg),
         "simulators": _pids_cpu([w.pid for w in fleet]),
     }
     result.cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_before}
