@@ -97,6 +97,7 @@ class Machine(asyncio.Protocol):
         self.online = False
         self._buffer = b""
         self._packet_id = 0
+        self._answered = False  # its CONNACK came (or the link died first)
         self.sent = 0
 
     def _next_id(self) -> int:
@@ -114,6 +115,9 @@ class Machine(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.online:
             self.counters.lost += 1
+        elif not self._answered:  # dropped before its CONNACK: free its place in the window
+            self._answered = True
+            self._acked()
         self.online = False
         self.transport = None
 
@@ -141,7 +145,9 @@ class Machine(asyncio.Protocol):
     def _packet(self, header: int, body: bytes) -> None:
         kind = header >> 4
         if kind == 2:  # CONNACK
-            self._acked()
+            if not self._answered:
+                self._answered = True
+                self._acked()
             if body[1] != 0:
                 self.counters.refused += 1
                 if self.transport is not None:
