@@ -487,8 +487,8 @@ def section(r: MoonResult) -> Section:
         f"{r.sent:,} / {r.stored:,} in {r.steady_window_s:.0f} s ({rate:,.0f} msg/s)",
     )
     table.add(
-        "backlog when telemetry stopped; stored within",
-        f"{r.backlog_at_quiet:,} messages; {r.drain_s:.1f} s",
+        "backlog when telemetry stopped; the rest stored within; never stored",
+        f"{r.backlog_at_quiet:,} messages; {r.drain_s:.1f} s; {r.lost_messages:,}",
     )
     for name in ("edges", "core", "server", "simulators"):
         table.add(f"RSS per machine: {name}", _kib(r.rss.get(name, 0), p.machines))
