@@ -141,6 +141,7 @@ class Bridge:
         self._short_drops = 0  # connections in a row the broker dropped soon after connect
         self.takeover_suspected: str | None = None  # why, while it looks like a take-over
         self._connected_at = 0.0
+        self._inbox: asyncio.Queue[aiomqtt.Message] | None = None  # the client's, when made
 
     @classmethod
     def from_settings(cls, services: Services, settings: Settings, **options: Any) -> "Bridge":
@@ -206,9 +207,19 @@ class Bridge:
     # -- connection -----------------------------------------------------------
 
     def _client(self) -> aiomqtt.Client:
+        bridge = self
+
+        class Inbox(asyncio.Queue[aiomqtt.Message]):
+            """The client's queue of received messages, known to the bridge (``_receive``)."""
+
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                bridge._inbox = self
+
         return aiomqtt.Client(
             self.host,
             self.port,
+            queue_type=Inbox,
             username=self._username,
             password=self._password,
             identifier=self._client_id,
@@ -283,19 +294,29 @@ class Bridge:
             tg.create_task(self._publish_side(client))
 
     async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
+        # Messages already queued are taken straight from the client's queue; only an
+        # empty queue waits through the client's iterator (which also notices a lost
+        # connection), since that costs a task and a wait per message.
+        inbox, waiting = self._inbox, client.messages
+        while True:
+            if inbox is not None and not inbox.empty():
+                message = inbox.get_nowait()
+            else:
+                message = await anext(waiting)
             payload = message.payload
             if isinstance(payload, str):
                 payload = payload.encode()
             data = bytes(payload) if isinstance(payload, (bytes, bytearray)) else b""
-            count_mqtt("in", message.topic.value)
-            if message.topic.value == topics.SERVER_STATUS:
+            topic = message.topic.value
+            if topic == topics.SERVER_STATUS:
+                count_mqtt("in", topic)
                 self._server_status_seen(data)
                 continue
-            if self.feed is not None and message.topic.value == self.feed.birth_topic:
+            if self.feed is not None and topic == self.feed.birth_topic:
+                count_mqtt("in", topic)
                 self._home_assistant_seen(data)
                 continue
-            await self.ingest.put(message.topic.value, data)
+            await self.ingest.put(topic, data)  # counts it
 
     async def _publish_side(self, client: aiomqtt.Client) -> None:
         async def publish(message: Outgoing) -> None:

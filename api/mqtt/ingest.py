@@ -9,21 +9,30 @@
   ``linger_s`` of the first, applied in one transaction with bulk statements
   (:mod:`api.services.device_batch`), in arrival order per machine.
 
+Messages are typed from the moment they are decoded: the batch lane through
+:func:`api.services.device_batch.decode` (one decoder per kind), the results lane
+through :data:`HANDLERS` (one handler per kind), so a service never sees an
+untyped payload.
+
 A malformed or hostile message is logged (topic and machine) and skipped;
 nothing a device sends can stop the workers. If the database refuses a whole
 batch, its messages are applied one by one, so only the culprit is lost.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from api.errors import IllegalMove, InvalidMessage, SmartVendError, translated
 from api.lifecycle.states import CommandStatus
+from api.observability import metrics
 from api.observability.collectors import observe_batch
+from api.services import device_batch
 from api.services.container import Services
 from api.services.device_batch import DeviceMessage, apply_batch
 from api.services.rollouts import is_update_command
@@ -95,6 +104,8 @@ class Ingest:
         self._batched: asyncio.Queue[tuple[str, str, bytes, float]] = asyncio.Queue(
             BATCH_QUEUE_SIZE
         )  # with each message's arrival time
+        self._full = asyncio.Event()  # the batch lane holds a whole batch
+        self._counted: dict[str, Any] = {}  # received messages' counter, by kind
 
     async def run(self) -> None:
         """Run the workers until cancelled."""
@@ -103,14 +114,24 @@ class Ingest:
                 tg.create_task(self._result_worker(queue))
             tg.create_task(self._batch_worker())
 
+    def _count(self, kind: str) -> None:
+        """The ``in`` messages metric, its child per kind looked up once."""
+        counter = self._counted.get(kind)
+        if counter is None:
+            counter = self._counted[kind] = metrics.MQTT_MESSAGES.labels("in", kind)
+        counter.inc()
+
     async def put(self, topic: str, payload: bytes) -> None:
-        """Queue one received message (waits only while its lane is full)."""
+        """Queue one received message (waits only while its lane is full); counts it in
+        the ``in`` messages metric by kind."""
         self.stats.received += 1
         try:
             kind, machine_id, cmd_id = topics.parse(topic)
         except SchemaError as exc:
+            self._count("invalid")
             self._reject(topic, None, str(exc))
             return
+        self._count(kind)
         if machine_id is None or kind not in topics.DEVICE_KINDS:
             self.stats.ignored += 1
             log.debug("ignored a message on %s", topic)
@@ -120,6 +141,8 @@ class Ingest:
             await self._results[shard].put((kind, machine_id, cmd_id, payload))
         else:
             await self._batched.put((kind, machine_id, payload, time.monotonic()))
+            if self._batched.qsize() >= self._batch_max:
+                self._full.set()
 
     async def join(self) -> None:
         """Wait until every queued message has been handled."""
@@ -148,24 +171,19 @@ class Ingest:
                 queue.task_done()
 
     async def _batch_worker(self) -> None:
+        """A batch: the first message, and what else arrives within ``linger_s`` (less
+        once a whole batch waits); one timer per batch, not one per message."""
         queue = self._batched
-        loop = asyncio.get_running_loop()
         while True:
             items = [await queue.get()]
-            deadline = loop.time() + self._linger_s
             try:
-                while len(items) < self._batch_max:
-                    if not queue.empty():
-                        items.append(queue.get_nowait())
-                        continue
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        break
-                    try:
-                        async with asyncio.timeout(left):
-                            items.append(await queue.get())
-                    except TimeoutError:
-                        break
+                if queue.qsize() + 1 < self._batch_max:
+                    self._full.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._linger_s):
+                            await self._full.wait()
+                while len(items) < self._batch_max and not queue.empty():
+                    items.append(queue.get_nowait())
                 await self.apply_batch([item[:3] for item in items])
                 observe_batch(len(items), items[0][3], time.monotonic())
             finally:
@@ -181,7 +199,7 @@ class Ingest:
                 self.stats.ignored += 1
                 continue
             try:
-                decoded.append(DeviceMessage(kind, machine_id, messages.decode(kind, payload)))
+                decoded.append(device_batch.decode(kind, machine_id, payload))
                 raw.append(payload)
             except SchemaError as exc:
                 topic = _topic(kind, machine_id, None)

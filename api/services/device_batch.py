@@ -7,13 +7,19 @@ locks and reads the batch's machines in one SELECT, inserts telemetry and
 events in bulk, updates the machines in bulk by primary key, and writes one
 ``state`` per machine whose presence or mode changed (however many messages
 changed it). Results never come here: they have a lane of their own.
+
+Messages arrive typed: :func:`decode` turns a payload into the dataclass of its
+kind (:class:`Status`, :class:`Reported`, :class:`Telemetry`, :class:`Events`),
+through one decoder per kind, so what :func:`fold` reads is checked by mypy from
+the wire to the row. The statements are Core ones on the tables (no ORM unit of
+work): a batch is a handful of statements whatever its size.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.infra.changes_from_commits import FLEET, touch
@@ -22,7 +28,12 @@ from api.services import outgoing
 from api.services.context import Context
 from api.services.presence_rule import status_applies
 from schema import messages, topics
-from schema.models import DeviceEvent, Machine, OutboxMessage, Telemetry, VendSession
+from schema.errors import SchemaError
+from schema.models import DeviceEvent, Machine, OutboxMessage, VendSession
+from schema.models import Telemetry as TelemetryRow
+
+if TYPE_CHECKING:
+    from schema.messages import EventsMsg, ReportedMsg, StatusMsg, TelemetryMsg
 
 BATCHED_KINDS = ("status", "reported", "telemetry", "events")
 # What a device message may change on its machine, written back in bulk.
@@ -40,11 +51,51 @@ WRITTEN = (
 READ = (*WRITTEN, "mode", "stock", "price_amount", "currency", "desired_slots")
 
 
-@dataclass(frozen=True)
-class DeviceMessage:
-    kind: str
+@dataclass(frozen=True, slots=True)
+class Status:
     machine_id: str
-    msg: dict[str, Any]
+    msg: "StatusMsg"
+    kind = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    machine_id: str
+    msg: "ReportedMsg"
+    kind = "reported"
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    machine_id: str
+    msg: "TelemetryMsg"
+    kind = "telemetry"
+
+
+@dataclass(frozen=True, slots=True)
+class Events:
+    machine_id: str
+    msg: "EventsMsg"
+    kind = "events"
+
+
+DeviceMessage = Status | Reported | Telemetry | Events
+Decoder = Callable[[str, bytes], DeviceMessage]
+# One decoder per batched kind: the payload checked against its kind's schema and typed.
+DECODERS: dict[str, Decoder] = {
+    "status": lambda mid, payload: Status(mid, messages.decode("status", payload)),
+    "reported": lambda mid, payload: Reported(mid, messages.decode("reported", payload)),
+    "telemetry": lambda mid, payload: Telemetry(mid, messages.decode("telemetry", payload)),
+    "events": lambda mid, payload: Events(mid, messages.decode("events", payload)),
+}
+
+
+def decode(kind: str, machine_id: str, payload: bytes) -> DeviceMessage:
+    """``payload`` as the typed message of ``kind``; raises :class:`SchemaError`."""
+    decoder = DECODERS.get(kind)
+    if decoder is None:
+        raise SchemaError(f"{kind}: not a batched device message")
+    return decoder(machine_id, payload)
 
 
 @dataclass
@@ -72,38 +123,44 @@ def fold(machines: dict[str, MachineFold], batch: Sequence[DeviceMessage], now: 
         if machine is None:
             out.unknown += 1
             continue
-        row, msg = machine.row, item.msg
-        if item.kind == "status":
-            boot, online = int(msg["boot"]), msg["state"] == "online"
+        row = machine.row
+        if isinstance(item, Status):
+            status = item.msg
+            boot, online = status["boot"], status["state"] == "online"
             if not status_applies(row["boot"], row["online"], boot, online):
                 continue
             row["boot"], row["online"] = boot, online
             row["last_seen"] = now  # connected until now: a will is sent when the link is lost
             if online:
                 row["offline_alerted"] = False
-                row["fw"] = msg.get("fw") or row["fw"]
+                row["fw"] = status.get("fw") or row["fw"]
             machine.dirty = machine.state = True
             continue
         # Any other message notes when the machine was last heard; it never
         # brings a machine online (presence is ``status``'s alone).
         row["last_seen"] = now
         machine.dirty = True
-        if item.kind == "reported":
-            machine.state = machine.state or row["reported_mode"] != msg["mode"]
-            row["reported_version"] = msg["desired_version"]
-            row["reported_mode"] = msg["mode"]
-            row["reported_stock"] = msg["stock"]
-        elif item.kind == "telemetry":
-            data = {k: v for k, v in msg.items() if k != "ts"}
-            out.telemetry.append({"machine_id": item.machine_id, "ts": msg["ts"], "data": data})
-        elif item.kind == "events":
+        if isinstance(item, Reported):
+            reported = item.msg
+            machine.state = machine.state or row["reported_mode"] != reported["mode"]
+            row["reported_version"] = reported["desired_version"]
+            row["reported_mode"] = reported["mode"]
+            row["reported_stock"] = reported["stock"]
+        elif isinstance(item, Telemetry):
+            readings = item.msg
+            data = {k: v for k, v in readings.items() if k != "ts"}
+            out.telemetry.append(
+                {"machine_id": item.machine_id, "ts": readings["ts"], "data": data}
+            )
+        else:
+            event = item.msg
             out.events.append(
                 {
                     "machine_id": item.machine_id,
-                    "type": msg["type"],
-                    "code": msg["code"],
-                    "detail": msg["detail"],
-                    "ts": msg["ts"],
+                    "type": event["type"],
+                    "code": event["code"],
+                    "detail": event["detail"],
+                    "ts": event["ts"],
                     "received_at": now,
                 }
             )
@@ -117,25 +174,46 @@ class BatchOutcome:
     states: int  # ``state`` messages written to the outbox
 
 
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+_MACHINES = _table(Machine)
+_READ_NAMES = ("id", *READ)
+_SELECT = (
+    select(*(_MACHINES.c[name] for name in _READ_NAMES))
+    .where(_MACHINES.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_MACHINES.c.id)
+    .with_for_update()
+)
+# Bound names cannot be the columns' own (SQLAlchemy keeps those for SET).
+_UPDATE = (
+    update(_MACHINES)
+    .where(_MACHINES.c.id == bindparam("w_id"))
+    .values({name: bindparam(f"w_{name}") for name in WRITTEN})
+)
+_INSERT_TELEMETRY = insert(_table(TelemetryRow))
+_INSERT_EVENTS = insert(_table(DeviceEvent))
+
+
 async def apply_batch(ctx: Context, batch: Sequence[DeviceMessage]) -> BatchOutcome:
     """Apply ``batch`` (no results) in one transaction; raises if the database refuses."""
     now = ctx.clock.now()
     ids = sorted({item.machine_id for item in batch})
-    columns = [Machine.id, *(getattr(Machine, name) for name in READ)]
     async with ctx.db.begin() as s:
-        rows = await s.execute(
-            select(*columns).where(Machine.id.in_(ids)).order_by(Machine.id).with_for_update()
-        )
-        machines = {row.id: MachineFold(dict(row._mapping)) for row in rows}
+        rows = await s.execute(_SELECT, {"ids": ids})
+        machines = {row[0]: MachineFold(dict(zip(_READ_NAMES, row, strict=True))) for row in rows}
         done = fold(machines, batch, now)
         if done.telemetry:
-            await s.execute(insert(Telemetry), done.telemetry)
+            await s.execute(_INSERT_TELEMETRY, done.telemetry)
         if done.events:
-            await s.execute(insert(DeviceEvent), done.events)
+            await s.execute(_INSERT_EVENTS, done.events)
         changed = [m.row for m in machines.values() if m.dirty]
         if changed:
             await s.execute(
-                update(Machine), [{"id": r["id"], **{k: r[k] for k in WRITTEN}} for r in changed]
+                _UPDATE,
+                [{"w_id": r["id"], **{f"w_{k}": r[k] for k in WRITTEN}} for r in changed],
             )
             touch(s, FLEET)
         states = [m.row for m in machines.values() if m.state]

@@ -159,13 +159,19 @@ async def machine_changed(
     await enqueue_many(s, encoded, retain=True, qos=1, now=now)
 
 
+SUPERSEDE_CHUNK = 5_000  # topics per DELETE (PostgreSQL: at most 32,767 bind parameters)
+
+
 async def supersede(s: AsyncSession, retained_topics: list[str]) -> None:
     """Drop unpublished messages on ``retained_topics`` (``desired``/``state`` only:
-    commands are never coalesced)."""
-    await s.execute(
-        delete(OutboxMessage).where(OutboxMessage.topic.in_(retained_topics)),
-        execution_options={"synchronize_session": False},
-    )
+    commands are never coalesced). In chunks: a fleet-wide change (every machine's
+    ``today`` at midnight) names more topics than PostgreSQL takes bind parameters."""
+    for start in range(0, len(retained_topics), SUPERSEDE_CHUNK):
+        chunk = retained_topics[start : start + SUPERSEDE_CHUNK]
+        await s.execute(
+            delete(OutboxMessage).where(OutboxMessage.topic.in_(chunk)),
+            execution_options={"synchronize_session": False},
+        )
 
 
 def vend_messages(

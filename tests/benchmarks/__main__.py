@@ -7,6 +7,8 @@
     python -m tests.benchmarks --only scale --output docs/performance.md   # merged in
     python -m tests.benchmarks --only scale --scale-machines 2000 --scale-burst-s 20
     python -m tests.benchmarks --only lock --output docs/performance.md    # lock-by-code alone
+    python -m tests.benchmarks moonshot      # the moonshot alone, merged into docs/performance.md
+    python -m tests.benchmarks moonshot --moon-machines 50000 --moon-edges 3
 
 ``--output`` naming an existing report while ``--only`` leaves parts out replaces
 (or adds) only the sections that ran, and their rows of the targets table.
@@ -17,6 +19,7 @@ is stopped at the end; nothing here touches the machine's own services.
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import shlex
@@ -34,6 +37,7 @@ from tests.benchmarks import (
     bench_scale,
     bench_sqlite,
     bench_vend,
+    moonshot,
 )
 from tests.benchmarks.measure import (
     ForeignLoad,
@@ -48,7 +52,15 @@ from tests.benchmarks.stacks import STACKS
 ROOT = Path(__file__).resolve().parents[2]
 FULL_OUTPUT = ROOT / "docs" / "performance.md"
 QUICK_OUTPUT = ROOT / "var" / "performance-quick.md"
-PARTS = ("broker", "sqlite", "ingest", "vend", "lock", "scale", "rollout")
+PARTS = ("broker", "sqlite", "ingest", "vend", "lock", "scale", "rollout", "moonshot")
+MOON_OPTIONS = {  # --moon-NAME: MoonPlan field, type
+    "machines": int,
+    "edges": int,
+    "workers": int,
+    "telemetry-s": float,
+    "steady-s": float,
+    "purchases": int,
+}
 SCALE_OPTIONS = {  # --scale-NAME: ScalePlan field, type
     "machines": int,
     "processes": int,
@@ -63,13 +75,23 @@ SCALE_FIELDS = {"rate": "burst_rate", "burst-s": "burst_s", "telemetry-s": "tele
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__)
+    parser.add_argument(
+        "parts", nargs="*", help="sections to run alone (like --only), e.g. moonshot"
+    )
     parser.add_argument("--quick", action="store_true", help="small counts, a couple of minutes")
     parser.add_argument(
         "--only",
         default=",".join(PARTS),
         help="comma-separated: broker, sqlite, ingest, vend (vend includes the fleet), lock, "
-        "scale, rollout",
+        "scale, rollout, moonshot",
     )
+    for name, kind in MOON_OPTIONS.items():
+        parser.add_argument(
+            f"--moon-{name}",
+            type=kind,
+            dest="moon_" + name.replace("-", "_"),
+            help=f"moonshot: {name}",
+        )
     parser.add_argument("--output", type=Path, help="where to write the report")
     for name, kind in SCALE_OPTIONS.items():
         parser.add_argument(
@@ -89,6 +111,12 @@ def scale_plan(args: argparse.Namespace) -> bench_scale.ScalePlan:
     return bench_scale.plan_from(options)
 
 
+def moon_plan(args: argparse.Namespace) -> moonshot.MoonPlan:
+    base = moonshot.MoonPlan.quick() if args.quick else moonshot.MoonPlan()
+    options = {k[len("moon_") :]: v for k, v in vars(args).items() if k.startswith("moon_") and v}
+    return dataclasses.replace(base, **options)
+
+
 async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
     machines, purchases, warmup, shoppers = (100, 50, 5, 20) if quick else (1000, 500, 10, 200)
     pages, window_s = (50, 3.0) if quick else (500, 10.0)
@@ -96,7 +124,12 @@ async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
     vends: list[bench_vend.VendResult] = []
     for kind, opened in STACKS.items():
         async with opened(workdir / kind, machines) as bench:
-            async with bench_fleet.online_fleet(bench, workdir, spread_s=0.0) as (_, storm):
+            six = bench_vend.six_slot_ids(bench, purchases, warmup)
+            await bench_vend.planograms(bench, six)
+            slot_counts = dict.fromkeys(six, len(bench_vend.SLOT_IDS))
+            async with bench_fleet.online_fleet(
+                bench, workdir, spread_s=0.0, slot_counts=slot_counts
+            ) as (_, storm):
                 fleets.append(storm)
             result = bench_vend.VendResult(kind, bench.label, machines)
             vends.append(result)
@@ -105,22 +138,25 @@ async def vend_and_fleet(quick: bool, workdir: Path) -> list[Section]:
                 f"vend [{bench.label}]: the fleet again, connects spread over "
                 f"{bench_vend.SPREAD_S:.0f} s"
             )
-            async with bench_fleet.online_fleet(bench, workdir, spread_s=bench_vend.SPREAD_S) as (
-                _,
-                steady,
-            ):
+            async with bench_fleet.online_fleet(
+                bench, workdir, spread_s=bench_vend.SPREAD_S, slot_counts=slot_counts
+            ) as (_, steady):
                 if steady.online < machines:
                     say(f"vend [{bench.label}]: skipped, the fleet did not come online")
                     continue
-                await bench_vend.purchases(bench, purchases, warmup, result)
-                await bench_vend.idle_pages(bench, pages, window_s, workdir, result)
+                await bench_vend.purchases(bench, purchases, warmup, result, set(six))
+                await bench_vend.idle_pages(bench, pages, window_s, workdir, result, set(six))
                 await bench_vend.lock_rate(bench, shoppers, workdir, result)
             say(f"stopping the {bench.label} stack")
     return [bench_fleet.section(fleets), bench_vend.section(vends, purchases)]
 
 
 async def run(
-    parts: list[str], quick: bool, workdir: Path, plan: bench_scale.ScalePlan
+    parts: list[str],
+    quick: bool,
+    workdir: Path,
+    plan: bench_scale.ScalePlan,
+    moon: moonshot.MoonPlan,
 ) -> list[Section]:
     foreign = ForeignLoad()
     foreign.start()
@@ -142,6 +178,8 @@ async def run(
             found = [await bench_rollout.run(quick, workdir / "rollout")]
         elif part == "lock":
             found = [await bench_lock.run(quick, workdir / "lock")]
+        elif part == "moonshot":
+            found = [await moonshot.run(moon, workdir / "moonshot")]
         else:
             found = await vend_and_fleet(quick, workdir / "vend")
         share = (foreign.seconds - before) / ((time.monotonic() - started) * cores)
@@ -162,6 +200,7 @@ def _workdirs(root: Path) -> None:
         "scale",
         "rollout",
         "lock",
+        "moonshot",
         *(f"vend/{kind}" for kind in STACKS),
     ):
         (root / name).mkdir(parents=True)
@@ -169,7 +208,8 @@ def _workdirs(root: Path) -> None:
 
 def main(argv: list[str]) -> None:
     args = parse(argv)
-    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    chosen = ",".join(args.parts) if args.parts else args.only
+    parts = [p.strip() for p in chosen.split(",") if p.strip()]
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
@@ -182,7 +222,7 @@ def main(argv: list[str]) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="smartvend-bench-") as tmp:
         _workdirs(Path(tmp))
-        sections = asyncio.run(run(parts, args.quick, Path(tmp), scale_plan(args)))
+        sections = asyncio.run(run(parts, args.quick, Path(tmp), scale_plan(args), moon_plan(args)))
     machine["Load average at the end"] = load_average()
     output = args.output or (QUICK_OUTPUT if args.quick else FULL_OUTPUT)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -48,10 +48,12 @@ async def all_offline(bench: BenchStack) -> None:
 
 @contextlib.asynccontextmanager
 async def online_fleet(
-    bench: BenchStack, workdir: Path, spread_s: float
+    bench: BenchStack, workdir: Path, spread_s: float, slot_counts: dict[str, int] | None = None
 ) -> AsyncIterator[tuple[Worker, FleetResult]]:
     """Start the fleet worker, wait until the server sees every machine online, keep it
-    running inside; leaving it cuts the whole fleet's power at once (wills fire)."""
+    running inside; leaving it cuts the whole fleet's power at once (wills fire).
+
+    ``slot_counts``: machines with several motors (the rest have one)."""
     result = FleetResult(bench.label, bench.machines, spread_s)
     config = {
         "host": bench.mqtt_host,
@@ -62,6 +64,7 @@ async def online_fleet(
         # One flash per machine for the stack's life: started again, a machine
         # announces a higher boot, as real ones do (CONTRACT 1).
         "flash_dir": str(bench.credentials.with_name("flash")),
+        "slot_counts": slot_counts or {},
     }
     say(f"fleet [{bench.label}]: starting {bench.machines} machines")
     async with workers("fleet", [config], workdir) as (fleet,):

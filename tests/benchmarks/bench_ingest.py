@@ -28,7 +28,7 @@ from tests.benchmarks.report import Section, Table, Target, rate
 from tests.benchmarks.stacks import STACKS, BenchStack
 
 TARGET_RATIO = 0.8
-TARGET_CPU_MS = 200.0
+TARGET_CPU_MS = 150.0
 HELPER_MARKERS = ("smartvend-pg-", "smartvend-bench-mosquitto-")
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.services.container import Services
-from api.services.device_batch import DeviceMessage, apply_batch
+from api.services.device_batch import Telemetry, apply_batch
 from tests.benchmarks.device_load import ingest_services
 from tests.benchmarks.measure import Latency, say
 from tests.benchmarks.report import Section, Table, ms, rate
@@ -39,11 +39,7 @@ async def _batches(services: Services, rows: int) -> tuple[float, Latency]:
     started = time.perf_counter()
     while done < rows:
         batch = [
-            DeviceMessage(
-                "telemetry",
-                f"w-{n % WRITERS}",
-                {"ts": int(time.time()), "rssi": -60, "uptime_s": n},
-            )
+            Telemetry(f"w-{n % WRITERS}", {"ts": int(time.time()), "rssi": -60, "uptime_s": n})
             for n in range(done, min(rows, done + BATCH))
         ]
         t0 = time.perf_counter()
@@ -61,7 +57,7 @@ async def _writes(
     async def writer(n: int) -> None:
         machine_id = f"w-{n}"
         for i in range(each):
-            msg = {"ts": int(time.time()), "rssi": -60, "uptime_s": i}
+            msg: dict[str, int | float] = {"ts": int(time.time()), "rssi": -60, "uptime_s": i}
             started = time.perf_counter()
             if lock is None:
                 await services.machines.record_telemetry(machine_id, msg)

@@ -102,9 +102,11 @@ async def _port_open(host: str, port: int) -> bool:
     return True
 
 
-async def wait_listening(proc: asyncio.subprocess.Process, host: str, port: int) -> None:
+async def wait_listening(
+    proc: asyncio.subprocess.Process, host: str, port: int, within: float = START_TIMEOUT
+) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + START_TIMEOUT
+    deadline = loop.time() + within
     while not await _port_open(host, port):
         if proc.returncode is not None:
             raise RuntimeError(f"process {proc.pid} exited ({proc.returncode}) before listening")
@@ -116,8 +118,11 @@ async def wait_listening(proc: asyncio.subprocess.Process, host: str, port: int)
 class MosquittoRun:
     """A mosquitto process started from a configuration file."""
 
-    def __init__(self, conf: Path, host: str, port: int, log: Path) -> None:
+    def __init__(
+        self, conf: Path, host: str, port: int, log: Path, start_timeout: float = START_TIMEOUT
+    ) -> None:
         self.conf, self.host, self.port, self.log = conf, host, port, log
+        self.start_timeout = start_timeout
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -135,7 +140,7 @@ class MosquittoRun:
                 stdout=out,
                 stderr=out,
             )
-        await wait_listening(self.proc, self.host, self.port)
+        await wait_listening(self.proc, self.host, self.port, self.start_timeout)
 
     async def stop(self) -> None:
         proc, self.proc = self.proc, None

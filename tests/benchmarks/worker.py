@@ -11,6 +11,7 @@
 * ``shoppers``: concurrent shoppers sending ``POST /api/lock-by-code`` with httpx
 * ``pages``: open order pages, each following its order's live stream (SSE)
 * ``scale``: many machines for the scale-out bench (``tests.benchmarks.scale_fleet``)
+* ``light``: tens of thousands of machines on raw MQTT (``tests.benchmarks.light_fleet``)
 """
 
 import asyncio
@@ -28,6 +29,7 @@ from typing import Any
 import aiomqtt
 
 from schema import messages, topics
+from tests.benchmarks.light_fleet import run_light
 from tests.benchmarks.measure import raise_open_files_limit
 from tests.benchmarks.scale_fleet import run_scale
 
@@ -217,6 +219,7 @@ async def run_fleet(cfg: Config, commands: Commands) -> None:
         connect_spread_s=float(cfg["spread_s"]),
         seed=1,
         flash_dir=cfg.get("flash_dir"),
+        slot_counts=cfg.get("slot_counts"),
     )
     await fleet.__aenter__()  # never left: os._exit below
     emit("started", machines=len(machines))
@@ -330,6 +333,7 @@ ROLES = {
     "shoppers": run_shoppers,
     "pages": run_pages,
     "scale": run_scale,
+    "light": run_light,
 }
 
 
