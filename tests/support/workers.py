@@ -40,7 +40,7 @@ class Workers:
 
     async def _read(self) -> None:
         assert self.process.stderr is not None
-        async for raw in self.process.stderr:
+        async for raw in lines(self.process.stderr):
             text = raw.decode(errors="replace").rstrip("\n")
             self.raw.append(text)
             with contextlib.suppress(ValueError):
@@ -83,6 +83,29 @@ class Workers:
 
     def kill(self, pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
+
+
+async def lines(stream: asyncio.StreamReader, keep: int = 4096) -> AsyncIterator[bytes]:
+    """Every line of ``stream``. A line longer than the reader's buffer comes out cut to
+    its first ``keep`` bytes, so that a huge log line never stops the reading, which
+    would leave the writers blocked on a full pipe."""
+    head, cut = b"", False
+    while True:
+        try:
+            chunk = await stream.readuntil(b"\n")
+        except asyncio.IncompleteReadError as end:
+            if head or end.partial:
+                yield head + end.partial
+            return
+        except asyncio.LimitOverrunError as long:
+            head = (head + await stream.read(long.consumed))[:keep]
+            cut = True
+            continue
+        if cut:
+            yield head + b" [cut]\n"
+            head, cut = b"", False
+        else:
+            yield chunk
 
 
 def clean_environ(settings: Mapping[str, str]) -> dict[str, str]:
