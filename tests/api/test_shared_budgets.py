@@ -146,14 +146,21 @@ async def test_a_crowd_of_right_code_only_guesses_shares_the_fleet_budget(
     async with two_stores(postgresql_url) as (store, _):
         guard = GuessGuard(store, GuessLimits.from_policy(VendPolicy()))
         crowd = 2 * VendPolicy().fleet_code_only_limit
+        admitted, budget_spent = 0, asyncio.Event()
 
         async def shopper(n: int) -> None:
+            nonlocal admitted
             charges, now = await guard.admit_in_turn(
                 f"shopper-{n:04d}", "203.0.113.9", None, 100, lambda: 5000
             )
-            await asyncio.sleep(0.01)  # the lock's transaction
+            admitted += 1
+            if admitted >= guard.limits.code_only.capacity:
+                budget_spent.set()
+            # The first guesses hold the budget until it is spent, so the rest must wait.
+            await budget_spent.wait()
             await guard.settle(charges, now, right=True)
 
         await asyncio.gather(*(shopper(n) for n in range(crowd)))
+        assert admitted == crowd  # none refused
         fleet = Charge(FLEET_CODE_ONLY, guard.limits.code_only)
         assert await store.level(fleet, 5000) == guard.limits.code_only.capacity

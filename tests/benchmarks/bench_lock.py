@@ -385,9 +385,15 @@ async def _profiling(pid: int, kind: str) -> AsyncIterator[None]:
         "--output",
         str(out),
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
     )
-    await asyncio.sleep(1.0)  # py-spy attaches
+    assert spy.stdout is not None
+    said = b""
+    async with asyncio.timeout(30):  # it says so once it has attached and samples
+        while b"Sampling process" not in said:
+            if spy.stdout.at_eof():
+                raise RuntimeError(f"py-spy exited before sampling (it needs ptrace): {said!r}")
+            said += await spy.stdout.read(256)
     try:
         yield
     finally:
