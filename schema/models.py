@@ -21,6 +21,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     event,
@@ -691,3 +692,9 @@ def _audit_triggers(target: object, connection: Any, **_: object) -> None:
 
 
 event.listen(AuditEntry.__table__, "after_create", _audit_triggers)
+
+
+def table(model: Any) -> Table:
+    """A model's table, for Core statements (the hot paths skip the ORM's unit of work)."""
+    found: Table = model.__table__
+    return found

@@ -16,6 +16,7 @@ the writer) and run on aiosqlite's thread. PostgreSQL keeps real concurrency.
 import asyncio
 import contextlib
 import contextvars
+import time
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -54,14 +56,37 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["async_creator"] = connector(database or ":memory:", timeout=10)
     else:
-        kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = 10
         kwargs["max_overflow"] = 20
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+    else:
+        event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
+        event.listen(engine.sync_engine.pool, "checkin", _returned)
     return engine
+
+
+# A pooled PostgreSQL connection idle this long is pinged before use; one used more
+# recently is trusted. Pinging every checkout (``pool_pre_ping``) costs a round trip
+# per transaction, and a shopper's lock makes several.
+IDLE_PING_S = 2.0
+_RETURNED = "smartvend_returned_at"
+
+
+def _returned(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_RETURNED] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    returned = record.info.get(_RETURNED)
+    if returned is not None and time.monotonic() - returned < IDLE_PING_S:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as error:  # the pool drops it and checks out another
+        raise DisconnectionError(f"a pooled connection is gone: {error}") from error
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -20,9 +20,11 @@ as ``at - full_at`` (a missing bucket is inserted full, and a full bucket's
 are deleted now and then.
 """
 
+import asyncio
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select, text
@@ -110,6 +112,15 @@ def _columns(rows: Iterable[tuple[str, float, float, float, float, float]]) -> d
     return found
 
 
+@dataclass
+class _GiveBacks:
+    """Give-backs waiting to be written together."""
+
+    charges: list[Charge] = field(default_factory=list)
+    now: float = 0.0
+    error: BaseException | None = None
+
+
 class PostgresBudgets:
     """Token buckets in the ``rate_budgets`` table, shared by every process on the database."""
 
@@ -117,6 +128,8 @@ class PostgresBudgets:
         self._engine = engine
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._takes = 0
+        self._giving = asyncio.Lock()
+        self._waiting: _GiveBacks | None = None
 
     async def take(self, charges: Sequence[Charge], now: float) -> Refusal | None:
         for charge in charges:
@@ -173,6 +186,26 @@ class PostgresBudgets:
         return [_level(found.get(k), c, now) for k, c in zip(keys, charges, strict=True)]
 
     async def give_back(self, charges: Sequence[Charge], now: float) -> None:
+        """Give ``charges`` back. Give-backs that arrive while one is being written wait
+        for it and are then written together, in one statement: a crowd of right codes
+        costs a few statements, not one each. Each returns once its own is written."""
+        batch = self._waiting
+        if batch is None:
+            batch = self._waiting = _GiveBacks()
+        batch.charges.extend(charges)
+        batch.now = max(batch.now, now)
+        async with self._giving:
+            if self._waiting is batch:  # not written by an earlier waiter
+                self._waiting = None
+                try:
+                    await self._give_back_now(batch.charges, batch.now)
+                except BaseException as error:
+                    batch.error = error
+                    raise
+        if batch.error is not None:
+            raise batch.error
+
+    async def _give_back_now(self, charges: Sequence[Charge], now: float) -> None:
         rows = _columns(
             # A missing bucket is inserted full; the cost rides in ``full_at``.
             (key, c.rate.capacity, now, c.rate.capacity, c.rate.per_s, now - c.cost)

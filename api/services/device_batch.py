@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.infra.changes_from_commits import FLEET, touch
@@ -29,7 +29,7 @@ from api.services.context import Context
 from api.services.presence_rule import status_applies
 from schema import messages, topics
 from schema.errors import SchemaError
-from schema.models import DeviceEvent, Machine, OutboxMessage, VendSession
+from schema.models import DeviceEvent, Machine, OutboxMessage, VendSession, table
 from schema.models import Telemetry as TelemetryRow
 
 if TYPE_CHECKING:
@@ -174,16 +174,13 @@ class BatchOutcome:
     states: int  # ``state`` messages written to the outbox
 
 
-def _table(model: Any) -> Table:
-    table: Table = model.__table__
-    return table
-
-
-_MACHINES = _table(Machine)
+_MACHINES = table(Machine)
 _READ_NAMES = ("id", *READ)
 _SELECT = (
     select(*(_MACHINES.c[name] for name in _READ_NAMES))
-    .where(_MACHINES.c.id.in_(bindparam("ids", expanding=True)))
+    # A decommissioned machine's last words (its will, as the broker drops it) change
+    # nothing: its retained topics stay cleared.
+    .where(_MACHINES.c.id.in_(bindparam("ids", expanding=True)), _MACHINES.c.removed_at.is_(None))
     .order_by(_MACHINES.c.id)
     .with_for_update()
 )
@@ -193,8 +190,8 @@ _UPDATE = (
     .where(_MACHINES.c.id == bindparam("w_id"))
     .values({name: bindparam(f"w_{name}") for name in WRITTEN})
 )
-_INSERT_TELEMETRY = insert(_table(TelemetryRow))
-_INSERT_EVENTS = insert(_table(DeviceEvent))
+_INSERT_TELEMETRY = insert(table(TelemetryRow))
+_INSERT_EVENTS = insert(table(DeviceEvent))
 
 
 async def apply_batch(ctx: Context, batch: Sequence[DeviceMessage]) -> BatchOutcome:

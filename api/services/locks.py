@@ -11,10 +11,9 @@ or an answer that says nothing about the code, gives them back.
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from api.errors import (
     InsufficientStock,
@@ -30,7 +29,7 @@ from api.errors import (
 )
 from api.lifecycle import decide, vend
 from api.lifecycle.table import Event
-from api.services import outgoing, planogram, sessions, vend_load, vend_writer
+from api.services import lock_rows, outgoing, planogram, vend_writer
 from api.services.codes import rotate_code
 from api.services.context import Context
 from api.services.guesses import GuessGuard, GuessLimits
@@ -57,7 +56,7 @@ def valid_client_id(client_id: str) -> bool:
 async def end_lock(
     s: AsyncSession,
     ctx: Context,
-    session: VendSession,
+    lock: VendSession,
     reason: Event,
     now: int,
     *,
@@ -67,9 +66,10 @@ async def end_lock(
 
     Returns the lifecycle's refusal, if it keeps the lock (a vend in flight).
     """
-    loaded = await vend_load.by_session(s, session)
-    outcome = vend.lock_ended(loaded.vend, reason, now, vend_keeps_it=vend_keeps_it)
-    await vend_writer.apply(s, loaded.rows, outcome, now, policy=ctx.policy)
+    rows = await lock_rows.around(s, lock)
+    outcome = vend.lock_ended(rows.vend, reason, now, vend_keeps_it=vend_keeps_it)
+    if outcome.refusal is None:
+        await vend_writer.end_lock(s, rows, outcome, now, policy=ctx.policy)
     return outcome.refusal
 
 
@@ -121,16 +121,16 @@ class Locks:
         refusal: SmartVendError | None = None
         async with self.ctx.db.begin() as s:
             if machine_id is not None:
-                machine = await s.get(Machine, machine_id)
-                if machine is None:
+                found = await lock_rows.machine_with_lock(s, machine_id=machine_id)
+                if found is None:
                     raise MachineNotFound(f"no machine {machine_id}")
                 # The shopper named it: say it cannot sell before judging the code.
-                self._check_reachable(machine)
+                self._check_reachable(found[0])
             else:
-                machine = await s.scalar(select(Machine).where(Machine.display_code == code))
-            if machine is None:
+                found = await lock_rows.machine_with_lock(s, code=code)
+            if found is None:
                 raise InvalidCode("that code is not on any machine's display")
-            current = await sessions.active_session(s, machine.id)
+            machine, current = found
             if current is not None and decide.session_live(current.status, current.expires_at, now):
                 if current.client_id == client_id:
                     return self._lock_of(machine, current, await planogram.shown(s, machine))
@@ -138,62 +138,30 @@ class Locks:
             if current is not None:
                 # A lock that ran out but was not swept yet: end it now; its
                 # shopper's code is gone and the machine shows a fresh one.
-                await end_lock(s, self.ctx, current, Event.EXPIRED, now, vend_keeps_it=False)
+                held = await lock_rows.lock(s, current.id)
+                assert held is not None
+                await end_lock(s, self.ctx, held, Event.EXPIRED, now, vend_keeps_it=False)
                 refusal = InvalidCode("the code has changed; read the new one on the display")
             elif not decide.code_shown(
                 machine.display_code, machine.display_code_expires_at, code, now
             ):
-                await self._count_machine_failure(s, machine, now)
+                await self._count_machine_failure(s, machine.id, now)
                 refusal = InvalidCode("wrong or expired code; check the machine's display")
             else:
-                found = await planogram.shown(s, machine)
-                self._check_available(machine, found)
-                return await self._take(s, machine, code, client_id, source, now, found)
+                shown = await planogram.shown(s, machine)
+                self._check_available(machine, shown)
+                ttl = self.ctx.policy.lock_ttl_s
+                try:
+                    lock = await vend_writer.take_lock(
+                        s, machine, code, client_id, source, now, ttl
+                    )
+                except IntegrityError as exc:  # the one active lock a machine may have
+                    raise MachineBusy("someone else took this machine a moment ago") from exc
+                if lock is None:
+                    raise MachineBusy("someone else took this machine a moment ago")
+                return self._lock_of(machine, lock, shown)
         assert refusal is not None
         raise refusal
-
-    async def _take(
-        self,
-        s: AsyncSession,
-        machine: Machine,
-        code: str,
-        client_id: str,
-        source: str,
-        now: int,
-        found: list[dict[str, Any]],
-    ) -> Lock:
-        # Compare-and-set on the code; the new desired version comes back with it.
-        version = await s.scalar(
-            update(Machine)
-            .where(Machine.id == machine.id, Machine.display_code == code)
-            .values(
-                display_code=None,
-                display_code_expires_at=None,
-                code_failures=0,
-                desired_version=Machine.desired_version + 1,
-            )
-            .returning(Machine.desired_version),
-            execution_options={"synchronize_session": False},
-        )
-        if version is None:
-            raise MachineBusy("someone else took this machine a moment ago")
-        for name, value in (
-            ("display_code", None),
-            ("display_code_expires_at", None),
-            ("code_failures", 0),
-            ("desired_version", version),
-        ):
-            set_committed_value(machine, name, value)
-        session = vend_writer.new_session(
-            machine.id, client_id, source, now, self.ctx.policy.lock_ttl_s
-        )
-        s.add(session)
-        try:
-            await s.flush()
-        except IntegrityError as exc:
-            raise MachineBusy("someone else took this machine a moment ago") from exc
-        await outgoing.machine_changed(s, machine, now, lock=session, version_bumped=True)
-        return self._lock_of(machine, session, found)
 
     def _lock_of(self, machine: Machine, session: VendSession, found: list[dict[str, Any]]) -> Lock:
         units = planogram.sellable_shown(found) if found else machine.stock
@@ -221,16 +189,11 @@ class Locks:
         if units < 1:
             raise InsufficientStock("this machine is empty")
 
-    async def _count_machine_failure(self, s: AsyncSession, machine: Machine, now: int) -> None:
+    async def _count_machine_failure(self, s: AsyncSession, machine_id: str, now: int) -> None:
         """Spend the machine's failure budget; when it runs out the code changes."""
-        failures = await s.scalar(
-            update(Machine)
-            .where(Machine.id == machine.id)
-            .values(code_failures=Machine.code_failures + 1)
-            .returning(Machine.code_failures),
-            execution_options={"synchronize_session": False},
-        )
-        set_committed_value(machine, "code_failures", failures)
+        machine = await s.get(Machine, machine_id, with_for_update=True)
+        assert machine is not None
+        machine.code_failures += 1
         budget = self.ctx.policy.code_failure_budget
         if decide.code_spent(machine.code_failures, budget, machine.display_code):
             await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
@@ -239,7 +202,7 @@ class Locks:
     async def unlock(self, machine_id: str, client_id: str, session_id: str) -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
-            session = await owned_lock(s, machine_id, client_id, session_id)
+            session = await owned_lock(s, machine_id, client_id, session_id, detached=True)
             refusal = await end_lock(s, self.ctx, session, Event.UNLOCKED, now)
             if refusal == vend.VEND_IN_FLIGHT:
                 raise VendInProgress("your items are being dispensed")
@@ -248,10 +211,14 @@ class Locks:
 
 
 async def owned_lock(
-    s: AsyncSession, machine_id: str, client_id: str, session_id: str
+    s: AsyncSession, machine_id: str, client_id: str, session_id: str, *, detached: bool = False
 ) -> VendSession:
-    """The lock ``session_id`` on ``machine_id``, row-locked, if ``client_id`` holds it."""
-    session = await s.get(VendSession, session_id, with_for_update=True)
+    """The lock ``session_id`` on ``machine_id``, row-locked, if ``client_id`` holds it;
+    ``detached`` reads it with a statement, in no session (``api.services.lock_rows``)."""
+    if detached:
+        session = await lock_rows.lock(s, session_id)
+    else:
+        session = await s.get(VendSession, session_id, with_for_update=True)
     if session is None or session.machine_id != machine_id or session.client_id != client_id:
         raise NotLockOwner("this lock is not yours")
     return session

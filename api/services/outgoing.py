@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import delete, insert
+from sqlalchemy import bindparam, delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.infra.prepared import Prepared
 from api.services import planogram, sessions, webhooks_out
 from schema import messages, topics, wire
-from schema.models import Command, Machine, OutboxMessage, VendSession
+from schema.models import Command, Machine, OutboxMessage, VendSession, table
 
 if TYPE_CHECKING:
     from schema.messages import (
@@ -120,7 +121,7 @@ async def enqueue_many(
         {"topic": topic, "payload": payload, "retain": retain, "qos": qos, "created_at": now}
         for topic, payload in items
     ]
-    await s.execute(insert(OutboxMessage), rows)
+    await (await s.connection()).execute(_INSERT, rows)
 
 
 class _LookUp:
@@ -160,18 +161,35 @@ async def machine_changed(
 
 
 SUPERSEDE_CHUNK = 5_000  # topics per DELETE (PostgreSQL: at most 32,767 bind parameters)
+OUTBOX = table(OutboxMessage)
+_INSERT = insert(OUTBOX)
+_SUPERSEDE = delete(OUTBOX).where(OUTBOX.c.topic.in_(bindparam("topics", expanding=True)))
+# A machine's ``desired`` and ``state``, which every vend event shows: the two
+# statements prepared for the driver (``api.infra.prepared``).
+_PAIR = ("d", "s")
+_SUPERSEDE_PAIR = Prepared(
+    delete(OUTBOX).where(OUTBOX.c.topic.in_([bindparam(f"{n}_topic") for n in _PAIR]))
+)
+_INSERT_PAIR = Prepared(
+    insert(OUTBOX).values(
+        [
+            {
+                column: bindparam(f"{n}_{column}")
+                for column in ("topic", "payload", "retain", "qos", "created_at")
+            }
+            for n in _PAIR
+        ]
+    )
+)
 
 
 async def supersede(s: AsyncSession, retained_topics: list[str]) -> None:
     """Drop unpublished messages on ``retained_topics`` (``desired``/``state`` only:
     commands are never coalesced). In chunks: a fleet-wide change (every machine's
     ``today`` at midnight) names more topics than PostgreSQL takes bind parameters."""
+    conn = await s.connection()
     for start in range(0, len(retained_topics), SUPERSEDE_CHUNK):
-        chunk = retained_topics[start : start + SUPERSEDE_CHUNK]
-        await s.execute(
-            delete(OutboxMessage).where(OutboxMessage.topic.in_(chunk)),
-            execution_options={"synchronize_session": False},
-        )
+        await conn.execute(_SUPERSEDE, {"topics": retained_topics[start : start + SUPERSEDE_CHUNK]})
 
 
 def vend_messages(
@@ -243,6 +261,8 @@ async def vend_changed(
         for topic, (kind, _cmd_id, body, retain) in zip(names, made, strict=True)
     ]
     if rows[:-2]:  # a sale and the command first: never coalesced, they keep their ids
-        await s.execute(insert(OutboxMessage), rows[:-2])
-    await supersede(s, names[-2:])  # then desired and state replace their predecessors
-    await s.execute(insert(OutboxMessage), rows[-2:])
+        await (await s.connection()).execute(_INSERT, rows[:-2])
+    # then desired and state replace their predecessors
+    pair = {f"{n}_{k}": v for n, row in zip(_PAIR, rows[-2:], strict=True) for k, v in row.items()}
+    await _SUPERSEDE_PAIR.all(s, pair)
+    await _INSERT_PAIR.all(s, pair)

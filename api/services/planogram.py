@@ -11,10 +11,11 @@ made during a session reaches the machine when the session ends.
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from schema.models import Machine, MachineSlot, Product
+from api.infra.prepared import Prepared
+from schema.models import Machine, MachineSlot, Product, table
 
 Row = tuple[MachineSlot, Product]
 
@@ -141,6 +142,52 @@ def mirror(machine: Machine, found: Sequence[Row]) -> None:
 
 async def refresh_desired(s: AsyncSession, machine: Machine) -> None:
     """Take the current slots into what ``desired`` shows (no session is open)."""
-    found = await rows(s, machine.id)
-    if found:
-        machine.desired_slots = desired_slots(found, machine.currency)
+    await s.flush()  # slot changes of this transaction are read
+    found = await desired_now(s, machine.id, machine.currency)
+    if found is not None:
+        machine.desired_slots = found
+
+
+SLOTS, PRODUCTS = table(MachineSlot), table(Product)
+_DESIRED = Prepared(
+    select(
+        SLOTS.c.slot_id,
+        SLOTS.c.motor,
+        SLOTS.c.price_amount,
+        SLOTS.c.stock,
+        SLOTS.c.enabled,
+        PRODUCTS.c.id.label("product_id"),
+        PRODUCTS.c.name.label("product_name"),
+        PRODUCTS.c.price_amount.label("product_price"),
+        PRODUCTS.c.image_tag,
+    )
+    .join_from(SLOTS, PRODUCTS, PRODUCTS.c.id == SLOTS.c.product_id)
+    .where(SLOTS.c.machine_id == bindparam("mid"))
+    .order_by(SLOTS.c.position, SLOTS.c.slot_id)
+)
+
+
+async def desired_now(
+    s: AsyncSession, machine_id: str, currency: str
+) -> list[dict[str, Any]] | None:
+    """What ``desired_slots`` would hold now (:func:`desired_slots`), read with one prepared
+    statement; None for a machine without slots."""
+    found = [
+        (
+            MachineSlot(
+                slot_id=row["slot_id"],
+                motor=row["motor"],
+                price_amount=row["price_amount"],
+                stock=row["stock"],
+                enabled=row["enabled"],
+            ),
+            Product(
+                id=row["product_id"],
+                name=row["product_name"],
+                price_amount=row["product_price"],
+                image_tag=row["image_tag"],
+            ),
+        )
+        for row in await _DESIRED.all(s, {"mid": machine_id})
+    ]
+    return desired_slots(found, currency) if found else None

@@ -7,15 +7,17 @@ test_one_writer.py`` keeps it so). What devices and integrators must see goes
 to the outbox in the same transaction.
 """
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.infra.changes_from_commits import order_channel, touch
-from api.lifecycle.snapshot import Incoming, Line, NewRefund, Outcome
+from api.infra.changes_from_commits import FLEET, order_channel, touch
+from api.infra.prepared import Prepared
+from api.lifecycle.snapshot import Incoming, Line, NewRefund, Outcome, Publish
 from api.lifecycle.states import (
     MANUAL_REFUND,
     CommandStatus,
@@ -26,10 +28,20 @@ from api.lifecycle.states import (
 from api.lifecycle.table import Event, step
 from api.security.ids import new_id
 from api.services import outgoing, planogram, vend_lines, webhooks_out
-from api.services.codes import rotate_code
+from api.services.codes import free_code, rotate_code
+from api.services.lock_rows import LOCK_COLUMNS, LOCKS, MACHINES, LockRows
 from api.services.policy import VendPolicy
 from api.services.vend_load import Rows
-from schema.models import Command, Machine, Order, OrderLine, Payment, Refund, VendSession
+from schema.models import (
+    Command,
+    Machine,
+    Order,
+    OrderLine,
+    Payment,
+    Refund,
+    VendSession,
+    table,
+)
 
 if TYPE_CHECKING:
     from schema.messages import SalesMsg
@@ -294,15 +306,117 @@ def _refund(order: Order, payment_id: str, new: NewRefund, now: int) -> Refund:
     )
 
 
+ORDERS = table(Order)
+_EXPIRE_UNPAID = Prepared(
+    update(ORDERS)
+    .where(ORDERS.c.session_id == bindparam("sid"), ORDERS.c.status == OrderStatus.CREATED)
+    .values(status=bindparam("target"), updated_at=bindparam("now"))
+    .returning(ORDERS.c.id)
+)
+
+
 async def _expire_unpaid(s: AsyncSession, session_id: str, target: OrderStatus, now: int) -> None:
     """The lock's unpaid orders expire (the lock ended, or a newer order replaces them)."""
-    expired = await s.scalars(
-        update(Order)
-        .where(Order.session_id == session_id, Order.status == OrderStatus.CREATED)
-        .values(status=target, updated_at=now)
-        .returning(Order.id)
+    expired = await _EXPIRE_UNPAID.all(s, {"sid": session_id, "target": target, "now": now})
+    touch(s, *(order_channel(row["id"]) for row in expired))
+
+
+# -- the lock path, in statements (api.services.lock_rows) -----------------------
+
+_TAKE = Prepared(
+    update(MACHINES)
+    .where(MACHINES.c.id == bindparam("m_id"), MACHINES.c.display_code == bindparam("m_code"))
+    .values(
+        display_code=None,
+        display_code_expires_at=None,
+        code_failures=0,
+        desired_version=MACHINES.c.desired_version + 1,
     )
-    touch(s, *(order_channel(order_id) for order_id in expired.all()))
+    .returning(MACHINES.c.desired_version)
+)
+_NEW_LOCK = Prepared(
+    insert(LOCKS).values({name: bindparam(f"n_{name}") for name in (*LOCK_COLUMNS, "source")})
+)
+_END_LOCK = Prepared(
+    update(LOCKS)
+    .where(LOCKS.c.id == bindparam("l_id"))
+    .values(status=bindparam("l_status"), ended_at=bindparam("l_at"), end_reason=bindparam("l_why"))
+)
+_SHOW_CODE = Prepared(
+    update(MACHINES)
+    .where(MACHINES.c.id == bindparam("m_id"))
+    .values(
+        display_code=bindparam("m_code"),
+        display_code_expires_at=bindparam("m_expires"),
+        code_failures=0,
+        desired_version=MACHINES.c.desired_version + 1,
+        desired_slots=bindparam("m_slots"),
+    )
+    .returning(MACHINES.c.desired_version)
+)
+# What a lock's end may change (``vend.lock_ended``): anything else is not for end_lock.
+_LOCK_END = ("session", "end_reason", "expire_unpaid", "rotate_code", "publish")
+
+
+async def take_lock(
+    s: AsyncSession,
+    machine: Machine,
+    code: str,
+    client_id: str,
+    source: str,
+    now: int,
+    ttl_s: int,
+) -> VendSession | None:
+    """Lock a detached ``machine`` still showing ``code`` (a compare-and-set that clears
+    the code): the new lock, its ``desired`` and ``state`` in the outbox. None when
+    another shopper took the code first."""
+    version = await _TAKE.scalar(s, {"m_id": machine.id, "m_code": code})
+    if version is None:
+        return None
+    machine.display_code = machine.display_code_expires_at = None
+    machine.code_failures, machine.desired_version = 0, version
+    lock = new_session(machine.id, client_id, source, now, ttl_s)
+    await _NEW_LOCK.all(s, {f"n_{name}": getattr(lock, name) for name in (*LOCK_COLUMNS, "source")})
+    touch(s, FLEET)
+    await outgoing.vend_changed(s, machine, lock, now, version_bumped=True)
+    return lock
+
+
+async def end_lock(
+    s: AsyncSession, rows: LockRows, outcome: Outcome, now: int, *, policy: VendPolicy = _POLICY
+) -> None:
+    """Write a lock's end (``vend.lock_ended``) with statements: the lock's status, its
+    unpaid orders expired, a fresh code on the machine, ``desired`` and ``state``."""
+    nothing = Outcome()
+    rest = dataclasses.replace(outcome, **{name: getattr(nothing, name) for name in _LOCK_END})
+    assert rest == nothing, f"not a lock's end: {outcome}"
+    lock, machine = rows.lock, rows.machine
+    if outcome.expire_unpaid is not None and any(
+        status == OrderStatus.CREATED for _id, status in rows.orders
+    ):
+        await _expire_unpaid(s, lock.id, outcome.expire_unpaid, now)
+    if outcome.session is not None:
+        lock.status, lock.ended_at, lock.end_reason = outcome.session, now, outcome.end_reason
+        ended = {"l_id": lock.id, "l_status": lock.status, "l_at": now, "l_why": lock.end_reason}
+        await _END_LOCK.all(s, ended)
+    touch(s, FLEET)
+    if not outcome.rotate_code:
+        assert outcome.publish == Publish(), f"a lock's end shows a new code: {outcome}"
+        return
+    machine.display_code = await free_code(s, machine.display_code)
+    machine.display_code_expires_at = now + policy.display_code_ttl_s
+    machine.code_failures = 0
+    slots = await planogram.desired_now(s, machine.id, machine.currency)
+    if slots is not None:
+        machine.desired_slots = slots
+    shown = {
+        "m_id": machine.id,
+        "m_code": machine.display_code,
+        "m_expires": machine.display_code_expires_at,
+        "m_slots": machine.desired_slots,
+    }
+    machine.desired_version = await _SHOW_CODE.scalar(s, shown)
+    await outgoing.vend_changed(s, machine, None, now, version_bumped=True)
 
 
 def _take_stock(machine: Machine, dispensed: int) -> None:

@@ -60,14 +60,14 @@ async def test_locking_is_one_short_transaction(services: Services, named: bool)
         event.remove(engine, "before_cursor_execute", seen)
     assert lock.machine_id == "m1"
     # A code-only guess first counts the live codes (what it costs its address:
-    # docs/security.md). Then: find the machine and its lock, take the code (bumping
-    # desired's version), add the lock, replace the machine's unpublished
+    # docs/security.md). Then: find the machine with its lock (one statement), take the
+    # code (bumping desired's version), add the lock, replace the machine's unpublished
     # desired/state, write them.
     assert statements.count("BEGIN") + statements.count("COMMIT") <= (2 if named else 4)
     work = [s for s in statements if s not in ("BEGIN", "COMMIT")]
     assert work.count("UPDATE") == 1
     costing = [] if named else ["SELECT"]
-    assert work == [*costing, "SELECT", "SELECT", "UPDATE", "INSERT", "DELETE", "INSERT"], work
+    assert work == [*costing, "SELECT", "UPDATE", "INSERT", "DELETE", "INSERT"], work
     desired = [r for r in await outbox_rows(services) if r.topic == topics.desired("m1")]
     assert len(desired) == 1
     assert messages.decode("desired", bytes(desired[0].payload))["lock"]["session"] == (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from api.infra.db import create_engine
 from api.services.budget_store_pg import KEY_MAX, PostgresBudgets, stored_key
@@ -81,6 +81,32 @@ async def test_concurrent_takes_never_overspend(postgresql_url: str) -> None:
         granted = await asyncio.gather(*(one(n) for n in range(40)))
         assert sum(granted) == 5
         assert await a.level(shared[1], 7) == 45
+
+
+async def test_give_backs_in_a_crowd_are_written_together(postgresql_url: str) -> None:
+    """Many give-backs at once: each returns once its own is written, all of them land,
+    and those that waited for one in flight share a statement."""
+    async with two_stores(postgresql_url) as (a, b):
+        shoppers = [Charge(f"client:shopper-{n}", FIVE) for n in range(40)]
+        source = Charge("source:10.0.0.1", Rate(capacity=100, per_s=1 / 60))
+        for charge in shoppers:
+            assert await a.take([charge, source], 1000) is None
+        assert await b.level(source, 1000) == 60
+        statements = 0
+        engine = a._engine.sync_engine
+
+        def count(*_args: object) -> None:
+            nonlocal statements
+            statements += 1
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            await asyncio.gather(*(a.give_back([charge, source], 1000) for charge in shoppers))
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert await b.level(source, 1000) == 100
+        assert [await b.level(charge, 1000) for charge in shoppers] == [5] * 40
+        assert 1 <= statements < len(shoppers) // 4
 
 
 async def test_a_long_key_is_stored_by_its_digest(postgresql_url: str) -> None:

@@ -1,0 +1,128 @@
+"""A lock's rows, read with prepared Core statements: the shopper's first step.
+
+Every shopper locks a machine and most let it go again, so these two requests
+are the crowd's. The ORM's identity map and unit of work cost several times
+what the statements do, so the lock path reads exactly the columns it needs,
+with statements built once, into *detached* rows: ``Machine`` and
+``VendSession`` objects that belong to no session and are never flushed. Their
+changes are written by statements of the vend writer
+(``api.services.vend_writer.take_lock`` and ``end_lock``), which also name the
+change feed's channels themselves.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.infra.prepared import Prepared
+from api.lifecycle.snapshot import MachineSnap, SessionSnap, Vend
+from api.lifecycle.states import SessionStatus
+from schema.models import Machine, Order, VendSession, table
+
+MACHINES, LOCKS, ORDERS = table(Machine), table(VendSession), table(Order)
+
+# What the lock path and the machine's ``desired``/``state`` read of a machine.
+MACHINE_COLUMNS = (
+    "id",
+    "price_amount",
+    "currency",
+    "stock",
+    "mode",
+    "online",
+    "display_code",
+    "display_code_expires_at",
+    "code_failures",
+    "desired_version",
+    "reported_mode",
+    "last_seen",
+    "desired_slots",
+)
+LOCK_COLUMNS = ("id", "machine_id", "client_id", "status", "created_at", "expires_at")
+
+_machine_cols = [MACHINES.c[name] for name in MACHINE_COLUMNS]
+_lock_cols = [LOCKS.c[name].label(f"lock_{name}") for name in LOCK_COLUMNS]
+_with_lock = MACHINES.outerjoin(
+    LOCKS, and_(LOCKS.c.machine_id == MACHINES.c.id, LOCKS.c.status == SessionStatus.ACTIVE)
+)
+_MACHINE_BY_ID = Prepared(
+    select(*_machine_cols, *_lock_cols)
+    .select_from(_with_lock)
+    .where(MACHINES.c.id == bindparam("key"))
+)
+_MACHINE_BY_CODE = Prepared(
+    select(*_machine_cols, *_lock_cols)
+    .select_from(_with_lock)
+    .where(MACHINES.c.display_code == bindparam("key"))
+)
+_LOCK = Prepared(
+    select(*(LOCKS.c[name] for name in LOCK_COLUMNS))
+    .where(LOCKS.c.id == bindparam("session_id"))
+    .with_for_update()
+)
+_MACHINE = Prepared(
+    select(*_machine_cols).where(MACHINES.c.id == bindparam("mid")).with_for_update()
+)
+_ORDERS = Prepared(
+    select(ORDERS.c.id, ORDERS.c.status).where(ORDERS.c.session_id == bindparam("sid"))
+)
+
+
+def detached_machine(row: dict[str, Any]) -> Machine:
+    """A machine from a row of :data:`MACHINE_COLUMNS`, in no session."""
+    return Machine(**{name: row[name] for name in MACHINE_COLUMNS})
+
+
+def _detached_lock(row: dict[str, Any], prefix: str = "") -> VendSession:
+    return VendSession(**{name: row[prefix + name] for name in LOCK_COLUMNS})
+
+
+async def machine_with_lock(
+    s: AsyncSession, *, machine_id: str | None = None, code: str | None = None
+) -> tuple[Machine, VendSession | None] | None:
+    """The machine named, or showing ``code``, with its active lock if it has one."""
+    statement, key = (_MACHINE_BY_ID, machine_id) if code is None else (_MACHINE_BY_CODE, code)
+    row = await statement.first(s, {"key": key})
+    if row is None:
+        return None
+    lock = None if row["lock_id"] is None else _detached_lock(row, "lock_")
+    return detached_machine(row), lock
+
+
+@dataclass(frozen=True)
+class LockRows:
+    """A lock (row-locked) with its machine and its orders, and the lifecycle's view."""
+
+    lock: VendSession
+    machine: Machine
+    orders: tuple[tuple[str, str], ...]
+
+    @property
+    def vend(self) -> Vend:
+        lock, machine = self.lock, self.machine
+        return Vend(
+            machine=MachineSnap(
+                machine.id,
+                machine.stock,
+                machine.price_amount,
+                machine.currency,
+                lock_id=lock.id if lock.status == SessionStatus.ACTIVE else None,
+            ),
+            session=SessionSnap(lock.id, lock.status, lock.expires_at, self.orders),
+        )
+
+
+async def lock(s: AsyncSession, session_id: str) -> VendSession | None:
+    """The lock ``session_id``, row-locked (PostgreSQL), detached."""
+    row = await _LOCK.first(s, {"session_id": session_id})
+    return None if row is None else _detached_lock(row)
+
+
+async def around(s: AsyncSession, lock: VendSession) -> LockRows:
+    """A row-locked lock's machine (row-locked after it, as every lock path takes them)
+    and the statuses of the lock's orders."""
+    row = await _MACHINE.first(s, {"mid": lock.machine_id})
+    assert row is not None, f"a lock of no machine: {lock.id}"
+    orders = await _ORDERS.all(s, {"sid": lock.id})
+    return LockRows(lock, detached_machine(row), tuple((o["id"], o["status"]) for o in orders))
