@@ -106,7 +106,10 @@ def _sqlite_on_begin(connection: Any) -> None:
     # A writer takes SQLite's write lock up front (IMMEDIATE): no deadlock
     # between two transactions that both read, then decide to write. A reader
     # begins a deferred transaction, which never waits in WAL mode.
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if _WRITING.get() else "BEGIN")
+    # Straight to the driver: a statement through SQLAlchemy costs more than BEGIN does.
+    cursor = connection.connection.dbapi_connection.cursor()
+    cursor.execute("BEGIN IMMEDIATE" if _WRITING.get() else "BEGIN")
+    cursor.close()
 
 
 class WriterQueue:

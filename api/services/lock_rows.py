@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import class_mapper
 
 from api.infra.prepared import Prepared
 from api.lifecycle.snapshot import MachineSnap, SessionSnap, Vend
@@ -69,13 +70,22 @@ _ORDERS = Prepared(
 )
 
 
+_NEW_MACHINE = class_mapper(Machine).class_manager.new_instance
+_NEW_LOCK = class_mapper(VendSession).class_manager.new_instance
+
+
 def detached_machine(row: dict[str, Any]) -> Machine:
-    """A machine from a row of :data:`MACHINE_COLUMNS`, in no session."""
-    return Machine(**{name: row[name] for name in MACHINE_COLUMNS})
+    """A machine from a row of :data:`MACHINE_COLUMNS`, in no session. Its values are
+    placed as a load places them (no change events): only what is set later is a change."""
+    machine: Machine = _NEW_MACHINE()
+    machine.__dict__.update((name, row[name]) for name in MACHINE_COLUMNS)
+    return machine
 
 
 def _detached_lock(row: dict[str, Any], prefix: str = "") -> VendSession:
-    return VendSession(**{name: row[prefix + name] for name in LOCK_COLUMNS})
+    lock: VendSession = _NEW_LOCK()
+    lock.__dict__.update((name, row[prefix + name]) for name in LOCK_COLUMNS)
+    return lock
 
 
 async def machine_with_lock(

@@ -5,10 +5,13 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import schema
+from schema import wire
+from schema.messages import SPECS
 
 SCHEMA_DIR = Path(schema.__file__).parent
 PORTABLE = ["errors.py", "topics.py", "wire.py"]
@@ -59,3 +62,19 @@ def test_compiles_with_mpy_cross(name: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size > 0
     assert out.read_bytes()[:1] == b"M"  # the .mpy magic
+
+
+def test_field_names_need_no_escaping() -> None:
+    """The encoder writes the field tables' own names without escaping them."""
+
+    def names(fields: tuple[Any, ...]) -> list[str]:
+        found = []
+        for name, spec, _required in fields:
+            found.append(name)
+            inner = spec[4] if spec[0] == "list" else spec
+            if inner[0] == "obj":
+                found += names(inner[2])
+        return found
+
+    every = [name for fields, _rules, _extra in SPECS.values() for name in names(fields)]
+    assert every and all(wire._quote(name) == f'"{name}"' for name in every)
