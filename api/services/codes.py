@@ -8,12 +8,13 @@ from api.security.ids import new_display_code
 from schema.models import Machine, table
 
 MACHINES = table(Machine)
+CODE_TRIES = 20  # a code taken 20 times in a row: a fleet near a million machines
 _SHOWN = Prepared(select(MACHINES.c.id).where(MACHINES.c.display_code == bindparam("code")))
 
 
 async def free_code(s: AsyncSession, current: str | None) -> str:
     """A code no machine shows, other than ``current``."""
-    for _ in range(20):
+    for _ in range(CODE_TRIES):
         code = new_display_code()
         if code == current:
             continue

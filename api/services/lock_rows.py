@@ -57,16 +57,25 @@ _MACHINE_BY_CODE = Prepared(
     .select_from(_with_lock)
     .where(MACHINES.c.display_code == bindparam("key"))
 )
-_LOCK = Prepared(
-    select(*(LOCKS.c[name] for name in LOCK_COLUMNS))
+# A lock with its machine and its orders' statuses, in one statement: one row per order
+# (one with no order's columns for a lock without orders). Row locks on the lock, then
+# its machine, in the order every lock path takes them (PostgreSQL's FOR UPDATE locks
+# the FROM list's rows in its order).
+_HELD = Prepared(
+    select(
+        *(LOCKS.c[name].label(f"lock_{name}") for name in LOCK_COLUMNS),
+        *_machine_cols,
+        ORDERS.c.id.label("order_id"),
+        ORDERS.c.status.label("order_status"),
+    )
+    .select_from(
+        LOCKS.join(MACHINES, MACHINES.c.id == LOCKS.c.machine_id).outerjoin(
+            ORDERS, ORDERS.c.session_id == LOCKS.c.id
+        )
+    )
     .where(LOCKS.c.id == bindparam("session_id"))
-    .with_for_update()
-)
-_MACHINE = Prepared(
-    select(*_machine_cols).where(MACHINES.c.id == bindparam("mid")).with_for_update()
-)
-_ORDERS = Prepared(
-    select(ORDERS.c.id, ORDERS.c.status).where(ORDERS.c.session_id == bindparam("sid"))
+    .order_by(ORDERS.c.created_at, ORDERS.c.id)
+    .with_for_update(of=[LOCKS, MACHINES])
 )
 
 
@@ -123,16 +132,12 @@ class LockRows:
         )
 
 
-async def lock(s: AsyncSession, session_id: str) -> VendSession | None:
-    """The lock ``session_id``, row-locked (PostgreSQL), detached."""
-    row = await _LOCK.first(s, {"session_id": session_id})
-    return None if row is None else _detached_lock(row)
-
-
-async def around(s: AsyncSession, lock: VendSession) -> LockRows:
-    """A row-locked lock's machine (row-locked after it, as every lock path takes them)
-    and the statuses of the lock's orders."""
-    row = await _MACHINE.first(s, {"mid": lock.machine_id})
-    assert row is not None, f"a lock of no machine: {lock.id}"
-    orders = await _ORDERS.all(s, {"sid": lock.id})
-    return LockRows(lock, detached_machine(row), tuple((o["id"], o["status"]) for o in orders))
+async def held(s: AsyncSession, session_id: str) -> LockRows | None:
+    """The lock ``session_id`` with its machine and orders, row-locked (PostgreSQL) and
+    detached; None when there is no such lock."""
+    found = await _HELD.all(s, {"session_id": session_id})
+    if not found:
+        return None
+    first = found[0]
+    orders = tuple((r["order_id"], r["order_status"]) for r in found if r["order_id"] is not None)
+    return LockRows(_detached_lock(first, "lock_"), detached_machine(first), orders)

@@ -56,18 +56,25 @@ def valid_client_id(client_id: str) -> bool:
 async def end_lock(
     s: AsyncSession,
     ctx: Context,
-    lock: VendSession,
+    session_id: str,
     reason: Event,
     now: int,
     *,
     vend_keeps_it: bool = True,
 ) -> str | None:
-    """End a lock (its row lock held): unpaid orders expire, the machine shows a new code.
+    """End a lock: unpaid orders expire, the machine shows a new code.
 
     Returns the lifecycle's refusal, if it keeps the lock (a vend in flight).
     """
-    rows = await lock_rows.around(s, lock)
-    outcome = vend.lock_ended(rows.vend, reason, now, vend_keeps_it=vend_keeps_it)
+    rows = await lock_rows.held(s, session_id)
+    assert rows is not None, f"no lock {session_id}"
+    return await _end(s, ctx, rows, reason, now, vend_keeps_it=vend_keeps_it)
+
+
+async def _end(
+    s: AsyncSession, ctx: Context, rows: lock_rows.LockRows, reason: Event, now: int, **how: bool
+) -> str | None:
+    outcome = vend.lock_ended(rows.vend, reason, now, **how)
     if outcome.refusal is None:
         await vend_writer.end_lock(s, rows, outcome, now, policy=ctx.policy)
     return outcome.refusal
@@ -138,9 +145,7 @@ class Locks:
             if current is not None:
                 # A lock that ran out but was not swept yet: end it now; its
                 # shopper's code is gone and the machine shows a fresh one.
-                held = await lock_rows.lock(s, current.id)
-                assert held is not None
-                await end_lock(s, self.ctx, held, Event.EXPIRED, now, vend_keeps_it=False)
+                await end_lock(s, self.ctx, current.id, Event.EXPIRED, now, vend_keeps_it=False)
                 refusal = InvalidCode("the code has changed; read the new one on the display")
             elif not decide.code_shown(
                 machine.display_code, machine.display_code_expires_at, code, now
@@ -202,23 +207,25 @@ class Locks:
     async def unlock(self, machine_id: str, client_id: str, session_id: str) -> None:
         now = self.ctx.clock.now()
         async with self.ctx.db.begin() as s:
-            session = await owned_lock(s, machine_id, client_id, session_id, detached=True)
-            refusal = await end_lock(s, self.ctx, session, Event.UNLOCKED, now)
+            rows = await lock_rows.held(s, session_id)
+            if rows is None or not _holds(rows.lock, machine_id, client_id):
+                raise NotLockOwner("this lock is not yours")
+            refusal = await _end(s, self.ctx, rows, Event.UNLOCKED, now)
             if refusal == vend.VEND_IN_FLIGHT:
                 raise VendInProgress("your items are being dispensed")
             if refusal is not None:
                 raise NotLockOwner("this lock is not yours")
 
 
+def _holds(lock: VendSession, machine_id: str, client_id: str) -> bool:
+    return lock.machine_id == machine_id and lock.client_id == client_id
+
+
 async def owned_lock(
-    s: AsyncSession, machine_id: str, client_id: str, session_id: str, *, detached: bool = False
+    s: AsyncSession, machine_id: str, client_id: str, session_id: str
 ) -> VendSession:
-    """The lock ``session_id`` on ``machine_id``, row-locked, if ``client_id`` holds it;
-    ``detached`` reads it with a statement, in no session (``api.services.lock_rows``)."""
-    if detached:
-        session = await lock_rows.lock(s, session_id)
-    else:
-        session = await s.get(VendSession, session_id, with_for_update=True)
-    if session is None or session.machine_id != machine_id or session.client_id != client_id:
+    """The lock ``session_id`` on ``machine_id``, row-locked, if ``client_id`` holds it."""
+    session = await s.get(VendSession, session_id, with_for_update=True)
+    if session is None or not _holds(session, machine_id, client_id):
         raise NotLockOwner("this lock is not yours")
     return session

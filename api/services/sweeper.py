@@ -60,7 +60,7 @@ class Sweeper:
             ).all()
             ended = 0
             for session in stale:  # a vend in flight keeps its lock
-                if await end_lock(s, self.ctx, session, Event.EXPIRED, now) is None:
+                if await end_lock(s, self.ctx, session.id, Event.EXPIRED, now) is None:
                     ended += 1
             return ended
 

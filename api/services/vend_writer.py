@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, exists, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.infra.changes_from_commits import FLEET, order_channel, touch
@@ -26,9 +26,9 @@ from api.lifecycle.states import (
     SessionStatus,
 )
 from api.lifecycle.table import Event, step
-from api.security.ids import new_id
+from api.security.ids import new_display_code, new_id
 from api.services import outgoing, planogram, vend_lines, webhooks_out
-from api.services.codes import free_code, rotate_code
+from api.services.codes import CODE_TRIES, rotate_code
 from api.services.lock_rows import LOCK_COLUMNS, LOCKS, MACHINES, LockRows
 from api.services.policy import VendPolicy
 from api.services.vend_load import Rows
@@ -342,9 +342,14 @@ _END_LOCK = Prepared(
     .where(LOCKS.c.id == bindparam("l_id"))
     .values(status=bindparam("l_status"), ended_at=bindparam("l_at"), end_reason=bindparam("l_why"))
 )
+_OTHERS = MACHINES.alias("others")
+# A fresh code, if no machine shows it: uniqueness checked in the same statement.
 _SHOW_CODE = Prepared(
     update(MACHINES)
-    .where(MACHINES.c.id == bindparam("m_id"))
+    .where(
+        MACHINES.c.id == bindparam("m_id"),
+        ~exists().where(_OTHERS.c.display_code == bindparam("m_code")),
+    )
     .values(
         display_code=bindparam("m_code"),
         display_code_expires_at=bindparam("m_expires"),
@@ -403,19 +408,22 @@ async def end_lock(
     if not outcome.rotate_code:
         assert outcome.publish == Publish(), f"a lock's end shows a new code: {outcome}"
         return
-    machine.display_code = await free_code(s, machine.display_code)
-    machine.display_code_expires_at = now + policy.display_code_ttl_s
-    machine.code_failures = 0
     slots = await planogram.desired_now(s, machine.id, machine.currency)
     if slots is not None:
         machine.desired_slots = slots
-    shown = {
-        "m_id": machine.id,
-        "m_code": machine.display_code,
-        "m_expires": machine.display_code_expires_at,
-        "m_slots": machine.desired_slots,
-    }
-    machine.desired_version = await _SHOW_CODE.scalar(s, shown)
+    expires = now + policy.display_code_ttl_s
+    shown = {"m_id": machine.id, "m_expires": expires, "m_slots": machine.desired_slots}
+    for _ in range(CODE_TRIES):
+        code = new_display_code()
+        if code == machine.display_code:
+            continue
+        version = await _SHOW_CODE.scalar(s, {**shown, "m_code": code})
+        if version is not None:
+            break
+    else:  # pragma: no cover - a million codes and a fleet far smaller
+        raise RuntimeError("could not find a free display code")
+    machine.display_code, machine.display_code_expires_at = code, expires
+    machine.code_failures, machine.desired_version = 0, version
     await outgoing.vend_changed(s, machine, None, now, version_bumped=True)
 
 
