@@ -11,7 +11,7 @@ or an answer that says nothing about the code, gives them back.
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,7 @@ from api.errors import (
     SmartVendError,
     VendInProgress,
 )
+from api.infra.prepared import Prepared
 from api.lifecycle import decide, vend
 from api.lifecycle.table import Event
 from api.services import lock_rows, outgoing, planogram, vend_writer
@@ -36,6 +37,14 @@ from api.services.guesses import GuessGuard, GuessLimits
 from schema.models import Machine, VendSession
 
 CODE_LENGTH = 6
+_LIVE_CODES = Prepared(
+    select(func.count())
+    .select_from(lock_rows.MACHINES)
+    .where(
+        lock_rows.MACHINES.c.display_code.is_not(None),
+        lock_rows.MACHINES.c.display_code_expires_at > bindparam("now"),
+    )
+)
 MAX_CLIENT_ID = 64
 
 
@@ -115,12 +124,7 @@ class Locks:
     async def _live_codes(self, now: int) -> int:
         """How many machines a code-only guess could hit."""
         async with self.ctx.db.begin() as s:
-            found = await s.scalar(
-                select(func.count())
-                .select_from(Machine)
-                .where(Machine.display_code.is_not(None), Machine.display_code_expires_at > now)
-            )
-        return int(found or 0)
+            return int(await _LIVE_CODES.scalar(s, {"now": now}) or 0)
 
     async def _lock(
         self, code: str, client_id: str, machine_id: str | None, source: str, now: int
