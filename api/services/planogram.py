@@ -37,9 +37,11 @@ def price_of(slot: MachineSlot, product: Product) -> int:
 
 
 def image_url(product: Product) -> str | None:
-    if product.image_tag is None:
-        return None
-    return f"/api/products/{product.id}/image?v={product.image_tag}"
+    return product_image(product.id, product.image_tag)
+
+
+def product_image(product_id: str, image_tag: str | None) -> str | None:
+    return None if image_tag is None else f"/api/products/{product_id}/image?v={image_tag}"
 
 
 async def rows(s: AsyncSession, machine_id: str, *, lock: bool = False) -> list[Row]:
@@ -55,25 +57,47 @@ async def rows(s: AsyncSession, machine_id: str, *, lock: bool = False) -> list[
     return [(slot, product) for slot, product in (await s.execute(query)).all()]
 
 
-def desired_slots(found: Sequence[Row], currency: str) -> list[dict[str, Any]]:
+def slot_row(slot: MachineSlot, product: Product) -> dict[str, Any]:
+    """A slot and its product as a row of :data:`_DESIRED` (what :func:`desired_slots`
+    reads)."""
+    return {
+        "slot_id": slot.slot_id,
+        "motor": slot.motor,
+        "price_amount": slot.price_amount,
+        "stock": slot.stock,
+        "enabled": slot.enabled,
+        "product_id": product.id,
+        "product_name": product.name,
+        "product_price": product.price_amount,
+        "image_tag": product.image_tag,
+    }
+
+
+def desired_slots(found: Sequence[dict[str, Any]], currency: str) -> list[dict[str, Any]]:
     """The snapshot kept in ``machines.desired_slots``: ``desired``'s slots (CONTRACT 5:
     what the machine shows and which motor turns) plus each slot's ``product`` as
-    shoppers see it, which the outbox leaves out of ``desired`` and ``state``."""
+    shoppers see it, which the outbox leaves out of ``desired`` and ``state``. ``found``
+    are :data:`_DESIRED`'s rows."""
     return [
         {
-            "id": slot.slot_id,
-            "motor": slot.motor,
-            "name": shown_name(product.name),
-            "price": {"amount": price_of(slot, product), "currency": currency},
-            "stock": slot.stock,
-            "enabled": slot.enabled,
+            "id": row["slot_id"],
+            "motor": row["motor"],
+            "name": shown_name(row["product_name"]),
+            "price": {
+                "amount": row["product_price"]
+                if row["price_amount"] is None
+                else row["price_amount"],
+                "currency": currency,
+            },
+            "stock": row["stock"],
+            "enabled": row["enabled"],
             "product": {
-                "id": product.id,
-                "name": product.name,
-                "image_url": image_url(product),
+                "id": row["product_id"],
+                "name": row["product_name"],
+                "image_url": product_image(row["product_id"], row["image_tag"]),
             },
         }
-        for slot, product in found
+        for row in found
     ]
 
 
@@ -172,22 +196,5 @@ async def desired_now(
 ) -> list[dict[str, Any]] | None:
     """What ``desired_slots`` would hold now (:func:`desired_slots`), read with one prepared
     statement; None for a machine without slots."""
-    found = [
-        (
-            MachineSlot(
-                slot_id=row["slot_id"],
-                motor=row["motor"],
-                price_amount=row["price_amount"],
-                stock=row["stock"],
-                enabled=row["enabled"],
-            ),
-            Product(
-                id=row["product_id"],
-                name=row["product_name"],
-                price_amount=row["product_price"],
-                image_tag=row["image_tag"],
-            ),
-        )
-        for row in await _DESIRED.all(s, {"mid": machine_id})
-    ]
+    found = await _DESIRED.all(s, {"mid": machine_id})
     return desired_slots(found, currency) if found else None

@@ -133,7 +133,7 @@ def test_sixty_slots_fit_in_a_desired_message(monkeypatch: pytest.MonkeyPatch) -
         stock=540,
         display_code="123456",
         display_code_expires_at=1_800_000_000,
-        desired_slots=planogram.desired_slots(found, "INR"),
+        desired_slots=planogram.desired_slots([planogram.slot_row(*r) for r in found], "INR"),
     )
     monkeypatch.setattr(outgoing, "carries", lambda kind, field: True)
     shown = outgoing.desired_payload(machine, None)
@@ -158,7 +158,7 @@ def test_slots_are_sent_only_once_the_wire_knows_them() -> None:
         price_amount=2000,
         currency="INR",
         stock=1,
-        desired_slots=planogram.desired_slots([row("1", 0, 1)], "INR"),
+        desired_slots=planogram.desired_slots([planogram.slot_row(*row("1", 0, 1))], "INR"),
     )
     shown = outgoing.desired_payload(machine, None)
     assert ("slots" in shown) == outgoing.carries("desired", "slots")
