@@ -56,8 +56,11 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["async_creator"] = connector(database or ":memory:", timeout=10)
     else:
-        kwargs["pool_size"] = 10
-        kwargs["max_overflow"] = 20
+        # At most 30 connections a process, as before, but kept once opened: overflow
+        # connections were closed on return and opened again by the next crowd (a
+        # PostgreSQL backend and a TLS negotiation each time).
+        kwargs["pool_size"] = 30
+        kwargs["max_overflow"] = 0
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
