@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import ClauseElement
 
 from api.infra.sqlite_inline import INLINE
@@ -89,9 +89,14 @@ class Prepared:
             )
         return form
 
-    async def all(self, s: AsyncSession, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The statement's rows (``RETURNING`` ones for a write), each keyed by column."""
-        dialect, adapted, sync = await _connection(s)
+    async def all(
+        self, s: AsyncSession | AsyncConnection, params: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The statement's rows (``RETURNING`` ones for a write), each keyed by column; on
+        a session's connection in its transaction, or on ``s`` itself (a connection)."""
+        dialect, adapted, sync = await (
+            _on(s) if isinstance(s, AsyncConnection) else _connection(s)
+        )
         form = self._form(dialect)
         args = form.args(params)
         if sync.dispatch.before_cursor_execute:  # who counts statements still sees these
@@ -107,11 +112,13 @@ class Prepared:
             raise _translated(dialect, adapted, form.sql, args, error) from error
         return form.rows(found)
 
-    async def first(self, s: AsyncSession, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    async def first(
+        self, s: AsyncSession | AsyncConnection, params: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
         found = await self.all(s, params)
         return found[0] if found else None
 
-    async def scalar(self, s: AsyncSession, params: Mapping[str, Any]) -> Any:
+    async def scalar(self, s: AsyncSession | AsyncConnection, params: Mapping[str, Any]) -> Any:
         """The first column of the first row, or None."""
         row = await self.first(s, params)
         return None if row is None else next(iter(row.values()))
@@ -131,6 +138,13 @@ async def _connection(s: AsyncSession) -> tuple[Dialect, Any, Connection]:
     found = (conn.dialect, fairy.dbapi_connection, sync)
     s.info[_RAW] = (s.sync_session.get_transaction(), *found)
     return found
+
+
+async def _on(conn: AsyncConnection) -> tuple[Dialect, Any, Connection]:
+    fairy = await conn.get_raw_connection()
+    sync = conn.sync_connection
+    assert sync is not None
+    return conn.dialect, fairy.dbapi_connection, sync
 
 
 async def _sqlite(adapted: Any, sql: str, args: list[Any]) -> list[Any]:

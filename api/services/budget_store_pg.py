@@ -27,9 +27,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import String, column, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.infra.prepared import Prepared
 from api.services.budgets import Charge, Refusal
 from schema.models import RateBudget
 
@@ -51,8 +52,9 @@ _ROWS = """
 _LEVEL = "LEAST(EXCLUDED.capacity, t.tokens + GREATEST(0.0, EXCLUDED.at - t.at) * EXCLUDED.per_s)"
 _COST = "(EXCLUDED.capacity - EXCLUDED.tokens)"  # a take's cost rides in the proposed row
 _BACK = f"LEAST(EXCLUDED.capacity, {_LEVEL} + (EXCLUDED.at - EXCLUDED.full_at))"
-_TAKE = text(
-    f"""
+_TAKE = Prepared(
+    text(
+        f"""
     INSERT INTO rate_budgets AS t (key, tokens, at, capacity, per_s, full_at) {_ROWS}
     ON CONFLICT (key) DO UPDATE SET
         tokens = {_LEVEL} - {_COST},
@@ -64,15 +66,18 @@ _TAKE = text(
     WHERE {_LEVEL} >= {_COST}
     RETURNING t.key
     """
+    ).columns(column("key", String))
 )
-_GIVE_BACK = text(
-    f"""
+_GIVE_BACK = Prepared(
+    text(
+        f"""
     INSERT INTO rate_budgets AS t (key, tokens, at, capacity, per_s, full_at) {_ROWS}
     ON CONFLICT (key) DO UPDATE SET
         tokens = {_BACK},
         at = EXCLUDED.at,
         full_at = EXCLUDED.at + (EXCLUDED.capacity - {_BACK}) / GREATEST(EXCLUDED.per_s, {_SLOW})
     """
+    )
 )
 
 
@@ -150,7 +155,7 @@ class PostgresBudgets:
         unpaid = charges[0]
         for _attempt in range(_ATTEMPTS):
             async with self._auto.connect() as conn:
-                paid = set((await conn.execute(_TAKE, rows)).scalars())
+                paid = {row["key"] for row in await _TAKE.all(conn, rows)}
             if len(paid) == len(merged):
                 await self._maybe_prune(now)
                 return None
@@ -212,7 +217,7 @@ class PostgresBudgets:
             for key, c in _merged(charges).items()
         )
         async with self._auto.connect() as conn:
-            await conn.execute(_GIVE_BACK, rows)
+            await _GIVE_BACK.all(conn, rows)
 
     async def level(self, charge: Charge, now: float) -> float:
         return (await self._levels([charge], now))[0]
