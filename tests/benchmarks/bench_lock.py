@@ -112,9 +112,7 @@ NOTES: tuple[str, ...] = (
     "written together. (7) Pooled PostgreSQL connections are pinged only after 2 s idle "
     "(a ping per checkout was 12 % of the samples) and are no longer closed on return "
     "past 10 (a crowd reopened up to 20 of them, TLS negotiation included, every "
-    "burst). (8) Field names are written without a character scan. In-process, a lock "
-    "and its unlock on SQLite went from 14.5 ms to 4.1 ms of CPU (without HTTP or MQTT). "
-    "Flame graphs after these: [SQLite](img/lock-statements-embedded.svg), "
+    "burst). (8) Field names are written without a character scan. Flame graphs after these: [SQLite](img/lock-statements-embedded.svg), "
     "[PostgreSQL](img/lock-statements-postgres.svg).",
     "**What is left.** The HTTP stack (uvicorn, Starlette, the middleware, the access "
     "log) costs what the floor's does; the rest of a lock is the MQTT side the floor does "
