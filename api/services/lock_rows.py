@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import class_mapper
 
 from api.infra.prepared import Prepared
-from api.lifecycle.snapshot import MachineSnap, SessionSnap, Vend
+from api.lifecycle.snapshot import SessionSnap, Vend
 from api.lifecycle.states import SessionStatus
+from api.services.vend_load import machine_snap
 from schema.models import Machine, Order, VendSession, table
 
 MACHINES, LOCKS, ORDERS = table(Machine), table(VendSession), table(Order)
@@ -121,13 +122,7 @@ class LockRows:
     def vend(self) -> Vend:
         lock, machine = self.lock, self.machine
         return Vend(
-            machine=MachineSnap(
-                machine.id,
-                machine.stock,
-                machine.price_amount,
-                machine.currency,
-                lock_id=lock.id if lock.status == SessionStatus.ACTIVE else None,
-            ),
+            machine=machine_snap(machine, lock.id if lock.status == SessionStatus.ACTIVE else None),
             session=SessionSnap(lock.id, lock.status, lock.expires_at, self.orders),
         )
 

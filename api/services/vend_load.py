@@ -171,19 +171,20 @@ async def _finish(s: AsyncSession, rows: Rows, machine_id: str) -> Loaded:
     return Loaded(rows, snapshot(rows))
 
 
+def machine_snap(machine: Machine, lock_id: str | None) -> MachineSnap:
+    """A machine as the lifecycle sees it, with its active lock's id."""
+    return MachineSnap(
+        machine.id, machine.stock, machine.price_amount, machine.currency, lock_id=lock_id
+    )
+
+
 def snapshot(rows: Rows) -> Vend:
     """The rows as the lifecycle sees them."""
     machine, order, command, session = rows.machine, rows.order, rows.command, rows.session
     return Vend(
-        machine=MachineSnap(
-            machine.id,
-            machine.stock,
-            machine.price_amount,
-            machine.currency,
-            lock_id=None if rows.lock is None else rows.lock.id,
-        )
-        if machine is not None
-        else None,
+        machine=None
+        if machine is None
+        else machine_snap(machine, None if rows.lock is None else rows.lock.id),
         order=None
         if order is None
         else OrderSnap(

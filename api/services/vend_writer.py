@@ -29,19 +29,10 @@ from api.lifecycle.table import Event, step
 from api.security.ids import new_display_code, new_id
 from api.services import outgoing, planogram, vend_lines, webhooks_out
 from api.services.codes import CODE_TRIES, rotate_code
-from api.services.lock_rows import LOCK_COLUMNS, LOCKS, MACHINES, LockRows
+from api.services.lock_rows import LOCK_COLUMNS, LOCKS, MACHINES, ORDERS, LockRows
 from api.services.policy import VendPolicy
 from api.services.vend_load import Rows
-from schema.models import (
-    Command,
-    Machine,
-    Order,
-    OrderLine,
-    Payment,
-    Refund,
-    VendSession,
-    table,
-)
+from schema.models import Command, Machine, Order, OrderLine, Payment, Refund, VendSession
 
 if TYPE_CHECKING:
     from schema.messages import SalesMsg
@@ -306,7 +297,6 @@ def _refund(order: Order, payment_id: str, new: NewRefund, now: int) -> Refund:
     )
 
 
-ORDERS = table(Order)
 _EXPIRE_UNPAID = Prepared(
     update(ORDERS)
     .where(ORDERS.c.session_id == bindparam("sid"), ORDERS.c.status == OrderStatus.CREATED)
