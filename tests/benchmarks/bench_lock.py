@@ -110,9 +110,10 @@ NOTES: tuple[str, ...] = (
     "through asyncpg's cached prepared statements on PostgreSQL; so do the shared "
     "budgets' take and give-back, and give-backs that arrive while one is written are "
     "written together. (7) Pooled PostgreSQL connections are pinged only after 2 s idle "
-    "(a ping per checkout was 12 % of the samples) and are no longer closed on return "
-    "past 10 (a crowd reopened up to 20 of them, TLS negotiation included, every "
-    "burst). (8) Field names are written without a character scan. Flame graphs after these: [SQLite](img/lock-statements-embedded.svg), "
+    "(a ping per checkout is a round trip per transaction, and a lock makes several) and "
+    "are no longer closed on return past 10 (a crowd opened the others again, TLS "
+    "negotiation included, every burst). (8) Field names are written without a "
+    "character scan. Flame graphs after these: [SQLite](img/lock-statements-embedded.svg), "
     "[PostgreSQL](img/lock-statements-postgres.svg).",
     "**What is left.** The HTTP stack (uvicorn, Starlette, the middleware, the access "
     "log) costs what the floor's does; the rest of a lock is the MQTT side the floor does "
