@@ -4,7 +4,7 @@ A refund the gateway refused for good returned nothing, so it does not count
 towards what was refunded (and the operator may refund that money again).
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -66,9 +66,16 @@ def total(refunds: Sequence[Refund]) -> RefundTotal | None:
 
 
 async def manual_by_machine_day(
-    s: AsyncSession, calendar: LocalCalendar, since: int, now: int, machine_id: str | None = None
+    s: AsyncSession,
+    calendar: LocalCalendar,
+    since: int,
+    now: int,
+    machine_id: str | None = None,
+    *,
+    among: Collection[str] | None = None,
 ) -> dict[tuple[str, int], int]:
-    """Paise refunded by operators per (machine, local day of the refund) since ``since``.
+    """Paise refunded by operators per (machine, local day of the refund) since ``since``,
+    for every machine, only ``machine_id`` or only those ``among``.
 
     Sales are counted at the units that came out, so the automatic refund of
     what did not come out is already left out of them; what operators give back
@@ -87,5 +94,7 @@ async def manual_by_machine_day(
     )
     if machine_id is not None:
         query = query.where(Order.machine_id == machine_id)
+    if among is not None:
+        query = query.where(Order.machine_id.in_(among))
     rows = (await s.execute(query)).all()
     return {(mid, int(d)): int(amount or 0) for mid, d, amount in rows}

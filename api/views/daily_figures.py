@@ -8,6 +8,7 @@ figures reset to zero at local midnight (``since`` moves on).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -32,9 +33,11 @@ async def sold_since(
     since: int,
     now: int,
     machine_id: str | None = None,
+    *,
+    among: Collection[str] | None = None,
 ) -> dict[str, tuple[int, int]]:
     """``{machine_id: (units, paise)}`` sold since ``since`` (net of manual refunds), for
-    every machine or only ``machine_id``."""
+    every machine, only ``machine_id`` or only those ``among``."""
     query = (
         select(
             Command.machine_id,
@@ -47,12 +50,37 @@ async def sold_since(
     )
     if machine_id is not None:
         query = query.where(Command.machine_id == machine_id)
+    if among is not None:
+        query = query.where(Command.machine_id.in_(among))
     sold = {mid: (int(u or 0), int(a or 0)) for mid, u, a in (await s.execute(query)).all()}
-    refunded = await refund_totals.manual_by_machine_day(s, calendar, since, now, machine_id)
+    refunded = await refund_totals.manual_by_machine_day(
+        s, calendar, since, now, machine_id, among=among
+    )
     for (mid, _day), amount in refunded.items():
         units, gross = sold.get(mid, (0, 0))
         sold[mid] = (units, gross - amount)
     return sold
+
+
+async def sales_finished_since(s: AsyncSession, mark: int) -> list[tuple[str, str]]:
+    """``(command id, machine id)`` of every command that dispensed and finished at or
+    after ``mark``: the machines whose figures a sale changed since then."""
+    query = select(Command.id, Command.machine_id).where(
+        Command.finished_at >= mark, Command.dispensed > 0
+    )
+    return [(cid, mid) for cid, mid in (await s.execute(query)).all()]
+
+
+async def manual_refunds_by_machine(
+    s: AsyncSession, calendar: LocalCalendar, since: int, now: int
+) -> dict[str, int]:
+    """Paise operators refunded by hand since ``since``, per machine (few a day)."""
+    out: dict[str, int] = {}
+    for (mid, _day), amount in (
+        await refund_totals.manual_by_machine_day(s, calendar, since, now)
+    ).items():
+        out[mid] = out.get(mid, 0) + amount
+    return out
 
 
 def today_payload(
