@@ -151,9 +151,7 @@ class HomeAssistantFeed:
                             .order_by(Machine.id)
                         )
                     ).all()
-                    sold.update(
-                        await daily_figures.sold_since(s, self.calendar, since, now, among=chunk)
-                    )
+                    sold.update(await daily_figures.sold_since(s, self.calendar, since, now, chunk))
         out: Entries = {}
         if self.prefix is not None and machine_ids is None:
             out[SERVER] = {}

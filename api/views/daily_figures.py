@@ -8,7 +8,6 @@ figures reset to zero at local midnight (``since`` moves on).
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.clock import LocalCalendar
 from api.services import refund_totals
+from api.services.refund_totals import Machines
 from schema.models import Command, Machine, OrderLine
 
 if TYPE_CHECKING:
@@ -28,16 +28,10 @@ def local_day(now: int, calendar: LocalCalendar) -> tuple[str, int]:
 
 
 async def sold_since(
-    s: AsyncSession,
-    calendar: LocalCalendar,
-    since: int,
-    now: int,
-    machine_id: str | None = None,
-    *,
-    among: Collection[str] | None = None,
+    s: AsyncSession, calendar: LocalCalendar, since: int, now: int, machines: Machines = None
 ) -> dict[str, tuple[int, int]]:
     """``{machine_id: (units, paise)}`` sold since ``since`` (net of manual refunds), for
-    every machine, only ``machine_id`` or only those ``among``."""
+    every machine or only ``machines``."""
     query = (
         select(
             Command.machine_id,
@@ -48,14 +42,10 @@ async def sold_since(
         .where(Command.finished_at >= since, Command.dispensed > 0)
         .group_by(Command.machine_id)
     )
-    if machine_id is not None:
-        query = query.where(Command.machine_id == machine_id)
-    if among is not None:
-        query = query.where(Command.machine_id.in_(among))
+    if machines is not None:
+        query = query.where(Command.machine_id.in_(machines))
     sold = {mid: (int(u or 0), int(a or 0)) for mid, u, a in (await s.execute(query)).all()}
-    refunded = await refund_totals.manual_by_machine_day(
-        s, calendar, since, now, machine_id, among=among
-    )
+    refunded = await refund_totals.manual_by_machine_day(s, calendar, since, now, machines)
     for (mid, _day), amount in refunded.items():
         units, gross = sold.get(mid, (0, 0))
         sold[mid] = (units, gross - amount)

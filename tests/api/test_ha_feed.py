@@ -85,6 +85,15 @@ async def online(services: Services, feed: HomeAssistantFeed, *machine_ids: str)
     await outbox(services, feed)
 
 
+async def three_online(services: Services, clock: FakeClock) -> ReadingFeed:
+    """Three machines online, their figures published whole 10 s ago."""
+    feed = await setup(services, clock, None, machines=3)
+    await online(services, feed, "vm-1", "vm-2", "vm-3")
+    await feed.snapshot()
+    clock.advance(10)
+    return feed
+
+
 def today_of(rows: list[OutboxMessage], machine_id: str) -> messages.TodayMsg:
     (row,) = [row for row in rows if row.topic == topics.today(machine_id)]
     return messages.decode("today", bytes(row.payload))
@@ -132,10 +141,7 @@ async def test_snapshot_then_only_changes(services: Services, clock: FakeClock) 
 async def test_a_sale_rewrites_that_machines_figures_alone(
     services: Services, clock: FakeClock
 ) -> None:
-    feed = await setup(services, clock, None, machines=3)
-    await online(services, feed, "vm-1", "vm-2", "vm-3")
-    await feed.snapshot()
-    clock.advance(10)
+    feed = await three_online(services, clock)
 
     order = await vend(services, "vm-2", 2)
     await outbox(services)  # what the sale published is not told: the watermark finds it
@@ -161,10 +167,7 @@ async def test_a_sale_rewrites_that_machines_figures_alone(
 async def test_a_sale_committed_after_a_refresh_it_predates_is_seen(
     services: Services, clock: FakeClock
 ) -> None:
-    feed = await setup(services, clock, None, machines=3)
-    await online(services, feed, "vm-1", "vm-2", "vm-3")
-    await feed.snapshot()
-    clock.advance(10)
+    feed = await three_online(services, clock)
     assert await feed.refresh() == 0
     finished_before_it = clock.now() - 5
     clock.advance(10)
