@@ -16,12 +16,11 @@ discovery configs of the server and of every machine (``api.services.ha_discover
 A refresh reads only the machines that may have changed, so its cost follows the
 changes, not the fleet: those the outbox drain published a message about
 (:meth:`HomeAssistantFeed.touched`: registration, a status with a new firmware,
-removal), those with a sale finished since the last refresh (a watermark on the
-commands' ``finished_at``, looking back ``SALES_LAG_S`` for transactions that
-committed late) and those whose manual refunds today changed. The whole feed is
-read again at local midnight (every figure resets), when most of the fleet changed
-at once, and every ``WHOLE_READ_S`` anyway, which catches a change written around
-the services.
+removal), and those with a sale or a manual refund since the last read
+(:mod:`api.services.feed_marks`). The whole feed is read again at local midnight
+(every figure resets), when most of the fleet changed at once, and every
+``feed_marks.WHOLE_READ_S`` anyway, which catches a change written around the
+services.
 
 Only the leader runs the feed (the bridge asks ``leads`` first).
 """
@@ -30,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING
 
@@ -38,7 +37,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.clock import Clock, LocalCalendar
-from api.services import ha_discovery, outgoing
+from api.services import feed_marks, ha_discovery, outgoing
+from api.services.feed_marks import Marks
 from api.views import daily_figures
 from schema import messages, topics
 from schema.errors import SchemaError
@@ -55,8 +55,6 @@ Entry = tuple[object, "bytes | TodayMsg"]
 Entries = dict[str, dict[str, Entry]]  # by owner (a machine id, or SERVER), then topic
 SERVER = ""  # the owner of the server's own discovery config
 
-WHOLE_READ_S = 600  # the whole feed is read at least this often (and at local midnight)
-SALES_LAG_S = 60  # a sale's transaction committing this long after it finished is still seen
 CHUNK = 500  # machine ids per query (PostgreSQL caps bind parameters)
 
 
@@ -71,17 +69,6 @@ def _chunks(ids: Collection[str]) -> Iterable[list[str]]:
     ordered = sorted(ids)
     for start in range(0, len(ordered), CHUNK):
         yield ordered[start : start + CHUNK]
-
-
-@dataclass
-class Marks:
-    """What the last read saw, to tell which machines changed since."""
-
-    at: int | None = None  # clock time of the last read
-    day: str | None = None  # its local day
-    whole_at: int = 0  # when the whole feed was last read
-    sales: set[str] = field(default_factory=set)  # commands finished in its look-back
-    refunded: dict[str, int] = field(default_factory=dict)  # manual refunds today, by machine
 
 
 @dataclass(frozen=True)
@@ -219,21 +206,10 @@ class HomeAssistantFeed:
         self._touched = set()
         try:
             async with self.db() as s:  # first: a sale committed after this is seen next time
-                look_back = (now if marks.at is None else marks.at) - SALES_LAG_S
-                sales = await daily_figures.sales_finished_since(s, look_back)
-                refunded = await daily_figures.manual_refunds_by_machine(
-                    s, self.calendar, since, now
-                )
-            whole = everything or marks.at is None or day != marks.day
+                found = await feed_marks.since(s, marks, self.calendar, since, now)
             changed: set[str] | None = None
-            if not whole and now < marks.whole_at + WHOLE_READ_S:
-                changed = set(taken)
-                changed.update(mid for cid, mid in sales if cid not in marks.sales)
-                changed.update(
-                    mid
-                    for mid in refunded.keys() | marks.refunded.keys()
-                    if refunded.get(mid) != marks.refunded.get(mid)
-                )
+            if not everything and not marks.whole_due(now, day):
+                changed = taken | found.changed(marks)
                 if len(changed) > len(self._last) // 2:
                     changed = None  # most of the fleet: one read of it all is cheaper
             entries = await self._read(changed, now) if changed is None or changed else {}
@@ -241,13 +217,7 @@ class HomeAssistantFeed:
             self._touched |= taken  # read again next time
             raise
         owners = list(dict.fromkeys([*self._last, *entries])) if changed is None else changed
-        new_marks = Marks(
-            now,
-            day,
-            now if changed is None else marks.whole_at,
-            {cid for cid, _mid in sales},
-            refunded,
-        )
+        new_marks = found.marks(now, day, now if changed is None else marks.whole_at)
         return Read(entries, owners, changed is None, new_marks, taken)
 
     def _remember(self, read: Read) -> None:

@@ -16,7 +16,8 @@ from api.clock import FakeClock, LocalCalendar
 from api.payments.test_gateway import TestGateway
 from api.services import ha_discovery
 from api.services.container import Services
-from api.services.ha_feed import WHOLE_READ_S, Entries, HomeAssistantFeed, machine_removed
+from api.services.feed_marks import WHOLE_READ_S
+from api.services.ha_feed import Entries, HomeAssistantFeed, machine_removed
 from api.services.machines import NewMachine
 from api.settings import async_database_url
 from schema import messages, topics

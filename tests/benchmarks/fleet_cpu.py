@@ -15,8 +15,9 @@ window with every machine sending telemetry every ``telemetry_s``.
 ``--baseline DIR`` runs the same measurement first with a server built from the
 source tree in DIR (e.g. ``git archive main | tar -x -C DIR``: put first on the
 server's ``PYTHONPATH``), then with this tree's, on the same database, brokers and
-machines: a before/after table from one run. ``--profile DIR`` records the leader
-with py-spy (raw, ``--gil``) through the telemetry window of this tree's server.
+machines: a before/after table from one run. ``--profile DIR`` records each server
+with py-spy (raw, ``--gil``) through its telemetry window (py-spy stops the server
+to sample it: the CPU figures of a profiled run are a little higher).
 """
 
 import argparse
@@ -131,9 +132,9 @@ async def _measure(
     await fleet.expect("steady", 60)
     await asyncio.sleep(SETTLE_S)
     spy = None
-    if plan.profile is not None and row.source == "after":
+    if plan.profile is not None:
         plan.profile.mkdir(parents=True, exist_ok=True)
-        out = plan.profile / f"fleet-cpu-{row.machines}.txt"
+        out = plan.profile / f"fleet-cpu-{row.machines}-{row.source}.txt"
         spy = await _profiled(pid, out, plan.window_s)
     stored = await count_telemetry(db)
     row.telemetry_s, row.pg_telemetry_s = await _per_minute(pid, pg, plan.window_s)
