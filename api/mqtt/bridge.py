@@ -19,7 +19,9 @@ cancelled, reconnecting with capped exponential backoff.  On every connect it
    ``today`` topics and Home Assistant discovery with the republish, again when
    Home Assistant announces itself ``online`` on ``{prefix}/status``, and writes
    what changed to the outbox at most every ``feed_refresh_s`` after a commit (and
-   every ``FEED_IDLE_S`` anyway, which carries the figures over local midnight).
+   every ``FEED_IDLE_S`` anyway, which carries the figures over local midnight); the
+   drain tells the feed which machines it published about, so a refresh reads those
+   (and those with a sale since) rather than the whole fleet.
 
 ``kick()`` is the one way the drain is woken. The bridge calls it itself on
 every commit through the services' database (an ``after_commit`` listener it
@@ -454,7 +456,7 @@ class Bridge:
         number = self._passes_started
         try:
             if self._leads():
-                await drain(self.services.ctx.db, publish)
+                await drain(self.services.ctx.db, self._noted(publish))
         except aiomqtt.MqttError:
             raise
         except Exception:  # the database, most likely: the next pass retries
@@ -463,6 +465,18 @@ class Bridge:
         async with self._passes:
             self._passes_done = number
             self._passes.notify_all()
+
+    def _noted(self, publish: Publish) -> Publish:
+        """``publish``, telling the feed which machines the outbox published about."""
+        feed = self.feed
+        if feed is None:
+            return publish
+
+        async def noted(message: Outgoing) -> None:
+            await publish(message)
+            feed.touched(message.topic)
+
+        return noted
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         """An orderly ``offline`` before a clean disconnect (which fires no will)."""

@@ -8,7 +8,7 @@ holds. On a machine with several slots, each slot is checked against it too.
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 
 from api.errors import InvalidRequest, MachineNotFound
 from api.services import audit, webhooks_out
@@ -24,6 +24,11 @@ class Alerts:
         if machine.low_stock_threshold is not None:
             return machine.low_stock_threshold
         return self.ctx.policy.low_stock_threshold
+
+    def threshold_sql(self) -> ColumnElement[int]:
+        """:meth:`threshold` in SQL: a check asks the database for the machines (or slots)
+        at or under it, so its cost follows the alerts to raise, not the fleet."""
+        return func.coalesce(Machine.low_stock_threshold, self.ctx.policy.low_stock_threshold)
 
     async def set_threshold(self, machine_id: str, threshold: int | None, *, by: str) -> Machine:
         """The machine's own low-stock threshold, 0 to its capacity (None: the default).
@@ -61,7 +66,11 @@ class Alerts:
             machines = (
                 await s.scalars(
                     select(Machine)
-                    .where(Machine.low_stock_alerted.is_(False), Machine.removed_at.is_(None))
+                    .where(
+                        Machine.low_stock_alerted.is_(False),
+                        Machine.removed_at.is_(None),
+                        Machine.stock <= self.threshold_sql(),
+                    )
                     .with_for_update()
                 )
             ).all()

@@ -4,7 +4,7 @@ A refund the gateway refused for good returned nothing, so it does not count
 towards what was refunded (and the operator may refund that money again).
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -16,6 +16,7 @@ from api.lifecycle.states import MANUAL_REFUND, PaymentDisposition, RefundStatus
 from schema.models import Order, Refund
 
 DAY_S = 86400
+Machines = Collection[str] | None  # some machines' ids; None: every machine
 # A payment refunded whole, never to be dispensed (paid late, the wrong amount, or after
 # the machine sold out): the shopper is told why. A vend's refund explains itself by what
 # came out.
@@ -66,9 +67,10 @@ def total(refunds: Sequence[Refund]) -> RefundTotal | None:
 
 
 async def manual_by_machine_day(
-    s: AsyncSession, calendar: LocalCalendar, since: int, now: int, machine_id: str | None = None
+    s: AsyncSession, calendar: LocalCalendar, since: int, now: int, machines: Machines = None
 ) -> dict[tuple[str, int], int]:
-    """Paise refunded by operators per (machine, local day of the refund) since ``since``.
+    """Paise refunded by operators per (machine, local day of the refund) since ``since``,
+    for every machine or only ``machines``.
 
     Sales are counted at the units that came out, so the automatic refund of
     what did not come out is already left out of them; what operators give back
@@ -85,7 +87,7 @@ async def manual_by_machine_day(
         )
         .group_by(Order.machine_id, day)
     )
-    if machine_id is not None:
-        query = query.where(Order.machine_id == machine_id)
+    if machines is not None:
+        query = query.where(Order.machine_id.in_(machines))
     rows = (await s.execute(query)).all()
     return {(mid, int(d)): int(amount or 0) for mid, d, amount in rows}

@@ -8,12 +8,11 @@ planogram mistake, so both must be unique per machine.
 """
 
 import re
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import InvalidRequest, MachineNotFound, PlanogramChanged, VendInProgress
@@ -341,27 +340,40 @@ class Slots:
         }
 
     async def check_alerts(self) -> int:
-        """Per slot, once until restocked: low stock, and sold out (an enabled slot at 0)."""
+        """Per slot, once until restocked: low stock, and sold out (an enabled slot at 0).
+
+        Only machines with several enabled slots (a one-slot machine's low stock is the
+        machine's alert); the database finds the slots due, so the check's cost follows
+        the alerts to raise, not the fleet."""
         now = self.ctx.clock.now()
         raised = 0
+        alerts = Alerts(self.ctx)
+        several = (
+            select(MachineSlot.machine_id)
+            .where(MachineSlot.enabled.is_(True))
+            .group_by(MachineSlot.machine_id)
+            .having(func.count() >= 2)
+        )
+        due = or_(
+            and_(MachineSlot.stock == 0, MachineSlot.sold_out_alerted.is_(False)),
+            and_(
+                MachineSlot.stock > 0,
+                MachineSlot.low_stock_alerted.is_(False),
+                MachineSlot.stock <= alerts.threshold_sql(),
+            ),
+        )
         async with self.ctx.db.begin() as s:
             rows = (
                 await s.execute(
                     select(MachineSlot, Product.name, Machine)
                     .join(Product, Product.id == MachineSlot.product_id)
                     .join(Machine, Machine.id == MachineSlot.machine_id)
-                    .where(MachineSlot.enabled.is_(True))
+                    .where(MachineSlot.enabled.is_(True), MachineSlot.machine_id.in_(several), due)
                     .order_by(MachineSlot.machine_id, MachineSlot.position)
                     .with_for_update(of=MachineSlot)
                 )
             ).all()
-            slotted: defaultdict[str, int] = defaultdict(int)
-            for _slot, _name, machine in rows:
-                slotted[machine.id] += 1
-            alerts = Alerts(self.ctx)
             for slot, name, machine in rows:
-                if slotted[machine.id] < 2:
-                    continue  # a one-slot machine's low stock is the machine's alert
                 where = f"{machine.name} ({machine.id}) slot {slot.slot_id} {name}"
                 if slot.stock == 0 and not slot.sold_out_alerted:
                     slot.sold_out_alerted = slot.low_stock_alerted = True

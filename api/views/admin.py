@@ -97,7 +97,9 @@ class AdminViews:
                     )
                 ).all()
             )
-            sales = await daily_figures.sold_since(s, self.ctx.calendar, today, now, machine_id)
+            sales = await daily_figures.sold_since(
+                s, self.ctx.calendar, today, now, None if machine_id is None else [machine_id]
+            )
             ratings_query = (
                 select(Feedback.machine_id, Feedback.rating, func.count())
                 .where(Feedback.created_at >= today)

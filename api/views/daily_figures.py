@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.clock import LocalCalendar
 from api.services import refund_totals
+from api.services.refund_totals import Machines
 from schema.models import Command, Machine, OrderLine
 
 if TYPE_CHECKING:
@@ -27,14 +28,10 @@ def local_day(now: int, calendar: LocalCalendar) -> tuple[str, int]:
 
 
 async def sold_since(
-    s: AsyncSession,
-    calendar: LocalCalendar,
-    since: int,
-    now: int,
-    machine_id: str | None = None,
+    s: AsyncSession, calendar: LocalCalendar, since: int, now: int, machines: Machines = None
 ) -> dict[str, tuple[int, int]]:
     """``{machine_id: (units, paise)}`` sold since ``since`` (net of manual refunds), for
-    every machine or only ``machine_id``."""
+    every machine or only ``machines``."""
     query = (
         select(
             Command.machine_id,
@@ -45,14 +42,35 @@ async def sold_since(
         .where(Command.finished_at >= since, Command.dispensed > 0)
         .group_by(Command.machine_id)
     )
-    if machine_id is not None:
-        query = query.where(Command.machine_id == machine_id)
+    if machines is not None:
+        query = query.where(Command.machine_id.in_(machines))
     sold = {mid: (int(u or 0), int(a or 0)) for mid, u, a in (await s.execute(query)).all()}
-    refunded = await refund_totals.manual_by_machine_day(s, calendar, since, now, machine_id)
+    refunded = await refund_totals.manual_by_machine_day(s, calendar, since, now, machines)
     for (mid, _day), amount in refunded.items():
         units, gross = sold.get(mid, (0, 0))
         sold[mid] = (units, gross - amount)
     return sold
+
+
+async def sales_finished_since(s: AsyncSession, mark: int) -> list[tuple[str, str]]:
+    """``(command id, machine id)`` of every command that dispensed and finished at or
+    after ``mark``: the machines whose figures a sale changed since then."""
+    query = select(Command.id, Command.machine_id).where(
+        Command.finished_at >= mark, Command.dispensed > 0
+    )
+    return [(cid, mid) for cid, mid in (await s.execute(query)).all()]
+
+
+async def manual_refunds_by_machine(
+    s: AsyncSession, calendar: LocalCalendar, since: int, now: int
+) -> dict[str, int]:
+    """Paise operators refunded by hand since ``since``, per machine (few a day)."""
+    out: dict[str, int] = {}
+    for (mid, _day), amount in (
+        await refund_totals.manual_by_machine_day(s, calendar, since, now)
+    ).items():
+        out[mid] = out.get(mid, 0) + amount
+    return out
 
 
 def today_payload(

@@ -78,7 +78,7 @@ class FleetStats:
                 units.values[(mid, int(d or 0))] = float(count or 0)
                 amounts.values[(mid, int(d or 0))] = float(amount or 0)
             refunded = await refund_totals.manual_by_machine_day(
-                s, calendar, day_list[0], now, machine_id
+                s, calendar, day_list[0], now, None if machine_id is None else [machine_id]
             )
         for key, amount in refunded.items():
             amounts.values[key] = amounts.values.get(key, 0.0) - amount

@@ -241,6 +241,20 @@ async def _brokers(
     raise RuntimeError("the brokers did not start three times in a row")
 
 
+def worker_settings(url: str, layout: EdgeLayout, workdir: Path, **extra: str) -> dict[str, str]:
+    """The server's settings on this topology: its database, the core's server listener,
+    display codes that outlive the run; ``extra`` on top."""
+    return {
+        "env": "test",
+        "database_url": url,
+        "secret_key": stack.SECRET,
+        "var_dir": str(workdir / "var"),
+        "mqtt_url": f"mqtt://{layout.host}:{layout.server_port}",
+        "display_code_ttl_s": str(CODE_TTL_S),
+        **extra,
+    }
+
+
 def _tree_rss(root: int) -> int:
     procs = _processes()
     ours, changed = {root}, True
@@ -257,7 +271,7 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def _postgres_pids(url: str) -> list[int]:
+def postgres_pids(url: str) -> list[int]:
     """Our private PostgreSQL's postmaster (its backends are its children), by its port:
     other PostgreSQL servers may run on the host."""
     port = url.rsplit(":", 1)[1].split("/", 1)[0]
@@ -343,15 +357,7 @@ async def run(plan: MoonPlan, workdir: Path) -> Section:
     plan.check()
     result = MoonResult(plan)
     async with topology(plan, workdir) as (url, layout, credentials, brokers):
-        settings = {
-            "env": "test",
-            "database_url": url,
-            "secret_key": stack.SECRET,
-            "var_dir": str(workdir / "var"),
-            "mqtt_url": f"mqtt://{layout.host}:{layout.server_port}",
-            "alert_interval_s": "0",
-            "display_code_ttl_s": str(CODE_TTL_S),
-        }
+        settings = worker_settings(url, layout, workdir, alert_interval_s="0")
         parts = [credentials[i :: plan.edges] for i in range(plan.edges)]
         cfgs = [
             {"host": layout.host, "port": layout.edge_ports[i], "machines": p, "boot": 1}
@@ -395,7 +401,7 @@ async def _steady(
         "simulators": sum(rss_bytes(w.pid) for w in fleet),
     }
     stored_before = await count_telemetry(db)
-    pg = _postgres_pids(database_url)
+    pg = postgres_pids(database_url)
     cpu_before = {
         "server": tree_cpu(server_pid),
         "edges": _pids_cpu([b.pid for n, b in brokers.items() if n != "core"]),

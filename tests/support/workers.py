@@ -24,6 +24,7 @@ SMARTVEND = Path(sys.executable).parent / "smartvend"
 LEADER = "this worker is now the leader"
 CONNECTED = "connected to the MQTT broker"
 REPUBLISHED = "republished"
+FEED_PUBLISHED = "published"  # the daily figures, after the republish: then /readyz says ready
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 
@@ -151,7 +152,8 @@ async def serve_workers(
                 len(workers.pids(CONNECTED)) >= count
                 and workers.leader() is not None
                 and workers.said(REPUBLISHED)
-            ),  # the leader's bridge is ready once it republished
+                and workers.said(FEED_PUBLISHED)
+            ),  # the leader's bridge is ready once it republished and published the feed
             f"{count} workers connected and a leader",
             start_timeout,
         )
