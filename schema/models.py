@@ -70,6 +70,8 @@ class Machine(Base):
         CheckConstraint("price_amount >= 0", name="price_not_negative"),
         CheckConstraint(_one_of("mode", MACHINE_MODES), name="mode_known"),
         Index("ix_machines_display_code", "display_code", unique=True),
+        # The sweeper looks for codes due every second: the due ones, not every machine.
+        Index("ix_machines_display_code_expires_at", "display_code_expires_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -254,7 +256,8 @@ class Command(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger)
     deadline: Mapped[int] = mapped_column(BigInteger)
     accepted_at: Mapped[int | None] = mapped_column(BigInteger)
-    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+    # Sales since a moment (the daily figures' feed, every few seconds): by this index.
+    finished_at: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
 
 class DeviceEvent(Base):
