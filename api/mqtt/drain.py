@@ -12,14 +12,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.lifecycle.states import COMMAND_FINAL, SessionStatus, ordered
 from api.services import outgoing
 from schema import messages, topics
 from schema.errors import SchemaError
-from schema.models import Command, Machine, OutboxMessage, VendSession
+from schema.models import Command, Machine, OutboxMessage, VendSession, table
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,16 @@ BATCH = 100
 # acknowledged within the client's timeout, so republishing 10,000 machines'
 # state cannot hand the client all 20,000 at once.
 WINDOW = 500
+
+
+OUTBOX = table(OutboxMessage)
+# Core statements: the drain runs after every commit, and rows need no ORM objects.
+_OLDEST = (
+    select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.payload, OUTBOX.c.qos, OUTBOX.c.retain)
+    .order_by(OUTBOX.c.id)
+    .limit(bindparam("n"))
+)
+_PUBLISHED = delete(OUTBOX).where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -74,9 +84,7 @@ async def drain(
     total = 0
     while True:
         async with db() as s:
-            rows = (
-                await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id).limit(batch))
-            ).all()
+            rows = (await s.execute(_OLDEST, {"n": batch})).all()
         if not rows:
             return total
         await publish_in_order(
@@ -84,9 +92,7 @@ async def drain(
             [Outgoing(row.topic, bytes(row.payload), row.qos, row.retain) for row in rows],
         )
         async with db.begin() as s:
-            await s.execute(
-                delete(OutboxMessage).where(OutboxMessage.id.in_([row.id for row in rows]))
-            )
+            await (await s.connection()).execute(_PUBLISHED, {"ids": [row.id for row in rows]})
         total += len(rows)
 
 
