@@ -119,7 +119,12 @@ NOTES: tuple[str, ...] = (
     "log) costs what the floor's does; the rest of a lock is the MQTT side the floor does "
     "not have: two retained messages published per lock and per unlock, the broker "
     "(in the server's process on SQLite) routing them, and the machine's `reported` "
-    "applied. More workers on two cores shared with PostgreSQL, Mosquitto, the fleet "
+    "applied. A six-slot machine's lock costs more than a one-slot one's now that the rest "
+    "is cheaper: its `desired` and `state` carry the six slots, checked and written by "
+    "the wire's field table at every lock and unlock. In the steady run each lock is "
+    "alone, so its outbox drain, its broker traffic and its `reported` are not shared "
+    "with others as in a burst, and the CPU per request is higher than the bursts'. "
+    "More workers on two cores shared with PostgreSQL, Mosquitto, the fleet "
     "and the client add processes, not cores (each worker runs its own bridge, pool and "
     "periodic work).",
 )
