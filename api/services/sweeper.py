@@ -33,6 +33,9 @@ class Swept:
         return self.sessions + self.codes + self.commands
 
 
+ROTATE_CHUNK = 200  # machines whose codes are rotated in one transaction
+
+
 class Sweeper:
     def __init__(self, ctx: Context, dispense: Dispense) -> None:
         self.ctx = ctx
@@ -65,13 +68,25 @@ class Sweeper:
             return ended
 
     async def _rotate_codes(self, now: int) -> int:
-        async with self.ctx.db.begin() as s:
-            due = (
-                await s.scalars(
-                    select(Machine).where(Machine.display_code_expires_at <= now).with_for_update()
-                )
-            ).all()
-            for machine in due:
-                await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
-                await outgoing.machine_changed(s, machine, now)
-            return len(due)
+        """New codes for the machines whose codes came due, ``ROTATE_CHUNK`` machines a
+        transaction: a fleet whose codes all came due at once (provisioned together) is
+        never held in one long transaction that every shopper's lock would wait behind.
+        On PostgreSQL a machine locked by a shopper right now is left for the next pass."""
+        rotated = 0
+        while True:
+            async with self.ctx.db.begin() as s:
+                due = (
+                    await s.scalars(
+                        select(Machine)
+                        .where(Machine.display_code_expires_at <= now)
+                        .order_by(Machine.display_code_expires_at, Machine.id)
+                        .limit(ROTATE_CHUNK)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+                for machine in due:
+                    await rotate_code(s, machine, now, self.ctx.policy.display_code_ttl_s)
+                    await outgoing.machine_changed(s, machine, now)
+            rotated += len(due)
+            if len(due) < ROTATE_CHUNK:
+                return rotated

@@ -37,7 +37,13 @@ from api.services.provision import provision
 from api.settings import Settings
 from device.simulate import load_credentials
 from schema.models import Machine, MachineSlot
-from tests.benchmarks.bench_scale import count_online, count_telemetry, purchase, tree_cpu
+from tests.benchmarks.bench_scale import (
+    CODE_TTL_S,
+    count_online,
+    count_telemetry,
+    purchase,
+    tree_cpu,
+)
 from tests.benchmarks.measure import NO_LATENCY, Latency, _processes, rss_bytes, say
 from tests.benchmarks.procs import MosquittoRun, Worker, config_dir, workers
 from tests.benchmarks.report import Section, Table, Target, ms
@@ -53,7 +59,6 @@ TARGET_PAY_P99_MS = 250.0
 ONLINE_TIMEOUT_S = 600.0
 STALL_S = 20.0
 PURCHASE_TIMEOUT_S = 30.0
-CODE_TTL_S = 86_400  # display codes outlive the run: no fleet-wide rotation midway
 
 
 @dataclass(frozen=True)
