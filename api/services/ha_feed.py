@@ -18,6 +18,7 @@ Only the leader runs the feed (the bridge asks ``leads`` first).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from importlib import metadata
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Machines described between turns of the event loop: the server's one loop also
+# drains vends' commands and applies their results while the whole fleet is read.
+YIELD_EVERY = 50
 Message = tuple[str, bytes]  # (topic, payload); an empty payload clears a retained topic
 # (what a change is judged by, the payload: encoded, or figures encoded when sent)
 Entry = tuple[object, "bytes | TodayMsg"]
@@ -85,7 +89,9 @@ class HomeAssistantFeed:
                 encoded = ha_discovery.encode(config)
                 out[topic] = (encoded, encoded)
         configs: dict[ha_discovery.MachineView, list[Message]] = {}
-        for machine in machines:
+        for n, machine in enumerate(machines, 1):
+            if n % YIELD_EVERY == 0:  # a large fleet's figures never hold the loop for long
+                await asyncio.sleep(0)
             try:
                 figures = daily_figures.today_payload(
                     machine, day, since, sold.get(machine.id, (0, 0)), now
