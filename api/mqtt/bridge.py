@@ -19,9 +19,10 @@ cancelled, reconnecting with capped exponential backoff.  On every connect it
    ``today`` topics and Home Assistant discovery with the republish, again when
    Home Assistant announces itself ``online`` on ``{prefix}/status``, and writes
    what changed to the outbox at most every ``feed_refresh_s`` after a commit (and
-   every ``FEED_IDLE_S`` anyway, which carries the figures over local midnight); the
-   drain tells the feed which machines it published about, so a refresh reads those
-   (and those with a sale since) rather than the whole fleet.
+   every ``FEED_IDLE_S`` anyway, which carries the figures over local midnight), in
+   a task beside the drain, so a vend's command never waits for the fleet's figures;
+   the drain tells the feed which machines it published about, so a refresh reads
+   those (and those with a sale since) rather than the whole fleet.
 
 ``kick()`` is the one way the drain is woken. The bridge calls it itself on
 every commit through the services' database (an ``after_commit`` listener it
@@ -159,6 +160,7 @@ class Bridge:
         self.takeover_suspected: str | None = None  # why, while it looks like a take-over
         self._connected_at = 0.0
         self._inbox: asyncio.Queue[Received] | None = None  # the client's, when made
+        self._refreshing: asyncio.Task[None] | None = None  # the feed's refresh in flight
 
     @classmethod
     def from_settings(cls, services: Services, settings: Settings, **options: Any) -> "Bridge":
@@ -351,6 +353,12 @@ class Bridge:
         if refused:
             log.error("the broker refused the server's subscriptions %s", refused)
         self._republish_due = True
+        try:
+            await self._serve_outbox(client, publish)
+        finally:
+            await self._stop_refresh()
+
+    async def _serve_outbox(self, client: aiomqtt.Client, publish: Publish) -> None:
         while True:
             stop_if_cancelled()  # a publish's acknowledgement may have eaten the cancel
             if self._republish_due and self._leads():
@@ -377,7 +385,7 @@ class Bridge:
             if not self._leads():
                 self._republish_due = True  # for when leadership comes (back) here
             await self._drain_pass(publish)
-            await self._refresh_feed()
+            self._refresh_feed_beside()
 
     async def _reread_presence(self, client: aiomqtt.Client) -> None:
         """Every machine's retained ``status`` once more, through a plain subscription.
@@ -424,6 +432,7 @@ class Bridge:
         """Every message of the feed, published now (the backlog went first)."""
         assert self.feed is not None
         self._feed_due = False
+        await self._stop_refresh()  # its older reading must not land after the snapshot
         await self._drain_pass(publish)  # no older feed row may land after the snapshot
         try:
             snapshot = await self.feed.snapshot()
@@ -436,19 +445,33 @@ class Bridge:
         self._feed_next, self._feed_idle = now + self._feed_refresh_s, now + FEED_IDLE_S
         log.info("published %d Home Assistant and daily-figure messages", len(snapshot))
 
-    async def _refresh_feed(self) -> None:
-        """The leader writes what changed in the feed to the outbox (module docstring)."""
+    def _refresh_feed_beside(self) -> None:
+        """The leader writes what changed in the feed to the outbox (module docstring),
+        in a task of its own: reading a large fleet's figures takes a while, and a
+        command committed meanwhile is drained at once instead of after it."""
         now = asyncio.get_running_loop().time()
         if self.feed is None or not self._leads() or self._republish_due or self._feed_due:
             return  # not the leader, or the whole feed goes out next anyway
+        if self._refreshing is not None and not self._refreshing.done():
+            return  # the next pass after it ends looks again
         if not (self._feed_dirty and now >= self._feed_next) and now < self._feed_idle:
             return
         self._feed_dirty = False
         self._feed_next, self._feed_idle = now + self._feed_refresh_s, now + FEED_IDLE_S
+        self._refreshing = asyncio.create_task(self._refresh_feed(self.feed))
+
+    async def _refresh_feed(self, feed: HomeAssistantFeed) -> None:
         try:
-            await self.feed.refresh()
+            await feed.refresh()
         except Exception:
             log.exception("refreshing the Home Assistant feed failed; retrying")
+
+    async def _stop_refresh(self) -> None:
+        """A refresh in flight ends before the whole feed or a new connection starts."""
+        refreshing, self._refreshing = self._refreshing, None
+        if refreshing is not None and not refreshing.done():
+            refreshing.cancel()
+            await asyncio.wait([refreshing])  # its cancel is not ours: nothing raised here
 
     async def _drain_pass(self, publish: Publish) -> None:
         self._wake.clear()

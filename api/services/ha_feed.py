@@ -27,6 +27,7 @@ Only the leader runs the feed (the bridge asks ``leads`` first).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ Message = tuple[str, bytes]  # (topic, payload); an empty payload clears a retai
 Entry = tuple[object, "bytes | TodayMsg"]
 Entries = dict[str, dict[str, Entry]]  # by owner (a machine id, or SERVER), then topic
 SERVER = ""  # the owner of the server's own discovery config
+# Machines described between turns of the event loop: the server's one loop also
+# drains vends' commands and applies their results while the whole fleet is read.
+YIELD_EVERY = 50
 
 CHUNK = 500  # machine ids per query (PostgreSQL caps bind parameters)
 
@@ -145,7 +149,9 @@ class HomeAssistantFeed:
             for topic, config in ha_discovery.server_configs(self.prefix, self.version):
                 encoded = ha_discovery.encode(config)
                 out[SERVER][topic] = (encoded, encoded)
-        for machine in machines:
+        for n, machine in enumerate(machines, 1):
+            if n % YIELD_EVERY == 0:  # a large fleet's figures never hold the loop for long
+                await asyncio.sleep(0)
             out[machine.id] = self._entries(machine, day, since, sold.get(machine.id, (0, 0)), now)
         return out
 
