@@ -249,15 +249,10 @@ async def _brokers(
 def worker_settings(url: str, layout: EdgeLayout, workdir: Path, **extra: str) -> dict[str, str]:
     """The server's settings on this topology: its database, the core's server listener,
     display codes that outlive the run; ``extra`` on top."""
-    return {
-        "env": "test",
-        "database_url": url,
-        "secret_key": stack.SECRET,
-        "var_dir": str(workdir / "var"),
-        "mqtt_url": f"mqtt://{layout.host}:{layout.server_port}",
-        "display_code_ttl_s": str(CODE_TTL_S),
-        **extra,
-    }
+    mqtt_url = f"mqtt://{layout.host}:{layout.server_port}"
+    return stack.server_environ(
+        url, workdir / "var", mqtt_url, **{"display_code_ttl_s": str(CODE_TTL_S), **extra}
+    )
 
 
 def _tree_rss(root: int) -> int:

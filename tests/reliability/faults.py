@@ -93,15 +93,10 @@ async def mosquitto_for(services: Services, settings: Any) -> AsyncIterator[Mosq
 def worker_settings(
     tmp: Path, database_url: str, broker: Mosquitto, **extra: str
 ) -> dict[str, str]:
-    return {
-        "env": "test",
-        "database_url": database_url,
-        "secret_key": stack.SECRET,
-        "var_dir": str(tmp / "var"),
-        "mqtt_url": f"mqtt://127.0.0.1:{broker.server_port}",
-        "alert_interval_s": "0",
-        **extra,
-    }
+    mqtt_url = f"mqtt://127.0.0.1:{broker.server_port}"
+    return stack.server_environ(
+        database_url, tmp / "var", mqtt_url, **{"alert_interval_s": "0", **extra}
+    )
 
 
 async def shown_offline(services: Services, fleet: Fleet) -> list[str]:

@@ -54,6 +54,19 @@ def test_settings(tmp: Path, **overrides: Any) -> Settings:
     return Settings.from_env(environ)
 
 
+def server_environ(database_url: str, var_dir: Path, mqtt_url: str, **extra: str) -> dict[str, str]:
+    """A ``smartvend serve`` process's settings (as environment values) on an external
+    broker; ``extra`` on top."""
+    return {
+        "env": "test",
+        "database_url": database_url,
+        "secret_key": SECRET,
+        "var_dir": str(var_dir),
+        "mqtt_url": mqtt_url,
+        **extra,
+    }
+
+
 async def create_schema(settings: Settings) -> None:
     engine = create_async_engine(settings.async_database_url)
     async with engine.begin() as conn:
