@@ -49,7 +49,7 @@ from tests.benchmarks.stacks import LABELS
 from tests.support.databases import migrate_async, postgres_server, sqlite_url
 from tests.support.ports import free_port
 from tests.support.stack import SECRET, test_settings
-from tests.support.workers import SMARTVEND, clean_environ, stop
+from tests.support.workers import serve_workers
 
 TITLE = "Lock-by-code"
 PREFIX = "lk"
@@ -418,50 +418,6 @@ async def _profiling(pid: int, kind: str) -> AsyncIterator[None]:
         say(f"lock: flame graph in {out}")
 
 
-@dataclass
-class Server:
-    url: str
-    pid: int
-
-
-@contextlib.asynccontextmanager
-async def _serve(count: int, settings: dict[str, str], workdir: Path) -> AsyncIterator[Server]:
-    """``smartvend serve --workers count`` until ``/readyz`` says ready (its log in workdir)."""
-    port = free_port()
-    log = await asyncio.to_thread(open, workdir / "server.log", "ab")
-    with log:
-        process = await asyncio.create_subprocess_exec(
-            str(SMARTVEND),
-            "serve",
-            "--workers",
-            str(count),
-            "--port",
-            str(port),
-            env=clean_environ({**settings, "log_format": "json"}),
-            cwd=workdir,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # its own process group: stopped as one
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with (
-            httpx.AsyncClient(base_url=url, timeout=5) as http,
-            asyncio.timeout(START_TIMEOUT_S),
-        ):
-            while True:
-                if process.returncode is not None:
-                    raise RuntimeError(f"the server exited ({process.returncode}); see {workdir}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.2)
-        yield Server(url, process.pid)
-    finally:
-        await stop(process)
-
-
 def _ids(first: int, count: int) -> list[str]:
     return [f"{PREFIX}-{n}" for n in range(first, first + count)]
 
@@ -501,13 +457,13 @@ async def _one_stack(kind: str, plan: Plan, workdir: Path) -> StackResult:
                 (workdir / f"w{count}").mkdir(exist_ok=True)
                 env = {**settings, "var_dir": str(workdir / f"w{count}" / "var")}
                 async with (
-                    _serve(count, env, workdir / f"w{count}") as srv,
+                    serve_workers(count, env, workdir / f"w{count}", START_TIMEOUT_S) as srv,
                     workers("fleet", [fleet_cfg], workdir),
                 ):
                     await _online(url, 2 * plan.shoppers)
                     say(f"lock [{result.label}, {count} worker(s)]: machines online")
                     lock_url = f"{srv.url}/api"
-                    server = srv.pid
+                    server = srv.process.pid
                     warm = _ids(1, min(20, plan.shoppers))
                     await client.ask(
                         {"op": "burst", "url": lock_url, "machines": warm, "named": True}
