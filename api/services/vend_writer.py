@@ -155,7 +155,9 @@ async def apply(
         sent = command if shown.command or shown.clear else None
         lines = None
         if sent is not None and not shown.clear:
-            lines = vend_lines.command_lines(await vend_lines.of_order(s, sent.order_id))
+            mine = order is not None and sent.order_id == order.id and rows.lines
+            found = rows.lines if mine else await vend_lines.of_order(s, sent.order_id)
+            lines = vend_lines.command_lines(found)
         if lock is None:  # planogram changes made during a session reach it at its end
             await planogram.refresh_desired(s, machine)
         await outgoing.vend_changed(

@@ -23,7 +23,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ from api.services.catalogue import ProductFields
 from api.services.provision import provision
 from api.services.slots import SlotPlan
 from schema.models import Machine
-from tests.benchmarks.measure import Latency, cpu_seconds, say
+from tests.benchmarks.measure import Latency, cpu_seconds, flame_graph, say
 from tests.benchmarks.procs import ROOT, MosquittoRun, config_dir, wait_listening, workers
 from tests.benchmarks.report import Section, Table, Target, ms
 from tests.benchmarks.stacks import LABELS
@@ -387,35 +386,8 @@ async def _profiling(pid: int, kind: str) -> AsyncIterator[None]:
     if not where:
         yield
         return
-    os.makedirs(where, exist_ok=True)
-    out = Path(where) / f"lock-{kind}.svg"
-    spy = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "py-spy"),
-        "record",
-        "--pid",
-        str(pid),
-        "--subprocesses",
-        "--gil",  # samples of threads holding the GIL: where the CPU goes
-        "--rate",
-        "100",
-        "--output",
-        str(out),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert spy.stdout is not None
-    said = b""
-    async with asyncio.timeout(30):  # it says so once it has attached and samples
-        while b"Sampling process" not in said:
-            if spy.stdout.at_eof():
-                raise RuntimeError(f"py-spy exited before sampling (it needs ptrace): {said!r}")
-            said += await spy.stdout.read(256)
-    try:
+    async with flame_graph(pid, Path(where) / f"lock-{kind}.svg", subprocesses=True):
         yield
-    finally:
-        spy.send_signal(signal.SIGINT)
-        await spy.wait()
-        say(f"lock: flame graph in {out}")
 
 
 def _ids(first: int, count: int) -> list[str]:

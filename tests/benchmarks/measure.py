@@ -1,13 +1,15 @@
 """Small measuring tools shared by the benchmarks: percentiles, RSS, progress, limits."""
 
 import asyncio
+import contextlib
 import datetime
 import os
 import platform
 import resource
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,3 +182,39 @@ class ForeignLoad:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def flame_graph(pid: int, out: Path, *, subprocesses: bool = False) -> AsyncIterator[None]:
+    """py-spy records ``pid`` (and its children with ``subprocesses``) while the block
+    runs, 100 samples a second of whichever thread holds the interpreter, and writes the
+    flame graph ``out``. py-spy needs ptrace (run as root); sampling costs the recorded
+    process some CPU, so a profiled run's figures are a little lower."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "py-spy"),
+        "record",
+        "--pid",
+        str(pid),
+        *(["--subprocesses"] if subprocesses else []),
+        "--gil",  # samples of threads holding the GIL: where the CPU goes
+        "--rate",
+        "100",
+        "--output",
+        str(out),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert spy.stdout is not None
+    said = b""
+    async with asyncio.timeout(30):  # it says so once it has attached and samples
+        while b"Sampling process" not in said:
+            if spy.stdout.at_eof():
+                raise RuntimeError(f"py-spy exited before sampling (it needs ptrace): {said!r}")
+            said += await spy.stdout.read(256)
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        await spy.wait()
+        say(f"flame graph in {out}")
