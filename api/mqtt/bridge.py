@@ -25,8 +25,11 @@ cancelled, reconnecting with capped exponential backoff.  On every connect it
    those (and those with a sale since) rather than the whole fleet.
 
 ``kick()`` is the one way the drain is woken. The bridge calls it itself on
-every commit through the services' database (an ``after_commit`` listener it
-holds while ``run()`` runs), so a service never wakes it by hand; a new
+every commit through the services' database that wrote outbox rows (an
+``after_commit`` listener it holds while ``run()`` runs; the writers in
+``api.services.outgoing`` mark their transaction), so a service never wakes it
+by hand and a commit that wrote none (a telemetry batch, a read) costs the drain
+nothing; a new
 leadership (``api.server.mqtt_link``) and a dead worker's will call it for the
 republish. ``poll_s`` is the fallback for rows that another process committed.
 
@@ -50,6 +53,7 @@ from typing import Any, cast
 
 import aiomqtt
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from api.infra.db import session_class
 from api.mqtt.accounts import server_credentials
@@ -57,6 +61,7 @@ from api.mqtt.drain import Outgoing, Publish, drain, publish_in_order, retained_
 from api.mqtt.ingest import DEFAULT_SHARDS, Ingest
 from api.observability.collectors import count_mqtt
 from api.server.periodic import stop_if_cancelled
+from api.services import outgoing
 from api.services.container import Services
 from api.services.ha_feed import HomeAssistantFeed
 from api.settings import Settings
@@ -208,20 +213,28 @@ class Bridge:
     async def run(self) -> None:
         """Serve until cancelled; never returns otherwise.
 
-        While it runs, every commit through the services' database wakes the
-        drain (any commit may have written outbox rows).
+        While it runs, every commit through the services' database that wrote
+        outbox rows wakes the drain; every commit may change the feed's figures.
         """
         sessions = session_class(self.services.ctx.db)
         event.listen(sessions, "after_commit", self._committed)
+        event.listen(sessions, "after_begin", self._began)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.ingest.run())
                 tg.create_task(self._connection_loop())
         finally:
             event.remove(sessions, "after_commit", self._committed)
+            event.remove(sessions, "after_begin", self._began)
 
-    def _committed(self, _session: Any) -> None:
-        self.kick()
+    def _began(self, session: Session, *_args: object) -> None:
+        outgoing.forget(session)
+
+    def _committed(self, session: Session) -> None:
+        if outgoing.wrote(session):
+            self.kick()
+        else:
+            self._feed_dirty = True  # refreshed after the next pass (at most ``poll_s``)
 
     # -- connection -----------------------------------------------------------
 

@@ -245,3 +245,4 @@ async def _write_states(s: AsyncSession, rows: list[dict[str, Any]], now: int) -
         )
     await outgoing.supersede(s, [topics.state(r["id"]) for r in rows])
     await s.execute(insert(OutboxMessage), out)
+    outgoing.mark_written(s)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import bindparam, delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from api.infra.prepared import Prepared
 from api.services import planogram, sessions, webhooks_out
@@ -122,6 +123,27 @@ async def enqueue_many(
         for topic, payload in items
     ]
     await (await s.connection()).execute(_INSERT, rows)
+    mark_written(s)
+
+
+WROTE = "smartvend.outbox_written"  # in a session's ``info``: its transaction wrote rows
+
+
+def mark_written(s: AsyncSession) -> None:
+    """Say that ``s``'s transaction wrote outbox rows: its commit wakes the drain
+    (``api.mqtt.bridge``), which commits that wrote none leave asleep. Every writer of
+    the outbox calls it."""
+    s.info[WROTE] = True
+
+
+def wrote(session: Session) -> bool:
+    """Whether the transaction just committed wrote outbox rows."""
+    return bool(session.info.get(WROTE, False))
+
+
+def forget(session: Session, *_transaction: object) -> None:
+    """A new transaction has written nothing yet (an ``after_begin`` listener)."""
+    session.info.pop(WROTE, None)
 
 
 class _LookUp:
@@ -266,3 +288,4 @@ async def vend_changed(
     pair = {f"{n}_{k}": v for n, row in zip(_PAIR, rows[-2:], strict=True) for k, v in row.items()}
     await _SUPERSEDE_PAIR.all(s, pair)
     await _INSERT_PAIR.all(s, pair)
+    mark_written(s)

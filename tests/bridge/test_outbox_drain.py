@@ -4,14 +4,17 @@ import asyncio
 
 import aiomqtt
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from api.clock import FakeClock
+from api.infra.db import session_class
 from api.mqtt.drain import WINDOW, Outgoing, drain, publish_in_order, retained_snapshot
 from api.services import outgoing
 from api.services.container import Services
+from broker.embedded import EmbeddedBroker
 from schema import messages, topics
-from schema.models import Machine, OutboxMessage
+from schema.models import Machine, OutboxMessage, Product
+from tests.bridge.helpers import running_bridge
 from tests.bridge.test_vend import register
 
 
@@ -120,3 +123,47 @@ async def test_a_long_list_goes_in_order_a_window_at_a_time() -> None:
     await publish_in_order(publish, batch)
     assert sent == [m.topic for m in batch]
     assert most == WINDOW
+
+
+class Undone(Exception):
+    pass
+
+
+async def test_only_a_commit_that_wrote_the_outbox_wakes_the_drain(
+    services: Services, embedded: EmbeddedBroker, server_password: str
+) -> None:
+    """Whether each commit woke the drain, read by a commit listener of our own that runs
+    right after the bridge's (listeners run in the order they were added)."""
+    woke: list[bool] = []
+    async with running_bridge(
+        services, embedded.host, embedded.port, server_password, poll_s=3600
+    ) as bridge:
+        sessions = session_class(services.ctx.db)
+
+        def committed(_session: object) -> None:
+            woke.append(bridge._wake.is_set())
+
+        event.listen(sessions, "after_commit", committed)
+        try:
+            async with asyncio.timeout(10):
+                await bridge.wait_drained()  # the republish is done; the drain sleeps
+            async with services.ctx.db.begin() as s:  # a write, but not to the outbox
+                s.add(Product(id="prd-1", name="One", price_amount=1, created_at=1, updated_at=1))
+            async with services.ctx.db.begin() as s:
+                await outgoing.enqueue(s, "smartvend/v1/test/w", b"1", retain=False, qos=1, now=1)
+            assert woke == [False, True]
+            async with asyncio.timeout(10):
+                await bridge.wait_drained()
+            assert await rows(services) == []
+            woke.clear()
+            with pytest.raises(Undone):  # rolled back: nothing to publish
+                async with services.ctx.db.begin() as s:
+                    await outgoing.enqueue(
+                        s, "smartvend/v1/test/u", b"2", retain=False, qos=1, now=1
+                    )
+                    raise Undone
+            async with services.ctx.db.begin() as s:  # the next transaction wrote none
+                s.add(Product(id="prd-2", name="Two", price_amount=1, created_at=1, updated_at=1))
+            assert woke == [False]
+        finally:
+            event.remove(sessions, "after_commit", committed)
