@@ -51,8 +51,12 @@ def edge_options() -> dict[str, Any]:
     return {
         "log_level": "info",
         "proxy_headers": False,
-        # httptools' parser and (uvicorn's "auto" loop) uvloop when installed: dependencies.
+        # httptools' parser (a dependency), with the header timeout.
         "http": HeaderTimeoutProtocol,
+        # asyncio's own loop, not uvloop: on uvloop the MQTT client (aiomqtt over paho)
+        # could miss a broker restart until its keepalive ran out, and commands and new
+        # codes waited that long (tests/reliability/test_chaos.py caught it).
+        "loop": "asyncio",
         "timeout_keep_alive": KEEP_ALIVE_S,
         # Live streams never end by themselves: a worker that is told to stop ends
         # them after this long (one process ends them at once: ``_Server``).

@@ -90,7 +90,8 @@ NOTES: tuple[str, ...] = (
     "statement each, committed on its own (no row lock outlives its statement), over "
     "arrays, so each is compiled and prepared once; a profile in between showed the "
     "statements built by SQLAlchemy for every guess taking 40 % of the samples. (3) "
-    "uvicorn serves with httptools' parser (the header timeout kept) and uvloop. (4) A "
+    "uvicorn serves with httptools' parser (the header timeout kept) and uvloop (since "
+    "dropped: see below). (4) A "
     "named machine that is offline or out of service answers 503 before its code is "
     "judged; a machine's failed codes are counted with one `UPDATE`. The lock itself was "
     "already one transaction; the unlock's path belongs to the vend lifecycle and is "
@@ -115,6 +116,13 @@ NOTES: tuple[str, ...] = (
     "negotiation included, every burst). (8) Field names are written without a "
     "character scan. Flame graphs after these: [SQLite](img/lock-statements-embedded.svg), "
     "[PostgreSQL](img/lock-statements-postgres.svg).",
+    "**The event loop.** The server runs on asyncio's own event loop again, and the floor "
+    "on the same one, so the two compare alike: on uvloop the server's MQTT client "
+    "(aiomqtt over paho) could miss a broker restart until its keepalive ran out, about "
+    "20 s in which no command or new code went out (the chaos test, a worker killed and "
+    "Mosquitto restarted under purchases, failed about one run in three on uvloop and "
+    "passed eight in a row without it). The flame graphs in this section were recorded "
+    "on uvloop.",
     "**What is left.** The HTTP stack (uvicorn, Starlette, the middleware, the access "
     "log) costs what the floor's does; the rest of a lock is the MQTT side the floor does "
     "not have: two retained messages published per lock and per unlock, the broker "
@@ -705,6 +713,7 @@ def floor_main(cfg: dict[str, Any]) -> None:
     from starlette.routing import Route
 
     from api.infra.db import create_engine, session_factory
+    from api.server.serve import edge_options
 
     floor = Table(
         "bench_floor",
@@ -748,7 +757,8 @@ def floor_main(cfg: dict[str, Any]) -> None:
         ],
         lifespan=lifespan,
     )
-    uvicorn.run(app, host="127.0.0.1", port=int(cfg["port"]), log_level="warning")
+    loop = edge_options()["loop"]  # the server's event loop, so the two compare alike
+    uvicorn.run(app, host="127.0.0.1", port=int(cfg["port"]), log_level="warning", loop=loop)
 
 
 class Phone:
