@@ -141,8 +141,8 @@ def wrote(session: Session) -> bool:
     return bool(session.info.get(WROTE, False))
 
 
-def forget(session: Session, *_transaction: object) -> None:
-    """A new transaction has written nothing yet (an ``after_begin`` listener)."""
+def forget(session: Session) -> None:
+    """A new transaction has written nothing yet (the bridge calls it at each begin)."""
     session.info.pop(WROTE, None)
 
 

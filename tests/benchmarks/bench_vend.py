@@ -217,8 +217,6 @@ async def purchases(
     """``warmup`` purchases on the last machines, then ``count`` measured on the first;
     machines in ``six`` (six slots) get a cart of three lines."""
     watch = AcceptedWatch(bench.bridge.ingest)
-    timelines: list[Timeline] = []
-    kinds: list[bool] = []  # per timeline: a six-slot machine's
     say(f"vend [{bench.label}]: {warmup} warm-up purchases")
     async with httpx.AsyncClient(base_url=bench.stack.url, timeout=30) as http:
         for n, machine_id in enumerate(bench.machine_ids()[-warmup:]):
@@ -233,7 +231,7 @@ async def purchases(
         with QueryCount(bench) as queries:
             cpu_before = cpu_seconds(os.getpid())
             async with recording:
-                await _measured(http, bench, watch, count, result, six, timelines, kinds)
+                timelines, kinds = await _measured(http, bench, watch, count, result, six)
             done = max(1, len(timelines))
             result.purchase_cpu_ms = (cpu_seconds(os.getpid()) - cpu_before) * 1000 / done
             result.purchase_statements = queries.count / done
@@ -253,10 +251,11 @@ async def _measured(
     count: int,
     result: VendResult,
     six: set[str],
-    timelines: list[Timeline],
-    kinds: list[bool],
-) -> None:
-    """The ``count`` measured purchases, one at a time, with progress."""
+) -> tuple[list[Timeline], list[bool]]:
+    """The ``count`` measured purchases, one at a time, with progress: their timelines
+    and, for each, whether it was on a six-slot machine."""
+    timelines: list[Timeline] = []
+    kinds: list[bool] = []
     for n, machine_id in enumerate(bench.machine_ids()[:count]):
         try:
             timelines.append(await _purchase(http, bench, watch, machine_id, n, machine_id in six))
@@ -271,6 +270,7 @@ async def _measured(
                 f"vend [{bench.label}]: {n + 1}/{count}, p50 {so_far.p50:.1f} ms, "
                 f"p99 {so_far.p99:.1f} ms"
             )
+    return timelines, kinds
 
 
 async def _active_sessions(bench: BenchStack) -> int:
