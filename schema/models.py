@@ -331,6 +331,10 @@ class OutboxMessage(Base):
     """An MQTT message to publish, written in the same transaction as its cause."""
 
     __tablename__ = "outbox"
+    # Ids are never reused (SQLite's AUTOINCREMENT; PostgreSQL's sequence never goes
+    # back): the drain deletes the ids it published, and a row written while they were
+    # on the wire must not take a deleted row's id.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     topic: Mapped[str] = mapped_column(String(200))

@@ -366,3 +366,25 @@ def test_slot_invariants_reject_bad_rows(database_url: str, engine: sa.Engine) -
     assert rejected(engine, slot(motor=1))  # the same slot id twice
     assert rejected(engine, slot(slot_id="A2"))  # the same motor twice
     assert not rejected(engine, slot(slot_id="A2", motor=1, price_amount=1500))
+
+
+def test_outbox_keeps_its_rows_and_never_reuses_an_id(database_url: str, engine: sa.Engine) -> None:
+    """Rows waiting in the outbox survive migration 0010, and after it a deleted row's id is
+    not taken by the next row: the drain deletes the ids it published."""
+    migrate(database_url, "0009")
+    add = sa.text(
+        "INSERT INTO outbox (topic, payload, retain, qos, created_at) VALUES (:t, :p, :r, 1, 1)"
+    )
+    with engine.begin() as conn:
+        conn.execute(add, [{"t": "a", "p": b"1", "r": True}, {"t": "b", "p": b"2", "r": False}])
+    migrate(database_url)
+    with engine.begin() as conn:
+        kept = conn.execute(sa.text("SELECT id, topic, payload FROM outbox ORDER BY id")).all()
+        assert [(topic, bytes(payload)) for _id, topic, payload in kept] == [
+            ("a", b"1"),
+            ("b", b"2"),
+        ]
+        conn.execute(sa.text("DELETE FROM outbox"))
+        conn.execute(add, {"t": "c", "p": b"3", "r": True})
+        after = conn.scalar(sa.text("SELECT id FROM outbox"))
+    assert after > kept[-1][0]

@@ -67,6 +67,33 @@ async def test_a_lost_connection_keeps_the_unacknowledged_batch(services: Servic
     assert sent[0] == b"10"
 
 
+async def test_a_row_written_while_its_predecessor_is_published_survives(
+    services: Services,
+) -> None:
+    """A newer ``desired`` and ``state`` commit while the drain publishes the older pair,
+    superseding nothing (the older rows are on the wire) but deleting them: the drain's
+    delete of what it published must not take the newer rows, so ids are never reused."""
+    pair = ["smartvend/v1/machines/m-1/desired", "smartvend/v1/machines/m-1/state"]
+
+    async def write(tag: str) -> None:
+        async with services.ctx.db.begin() as s:
+            await outgoing.supersede(s, pair)
+            encoded = [(topic, f"{tag} {topic.rsplit('/', 1)[1]}".encode()) for topic in pair]
+            await outgoing.enqueue_many(s, encoded, retain=True, qos=1, now=1)
+
+    await write("old")
+    sent: list[bytes] = []
+
+    async def publish(message: Outgoing) -> None:
+        sent.append(message.payload)
+        if message.payload == b"old state":
+            await write("new")
+
+    await drain(services.ctx.db, publish)
+    assert sent == [b"old desired", b"old state", b"new desired", b"new state"]
+    assert await rows(services) == []
+
+
 async def test_an_unpublishable_row_does_not_block_the_rest(services: Services) -> None:
     await add_rows(services, 3)
     sent: list[bytes] = []
