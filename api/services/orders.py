@@ -145,27 +145,24 @@ class Orders:
         now = self.ctx.clock.now()
         try:
             async with self.ctx.db.begin() as s:
-                order = await s.scalar(
-                    select(Order)
-                    .where(Order.gateway_order_id == payment.order_id)
-                    .with_for_update()
-                )
-                if order is None:
+                found = await vend_load.for_payment(s, payment.order_id, payment.id)
+                if found is None:
                     raise OrderNotFound("no order for this payment")
-                known = await s.scalar(
-                    select(Payment.id).where(Payment.gateway_payment_id == payment.id)
-                )
-                if known is None:
-                    await self._count(s, order, payment, via, now)
+                loaded, known = found
+                if not known:
+                    await self._count(s, loaded, payment, via, now)
+                order = loaded.rows.order
+                assert order is not None
                 return order
         except IntegrityError:
             # The same payment counted concurrently by the webhook and the browser.
             return await self.get_order(order_id=None, gateway_order_id=payment.order_id)
 
     async def _count(
-        self, s: AsyncSession, order: Order, remote: GatewayPayment, via: str, now: int
+        self, s: AsyncSession, loaded: vend_load.Loaded, remote: GatewayPayment, via: str, now: int
     ) -> None:
-        loaded = await vend_load.by_order(s, order)
+        order = loaded.rows.order
+        assert order is not None
         paid = Incoming(remote.id, remote.amount, remote.currency, via)
         outcome = vend.payment_verified(loaded.vend, paid, self.ctx.policy, now)
         if any(r.reason == PaymentVerdict.WRONG_AMOUNT for r in outcome.refunds):

@@ -186,23 +186,26 @@ SUPERSEDE_CHUNK = 5_000  # topics per DELETE (PostgreSQL: at most 32,767 bind pa
 OUTBOX = table(OutboxMessage)
 _INSERT = insert(OUTBOX)
 _SUPERSEDE = delete(OUTBOX).where(OUTBOX.c.topic.in_(bindparam("topics", expanding=True)))
-# A machine's ``desired`` and ``state``, which every vend event shows: the two
-# statements prepared for the driver (``api.infra.prepared``).
+# A machine's ``desired`` and ``state``, which every vend event shows, after a sale and
+# the command when there are: the statements prepared for the driver
+# (``api.infra.prepared``), one INSERT for each number of rows an event writes.
 _PAIR = ("d", "s")
 _SUPERSEDE_PAIR = Prepared(
     delete(OUTBOX).where(OUTBOX.c.topic.in_([bindparam(f"{n}_topic") for n in _PAIR]))
 )
-_INSERT_PAIR = Prepared(
-    insert(OUTBOX).values(
-        [
-            {
-                column: bindparam(f"{n}_{column}")
-                for column in ("topic", "payload", "retain", "qos", "created_at")
-            }
-            for n in _PAIR
-        ]
+_COLUMNS = ("topic", "payload", "retain", "qos", "created_at")
+_MOST_ROWS = 4  # a sale, the command, desired and state
+
+
+def _insert_rows(count: int) -> Prepared:
+    return Prepared(
+        insert(OUTBOX).values(
+            [{column: bindparam(f"r{n}_{column}") for column in _COLUMNS} for n in range(count)]
+        )
     )
-)
+
+
+_INSERT_ROWS = {count: _insert_rows(count) for count in range(2, _MOST_ROWS + 1)}
 
 
 async def supersede(s: AsyncSession, retained_topics: list[str]) -> None:
@@ -282,10 +285,12 @@ async def vend_changed(
         }
         for topic, (kind, _cmd_id, body, retain) in zip(names, made, strict=True)
     ]
-    if rows[:-2]:  # a sale and the command first: never coalesced, they keep their ids
-        await (await s.connection()).execute(_INSERT, rows[:-2])
-    # then desired and state replace their predecessors
-    pair = {f"{n}_{k}": v for n, row in zip(_PAIR, rows[-2:], strict=True) for k, v in row.items()}
-    await _SUPERSEDE_PAIR.all(s, pair)
-    await _INSERT_PAIR.all(s, pair)
+    # desired and state replace their predecessors; a sale and the command, never
+    # coalesced, go first in the same INSERT, so they keep the lower ids
+    await _SUPERSEDE_PAIR.all(
+        s, {f"{n}_topic": row["topic"] for n, row in zip(_PAIR, rows[-2:], strict=True)}
+    )
+    await _INSERT_ROWS[len(rows)].all(
+        s, {f"r{n}_{key}": value for n, row in enumerate(rows) for key, value in row.items()}
+    )
     mark_written(s)

@@ -8,9 +8,10 @@ and returns them with the pure :class:`~api.lifecycle.snapshot.Vend` the
 lifecycle decides on.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.lifecycle.snapshot import (
@@ -79,29 +80,85 @@ async def _lines(s: AsyncSession, rows: Rows) -> None:
         rows.lines = list(found.all())
 
 
+def _take_lines(rows: Rows, found: Sequence[OrderLine | None]) -> None:
+    """The order's lines from an outer join (None: an order without lines)."""
+    rows.lines = [line for line in found if line is not None]
+
+
 async def by_command(
     s: AsyncSession, cmd_id: str, machine_id: str, *, whole: bool = True
 ) -> Loaded | None:
     """A machine's command with its vend; None when the machine has no such command.
 
-    A progress report concerns the command and its order alone (``whole``
-    False): the lock, the machine and the money are loaded for a final word.
+    The command, its order and the order's lines are one statement; only the command
+    and the order are locked (every writer of an order's lines holds its order). A
+    progress report concerns the command and its order alone (``whole`` False): the
+    lock, the machine and the money are loaded for a final word.
     """
     found = (
         await s.execute(
-            select(Command, Order)
+            select(Command, Order, OrderLine)
             .join(Order, Order.id == Command.order_id)
+            .outerjoin(OrderLine, OrderLine.order_id == Order.id)
             .where(Command.id == cmd_id, Command.machine_id == machine_id)
-            .with_for_update()
+            .order_by(OrderLine.position)
+            .with_for_update(of=[Command, Order])
         )
-    ).first()
-    if found is None:
+    ).all()
+    if not found:
         return None
-    rows = Rows(command=found[0], order=found[1])
-    await _lines(s, rows)
+    rows = Rows(command=found[0][0], order=found[0][1])
+    _take_lines(rows, [line for _command, _order, line in found])
     if not whole:
         return Loaded(rows, snapshot(rows))
     return await _around(s, rows, session_first=False)
+
+
+async def for_payment(
+    s: AsyncSession, gateway_order_id: str, gateway_payment_id: str
+) -> tuple[Loaded, bool] | None:
+    """A gateway order's vend, with whether the gateway's payment is counted already;
+    None when no order has that gateway order.
+
+    The order, its lock and its machine are locked in that order, as create-order
+    takes the lock before the machine, by one statement that also reads the command
+    and the lines; a second reads the order's money and any payment of that id.
+    """
+    found = (
+        await s.execute(
+            select(Order, VendSession, Machine, Command, OrderLine)
+            .join(VendSession, VendSession.id == Order.session_id)
+            .join(Machine, Machine.id == Order.machine_id)
+            .outerjoin(Command, Command.order_id == Order.id)
+            .outerjoin(OrderLine, OrderLine.order_id == Order.id)
+            .where(Order.gateway_order_id == gateway_order_id)
+            .order_by(OrderLine.position)
+            .with_for_update(of=[Order, VendSession, Machine])
+        )
+    ).all()
+    if not found:
+        return None
+    order, session, machine, command, _line = found[0]
+    rows = Rows(order=order, command=command, session=session, machine=machine)
+    _take_lines(rows, [line for *_rest, line in found])
+    money = await s.execute(
+        select(Payment, Refund)
+        .outerjoin(Refund, Refund.payment_id == Payment.id)
+        .where(or_(Payment.order_id == order.id, Payment.gateway_payment_id == gateway_payment_id))
+    )
+    known = False
+    for payment, refund in money.all():
+        known = known or payment.gateway_payment_id == gateway_payment_id
+        if payment.order_id == order.id:
+            _count_money(rows, payment, refund)
+    return await _finish(s, rows, order.machine_id), known
+
+
+def _count_money(rows: Rows, payment: Payment, refund: Refund | None) -> None:
+    if payment not in rows.payments:
+        rows.payments.append(payment)
+    if refund is not None:
+        rows.refunds.append(refund)
 
 
 async def by_order(s: AsyncSession, order: Order) -> Loaded:
@@ -149,10 +206,7 @@ async def _around(s: AsyncSession, rows: Rows, *, session_first: bool) -> Loaded
         .where(Payment.order_id == order.id)
     )
     for payment, refund in money.all():
-        if payment not in rows.payments:
-            rows.payments.append(payment)
-        if refund is not None:
-            rows.refunds.append(refund)
+        _count_money(rows, payment, refund)
     return await _finish(s, rows, order.machine_id)
 
 
