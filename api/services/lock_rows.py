@@ -92,7 +92,7 @@ def detached_machine(row: dict[str, Any]) -> Machine:
     return machine
 
 
-def _detached_lock(row: dict[str, Any], prefix: str = "") -> VendSession:
+def detached_lock(row: dict[str, Any], prefix: str = "") -> VendSession:
     lock: VendSession = _NEW_LOCK()
     lock.__dict__.update((name, row[prefix + name]) for name in LOCK_COLUMNS)
     return lock
@@ -106,7 +106,7 @@ async def machine_with_lock(
     row = await statement.first(s, {"key": key})
     if row is None:
         return None
-    lock = None if row["lock_id"] is None else _detached_lock(row, "lock_")
+    lock = None if row["lock_id"] is None else detached_lock(row, "lock_")
     return detached_machine(row), lock
 
 
@@ -135,4 +135,4 @@ async def held(s: AsyncSession, session_id: str) -> LockRows | None:
         return None
     first = found[0]
     orders = tuple((r["order_id"], r["order_status"]) for r in found if r["order_id"] is not None)
-    return LockRows(_detached_lock(first, "lock_"), detached_machine(first), orders)
+    return LockRows(detached_lock(first, "lock_"), detached_machine(first), orders)

@@ -32,7 +32,15 @@ from api.lifecycle.decide import PaymentVerdict
 from api.lifecycle.snapshot import Incoming
 from api.lifecycle.states import PAYABLE, PaymentDisposition
 from api.payments.base import GatewayPayment, PaymentGateway
-from api.services import cart, planogram, refund_totals, vend_lines, vend_load, vend_writer
+from api.services import (
+    cart,
+    payment_rows,
+    planogram,
+    refund_totals,
+    vend_lines,
+    vend_load,
+    vend_writer,
+)
 from api.services.context import Context
 from schema.models import Command, Order, Payment, Refund, VendSession
 
@@ -145,12 +153,21 @@ class Orders:
         now = self.ctx.clock.now()
         try:
             async with self.ctx.db.begin() as s:
-                found = await vend_load.for_payment(s, payment.order_id, payment.id)
-                if found is None:
+                waiting = await payment_rows.for_payment(s, payment.order_id, payment.id)
+                if waiting is None:
                     raise OrderNotFound("no order for this payment")
-                loaded, known = found
-                if not known:
-                    await self._count(s, loaded, payment, via, now)
+                if waiting.known:
+                    return waiting.order
+                paid = Incoming(payment.id, payment.amount, payment.currency, via)
+                if waiting.waiting:
+                    outcome = vend.payment_verified(waiting.vend, paid, self.ctx.policy, now)
+                    if vend_writer.dispatches(outcome):
+                        await vend_writer.dispatch_paid(s, waiting.rows, outcome, now)
+                        return waiting.order
+                # anything else the ORM way, on the rows just locked
+                loaded = await vend_load.for_payment(s, payment.order_id)
+                assert loaded is not None
+                await self._count(s, loaded, paid, now)
                 order = loaded.rows.order
                 assert order is not None
                 return order
@@ -159,18 +176,17 @@ class Orders:
             return await self.get_order(order_id=None, gateway_order_id=payment.order_id)
 
     async def _count(
-        self, s: AsyncSession, loaded: vend_load.Loaded, remote: GatewayPayment, via: str, now: int
+        self, s: AsyncSession, loaded: vend_load.Loaded, paid: Incoming, now: int
     ) -> None:
         order = loaded.rows.order
         assert order is not None
-        paid = Incoming(remote.id, remote.amount, remote.currency, via)
         outcome = vend.payment_verified(loaded.vend, paid, self.ctx.policy, now)
         if any(r.reason == PaymentVerdict.WRONG_AMOUNT for r in outcome.refunds):
             log.warning(
                 "order %s paid %d %s, expected %d",
                 order.id,
-                remote.amount,
-                remote.currency,
+                paid.amount,
+                paid.currency,
                 order.amount,
             )
         await vend_writer.apply(s, loaded.rows, outcome, now, policy=self.ctx.policy)

@@ -11,7 +11,7 @@ lifecycle decides on.
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.lifecycle.snapshot import (
@@ -114,15 +114,12 @@ async def by_command(
     return await _around(s, rows, session_first=False)
 
 
-async def for_payment(
-    s: AsyncSession, gateway_order_id: str, gateway_payment_id: str
-) -> tuple[Loaded, bool] | None:
-    """A gateway order's vend, with whether the gateway's payment is counted already;
-    None when no order has that gateway order.
+async def for_payment(s: AsyncSession, gateway_order_id: str) -> Loaded | None:
+    """A gateway order's vend; None when no order has that gateway order.
 
     The order, its lock and its machine are locked in that order, as create-order
     takes the lock before the machine, by one statement that also reads the command
-    and the lines; a second reads the order's money and any payment of that id.
+    and the lines; a second reads the order's money.
     """
     found = (
         await s.execute(
@@ -141,24 +138,23 @@ async def for_payment(
     order, session, machine, command, _line = found[0]
     rows = Rows(order=order, command=command, session=session, machine=machine)
     _take_lines(rows, [line for *_rest, line in found])
+    await _money(s, rows)
+    return await _finish(s, rows, order.machine_id)
+
+
+async def _money(s: AsyncSession, rows: Rows) -> None:
+    """The order's payments and their refunds."""
+    assert rows.order is not None
     money = await s.execute(
         select(Payment, Refund)
         .outerjoin(Refund, Refund.payment_id == Payment.id)
-        .where(or_(Payment.order_id == order.id, Payment.gateway_payment_id == gateway_payment_id))
+        .where(Payment.order_id == rows.order.id)
     )
-    known = False
     for payment, refund in money.all():
-        known = known or payment.gateway_payment_id == gateway_payment_id
-        if payment.order_id == order.id:
-            _count_money(rows, payment, refund)
-    return await _finish(s, rows, order.machine_id), known
-
-
-def _count_money(rows: Rows, payment: Payment, refund: Refund | None) -> None:
-    if payment not in rows.payments:
-        rows.payments.append(payment)
-    if refund is not None:
-        rows.refunds.append(refund)
+        if payment not in rows.payments:
+            rows.payments.append(payment)
+        if refund is not None:
+            rows.refunds.append(refund)
 
 
 async def by_order(s: AsyncSession, order: Order) -> Loaded:
@@ -200,13 +196,7 @@ async def _around(s: AsyncSession, rows: Rows, *, session_first: bool) -> Loaded
     rows.machine = await s.get(Machine, order.machine_id, with_for_update=True)
     if not session_first:  # a result: as it always did, the machine before the lock
         rows.session = await s.get(VendSession, order.session_id, with_for_update=True)
-    money = await s.execute(
-        select(Payment, Refund)
-        .outerjoin(Refund, Refund.payment_id == Payment.id)
-        .where(Payment.order_id == order.id)
-    )
-    for payment, refund in money.all():
-        _count_money(rows, payment, refund)
+    await _money(s, rows)
     return await _finish(s, rows, order.machine_id)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.infra.changes_from_commits import FLEET, order_channel, touch
 from api.infra.prepared import Prepared
-from api.lifecycle.snapshot import Incoming, Line, NewRefund, Outcome, Publish
+from api.lifecycle.snapshot import Dispatch, Incoming, Line, NewRefund, Outcome, Publish
 from api.lifecycle.states import (
     MANUAL_REFUND,
     CommandStatus,
@@ -32,12 +32,22 @@ from api.services.codes import CODE_TRIES, rotate_code
 from api.services.lock_rows import LOCK_COLUMNS, LOCKS, MACHINES, ORDERS, LockRows
 from api.services.policy import VendPolicy
 from api.services.vend_load import Rows
-from schema.models import Command, Machine, Order, OrderLine, Payment, Refund, VendSession
+from schema.models import (
+    Command,
+    Machine,
+    Order,
+    OrderLine,
+    Payment,
+    Refund,
+    VendSession,
+    table,
+)
 
 if TYPE_CHECKING:
     from schema.messages import SalesMsg
 
 log = logging.getLogger(__name__)
+COMMANDS, PAYMENTS = table(Command), table(Payment)
 _POLICY = VendPolicy()  # only a lock's end reads it (the new code's lifetime)
 
 
@@ -85,17 +95,7 @@ async def apply(
         _command(command, outcome, now)
     if outcome.dispatch is not None:
         assert order is not None
-        rows.command = command = written.command = Command(
-            id=new_id("cmd"),
-            order_id=order.id,
-            machine_id=order.machine_id,
-            quantity=outcome.dispatch.quantity,
-            status=step(CommandStatus, None, Event.CREATE),
-            dispensed=0,
-            issued_at=now,
-            expires_at=outcome.dispatch.expires_at,
-            deadline=outcome.dispatch.deadline,
-        )
+        rows.command = command = written.command = _new_command(order, outcome.dispatch, now)
         s.add(command)
     if outcome.session_expires_at is not None and session is not None:
         session.expires_at = outcome.session_expires_at
@@ -186,6 +186,20 @@ def _new_order(outcome: Outcome, session: VendSession, gateway: str, now: int) -
         gateway=gateway,
         created_at=now,
         updated_at=now,
+    )
+
+
+def _new_command(order: Order, dispatch: Dispatch, now: int) -> Command:
+    return Command(
+        id=new_id("cmd"),
+        order_id=order.id,
+        machine_id=order.machine_id,
+        quantity=dispatch.quantity,
+        status=step(CommandStatus, None, Event.CREATE),
+        dispensed=0,
+        issued_at=now,
+        expires_at=dispatch.expires_at,
+        deadline=dispatch.deadline,
     )
 
 
@@ -417,6 +431,82 @@ async def end_lock(
     machine.display_code, machine.display_code_expires_at = code, expires
     machine.code_failures, machine.desired_version = 0, version
     await outgoing.vend_changed(s, machine, None, now, version_bumped=True)
+
+
+# -- a payment found waiting, in statements (api.services.payment_rows) -----------
+
+_COMMAND_COLUMNS = tuple(column.name for column in COMMANDS.c)
+_PAYMENT_COLUMNS = tuple(column.name for column in PAYMENTS.c)
+_NEW_PAYMENT = Prepared(
+    insert(PAYMENTS).values({name: bindparam(f"p_{name}") for name in _PAYMENT_COLUMNS})
+)
+_NEW_COMMAND = Prepared(
+    insert(COMMANDS).values({name: bindparam(f"c_{name}") for name in _COMMAND_COLUMNS})
+)
+_ORDER_PAID = Prepared(
+    update(ORDERS)
+    .where(ORDERS.c.id == bindparam("o_id"))
+    .values(
+        status=bindparam("o_status"),
+        paid_at=bindparam("o_paid_at"),
+        updated_at=bindparam("o_updated_at"),
+    )
+)
+_LOCK_LASTS = Prepared(
+    update(LOCKS).where(LOCKS.c.id == bindparam("l_id")).values(expires_at=bindparam("l_until"))
+)
+_NEXT_DESIRED = Prepared(
+    update(MACHINES)
+    .where(MACHINES.c.id == bindparam("m_id"))
+    .values(desired_version=MACHINES.c.desired_version + 1)
+    .returning(MACHINES.c.desired_version)
+)
+# What a payment found waiting changes when it dispatches (``vend.payment_verified``).
+_DISPATCH = ("payment", "order_paid", "order", "dispatch", "session_expires_at", "publish")
+_DISPATCH_SHOWN = Publish(desired=True, command=True)
+
+
+def dispatches(outcome: Outcome) -> bool:
+    """Whether ``outcome`` is a counted payment's dispatch, which :func:`dispatch_paid`
+    writes; anything else goes through :func:`apply`."""
+    nothing = Outcome()
+    rest = dataclasses.replace(outcome, **{name: getattr(nothing, name) for name in _DISPATCH})
+    return (
+        rest == nothing
+        and outcome.dispatch is not None
+        and outcome.payment is not None
+        and outcome.order is not None
+        and outcome.publish == _DISPATCH_SHOWN
+    )
+
+
+async def dispatch_paid(s: AsyncSession, rows: Rows, outcome: Outcome, now: int) -> None:
+    """Write a payment's dispatch (:func:`dispatches`) to the detached rows of
+    ``api.services.payment_rows``, with statements: the payment first (a payment counted
+    twice at once fails there), the command, the order paid, the lock lasting the vend,
+    and the command, ``desired`` and ``state`` in the outbox."""
+    assert dispatches(outcome), f"not a dispatch: {outcome}"
+    order, lock, machine = rows.order, rows.lock, rows.machine
+    assert order is not None and lock is not None and machine is not None
+    assert outcome.payment is not None and outcome.dispatch is not None
+    payment = _payment(order, outcome.payment.incoming, outcome.payment.disposition)
+    payment.created_at = now
+    await _NEW_PAYMENT.all(s, {f"p_{name}": getattr(payment, name) for name in _PAYMENT_COLUMNS})
+    command = rows.command = _new_command(order, outcome.dispatch, now)
+    await _NEW_COMMAND.all(s, {f"c_{name}": getattr(command, name) for name in _COMMAND_COLUMNS})
+    _order(order, outcome, now)
+    paid = {"o_id": order.id, "o_status": order.status, "o_paid_at": order.paid_at}
+    await _ORDER_PAID.all(s, {**paid, "o_updated_at": order.updated_at})
+    until = outcome.session_expires_at
+    if until is not None and until != lock.expires_at:
+        lock.expires_at = until
+        await _LOCK_LASTS.all(s, {"l_id": lock.id, "l_until": until})
+    machine.desired_version = await _NEXT_DESIRED.scalar(s, {"m_id": machine.id})
+    touch(s, order_channel(order.id), FLEET)
+    lines = vend_lines.command_lines(rows.lines)
+    await outgoing.vend_changed(
+        s, machine, lock, now, command=command, command_lines=lines, version_bumped=True
+    )
 
 
 def _take_stock(machine: Machine, dispensed: int) -> None:

@@ -1,0 +1,117 @@
+"""A paid order's rows, read with one prepared Core statement: the step between a
+shopper paying and the machine's motor turning.
+
+Most verified payments find their order waiting for them: its lock live, no command,
+no payment before. For those, the order, its lock, its machine and its lines are read
+in one statement, row-locked on PostgreSQL in the order create-order takes them (the
+order, then its lock, then the machine), into *detached* rows as
+:mod:`api.services.lock_rows` reads a lock's; the vend writer's
+:func:`~api.services.vend_writer.dispatch_paid` writes the payment, the command and
+the messages with statements. Anything else (a payment seen before, an order paid
+twice, a lock that ended) goes the ORM way (:func:`api.services.vend_load.for_payment`)
+in the same transaction, on the same row locks.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import class_mapper
+
+from api.infra.prepared import Prepared
+from api.lifecycle.snapshot import Vend
+from api.lifecycle.states import SessionStatus
+from api.services.lock_rows import (
+    LOCK_COLUMNS,
+    LOCKS,
+    MACHINE_COLUMNS,
+    MACHINES,
+    ORDERS,
+    detached_lock,
+    detached_machine,
+)
+from api.services.vend_load import Rows, snapshot
+from schema.models import Command, Order, OrderLine, Payment, table
+
+COMMANDS, LINES, PAYMENTS = table(Command), table(OrderLine), table(Payment)
+ORDER_COLUMNS = tuple(column.name for column in ORDERS.c)
+LINE_COLUMNS = tuple(column.name for column in LINES.c)
+
+# One row per order line (one with no line's columns for an order without lines).
+_PAID = Prepared(
+    select(
+        *(ORDERS.c[name].label(f"o_{name}") for name in ORDER_COLUMNS),
+        *(LOCKS.c[name].label(f"lock_{name}") for name in LOCK_COLUMNS),
+        *(MACHINES.c[name] for name in MACHINE_COLUMNS),
+        *(LINES.c[name].label(f"line_{name}") for name in LINE_COLUMNS),
+        COMMANDS.c.id.label("command_id"),
+        exists()
+        .where(PAYMENTS.c.gateway_payment_id == bindparam("payment"))
+        .label("payment_known"),
+        exists().where(PAYMENTS.c.order_id == ORDERS.c.id).label("order_has_payments"),
+    )
+    .select_from(
+        ORDERS.join(LOCKS, LOCKS.c.id == ORDERS.c.session_id)
+        .join(MACHINES, MACHINES.c.id == ORDERS.c.machine_id)
+        .outerjoin(COMMANDS, COMMANDS.c.order_id == ORDERS.c.id)
+        .outerjoin(LINES, LINES.c.order_id == ORDERS.c.id)
+    )
+    .where(ORDERS.c.gateway_order_id == bindparam("gateway_order"))
+    .order_by(LINES.c.position)
+    .with_for_update(of=[ORDERS, LOCKS, MACHINES])
+)
+
+_NEW_ORDER = class_mapper(Order).class_manager.new_instance
+_NEW_LINE = class_mapper(OrderLine).class_manager.new_instance
+
+
+def _detached(new: Any, row: dict[str, Any], columns: tuple[str, ...], prefix: str) -> Any:
+    """An object of no session from ``row``, its values placed as a load places them."""
+    obj = new()
+    obj.__dict__.update((name, row[prefix + name]) for name in columns)
+    return obj
+
+
+@dataclass(frozen=True)
+class PaidRows:
+    """A gateway order's rows as the payment found them."""
+
+    rows: Rows  # detached: the order, its lock (``session``), the machine, the lines
+    waiting: bool  # the common case: lock live, no command, no payment of the order before
+    known: bool  # the gateway's payment is counted already
+
+    @property
+    def order(self) -> Order:
+        assert self.rows.order is not None
+        return self.rows.order
+
+    @property
+    def vend(self) -> Vend:
+        return snapshot(self.rows)
+
+
+async def for_payment(
+    s: AsyncSession, gateway_order_id: str, gateway_payment_id: str
+) -> PaidRows | None:
+    """The gateway order's rows, row-locked (PostgreSQL); None when no order has it."""
+    found = await _PAID.all(s, {"gateway_order": gateway_order_id, "payment": gateway_payment_id})
+    if not found:
+        return None
+    first = found[0]
+    lock = detached_lock(first, "lock_")
+    lines = [
+        _detached(_NEW_LINE, row, LINE_COLUMNS, "line_")
+        for row in found
+        if row["line_id"] is not None
+    ]
+    live = lock.status == SessionStatus.ACTIVE
+    rows = Rows(
+        machine=detached_machine(first),
+        order=_detached(_NEW_ORDER, first, ORDER_COLUMNS, "o_"),
+        session=lock,
+        lock=lock if live else None,
+        lines=lines,
+    )
+    waiting = live and first["command_id"] is None and not first["order_has_payments"]
+    return PaidRows(rows, waiting, bool(first["payment_known"]))
