@@ -15,7 +15,7 @@ from sqlalchemy import select
 from api.errors import CommandNotFound
 from api.lifecycle import decide, vend
 from api.lifecycle.states import COMMAND_FINAL, CommandStatus, ordered
-from api.services import vend_load, vend_writer
+from api.services import vend_load, vend_rows, vend_writer
 from api.services.context import Context
 from schema.models import Command
 
@@ -47,14 +47,21 @@ class Dispense:
         ``lines`` are the result's per-line counts (``[{"slot","dispensed"}]``), when the
         machine sent them."""
         now = self.ctx.clock.now()
+        per_line = per_slot(lines)
         async with self.ctx.db.begin() as s:
-            whole = vend.settles(status)
-            loaded = await vend_load.by_command(s, cmd_id, machine_id, whole=whole)
+            if not vend.settles(status):  # progress concerns the command and its order alone
+                rows = await vend_rows.reported(s, cmd_id, machine_id)
+                if rows is None:
+                    return False
+                outcome = vend.machine_result(
+                    vend_load.snapshot(rows), status, dispensed, error, per_line=per_line
+                )
+                await vend_writer.progress(s, rows, outcome, now)
+                return outcome.changed
+            loaded = await vend_load.by_command(s, cmd_id, machine_id)
             if loaded is None:
                 return False
-            outcome = vend.machine_result(
-                loaded.vend, status, dispensed, error, per_line=per_slot(lines)
-            )
+            outcome = vend.machine_result(loaded.vend, status, dispensed, error, per_line=per_line)
             await vend_writer.apply(s, loaded.rows, outcome, now, policy=self.ctx.policy)
             return outcome.changed
 

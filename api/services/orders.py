@@ -34,11 +34,11 @@ from api.lifecycle.states import PAYABLE, PaymentDisposition
 from api.payments.base import GatewayPayment, PaymentGateway
 from api.services import (
     cart,
-    payment_rows,
     planogram,
     refund_totals,
     vend_lines,
     vend_load,
+    vend_rows,
     vend_writer,
 )
 from api.services.context import Context
@@ -153,7 +153,7 @@ class Orders:
         now = self.ctx.clock.now()
         try:
             async with self.ctx.db.begin() as s:
-                waiting = await payment_rows.for_payment(s, payment.order_id, payment.id)
+                waiting = await vend_rows.for_payment(s, payment.order_id, payment.id)
                 if waiting is None:
                     raise OrderNotFound("no order for this payment")
                 if waiting.known:

@@ -85,15 +85,12 @@ def _take_lines(rows: Rows, found: Sequence[OrderLine | None]) -> None:
     rows.lines = [line for line in found if line is not None]
 
 
-async def by_command(
-    s: AsyncSession, cmd_id: str, machine_id: str, *, whole: bool = True
-) -> Loaded | None:
-    """A machine's command with its vend; None when the machine has no such command.
+async def by_command(s: AsyncSession, cmd_id: str, machine_id: str) -> Loaded | None:
+    """A machine's command with its vend, for a final word; None when the machine has no
+    such command (a progress report reads less: ``api.services.vend_rows.reported``).
 
     The command, its order and the order's lines are one statement; only the command
-    and the order are locked (every writer of an order's lines holds its order). A
-    progress report concerns the command and its order alone (``whole`` False): the
-    lock, the machine and the money are loaded for a final word.
+    and the order are locked (every writer of an order's lines holds its order).
     """
     found = (
         await s.execute(
@@ -109,8 +106,6 @@ async def by_command(
         return None
     rows = Rows(command=found[0][0], order=found[0][1])
     _take_lines(rows, [line for _command, _order, line in found])
-    if not whole:
-        return Loaded(rows, snapshot(rows))
     return await _around(s, rows, session_first=False)
 
 

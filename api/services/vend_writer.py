@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from schema.messages import SalesMsg
 
 log = logging.getLogger(__name__)
-COMMANDS, PAYMENTS = table(Command), table(Payment)
+COMMANDS, PAYMENTS, LINES = table(Command), table(Payment), table(OrderLine)
 _POLICY = VendPolicy()  # only a lock's end reads it (the new code's lifetime)
 
 
@@ -433,7 +433,7 @@ async def end_lock(
     await outgoing.vend_changed(s, machine, None, now, version_bumped=True)
 
 
-# -- a payment found waiting, in statements (api.services.payment_rows) -----------
+# -- a payment found waiting, in statements (api.services.vend_rows) -----------
 
 _COMMAND_COLUMNS = tuple(column.name for column in COMMANDS.c)
 _PAYMENT_COLUMNS = tuple(column.name for column in PAYMENTS.c)
@@ -482,7 +482,7 @@ def dispatches(outcome: Outcome) -> bool:
 
 async def dispatch_paid(s: AsyncSession, rows: Rows, outcome: Outcome, now: int) -> None:
     """Write a payment's dispatch (:func:`dispatches`) to the detached rows of
-    ``api.services.payment_rows``, with statements: the payment first (a payment counted
+    ``api.services.vend_rows``, with statements: the payment first (a payment counted
     twice at once fails there), the command, the order paid, the lock lasting the vend,
     and the command, ``desired`` and ``state`` in the outbox."""
     assert dispatches(outcome), f"not a dispatch: {outcome}"
@@ -507,6 +507,59 @@ async def dispatch_paid(s: AsyncSession, rows: Rows, outcome: Outcome, now: int)
     await outgoing.vend_changed(
         s, machine, lock, now, command=command, command_lines=lines, version_bumped=True
     )
+
+
+# -- a machine's progress report, in statements (api.services.vend_rows) ----------
+
+_COMMAND_MOVED = Prepared(
+    update(COMMANDS)
+    .where(COMMANDS.c.id == bindparam("c_id"))
+    .values(
+        status=bindparam("c_status"),
+        dispensed=bindparam("c_dispensed"),
+        accepted_at=bindparam("c_accepted_at"),
+    )
+)
+_ORDER_MOVED = Prepared(
+    update(ORDERS)
+    .where(ORDERS.c.id == bindparam("o_id"))
+    .values(
+        status=bindparam("o_status"),
+        dispensed=bindparam("o_dispensed"),
+        updated_at=bindparam("o_updated_at"),
+    )
+)
+_LINE_COUNTED = Prepared(
+    update(LINES).where(LINES.c.id == bindparam("l_id")).values(dispensed=bindparam("l_count"))
+)
+# What a progress report changes (``vend.machine_result`` short of a final word).
+_PROGRESS = ("command", "command_accepted", "command_dispensed", "order", "lines")
+
+
+async def progress(s: AsyncSession, rows: Rows, outcome: Outcome, now: int) -> None:
+    """Write a progress report's outcome to the detached rows of
+    ``api.services.vend_rows.reported`` with statements: the command, the order and the
+    lines whose count moved."""
+    nothing = Outcome()
+    rest = dataclasses.replace(outcome, **{name: getattr(nothing, name) for name in _PROGRESS})
+    assert rest == nothing, f"not a progress report: {outcome}"
+    if not outcome.changed:
+        return
+    command, order = rows.command, rows.order
+    assert command is not None and order is not None
+    _command(command, outcome, now)
+    moved = {"c_id": command.id, "c_status": command.status, "c_dispensed": command.dispensed}
+    await _COMMAND_MOVED.all(s, {**moved, "c_accepted_at": command.accepted_at})
+    _order(order, outcome, now)
+    counts = {"o_id": order.id, "o_status": order.status, "o_dispensed": order.dispensed}
+    await _ORDER_MOVED.all(s, {**counts, "o_updated_at": order.updated_at})
+    if outcome.lines is not None:
+        before = [line.dispensed for line in rows.lines]
+        _count_lines(rows.lines, outcome.lines)
+        for line, was in zip(rows.lines, before, strict=True):
+            if line.dispensed != was:
+                await _LINE_COUNTED.all(s, {"l_id": line.id, "l_count": line.dispensed})
+    touch(s, order_channel(order.id), FLEET)
 
 
 def _take_stock(machine: Machine, dispensed: int) -> None:

@@ -1,5 +1,6 @@
-"""A payment found waiting is written by statements (``vend_writer.dispatch_paid``); every
-other payment by the ORM writer. Both must leave the same rows and messages."""
+"""A payment found waiting and a machine's progress reports are written by statements
+(``vend_writer.dispatch_paid``, ``vend_writer.progress``); every other event by the ORM
+writer. Both must leave the same rows and messages."""
 
 from collections.abc import AsyncIterator
 from typing import Any
@@ -9,6 +10,7 @@ from sqlalchemy import select
 
 from api.clock import FakeClock
 from api.infra.db import create_engine, session_factory
+from api.lifecycle import vend
 from api.payments.test_gateway import TestGateway
 from api.server.runtime import build_services
 from api.services import vend_writer
@@ -19,7 +21,15 @@ from api.services.policy import VendPolicy
 from api.services.slots import SlotPlan
 from api.settings import Settings
 from schema import topics
-from schema.models import Command, Machine, Order, OutboxMessage, Payment, VendSession
+from schema.models import (
+    Command,
+    Machine,
+    Order,
+    OrderLine,
+    OutboxMessage,
+    Payment,
+    VendSession,
+)
 
 pytest_plugins = ["tests.support.db_fixtures"]
 
@@ -59,7 +69,9 @@ async def _machine(services: Services, machine_id: str, slots: bool) -> str:
     return code
 
 
-async def _pay(services: Services, gateway: TestGateway, machine_id: str, slots: bool) -> Any:
+async def _pay(
+    services: Services, gateway: TestGateway, machine_id: str, slots: bool, *, run: bool = False
+) -> Any:
     code = await _machine(services, machine_id, slots)
     lock = await services.locks.lock_by_code(code, CLIENT)
     if slots:
@@ -74,6 +86,23 @@ async def _pay(services: Services, gateway: TestGateway, machine_id: str, slots:
         proof["razorpay_order_id"], proof["razorpay_payment_id"], proof["razorpay_signature"]
     )
     assert order.status == "paid"
+    lines: list[tuple[int, ...]] = []
+    if run:
+        async with services.ctx.db() as s:
+            cmd_id = await s.scalar(select(Command.id).where(Command.order_id == order.id))
+        assert cmd_id is not None
+        counts = [{"slot": "A1", "dispensed": 1}, {"slot": "B2", "dispensed": 0}]
+        for status, out, per_line in (
+            ("accepted", 0, None),
+            ("accepted", 0, None),  # again: nothing moves
+            ("running", 1, counts if slots else None),
+        ):
+            await services.dispense.apply_result(machine_id, cmd_id, status, out, lines=per_line)
+        async with services.ctx.db() as s:
+            found = await s.scalars(
+                select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.position)
+            )
+            lines = [(line.position, line.quantity, line.dispensed) for line in found]
     async with services.ctx.db() as s:
         row = await s.get(Order, order.id)
         command = await s.scalar(select(Command).where(Command.order_id == order.id))
@@ -125,6 +154,7 @@ async def _pay(services: Services, gateway: TestGateway, machine_id: str, slots:
         ),
         "lock": (session.status, session.expires_at - session.created_at),
         "desired_version": machine.desired_version,
+        "lines": lines,
         "outbox": [
             (named(m.topic), named(bytes(m.payload).decode()), m.retain, m.qos) for m in outbox
         ],
@@ -157,3 +187,30 @@ async def test_statements_write_what_the_orm_writer_writes(
         topics.desired("MACHINE"),
         topics.state("MACHINE"),
     ]
+
+
+@pytest.mark.parametrize("slots", [False, True], ids=["one-slot", "two-line cart"])
+async def test_progress_reports_by_statements_write_what_the_orm_writer_writes(
+    services: Services, monkeypatch: pytest.MonkeyPatch, slots: bool
+) -> None:
+    gateway = services.orders.gateway
+    assert isinstance(gateway, TestGateway)
+    by_statements: list[str] = []
+    write = vend_writer.progress
+
+    async def spied(s: Any, rows: Any, outcome: Any, now: int) -> None:
+        by_statements.append(rows.command.id)
+        await write(s, rows, outcome, now)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(vend_writer, "progress", spied)
+        fast = await _pay(services, gateway, "m-fast", slots, run=True)
+    assert len(by_statements) == 3
+    with monkeypatch.context() as patched:  # every report read whole, written by the ORM
+        patched.setattr(vend, "settles", lambda _status: True)
+        orm = await _pay(services, gateway, "m-orm", slots, run=True)
+    assert fast == orm
+    assert fast["command"][:3] == ("running", 2 if not slots else 3, 1)
+    assert fast["order"][0] == "dispensing"
+    if slots:
+        assert fast["lines"] == [(0, 2, 1), (1, 1, 0)]

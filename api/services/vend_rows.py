@@ -1,15 +1,19 @@
-"""A paid order's rows, read with one prepared Core statement: the step between a
+"""A vend's hottest rows, read with one prepared Core statement each: the steps between a
 shopper paying and the machine's motor turning.
 
-Most verified payments find their order waiting for them: its lock live, no command,
-no payment before. For those, the order, its lock, its machine and its lines are read
-in one statement, row-locked on PostgreSQL in the order create-order takes them (the
-order, then its lock, then the machine), into *detached* rows as
-:mod:`api.services.lock_rows` reads a lock's; the vend writer's
-:func:`~api.services.vend_writer.dispatch_paid` writes the payment, the command and
-the messages with statements. Anything else (a payment seen before, an order paid
-twice, a lock that ended) goes the ORM way (:func:`api.services.vend_load.for_payment`)
-in the same transaction, on the same row locks.
+* **A payment found waiting.** Most verified payments find their order waiting for
+  them: its lock live, no command, no payment before. For those, the order, its lock,
+  its machine and its lines are read in one statement, row-locked on PostgreSQL in the
+  order create-order takes them (the order, then its lock, then the machine), into
+  *detached* rows as :mod:`api.services.lock_rows` reads a lock's; the vend writer's
+  :func:`~api.services.vend_writer.dispatch_paid` writes the payment, the command and
+  the messages with statements. Anything else (a payment seen before, an order paid
+  twice, a lock that ended) goes the ORM way (:func:`api.services.vend_load.for_payment`)
+  in the same transaction, on the same row locks.
+* **A machine's progress report** (``accepted``, ``dispensing``): the command, its order
+  and the order's lines, the command and the order row-locked, as
+  :func:`api.services.vend_load.by_command` reads them; the writer's
+  :func:`~api.services.vend_writer.progress` writes what moved.
 """
 
 from dataclasses import dataclass
@@ -37,6 +41,8 @@ from schema.models import Command, Order, OrderLine, Payment, table
 COMMANDS, LINES, PAYMENTS = table(Command), table(OrderLine), table(Payment)
 ORDER_COLUMNS = tuple(column.name for column in ORDERS.c)
 LINE_COLUMNS = tuple(column.name for column in LINES.c)
+COMMAND_COLUMNS = tuple(column.name for column in COMMANDS.c)
+_line_cols = [LINES.c[name].label(f"line_{name}") for name in LINE_COLUMNS]
 
 # One row per order line (one with no line's columns for an order without lines).
 _PAID = Prepared(
@@ -44,7 +50,7 @@ _PAID = Prepared(
         *(ORDERS.c[name].label(f"o_{name}") for name in ORDER_COLUMNS),
         *(LOCKS.c[name].label(f"lock_{name}") for name in LOCK_COLUMNS),
         *(MACHINES.c[name] for name in MACHINE_COLUMNS),
-        *(LINES.c[name].label(f"line_{name}") for name in LINE_COLUMNS),
+        *_line_cols,
         COMMANDS.c.id.label("command_id"),
         exists()
         .where(PAYMENTS.c.gateway_payment_id == bindparam("payment"))
@@ -62,8 +68,26 @@ _PAID = Prepared(
     .with_for_update(of=[ORDERS, LOCKS, MACHINES])
 )
 
+# A command with its order and the order's lines: one row per line, as above.
+_REPORTED = Prepared(
+    select(
+        *(COMMANDS.c[name].label(f"c_{name}") for name in COMMAND_COLUMNS),
+        *(ORDERS.c[name].label(f"o_{name}") for name in ORDER_COLUMNS),
+        *_line_cols,
+    )
+    .select_from(
+        COMMANDS.join(ORDERS, ORDERS.c.id == COMMANDS.c.order_id).outerjoin(
+            LINES, LINES.c.order_id == ORDERS.c.id
+        )
+    )
+    .where(COMMANDS.c.id == bindparam("cmd_id"), COMMANDS.c.machine_id == bindparam("machine"))
+    .order_by(LINES.c.position)
+    .with_for_update(of=[COMMANDS, ORDERS])
+)
+
 _NEW_ORDER = class_mapper(Order).class_manager.new_instance
 _NEW_LINE = class_mapper(OrderLine).class_manager.new_instance
+_NEW_COMMAND = class_mapper(Command).class_manager.new_instance
 
 
 def _detached(new: Any, row: dict[str, Any], columns: tuple[str, ...], prefix: str) -> Any:
@@ -71,6 +95,14 @@ def _detached(new: Any, row: dict[str, Any], columns: tuple[str, ...], prefix: s
     obj = new()
     obj.__dict__.update((name, row[prefix + name]) for name in columns)
     return obj
+
+
+def _lines(found: list[dict[str, Any]]) -> list[OrderLine]:
+    return [
+        _detached(_NEW_LINE, row, LINE_COLUMNS, "line_")
+        for row in found
+        if row["line_id"] is not None
+    ]
 
 
 @dataclass(frozen=True)
@@ -100,11 +132,7 @@ async def for_payment(
         return None
     first = found[0]
     lock = detached_lock(first, "lock_")
-    lines = [
-        _detached(_NEW_LINE, row, LINE_COLUMNS, "line_")
-        for row in found
-        if row["line_id"] is not None
-    ]
+    lines = _lines(found)
     live = lock.status == SessionStatus.ACTIVE
     rows = Rows(
         machine=detached_machine(first),
@@ -115,3 +143,17 @@ async def for_payment(
     )
     waiting = live and first["command_id"] is None and not first["order_has_payments"]
     return PaidRows(rows, waiting, bool(first["payment_known"]))
+
+
+async def reported(s: AsyncSession, cmd_id: str, machine_id: str) -> Rows | None:
+    """A machine's command, its order and the order's lines, the command and the order
+    row-locked (PostgreSQL), detached; None when the machine has no such command."""
+    found = await _REPORTED.all(s, {"cmd_id": cmd_id, "machine": machine_id})
+    if not found:
+        return None
+    first = found[0]
+    return Rows(
+        command=_detached(_NEW_COMMAND, first, COMMAND_COLUMNS, "c_"),
+        order=_detached(_NEW_ORDER, first, ORDER_COLUMNS, "o_"),
+        lines=_lines(found),
+    )
