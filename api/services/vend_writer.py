@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, exists, insert, update
+from sqlalchemy import Table, bindparam, exists, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.infra.changes_from_commits import FLEET, order_channel, touch
@@ -313,6 +313,15 @@ def _refund(order: Order, payment_id: str, new: NewRefund, now: int) -> Refund:
     )
 
 
+def _set_by_id(target: Table, prefix: str, *columns: str) -> Prepared:
+    """``UPDATE target SET column = :prefix_column, ... WHERE id = :prefix_id``, prepared."""
+    return Prepared(
+        update(target)
+        .where(target.c.id == bindparam(f"{prefix}_id"))
+        .values({name: bindparam(f"{prefix}_{name}") for name in columns})
+    )
+
+
 _EXPIRE_UNPAID = Prepared(
     update(ORDERS)
     .where(ORDERS.c.session_id == bindparam("sid"), ORDERS.c.status == OrderStatus.CREATED)
@@ -343,11 +352,7 @@ _TAKE = Prepared(
 _NEW_LOCK = Prepared(
     insert(LOCKS).values({name: bindparam(f"n_{name}") for name in (*LOCK_COLUMNS, "source")})
 )
-_END_LOCK = Prepared(
-    update(LOCKS)
-    .where(LOCKS.c.id == bindparam("l_id"))
-    .values(status=bindparam("l_status"), ended_at=bindparam("l_at"), end_reason=bindparam("l_why"))
-)
+_END_LOCK = _set_by_id(LOCKS, "l", "status", "ended_at", "end_reason")
 _OTHERS = MACHINES.alias("others")
 # A fresh code, if no machine shows it: uniqueness checked in the same statement.
 _SHOW_CODE = Prepared(
@@ -408,8 +413,8 @@ async def end_lock(
         await _expire_unpaid(s, lock.id, outcome.expire_unpaid, now)
     if outcome.session is not None:
         lock.status, lock.ended_at, lock.end_reason = outcome.session, now, outcome.end_reason
-        ended = {"l_id": lock.id, "l_status": lock.status, "l_at": now, "l_why": lock.end_reason}
-        await _END_LOCK.all(s, ended)
+        ended = {"l_id": lock.id, "l_status": lock.status, "l_ended_at": now}
+        await _END_LOCK.all(s, {**ended, "l_end_reason": lock.end_reason})
     touch(s, FLEET)
     if not outcome.rotate_code:
         assert outcome.publish == Publish(), f"a lock's end shows a new code: {outcome}"
@@ -443,18 +448,8 @@ _NEW_PAYMENT = Prepared(
 _NEW_COMMAND = Prepared(
     insert(COMMANDS).values({name: bindparam(f"c_{name}") for name in _COMMAND_COLUMNS})
 )
-_ORDER_PAID = Prepared(
-    update(ORDERS)
-    .where(ORDERS.c.id == bindparam("o_id"))
-    .values(
-        status=bindparam("o_status"),
-        paid_at=bindparam("o_paid_at"),
-        updated_at=bindparam("o_updated_at"),
-    )
-)
-_LOCK_LASTS = Prepared(
-    update(LOCKS).where(LOCKS.c.id == bindparam("l_id")).values(expires_at=bindparam("l_until"))
-)
+_ORDER_PAID = _set_by_id(ORDERS, "o", "status", "paid_at", "updated_at")
+_LOCK_LASTS = _set_by_id(LOCKS, "l", "expires_at")
 _NEXT_DESIRED = Prepared(
     update(MACHINES)
     .where(MACHINES.c.id == bindparam("m_id"))
@@ -500,7 +495,7 @@ async def dispatch_paid(s: AsyncSession, rows: Rows, outcome: Outcome, now: int)
     until = outcome.session_expires_at
     if until is not None and until != lock.expires_at:
         lock.expires_at = until
-        await _LOCK_LASTS.all(s, {"l_id": lock.id, "l_until": until})
+        await _LOCK_LASTS.all(s, {"l_id": lock.id, "l_expires_at": until})
     machine.desired_version = await _NEXT_DESIRED.scalar(s, {"m_id": machine.id})
     touch(s, order_channel(order.id), FLEET)
     lines = vend_lines.command_lines(rows.lines)
@@ -511,27 +506,9 @@ async def dispatch_paid(s: AsyncSession, rows: Rows, outcome: Outcome, now: int)
 
 # -- a machine's progress report, in statements (api.services.vend_rows) ----------
 
-_COMMAND_MOVED = Prepared(
-    update(COMMANDS)
-    .where(COMMANDS.c.id == bindparam("c_id"))
-    .values(
-        status=bindparam("c_status"),
-        dispensed=bindparam("c_dispensed"),
-        accepted_at=bindparam("c_accepted_at"),
-    )
-)
-_ORDER_MOVED = Prepared(
-    update(ORDERS)
-    .where(ORDERS.c.id == bindparam("o_id"))
-    .values(
-        status=bindparam("o_status"),
-        dispensed=bindparam("o_dispensed"),
-        updated_at=bindparam("o_updated_at"),
-    )
-)
-_LINE_COUNTED = Prepared(
-    update(LINES).where(LINES.c.id == bindparam("l_id")).values(dispensed=bindparam("l_count"))
-)
+_COMMAND_MOVED = _set_by_id(COMMANDS, "c", "status", "dispensed", "accepted_at")
+_ORDER_MOVED = _set_by_id(ORDERS, "o", "status", "dispensed", "updated_at")
+_LINE_COUNTED = _set_by_id(LINES, "l", "dispensed")
 # What a progress report changes (``vend.machine_result`` short of a final word).
 _PROGRESS = ("command", "command_accepted", "command_dispensed", "order", "lines")
 
@@ -558,7 +535,7 @@ async def progress(s: AsyncSession, rows: Rows, outcome: Outcome, now: int) -> N
         _count_lines(rows.lines, outcome.lines)
         for line, was in zip(rows.lines, before, strict=True):
             if line.dispensed != was:
-                await _LINE_COUNTED.all(s, {"l_id": line.id, "l_count": line.dispensed})
+                await _LINE_COUNTED.all(s, {"l_id": line.id, "l_dispensed": line.dispensed})
     touch(s, order_channel(order.id), FLEET)
 
 

@@ -9,15 +9,13 @@ import pytest
 from sqlalchemy import select
 
 from api.clock import FakeClock
-from api.infra.db import create_engine, session_factory
 from api.lifecycle import vend
+from api.lifecycle.states import CommandStatus
 from api.payments.test_gateway import TestGateway
-from api.server.runtime import build_services
 from api.services import vend_writer
 from api.services.catalogue import ProductFields
 from api.services.container import Services
 from api.services.machines import NewMachine
-from api.services.policy import VendPolicy
 from api.services.slots import SlotPlan
 from api.settings import Settings
 from schema import topics
@@ -30,6 +28,7 @@ from schema.models import (
     Payment,
     VendSession,
 )
+from tests.support.services import built_services
 
 pytest_plugins = ["tests.support.db_fixtures"]
 
@@ -38,13 +37,22 @@ CLIENT = "client-0001"
 
 @pytest.fixture
 async def services(migrated_url: str) -> AsyncIterator[Services]:
-    engine = create_engine(Settings(database_url=migrated_url).async_database_url)
-    try:
-        yield build_services(
-            session_factory(engine), FakeClock(), VendPolicy(), TestGateway("test-secret")
-        )
-    finally:
-        await engine.dispose()
+    url = Settings(database_url=migrated_url).async_database_url
+    async with built_services(url, FakeClock(), TestGateway("test-secret")) as built:
+        yield built
+
+
+def _spied(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
+    """Replace the writer's ``name`` by itself, noting the id of the vend it writes."""
+    seen: list[str] = []
+    write = getattr(vend_writer, name)
+
+    async def spy(s: Any, rows: Any, outcome: Any, now: int) -> None:
+        seen.append((rows.command or rows.order).id)
+        await write(s, rows, outcome, now)
+
+    monkeypatch.setattr(vend_writer, name, spy)
+    return seen
 
 
 async def _machine(services: Services, machine_id: str, slots: bool) -> str:
@@ -93,9 +101,9 @@ async def _pay(
         assert cmd_id is not None
         counts = [{"slot": "A1", "dispensed": 1}, {"slot": "B2", "dispensed": 0}]
         for status, out, per_line in (
-            ("accepted", 0, None),
-            ("accepted", 0, None),  # again: nothing moves
-            ("running", 1, counts if slots else None),
+            (CommandStatus.ACCEPTED, 0, None),
+            (CommandStatus.ACCEPTED, 0, None),  # again: nothing moves
+            (CommandStatus.RUNNING, 1, counts if slots else None),
         ):
             await services.dispense.apply_result(machine_id, cmd_id, status, out, lines=per_line)
         async with services.ctx.db() as s:
@@ -162,55 +170,27 @@ async def _pay(
 
 
 @pytest.mark.parametrize("slots", [False, True], ids=["one-slot", "two-line cart"])
+@pytest.mark.parametrize("run", [False, True], ids=["paid", "paid and running"])
 async def test_statements_write_what_the_orm_writer_writes(
-    services: Services, monkeypatch: pytest.MonkeyPatch, slots: bool
+    services: Services, monkeypatch: pytest.MonkeyPatch, slots: bool, run: bool
 ) -> None:
     gateway = services.orders.gateway
     assert isinstance(gateway, TestGateway)
-    by_statements: list[str] = []
-    write = vend_writer.dispatch_paid
-
-    async def spied(s: Any, rows: Any, outcome: Any, now: int) -> None:
-        by_statements.append(rows.order.id)
-        await write(s, rows, outcome, now)
-
     with monkeypatch.context() as patched:
-        patched.setattr(vend_writer, "dispatch_paid", spied)
-        fast = await _pay(services, gateway, "m-fast", slots)
-    assert len(by_statements) == 1
-    with monkeypatch.context() as patched:
+        paid, reports = _spied(patched, "dispatch_paid"), _spied(patched, "progress")
+        fast = await _pay(services, gateway, "m-fast", slots, run=run)
+    assert (len(paid), len(reports)) == (1, 3 if run else 0)
+    with monkeypatch.context() as patched:  # the payment and every report the ORM way
         patched.setattr(vend_writer, "dispatches", lambda _outcome: False)
-        orm = await _pay(services, gateway, "m-orm", slots)
+        patched.setattr(vend, "settles", lambda _status: True)
+        orm = await _pay(services, gateway, "m-orm", slots, run=run)
     assert fast == orm
     assert [topic for topic, *_ in fast["outbox"]] == [
         topics.cmd("MACHINE", "COMMAND"),
         topics.desired("MACHINE"),
         topics.state("MACHINE"),
     ]
-
-
-@pytest.mark.parametrize("slots", [False, True], ids=["one-slot", "two-line cart"])
-async def test_progress_reports_by_statements_write_what_the_orm_writer_writes(
-    services: Services, monkeypatch: pytest.MonkeyPatch, slots: bool
-) -> None:
-    gateway = services.orders.gateway
-    assert isinstance(gateway, TestGateway)
-    by_statements: list[str] = []
-    write = vend_writer.progress
-
-    async def spied(s: Any, rows: Any, outcome: Any, now: int) -> None:
-        by_statements.append(rows.command.id)
-        await write(s, rows, outcome, now)
-
-    with monkeypatch.context() as patched:
-        patched.setattr(vend_writer, "progress", spied)
-        fast = await _pay(services, gateway, "m-fast", slots, run=True)
-    assert len(by_statements) == 3
-    with monkeypatch.context() as patched:  # every report read whole, written by the ORM
-        patched.setattr(vend, "settles", lambda _status: True)
-        orm = await _pay(services, gateway, "m-orm", slots, run=True)
-    assert fast == orm
-    assert fast["command"][:3] == ("running", 2 if not slots else 3, 1)
-    assert fast["order"][0] == "dispensing"
-    if slots:
-        assert fast["lines"] == [(0, 2, 1), (1, 1, 0)]
+    if run:
+        assert fast["command"][:3] == ("running", 2 if not slots else 3, 1)
+        assert fast["order"][0] == "dispensing"
+        assert fast["lines"] == ([(0, 2, 1), (1, 1, 0)] if slots else [(0, 2, 1)])
