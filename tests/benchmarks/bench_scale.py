@@ -59,6 +59,7 @@ TARGET_PAGE_P99_MS = 100.0
 ONLINE_TIMEOUT_S = 300.0
 STALL_S = 15.0
 PURCHASE_TIMEOUT_S = 30.0
+LOUD = ("warning", "error", "critical")  # worker log levels shown when a purchase fails
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,15 @@ async def purchase(
         await asyncio.sleep(0.002)
 
 
+def _say_warnings(server: Workers, since: int, label: str, most: int = 20) -> None:
+    """What the workers logged at warning or above since line ``since`` (a failed
+    purchase's why)."""
+    loud = [line for line in server.lines[since:] if line.get("level") in LOUD]
+    for line in loud[-most:]:
+        level, message = line.get("level"), line.get("message")
+        say(f"scale [{label}]:   worker {line.get('pid')}: {level} {message}")
+
+
 async def _online_within(
     db: async_sessionmaker[AsyncSession], machines: int, started: float, label: str
 ) -> tuple[int, float]:
@@ -317,6 +327,7 @@ async def steady_purchases(
     async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as http:
         for n in range(plan.purchases):
             due = time.monotonic() + gap
+            said = len(server.lines)
             try:
                 mid = f"{PREFIX}-{(first + n) % plan.machines + 1}"
                 page_s, accepted_s = await asyncio.wait_for(
@@ -327,6 +338,7 @@ async def steady_purchases(
             except (httpx.HTTPError, TimeoutError, AssertionError, StopAsyncIteration) as exc:
                 result.pay_failures += 1
                 say(f"scale [{label}]: purchase {n} failed: {exc!r}")
+                _say_warnings(server, said, label)
             await asyncio.sleep(max(0.0, due - time.monotonic()))
     result.pay = Latency.of(latencies)
     result.page = Latency.of(pages)
