@@ -10,6 +10,7 @@ changes are written by statements of the vend writer
 change feed's channels themselves.
 """
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,17 +85,25 @@ _NEW_MACHINE = class_mapper(Machine).class_manager.new_instance
 _NEW_LOCK = class_mapper(VendSession).class_manager.new_instance
 
 
+def detached(
+    new: Callable[[], Any], row: dict[str, Any], columns: Iterable[str], prefix: str = ""
+) -> Any:
+    """An object from ``row`` (its columns named ``prefix`` + column), in no session. Its
+    values are placed as a load places them (no change events): only what is set later is
+    a change."""
+    obj = new()
+    obj.__dict__.update((name, row[prefix + name]) for name in columns)
+    return obj
+
+
 def detached_machine(row: dict[str, Any]) -> Machine:
-    """A machine from a row of :data:`MACHINE_COLUMNS`, in no session. Its values are
-    placed as a load places them (no change events): only what is set later is a change."""
-    machine: Machine = _NEW_MACHINE()
-    machine.__dict__.update((name, row[name]) for name in MACHINE_COLUMNS)
+    """A machine from a row of :data:`MACHINE_COLUMNS`, in no session."""
+    machine: Machine = detached(_NEW_MACHINE, row, MACHINE_COLUMNS)
     return machine
 
 
 def detached_lock(row: dict[str, Any], prefix: str = "") -> VendSession:
-    lock: VendSession = _NEW_LOCK()
-    lock.__dict__.update((name, row[prefix + name]) for name in LOCK_COLUMNS)
+    lock: VendSession = detached(_NEW_LOCK, row, LOCK_COLUMNS, prefix)
     return lock
 
 

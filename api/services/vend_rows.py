@@ -32,6 +32,7 @@ from api.services.lock_rows import (
     MACHINE_COLUMNS,
     MACHINES,
     ORDERS,
+    detached,
     detached_lock,
     detached_machine,
 )
@@ -90,16 +91,9 @@ _NEW_LINE = class_mapper(OrderLine).class_manager.new_instance
 _NEW_COMMAND = class_mapper(Command).class_manager.new_instance
 
 
-def _detached(new: Any, row: dict[str, Any], columns: tuple[str, ...], prefix: str) -> Any:
-    """An object of no session from ``row``, its values placed as a load places them."""
-    obj = new()
-    obj.__dict__.update((name, row[prefix + name]) for name in columns)
-    return obj
-
-
 def _lines(found: list[dict[str, Any]]) -> list[OrderLine]:
     return [
-        _detached(_NEW_LINE, row, LINE_COLUMNS, "line_")
+        detached(_NEW_LINE, row, LINE_COLUMNS, "line_")
         for row in found
         if row["line_id"] is not None
     ]
@@ -136,7 +130,7 @@ async def for_payment(
     live = lock.status == SessionStatus.ACTIVE
     rows = Rows(
         machine=detached_machine(first),
-        order=_detached(_NEW_ORDER, first, ORDER_COLUMNS, "o_"),
+        order=detached(_NEW_ORDER, first, ORDER_COLUMNS, "o_"),
         session=lock,
         lock=lock if live else None,
         lines=lines,
@@ -153,7 +147,7 @@ async def reported(s: AsyncSession, cmd_id: str, machine_id: str) -> Rows | None
         return None
     first = found[0]
     return Rows(
-        command=_detached(_NEW_COMMAND, first, COMMAND_COLUMNS, "c_"),
-        order=_detached(_NEW_ORDER, first, ORDER_COLUMNS, "o_"),
+        command=detached(_NEW_COMMAND, first, COMMAND_COLUMNS, "c_"),
+        order=detached(_NEW_ORDER, first, ORDER_COLUMNS, "o_"),
         lines=_lines(found),
     )
