@@ -22,7 +22,7 @@ from api.mqtt.ingest import Ingest
 from device.simulate import load_credentials
 from schema.models import DeviceEvent, Telemetry
 from tests.benchmarks import device_load
-from tests.benchmarks.measure import _processes, cpu_seconds, say
+from tests.benchmarks.measure import _processes, cpu_seconds, say, tree_cpu
 from tests.benchmarks.procs import workers
 from tests.benchmarks.report import Section, Table, Target, rate
 from tests.benchmarks.stacks import STACKS, BenchStack
@@ -79,15 +79,8 @@ class IngestResult:
 def helpers_cpu() -> float:
     """CPU seconds so far of the stack's PostgreSQL and Mosquitto (and their children)."""
     procs = _processes()
-    ours = {pid for pid, (_, _, cmd) in procs.items() if any(m in cmd for m in HELPER_MARKERS)}
-    changed = True
-    while changed:
-        changed = False
-        for pid, (parent, _, _) in procs.items():
-            if parent in ours and pid not in ours:
-                ours.add(pid)
-                changed = True
-    return sum(cpu for pid, (_, cpu, _) in procs.items() if pid in ours)
+    marked = {pid for pid, (_, _, cmd) in procs.items() if any(m in cmd for m in HELPER_MARKERS)}
+    return tree_cpu(*marked)
 
 
 class Arrivals:

@@ -41,7 +41,7 @@ from api.services.catalogue import ProductFields
 from api.services.provision import provision
 from api.services.slots import SlotPlan
 from schema.models import Machine
-from tests.benchmarks.measure import Latency, cpu_seconds, flame_graph, say
+from tests.benchmarks.measure import Latency, cpu_seconds, flame_graph, say, tree_cpu
 from tests.benchmarks.procs import ROOT, MosquittoRun, config_dir, wait_listening, workers
 from tests.benchmarks.report import Section, Table, Target, ms
 from tests.benchmarks.stacks import LABELS
@@ -277,24 +277,6 @@ class Process:
         self.proc.stdin.write(json.dumps(command).encode() + b"\n")
         await self.proc.stdin.drain()
         return await self.expect("done")
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds of ``root`` and its descendants so far (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        with contextlib.suppress(OSError):
-            total += cpu_seconds(pid)
-        todo += children.get(pid, [])
-    return total
 
 
 # ---------------------------------------------------------------------------- the stacks

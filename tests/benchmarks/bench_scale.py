@@ -40,7 +40,7 @@ from api.services.provision import provision
 from device.simulate import load_credentials
 from schema.models import Command, Machine, Telemetry
 from tests.benchmarks.bench_ingest import helpers_cpu
-from tests.benchmarks.measure import NO_LATENCY, Latency, _processes, say
+from tests.benchmarks.measure import NO_LATENCY, Latency, say, tree_cpu
 from tests.benchmarks.procs import MosquittoRun, Worker, config_dir, workers
 from tests.benchmarks.report import Section, Table, Target, ms
 from tests.support import stack
@@ -99,20 +99,6 @@ class ScaleResult:
 
     def per_1000(self, seconds: float) -> float:
         return seconds * 1_000_000 / max(1, self.burst_ingested)
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds so far of ``root`` and every descendant (from /proc)."""
-    procs = _processes()
-    ours = {root}
-    changed = True
-    while changed:
-        changed = False
-        for pid, (parent, _, _) in procs.items():
-            if parent in ours and pid not in ours:
-                ours.add(pid)
-                changed = True
-    return sum(cpu for pid, (_, cpu, _) in procs.items() if pid in ours)
 
 
 async def count_online(db: async_sessionmaker[AsyncSession]) -> int:

@@ -35,8 +35,8 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.infra.db import create_engine, session_factory
-from tests.benchmarks.bench_scale import count_online, count_telemetry, tree_cpu
-from tests.benchmarks.measure import load_average, raise_open_files_limit, say
+from tests.benchmarks.bench_scale import count_online, count_telemetry
+from tests.benchmarks.measure import load_average, raise_open_files_limit, say, tree_cpu
 from tests.benchmarks.moonshot import MoonPlan, postgres_pids, topology, worker_settings
 from tests.benchmarks.procs import Worker, workers
 from tests.support.workers import Workers, serve_workers
@@ -91,9 +91,9 @@ async def _all_online(db: async_sessionmaker[AsyncSession], machines: int) -> No
 
 async def _per_minute(pid: int, pg: list[int], window_s: float) -> tuple[float, float]:
     """CPU seconds per minute of ``pid``'s tree and of PostgreSQL's (``pg``) over ``window_s``."""
-    before, pg_before = tree_cpu(pid), sum(tree_cpu(p) for p in pg)
+    before, pg_before = tree_cpu(pid), tree_cpu(*pg)
     await asyncio.sleep(window_s)
-    server, database = tree_cpu(pid) - before, sum(tree_cpu(p) for p in pg) - pg_before
+    server, database = tree_cpu(pid) - before, tree_cpu(*pg) - pg_before
     return server * 60.0 / window_s, database * 60.0 / window_s
 
 

@@ -121,8 +121,13 @@ def machine_info() -> dict[str, str]:
     }
 
 
-def _processes() -> dict[int, tuple[int, float, str]]:
-    """pid -> (parent pid, CPU seconds so far, command line) for every process."""
+def _processes(*, reaped: bool = False) -> dict[int, tuple[int, float, str]]:
+    """pid -> (parent pid, CPU seconds so far, command line) for every process.
+
+    With ``reaped``, a process's CPU includes its children that have exited and been
+    reaped (PostgreSQL's backends, a supervisor's workers), so a process tree's sum
+    never goes back when one of its processes ends between two readings. Without it,
+    each process's own: per-process deltas would count a reaped child twice."""
     ticks = os.sysconf("SC_CLK_TCK")
     found: dict[int, tuple[int, float, str]] = {}
     for entry in Path("/proc").iterdir():
@@ -135,10 +140,29 @@ def _processes() -> dict[int, tuple[int, float, str]]:
             continue  # gone meanwhile
         found[int(entry.name)] = (
             int(fields[1]),
-            (int(fields[11]) + int(fields[12])) / ticks,
+            sum(int(f) for f in fields[11 : 15 if reaped else 13]) / ticks,
             command,
         )
     return found
+
+
+def descendants(procs: dict[int, tuple[int, float, str]], roots: set[int]) -> set[int]:
+    """``roots`` and every process below them in ``procs``."""
+    ours, changed = set(roots), True
+    while changed:
+        changed = False
+        for pid, (parent, _, _) in procs.items():
+            if parent in ours and pid not in ours:
+                ours.add(pid)
+                changed = True
+    return ours
+
+
+def tree_cpu(*roots: int) -> float:
+    """CPU seconds so far of ``roots`` and everything below them, reaped children
+    included (from /proc)."""
+    procs = _processes(reaped=True)
+    return sum(procs[pid][1] for pid in descendants(procs, set(roots)) if pid in procs)
 
 
 class ForeignLoad:
@@ -156,15 +180,8 @@ class ForeignLoad:
 
     def _sample(self) -> None:
         procs = _processes()
-        ours = {pid for pid, (_, _, cmd) in procs.items() if "smartvend-" in cmd}
-        ours.add(os.getpid())
-        changed = True
-        while changed:
-            changed = False
-            for pid, (parent, _, _) in procs.items():
-                if parent in ours and pid not in ours:
-                    ours.add(pid)
-                    changed = True
+        marked = {pid for pid, (_, _, cmd) in procs.items() if "smartvend-" in cmd}
+        ours = descendants(procs, marked | {os.getpid()})
         current = {pid: cpu for pid, (_, cpu, _) in procs.items() if pid not in ours}
         if self._last:
             self.seconds += sum(cpu - self._last.get(pid, 0.0) for pid, cpu in current.items())

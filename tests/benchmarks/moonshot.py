@@ -19,10 +19,11 @@ brokers, the server and the simulators; CPU per 1,000 messages of each.
 
 import asyncio
 import contextlib
+import math
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,9 +43,16 @@ from tests.benchmarks.bench_scale import (
     count_online,
     count_telemetry,
     purchase,
+)
+from tests.benchmarks.measure import (
+    NO_LATENCY,
+    Latency,
+    _processes,
+    descendants,
+    rss_bytes,
+    say,
     tree_cpu,
 )
-from tests.benchmarks.measure import NO_LATENCY, Latency, _processes, rss_bytes, say
 from tests.benchmarks.procs import MosquittoRun, Worker, config_dir, workers
 from tests.benchmarks.report import Section, Table, Target, ms
 from tests.support import stack
@@ -103,6 +111,8 @@ class MoonResult:
     telemetry_row_bytes: float = float("nan")  # on disk, indexes included
     machine_row_bytes: float = float("nan")
     cpu: dict[str, float] = field(default_factory=dict)  # seconds over the steady window
+    online_cpu: dict[str, float] = field(default_factory=dict)  # seconds while connecting
+    online_rates: list[float] = field(default_factory=list)  # per fifth of the fleet, per s
     notes: list[str] = field(default_factory=list)
 
 
@@ -256,16 +266,8 @@ def worker_settings(url: str, layout: EdgeLayout, workdir: Path, **extra: str) -
 
 
 def _tree_rss(root: int) -> int:
-    procs = _processes()
-    ours, changed = {root}, True
-    while changed:
-        changed = False
-        for pid, (parent, _, _) in procs.items():
-            if parent in ours and pid not in ours:
-                ours.add(pid)
-                changed = True
     total = 0
-    for pid in ours:
+    for pid in descendants(_processes(), {root}):
         with contextlib.suppress(OSError, RuntimeError):
             total += rss_bytes(pid)
     return total
@@ -282,19 +284,51 @@ def postgres_pids(url: str) -> list[int]:
     ]
 
 
-def _pids_cpu(pids: list[int]) -> float:
-    procs = _processes()
-    return sum(procs[pid][1] for pid in pids if pid in procs)
+GROUPS = ("server", "postgres", "edges", "core", "simulators")
+
+
+def _group_cpu(
+    server_pid: int, brokers: dict[str, MosquittoRun], pg: list[int], fleet: list[Worker]
+) -> dict[str, float]:
+    """CPU seconds so far of each part of the run (``GROUPS``)."""
+    return {
+        "server": tree_cpu(server_pid),
+        "postgres": tree_cpu(*pg),
+        "edges": tree_cpu(*(b.pid for n, b in brokers.items() if n != "core")),
+        "core": tree_cpu(brokers["core"].pid),
+        "simulators": tree_cpu(*(w.pid for w in fleet)),
+    }
+
+
+def fifth_rates(timeline: list[tuple[float, int]], total: int) -> list[float]:
+    """Machines online per second over each fifth of the fleet, from (seconds, online)
+    readings: how the rate changed as the fleet came in."""
+    rates, start = [], (0.0, 0)
+    for n in range(1, 6):
+        goal = total * n // 5
+        end = next(((t, c) for t, c in timeline if c >= goal), None)
+        if end is None:
+            break
+        seconds = end[0] - start[0]
+        rates.append((end[1] - start[1]) / seconds if seconds > 0 else float("nan"))
+        start = end
+    return rates
 
 
 async def _online(
-    db: async_sessionmaker[AsyncSession], fleet: list[Worker], result: MoonResult
+    db: async_sessionmaker[AsyncSession],
+    fleet: list[Worker],
+    result: MoonResult,
+    cpu: Callable[[], dict[str, float]],
 ) -> None:
+    cpu_before = cpu()
+    timeline: list[tuple[float, int]] = []
     started = time.monotonic()
     readies = [asyncio.create_task(w.expect("ready", ONLINE_TIMEOUT_S)) for w in fleet]
     last_said = started
     while (count := await count_online(db)) < result.plan.machines:
         now = time.monotonic()
+        timeline.append((now - started, count))
         if now - started > ONLINE_TIMEOUT_S:
             break
         if now - last_said >= 10:
@@ -304,6 +338,10 @@ async def _online(
     result.online = count
     if count >= result.plan.machines:
         result.online_s = time.monotonic() - started
+        timeline.append((result.online_s, count))
+        after = cpu()
+        result.online_cpu = {k: after[k] - cpu_before[k] for k in GROUPS}
+        result.online_rates = fifth_rates(timeline, result.plan.machines)
     with contextlib.suppress(TimeoutError, RuntimeError):
         async with asyncio.timeout(60):
             done = await asyncio.gather(*readies)
@@ -369,11 +407,11 @@ async def run(plan: MoonPlan, workdir: Path) -> Section:
             async with serve_workers(plan.workers, settings, workdir, ONLINE_TIMEOUT_S) as server:
                 say(f"moonshot: {plan.workers} workers up; starting {plan.machines:,} machines")
                 async with workers("light", cfgs, workdir) as fleet:
+                    pg = postgres_pids(url)
+                    pid = server.process.pid
                     await asyncio.gather(*(w.expect("started", 120) for w in fleet))
-                    await _online(db, fleet, result)
-                    await _steady(
-                        plan, result, fleet, server.process.pid, brokers, db, server.url, url
-                    )
+                    await _online(db, fleet, result, lambda: _group_cpu(pid, brokers, pg, fleet))
+                    await _steady(plan, result, fleet, pid, brokers, db, server.url, pg)
         finally:
             await engine.dispose()
     return section(result)
@@ -387,7 +425,7 @@ async def _steady(
     brokers: dict[str, MosquittoRun],
     db: async_sessionmaker[AsyncSession],
     url: str,
-    database_url: str,
+    pg: list[int],
 ) -> None:
     for worker in fleet:
         worker.send(f"steady {plan.telemetry_s}")
@@ -401,14 +439,7 @@ async def _steady(
         "simulators": sum(rss_bytes(w.pid) for w in fleet),
     }
     stored_before = await count_telemetry(db)
-    pg = postgres_pids(database_url)
-    cpu_before = {
-        "server": tree_cpu(server_pid),
-        "edges": _pids_cpu([b.pid for n, b in brokers.items() if n != "core"]),
-        "core": _pids_cpu([brokers["core"].pid]),
-        "postgres": sum(tree_cpu(pid) for pid in pg),
-        "simulators": _pids_cpu([w.pid for w in fleet]),
-    }
+    cpu_before = _group_cpu(server_pid, brokers, pg, fleet)
     sent_before = await _sent(fleet, "quiet")  # a quiet/steady pair reads the counters
     for worker in fleet:
         worker.send(f"steady {plan.telemetry_s}")
@@ -424,13 +455,7 @@ async def _steady(
     stored, result.drain_s = await _drained(db, sent_after)
     result.stored = stored - stored_before
     result.lost_messages = max(0, sent_after - stored)
-    cpu_after = {
-        "server": tree_cpu(server_pid),
-        "edges": _pids_cpu([b.pid for n, b in brokers.items() if n != "core"]),
-        "core": _pids_cpu([brokers["core"].pid]),
-        "postgres": sum(tree_cpu(pid) for pid in pg),
-        "simulators": _pids_cpu([w.pid for w in fleet]),
-    }
+    cpu_after = _group_cpu(server_pid, brokers, pg, fleet)
     result.cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_before}
     result.telemetry_row_bytes, result.machine_row_bytes = await _row_sizes(db)
     progress = await asyncio.gather(*(w.expect("progress", 30) for w in fleet))
@@ -478,6 +503,14 @@ def section(r: MoonResult) -> Section:
         f"{r.online_s:.1f} s" if r.online >= p.machines else f"only {r.online:,}",
     )
     table.add("... every simulator had every CONNACK", f"{r.clients_s:.1f} s")
+    table.add(
+        "... machines online a second, over each fifth of the fleet",
+        " / ".join("-" if math.isnan(x) else f"{x:,.0f}" for x in r.online_rates) or "not measured",
+    )
+    table.add(
+        "... CPU while connecting, per machine: " + " / ".join(_LABELS[k] for k in GROUPS),
+        " / ".join(f"{r.online_cpu.get(k, 0.0) * 1000 / p.machines:.2f} ms" for k in GROUPS),
+    )
     table.add("connections refused / lost", f"{r.refused:,} / {r.lost:,}")
     table.add(
         f"pay to `accepted` p50 / p99 ({p.purchases} purchases over {p.steady_s:.0f} s)",
@@ -500,11 +533,8 @@ def section(r: MoonResult) -> Section:
         table.add(f"RSS per machine: {name}", _kib(r.rss.get(name, 0), p.machines))
     per = max(1, r.sent) / 1000
     table.add(
-        "CPU per 1,000 telemetry messages: server / PostgreSQL / edges / core / simulators",
-        " / ".join(
-            f"{r.cpu.get(k, 0.0) * 1000 / per:.0f} ms"
-            for k in ("server", "postgres", "edges", "core", "simulators")
-        ),
+        "CPU per 1,000 telemetry messages: " + " / ".join(_LABELS[k] for k in GROUPS),
+        " / ".join(f"{r.cpu.get(k, 0.0) * 1000 / per:.0f} ms" for k in GROUPS),
     )
     table.add(
         "PostgreSQL bytes per telemetry row / per machine (with indexes)",
@@ -517,7 +547,7 @@ def section(r: MoonResult) -> Section:
             f"<= {TARGET_ONLINE_S:.0f} s",
             f"{r.online_s:.1f} s",
             r.online >= p.machines and r.online_s <= TARGET_ONLINE_S,
-            "See the section.",
+            _online_why(r),
         )
     )
     out.targets.append(
@@ -540,6 +570,44 @@ def section(r: MoonResult) -> Section:
     )
     out.notes += r.notes
     return out
+
+
+_LABELS = {
+    "server": "server",
+    "postgres": "PostgreSQL",
+    "edges": "edges",
+    "core": "core",
+    "simulators": "simulators",
+}
+
+
+def _online_why(r: MoonResult) -> str:
+    """Where the connect phase's time went, from the CPU each part used meanwhile."""
+    if not r.online_cpu or not r.online_s > 0:
+        return "See the section."
+    cores = os.cpu_count() or 1
+    available = cores * r.online_s
+    used = sum(r.online_cpu.values())
+    parts = sorted(GROUPS, key=lambda k: -r.online_cpu.get(k, 0.0))
+    shares = ", ".join(
+        f"{_LABELS[k]} {r.online_cpu[k]:.0f} s ({r.online_cpu[k] / used:.0%})" for k in parts
+    )
+    rates = r.online_rates
+    trend = (
+        f" Machines came online at {rates[0]:,.0f} a second over the first fifth of the fleet "
+        f"and {rates[-1]:,.0f} over the last."
+        if len(rates) >= 2
+        else ""
+    )
+    return (
+        f"While the fleet connected, its processes used {used:.0f} of the host's "
+        f"{available:.0f} core-seconds ({cores} cores for {r.online_s:.0f} s, "
+        f"{used / available:.0%}): {shares}.{trend} The host's cores, not one process, "
+        f"bound the connect phase: every part runs on the same {cores} cores."
+        if used >= 0.8 * available
+        else f"While the fleet connected, its processes used {used:.0f} of the host's "
+        f"{available:.0f} core-seconds ({used / available:.0%}): {shares}.{trend}"
+    )
 
 
 def _intro() -> str:
