@@ -18,6 +18,7 @@ live streams; the server's database queries and CPU are read with and without th
 import asyncio
 import contextlib
 import os
+import statistics
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -35,7 +36,15 @@ from device.controller import DEFAULTS
 from schema import messages, topics
 from schema.models import Machine, VendSession
 from tests.benchmarks.device_load import wait_until
-from tests.benchmarks.measure import NO_LATENCY, Latency, cpu_seconds, flame_graph, say
+from tests.benchmarks.measure import (
+    NO_LATENCY,
+    HostBusy,
+    Latency,
+    LoopLag,
+    cpu_seconds,
+    flame_graph,
+    say,
+)
 from tests.benchmarks.procs import workers
 from tests.benchmarks.report import Section, Table, Target, ms, rate
 from tests.benchmarks.stacks import BenchStack
@@ -75,6 +84,10 @@ class VendResult:
     purchase_cpu_ms: float = float("nan")  # the server's process per purchase, its client in
     purchase_statements: float = float("nan")
     lock_client_cpu_ms: float = float("nan")
+    host_busy: float = float("nan")  # share of the host's cores busy during the purchases
+    loop_late: Latency = NO_LATENCY  # the server's event loop, a 2 ms timer's lateness
+    held_slowest_ms: float = float("nan")  # longest stretch the loop was held, slowest 1 %
+    held_rest_ms: float = float("nan")  # ... the other purchases (medians)
     pages: int = 0
     page_failures: str = ""
     window_s: float = 0.0
@@ -145,6 +158,7 @@ class Timeline:
     answered: float  # the HTTP answer came back
     arrived: float  # the machine's ``accepted`` reached the server
     applied: float  # ... and the server had applied it
+    sent: float  # when verify-payment was sent (perf_counter)
 
 
 def six_slot_ids(bench: BenchStack, count: int, warmup: int) -> list[str]:
@@ -208,7 +222,7 @@ async def _purchase(
     answered = time.perf_counter()
     async with asyncio.timeout(10):
         arrived, applied = await accepted
-    return Timeline(answered - started, arrived - started, applied - started)
+    return Timeline(answered - started, arrived - started, applied - started, started)
 
 
 async def purchases(
@@ -230,8 +244,10 @@ async def purchases(
         )
         with QueryCount(bench) as queries:
             cpu_before = cpu_seconds(os.getpid())
-            async with recording:
-                timelines, kinds = await _measured(http, bench, watch, count, result, six)
+            with HostBusy() as busy:
+                async with recording, LoopLag() as lag:
+                    timelines, kinds = await _measured(http, bench, watch, count, result, six)
+            result.host_busy = busy.share
             done = max(1, len(timelines))
             result.purchase_cpu_ms = (cpu_seconds(os.getpid()) - cpu_before) * 1000 / done
             result.purchase_statements = queries.count / done
@@ -242,6 +258,13 @@ async def purchases(
     result.verify_http = Latency.of([t.answered for t in timelines])
     result.to_arrival = Latency.of([t.arrived for t in timelines])
     result.ingest = Latency.of([t.applied - t.arrived for t in timelines])
+    result.loop_late = lag.lateness()
+    held = sorted(
+        ((t.applied, lag.longest(t.sent, t.sent + t.applied)) for t in timelines), reverse=True
+    )
+    slowest = max(1, len(held) // 100)
+    result.held_slowest_ms = statistics.median(h for _, h in held[:slowest]) * 1000
+    result.held_rest_ms = statistics.median([h for _, h in held[slowest:]] or [0.0]) * 1000
 
 
 async def _measured(
@@ -425,6 +448,18 @@ def section(results: list[VendResult], purchases_count: int) -> Section:
     table.add("... `accepted` at the bridge p50 / p99", *(_pair(r.to_arrival) for r in results))
     table.add("... then applying it took p50 / p99", *(_pair(r.ingest) for r in results))
     table.add(
+        "... the host's cores busy meanwhile (every process)",
+        *(f"{r.host_busy:.0%}" for r in results),
+    )
+    table.add(
+        "... the server's event loop meanwhile: a 2 ms timer late by p50 / p99 / max",
+        *(f"{_pair(r.loop_late)} / {ms(r.loop_late.max)}" for r in results),
+    )
+    table.add(
+        "... longest the loop was held during a purchase: slowest 1 % / the others (medians)",
+        *(f"{r.held_slowest_ms:.2f} ms / {r.held_rest_ms:.2f} ms" for r in results),
+    )
+    table.add(
         "... per purchase, the server's process (its HTTP client in it): CPU, SQL statements",
         *(f"{r.purchase_cpu_ms:.1f} ms, {r.purchase_statements:.0f}" for r in results),
     )
@@ -571,8 +606,12 @@ def _why(result: VendResult, results: dict[str, VendResult]) -> str:
         f"a few milliseconds of Python on the server's one event loop, which also runs "
         f"{on_loop}the batches of the fleet's telemetry ({result.machines:,} machines every "
         f"{SPREAD_S:.0f} s) and the earlier vends' reports, on two cores shared with the "
-        f"fleet's process{beside} and the other work on the host (see the note on load); the "
-        f"tail is the loop being busy with that work when a step's turn comes."
+        f"fleet's process{beside} and the other work on the host (see the note on load). "
+        f"The host's cores were {result.host_busy:.0%} busy meanwhile. "
+        f"Measured on that loop: in the slowest 1 % of purchases it was held by other work "
+        f"for {result.held_slowest_ms:.1f} ms at a stretch (median over them), in the "
+        f"others {result.held_rest_ms:.1f} ms; a 2 ms timer on it woke late by p99 "
+        f"{ms(result.loop_late.p99)}, at most {ms(result.loop_late.max)}."
     )
 
 

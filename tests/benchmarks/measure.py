@@ -1,8 +1,10 @@
 """Small measuring tools shared by the benchmarks: percentiles, RSS, progress, limits."""
 
 import asyncio
+import bisect
 import contextlib
 import datetime
+import itertools
 import os
 import platform
 import resource
@@ -48,6 +50,47 @@ class Latency:
 
 
 NO_LATENCY = Latency(0, float("nan"), float("nan"), float("nan"))
+
+
+class LoopLag:
+    """How late a short timer on the running event loop wakes, sampled all along: each
+    lateness is a stretch in which the loop was held by other work (or the process had
+    no core). Costs the loop one wake-up every ``period_s``."""
+
+    def __init__(self, period_s: float = 0.002) -> None:
+        self.period_s = period_s
+        self.samples: list[tuple[float, float]] = []  # (perf_counter at the wake-up, late by)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            due = time.perf_counter() + self.period_s
+            await asyncio.sleep(self.period_s)
+            now = time.perf_counter()
+            self.samples.append((now, max(0.0, now - due)))
+
+    async def __aenter__(self) -> "LoopLag":
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def lateness(self) -> Latency:
+        return Latency.of([late for _, late in self.samples])
+
+    def longest(self, start: float, end: float) -> float:
+        """The longest stretch (seconds) the loop was held that ended between ``start``
+        and ``end`` (perf_counter)."""
+        at = bisect.bisect_left(self.samples, (start, 0.0))
+        longest = 0.0
+        for woke, late in itertools.islice(self.samples, at, None):
+            if woke > end:
+                break
+            longest = max(longest, late)
+        return longest
 
 
 def rss_bytes(pid: int) -> int:
@@ -163,6 +206,31 @@ def tree_cpu(*roots: int) -> float:
     included (from /proc)."""
     procs = _processes(reaped=True)
     return sum(procs[pid][1] for pid in descendants(procs, set(roots)) if pid in procs)
+
+
+class HostBusy:
+    """The share of the host's cores that were busy (not idle, not waiting for I/O)
+    while the block ran, every process included, from /proc/stat."""
+
+    def __init__(self) -> None:
+        self.share = float("nan")
+        self._start: tuple[int, int] = (0, 0)
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        """(busy, total) jiffies of all cores so far."""
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        total = sum(fields[:8])  # guest time is already in user and nice
+        return total - fields[3] - fields[4], total
+
+    def __enter__(self) -> "HostBusy":
+        self._start = self._read()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy, total = self._read()
+        spent = total - self._start[1]
+        self.share = (busy - self._start[0]) / spent if spent else float("nan")
 
 
 class ForeignLoad:

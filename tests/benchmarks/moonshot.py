@@ -51,7 +51,6 @@ from tests.benchmarks.measure import (
     descendants,
     rss_bytes,
     say,
-    tree_cpu,
 )
 from tests.benchmarks.procs import MosquittoRun, Worker, config_dir, workers
 from tests.benchmarks.report import Section, Table, Target, ms
@@ -113,6 +112,7 @@ class MoonResult:
     cpu: dict[str, float] = field(default_factory=dict)  # seconds over the steady window
     online_cpu: dict[str, float] = field(default_factory=dict)  # seconds while connecting
     online_rates: list[float] = field(default_factory=list)  # per fifth of the fleet, per s
+    busiest: tuple[str, float] = ("", float("nan"))  # while connecting: its part, cores used
     notes: list[str] = field(default_factory=list)
 
 
@@ -287,17 +287,31 @@ def postgres_pids(url: str) -> list[int]:
 GROUPS = ("server", "postgres", "edges", "core", "simulators")
 
 
-def _group_cpu(
+def _cpu_by_process(
     server_pid: int, brokers: dict[str, MosquittoRun], pg: list[int], fleet: list[Worker]
-) -> dict[str, float]:
-    """CPU seconds so far of each part of the run (``GROUPS``)."""
-    return {
-        "server": tree_cpu(server_pid),
-        "postgres": tree_cpu(*pg),
-        "edges": tree_cpu(*(b.pid for n, b in brokers.items() if n != "core")),
-        "core": tree_cpu(brokers["core"].pid),
-        "simulators": tree_cpu(*(w.pid for w in fleet)),
+) -> dict[int, tuple[str, float]]:
+    """pid -> (its part of the run, CPU seconds so far) for every process of the run."""
+    procs = _processes(reaped=True)
+    roots = {
+        "server": {server_pid},
+        "postgres": set(pg),
+        "edges": {b.pid for n, b in brokers.items() if n != "core"},
+        "core": {brokers["core"].pid},
+        "simulators": {w.pid for w in fleet},
     }
+    return {
+        pid: (group, procs[pid][1])
+        for group, tops in roots.items()
+        for pid in descendants(procs, tops)
+        if pid in procs
+    }
+
+
+def _by_group(cpu: dict[int, tuple[str, float]]) -> dict[str, float]:
+    out = dict.fromkeys(GROUPS, 0.0)
+    for group, seconds in cpu.values():
+        out[group] += seconds
+    return out
 
 
 def fifth_rates(timeline: list[tuple[float, int]], total: int) -> list[float]:
@@ -319,7 +333,7 @@ async def _online(
     db: async_sessionmaker[AsyncSession],
     fleet: list[Worker],
     result: MoonResult,
-    cpu: Callable[[], dict[str, float]],
+    cpu: Callable[[], dict[int, tuple[str, float]]],
 ) -> None:
     cpu_before = cpu()
     timeline: list[tuple[float, int]] = []
@@ -340,7 +354,11 @@ async def _online(
         result.online_s = time.monotonic() - started
         timeline.append((result.online_s, count))
         after = cpu()
-        result.online_cpu = {k: after[k] - cpu_before[k] for k in GROUPS}
+        ended, begun = _by_group(after), _by_group(cpu_before)
+        result.online_cpu = {k: ended[k] - begun[k] for k in GROUPS}
+        spent = {pid: (g, c - cpu_before.get(pid, (g, 0.0))[1]) for pid, (g, c) in after.items()}
+        group, seconds = max(spent.values(), key=lambda gc: gc[1])
+        result.busiest = (group, seconds / result.online_s)
         result.online_rates = fifth_rates(timeline, result.plan.machines)
     with contextlib.suppress(TimeoutError, RuntimeError):
         async with asyncio.timeout(60):
@@ -410,7 +428,9 @@ async def run(plan: MoonPlan, workdir: Path) -> Section:
                     pg = postgres_pids(url)
                     pid = server.process.pid
                     await asyncio.gather(*(w.expect("started", 120) for w in fleet))
-                    await _online(db, fleet, result, lambda: _group_cpu(pid, brokers, pg, fleet))
+                    await _online(
+                        db, fleet, result, lambda: _cpu_by_process(pid, brokers, pg, fleet)
+                    )
                     await _steady(plan, result, fleet, pid, brokers, db, server.url, pg)
         finally:
             await engine.dispose()
@@ -439,7 +459,7 @@ async def _steady(
         "simulators": sum(rss_bytes(w.pid) for w in fleet),
     }
     stored_before = await count_telemetry(db)
-    cpu_before = _group_cpu(server_pid, brokers, pg, fleet)
+    cpu_before = _by_group(_cpu_by_process(server_pid, brokers, pg, fleet))
     sent_before = await _sent(fleet, "quiet")  # a quiet/steady pair reads the counters
     for worker in fleet:
         worker.send(f"steady {plan.telemetry_s}")
@@ -455,7 +475,7 @@ async def _steady(
     stored, result.drain_s = await _drained(db, sent_after)
     result.stored = stored - stored_before
     result.lost_messages = max(0, sent_after - stored)
-    cpu_after = _group_cpu(server_pid, brokers, pg, fleet)
+    cpu_after = _by_group(_cpu_by_process(server_pid, brokers, pg, fleet))
     result.cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_before}
     result.telemetry_row_bytes, result.machine_row_bytes = await _row_sizes(db)
     progress = await asyncio.gather(*(w.expect("progress", 30) for w in fleet))
@@ -510,6 +530,10 @@ def section(r: MoonResult) -> Section:
     table.add(
         "... CPU while connecting, per machine: " + " / ".join(_LABELS[k] for k in GROUPS),
         " / ".join(f"{r.online_cpu.get(k, 0.0) * 1000 / p.machines:.2f} ms" for k in GROUPS),
+    )
+    table.add(
+        "... the busiest process while connecting",
+        f"{_ONE[r.busiest[0]]}, {r.busiest[1]:.2f} of a core" if r.busiest[0] else "not measured",
     )
     table.add("connections refused / lost", f"{r.refused:,} / {r.lost:,}")
     table.add(
@@ -581,6 +605,16 @@ _LABELS = {
 }
 
 
+_ONE = {
+    "server": "a server worker",
+    "postgres": "a PostgreSQL process",
+    "edges": "an edge broker",
+    "core": "the core broker",
+    "simulators": "a simulator",
+}
+SATURATED = 0.85  # a process using this much of a core sets the pace
+
+
 def _online_why(r: MoonResult) -> str:
     """Where the connect phase's time went, from the CPU each part used meanwhile."""
     if not r.online_cpu or not r.online_s > 0:
@@ -599,14 +633,18 @@ def _online_why(r: MoonResult) -> str:
         if len(rates) >= 2
         else ""
     )
+    group, share = r.busiest
+    if share >= SATURATED:
+        pace = " That one process, on its one core, set the pace."
+    elif used >= 0.8 * available:
+        pace = f" The host's {cores} cores, nearly all busy, set the pace."
+    else:
+        pace = ""
     return (
         f"While the fleet connected, its processes used {used:.0f} of the host's "
         f"{available:.0f} core-seconds ({cores} cores for {r.online_s:.0f} s, "
-        f"{used / available:.0%}): {shares}.{trend} The host's cores, not one process, "
-        f"bound the connect phase: every part runs on the same {cores} cores."
-        if used >= 0.8 * available
-        else f"While the fleet connected, its processes used {used:.0f} of the host's "
-        f"{available:.0f} core-seconds ({used / available:.0%}): {shares}.{trend}"
+        f"{used / available:.0%}): {shares}.{trend} The busiest single process was "
+        f"{_ONE.get(group, group)}, at {share:.2f} of a core.{pace}"
     )
 
 
