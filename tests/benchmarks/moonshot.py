@@ -19,7 +19,6 @@ brokers, the server and the simulators; CPU per 1,000 messages of each.
 
 import asyncio
 import contextlib
-import math
 import os
 import shutil
 import time
@@ -111,7 +110,7 @@ class MoonResult:
     machine_row_bytes: float = float("nan")
     cpu: dict[str, float] = field(default_factory=dict)  # seconds over the steady window
     online_cpu: dict[str, float] = field(default_factory=dict)  # seconds while connecting
-    online_rates: list[float] = field(default_factory=list)  # per fifth of the fleet, per s
+    online_fifths: list["Fifth"] = field(default_factory=list)  # the fleet's fifths in turn
     busiest: tuple[str, float] = ("", float("nan"))  # while connecting: its part, cores used
     notes: list[str] = field(default_factory=list)
 
@@ -314,19 +313,31 @@ def _by_group(cpu: dict[int, tuple[str, float]]) -> dict[str, float]:
     return out
 
 
-def fifth_rates(timeline: list[tuple[float, int]], total: int) -> list[float]:
-    """Machines online per second over each fifth of the fleet, from (seconds, online)
-    readings: how the rate changed as the fleet came in."""
-    rates, start = [], (0.0, 0)
+Reading = tuple[float, int, dict[str, float]]  # seconds, machines online, CPU by part
+
+
+@dataclass(frozen=True)
+class Fifth:
+    """One fifth of the fleet coming online: its rate and what each part spent per machine."""
+
+    rate: float  # machines a second
+    cpu_ms: dict[str, float]  # CPU per machine by part
+
+
+def fifths(timeline: list[Reading], total: int) -> list[Fifth]:
+    """How the connect phase changed as the fleet came in, from readings taken along it."""
+    out, start = [], timeline[0] if timeline else (0.0, 0, {})
     for n in range(1, 6):
         goal = total * n // 5
-        end = next(((t, c) for t, c in timeline if c >= goal), None)
+        end = next((r for r in timeline if r[1] >= goal), None)
         if end is None:
             break
-        seconds = end[0] - start[0]
-        rates.append((end[1] - start[1]) / seconds if seconds > 0 else float("nan"))
-        start = end
-    return rates
+        seconds, machines = end[0] - start[0], end[1] - start[1]
+        if seconds > 0 and machines > 0:
+            cpu = {k: (end[2][k] - start[2][k]) * 1000 / machines for k in GROUPS}
+            out.append(Fifth(machines / seconds, cpu))
+            start = end
+    return out
 
 
 async def _online(
@@ -336,13 +347,13 @@ async def _online(
     cpu: Callable[[], dict[int, tuple[str, float]]],
 ) -> None:
     cpu_before = cpu()
-    timeline: list[tuple[float, int]] = []
+    timeline: list[Reading] = [(0.0, 0, _by_group(cpu_before))]
     started = time.monotonic()
     readies = [asyncio.create_task(w.expect("ready", ONLINE_TIMEOUT_S)) for w in fleet]
     last_said = started
     while (count := await count_online(db)) < result.plan.machines:
         now = time.monotonic()
-        timeline.append((now - started, count))
+        timeline.append((now - started, count, _by_group(cpu())))
         if now - started > ONLINE_TIMEOUT_S:
             break
         if now - last_said >= 10:
@@ -352,14 +363,14 @@ async def _online(
     result.online = count
     if count >= result.plan.machines:
         result.online_s = time.monotonic() - started
-        timeline.append((result.online_s, count))
         after = cpu()
         ended, begun = _by_group(after), _by_group(cpu_before)
+        timeline.append((result.online_s, count, ended))
         result.online_cpu = {k: ended[k] - begun[k] for k in GROUPS}
         spent = {pid: (g, c - cpu_before.get(pid, (g, 0.0))[1]) for pid, (g, c) in after.items()}
         group, seconds = max(spent.values(), key=lambda gc: gc[1])
         result.busiest = (group, seconds / result.online_s)
-        result.online_rates = fifth_rates(timeline, result.plan.machines)
+        result.online_fifths = fifths(timeline, result.plan.machines)
     with contextlib.suppress(TimeoutError, RuntimeError):
         async with asyncio.timeout(60):
             done = await asyncio.gather(*readies)
@@ -525,8 +536,15 @@ def section(r: MoonResult) -> Section:
     table.add("... every simulator had every CONNACK", f"{r.clients_s:.1f} s")
     table.add(
         "... machines online a second, over each fifth of the fleet",
-        " / ".join("-" if math.isnan(x) else f"{x:,.0f}" for x in r.online_rates) or "not measured",
+        " / ".join(f"{f.rate:,.0f}" for f in r.online_fifths) or "not measured",
     )
+    if r.online_fifths:
+        for name, fifth in (("first", r.online_fifths[0]), ("last", r.online_fifths[-1])):
+            table.add(
+                f"... CPU per machine over the {name} fifth: "
+                + " / ".join(_LABELS[k] for k in GROUPS),
+                " / ".join(f"{fifth.cpu_ms[k]:.2f} ms" for k in GROUPS),
+            )
     table.add(
         "... CPU while connecting, per machine: " + " / ".join(_LABELS[k] for k in GROUPS),
         " / ".join(f"{r.online_cpu.get(k, 0.0) * 1000 / p.machines:.2f} ms" for k in GROUPS),
@@ -626,13 +644,17 @@ def _online_why(r: MoonResult) -> str:
     shares = ", ".join(
         f"{_LABELS[k]} {r.online_cpu[k]:.0f} s ({r.online_cpu[k] / used:.0%})" for k in parts
     )
-    rates = r.online_rates
-    trend = (
-        f" Machines came online at {rates[0]:,.0f} a second over the first fifth of the fleet "
-        f"and {rates[-1]:,.0f} over the last."
-        if len(rates) >= 2
-        else ""
-    )
+    trend = ""
+    if len(r.online_fifths) >= 2:
+        first, last = r.online_fifths[0], r.online_fifths[-1]
+        grew = max(GROUPS, key=lambda k: last.cpu_ms[k] - first.cpu_ms[k])
+        trend = (
+            f" Machines came online at {first.rate:,.0f} a second over the first fifth of the "
+            f"fleet and {last.rate:,.0f} over the last, when every part together spent "
+            f"{sum(last.cpu_ms.values()):.2f} ms of CPU per machine against "
+            f"{sum(first.cpu_ms.values()):.2f} ms; {_LABELS[grew]} grew most, from "
+            f"{first.cpu_ms[grew]:.2f} to {last.cpu_ms[grew]:.2f} ms."
+        )
     group, share = r.busiest
     if share >= SATURATED:
         pace = " That one process, on its one core, set the pace."
