@@ -91,6 +91,7 @@ class MoonPlan:
 @dataclass
 class MoonResult:
     plan: MoonPlan
+    ready_s: float = float("nan")  # the server started until every worker was ready
     online: int = 0
     online_s: float = float("nan")
     clients_s: float = float("nan")  # every simulator had every CONNACK
@@ -321,7 +322,11 @@ class Fifth:
     """One fifth of the fleet coming online: its rate and what each part spent per machine."""
 
     rate: float  # machines a second
-    cpu_ms: dict[str, float]  # CPU per machine by part
+    cores: dict[str, float]  # cores used by each part (CPU seconds a second)
+
+    def cpu_ms(self, part: str) -> float:
+        """CPU per machine that came online, of ``part``."""
+        return self.cores[part] * 1000 / self.rate
 
 
 def fifths(timeline: list[Reading], total: int) -> list[Fifth]:
@@ -334,8 +339,8 @@ def fifths(timeline: list[Reading], total: int) -> list[Fifth]:
             break
         seconds, machines = end[0] - start[0], end[1] - start[1]
         if seconds > 0 and machines > 0:
-            cpu = {k: (end[2][k] - start[2][k]) * 1000 / machines for k in GROUPS}
-            out.append(Fifth(machines / seconds, cpu))
+            cores = {k: (end[2][k] - start[2][k]) / seconds for k in GROUPS}
+            out.append(Fifth(machines / seconds, cores))
             start = end
     return out
 
@@ -433,7 +438,9 @@ async def run(plan: MoonPlan, workdir: Path) -> Section:
         engine = create_engine(url.replace("postgresql://", "postgresql+asyncpg://", 1))
         db = session_factory(engine)
         try:
+            begun = time.monotonic()
             async with serve_workers(plan.workers, settings, workdir, ONLINE_TIMEOUT_S) as server:
+                result.ready_s = time.monotonic() - begun
                 say(f"moonshot: {plan.workers} workers up; starting {plan.machines:,} machines")
                 async with workers("light", cfgs, workdir) as fleet:
                     pg = postgres_pids(url)
@@ -530,6 +537,11 @@ def section(r: MoonResult) -> Section:
         f"{p.machines:,}, {p.edges}, {p.workers}",
     )
     table.add(
+        "the server ready, from its start (its leader first publishes every machine's "
+        "retained `desired` and `state` again)",
+        f"{r.ready_s:.1f} s",
+    )
+    table.add(
         "all online in the database (simulators started)",
         f"{r.online_s:.1f} s" if r.online >= p.machines else f"only {r.online:,}",
     )
@@ -541,9 +553,8 @@ def section(r: MoonResult) -> Section:
     if r.online_fifths:
         for name, fifth in (("first", r.online_fifths[0]), ("last", r.online_fifths[-1])):
             table.add(
-                f"... CPU per machine over the {name} fifth: "
-                + " / ".join(_LABELS[k] for k in GROUPS),
-                " / ".join(f"{fifth.cpu_ms[k]:.2f} ms" for k in GROUPS),
+                f"... cores used over the {name} fifth: " + " / ".join(_LABELS[k] for k in GROUPS),
+                " / ".join(f"{fifth.cores[k]:.2f}" for k in GROUPS),
             )
     table.add(
         "... CPU while connecting, per machine: " + " / ".join(_LABELS[k] for k in GROUPS),
@@ -647,13 +658,17 @@ def _online_why(r: MoonResult) -> str:
     trend = ""
     if len(r.online_fifths) >= 2:
         first, last = r.online_fifths[0], r.online_fifths[-1]
-        grew = max(GROUPS, key=lambda k: last.cpu_ms[k] - first.cpu_ms[k])
+        ratio = first.rate / last.rate
         trend = (
             f" Machines came online at {first.rate:,.0f} a second over the first fifth of the "
-            f"fleet and {last.rate:,.0f} over the last, when every part together spent "
-            f"{sum(last.cpu_ms.values()):.2f} ms of CPU per machine against "
-            f"{sum(first.cpu_ms.values()):.2f} ms; {_LABELS[grew]} grew most, from "
-            f"{first.cpu_ms[grew]:.2f} to {last.cpu_ms[grew]:.2f} ms."
+            f"fleet and {last.rate:,.0f} over the last ({ratio:.1f} times fewer), while the "
+            f"parts used {sum(first.cores.values()):.2f} and {sum(last.cores.values()):.2f} "
+            f"cores: per machine that came online, the server spent {first.cpu_ms('server'):.2f} "
+            f"then {last.cpu_ms('server'):.2f} ms, the edges {first.cpu_ms('edges'):.2f} then "
+            f"{last.cpu_ms('edges'):.2f} ms. Besides connecting machines, the parts serve those "
+            f"already online: each sends a keepalive once a minute through its edge (as its "
+            f"telemetry would), and each arrival's `state`, published by the server's leader, "
+            f"is copied to every edge."
         )
     group, share = r.busiest
     if share >= SATURATED:
