@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.infra.changes_from_commits import FLEET, touch
+from api.infra.one_of import PerDialect, one_of
 from api.lifecycle.states import SessionStatus
 from api.services import outgoing
 from api.services.context import Context
@@ -176,13 +177,22 @@ class BatchOutcome:
 
 _MACHINES = table(Machine)
 _READ_NAMES = ("id", *READ)
-_SELECT = (
-    select(*(_MACHINES.c[name] for name in _READ_NAMES))
-    # A decommissioned machine's last words (its will, as the broker drops it) change
-    # nothing: its retained topics stay cleared.
-    .where(_MACHINES.c.id.in_(bindparam("ids", expanding=True)), _MACHINES.c.removed_at.is_(None))
-    .order_by(_MACHINES.c.id)
-    .with_for_update()
+_SELECT = PerDialect(
+    lambda dialect: (
+        select(*(_MACHINES.c[name] for name in _READ_NAMES))
+        # A decommissioned machine's last words (its will, as the broker drops it) change
+        # nothing: its retained topics stay cleared.
+        .where(one_of(_MACHINES.c.id, "ids", dialect), _MACHINES.c.removed_at.is_(None))
+        .order_by(_MACHINES.c.id)
+        .with_for_update()
+    )
+)
+_SESSIONS = table(VendSession)
+_BUSY = PerDialect(
+    lambda dialect: select(_SESSIONS.c.machine_id).where(
+        one_of(_SESSIONS.c.machine_id, "ids", dialect),
+        _SESSIONS.c.status == SessionStatus.ACTIVE,
+    )
 )
 # Bound names cannot be the columns' own (SQLAlchemy keeps those for SET).
 _UPDATE = (
@@ -199,7 +209,7 @@ async def apply_batch(ctx: Context, batch: Sequence[DeviceMessage]) -> BatchOutc
     now = ctx.clock.now()
     ids = sorted({item.machine_id for item in batch})
     async with ctx.db.begin() as s:
-        rows = await s.execute(_SELECT, {"ids": ids})
+        rows = await s.execute(_SELECT.on(s), {"ids": ids})
         machines = {row[0]: MachineFold(dict(zip(_READ_NAMES, row, strict=True))) for row in rows}
         done = fold(machines, batch, now)
         if done.telemetry:
@@ -220,16 +230,7 @@ async def apply_batch(ctx: Context, batch: Sequence[DeviceMessage]) -> BatchOutc
 
 
 async def _write_states(s: AsyncSession, rows: list[dict[str, Any]], now: int) -> None:
-    busy = set(
-        (
-            await s.scalars(
-                select(VendSession.machine_id).where(
-                    VendSession.machine_id.in_([r["id"] for r in rows]),
-                    VendSession.status == SessionStatus.ACTIVE,
-                )
-            )
-        ).all()
-    )
+    busy = set((await s.scalars(_BUSY.on(s), {"ids": [r["id"] for r in rows]})).all())
     out: list[dict[str, Any]] = []
     for r in rows:
         shown = Machine(**{k: r[k] for k in READ})  # transient: never added to the session

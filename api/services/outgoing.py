@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from api.infra.one_of import PerDialect, one_of
 from api.infra.prepared import Prepared
 from api.services import planogram, sessions, webhooks_out
 from schema import messages, topics, wire
@@ -185,7 +186,9 @@ async def machine_changed(
 SUPERSEDE_CHUNK = 5_000  # topics per DELETE (PostgreSQL: at most 32,767 bind parameters)
 OUTBOX = table(OutboxMessage)
 _INSERT = insert(OUTBOX)
-_SUPERSEDE = delete(OUTBOX).where(OUTBOX.c.topic.in_(bindparam("topics", expanding=True)))
+_SUPERSEDE = PerDialect(
+    lambda dialect: delete(OUTBOX).where(one_of(OUTBOX.c.topic, "topics", dialect))
+)
 # A machine's ``desired`` and ``state``, which every vend event shows, after a sale and
 # the command when there are: the statements prepared for the driver
 # (``api.infra.prepared``), one INSERT for each number of rows an event writes.
@@ -214,7 +217,9 @@ async def supersede(s: AsyncSession, retained_topics: list[str]) -> None:
     ``today`` at midnight) names more topics than PostgreSQL takes bind parameters."""
     conn = await s.connection()
     for start in range(0, len(retained_topics), SUPERSEDE_CHUNK):
-        await conn.execute(_SUPERSEDE, {"topics": retained_topics[start : start + SUPERSEDE_CHUNK]})
+        await conn.execute(
+            _SUPERSEDE.on(s), {"topics": retained_topics[start : start + SUPERSEDE_CHUNK]}
+        )
 
 
 def vend_messages(
