@@ -667,8 +667,8 @@ def _online_why(r: MoonResult) -> str:
             f"then {last.cpu_ms('server'):.2f} ms, the edges {first.cpu_ms('edges'):.2f} then "
             f"{last.cpu_ms('edges'):.2f} ms. Besides connecting machines, the parts serve those "
             f"already online: each sends a keepalive once a minute through its edge (as its "
-            f"telemetry would), and each arrival's `state`, published by the server's leader, "
-            f"is copied to every edge."
+            f"telemetry would), and the server's leader publishes a `state` for each arrival "
+            f"to the core."
         )
     group, share = r.busiest
     if share >= SATURATED:
