@@ -28,6 +28,7 @@ from api.http.request_id import RequestId
 from api.http.source import SourceAddress
 from api.http.timing import TimingMiddleware
 from api.payments.base import PaymentGateway
+from api.server import heap
 from api.server.runtime import open_runtime
 from api.services.catalogue import IMAGE_MAX_BYTES
 from api.settings import Settings
@@ -58,7 +59,8 @@ def create_app(
             settings, clock=clock, gateway=gateway, serving=True, mqtt=mqtt
         ) as rt:
             app.state.runtime = rt
-            yield
+            with heap.settled():
+                yield
 
     all_routes: list[BaseRoute] = [
         Route("/healthz", health, methods=["GET"]),

@@ -38,6 +38,7 @@ from schema.models import Machine, VendSession
 from tests.benchmarks.device_load import wait_until
 from tests.benchmarks.measure import (
     NO_LATENCY,
+    GcPauses,
     HostBusy,
     Latency,
     LoopLag,
@@ -85,6 +86,8 @@ class VendResult:
     purchase_statements: float = float("nan")
     lock_client_cpu_ms: float = float("nan")
     host_busy: float = float("nan")  # share of the host's cores busy during the purchases
+    full_collections: int = 0  # Python's collections of its oldest generation meanwhile
+    longest_collection_s: float = float("nan")
     loop_late: Latency = NO_LATENCY  # the server's event loop, a 2 ms timer's lateness
     held_slowest_ms: float = float("nan")  # longest stretch the loop was held, slowest 1 %
     held_rest_ms: float = float("nan")  # ... the other purchases (medians)
@@ -244,10 +247,11 @@ async def purchases(
         )
         with QueryCount(bench) as queries:
             cpu_before = cpu_seconds(os.getpid())
-            with HostBusy() as busy:
+            with HostBusy() as busy, GcPauses() as collections:
                 async with recording, LoopLag() as lag:
                     timelines, kinds = await _measured(http, bench, watch, count, result, six)
             result.host_busy = busy.share
+            result.full_collections, result.longest_collection_s = collections.oldest()
             done = max(1, len(timelines))
             result.purchase_cpu_ms = (cpu_seconds(os.getpid()) - cpu_before) * 1000 / done
             result.purchase_statements = queries.count / done
@@ -456,6 +460,10 @@ def section(results: list[VendResult], purchases_count: int) -> Section:
         *(f"{_pair(r.loop_late)} / {ms(r.loop_late.max)}" for r in results),
     )
     table.add(
+        "... Python's full garbage collections meanwhile (they stop the process): count, longest",
+        *(f"{r.full_collections}, {r.longest_collection_s * 1000:.1f} ms" for r in results),
+    )
+    table.add(
         "... longest the loop was held during a purchase: slowest 1 % / the others (medians)",
         *(f"{r.held_slowest_ms:.2f} ms / {r.held_rest_ms:.2f} ms" for r in results),
     )
@@ -611,7 +619,9 @@ def _why(result: VendResult, results: dict[str, VendResult]) -> str:
         f"Measured on that loop: in the slowest 1 % of purchases it was held by other work "
         f"for {result.held_slowest_ms:.1f} ms at a stretch (median over them), in the "
         f"others {result.held_rest_ms:.1f} ms; a 2 ms timer on it woke late by p99 "
-        f"{ms(result.loop_late.p99)}, at most {ms(result.loop_late.max)}."
+        f"{ms(result.loop_late.p99)}, at most {ms(result.loop_late.max)}; Python's full "
+        f"garbage collections: {result.full_collections}, the longest "
+        f"{result.longest_collection_s * 1000:.1f} ms."
     )
 
 

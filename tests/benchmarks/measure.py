@@ -4,6 +4,7 @@ import asyncio
 import bisect
 import contextlib
 import datetime
+import gc
 import itertools
 import os
 import platform
@@ -91,6 +92,33 @@ class LoopLag:
                 break
             longest = max(longest, late)
         return longest
+
+
+class GcPauses:
+    """Python's garbage collections in this process while the block runs: how many of
+    each generation and how long each took (every thread stops for one)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        self._began = 0.0
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._began))
+
+    def __enter__(self) -> "GcPauses":
+        gc.callbacks.append(self._note)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._note)
+
+    def oldest(self) -> tuple[int, float]:
+        """Collections of the oldest generation, and the longest of them (seconds)."""
+        full = [seconds for generation, seconds in self.pauses if generation == 2]
+        return len(full), max(full, default=0.0)
 
 
 def rss_bytes(pid: int) -> int:
