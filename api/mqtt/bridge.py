@@ -57,7 +57,7 @@ from sqlalchemy.orm import Session
 
 from api.infra.db import session_class
 from api.mqtt.accounts import server_credentials
-from api.mqtt.drain import Outgoing, Publish, drain, publish_in_order, retained_snapshot
+from api.mqtt.drain import Outgoing, Publish, drain, publish_in_order, retained_pages
 from api.mqtt.ingest import DEFAULT_SHARDS, Ingest
 from api.observability.collectors import count_mqtt
 from api.server.periodic import stop_if_cancelled
@@ -381,9 +381,8 @@ class Bridge:
                 if self._shared_group is not None:  # a dead worker's will said offline
                     online = messages.server_online(self.services.ctx.clock.now())
                     await publish(Outgoing(topics.SERVER_STATUS, online))
-                snapshot = await retained_snapshot(self.services.ctx.db)
-                await publish_in_order(publish, snapshot)
-                log.info("republished %d retained messages", len(snapshot))
+                if not await self._republish(publish):
+                    continue  # leadership moved on meanwhile
                 if self._shared_group is not None:
                     await self._reread_presence(client)
                 self._feed_due = self.feed is not None
@@ -485,6 +484,22 @@ class Bridge:
         if refreshing is not None and not refreshing.done():
             refreshing.cancel()
             await asyncio.wait([refreshing])  # its cancel is not ours: nothing raised here
+
+    async def _republish(self, publish: Publish) -> bool:
+        """Every retained message the server owns, a page of machines at a time, with
+        the outbox drained after each page: what a purchase or a lock wrote meanwhile
+        waits for one page, not for the whole fleet. False if leadership moved on."""
+        count = 0
+        async with contextlib.aclosing(retained_pages(self.services.ctx.db)) as pages:
+            async for page in pages:
+                if not self._leads():
+                    self._republish_due = True  # for when leadership comes (back) here
+                    return False
+                await publish_in_order(publish, page)
+                count += len(page)
+                await self._drain_pass(publish)
+        log.info("republished %d retained messages", count)
+        return True
 
     async def _drain_pass(self, publish: Publish) -> None:
         self._wake.clear()

@@ -3,13 +3,14 @@
 Services write outbox rows in the transaction that caused them; :func:`drain`
 publishes them in id order and deletes them only once the broker acknowledged
 them, so a crash or a lost connection re-sends instead of losing.
-:func:`retained_snapshot` rebuilds every retained message the server owns
-(``desired``, ``state``, unfinished ``cmd``) for a broker that lost them.
+:func:`retained_pages` rebuilds every retained message the server owns
+(``desired``, ``state``, unfinished ``cmd``) for a broker that lost them, a page of
+machines at a time.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, select
@@ -96,23 +97,47 @@ async def drain(
         total += len(rows)
 
 
-async def retained_snapshot(db: async_sessionmaker[AsyncSession]) -> list[Outgoing]:
-    """Every machine's current ``desired`` (its version, not bumped) and ``state``,
-    and the ``cmd`` of every unfinished command."""
-    async with db() as s:
-        machines = (
-            await s.scalars(
-                select(Machine).where(Machine.removed_at.is_(None)).order_by(Machine.id)
-            )
-        ).all()
-        locks = {
-            lock.machine_id: lock
-            for lock in (
+PAGE = 1_000  # machines whose retained messages are read and published together
+
+
+async def retained_pages(
+    db: async_sessionmaker[AsyncSession], page: int | None = None
+) -> AsyncGenerator[list[Outgoing], None]:
+    """Every retained message the server owns, ``page`` machines at a time in id order
+    (each one's current ``desired``, its version not bumped, and ``state``), each page
+    read just before it is yielded; then the ``cmd`` of every unfinished command.
+
+    Whoever publishes the pages may drain the outbox between them: the outbox holds at
+    most one unpublished ``desired`` and ``state`` per machine, written with what the
+    database now says, so neither order makes a machine's retained message go back."""
+    size = page or PAGE
+    after = ""
+    while True:
+        async with db() as s:
+            machines = (
                 await s.scalars(
-                    select(VendSession).where(VendSession.status == SessionStatus.ACTIVE)
+                    select(Machine)
+                    .where(Machine.removed_at.is_(None), Machine.id > after)
+                    .order_by(Machine.id)
+                    .limit(size)
                 )
             ).all()
-        }
+            if not machines:
+                break
+            locks = {
+                lock.machine_id: lock
+                for lock in (
+                    await s.scalars(
+                        select(VendSession).where(
+                            VendSession.status == SessionStatus.ACTIVE,
+                            VendSession.machine_id.in_([m.id for m in machines]),
+                        )
+                    )
+                ).all()
+            }
+        yield _machine_messages(machines, locks)
+        after = machines[-1].id
+    async with db() as s:
         commands = (
             await s.scalars(
                 select(Command)
@@ -120,6 +145,17 @@ async def retained_snapshot(db: async_sessionmaker[AsyncSession]) -> list[Outgoi
                 .order_by(Command.issued_at, Command.id)
             )
         ).all()
+    yield _command_messages(commands)
+
+
+async def retained_snapshot(db: async_sessionmaker[AsyncSession]) -> list[Outgoing]:
+    """:func:`retained_pages` all at once."""
+    return [message async for page in retained_pages(db) for message in page]
+
+
+def _machine_messages(
+    machines: Sequence[Machine], locks: Mapping[str, VendSession]
+) -> list[Outgoing]:
     out: list[Outgoing] = []
     for machine in machines:
         lock = locks.get(machine.id)
@@ -131,6 +167,11 @@ async def retained_snapshot(db: async_sessionmaker[AsyncSession]) -> list[Outgoi
             continue
         out.append(Outgoing(topics.desired(machine.id), desired))
         out.append(Outgoing(topics.state(machine.id), state))
+    return out
+
+
+def _command_messages(commands: Sequence[Command]) -> list[Outgoing]:
+    out: list[Outgoing] = []
     for command in commands:
         try:
             payload = messages.encode("cmd", outgoing.command_payload(command))

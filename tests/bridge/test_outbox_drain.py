@@ -194,3 +194,54 @@ async def test_only_a_commit_that_wrote_the_outbox_wakes_the_drain(
             assert woke == [False]
         finally:
             event.remove(sessions, "after_commit", committed)
+
+
+async def test_a_republish_drains_the_outbox_between_pages(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command written while the leader republishes a large fleet goes out after the
+    page in flight, not after the whole fleet; every machine is still republished."""
+    from api.mqtt import bridge as bridge_module
+    from api.mqtt import drain as drain_module
+
+    for n in range(1, 4):
+        await register(services, f"vm-{n}")
+    monkeypatch.setattr(drain_module, "PAGE", 1)
+    sent: list[str] = []
+
+    async def nowhere(message: Outgoing) -> None:
+        pass
+
+    await drain(services.ctx.db, nowhere)  # what registering the machines wrote
+    command = "smartvend/v1/machines/vm-3/cmd/c-new"
+
+    async def publish(message: Outgoing) -> None:
+        sent.append(message.topic)
+        if message.topic == topics.state("vm-1"):  # the first page: a purchase meanwhile
+            async with services.ctx.db.begin() as s:
+                await outgoing.enqueue(s, command, b"{}", retain=True, qos=1, now=1)
+
+    bridge = bridge_module.Bridge(
+        services, host="127.0.0.1", port=1, username="server", password="unused"
+    )
+    assert await bridge._republish(publish)
+    assert sent.index(topics.state("vm-1")) < sent.index(command)
+    assert sent.index(command) < sent.index(topics.desired("vm-2"))  # not after the fleet
+    assert {topics.desired(f"vm-{n}") for n in range(1, 4)} <= set(sent)
+    assert await rows(services) == []  # drained and deleted
+
+
+async def test_a_page_is_read_when_its_turn_comes(services: Services) -> None:
+    """A machine changed while earlier pages are published shows its change."""
+    from api.mqtt.drain import retained_pages
+
+    for n in range(1, 3):
+        await register(services, f"vm-{n}")
+    seen: dict[str, bool] = {}
+    async for page in retained_pages(services.ctx.db, page=1):
+        for message in page:
+            if message.topic.endswith("/state"):
+                seen[message.topic] = messages.decode("state", message.payload)["online"]
+        if topics.state("vm-1") in seen and topics.state("vm-2") not in seen:
+            await services.machines.apply_status("vm-2", {"state": "online", "boot": 1})
+    assert seen == {topics.state("vm-1"): False, topics.state("vm-2"): True}
