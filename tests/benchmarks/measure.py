@@ -62,6 +62,7 @@ class LoopLag:
         self.period_s = period_s
         self.samples: list[tuple[float, float]] = []  # (perf_counter at the wake-up, late by)
         self._task: asyncio.Task[None] | None = None
+        self._woke = asyncio.Event()
 
     async def _run(self) -> None:
         while True:
@@ -69,6 +70,13 @@ class LoopLag:
             await asyncio.sleep(self.period_s)
             now = time.perf_counter()
             self.samples.append((now, max(0.0, now - due)))
+            self._woke.set()
+
+    async def woken(self) -> float:
+        """Wait for the timer's next wake-up; when it was (perf_counter)."""
+        self._woke.clear()
+        await self._woke.wait()
+        return self.samples[-1][0]
 
     async def __aenter__(self) -> "LoopLag":
         self._task = asyncio.create_task(self._run())
